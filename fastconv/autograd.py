@@ -1,0 +1,111 @@
+"""Define-by-run reverse mode: the grad-enabled flag and the backward pass.
+
+Each Tensor produced by a Function with a tensor input that needs a gradient
+points to that Function (``_ctx``); each Function keeps its arguments
+(``parents``). ``backward`` orders the graph topologically from the output,
+walks it once in reverse, and accumulates leaf gradients into ``.grad``. Unless
+``retain_graph`` is set, each node drops its saved arrays and its parents as
+soon as it has run, so the graph is freed by the backward pass itself and
+memory stays flat across training steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def set_grad_enabled(mode: bool):
+    """Context manager that turns graph recording on or off."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, bool(mode)
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad():
+    """``with fastconv.no_grad():`` runs ops without recording a graph."""
+    return set_grad_enabled(False)
+
+
+def _topological_order(root):
+    """Functions reachable from ``root`` with every node after all its consumers."""
+    order, visited = [], set()
+    stack = [(root._ctx, False)]
+    while stack:
+        fn, expanded = stack.pop()
+        if expanded:
+            order.append(fn)
+            continue
+        if id(fn) in visited:
+            continue
+        visited.add(id(fn))
+        stack.append((fn, True))
+        for parent in fn.parents:
+            ctx = getattr(parent, "_ctx", None)
+            if ctx is not None and id(ctx) not in visited:
+                stack.append((ctx, False))
+    order.reverse()  # post-order reversed: consumers before producers
+    return order
+
+
+def backward(root, grad, retain_graph: bool = False) -> None:
+    """Propagate ``grad`` (the gradient of some scalar w.r.t. ``root``) through the graph."""
+    from fastconv.tensor import Tensor
+
+    if root._ctx is None:  # a leaf: its gradient is the incoming one
+        _accumulate(root, grad)
+        return
+    if root._ctx.released:
+        raise RuntimeError(
+            "backward through a graph that was already freed: a second backward over the "
+            "same graph needs retain_graph=True on the first call"
+        )
+    grads = {id(root._ctx): grad}  # gradient flowing into each Function's output
+    with set_grad_enabled(False):
+        for fn in _topological_order(root):
+            dy = grads.pop(id(fn), None)
+            if fn.released:
+                raise RuntimeError(
+                    f"backward through a freed graph node ({type(fn).__name__}): call "
+                    "backward(retain_graph=True) the first time to backpropagate twice"
+                )
+            if dy is None:  # this branch does not influence the output
+                continue
+            input_grads = fn.backward(dy)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for parent, g in zip(fn.parents, input_grads):
+                if g is None or not isinstance(parent, Tensor) or not parent.requires_grad:
+                    continue
+                if parent._ctx is None:
+                    _accumulate(parent, g)
+                else:
+                    key = id(parent._ctx)
+                    grads[key] = g if key not in grads else grads[key] + g
+            if not retain_graph:
+                fn.saved = None
+                fn.parents = ()
+                fn.released = True
+
+
+def _accumulate(leaf, g) -> None:
+    from fastconv.tensor import Tensor
+
+    if not leaf.requires_grad:
+        return
+    if g.shape != leaf.shape:
+        raise RuntimeError(f"gradient of shape {g.shape} for a tensor of shape {leaf.shape}")
+    if leaf.grad is None:
+        # A copy: backward functions may hand the same array to several inputs.
+        leaf.grad = Tensor(g.copy())
+    else:
+        leaf.grad.data += g

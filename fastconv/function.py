@@ -1,0 +1,61 @@
+"""Function: one differentiable op, its forward and its backward side by side.
+
+``MyOp.apply(*args)`` runs ``forward`` on the raw arrays of the Tensor
+arguments, wraps the result in a Tensor and, when a gradient is wanted,
+records the call as a node of the graph. ``backward(dy)`` returns one gradient
+per positional argument (None for non-Tensors and inputs that need none).
+
+Every Function finds its backend (NumPy + fastconv._C, or CuPy) from the device
+of its inputs, once, in ``apply``: ``self.xp`` is the array module and
+``self.kernels`` the backend's kernel module, so an op is written once for both
+devices.
+"""
+
+from __future__ import annotations
+
+from fastconv import autograd
+from fastconv.backend import get_backend
+
+
+class Function:
+    """Base class of every op. Subclasses define ``forward`` and ``backward``."""
+
+    # Set by apply(); listed here so every op reads them the same way.
+    kernels = None        # backend module (fastconv.backend.cpu / .cuda)
+    xp = None             # numpy or cupy
+    needs_input_grad: tuple = ()
+    parents: tuple = ()   # the Tensor arguments (in order), while the graph is alive
+    released = False      # set after backward frees the saved arrays
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        from fastconv.tensor import Tensor
+
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        device = tensors[0].device
+        for t in tensors[1:]:
+            if t.device != device:
+                raise RuntimeError(
+                    f"{cls.__name__}: all tensors must be on one device, got {device!r} "
+                    f"and {t.device!r}; move them with .to(device) first"
+                )
+        fn = cls()
+        fn.kernels = get_backend(device)
+        fn.xp = fn.kernels.xp
+        fn.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        out = fn.forward(*raw, **kwargs)
+        track = autograd.is_grad_enabled() and any(fn.needs_input_grad)
+        if not track:
+            return Tensor(out)
+        fn.parents = tuple(args)
+        return Tensor(out, requires_grad=True, _ctx=fn)

@@ -1,0 +1,219 @@
+"""Module and Parameter: the containers layers and networks are built from (PyTorch's API)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from fastconv.tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as trainable (requires_grad=True by default)."""
+
+    def __init__(self, data, requires_grad: bool = True):
+        if isinstance(data, Tensor):
+            data = data.data
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class of layers and networks.
+
+    Assigning a Parameter, a Module or (through ``register_buffer``) a buffer
+    Tensor as an attribute registers it, in order, so that ``parameters()``,
+    ``state_dict()`` and ``to()`` find it.
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ---- registration -----------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                 f"before assigning {name!r}")
+        for table in (self._parameters, self._buffers, self._modules):
+            table.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        elif name in self.__dict__.get("_buffer_names", ()):
+            self._buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+            return
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name):
+        for table in ("_parameters", "_buffers", "_modules"):
+            entries = self.__dict__.get(table)
+            if entries is not None and name in entries:
+                return entries[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name):
+        for table in (self._parameters, self._buffers, self._modules):
+            if name in table:
+                del table[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor: Tensor | None) -> None:
+        """A non-trainable state tensor (e.g. running statistics) saved in the state_dict."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            tensor = Tensor(tensor)
+        self.__dict__.setdefault("_buffer_names", set()).add(name)
+        self.__dict__.pop(name, None)
+        self._buffers[name] = tensor
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        if param is None:
+            self._parameters[name] = None
+        else:
+            setattr(self, name, param)
+
+    def add_module(self, name: str, module: Module) -> None:
+        self._modules[name] = module
+
+    # ---- traversal --------------------------------------------------------------------------
+    def named_modules(self, prefix: str = ""):
+        yield prefix, self
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        for name, child in self._modules.items():
+            if child is not None:
+                yield name, child
+
+    def children(self):
+        for _, child in self.named_children():
+            yield child
+
+    def named_parameters(self, prefix: str = ""):
+        for module_name, module in self.named_modules(prefix):
+            for name, p in module._parameters.items():
+                if p is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), p
+
+    def parameters(self):
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self, prefix: str = ""):
+        for module_name, module in self.named_modules(prefix):
+            for name, b in module._buffers.items():
+                if b is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), b
+
+    def buffers(self):
+        for _, b in self.named_buffers():
+            yield b
+
+    # ---- modes and devices ------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self) -> None:
+        """Drop every parameter's gradient (set to None, as PyTorch does by default)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device: str) -> Module:
+        """Move every parameter and buffer to ``device`` in place; returns self."""
+        from fastconv.tensor import _as_array
+
+        for t in list(self.parameters()) + list(self.buffers()):
+            t.data = _as_array(t.data, device)
+            if t.grad is not None:
+                t.grad = Tensor(_as_array(t.grad.data, device))
+        return self
+
+    def cpu(self) -> Module:
+        return self.to("cpu")
+
+    def cuda(self) -> Module:
+        return self.to("cuda")
+
+    # ---- state ------------------------------------------------------------------------------
+    def state_dict(self) -> OrderedDict:
+        """Parameters and buffers by dotted name, as host (NumPy) copies."""
+        state = OrderedDict()
+        for name, t in list(self.named_parameters()) + list(self.named_buffers()):
+            state[name] = np.array(t.__array__(), copy=True)
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        """Copy arrays into the parameters and buffers of the same names.
+
+        Returns ``(missing_keys, unexpected_keys)``. With ``strict`` (the default)
+        any missing or unexpected key or any shape mismatch raises a KeyError or
+        ValueError listing all of them; without it, matching entries are loaded
+        and the rest reported. Shape mismatches always raise.
+        """
+        from fastconv.tensor import _as_array
+
+        own = OrderedDict(list(self.named_parameters()) + list(self.named_buffers()))
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        mismatched = []
+        for k, t in own.items():
+            if k in state_dict:
+                value = np.shape(state_dict[k].data if isinstance(state_dict[k], Tensor)
+                                 else state_dict[k])
+                if tuple(value) != t.shape:
+                    mismatched.append(f"{k}: checkpoint {tuple(value)} vs model {t.shape}")
+        if mismatched:
+            raise ValueError("load_state_dict: shape mismatch for " + "; ".join(mismatched))
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict (strict): missing keys {missing}, "
+                           f"unexpected keys {unexpected}")
+        for k, t in own.items():
+            if k in state_dict:
+                value = state_dict[k]
+                value = value.data if isinstance(value, Tensor) else value
+                t.data = _as_array(np.array(value, dtype=t.dtype) if t.device == "cpu"
+                                   else value, t.device).astype(t.dtype, copy=False)
+        return missing, unexpected
+
+    # ---- calling and display ----------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"({name}): " + repr(child).replace("\n", "\n  ")
+                 for name, child in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"

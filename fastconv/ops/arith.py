@@ -1,0 +1,248 @@
+"""Tensor arithmetic, reductions and shape ops, written once on the array module.
+
+These are memory-bound one-liners, so they use the array library of the
+inputs (NumPy or CuPy) directly; the backend kernels are kept for the ops where
+a hand-written loop pays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastconv.function import Function
+
+
+def unbroadcast(xp, grad, shape):
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = (np.shape(a), np.shape(b))
+        return a + b
+
+    def backward(self, dy):
+        return (unbroadcast(self.xp, dy, self.shapes[0]) if self.needs_input_grad[0] else None,
+                unbroadcast(self.xp, dy, self.shapes[1]) if self.needs_input_grad[1] else None)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = (np.shape(a), np.shape(b))
+        return a - b
+
+    def backward(self, dy):
+        return (unbroadcast(self.xp, dy, self.shapes[0]) if self.needs_input_grad[0] else None,
+                unbroadcast(self.xp, -dy, self.shapes[1]) if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a * b
+
+    def backward(self, dy):
+        a, b = self.saved
+        return (unbroadcast(self.xp, dy * b, np.shape(a)) if self.needs_input_grad[0] else None,
+                unbroadcast(self.xp, dy * a, np.shape(b)) if self.needs_input_grad[1] else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a / b
+
+    def backward(self, dy):
+        a, b = self.saved
+        da = unbroadcast(self.xp, dy / b, np.shape(a)) if self.needs_input_grad[0] else None
+        db = (unbroadcast(self.xp, -dy * a / (b * b), np.shape(b))
+              if self.needs_input_grad[1] else None)
+        return da, db
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, dy):
+        return -dy
+
+
+class Pow(Function):
+    """a ** p for a constant exponent p."""
+
+    def forward(self, a, p):
+        self.save_for_backward(a)
+        self.p = p
+        return a ** p
+
+    def backward(self, dy):
+        (a,) = self.saved
+        return dy * self.p * a ** (self.p - 1), None
+
+
+class Exp(Function):
+    def forward(self, a):
+        y = self.xp.exp(a)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, dy):
+        return dy * self.saved[0]
+
+
+class Log(Function):
+    def forward(self, a):
+        self.save_for_backward(a)
+        return self.xp.log(a)
+
+    def backward(self, dy):
+        return dy / self.saved[0]
+
+
+class MatMul(Function):
+    """2-D matrix product through the backend BLAS (batched or 1-D operands via the array module)."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        if a.ndim == 2 and b.ndim == 2:
+            return self.kernels.gemm(a, b)
+        return self.xp.matmul(a, b)
+
+    def backward(self, dy):
+        a, b = self.saved
+        xp = self.xp
+        if a.ndim == 2 and b.ndim == 2:
+            da = self.kernels.gemm(dy, b, trans_b=True) if self.needs_input_grad[0] else None
+            db = self.kernels.gemm(a, dy, trans_a=True) if self.needs_input_grad[1] else None
+            return da, db
+        # General case (batched / vectors): promote vectors, then reduce broadcast batch axes.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        dy2 = dy
+        if a.ndim == 1:
+            dy2 = xp.expand_dims(dy2, -2)
+        if b.ndim == 1:
+            dy2 = xp.expand_dims(dy2, -1)
+        da = db = None
+        if self.needs_input_grad[0]:
+            da = unbroadcast(xp, xp.matmul(dy2, xp.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            db = unbroadcast(xp, xp.matmul(xp.swapaxes(a2, -1, -2), dy2), b2.shape).reshape(b.shape)
+        return da, db
+
+
+def _normalise_dims(dim, ndim):
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    out = []
+    for d in dims:
+        if not -ndim <= d < max(ndim, 1):
+            raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dimensions")
+        out.append(d % max(ndim, 1))
+    return tuple(sorted(set(out)))
+
+
+class Sum(Function):
+    def forward(self, a, dim=None, keepdim=False):
+        self.shape = a.shape
+        self.dims = _normalise_dims(dim, a.ndim)
+        self.keepdim = keepdim
+        return a.sum(axis=self.dims, keepdims=keepdim)
+
+    def backward(self, dy):
+        if not self.keepdim:
+            dy = dy.reshape([1 if i in self.dims else n for i, n in enumerate(self.shape)])
+        return self.xp.broadcast_to(dy, self.shape).copy()
+
+
+class Mean(Function):
+    def forward(self, a, dim=None, keepdim=False):
+        self.shape = a.shape
+        self.dims = _normalise_dims(dim, a.ndim)
+        self.keepdim = keepdim
+        self.count = int(np.prod([a.shape[d] for d in self.dims])) if a.ndim else 1
+        return a.mean(axis=self.dims, keepdims=keepdim)
+
+    def backward(self, dy):
+        if not self.keepdim:
+            dy = dy.reshape([1 if i in self.dims else n for i, n in enumerate(self.shape)])
+        return self.xp.broadcast_to(dy / self.count, self.shape).copy()
+
+
+class Max(Function):
+    """Maximum along one dim; the gradient goes to the first maximum (as argmax picks it)."""
+
+    def forward(self, a, dim, keepdim=False):
+        xp = self.xp
+        (self.dim,) = _normalise_dims(dim, a.ndim)
+        self.shape = a.shape
+        self.keepdim = keepdim
+        self.index = xp.expand_dims(a.argmax(axis=self.dim), self.dim)
+        y = xp.take_along_axis(a, self.index, axis=self.dim)
+        return y if keepdim else y.squeeze(self.dim)
+
+    def backward(self, dy):
+        xp = self.xp
+        if not self.keepdim:
+            dy = xp.expand_dims(dy, self.dim)
+        dx = xp.zeros(self.shape, dtype=dy.dtype)
+        xp.put_along_axis(dx, self.index, dy, axis=self.dim)
+        return dx
+
+
+class Reshape(Function):
+    def forward(self, a, shape):
+        self.shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, dy):
+        return dy.reshape(self.shape), None
+
+
+class Permute(Function):
+    def forward(self, a, dims):
+        self.inverse = tuple(int(i) for i in np.argsort(dims))
+        return self.xp.ascontiguousarray(a.transpose(dims))
+
+    def backward(self, dy):
+        return self.xp.ascontiguousarray(dy.transpose(self.inverse)), None
+
+
+class GetItem(Function):
+    def forward(self, a, index):
+        self.shape = a.shape
+        self.index = index
+        return a[index]
+
+    def backward(self, dy):
+        dx = self.xp.zeros(self.shape, dtype=dy.dtype)
+        # add.at: an index that repeats an element must add its gradients, not overwrite.
+        if self.xp is np:
+            np.add.at(dx, self.index, dy)
+        else:
+            self.xp.add.at(dx, self.index, dy)
+        return dx, None
+
+
+class Cat(Function):
+    def forward(self, *arrays, dim=0):
+        self.dim = dim
+        self.sizes = [a.shape[dim] for a in arrays]
+        return self.xp.concatenate(arrays, axis=dim)
+
+    def backward(self, dy):
+        bounds = np.cumsum(self.sizes)[:-1]
+        parts = self.xp.split(dy, [int(b) for b in bounds], axis=self.dim)
+        return tuple(self.xp.ascontiguousarray(p) if need else None
+                     for p, need in zip(parts, self.needs_input_grad))

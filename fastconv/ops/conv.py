@@ -1,0 +1,101 @@
+"""Convolution and the fully connected (linear) op."""
+
+from __future__ import annotations
+
+from fastconv.backend import conv_output_size
+from fastconv.function import Function
+from fastconv.ops.validate import contiguous, float_tensor, pair
+
+
+class Conv2d(Function):
+    """y = conv(x, w) + b via im2col + GEMM in the backend (1×1 kernels skip im2col)."""
+
+    def forward(self, x, w, b, stride, padding, dilation, groups):
+        c = lambda a: contiguous(self.xp, a)  # noqa: E731
+        x, w = c(x), c(w)
+        b = None if b is None else c(b)
+        self.args = (stride, padding, dilation, groups)
+        self.save_for_backward(x, w)
+        self.has_bias = b is not None
+        return self.kernels.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+
+    def backward(self, dy):
+        x, w = self.saved
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        dx, dw, db = self.kernels.conv2d_backward(
+            x, w, contiguous(self.xp, dy), *self.args, need_x, need_w, need_b and self.has_bias)
+        return dx, dw, db
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    op = "conv2d"
+    float_tensor(x, "input", op, (4,))
+    float_tensor(weight, "weight", op, (4,))
+    stride = pair(stride, "stride", op, 1)
+    padding = pair(padding, "padding", op, 0)
+    dilation = pair(dilation, "dilation", op, 1)
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    N, C, H, W = x.shape
+    OC, CG, KH, KW = weight.shape
+    if C % groups or OC % groups:
+        raise ValueError(f"{op}: groups={groups} must divide both the input channels ({C}) and "
+                         f"the output channels ({OC})")
+    if CG * groups != C:
+        raise ValueError(f"{op}: input has {C} channels but weight {weight.shape} expects "
+                         f"{CG} x groups={groups} = {CG * groups}")
+    if bias is not None:
+        float_tensor(bias, "bias", op, (1,))
+        if bias.shape != (OC,):
+            raise ValueError(f"{op}: bias must have shape ({OC},) to match weight {weight.shape}, "
+                             f"got {bias.shape}")
+    for axis, size, k in (("height", H, KH), ("width", W, KW)):
+        i = 0 if axis == "height" else 1
+        span = dilation[i] * (k - 1) + 1
+        if size + 2 * padding[i] < span:
+            raise ValueError(f"{op}: kernel {KH}x{KW} (dilation {dilation}) spans {span} in "
+                             f"{axis}, larger than the padded input {size} + 2*{padding[i]}; "
+                             f"input shape {x.shape}")
+    if min(conv_output_size(H, KH, stride[0], padding[0], dilation[0]),
+           conv_output_size(W, KW, stride[1], padding[1], dilation[1])) < 1:
+        raise ValueError(f"{op}: empty output for input {x.shape} and weight {weight.shape}")
+    return Conv2d.apply(x, weight, bias, stride, padding, dilation, groups)
+
+
+class Linear(Function):
+    """y = x w^T + b for x (N, in), w (out, in), through the backend BLAS."""
+
+    def forward(self, x, w, b):
+        x, w = contiguous(self.xp, x), contiguous(self.xp, w)
+        self.save_for_backward(x, w)
+        y = self.kernels.gemm(x, w, trans_b=True)
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, dy):
+        x, w = self.saved
+        dy = contiguous(self.xp, dy)
+        need_x, need_w, need_b = self.needs_input_grad
+        dx = self.kernels.gemm(dy, w) if need_x else None
+        dw = self.kernels.gemm(dy, x, trans_a=True) if need_w else None
+        db = dy.sum(axis=0) if need_b else None
+        return dx, dw, db
+
+
+def linear(x, weight, bias=None):
+    op = "linear"
+    float_tensor(x, "input", op)
+    float_tensor(weight, "weight", op, (2,))
+    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"{op}: input's last dimension must equal weight's in_features "
+                         f"{weight.shape[1]}; input {x.shape}, weight {weight.shape}")
+    if bias is not None:
+        float_tensor(bias, "bias", op, (1,))
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    if x.ndim == 2:
+        return Linear.apply(x, weight, bias)
+    lead = x.shape[:-1]
+    y = Linear.apply(x.reshape(-1, x.shape[-1]), weight, bias)
+    return y.reshape(*lead, weight.shape[0])

@@ -1,0 +1,43 @@
+"""Argument checks shared by the ops: clear errors before any kernel runs.
+
+Every message names the function, the argument, what it got and what was expected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pair(value, name: str, op: str, minimum: int) -> tuple[int, int]:
+    """``value`` as an (h, w) pair of ints, each at least ``minimum``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (int(value), int(value))
+    elif (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+        value = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(value) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
+    return value
+
+
+def float_tensor(t, name: str, op: str, ndims: tuple[int, ...] | None = None):
+    """Check that ``t`` is a float32 Tensor of one of the ranks ``ndims``."""
+    from fastconv.tensor import Tensor
+
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{op}: {name} must be a fastconv.Tensor, got {type(t).__name__} "
+                        "(wrap arrays with fastconv.tensor(...))")
+    if t.dtype != np.float32:
+        raise TypeError(f"{op}: {name} must be float32, got {t.dtype} "
+                        "(fastconv computes in float32; convert with .float())")
+    if ndims is not None and t.ndim not in ndims:
+        want = " or ".join(f"{n}-D" for n in ndims)
+        raise ValueError(f"{op}: {name} must be {want}, got shape {t.shape}")
+    return t
+
+
+def contiguous(xp, a):
+    """C-contiguous float32 view or copy of ``a`` (what the kernels expect)."""
+    return xp.ascontiguousarray(a, dtype=np.float32)
