@@ -1,0 +1,387 @@
+"""Checkpoints: NumPy ``.npz`` files, written atomically, read without pickle.
+
+A checkpoint is a nested dict -- model parameters and buffers, optimizer and
+scheduler state, epoch and step, random-generator state, the run's
+configuration, anything else -- stored as one ``.npz`` archive:
+
+* every array of the tree is one member of the archive, named by its path in
+  the tree (``model/conv1.weight``, ``optimizer/state/3/exp_avg``, ...);
+* everything else (numbers, strings, lists, dicts, None) goes into a JSON
+  header, member ``__fastconv__``, in which each array is a placeholder
+  ``{"__ndarray__": "<member name>"}``. The header also names the format and
+  its version.
+
+Reading uses ``np.load(..., allow_pickle=False)``: a checkpoint can never run
+code, and object arrays are refused when saving. Writing goes to a temporary
+file in the same directory which is flushed, fsync'ed and then renamed over
+the target (``os.replace`` is atomic), so a crash mid-write leaves the old
+checkpoint intact.
+
+High level:
+
+    fastconv.save("run/last.npz", model, optimizer, scheduler=sched, epoch=3, step=1170,
+                  config={"lr": 0.1})
+    ckpt = fastconv.load("run/last.npz", model, optimizer, scheduler=sched)
+    ckpt["epoch"], ckpt["config"]
+
+Low level: :func:`save_checkpoint` / :func:`load_checkpoint` write and read a
+tree as it is; :func:`load_model_state` puts a state dict into a module,
+strictly (an error listing missing/unexpected keys and shape mismatches) or
+not (loading what fits and reporting the rest).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import warnings
+import zipfile
+
+import numpy as np
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "CheckpointError",
+    "load",
+    "load_checkpoint",
+    "load_model_state",
+    "save",
+    "save_checkpoint",
+]
+
+FORMAT = "fastconv-checkpoint"
+VERSION = 1
+HEADER = "__fastconv__"
+_ARRAY_TAG = "__ndarray__"
+_ITEMS_TAG = "__items__"     # a dict with non-string keys, stored as [[key, value], ...]
+_FLOAT_TAG = "__float__"     # non-finite floats ("nan", "inf", "-inf") kept exact in JSON
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be written or read, or does not fit what it is loaded into."""
+
+
+# ------------------------------------------------------------------------------------------------
+# tree <-> (JSON header, arrays)
+# ------------------------------------------------------------------------------------------------
+
+def _to_host(a):
+    if isinstance(a, np.ndarray):
+        return a
+    if type(a).__module__.startswith("cupy"):
+        return a.get()
+    return None
+
+
+def _flatten(obj, path, arrays, names):
+    """JSON-able copy of ``obj`` with arrays moved into ``arrays`` (member name -> ndarray)."""
+    if hasattr(obj, "data") and hasattr(obj, "requires_grad") and not isinstance(obj, dict):
+        obj = obj.data  # a fastconv Tensor: store its array
+    host = _to_host(obj)
+    if host is not None:
+        if host.dtype.kind == "O" or host.dtype.hasobject:
+            raise CheckpointError(f"save: {'/'.join(path) or 'value'} is an object array; "
+                                  "checkpoints hold numeric arrays only (no pickle)")
+        name = "/".join(path) or "value"
+        name = name.replace("\\", "_")
+        base, k = name, 1
+        while name in names or name == HEADER:
+            name, k = f"{base}~{k}", k + 1
+        names.add(name)
+        arrays[name] = host if host.flags.c_contiguous else np.array(host, order="C")
+        return {_ARRAY_TAG: name}
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else {_FLOAT_TAG: repr(obj)}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            if _ARRAY_TAG in obj or _ITEMS_TAG in obj or _FLOAT_TAG in obj:
+                raise CheckpointError(f"save: dict key {_ARRAY_TAG!r}/{_ITEMS_TAG!r}/"
+                                      f"{_FLOAT_TAG!r} is reserved")
+            return {k: _flatten(v, path + [k], arrays, names) for k, v in obj.items()}
+        items = []
+        for k, v in obj.items():
+            if not isinstance(k, (str, int, float, bool)) and k is not None:
+                raise CheckpointError(f"save: dict key {k!r} at {'/'.join(path)} is not a "
+                                      "str/int/float/bool")
+            kk = k.item() if isinstance(k, np.generic) else k
+            items.append([kk, _flatten(v, path + [str(k)], arrays, names)])
+        return {_ITEMS_TAG: items}
+    if isinstance(obj, (list, tuple)):
+        return [_flatten(v, path + [str(i)], arrays, names) for i, v in enumerate(obj)]
+    if hasattr(obj, "state_dict") and callable(obj.state_dict):
+        return _flatten(obj.state_dict(), path, arrays, names)
+    raise CheckpointError(f"save: cannot store {type(obj).__name__} at "
+                          f"{'/'.join(path) or 'top level'} (store arrays, numbers, strings, "
+                          "lists and dicts)")
+
+
+def _unflatten(obj, arrays, path):
+    if isinstance(obj, dict):
+        if _ARRAY_TAG in obj:
+            name = obj[_ARRAY_TAG]
+            if name not in arrays:
+                raise CheckpointError(f"{path}: the header refers to array {name!r}, which the "
+                                      "file lacks (truncated or edited checkpoint)")
+            return arrays[name]
+        if _FLOAT_TAG in obj:
+            return float(obj[_FLOAT_TAG])
+        if _ITEMS_TAG in obj:
+            return {k: _unflatten(v, arrays, path) for k, v in obj[_ITEMS_TAG]}
+        return {k: _unflatten(v, arrays, path) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unflatten(v, arrays, path) for v in obj]
+    return obj
+
+
+# ------------------------------------------------------------------------------------------------
+# low level
+# ------------------------------------------------------------------------------------------------
+
+def save_checkpoint(path: str, tree: dict, compress: bool = False) -> str:
+    """Write the nested dict ``tree`` to ``path`` atomically; return ``path``.
+
+    Arrays (NumPy, CuPy -- copied to the host -- or fastconv Tensors) become
+    archive members, the rest a JSON header; objects with ``state_dict()`` are
+    stored as their state dict. ``path`` is used as given (no ``.npz`` is
+    appended). The file is written to a temporary name in the same directory,
+    fsync'ed and renamed over ``path``.
+    """
+    if not isinstance(tree, dict):
+        raise CheckpointError(f"save_checkpoint: expected a dict, got {type(tree).__name__}")
+    arrays: dict = {}
+    body = _flatten(tree, [], arrays, set())
+    header = {"format": FORMAT, "version": VERSION, "tree": body}
+    try:
+        text = json.dumps(header, allow_nan=False)
+    except (TypeError, ValueError) as e:  # pragma: no cover - _flatten already checked
+        raise CheckpointError(f"save_checkpoint: the tree is not serialisable: {e}") from e
+    members = {HEADER: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
+    members.update(arrays)
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            (np.savez_compressed if compress else np.savez)(f, **members)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:  # pragma: no cover - not every file system allows fsync on a directory
+        pass
+    return path
+
+
+def load_checkpoint(path: str) -> dict:
+    """Read a tree written by :func:`save_checkpoint` (arrays as NumPy arrays on the host).
+
+    Raises CheckpointError with the reason when the file is missing, truncated
+    or corrupt, not an ``.npz`` archive, an ``.npz`` not written by fastconv, or
+    written by a newer version of the format.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"no checkpoint at {path}")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):  # pragma: no cover - np.load of .npy
+                raise CheckpointError(f"{path} is a single .npy array, not a fastconv checkpoint")
+            names = list(z.files)
+            if HEADER not in names:
+                shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+                raise CheckpointError(f"{path} is an .npz archive but not a fastconv checkpoint "
+                                      f"(no {HEADER!r} header; it holds: {shown or 'nothing'})")
+            header_bytes = z[HEADER]
+            arrays = {n: z[n] for n in names if n != HEADER}
+    except CheckpointError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise CheckpointError(f"{path} is a pickle file, not a fastconv checkpoint "
+                                  "(fastconv never loads pickled data)") from e
+        if "NpzFile" in str(e) or "npy" in str(e).lower():
+            raise CheckpointError(f"{path} is not a fastconv checkpoint ({e})") from e
+        raise CheckpointError(f"{path} is corrupt or not a fastconv checkpoint ({e})") from e
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
+        raise CheckpointError(f"{path} is truncated, corrupt or not a fastconv checkpoint "
+                              f"(.npz) file ({type(e).__name__}: {e})") from e
+    if isinstance(header_bytes, np.ndarray) and header_bytes.dtype == np.uint8:
+        try:
+            header = json.loads(header_bytes.tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{path}: the checkpoint header is damaged ({e})") from e
+    else:
+        raise CheckpointError(f"{path}: the {HEADER!r} member is not a fastconv header")
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a fastconv checkpoint (format "
+                              f"{header.get('format') if isinstance(header, dict) else header!r})")
+    if not isinstance(header.get("version"), int) or header["version"] > VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {header.get('version')} is "
+                              f"newer than this fastconv reads ({VERSION}); upgrade fastconv")
+    return _unflatten(header["tree"], arrays, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# models
+# ------------------------------------------------------------------------------------------------
+
+def _shape(v):
+    return tuple(getattr(v, "shape", np.shape(v)))
+
+
+def load_model_state(model, state: dict, strict: bool = True, source: str = "checkpoint") -> dict:
+    """Load the state dict ``state`` into ``model``; return a report.
+
+    The report is ``{"loaded": [...], "missing": [...], "unexpected": [...],
+    "mismatched": [(key, checkpoint_shape, model_shape), ...]}``: keys the model
+    has but ``state`` lacks, keys ``state`` has but the model lacks, and keys
+    whose shapes differ. With ``strict`` any of these raises CheckpointError
+    listing them all, and nothing is loaded; otherwise the entries that fit
+    are loaded, the rest skipped (and a warning lists them).
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [(k, _shape(state[k]), _shape(own[k])) for k in own
+                  if k in state and _shape(state[k]) != _shape(own[k])]
+    report = {"missing": missing, "unexpected": unexpected, "mismatched": mismatched}
+    problems = []
+    if missing:
+        problems.append(f"missing from the {source} ({len(missing)}): " + ", ".join(missing))
+    if unexpected:
+        problems.append(f"unexpected in the {source} ({len(unexpected)}): " + ", ".join(unexpected))
+    if mismatched:
+        problems.append(f"shape mismatch ({len(mismatched)}): " + ", ".join(
+            f"{k} {source} {tuple(a)} vs model {tuple(b)}" for k, a, b in mismatched))
+    if problems and strict:
+        raise CheckpointError(f"cannot load the {source} into {type(model).__name__} "
+                              "(strict=True):\n  " + "\n  ".join(problems)
+                              + "\n(use strict=False to load the entries that fit)")
+    bad = {k for k, _, _ in mismatched}
+    fitting = {k: np.asarray(v) for k, v in state.items() if k in own and k not in bad}
+    model.load_state_dict(fitting, strict=False)
+    report["loaded"] = sorted(fitting)
+    if problems:
+        warnings.warn(f"loaded {len(fitting)} of {len(own)} entries of {type(model).__name__}; "
+                      "skipped:\n  " + "\n  ".join(problems), stacklevel=3)
+    return report
+
+
+# ------------------------------------------------------------------------------------------------
+# high level
+# ------------------------------------------------------------------------------------------------
+
+def _rng_state():
+    try:
+        import fastconv
+
+        return fastconv.get_rng_state()
+    except (ImportError, AttributeError):  # pragma: no cover - core without an RNG
+        return None
+
+
+def save(path: str, model=None, optimizer=None, *, scheduler=None, ema=None, epoch=None,
+         step=None, config=None, rng_state=True, compress: bool = False, **extra) -> str:
+    """Save a training checkpoint to ``path`` (atomically; see the module docstring).
+
+    Args:
+        model: a ``fastconv.nn.Module``: its ``state_dict()`` (parameters and buffers).
+        optimizer, scheduler, ema: objects with ``state_dict()`` (fastconv.optim's).
+        epoch, step: ints, stored as they are.
+        config: the run's configuration, a JSON-serialisable dict.
+        rng_state: store ``fastconv.get_rng_state()`` (True), or a dict to store, or False.
+        **extra: further entries: arrays, JSON values, dicts of them, or objects
+            with ``state_dict()`` (for example a DataLoader).
+    Returns ``path``.
+    """
+    tree = {}
+    if model is not None:
+        tree["model"] = model.state_dict()
+    if optimizer is not None:
+        tree["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        tree["scheduler"] = scheduler.state_dict()
+    if ema is not None:
+        tree["ema"] = ema.state_dict()
+    if epoch is not None:
+        tree["epoch"] = int(epoch)
+    if step is not None:
+        tree["step"] = int(step)
+    if config is not None:
+        try:
+            json.dumps(config)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"save: config must be JSON-serialisable ({e})") from e
+        tree["config"] = config
+    if rng_state is True:
+        rng_state = _rng_state()
+    if rng_state:
+        tree["rng_state"] = rng_state
+    tree.update(extra)
+    return save_checkpoint(path, tree, compress=compress)
+
+
+def load(path: str, model=None, optimizer=None, *, scheduler=None, ema=None, strict: bool = True,
+         restore_rng: bool = False) -> dict:
+    """Read the checkpoint at ``path`` and restore what is passed in; return its contents.
+
+    Args:
+        model: loads ``ckpt["model"]`` into it. ``strict=True`` (default): keys
+            and shapes must match exactly, else a CheckpointError lists the
+            missing keys, unexpected keys and shape mismatches. ``strict=False``:
+            loads the entries that fit and reports the rest (a warning, and
+            ``ckpt["skipped"]``) -- e.g. to reuse a network with a new classifier.
+        optimizer, scheduler, ema: ``load_state_dict`` from the checkpoint's entry
+            (a CheckpointError when the checkpoint has none).
+        restore_rng: also ``fastconv.set_rng_state(ckpt["rng_state"])``.
+    Returns the checkpoint as a dict (arrays as NumPy arrays): "model",
+    "optimizer", "epoch", "step", "config", "rng_state" and any extras, as saved;
+    plus "skipped" (the non-strict load report) when a model was given.
+    """
+    ckpt = load_checkpoint(path)
+    if model is not None:
+        if "model" not in ckpt:
+            raise CheckpointError(f"{path} holds no model state (entries: {sorted(ckpt)})")
+        ckpt["skipped"] = load_model_state(model, ckpt["model"], strict=strict,
+                                           source=f"checkpoint {os.path.basename(path)}")
+    for name, obj in (("optimizer", optimizer), ("scheduler", scheduler), ("ema", ema)):
+        if obj is None:
+            continue
+        if name not in ckpt:
+            raise CheckpointError(f"{path} holds no {name} state (entries: {sorted(ckpt)})")
+        try:
+            obj.load_state_dict(ckpt[name])
+        except CheckpointError:
+            raise
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{path}: cannot load the {name} state: {e}") from e
+    if restore_rng:
+        if "rng_state" not in ckpt:
+            raise CheckpointError(f"{path} holds no random-generator state")
+        import fastconv
+
+        fastconv.set_rng_state(ckpt["rng_state"])
+    return ckpt

@@ -1,0 +1,51 @@
+"""Data: CIFAR-10 and image-folder datasets, batch transforms and a threaded loader.
+
+    from fastconv.data import ImageFolder, DataLoader, split_per_class, Subset, make_transform
+
+    ds = ImageFolder("cifar10-jpeg-train.tar.gz")          # read straight from the archive
+    train_idx, val_idx = split_per_class(ds.targets, 500)   # last 500 per class held back
+    loader = DataLoader(Subset(ds, train_idx), batch_size=128, shuffle=True, seed=0,
+                        transform=make_transform("crop-flip", train=True), num_workers=2)
+    for x, y in loader:   # x: float32 (N, 3, 32, 32), y: int64 (N,)
+        ...
+
+Images are decoded once and cached as one uint8 (N, H, W, C) array; transforms
+augment a whole batch with vectorised NumPy; the loader prepares batches ahead
+in threads, with shuffling and augmentation seeded by (seed, epoch, batch).
+"""
+
+from . import transforms
+from .datasets import (
+    CIFAR10,
+    CIFAR10_CLASSES,
+    CIFAR10_MD5,
+    CIFAR10_URL,
+    ArrayDataset,
+    DataError,
+    ImageFolder,
+    Subset,
+    check_md5,
+    download_url,
+    open_dataset,
+    split_per_class,
+)
+from .loader import DataLoader
+from .transforms import make_transform
+
+__all__ = [
+    "CIFAR10",
+    "CIFAR10_CLASSES",
+    "CIFAR10_MD5",
+    "CIFAR10_URL",
+    "ArrayDataset",
+    "DataError",
+    "DataLoader",
+    "ImageFolder",
+    "Subset",
+    "check_md5",
+    "download_url",
+    "make_transform",
+    "open_dataset",
+    "split_per_class",
+    "transforms",
+]

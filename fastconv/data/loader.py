@@ -1,0 +1,149 @@
+"""DataLoader: seeded shuffling, batching and background preparation of batches in threads.
+
+Reproducibility does not depend on threads: the order of epoch ``e`` is a
+permutation drawn from a generator seeded with ``(seed, e)``, and the
+augmentation of batch ``b`` uses a generator seeded with ``(seed, e, b)``.
+The loader's whole state is therefore ``(seed, epoch)``
+(:meth:`DataLoader.state_dict`), and a run resumed at epoch ``e`` -- or at
+batch ``b`` of it, :meth:`DataLoader.iter_epoch` -- sees exactly the batches an
+uninterrupted run would have seen.
+
+Preparation (gathering images from the dataset's cache, augmenting,
+converting) runs in ``num_workers`` threads, ``prefetch`` batches ahead of the
+consumer. NumPy releases the GIL in its array kernels and PIL while decoding,
+so threads overlap with the model's own work.
+"""
+
+from __future__ import annotations
+
+import collections
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+__all__ = ["DataLoader"]
+
+_SHUFFLE, _AUGMENT = 0, 1
+
+
+class DataLoader:
+    """Iterate over ``dataset`` in batches of ``(x, y)`` NumPy arrays.
+
+    Args:
+        dataset: anything with ``len()`` and ``ds[i] -> (image, label)``; datasets
+            with ``get_batch(indices)`` (all of ``fastconv.data``'s) are gathered
+            a batch at a time.
+        batch_size: images per batch.
+        shuffle: a new seeded permutation every epoch.
+        seed: the seed of shuffling and augmentation (an int).
+        transform: a batch transform ``t(x, rng)`` (see fastconv.data.transforms);
+            without one, ``x`` is the raw uint8 (N, H, W, C) batch.
+        drop_last: drop the last, smaller batch.
+        num_workers: preparation threads (0: prepare in the calling thread).
+        prefetch: batches prepared ahead of the consumer (at least num_workers).
+
+    Yields ``(x, y)``: ``x`` as the transform returns it (float32 (N, C, H, W)
+    for the standard pipelines), ``y`` int64 (N,).
+
+    ``iter(loader)`` runs epoch ``loader.epoch`` and, when it has run to the
+    end, advances ``loader.epoch`` by one; ``set_epoch(e)`` picks an epoch.
+    """
+
+    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, seed: int = 0,
+                 transform=None, drop_last: bool = False, num_workers: int = 2,
+                 prefetch: int = 4):
+        if batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        if num_workers < 0:
+            raise ValueError("DataLoader: num_workers must be >= 0")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.transform = transform
+        self.drop_last = bool(drop_last)
+        self.num_workers = int(num_workers)
+        self.prefetch = max(int(prefetch), self.num_workers, 1)
+        self.epoch = 0
+
+    # -- state ------------------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next ``iter(loader)`` runs (it decides the order and augmentation)."""
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> dict:
+        """``{"seed", "epoch"}``: all that decides the batches still to come (JSON-serialisable)."""
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+
+    # -- batches ----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample order of ``epoch`` (the identity without shuffle)."""
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n, dtype=np.int64)
+        ss = np.random.SeedSequence(self.seed, spawn_key=(int(epoch), _SHUFFLE))
+        return np.random.default_rng(ss).permutation(n).astype(np.int64)
+
+    def batch_rng(self, epoch: int, batch: int) -> np.random.Generator:
+        """The generator that augments batch ``batch`` of ``epoch``."""
+        return np.random.default_rng(np.random.SeedSequence(self.seed,
+                                                            spawn_key=(int(epoch), _AUGMENT,
+                                                                       int(batch))))
+
+    def _make_batch(self, indices, epoch, b):
+        ds = self.dataset
+        if hasattr(ds, "get_batch"):
+            x, y = ds.get_batch(indices)
+        else:
+            items = [ds[int(i)] for i in indices]
+            x = np.stack([np.asarray(it[0]) for it in items])
+            y = np.asarray([it[1] for it in items], dtype=np.int64)
+        if self.transform is not None:
+            x = self.transform(x, self.batch_rng(epoch, b))
+        return x, np.asarray(y, dtype=np.int64)
+
+    def iter_epoch(self, epoch: int, start_batch: int = 0):
+        """Yield the batches of ``epoch`` from batch ``start_batch`` on (for a resumed run)."""
+        order = self.order(epoch)
+        bs = self.batch_size
+        nb = len(self)
+        starts = [(b, order[b * bs:(b + 1) * bs]) for b in range(start_batch, nb)]
+        if self.num_workers == 0:
+            for b, idx in starts:
+                yield self._make_batch(idx, epoch, b)
+            return
+        pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="fastconv-loader")
+        pending = collections.deque()
+        it = iter(starts)
+        try:
+            for b, idx in it:
+                pending.append(pool.submit(self._make_batch, idx, epoch, b))
+                if len(pending) >= self.prefetch:
+                    break
+            while pending:
+                x = pending.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self._make_batch, nxt[1], epoch, nxt[0]))
+                yield x
+        finally:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __iter__(self):
+        epoch = self.epoch
+        yield from self.iter_epoch(epoch)
+        self.epoch = epoch + 1
+
+    def __repr__(self) -> str:
+        return (f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, seed={self.seed}, num_workers={self.num_workers})")

@@ -1,0 +1,62 @@
+"""Optimizers, learning-rate schedules, gradient clipping and weight averaging.
+
+    from fastconv import optim
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sched = optim.lr_scheduler.LinearWarmup(opt, 500,
+                                            after=optim.lr_scheduler.CosineAnnealingLR(opt, 19500))
+    ema = optim.ExponentialMovingAverage(model, decay=0.999)
+    for x, y in loader:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optim.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step(); sched.step(); ema.update(model)
+
+All of them update the arrays in place with the parameters' own array module
+(NumPy or CuPy), so the same code runs on the CPU and the GPU.
+"""
+
+from . import lr_scheduler
+from .adam import Adam, AdamW
+from .clip import clip_grad_norm_, clip_grad_value_
+from .ema import ExponentialMovingAverage
+from .lr_scheduler import (
+    ConstantLR,
+    CosineAnnealingLR,
+    LambdaLR,
+    LinearLR,
+    LinearWarmup,
+    LRScheduler,
+    MultiStepLR,
+    OneCycleLR,
+    ReduceLROnPlateau,
+    SequentialLR,
+    StepLR,
+)
+from .optimizer import Optimizer
+from .sgd import SGD
+
+EMA = ExponentialMovingAverage
+
+__all__ = [
+    "EMA",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "ConstantLR",
+    "CosineAnnealingLR",
+    "ExponentialMovingAverage",
+    "LRScheduler",
+    "LambdaLR",
+    "LinearLR",
+    "LinearWarmup",
+    "MultiStepLR",
+    "OneCycleLR",
+    "Optimizer",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+    "StepLR",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "lr_scheduler",
+]

@@ -1,0 +1,127 @@
+"""Evaluate a checkpoint: top-1 and top-5 accuracy and the per-class confusion matrix.
+
+    python -m models.evaluate --checkpoint runs/tutorial/best.npz \\
+        --data ../shared/data/cifar10-jpeg-train.tar.gz
+
+prints ``top-1: 71.23%`` and ``top-5: 97.50%`` and the confusion matrix (rows: true
+class, columns: predicted class) with each class's recall. The model, its input
+size and its preprocessing come from the checkpoint's run configuration; the
+averaged (EMA) weights are used when the run kept them (``--no-ema``: the raw ones).
+
+Which images: ``--split auto`` (default) evaluates the validation images the run
+held back when ``--data`` is the run's own training data, the test batch for
+CIFAR-10's python version, and every image otherwise; ``--split all|val|test``
+choose explicitly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from fastconv.checkpoint import CheckpointError
+from fastconv.data import CIFAR10, DataError, DataLoader, Subset, split_per_class
+
+from .train_cifar import (
+    _open,
+    default_cache_dir,
+    eval_transform,
+    evaluate_model,
+    model_from_checkpoint,
+)
+
+__all__ = ["format_confusion", "main", "select_split"]
+
+
+def _same_path(a, b) -> bool:
+    return bool(a) and bool(b) and os.path.realpath(a) == os.path.realpath(b)
+
+
+def select_split(cfg: dict, data: str, subdir, split: str, cache_dir=None):
+    """(dataset, description) of the images to evaluate."""
+    if split == "test" or (split == "auto" and not _same_path(data, cfg.get("data"))):
+        ds = _open(data, subdir, cfg.get("image_size"), train=False, cache_dir=cache_dir)
+        if split == "test" and not isinstance(ds, CIFAR10):
+            raise DataError("--split test: only CIFAR-10's python version has a test batch")
+        kind = "test batch" if isinstance(ds, CIFAR10) else "all images"
+        return ds, kind
+    ds = _open(data, subdir if subdir is not None else cfg.get("data_subdir"),
+               cfg.get("image_size"), train=True, cache_dir=cache_dir)
+    if split == "all":
+        return ds, "all images"
+    if cfg.get("val_data"):
+        if split == "val" and not _same_path(data, cfg.get("val_data")):
+            raise DataError("the run validated on --val-data "
+                            f"{cfg['val_data']}; evaluate that with --split all")
+        return ds, "all images (the run trained on these; it validated on --val-data)"
+    per = int(cfg.get("val_per_class") or 0)
+    if per <= 0:
+        raise DataError("the run held back no validation images (--val-per-class 0); use "
+                        "--split all")
+    _, val = split_per_class(ds.targets, per, mode="last")
+    return Subset(ds, val), f"validation split ({per} per class, held back by the run)"
+
+
+def format_confusion(conf: np.ndarray, classes) -> str:
+    """The confusion matrix as text: rows true class, columns predicted, plus recall."""
+    names = [str(c) for c in classes]
+    w = max(6, max(len(n) for n in names) + 1)
+    cw = max(7, len(str(int(conf.max()))) + 2 if conf.size else 7)  # names cut to cw - 1
+    head = " " * w + "".join(f"{n[:cw - 1]:>{cw}}" for n in names) + "   recall"
+    lines = ["confusion matrix (rows: true class, columns: predicted class)", head]
+    for i, n in enumerate(names):
+        total = int(conf[i].sum())
+        rec = f"{100.0 * conf[i, i] / total:7.2f}%" if total else "      -"
+        lines.append(f"{n:<{w}}" + "".join(f"{int(v):>{cw}}" for v in conf[i]) + "  " + rec)
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m models.evaluate",
+                                description="Top-1/top-5 accuracy and confusion matrix of a "
+                                            "checkpoint written by models.train_cifar.")
+    p.add_argument("--checkpoint", required=True, help="a .npz checkpoint (best.npz, last.npz)")
+    p.add_argument("--data", required=True, help="CIFAR-10 python version or image folder "
+                                                 "(directory or .tar.gz)")
+    p.add_argument("--data-subdir", help="the tree of an image folder with several")
+    p.add_argument("--split", choices=["auto", "val", "test", "all"], default="auto",
+                   help="which images (see the module help) [auto]")
+    p.add_argument("--batch-size", type=int, default=256, help="[256]")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="[cpu]")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="data-preparation threads")
+    p.add_argument("--no-ema", dest="ema", action="store_false",
+                   help="use the raw weights even if the run kept an average")
+    p.add_argument("--cache-dir", default=default_cache_dir(),
+                   help="decoded-image cache of image folders ('' or none: off) "
+                        "[$FASTCONV_CACHE or ~/.cache/fastconv]")
+    args = p.parse_args(argv)
+    try:
+        model, ck = model_from_checkpoint(args.checkpoint, device=args.device, use_ema=args.ema)
+        cfg = ck["config"]
+        ds, what = select_split(cfg, args.data, args.data_subdir, args.split, args.cache_dir)
+        if list(ds.classes) != list(cfg["classes"]):
+            raise DataError(f"the data's classes {list(ds.classes)} differ from the model's "
+                            f"{cfg['classes']}")
+        loader = DataLoader(ds, batch_size=args.batch_size, shuffle=False,
+                            transform=eval_transform(cfg, ds.image_shape[:2]),
+                            num_workers=args.workers)
+        res = evaluate_model(model, loader, args.device, len(cfg["classes"]))
+    except (CheckpointError, DataError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    ema = " (averaged weights)" if args.ema and isinstance(ck.get("ema"), dict) else ""
+    print(f"{cfg['model']} from {args.checkpoint}{ema}, epoch {ck.get('epoch')}")
+    print(f"{res['n']} images: {what} of {args.data}")
+    print(f"loss: {res['loss']:.4f}")
+    print(f"top-1: {res['top1']:.2f}%")
+    print(f"top-5: {res['top5']:.2f}%")
+    print(format_confusion(res["confusion"], cfg["classes"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

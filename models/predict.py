@@ -1,0 +1,86 @@
+"""Classify image files with a checkpoint: each image's top-5 classes with probabilities.
+
+    python -m models.predict --checkpoint runs/tutorial/best.npz cat.jpg ship.png
+
+Each image is converted to RGB, resized to the size the model was trained on
+(32x32 for CIFAR-10) and preprocessed as for validation (the run's centre crop and
+normalisation). The averaged (EMA) weights are used when the run kept them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+import fastconv
+from fastconv.checkpoint import CheckpointError
+
+from .train_cifar import _split_output, eval_transform, model_from_checkpoint
+
+__all__ = ["main", "predict"]
+
+
+def _load_image(path: str, size) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if im.size != (size[1], size[0]):
+            im = im.resize((size[1], size[0]), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def predict(model, cfg: dict, paths, device: str = "cpu", topk: int = 5):
+    """[(path, [(class name, probability), ...])] for each image, best first."""
+    size = cfg.get("image_hw") or [cfg.get("image_size") or 32] * 2
+    size = (int(size[0]), int(size[1]))
+    tf = eval_transform(cfg, size)
+    out = []
+    batch = np.stack([_load_image(p, size) for p in paths])
+    x = tf(batch, np.random.default_rng(0))
+    model.eval()
+    with fastconv.no_grad():
+        logits, _ = _split_output(model(fastconv.tensor(x, device=device)))
+    z = logits.detach().numpy().astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    prob = np.exp(z)
+    prob /= prob.sum(axis=1, keepdims=True)
+    k = min(topk, prob.shape[1])
+    for path, pr in zip(paths, prob):
+        order = np.argsort(-pr, kind="stable")[:k]
+        out.append((path, [(cfg["classes"][i], float(pr[i])) for i in order]))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m models.predict",
+                                description="Print each image's top-5 classes with "
+                                            "probabilities, using a models.train_cifar "
+                                            "checkpoint.")
+    p.add_argument("--checkpoint", required=True, help="a .npz checkpoint")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--topk", type=int, default=5, help="classes to show per image [5]")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="[cpu]")
+    p.add_argument("--no-ema", dest="ema", action="store_false",
+                   help="use the raw weights even if the run kept an average")
+    args = p.parse_args(argv)
+    try:
+        model, ck = model_from_checkpoint(args.checkpoint, device=args.device, use_ema=args.ema)
+        results = predict(model, ck["config"], args.images, args.device, args.topk)
+    except (CheckpointError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cannot read image: {e}", file=sys.stderr)
+        return 2
+    for path, top in results:
+        print(path)
+        for name, pr in top:
+            print(f"  {name:<14s} {100.0 * pr:6.2f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
