@@ -1,7 +1,7 @@
 """The random-number generator behind dropout and the initialisers.
 
 One seeded NumPy generator (PCG64) serves the CPU; the CUDA backend keeps its
-own CuPy generator, seeded from the same ``manual_seed`` call. Its state can be
+own counter-based generator on the device, seeded from the same ``manual_seed`` call. Its state can be
 saved and restored as a JSON-serialisable dict, which checkpoints use to make a
 resumed run bit-exact.
 """
@@ -11,17 +11,24 @@ from __future__ import annotations
 import numpy as np
 
 _generator = np.random.Generator(np.random.PCG64())
+_seed = None  # the last manual_seed, for backends loaded after it
 _seed_listeners = []  # callbacks(seed) of backends that keep their own generator
 
 
 def manual_seed(seed: int) -> None:
     """Seed every generator fastconv uses (CPU and, when loaded, CUDA)."""
-    global _generator
+    global _generator, _seed
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"manual_seed: seed must be a non-negative int, got {seed!r}")
-    _generator = np.random.Generator(np.random.PCG64(int(seed)))
+    _seed = int(seed)
+    _generator = np.random.Generator(np.random.PCG64(_seed))
     for listener in _seed_listeners:
         listener(int(seed))
+
+
+def initial_seed() -> int | None:
+    """The seed of the last ``manual_seed`` call (None before any)."""
+    return _seed
 
 
 def generator() -> np.random.Generator:

@@ -196,8 +196,8 @@ class Module:
             if k in state_dict:
                 value = state_dict[k]
                 value = value.data if isinstance(value, Tensor) else value
-                t.data = _as_array(np.array(value, dtype=t.dtype) if t.device == "cpu"
-                                   else value, t.device).astype(t.dtype, copy=False)
+                # Copy into the existing array, so references to it (an optimizer's) stay valid.
+                t.data[...] = _as_array(value, t.device)
         return missing, unexpected
 
     # ---- calling and display ----------------------------------------------------------------

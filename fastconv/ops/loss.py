@@ -18,8 +18,10 @@ class SoftmaxCrossEntropy(Function):
 
     def backward(self, dy):
         prob, target = self.saved
+        # On the GPU dy stays a device scalar: no host round trip (a captured step needs none).
+        dloss = float(dy) if self.xp is np else dy
         dlogits = self.kernels.softmax_cross_entropy_backward(
-            prob, target, self.label_smoothing, float(dy))
+            prob, target, self.label_smoothing, dloss)
         return dlogits, None, None
 
 
@@ -37,6 +39,14 @@ def _target_array(op, target, n, device):
     return xp.ascontiguousarray(data, dtype=np.int64)
 
 
+def _capturing(device):
+    if device != "cuda":
+        return False
+    from fastconv.backend import get_backend
+
+    return get_backend("cuda").is_capturing()
+
+
 def cross_entropy(logits, target, label_smoothing=0.0):
     """Mean softmax cross-entropy between (N, K) logits and class indices (N,).
 
@@ -47,7 +57,9 @@ def cross_entropy(logits, target, label_smoothing=0.0):
     float_tensor(logits, "input", op, (2,))
     N, K = logits.shape
     t = _target_array(op, target, N, logits.device)
-    if N and (int(t.min()) < 0 or int(t.max()) >= K):
+    # The range check reads the targets on the host, which a CUDA-graph capture cannot do;
+    # while capturing, the kernels guard the reads and an out-of-range target gives NaN.
+    if N and not _capturing(logits.device) and (int(t.min()) < 0 or int(t.max()) >= K):
         bad = int(t.min()) if int(t.min()) < 0 else int(t.max())
         raise ValueError(f"{op}: target holds class index {bad}, outside [0, {K}) for logits "
                          f"of shape {logits.shape}")

@@ -1,0 +1,227 @@
+"""conv2d and linear: forward against the float64 reference, analytic gradients
+against central differences, and both against torch.nn.functional."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference as R
+from helpers import (
+    assert_close,
+    assert_grad_close,
+    check_op,
+    check_vs_torch,
+    conv_weight,
+    randn,
+    to_numpy,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastconv
+import fastconv.functional as F
+
+# (N, C, H, W, OC, KH, KW, stride, padding, dilation, groups, bias)
+CONV_CASES = {
+    "3x3": (2, 3, 7, 7, 4, 3, 3, 1, 0, 1, 1, True),
+    "3x3-pad1": (2, 3, 6, 6, 5, 3, 3, 1, 1, 1, 1, True),
+    "stride2-pad1-odd": (2, 2, 9, 7, 3, 3, 3, 2, 1, 1, 1, True),
+    "5x5-stride2 (kernel wider than stride)": (1, 2, 11, 9, 3, 5, 5, 2, 2, 1, 1, True),
+    "dilation2": (2, 2, 9, 9, 3, 3, 3, 1, 1, 2, 1, True),
+    "dilation(2,1)-stride(1,2)": (1, 3, 8, 9, 2, 3, 2, (1, 2), (0, 1), (2, 1), 1, True),
+    "groups2": (2, 4, 6, 6, 6, 3, 3, 1, 1, 1, 2, True),
+    "depthwise": (2, 3, 6, 5, 3, 3, 3, 1, 1, 1, 3, True),
+    "depthwise-multiplier2": (1, 2, 5, 5, 4, 3, 3, 2, 1, 1, 2, False),
+    "1x1": (2, 5, 4, 6, 3, 1, 1, 1, 0, 1, 1, True),
+    "1x1-stride2": (2, 4, 7, 7, 3, 1, 1, 2, 0, 1, 1, True),
+    "1x1-pad1": (1, 3, 4, 4, 2, 1, 1, 1, 1, 1, 1, True),
+    "1x1-groups": (2, 4, 3, 3, 6, 1, 1, 1, 0, 1, 2, True),
+    "1x3": (2, 3, 5, 7, 2, 1, 3, 1, (0, 1), 1, 1, True),
+    "3x1": (2, 3, 7, 5, 2, 3, 1, 1, (1, 0), 1, 1, True),
+    "batch1-single-channel": (1, 1, 5, 5, 1, 3, 3, 1, 0, 1, 1, True),
+    "single-output-pixel": (2, 3, 4, 4, 3, 4, 4, 1, 0, 1, 1, True),
+    "stride-larger-than-kernel": (2, 2, 10, 10, 3, 2, 2, 3, 0, 1, 1, True),
+    "no-bias": (2, 3, 6, 6, 4, 3, 3, 1, 1, 1, 1, False),
+    "pad-equals-kernel": (1, 2, 3, 3, 2, 3, 3, 1, 3, 1, 1, True),
+}
+
+
+def _conv_inputs(rng, case):
+    n, c, h, w, oc, kh, kw, stride, padding, dilation, groups, bias = case
+    x = randn(rng, n, c, h, w)
+    wt = conv_weight(rng, oc, c // groups, kh, kw)
+    inputs = [x, wt] + ([randn(rng, oc, scale=0.5)] if bias else [])
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return inputs, args
+
+
+def _fc_conv(args):
+    return lambda x, w, b=None: F.conv2d(x, w, b, **args)
+
+
+def _ref_conv(args):
+    return lambda x, w, b=None: R.conv2d(x, w, b, **args)
+
+
+@pytest.mark.parametrize("case", list(CONV_CASES.values()), ids=list(CONV_CASES))
+def test_conv2d_vs_reference(case, rng):
+    inputs, args = _conv_inputs(rng, case)
+    check_op(_fc_conv(args), _ref_conv(args), inputs, rng=rng, max_numerical=200, name="conv2d")
+
+
+@pytest.mark.parametrize("case", list(CONV_CASES.values()), ids=list(CONV_CASES))
+def test_conv2d_vs_torch(case, rng):
+    torch = pytest.importorskip("torch")
+    inputs, args = _conv_inputs(rng, case)
+    check_vs_torch(_fc_conv(args), lambda x, w, b=None: torch.nn.functional.conv2d(x, w, b, **args),
+                   inputs, rng=rng, name="conv2d")
+
+
+# Network-sized layers (NIN, AlexNet, GoogLeNet shapes, reduced batch) against torch.
+LARGE_CASES = {
+    "nin-5x5": (4, 3, 32, 32, 32, 5, 5, 1, 2, 1, 1, True),
+    "alexnet-11x11-s4": (2, 3, 67, 67, 16, 11, 11, 4, 2, 1, 1, True),
+    "alexnet-groups2": (2, 16, 13, 13, 24, 3, 3, 1, 1, 1, 2, True),
+    "inception-1x1": (3, 64, 14, 14, 48, 1, 1, 1, 0, 1, 1, True),
+    "inception-3x3": (2, 32, 14, 14, 48, 3, 3, 1, 1, 1, 1, True),
+    "inception-7x7-s2": (2, 3, 45, 45, 16, 7, 7, 2, 3, 1, 1, False),
+    "batch33-odd (threads split the batch)": (33, 5, 13, 11, 7, 3, 3, 2, 1, 1, 1, True),
+    "batch17-1x1-stride2": (17, 24, 9, 9, 10, 1, 1, 2, 0, 1, 1, True),
+}
+
+
+@pytest.mark.parametrize("case", list(LARGE_CASES.values()), ids=list(LARGE_CASES))
+def test_conv2d_network_shapes_vs_torch(case, rng):
+    torch = pytest.importorskip("torch")
+    inputs, args = _conv_inputs(rng, case)
+    check_vs_torch(_fc_conv(args), lambda x, w, b=None: torch.nn.functional.conv2d(x, w, b, **args),
+                   inputs, rng=rng, name="conv2d")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_conv2d_random_shapes_vs_reference(data):
+    """A hypothesis sweep over shapes and hyper-parameters (forward and gradients)."""
+    d = data.draw
+    groups = d(st.integers(1, 3))
+    c = groups * d(st.integers(1, 2))
+    oc = groups * d(st.integers(1, 2))
+    kh, kw = d(st.integers(1, 4)), d(st.integers(1, 4))
+    sh, sw = d(st.integers(1, 3)), d(st.integers(1, 3))
+    ph, pw = d(st.integers(0, 2)), d(st.integers(0, 2))
+    dh, dw = d(st.integers(1, 2)), d(st.integers(1, 2))
+    # input at least as large as the dilated kernel minus the padding
+    h = d(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 9))
+    w = d(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 9))
+    n = d(st.integers(1, 2))
+    bias = d(st.booleans())
+    seed = d(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    case = (n, c, h, w, oc, kh, kw, (sh, sw), (ph, pw), (dh, dw), groups, bias)
+    inputs, args = _conv_inputs(rng, case)
+    check_op(_fc_conv(args), _ref_conv(args), inputs, rng=rng, max_numerical=60,
+             name=f"conv2d{case}")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_conv2d_random_shapes_vs_torch(data):
+    """The same sweep against torch, with larger channel counts."""
+    torch = pytest.importorskip("torch")
+    d = data.draw
+    groups = d(st.sampled_from([1, 1, 2, 4]))
+    c, oc = groups * d(st.integers(1, 6)), groups * d(st.integers(1, 6))
+    kh, kw = d(st.integers(1, 5)), d(st.integers(1, 5))
+    sh, sw = d(st.integers(1, 3)), d(st.integers(1, 3))
+    ph, pw = d(st.integers(0, 3)), d(st.integers(0, 3))
+    dh, dw = d(st.integers(1, 3)), d(st.integers(1, 3))
+    h = d(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 17))
+    w = d(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 17))
+    case = (d(st.integers(1, 3)), c, h, w, oc, kh, kw, (sh, sw), (ph, pw), (dh, dw), groups,
+            d(st.booleans()))
+    rng = np.random.default_rng(d(st.integers(0, 2**31 - 1)))
+    inputs, args = _conv_inputs(rng, case)
+    check_vs_torch(_fc_conv(args), lambda x, w, b=None: torch.nn.functional.conv2d(x, w, b, **args),
+                   inputs, rng=rng, name=f"conv2d{case}")
+
+
+def test_conv2d_gradient_only_where_required(rng):
+    inputs, args = _conv_inputs(rng, CONV_CASES["stride2-pad1-odd"])
+    x, w, b = inputs
+    g = randn(rng, *R.conv2d(x, w, b, **args).shape)
+    # frozen weights: only the input gets a gradient
+    tx = fastconv.tensor(x, requires_grad=True)
+    tw, tb = fastconv.tensor(w), fastconv.tensor(b)
+    F.conv2d(tx, tw, tb, **args).backward(fastconv.tensor(g))
+    assert tw.grad is None and tb.grad is None
+    want_dx = _numeric_dx(x, w, b, g, args)
+    assert_grad_close(to_numpy(tx.grad), want_dx, name="dx")
+    # first layer: the input needs no gradient, the weights do
+    tx = fastconv.tensor(x)
+    tw, tb = fastconv.tensor(w, requires_grad=True), fastconv.tensor(b, requires_grad=True)
+    F.conv2d(tx, tw, tb, **args).backward(fastconv.tensor(g))
+    assert tx.grad is None
+    assert tw.grad is not None and tb.grad is not None
+    assert_grad_close(to_numpy(tb.grad), g.astype(np.float64).sum(axis=(0, 2, 3)), name="db")
+
+
+def _numeric_dx(x, w, b, g, args):
+    """d sum(conv(x) * g) / dx, exactly: conv is linear in x, so the gradient is the
+    correlation of g with the flipped kernel (computed here by differentiating the
+    reference through each unit input)."""
+    x64 = x.astype(np.float64)
+    dx = np.zeros_like(x64)
+    g64 = g.astype(np.float64)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x64)
+        e[i] = 1.0
+        dx[i] = np.sum(R.conv2d(e, w, None, **args) * g64)
+    return dx
+
+
+def test_conv2d_weight_gradient_accumulates_over_calls(rng):
+    """A weight used twice (shared layer) gets the sum of both gradients."""
+    x1, x2 = randn(rng, 2, 3, 5, 5), randn(rng, 2, 3, 5, 5)
+    w = conv_weight(rng, 4, 3, 3, 3)
+    tw = fastconv.tensor(w, requires_grad=True)
+    y = F.conv2d(fastconv.tensor(x1), tw, padding=1) + F.conv2d(fastconv.tensor(x2), tw, padding=1)
+    y.sum().backward()
+    # d/dw sum(conv(x, w)) = sum over positions of the input patches: linear in x
+    tw2 = fastconv.tensor(w, requires_grad=True)
+    F.conv2d(fastconv.tensor(x1 + x2), tw2, padding=1).sum().backward()
+    assert_grad_close(to_numpy(tw.grad), to_numpy(tw2.grad), name="dw")
+
+
+def test_conv2d_does_not_modify_its_inputs(rng):
+    inputs, args = _conv_inputs(rng, CONV_CASES["groups2"])
+    copies = [a.copy() for a in inputs]
+    ts = [fastconv.tensor(a, requires_grad=True) for a in inputs]
+    F.conv2d(*ts, **args).sum().backward()
+    for t, a in zip(ts, copies):
+        np.testing.assert_array_equal(to_numpy(t), a)
+
+
+def test_conv2d_non_contiguous_input(rng):
+    x = randn(rng, 2, 6, 5, 3)  # permuted to (2, 3, 5, 6): not C-contiguous underneath
+    w = conv_weight(rng, 4, 3, 3, 3)
+    tx = fastconv.tensor(x).permute(0, 3, 2, 1)
+    y = F.conv2d(tx, fastconv.tensor(w), padding=1)
+    assert_close(to_numpy(y), R.conv2d(x.transpose(0, 3, 2, 1), w, padding=1), name="conv2d")
+
+
+# ----------------------------------------------------------------------------- linear
+
+@pytest.mark.parametrize("shape,out_features,bias", [
+    ((4, 7), 5, True), ((1, 3), 1, True), ((6, 10), 4, False), ((2, 3, 8), 5, True),
+], ids=str)
+def test_linear_vs_reference(shape, out_features, bias, rng):
+    x = randn(rng, *shape)
+    w = randn(rng, out_features, shape[-1], scale=1 / np.sqrt(shape[-1]))
+    inputs = [x, w] + ([randn(rng, out_features)] if bias else [])
+    check_op(lambda x, w, b=None: F.linear(x, w, b), R.linear, inputs, rng=rng, name="linear")
+
+
+def test_linear_vs_torch(rng):
+    torch = pytest.importorskip("torch")
+    x, w, b = randn(rng, 16, 300), randn(rng, 70, 300, scale=300 ** -0.5), randn(rng, 70)
+    check_vs_torch(F.linear, torch.nn.functional.linear, [x, w, b], rng=rng, name="linear")

@@ -1,0 +1,443 @@
+"""fastconv.nn: the Module API (registration, traversal, state_dict, modes, repr),
+each layer against its functional op, PyTorch's default initialisation, and nn.init."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import reference as R
+from helpers import assert_close, randn, to_numpy
+
+import fastconv
+import fastconv.functional as F
+from fastconv import nn
+
+
+class SmallNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.features = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))
+        self.fc = nn.Linear(4 * 3 * 3, 5)
+        self.scale = nn.Parameter(np.ones(1, np.float32))
+        self.not_a_parameter = 3
+
+    def forward(self, x):
+        x = self.features(self.bn(self.conv(x)))
+        return self.fc(x.flatten(1)) * self.scale
+
+
+PARAM_NAMES = ["scale", "conv.weight", "conv.bias", "bn.weight", "bn.bias", "fc.weight", "fc.bias"]
+
+
+
+
+# ----------------------------------------------------------------------------- registration
+
+def test_named_parameters_and_buffers():
+    net = SmallNet()
+    names = [n for n, _ in net.named_parameters()]
+    assert names == PARAM_NAMES
+    params = list(net.parameters())
+    assert len(params) == 7
+    assert all(isinstance(p, nn.Parameter) and isinstance(p, fastconv.Tensor) for p in params)
+    assert all(p.requires_grad for p in params)
+    assert params[1] is net.conv.weight
+    buffer_names = [n for n, _ in net.named_buffers()]
+    assert "bn.running_mean" in buffer_names and "bn.running_var" in buffer_names
+    assert all(not b.requires_grad for b in net.buffers())
+    assert net.not_a_parameter == 3
+
+
+def test_children_and_modules():
+    net = SmallNet()
+    assert [n for n, _ in net.named_children()] == ["conv", "bn", "features", "fc"]
+    assert list(net.children())[2] is net.features
+    names = [n for n, _ in net.named_modules()]
+    assert names == ["", "conv", "bn", "features", "features.0", "features.1", "fc"]
+    assert len(list(net.modules())) == 7
+
+
+def test_reassigning_an_attribute_replaces_the_registration():
+    net = SmallNet()
+    net.fc = nn.Linear(36, 2)
+    assert [n for n, _ in net.named_parameters()].count("fc.weight") == 1
+    assert net.fc.weight.shape == (2, 36)
+
+
+def test_register_buffer():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("steps", fastconv.tensor(np.zeros(2, np.float32)))
+
+    m = M()
+    assert [n for n, _ in m.named_buffers()] == ["steps"]
+    assert "steps" in m.state_dict()
+    assert list(m.parameters()) == []
+
+
+# ----------------------------------------------------------------------------- state_dict
+
+def test_state_dict_holds_host_copies_of_parameters_and_buffers(rng):
+    net = SmallNet()
+    sd = net.state_dict()
+    assert isinstance(sd, OrderedDict)
+    assert set(PARAM_NAMES) <= set(sd)
+    assert {"bn.running_mean", "bn.running_var"} <= set(sd)
+    for k, v in sd.items():
+        assert isinstance(v, np.ndarray), k
+    np.testing.assert_array_equal(sd["conv.weight"], to_numpy(net.conv.weight))
+    sd["conv.weight"][...] = 7.0
+    assert not np.any(to_numpy(net.conv.weight) == 7.0), "state_dict must hold copies"
+
+
+def test_load_state_dict_roundtrip(rng):
+    fastconv.manual_seed(1)
+    a = SmallNet()
+    fastconv.manual_seed(2)
+    b = SmallNet()
+    x = fastconv.tensor(randn(rng, 2, 3, 6, 6))
+    a.train()
+    a(x)  # moves the BN running statistics away from their initial values
+    a.eval()
+    b.eval()
+    missing, unexpected = b.load_state_dict(a.state_dict())
+    assert list(missing) == [] and list(unexpected) == []
+    for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        np.testing.assert_array_equal(va, vb, err_msg=k)
+    np.testing.assert_array_equal(to_numpy(a(x)), to_numpy(b(x)))
+
+
+def test_load_state_dict_copies_its_input():
+    net, sd = SmallNet(), SmallNet().state_dict()
+    net.load_state_dict(sd)
+    sd["fc.bias"][...] = 42.0
+    assert not np.any(to_numpy(net.fc.bias) == 42.0)
+
+
+def test_load_state_dict_strict_rejects_missing_and_unexpected_keys():
+    net = SmallNet()
+    sd = net.state_dict()
+    del sd["fc.bias"]
+    with pytest.raises((KeyError, RuntimeError, ValueError), match="fc.bias"):
+        net.load_state_dict(sd)
+    sd = net.state_dict()
+    sd["extra.weight"] = np.zeros(3, np.float32)
+    with pytest.raises((KeyError, RuntimeError, ValueError), match="extra.weight"):
+        net.load_state_dict(sd, strict=True)
+
+
+def test_load_state_dict_non_strict_reports_and_loads_the_rest():
+    net = SmallNet()
+    sd = SmallNet().state_dict()
+    del sd["fc.bias"]
+    sd["extra.weight"] = np.zeros(3, np.float32)
+    missing, unexpected = net.load_state_dict(sd, strict=False)
+    assert list(missing) == ["fc.bias"]
+    assert list(unexpected) == ["extra.weight"]
+    np.testing.assert_array_equal(to_numpy(net.conv.weight), sd["conv.weight"])
+
+
+def test_load_state_dict_shape_mismatch_raises():
+    net = SmallNet()
+    sd = net.state_dict()
+    sd["fc.weight"] = np.zeros((5, 35), np.float32)
+    for strict in (True, False):
+        with pytest.raises((ValueError, RuntimeError), match="fc.weight"):
+            net.load_state_dict(sd, strict=strict)
+
+
+# ----------------------------------------------------------------------------- modes, grads
+
+def test_train_eval_propagate_to_every_submodule():
+    net = SmallNet()
+    assert net.training and all(m.training for m in net.modules())
+    assert net.eval() is net
+    assert not any(m.training for m in net.modules())
+    net.train()
+    assert all(m.training for m in net.modules())
+    net.train(False)
+    assert not any(m.training for m in net.modules())
+
+
+def test_zero_grad_and_parameter_gradients(rng):
+    net = SmallNet()
+    x = fastconv.tensor(randn(rng, 2, 3, 6, 6))
+    net(x).sum().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and p.grad.shape == p.shape, name
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_module_to_cpu_returns_self():
+    net = SmallNet()
+    assert net.to("cpu") is net
+    assert all(p.device == "cpu" for p in net.parameters())
+
+
+def test_repr_is_readable():
+    net = SmallNet()
+    text = repr(net)
+    for part in ("SmallNet", "(conv): Conv2d", "(bn): BatchNorm2d", "(features): Sequential",
+                 "(0): ReLU", "(1): MaxPool2d", "(fc): Linear"):
+        assert part in text, f"{part!r} not in\n{text}"
+    conv = repr(nn.Conv2d(3, 16, 5, stride=2, padding=2))
+    assert "3" in conv and "16" in conv and "5" in conv and "stride" in conv
+    assert "0.3" in repr(nn.Dropout(0.3))
+
+
+def test_sequential_indexing_and_order(rng):
+    seq = nn.Sequential(nn.Conv2d(2, 3, 1), nn.ReLU(), nn.Flatten())
+    assert len(seq) == 3
+    assert isinstance(seq[0], nn.Conv2d) and isinstance(seq[-1], nn.Flatten)
+    assert [n for n, _ in seq.named_parameters()] == ["0.weight", "0.bias"]
+    x = fastconv.tensor(randn(rng, 2, 2, 3, 3))
+    want = seq[2](seq[1](seq[0](x)))
+    np.testing.assert_array_equal(to_numpy(seq(x)), to_numpy(want))
+
+
+def test_sequential_from_ordered_dict():
+    seq = nn.Sequential(OrderedDict([("conv", nn.Conv2d(1, 2, 3)), ("act", nn.ReLU())]))
+    assert [n for n, _ in seq.named_parameters()] == ["conv.weight", "conv.bias"]
+
+
+# ----------------------------------------------------------------------------- layers = ops
+
+def _check_layer(layer, fn, x):
+    """layer(x) equals fn(x) and gradients flow into x."""
+    t = fastconv.tensor(x, requires_grad=True)
+    y = layer(t)
+    want = fn(fastconv.tensor(x))
+    assert_close(to_numpy(y), to_numpy(want), name=type(layer).__name__)
+    y.sum().backward()
+    assert t.grad is not None and t.grad.shape == t.shape
+
+
+def test_conv2d_layer_matches_functional(rng):
+    layer = nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)
+    assert layer.weight.shape == (6, 2, 3, 2) and layer.bias.shape == (6,)
+    x = randn(rng, 2, 4, 7, 8)
+    _check_layer(layer, lambda t: F.conv2d(t, layer.weight, layer.bias, (2, 1), (1, 0), (1, 2), 2),
+                 x)
+    assert_close(to_numpy(layer(fastconv.tensor(x))),
+                 R.conv2d(x, to_numpy(layer.weight), to_numpy(layer.bias), (2, 1), (1, 0),
+                          (1, 2), 2), name="Conv2d vs reference")
+    nobias = nn.Conv2d(4, 6, 1, bias=False)
+    assert nobias.bias is None and [n for n, _ in nobias.named_parameters()] == ["weight"]
+
+
+def test_linear_layer_matches_functional(rng):
+    layer = nn.Linear(7, 3)
+    assert layer.weight.shape == (3, 7) and layer.bias.shape == (3,)
+    x = randn(rng, 5, 7)
+    _check_layer(layer, lambda t: F.linear(t, layer.weight, layer.bias), x)
+    assert_close(to_numpy(layer(fastconv.tensor(x))),
+                 R.linear(x, to_numpy(layer.weight), to_numpy(layer.bias)), name="vs reference")
+
+
+@pytest.mark.parametrize("layer,fn", [
+    (nn.ReLU(), F.relu),
+    (nn.MaxPool2d(3, 2, 1, ceil_mode=True), lambda t: F.max_pool2d(t, 3, 2, 1, True)),
+    (nn.MaxPool2d(2), lambda t: F.max_pool2d(t, 2, 2)),
+    (nn.AvgPool2d(3, 2, 1, count_include_pad=False),
+     lambda t: F.avg_pool2d(t, 3, 2, 1, False, False)),
+    (nn.AvgPool2d(2), lambda t: F.avg_pool2d(t, 2)),
+    (nn.AdaptiveAvgPool2d(1), lambda t: F.adaptive_avg_pool2d(t, 1)),
+    (nn.LocalResponseNorm(3, 0.5, 0.6, 2.0), lambda t: F.local_response_norm(t, 3, 0.5, 0.6, 2.0)),
+    (nn.Flatten(), lambda t: t.flatten(1)),
+    (nn.Identity(), lambda t: t),
+], ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else "")
+def test_parameterless_layers_match_functional(layer, fn, rng):
+    _check_layer(layer, fn, randn(rng, 2, 4, 7, 6))
+
+
+def test_batchnorm2d_layer_train_and_eval(rng):
+    bn = nn.BatchNorm2d(3, momentum=0.2)
+    assert_close(to_numpy(bn.weight), np.ones(3), name="weight init")
+    assert_close(to_numpy(bn.bias), np.zeros(3), name="bias init")
+    assert_close(to_numpy(bn.running_mean), np.zeros(3), name="running_mean init")
+    assert_close(to_numpy(bn.running_var), np.ones(3), name="running_var init")
+    x = (randn(rng, 4, 3, 5, 5) * 2 + 1).astype(np.float32)
+    y = bn(fastconv.tensor(x))
+    yr, mean, _, var_u = R.batch_norm_train(x)
+    assert_close(to_numpy(y), yr, name="train output")
+    rm, rv = R.batch_norm_running_update(np.zeros(3), np.ones(3), mean, var_u, 0.2)
+    assert_close(to_numpy(bn.running_mean), rm, name="running_mean")
+    assert_close(to_numpy(bn.running_var), rv, name="running_var")
+    bn.eval()
+    x2 = randn(rng, 2, 3, 4, 4)
+    assert_close(to_numpy(bn(fastconv.tensor(x2))), R.batch_norm_eval(x2, rm, rv), name="eval")
+    assert_close(to_numpy(bn.running_mean), rm, name="eval leaves running_mean alone")
+
+
+def test_batchnorm1d_layer(rng):
+    bn = nn.BatchNorm1d(5)
+    x = randn(rng, 8, 5)
+    assert_close(to_numpy(bn(fastconv.tensor(x))), R.batch_norm_train(x)[0], name="BatchNorm1d")
+    x3 = randn(rng, 4, 5, 6)
+    assert_close(to_numpy(bn(fastconv.tensor(x3))), R.batch_norm_train(x3)[0], name="(N, C, L)")
+
+
+def test_dropout_layers_follow_the_mode(rng, seed):
+    x = (1.0 + np.abs(randn(rng, 8, 6, 4, 4))).astype(np.float32)
+    for layer, fn in ((nn.Dropout(0.4), F.dropout), (nn.Dropout2d(0.4), F.dropout2d)):
+        fastconv.manual_seed(seed)
+        y = to_numpy(layer(fastconv.tensor(x)))
+        fastconv.manual_seed(seed)
+        want = to_numpy(fn(fastconv.tensor(x), 0.4, True))
+        np.testing.assert_array_equal(y, want)
+        assert (y == 0).any()
+        layer.eval()
+        np.testing.assert_array_equal(to_numpy(layer(fastconv.tensor(x))), x)
+
+
+def test_concat_runs_branches_on_the_same_input(rng):
+    b1 = nn.Conv2d(3, 2, 1)
+    b2 = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+    b3 = nn.MaxPool2d(3, 1, 1)
+    block = nn.Concat(b1, b2, b3)
+    assert len([n for n, _ in block.named_parameters()]) == 4
+    x = randn(rng, 2, 3, 5, 5)
+    t = fastconv.tensor(x, requires_grad=True)
+    y = block(t)
+    assert y.shape == (2, 2 + 4 + 3, 5, 5)
+    parts = [to_numpy(b(fastconv.tensor(x))) for b in (b1, b2, b3)]
+    assert_close(to_numpy(y), np.concatenate(parts, axis=1), name="Concat")
+    y.sum().backward()
+    assert t.grad is not None
+    assert b1.weight.grad is not None and b2[0].weight.grad is not None
+
+
+# ----------------------------------------------------------------------------- initialisation
+
+def _uniform_bound_check(values, bound, name):
+    v = values.astype(np.float64).reshape(-1)
+    assert np.abs(v).max() <= bound * (1 + 1e-6), f"{name}: value outside [-{bound}, {bound}]"
+    assert v.max() > 0.95 * bound and v.min() < -0.95 * bound, f"{name}: does not fill the range"
+    assert abs(v.std() / (bound / math.sqrt(3)) - 1) < 0.03, f"{name}: std {v.std()}"
+    assert abs(v.mean()) < 0.05 * bound, f"{name}: mean {v.mean()}"
+
+
+def test_conv2d_default_init_matches_pytorch():
+    layer = nn.Conv2d(64, 96, 3)
+    fan_in = 64 * 9
+    bound = 1 / math.sqrt(fan_in)  # kaiming_uniform(a=sqrt(5)) gives U(-1/sqrt(fan_in), ..)
+    _uniform_bound_check(to_numpy(layer.weight), bound, "Conv2d.weight")
+    b = to_numpy(layer.bias)
+    assert np.abs(b).max() <= bound and b.std() > 0.3 * bound
+    grouped = nn.Conv2d(64, 96, 3, groups=4)
+    _uniform_bound_check(to_numpy(grouped.weight), 1 / math.sqrt(16 * 9), "grouped Conv2d.weight")
+
+
+def test_linear_default_init_matches_pytorch():
+    layer = nn.Linear(400, 300)
+    bound = 1 / math.sqrt(400)
+    _uniform_bound_check(to_numpy(layer.weight), bound, "Linear.weight")
+    b = to_numpy(layer.bias)
+    assert np.abs(b).max() <= bound and b.std() > 0.3 * bound
+
+
+def test_default_init_is_reproducible_under_manual_seed(seed):
+    fastconv.manual_seed(seed)
+    a = nn.Conv2d(3, 8, 3)
+    fastconv.manual_seed(seed)
+    b = nn.Conv2d(3, 8, 3)
+    np.testing.assert_array_equal(to_numpy(a.weight), to_numpy(b.weight))
+    c = nn.Conv2d(3, 8, 3)
+    assert not np.array_equal(to_numpy(a.weight), to_numpy(c.weight))
+
+
+def _param(shape):
+    return nn.Parameter(np.zeros(shape, np.float32))
+
+
+CONV_SHAPE = (128, 64, 3, 3)  # fan_in 576, fan_out 1152
+FAN_IN, FAN_OUT = 64 * 9, 128 * 9
+
+
+@pytest.mark.parametrize("kwargs,std", [
+    ({}, math.sqrt(2.0 / FAN_IN)),  # default: a=0, fan_in, leaky_relu -> gain sqrt(2)
+    ({"mode": "fan_out", "nonlinearity": "relu"}, math.sqrt(2.0 / FAN_OUT)),
+    ({"a": 0.2}, math.sqrt(2.0 / (1 + 0.04)) / math.sqrt(FAN_IN)),
+    ({"nonlinearity": "linear"}, 1 / math.sqrt(FAN_IN)),
+], ids=str)
+def test_kaiming_normal(kwargs, std):
+    p = _param(CONV_SHAPE)
+    out = nn.init.kaiming_normal_(p, **kwargs)
+    assert out is p
+    v = to_numpy(p).astype(np.float64)
+    assert p.dtype == np.float32 and p.shape == CONV_SHAPE
+    assert abs(v.std() / std - 1) < 0.02, (v.std(), std)
+    assert abs(v.mean()) < 0.02 * std
+
+
+@pytest.mark.parametrize("kwargs,bound", [
+    ({}, math.sqrt(6.0 / FAN_IN)),
+    ({"a": math.sqrt(5)}, 1 / math.sqrt(FAN_IN)),
+    ({"mode": "fan_out", "nonlinearity": "relu"}, math.sqrt(6.0 / FAN_OUT)),
+], ids=str)
+def test_kaiming_uniform(kwargs, bound):
+    p = _param(CONV_SHAPE)
+    assert nn.init.kaiming_uniform_(p, **kwargs) is p
+    _uniform_bound_check(to_numpy(p), bound, "kaiming_uniform_")
+
+
+@pytest.mark.parametrize("gain", [1.0, math.sqrt(2.0)])
+def test_xavier(gain):
+    p = _param(CONV_SHAPE)
+    assert nn.init.xavier_uniform_(p, gain=gain) is p
+    _uniform_bound_check(to_numpy(p), gain * math.sqrt(6.0 / (FAN_IN + FAN_OUT)), "xavier_uniform_")
+    q = _param((300, 500))
+    assert nn.init.xavier_normal_(q, gain=gain) is q
+    std = gain * math.sqrt(2.0 / 800)
+    v = to_numpy(q).astype(np.float64)
+    assert abs(v.std() / std - 1) < 0.02 and abs(v.mean()) < 0.02 * std
+
+
+def test_normal_uniform_constant():
+    p = _param((400, 500))
+    nn.init.normal_(p, mean=0.5, std=2.0)
+    v = to_numpy(p).astype(np.float64)
+    assert abs(v.mean() - 0.5) < 0.03 and abs(v.std() / 2.0 - 1) < 0.01
+    nn.init.uniform_(p, a=-3.0, b=1.0)
+    v = to_numpy(p).astype(np.float64)
+    assert v.min() >= -3.0 and v.max() <= 1.0 and abs(v.mean() + 1.0) < 0.02
+    assert abs(v.std() - 4 / math.sqrt(12)) < 0.02
+    assert nn.init.constant_(p, 0.25) is p
+    np.testing.assert_array_equal(to_numpy(p), np.full((400, 500), 0.25, np.float32))
+    nn.init.zeros_(p)
+    np.testing.assert_array_equal(to_numpy(p), 0.0)
+    nn.init.ones_(p)
+    np.testing.assert_array_equal(to_numpy(p), 1.0)
+
+
+def test_trunc_normal():
+    p = _param((400, 500))
+    assert nn.init.trunc_normal_(p, mean=0.0, std=1.0, a=-2.0, b=2.0) is p
+    v = to_numpy(p).astype(np.float64)
+    assert v.min() >= -2.0 and v.max() <= 2.0
+    # std of a standard normal truncated to [-2, 2]
+    phi2 = math.exp(-2.0) / math.sqrt(2 * math.pi)
+    z = math.erf(2 / math.sqrt(2))
+    want_std = math.sqrt(1 - 2 * 2 * phi2 / z)
+    assert abs(v.std() / want_std - 1) < 0.01 and abs(v.mean()) < 0.015
+    q = _param((200, 200))
+    nn.init.trunc_normal_(q, mean=1.0, std=0.5, a=0.5, b=1.2)
+    w = to_numpy(q)
+    assert w.min() >= 0.5 and w.max() <= 1.2 and w.std() > 0.1
+
+
+def test_init_keeps_the_parameter_usable(rng):
+    """After init the same Parameter object is in the module and still trains."""
+    layer = nn.Conv2d(2, 3, 3)
+    w = layer.weight
+    nn.init.kaiming_normal_(layer.weight)
+    assert layer.weight is w and layer.weight.requires_grad
+    layer(fastconv.tensor(randn(rng, 1, 2, 4, 4))).sum().backward()
+    assert layer.weight.grad is not None

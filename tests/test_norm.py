@@ -1,0 +1,189 @@
+"""Batch normalisation (training, running statistics, evaluation) and local
+response normalisation (PyTorch's form, and the TensorFlow / Caffe mappings)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference as R
+from helpers import assert_close, check_op, check_vs_torch, randn, to_numpy
+
+import fastconv
+import fastconv.functional as F
+
+# ----------------------------------------------------------------------------- batch norm
+
+BN_SHAPES = [(4, 3, 3, 3), (2, 2, 5, 3), (1, 3, 4, 4), (6, 4), (3, 5, 4)]
+
+
+def _affine(rng, c):
+    return (1.0 + 0.3 * randn(rng, c)).astype(np.float32), randn(rng, c, scale=0.5)
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+def test_batch_norm_train_vs_reference(shape, rng):
+    c = shape[1]
+    w, b = _affine(rng, c)
+    x = (randn(rng, *shape) * 2 + 0.5).astype(np.float32)
+
+    def fc(x, w, b):
+        rm, rv = fastconv.tensor(np.zeros(c, np.float32)), fastconv.tensor(np.ones(c, np.float32))
+        return F.batch_norm(x, rm, rv, w, b, training=True)
+
+    check_op(fc, lambda x, w, b: R.batch_norm_train(x, w, b)[0], [x, w, b], rng=rng,
+             name="batch_norm(train)")
+
+
+def test_batch_norm_statistics_are_accurate_far_from_zero(rng):
+    """Channel means of 50 with unit spread over 4096 values per channel: a one-pass
+    E[x^2] - E[x]^2 in float32 loses about 1e-2 here; PyTorch's float32 stays near 1e-6."""
+    x = (50.0 + randn(rng, 16, 4, 16, 16)).astype(np.float32)
+    w, b = _affine(rng, 4)
+    check_op(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+             lambda x, w, b: R.batch_norm_train(x, w, b)[0], [x, w, b], rng=rng,
+             max_numerical=100, name="batch_norm(mean 50)")
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES[:2], ids=str)
+def test_batch_norm_train_without_affine(shape, rng):
+    c = shape[1]
+    x = randn(rng, *shape)
+
+    def fc(x):
+        rm, rv = fastconv.tensor(np.zeros(c, np.float32)), fastconv.tensor(np.ones(c, np.float32))
+        return F.batch_norm(x, rm, rv, None, None, training=True)
+
+    check_op(fc, lambda x: R.batch_norm_train(x)[0], [x], rng=rng, name="batch_norm(no affine)")
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("shape", [(5, 3, 4, 2), (7, 4)], ids=str)
+def test_batch_norm_running_statistics_update(shape, momentum, rng):
+    c = shape[1]
+    rm0 = randn(rng, c, scale=0.2)
+    rv0 = (0.5 + np.abs(randn(rng, c))).astype(np.float32)
+    w, b = _affine(rng, c)
+    rm, rv = fastconv.tensor(rm0), fastconv.tensor(rv0)
+    want_rm, want_rv = rm0.astype(np.float64), rv0.astype(np.float64)
+    for _ in range(3):  # three steps: the update compounds
+        x = (randn(rng, *shape) * 1.5 + 2.0).astype(np.float32)
+        F.batch_norm(fastconv.tensor(x), rm, rv, fastconv.tensor(w), fastconv.tensor(b),
+                     training=True, momentum=momentum)
+        _, mean, _, var_unbiased = R.batch_norm_train(x, w, b)
+        want_rm, want_rv = R.batch_norm_running_update(want_rm, want_rv, mean, var_unbiased,
+                                                       momentum)
+    assert rm.dtype == np.float32 and rv.dtype == np.float32
+    assert_close(to_numpy(rm), want_rm, name="running_mean")
+    assert_close(to_numpy(rv), want_rv, name="running_var (unbiased)")
+
+
+def test_batch_norm_eval_uses_running_statistics_and_does_not_update(rng):
+    c = 3
+    x = randn(rng, 4, c, 5, 5)
+    rm0 = randn(rng, c)
+    rv0 = (0.5 + np.abs(randn(rng, c))).astype(np.float32)
+    w, b = _affine(rng, c)
+    rm, rv = fastconv.tensor(rm0), fastconv.tensor(rv0)
+
+    def fc(x, w, b):
+        return F.batch_norm(x, rm, rv, w, b, training=False)
+
+    check_op(fc, lambda x, w, b: R.batch_norm_eval(x, rm0, rv0, w, b), [x, w, b], rng=rng,
+             name="batch_norm(eval)")
+    np.testing.assert_array_equal(to_numpy(rm), rm0)
+    np.testing.assert_array_equal(to_numpy(rv), rv0)
+
+
+def test_batch_norm_eps(rng):
+    x, (w, b) = randn(rng, 3, 2, 2, 2, scale=0.01), _affine(rng, 2)
+    for eps in (1e-5, 1e-3, 0.5):
+        y = F.batch_norm(fastconv.tensor(x), None, None, fastconv.tensor(w), fastconv.tensor(b),
+                         training=True, eps=eps)
+        assert_close(to_numpy(y), R.batch_norm_train(x, w, b, eps)[0], name=f"eps={eps}")
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(8, 16, 9, 7), (32, 20), (1, 5, 6, 6)], ids=str)
+def test_batch_norm_vs_torch(shape, training, rng):
+    torch = pytest.importorskip("torch")
+    c = shape[1]
+    rm0, rv0 = randn(rng, c), (0.5 + np.abs(randn(rng, c))).astype(np.float32)
+    rm, rv = fastconv.tensor(rm0), fastconv.tensor(rv0)
+    trm, trv = torch.tensor(rm0, dtype=torch.float64), torch.tensor(rv0, dtype=torch.float64)
+    w, b = _affine(rng, c)
+    check_vs_torch(lambda x, w, b: F.batch_norm(x, rm, rv, w, b, training, 0.1, 1e-5),
+                   lambda x, w, b: torch.nn.functional.batch_norm(x, trm, trv, w, b, training,
+                                                                  0.1, 1e-5),
+                   [randn(rng, *shape), w, b], rng=rng, name=f"batch_norm(training={training})")
+    assert_close(to_numpy(rm), trm.numpy(), name="running_mean vs torch")
+    assert_close(to_numpy(rv), trv.numpy(), name="running_var vs torch")
+
+
+# ----------------------------------------------------------------------------- LRN
+
+LRN_CASES = [  # (shape, size, alpha, beta, k)
+    ((2, 7, 3, 3), 5, 1e-4, 0.75, 1.0),     # AlexNet's hyper-parameters
+    ((2, 7, 3, 3), 5, 0.5, 0.75, 2.0),      # large alpha: the normaliser matters
+    ((2, 6, 2, 3), 3, 0.8, 0.5, 1.0),
+    ((1, 5, 3, 2), 4, 0.9, 0.75, 1.5),      # even size: asymmetric window
+    ((2, 3, 3, 3), 9, 1.0, 0.6, 1.0),       # window wider than the channels
+    ((2, 4, 2, 2), 1, 0.7, 0.75, 0.5),      # size 1: only the channel itself
+    ((1, 1, 4, 4), 5, 0.6, 0.75, 1.0),      # a single channel
+    ((2, 8, 5, 5), 2, 0.3, 1.2, 1.0),
+]
+
+
+@pytest.mark.parametrize("shape,size,alpha,beta,k", LRN_CASES, ids=str)
+def test_local_response_norm_vs_reference(shape, size, alpha, beta, k, rng):
+    check_op(lambda t: F.local_response_norm(t, size, alpha, beta, k),
+             lambda a: R.local_response_norm(a, size, alpha, beta, k),
+             [randn(rng, *shape)], rng=rng, name="local_response_norm")
+
+
+@pytest.mark.parametrize("shape,size,alpha,beta,k", LRN_CASES, ids=str)
+def test_local_response_norm_vs_torch(shape, size, alpha, beta, k, rng):
+    torch = pytest.importorskip("torch")
+    check_vs_torch(lambda t: F.local_response_norm(t, size, alpha, beta, k),
+                   lambda t: torch.nn.functional.local_response_norm(t, size, alpha, beta, k),
+                   [randn(rng, *shape)], rng=rng, name="local_response_norm")
+
+
+def test_local_response_norm_alexnet_shape_vs_torch(rng):
+    torch = pytest.importorskip("torch")
+    check_vs_torch(lambda t: F.local_response_norm(t, 5, 1e-4, 0.75, 2.0),
+                   lambda t: torch.nn.functional.local_response_norm(t, 5, 1e-4, 0.75, 2.0),
+                   [randn(rng, 2, 96, 27, 27, scale=10.0)], rng=rng, name="lrn(AlexNet)")
+
+
+def test_local_response_norm_3d_input(rng):
+    x = randn(rng, 2, 6, 5)
+    check_op(lambda t: F.local_response_norm(t, 3, 0.5, 0.75, 1.0),
+             lambda a: R.local_response_norm(a, 3, 0.5, 0.75, 1.0), [x], rng=rng, name="lrn 3-D")
+
+
+@pytest.mark.parametrize("depth_radius,bias,alpha,beta", [(2, 1.0, 0.1, 0.75), (4, 2.0, 1e-3, 0.5),
+                                                          (1, 1.0, 0.3, 0.75), (5, 1.0, 1.0, 0.5)])
+def test_local_response_norm_tensorflow_mapping(depth_radius, bias, alpha, beta, rng):
+    """TF's depth_radius r, bias, alpha (not divided by the window) map to
+    size = 2r + 1, k = bias, alpha_pytorch = alpha * size, as documented."""
+    x = randn(rng, 2, 9, 3, 3)
+    size = 2 * depth_radius + 1
+    y = F.local_response_norm(fastconv.tensor(x), size, alpha * size, beta, bias)
+    assert_close(to_numpy(y), R.lrn_tensorflow(x, depth_radius, bias, alpha, beta),
+                 name="lrn vs TensorFlow's formula")
+
+
+@pytest.mark.parametrize("local_size,alpha,beta,k", [(5, 1e-4, 0.75, 1.0), (3, 0.5, 0.75, 2.0),
+                                                     (7, 1.0, 0.5, 1.0)])
+def test_local_response_norm_caffe_mapping(local_size, alpha, beta, k, rng):
+    """Caffe's ACROSS_CHANNELS LRN divides alpha by local_size like PyTorch: direct mapping."""
+    x = randn(rng, 2, 8, 3, 3, scale=3.0)
+    y = F.local_response_norm(fastconv.tensor(x), local_size, alpha, beta, k)
+    assert_close(to_numpy(y), R.lrn_caffe(x, local_size, alpha, beta, k),
+                 name="lrn vs Caffe's formula")
+
+
+def test_local_response_norm_docstring_documents_the_mappings():
+    doc = F.local_response_norm.__doc__ or ""
+    assert "depth_radius" in doc and "TensorFlow" in doc
+    assert "Caffe" in doc and "local_size" in doc
