@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from fastconv import autograd
@@ -9,6 +11,7 @@ from fastconv.backend import device_of, get_backend
 from fastconv.ops import arith
 
 _FLOAT_CONVERTED = (np.float64, np.float16)
+MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
 
 def _as_array(data, device: str):
@@ -254,9 +257,11 @@ class Tensor:
         return arith.Mean.apply(self, dim=dim, keepdim=keepdim)
 
     def max(self, dim=None, keepdim: bool = False):
+        """The largest element, or (values, indices) along ``dim`` as in PyTorch."""
         if dim is None:
             return arith.Max.apply(self.reshape(-1), dim=0)
-        return arith.Max.apply(self, dim=dim, keepdim=keepdim)
+        values = arith.Max.apply(self, dim=dim, keepdim=keepdim)
+        return MaxResult(values, self.argmax(dim=dim, keepdim=keepdim))
 
     def argmax(self, dim=None, keepdim: bool = False) -> Tensor:
         if dim is None:

@@ -210,6 +210,7 @@ class _BatchNorm(Module):
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
             self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
         else:
             self.running_mean = self.running_var = None
 
@@ -217,6 +218,8 @@ class _BatchNorm(Module):
         if x.ndim not in self._input_ranks:
             raise ValueError(f"{type(self).__name__}: expected a {' or '.join(map(str, self._input_ranks))}"
                              f"-D input, got shape {x.shape}")
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             self.training, self.momentum, self.eps)
 

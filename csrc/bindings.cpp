@@ -1,0 +1,109 @@
+/* Python bindings: fastconv._C, one m.def per kernel.
+ *
+ * The module is private; fastconv/backend/cpu.py wraps it and _C.pyi
+ * documents the signatures. Pairs such as stride are (h, w) tuples of ints.
+ * Errors: a bad shape, rank, contiguity or value raises ValueError, a wrong
+ * dtype TypeError. Every kernel returns new arrays.
+ */
+#include "kernels.h"
+
+using namespace pybind11::literals;
+
+PYBIND11_MODULE(_C, m) {
+    using namespace fc;
+    m.doc() = "fastconv's compiled CPU kernels (private; use fastconv.backend.cpu).";
+    m.attr("ABI_VERSION") = kAbiVersion;
+
+    // ---- BLAS and machine
+    m.def("load_blas", &load_blas, "path"_a,
+          "Load the scipy-openblas32 OpenBLAS from `path` (dlopen, RTLD_LOCAL) and return "
+          "blas_info(). Must be called once before any GEMM. Raises ImportError on failure.");
+    m.def("blas_info", &blas_info,
+          "dict: loaded, path, corename (the kernel set OpenBLAS picked), config, num_threads, "
+          "batch_strided (whether cblas_sgemm_batch_strided is available).");
+    m.def("cpu_features", &cpu_features,
+          "dict of the CPU's SIMD features (avx2, fma, avx512f, ...) and OpenMP thread counts.");
+    m.def("set_num_threads", &set_num_threads, "n"_a,
+          "Set the OpenMP thread count (of the calling thread) and OpenBLAS's thread count.");
+    m.def("get_num_threads", &get_num_threads, "OpenMP's maximum thread count.");
+    m.def("cache_info", &cache_info,
+          "dict about the cache of freed output blocks (arrays of >= min_block_bytes reuse "
+          "memory of the same size): cached_bytes, cached_blocks, hits, misses, limits.");
+    m.def("empty_cache", &empty_cache,
+          "Return every cached free block, and the calling thread's scratch buffers (im2col "
+          "columns, Winograd transforms), to the operating system.");
+    m.def("gemm", &gemm, "a"_a, "b"_a, "trans_a"_a = false, "trans_b"_a = false,
+          "op(a) @ op(b) for 2-D float32 arrays through OpenBLAS sgemm; op transposes when the "
+          "flag is set. Returns a new (M, N) array.");
+
+    // ---- im2col
+    m.def("im2col_forward", &im2col_forward, "x"_a, "kernel"_a, "stride"_a, "padding"_a,
+          "dilation"_a,
+          "Unfold x (N, C, H, W) into columns (C*KH*KW, N*OH*OW): row (c*KH + kh)*KW + kw, "
+          "column n*OH*OW + oh*OW + ow holds x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW] "
+          "(0 in the padding).");
+    m.def("col2im_backward", &col2im_backward, "col"_a, "x_shape"_a, "kernel"_a, "stride"_a,
+          "padding"_a, "dilation"_a,
+          "Adjoint of im2col_forward: sum the columns (C*KH*KW, N*OH*OW) back onto an image of "
+          "x_shape (N, C, H, W).");
+
+    // ---- convolution
+    m.def("conv2d_forward", &conv2d_forward, "x"_a, "w"_a, "b"_a, "stride"_a, "padding"_a,
+          "dilation"_a, "groups"_a,
+          "y = conv2d(x, w, b): x (N, C, H, W), w (OC, C/groups, KH, KW), b (OC,) or None; "
+          "returns y (N, OC, OH, OW). im2col + OpenBLAS GEMM; 1x1 stride-1 unpadded layers "
+          "multiply x directly.");
+    m.def("conv2d_backward", &conv2d_backward, "x"_a, "w"_a, "dy"_a, "stride"_a, "padding"_a,
+          "dilation"_a, "groups"_a, "need_dx"_a = true, "need_dw"_a = true, "need_db"_a = true,
+          "Gradients of conv2d_forward given dy (N, OC, OH, OW). Returns (dx, dw, db); an entry "
+          "is None when its need_* flag is False.");
+
+    // ---- pooling
+    m.def("max_pool2d_forward", &max_pool2d_forward, "x"_a, "kernel"_a, "stride"_a, "padding"_a,
+          "ceil_mode"_a,
+          "Max pooling of x (N, C, H, W). Returns (y, indices): indices int32 (N, C, OH, OW), "
+          "the flat offset ih*W + iw of the max in its input plane. Ties: the first maximum in "
+          "row-major window order; padding never wins; NaN propagates.");
+    m.def("max_pool2d_backward", &max_pool2d_backward, "dy"_a, "indices"_a, "x_shape"_a,
+          "dx (x_shape) with dy scattered (summed) onto the positions in indices.");
+    m.def("avg_pool2d_forward", &avg_pool2d_forward, "x"_a, "kernel"_a, "stride"_a, "padding"_a,
+          "ceil_mode"_a, "count_include_pad"_a,
+          "Average pooling of x (N, C, H, W), PyTorch's divisor rule for count_include_pad and "
+          "ceil_mode.");
+    m.def("avg_pool2d_backward", &avg_pool2d_backward, "dy"_a, "x_shape"_a, "kernel"_a,
+          "stride"_a, "padding"_a, "ceil_mode"_a, "count_include_pad"_a,
+          "dx (x_shape): each dy spread evenly (dy / divisor) over its window.");
+
+    // ---- local response normalisation
+    m.def("lrn_forward", &lrn_forward, "x"_a, "size"_a, "alpha"_a, "beta"_a, "k"_a,
+          "Across-channel LRN of x (N, C, ...). scale[c] = k + alpha/size * "
+          "sum_{j=c-size//2}^{c+(size-1)//2} x[j]^2, y = x * scale^-beta. Returns (y, scale).");
+    m.def("lrn_backward", &lrn_backward, "x"_a, "y"_a, "scale"_a, "dy"_a, "size"_a, "alpha"_a,
+          "beta"_a, "k"_a, "dx of lrn_forward given its x, y, scale and dy.");
+
+    // ---- batch normalisation
+    m.def("batch_norm_forward_train", &batch_norm_forward_train, "x"_a, "weight"_a, "bias"_a,
+          "eps"_a,
+          "Batch norm with batch statistics over all axes but 1 of x (N, C) or (N, C, H, W). "
+          "weight/bias (C,) or None. Returns (y, mean, var), var biased.");
+    m.def("batch_norm_forward_eval", &batch_norm_forward_eval, "x"_a, "mean"_a, "var"_a,
+          "weight"_a, "bias"_a, "eps"_a,
+          "y = (x - mean) / sqrt(var + eps) * weight + bias with the given statistics.");
+    m.def("batch_norm_backward", &batch_norm_backward, "x"_a, "weight"_a, "mean"_a, "var"_a,
+          "eps"_a, "dy"_a,
+          "Training-mode gradients (batch statistics mean, var from the forward). Returns "
+          "(dx, dweight, dbias).");
+
+    // ---- activations
+    m.def("relu_forward", &relu_forward, "x"_a, "y = max(x, 0) for any shape.");
+    m.def("relu_backward", &relu_backward, "y"_a, "dy"_a, "dx = dy where y > 0, else 0.");
+
+    // ---- loss
+    m.def("softmax_cross_entropy_forward", &softmax_cross_entropy_forward, "logits"_a, "target"_a,
+          "label_smoothing"_a = 0.f,
+          "Mean cross-entropy of softmax(logits) (N, K) against int64 targets (N,), with "
+          "PyTorch's label smoothing. Returns (loss: float, prob (N, K)).");
+    m.def("softmax_cross_entropy_backward", &softmax_cross_entropy_backward, "prob"_a, "target"_a,
+          "label_smoothing"_a, "dloss"_a,
+          "dlogits = dloss / N * (prob - (1 - ls) * onehot(target) - ls / K).");
+}

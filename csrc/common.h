@@ -1,0 +1,189 @@
+/* Shared helpers for the CPU kernels: argument checking, array allocation,
+ * a reusable scratch buffer and the BLAS entry points.
+ *
+ * Every kernel takes NumPy arrays, checks them here (dtype float32,
+ * C-contiguous, aligned, the expected rank), allocates its outputs with the
+ * GIL held, then releases the GIL for the arithmetic. A failed check throws
+ * std::invalid_argument, which pybind11 turns into ValueError (TypeError for a
+ * wrong dtype), so no kernel ever reads or writes outside the arrays it got.
+ */
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace py = pybind11;
+
+namespace fc {
+
+using index_t = std::int64_t;
+using Pair = std::pair<index_t, index_t>;  // (h, w) as in the Python interface
+
+// ---------------------------------------------------------------- errors
+
+template <typename... Args>
+[[noreturn]] void fail(const Args&... args) {
+    std::ostringstream os;
+    (os << ... << args);
+    throw std::invalid_argument(os.str());
+}
+
+// require(cond, "message pieces", ...): throw ValueError when cond is false.
+template <typename... Args>
+inline void require(bool ok, const Args&... args) {
+    if (!ok) fail(args...);
+}
+
+inline std::string shape_str(const py::array& a) {
+    std::ostringstream os;
+    os << "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) os << (i ? ", " : "") << a.shape(i);
+    os << (a.ndim() == 1 ? ",)" : ")");
+    return os.str();
+}
+
+inline std::string shape_str(const std::vector<index_t>& s) {
+    std::ostringstream os;
+    os << "(";
+    for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+    os << (s.size() == 1 ? ",)" : ")");
+    return os.str();
+}
+
+// ---------------------------------------------------------------- input checks
+
+// The array must already be C-contiguous, aligned float32: the kernels never
+// make silent copies, so a wrong input shows up as an error, not a slowdown.
+inline const float* float_data(const py::array& a, const char* fn, const char* name) {
+    if (!py::isinstance<py::array_t<float>>(a))
+        throw py::type_error(std::string(fn) + ": " + name + " must be a float32 array, got dtype " +
+                             std::string(py::str(a.dtype())));
+    require(a.flags() & py::array::c_style, fn, ": ", name, " must be C-contiguous");
+    require(reinterpret_cast<std::uintptr_t>(a.data()) % alignof(float) == 0, fn, ": ", name,
+            " must be aligned");
+    return static_cast<const float*>(a.data());
+}
+
+inline void require_ndim(const py::array& a, int ndim, const char* fn, const char* name) {
+    require(a.ndim() == ndim, fn, ": ", name, " must be ", ndim, "-D, got shape ", shape_str(a));
+}
+
+inline void require_shape(const py::array& a, const std::vector<index_t>& shape, const char* fn,
+                          const char* name) {
+    bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+    for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
+    require(ok, fn, ": ", name, " must have shape ", shape_str(shape), ", got ", shape_str(a));
+}
+
+// Integer class targets / indices: any integer dtype is rejected unless it is
+// exactly the one asked for (int64 targets, int32 pooling indices).
+template <typename T>
+inline const T* int_data(const py::array& a, const char* fn, const char* name, const char* dtype) {
+    if (!py::isinstance<py::array_t<T>>(a))
+        throw py::type_error(std::string(fn) + ": " + name + " must be an " + dtype +
+                             " array, got dtype " + std::string(py::str(a.dtype())));
+    require(a.flags() & py::array::c_style, fn, ": ", name, " must be C-contiguous");
+    require(reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0, fn, ": ", name,
+            " must be aligned");
+    return static_cast<const T*>(a.data());
+}
+
+inline void require_pair(const Pair& p, index_t min_value, const char* fn, const char* name) {
+    require(p.first >= min_value && p.second >= min_value, fn, ": ", name, " must be >= ",
+            min_value, ", got (", p.first, ", ", p.second, ")");
+}
+
+// ---------------------------------------------------------------- outputs
+
+// A new C-contiguous float32 array for a kernel's output. Large ones (>= 1 MB)
+// reuse memory freed by earlier outputs (alloc.cpp); contents are undefined,
+// so every kernel writes each element of its outputs.
+py::array_t<float> new_float(const std::vector<index_t>& shape);
+
+inline float* mut(py::array_t<float>& a) { return a.mutable_data(); }
+
+// ---------------------------------------------------------------- reductions
+
+// Sum of n floats. 16 independent float partial sums (short: n/16 terms each)
+// let the compiler vectorise the loop; they are combined in double.
+inline double sum_floats(const float* __restrict x, index_t n) {
+    float acc[16] = {};
+    index_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; ++k) acc[k] += x[i + k];
+    double s = 0;
+    for (int k = 0; k < 16; ++k) s += acc[k];
+    for (; i < n; ++i) s += x[i];
+    return s;
+}
+
+// ---------------------------------------------------------------- scratch memory
+
+// A per-thread scratch buffer that only grows. Convolution needs tens of MB of
+// column buffer per call; allocating it fresh every call would page-fault the
+// whole buffer in again each time, which costs as much as the im2col itself.
+// thread_local keeps concurrent callers (the GIL is released) apart.
+class Scratch {
+  public:
+    float* get(size_t count) {
+        if (count > size_) {
+            buf_.reset(static_cast<float*>(std::aligned_alloc(64, round_up(count * sizeof(float)))));
+            if (!buf_) throw std::bad_alloc();
+            size_ = count;
+        }
+        return buf_.get();
+    }
+
+    void release() {
+        buf_.reset();
+        size_ = 0;
+    }
+
+  private:
+    static size_t round_up(size_t bytes) { return (bytes + 63) / 64 * 64; }
+    struct Free {
+        void operator()(float* p) const { std::free(p); }
+    };
+    std::unique_ptr<float, Free> buf_;
+    size_t size_ = 0;
+};
+
+// Independent buffers of the calling thread: 0 = columns (conv.cpp) or the
+// transformed input (winograd.cpp), 1 = reordered y / dy or the transformed
+// output, 2 = zero-padded input planes, 3 and 4 = transformed weights.
+constexpr int kScratchSlots = 5;
+Scratch& scratch(int slot);
+
+// ---------------------------------------------------------------- BLAS
+
+// Row-major C = alpha * op(A) * op(B) + beta * C through the loaded OpenBLAS.
+// op(A) is M x K, op(B) is K x N. Must not be called inside an OpenMP region.
+void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha, const float* A,
+           index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc);
+
+// `batch` independent products C_i = op(A_i) op(B_i) (+ beta C_i), with
+// X_i = X + i * stride_x. Uses OpenBLAS's strided batch call when the library
+// has it (it spreads the small products over its threads), a loop otherwise.
+void sgemm_batch_strided(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
+                         const float* A, index_t lda, index_t stride_a, const float* B, index_t ldb,
+                         index_t stride_b, float beta, float* C, index_t ldc, index_t stride_c,
+                         index_t batch);
+
+bool blas_loaded();
+int blas_threads();  // OpenBLAS's thread count (1 before load_blas)
+
+}  // namespace fc

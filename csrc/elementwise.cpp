@@ -1,0 +1,79 @@
+/* ReLU forward and backward.
+ *
+ * What: y = max(x, 0) (NaN passes through, as in PyTorch);
+ *       dx = dy where y > 0, else 0.
+ * Layout: any shape, C-contiguous float32, treated as one flat array.
+ * Threads: OpenMP static split of the flat index range (small arrays stay on
+ * one thread: waking the team costs more than the work).
+ * Gradients: dx is written (returned new).
+ */
+#include "kernels.h"
+
+namespace fc {
+
+namespace {
+constexpr index_t kParallelMin = 1 << 15;  // elements below which one thread is faster
+
+std::vector<index_t> shape_of(const py::array& a) {
+    return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
+}
+
+// The loops take their pointers as __restrict arguments so they vectorise
+// (inside an OpenMP region the compiler cannot otherwise rule out aliasing).
+void relu_block(const float* __restrict x, float* __restrict y, index_t n) {
+    for (index_t i = 0; i < n; ++i) y[i] = x[i] < 0.f ? 0.f : x[i];
+}
+
+void relu_grad_block(const float* __restrict y, const float* __restrict dy, float* __restrict dx,
+                     index_t n) {
+    for (index_t i = 0; i < n; ++i) {
+        const float g = dy[i];  // loaded unconditionally so the select vectorises
+        dx[i] = y[i] > 0.f ? g : 0.f;
+    }
+}
+
+// Runs f(begin, count) over [0, n) in one contiguous block per thread.
+template <typename F>
+void split(index_t n, F f) {
+#pragma omp parallel if (n > kParallelMin)
+    {
+#ifdef _OPENMP
+        const index_t T = omp_get_num_threads(), id = omp_get_thread_num();
+#else
+        const index_t T = 1, id = 0;
+#endif
+        const index_t begin = n * id / T, end = n * (id + 1) / T;
+        f(begin, end - begin);
+    }
+}
+}  // namespace
+
+py::array relu_forward(const py::array& x) {
+    const char* fn = "relu_forward";
+    const float* X = float_data(x, fn, "x");
+    auto y = new_float(shape_of(x));
+    float* Y = mut(y);
+    const index_t n = x.size();
+    {
+        py::gil_scoped_release nogil;
+        split(n, [&](index_t i, index_t m) { relu_block(X + i, Y + i, m); });
+    }
+    return std::move(y);
+}
+
+py::array relu_backward(const py::array& y, const py::array& dy) {
+    const char* fn = "relu_backward";
+    const float* Y = float_data(y, fn, "y");
+    const float* DY = float_data(dy, fn, "dy");
+    require_shape(dy, shape_of(y), fn, "dy");
+    auto dx = new_float(shape_of(y));
+    float* DX = mut(dx);
+    const index_t n = y.size();
+    {
+        py::gil_scoped_release nogil;
+        split(n, [&](index_t i, index_t m) { relu_grad_block(Y + i, DY + i, DX + i, m); });
+    }
+    return std::move(dx);
+}
+
+}  // namespace fc

@@ -1,0 +1,239 @@
+/* GEMM through OpenBLAS, loaded at run time.
+ *
+ * What: C = op(A) op(B) for float32 matrices, plus the plumbing every other
+ * kernel uses: load_blas() dlopen()s the OpenBLAS of the `scipy-openblas32`
+ * wheel (symbols prefixed `scipy_`), blas_info() / cpu_features() report what
+ * was picked, set_num_threads() sets both thread pools.
+ * Why a private OpenBLAS: NumPy's BLAS may not know this CPU and fall back to
+ * AVX2 kernels; loading our own copy lets us choose the AVX-512 kernels
+ * without touching NumPy's.
+ * Layout: row-major (C order) 2-D matrices.
+ * Threads: OpenBLAS's own pool splits each product. OpenMP is never active
+ * around a BLAS call, so the two pools do not fight over the cores.
+ * Gradients: none here; gemm() returns a new array.
+ */
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <climits>
+#include <mutex>
+
+#include "common.h"
+#include "kernels.h"
+
+namespace fc {
+
+namespace {
+
+// CBLAS enum values (cblas.h).
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+using sgemm_t = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int,
+                         float, float*, int);
+using sgemm_batch_strided_t = void (*)(int, int, int, int, int, int, float, const float*, int, int,
+                                       const float*, int, int, float, float*, int, int, int);
+using corename_t = char* (*)();
+using set_threads_t = void (*)(int);
+using get_threads_t = int (*)();
+
+struct Blas {
+    void* handle = nullptr;
+    std::string path;
+    sgemm_t sgemm = nullptr;
+    sgemm_batch_strided_t sgemm_batch_strided = nullptr;  // OpenBLAS >= 0.3.30 only
+    corename_t corename = nullptr;
+    corename_t config = nullptr;
+    set_threads_t set_threads = nullptr;
+    get_threads_t get_threads = nullptr;
+};
+
+Blas g_blas;  // written once by load_blas() with the GIL held, read-only afterwards
+std::mutex g_blas_mutex;
+
+int to_blasint(index_t v, const char* what) {
+    require(v >= 0 && v <= INT_MAX, "sgemm: ", what, " = ", v, " does not fit a 32-bit BLAS int");
+    return static_cast<int>(v);
+}
+
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#else
+    return false;
+#endif
+}
+
+}  // namespace
+
+Scratch& scratch(int slot) {
+    thread_local Scratch buffers[kScratchSlots];
+    return buffers[slot];
+}
+
+bool blas_loaded() { return g_blas.sgemm != nullptr; }
+
+int blas_threads() { return g_blas.get_threads ? std::max(1, g_blas.get_threads()) : 1; }
+
+void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha, const float* A,
+           index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc) {
+    if (M == 0 || N == 0) return;
+    if (K == 0) {  // BLAS would leave C alone with alpha*0; do beta*C ourselves
+        for (index_t i = 0; i < M; ++i)
+            for (index_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+        return;
+    }
+    if (!g_blas.sgemm) throw std::runtime_error("fastconv._C: BLAS not loaded; call load_blas() first");
+    g_blas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans,
+                 to_blasint(M, "M"), to_blasint(N, "N"), to_blasint(K, "K"), alpha, A,
+                 to_blasint(lda, "lda"), B, to_blasint(ldb, "ldb"), beta, C, to_blasint(ldc, "ldc"));
+}
+
+void sgemm_batch_strided(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
+                         const float* A, index_t lda, index_t stride_a, const float* B, index_t ldb,
+                         index_t stride_b, float beta, float* C, index_t ldc, index_t stride_c,
+                         index_t batch) {
+    if (batch == 0 || M == 0 || N == 0) return;
+    if (g_blas.sgemm_batch_strided && K > 0) {
+        // OpenBLAS forms i * stride in 32-bit ints: split the batch so that never overflows.
+        const index_t stride = std::max({stride_a, stride_b, stride_c, index_t(1)});
+        const index_t step = std::max<index_t>(1, INT_MAX / stride);
+        for (index_t i0 = 0; i0 < batch; i0 += step) {
+            const index_t count = std::min(step, batch - i0);
+            g_blas.sgemm_batch_strided(
+                kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans,
+                to_blasint(M, "M"), to_blasint(N, "N"), to_blasint(K, "K"), alpha,
+                A + i0 * stride_a, to_blasint(lda, "lda"), to_blasint(stride_a, "stride_a"),
+                B + i0 * stride_b, to_blasint(ldb, "ldb"), to_blasint(stride_b, "stride_b"), beta,
+                C + i0 * stride_c, to_blasint(ldc, "ldc"), to_blasint(stride_c, "stride_c"),
+                to_blasint(count, "batch"));
+        }
+        return;
+    }
+    for (index_t i = 0; i < batch; ++i)
+        sgemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
+              C + i * stride_c, ldc);
+}
+
+// ---------------------------------------------------------------- Python-facing
+
+py::dict blas_info() {
+    py::dict d;
+    d["loaded"] = blas_loaded();
+    if (!blas_loaded()) return d;
+    d["path"] = g_blas.path;
+    d["corename"] = std::string(g_blas.corename ? g_blas.corename() : "unknown");
+    d["config"] = std::string(g_blas.config ? g_blas.config() : "unknown");
+    d["num_threads"] = g_blas.get_threads ? g_blas.get_threads() : -1;
+    d["batch_strided"] = g_blas.sgemm_batch_strided != nullptr;
+    return d;
+}
+
+py::dict load_blas(const std::string& path) {
+    std::lock_guard<std::mutex> lock(g_blas_mutex);
+    if (g_blas.handle) return blas_info();  // first successful load wins
+
+    // OpenBLAS reads its settings once, when it is loaded, so they are passed as
+    // environment variables that live only for the duration of dlopen(), and
+    // only where the user has not set them.
+    // Core type: some releases do not recognise newer AVX-512 CPUs (e.g. AMD
+    // Zen 5) and fall back to AVX2; on any CPU with the AVX-512 subset that the
+    // SkylakeX kernels use, ask for those.
+    const bool set_core = cpu_has_avx512() && std::getenv("OPENBLAS_CORETYPE") == nullptr;
+    // Idle time: after every call OpenBLAS's workers keep polling for new work
+    // for 2^28 cycles (~0.1 s), taking a core from the OpenMP regions that run
+    // between our GEMMs (measured: conv layers 10-15% slower). 2^18 cycles (~0.1 ms)
+    // lets them sleep soon after a product ends.
+    const bool set_timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr;
+    if (set_core) setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    if (set_timeout) setenv("OPENBLAS_THREAD_TIMEOUT", "18", 1);
+    void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (set_core) unsetenv("OPENBLAS_CORETYPE");
+    if (set_timeout) unsetenv("OPENBLAS_THREAD_TIMEOUT");
+    if (!h) {
+        const char* err = dlerror();
+        throw py::import_error("fastconv._C: cannot load OpenBLAS from '" + path +
+                               "': " + (err ? err : "unknown error"));
+    }
+    auto sym = [h](const char* name) { return dlsym(h, name); };
+    Blas b;
+    b.handle = h;
+    b.path = path;
+    b.sgemm = reinterpret_cast<sgemm_t>(sym("scipy_cblas_sgemm"));
+    b.sgemm_batch_strided = reinterpret_cast<sgemm_batch_strided_t>(sym("scipy_cblas_sgemm_batch_strided"));
+    b.corename = reinterpret_cast<corename_t>(sym("scipy_openblas_get_corename"));
+    b.config = reinterpret_cast<corename_t>(sym("scipy_openblas_get_config"));
+    b.set_threads = reinterpret_cast<set_threads_t>(sym("scipy_openblas_set_num_threads"));
+    b.get_threads = reinterpret_cast<get_threads_t>(sym("scipy_openblas_get_num_threads"));
+    if (!b.sgemm) {
+        dlclose(h);
+        throw py::import_error("fastconv._C: '" + path +
+                               "' has no scipy_cblas_sgemm; it is not the scipy-openblas32 library");
+    }
+    g_blas = b;
+    return blas_info();
+}
+
+py::dict cpu_features() {
+    py::dict d;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    d["sse4_2"] = bool(__builtin_cpu_supports("sse4.2"));
+    d["avx"] = bool(__builtin_cpu_supports("avx"));
+    d["avx2"] = bool(__builtin_cpu_supports("avx2"));
+    d["fma"] = bool(__builtin_cpu_supports("fma"));
+    d["avx512f"] = bool(__builtin_cpu_supports("avx512f"));
+    d["avx512bw"] = bool(__builtin_cpu_supports("avx512bw"));
+    d["avx512dq"] = bool(__builtin_cpu_supports("avx512dq"));
+    d["avx512vl"] = bool(__builtin_cpu_supports("avx512vl"));
+    d["avx512vnni"] = bool(__builtin_cpu_supports("avx512vnni"));
+#endif
+#ifdef _OPENMP
+    d["openmp"] = true;
+    d["omp_max_threads"] = omp_get_max_threads();
+    d["omp_num_procs"] = omp_get_num_procs();
+#else
+    d["openmp"] = false;
+#endif
+    return d;
+}
+
+void set_num_threads(int n) {
+    require(n >= 1, "set_num_threads: n must be >= 1, got ", n);
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    if (g_blas.set_threads) g_blas.set_threads(n);
+}
+
+int get_num_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+py::array gemm(const py::array& a, const py::array& b, bool trans_a, bool trans_b) {
+    const char* fn = "gemm";
+    const float* A = float_data(a, fn, "a");
+    const float* B = float_data(b, fn, "b");
+    require_ndim(a, 2, fn, "a");
+    require_ndim(b, 2, fn, "b");
+    const index_t M = trans_a ? a.shape(1) : a.shape(0);
+    const index_t K = trans_a ? a.shape(0) : a.shape(1);
+    const index_t Kb = trans_b ? b.shape(1) : b.shape(0);
+    const index_t N = trans_b ? b.shape(0) : b.shape(1);
+    require(K == Kb, fn, ": inner dimensions differ: op(a) is (", M, ", ", K, "), op(b) is (", Kb,
+            ", ", N, ")");
+    auto c = new_float({M, N});
+    float* C = mut(c);
+    {
+        py::gil_scoped_release nogil;
+        sgemm(trans_a, trans_b, M, N, K, 1.f, A, a.shape(1), B, b.shape(1), 0.f, C, N);
+    }
+    return std::move(c);
+}
+
+}  // namespace fc

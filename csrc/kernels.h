@@ -1,0 +1,77 @@
+/* Declarations of every Python-facing kernel; bindings.cpp exposes them. */
+#pragma once
+
+#include <optional>
+
+#include "common.h"
+
+namespace fc {
+
+// Bumped whenever a signature or a semantic of this module changes;
+// fastconv/backend/cpu.py refuses to run against a different value.
+constexpr int kAbiVersion = 1;
+
+// alloc.cpp
+py::dict cache_info();
+void empty_cache();
+
+// gemm.cpp
+py::dict load_blas(const std::string& path);
+py::dict blas_info();
+py::dict cpu_features();
+void set_num_threads(int n);
+int get_num_threads();
+py::array gemm(const py::array& a, const py::array& b, bool trans_a, bool trans_b);
+
+// im2col.cpp
+py::array im2col_forward(const py::array& x, const Pair& kernel, const Pair& stride,
+                         const Pair& padding, const Pair& dilation);
+py::array col2im_backward(const py::array& col, const std::vector<index_t>& x_shape,
+                          const Pair& kernel, const Pair& stride, const Pair& padding,
+                          const Pair& dilation);
+
+// conv.cpp
+py::array conv2d_forward(const py::array& x, const py::array& w, const std::optional<py::array>& b,
+                         const Pair& stride, const Pair& padding, const Pair& dilation,
+                         index_t groups);
+py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::array& dy,
+                          const Pair& stride, const Pair& padding, const Pair& dilation,
+                          index_t groups, bool need_dx, bool need_dw, bool need_db);
+
+// pool.cpp
+py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
+                             const Pair& padding, bool ceil_mode);
+py::array max_pool2d_backward(const py::array& dy, const py::array& indices,
+                              const std::vector<index_t>& x_shape);
+py::array avg_pool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
+                             const Pair& padding, bool ceil_mode, bool count_include_pad);
+py::array avg_pool2d_backward(const py::array& dy, const std::vector<index_t>& x_shape,
+                              const Pair& kernel, const Pair& stride, const Pair& padding,
+                              bool ceil_mode, bool count_include_pad);
+
+// lrn.cpp
+py::tuple lrn_forward(const py::array& x, index_t size, float alpha, float beta, float k);
+py::array lrn_backward(const py::array& x, const py::array& y, const py::array& scale,
+                       const py::array& dy, index_t size, float alpha, float beta, float k);
+
+// batchnorm.cpp
+py::tuple batch_norm_forward_train(const py::array& x, const std::optional<py::array>& weight,
+                                   const std::optional<py::array>& bias, float eps);
+py::array batch_norm_forward_eval(const py::array& x, const py::array& mean, const py::array& var,
+                                  const std::optional<py::array>& weight,
+                                  const std::optional<py::array>& bias, float eps);
+py::tuple batch_norm_backward(const py::array& x, const std::optional<py::array>& weight,
+                              const py::array& mean, const py::array& var, float eps,
+                              const py::array& dy);
+
+// elementwise.cpp
+py::array relu_forward(const py::array& x);
+py::array relu_backward(const py::array& y, const py::array& dy);
+
+// loss.cpp
+py::tuple softmax_cross_entropy_forward(const py::array& logits, const py::array& target,
+                                        float label_smoothing);
+py::array softmax_cross_entropy_backward(const py::array& prob, const py::array& target,
+                                         float label_smoothing, float dloss);
+
+}  // namespace fc

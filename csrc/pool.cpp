@@ -1,0 +1,279 @@
+/* Max and average pooling over 2-D windows (PyTorch semantics).
+ *
+ * What: for each output pixel the window rows [oh*SH - PH, oh*SH - PH + KH)
+ * and columns likewise, clipped to the input.
+ *   max: y = the largest value; indices = its flat offset ih*W + iw in the
+ *        input plane (int32). Ties: the first maximum in row-major scan order
+ *        of the window wins; padding never wins; a NaN wins (it propagates).
+ *   avg: y = sum / divisor, divisor = window area including padding (but not
+ *        the part past the padded edge that ceil_mode adds) when
+ *        count_include_pad, else the number of real input pixels.
+ * Output size: floor((H + 2P - K) / S) + 1, or ceil with ceil_mode where the
+ * last window must still start inside the input or the left padding.
+ * Layout: NCHW float32; every (n, c) plane is independent.
+ * Threads: OpenMP over the N*C planes; in the backward passes each thread
+ * owns whole dx planes, so the scatter needs no atomics.
+ * Gradients: dx is written (each plane zeroed, then filled), not added to.
+ */
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels.h"
+
+namespace fc {
+
+namespace {
+
+struct PoolGeom {
+    index_t N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW;
+};
+
+index_t pool_out(index_t size, index_t k, index_t s, index_t p, bool ceil_mode) {
+    const index_t span = size + 2 * p - (k - 1) - 1;
+    if (!ceil_mode) return span / s + 1;
+    index_t out = (span + s - 1) / s + 1;
+    if ((out - 1) * s >= size + p) --out;  // the last window must start inside input or left pad
+    return out;
+}
+
+PoolGeom check_pool(const char* fn, const std::vector<index_t>& x_shape, const Pair& kernel,
+                    const Pair& stride, const Pair& padding, bool ceil_mode) {
+    require(x_shape.size() == 4, fn, ": input must be 4-D (N, C, H, W), got shape ",
+            shape_str(x_shape));
+    for (index_t s : x_shape) require(s >= 0, fn, ": negative size in shape ", shape_str(x_shape));
+    require_pair(kernel, 1, fn, "kernel");
+    require_pair(stride, 1, fn, "stride");
+    require_pair(padding, 0, fn, "padding");
+    require(padding.first <= kernel.first / 2 && padding.second <= kernel.second / 2, fn,
+            ": padding (", padding.first, ", ", padding.second,
+            ") must be at most half the kernel (", kernel.first, ", ", kernel.second, ")");
+    PoolGeom g{x_shape[0], x_shape[1], x_shape[2], x_shape[3], kernel.first, kernel.second,
+               stride.first, stride.second, padding.first, padding.second, 0, 0};
+    require(g.H + 2 * g.PH >= g.KH && g.W + 2 * g.PW >= g.KW, fn, ": kernel (", g.KH, ", ", g.KW,
+            ") is larger than the padded input (", g.H + 2 * g.PH, ", ", g.W + 2 * g.PW, ")");
+    g.OH = pool_out(g.H, g.KH, g.SH, g.PH, ceil_mode);
+    g.OW = pool_out(g.W, g.KW, g.SW, g.PW, ceil_mode);
+    return g;
+}
+
+std::vector<index_t> shape_of(const py::array& a) {
+    return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
+}
+
+// Average-pool divisor of the window starting at (hs, ws), PyTorch's rule.
+inline index_t avg_divisor(const PoolGeom& g, index_t hs, index_t ws, bool count_include_pad) {
+    index_t he = std::min(hs + g.KH, g.H + g.PH), we = std::min(ws + g.KW, g.W + g.PW);
+    if (count_include_pad) return (he - hs) * (we - ws);
+    hs = std::max<index_t>(hs, 0);
+    ws = std::max<index_t>(ws, 0);
+    he = std::min(he, g.H);
+    we = std::min(we, g.W);
+    return (he - hs) * (we - ws);
+}
+
+// Output columns [lo, hi) whose window column ow*S - P + k lies inside [0, size).
+inline void valid_columns(index_t k, index_t size, index_t S, index_t P, index_t out, index_t& lo,
+                          index_t& hi) {
+    auto first_at_least = [S](index_t t) { return t <= 0 ? 0 : (t + S - 1) / S; };
+    lo = std::min(out, first_at_least(P - k));
+    hi = std::max(lo, std::min(out, first_at_least(size + P - k)));
+}
+
+constexpr index_t kPoolBlock = 64;  // output columns kept in registers / L1 at once
+
+// One plane of max pooling. The loops run over the window taps (ih, kw) on
+// the outside and over a block of output columns on the inside: the running
+// maxima of different outputs are independent, so the inner loop pipelines
+// (a per-output scan would wait on each compare in turn). Taps are visited in
+// row-major window order, so with the strict > the first maximum still wins.
+// Sizes come by value so the compiler keeps them in registers.
+// col_lo / col_hi: for each kernel column kw, the output columns whose tap
+// lies inside the input (the same for every row, so computed once per call).
+void max_pool_plane(const float* __restrict x, float* __restrict y, std::int32_t* __restrict idx,
+                    index_t H, index_t W, index_t OH, index_t OW, index_t KH, index_t KW,
+                    index_t SH, index_t SW, index_t PH, index_t PW, const index_t* col_lo,
+                    const index_t* col_hi) {
+    float best[kPoolBlock];
+    std::int32_t arg[kPoolBlock];
+    for (index_t oh = 0; oh < OH; ++oh) {
+        const index_t hs = std::max<index_t>(oh * SH - PH, 0);
+        const index_t he = std::min(oh * SH - PH + KH, H);
+        for (index_t o0 = 0; o0 < OW; o0 += kPoolBlock) {
+            const index_t len = std::min(kPoolBlock, OW - o0);
+            for (index_t j = 0; j < len; ++j) {
+                best[j] = -std::numeric_limits<float>::infinity();
+                // the window's first real pixel, until a larger value is seen
+                arg[j] = static_cast<std::int32_t>(hs * W + std::max<index_t>((o0 + j) * SW - PW, 0));
+            }
+            for (index_t ih = hs; ih < he; ++ih) {
+                const float* row = x + ih * W;
+                for (index_t kw = 0; kw < KW; ++kw) {
+                    const index_t lo = std::max(col_lo[kw], o0);
+                    const index_t hi = std::min(col_hi[kw], o0 + len);
+                    for (index_t ow = lo; ow < hi; ++ow) {
+                        const index_t iw = ow * SW - PW + kw;
+                        const float v = row[iw];
+                        // v != v: a NaN wins and then stays (nothing compares above it).
+                        // Blended with a bit mask rather than branched on: which tap
+                        // wins is unpredictable, and a mispredicted branch per tap
+                        // made this loop 5x slower.
+                        const std::uint32_t take =
+                            0u - static_cast<std::uint32_t>((v > best[ow - o0]) | (v != v));
+                        std::uint32_t vb, bb;
+                        std::memcpy(&vb, &v, 4);
+                        std::memcpy(&bb, &best[ow - o0], 4);
+                        const std::uint32_t nb = (vb & take) | (bb & ~take);
+                        std::memcpy(&best[ow - o0], &nb, 4);
+                        const std::int32_t a = static_cast<std::int32_t>(ih * W + iw);
+                        arg[ow - o0] = (a & static_cast<std::int32_t>(take)) |
+                                       (arg[ow - o0] & ~static_cast<std::int32_t>(take));
+                    }
+                }
+            }
+            for (index_t j = 0; j < len; ++j) {
+                y[oh * OW + o0 + j] = best[j];
+                idx[oh * OW + o0 + j] = arg[j];
+            }
+        }
+    }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- max pooling
+
+py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
+                             const Pair& padding, bool ceil_mode) {
+    const char* fn = "max_pool2d_forward";
+    const float* X = float_data(x, fn, "x");
+    const PoolGeom g = check_pool(fn, shape_of(x), kernel, stride, padding, ceil_mode);
+    require(g.H * g.W <= std::numeric_limits<std::int32_t>::max(), fn,
+            ": plane too large for int32 indices");
+    auto y = new_float({g.N, g.C, g.OH, g.OW});
+    py::array_t<std::int32_t> idx(std::vector<py::ssize_t>{g.N, g.C, g.OH, g.OW});
+    float* Y = mut(y);
+    std::int32_t* I = idx.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        const index_t HW = g.H * g.W, OHW = g.OH * g.OW;
+        std::vector<index_t> lo(g.KW), hi(g.KW);
+        for (index_t kw = 0; kw < g.KW; ++kw) valid_columns(kw, g.W, g.SW, g.PW, g.OW, lo[kw], hi[kw]);
+        const index_t *LO = lo.data(), *HI = hi.data();
+#pragma omp parallel for schedule(static)
+        for (index_t t = 0; t < g.N * g.C; ++t)
+            max_pool_plane(X + t * HW, Y + t * OHW, I + t * OHW, g.H, g.W, g.OH, g.OW, g.KH, g.KW,
+                           g.SH, g.SW, g.PH, g.PW, LO, HI);
+    }
+    return py::make_tuple(y, idx);
+}
+
+py::array max_pool2d_backward(const py::array& dy, const py::array& indices,
+                              const std::vector<index_t>& x_shape) {
+    const char* fn = "max_pool2d_backward";
+    const float* DY = float_data(dy, fn, "dy");
+    const std::int32_t* I = int_data<std::int32_t>(indices, fn, "indices", "int32");
+    require(x_shape.size() == 4, fn, ": x_shape must have 4 entries, got ", shape_str(x_shape));
+    for (index_t s : x_shape) require(s >= 0, fn, ": negative size in x_shape ", shape_str(x_shape));
+    require_ndim(dy, 4, fn, "dy");
+    require(dy.shape(0) == x_shape[0] && dy.shape(1) == x_shape[1], fn, ": dy ", shape_str(dy),
+            " does not match x_shape ", shape_str(x_shape), " in N and C");
+    require_shape(indices, shape_of(dy), fn, "indices");
+    const index_t NC = x_shape[0] * x_shape[1], HW = x_shape[2] * x_shape[3];
+    const index_t OHW = dy.shape(2) * dy.shape(3);
+    auto dx = new_float(x_shape);
+    float* DX = mut(dx);
+    bool bad = false;
+    {
+        py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static) reduction(|| : bad)
+        for (index_t t = 0; t < NC; ++t) {
+            float* d = DX + t * HW;
+            const float* g = DY + t * OHW;
+            const std::int32_t* ip = I + t * OHW;
+            std::fill(d, d + HW, 0.f);
+            for (index_t o = 0; o < OHW; ++o) {
+                const index_t k = ip[o];
+                if (k < 0 || k >= HW) {  // never write outside the plane
+                    bad = true;
+                    continue;
+                }
+                d[k] += g[o];
+            }
+        }
+    }
+    require(!bad, fn, ": indices out of range for input planes of ", x_shape[2], "x", x_shape[3]);
+    return std::move(dx);
+}
+
+// ---------------------------------------------------------------- average pooling
+
+py::array avg_pool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
+                             const Pair& padding, bool ceil_mode, bool count_include_pad) {
+    const char* fn = "avg_pool2d_forward";
+    const float* X = float_data(x, fn, "x");
+    const PoolGeom g = check_pool(fn, shape_of(x), kernel, stride, padding, ceil_mode);
+    auto y = new_float({g.N, g.C, g.OH, g.OW});
+    float* Y = mut(y);
+    {
+        py::gil_scoped_release nogil;
+        const index_t HW = g.H * g.W, OHW = g.OH * g.OW;
+#pragma omp parallel for schedule(static)
+        for (index_t t = 0; t < g.N * g.C; ++t) {
+            const float* xp = X + t * HW;
+            float* yp = Y + t * OHW;
+            for (index_t oh = 0; oh < g.OH; ++oh) {
+                const index_t h0 = oh * g.SH - g.PH;
+                const index_t hs = std::max<index_t>(h0, 0), he = std::min(h0 + g.KH, g.H);
+                for (index_t ow = 0; ow < g.OW; ++ow) {
+                    const index_t w0 = ow * g.SW - g.PW;
+                    const index_t ws = std::max<index_t>(w0, 0), we = std::min(w0 + g.KW, g.W);
+                    float s = 0.f;
+                    for (index_t ih = hs; ih < he; ++ih)
+                        for (index_t iw = ws; iw < we; ++iw) s += xp[ih * g.W + iw];
+                    const index_t div = avg_divisor(g, h0, w0, count_include_pad);
+                    yp[oh * g.OW + ow] = div > 0 ? s / static_cast<float>(div) : 0.f;
+                }
+            }
+        }
+    }
+    return std::move(y);
+}
+
+py::array avg_pool2d_backward(const py::array& dy, const std::vector<index_t>& x_shape,
+                              const Pair& kernel, const Pair& stride, const Pair& padding,
+                              bool ceil_mode, bool count_include_pad) {
+    const char* fn = "avg_pool2d_backward";
+    const float* DY = float_data(dy, fn, "dy");
+    const PoolGeom g = check_pool(fn, x_shape, kernel, stride, padding, ceil_mode);
+    require_shape(dy, {g.N, g.C, g.OH, g.OW}, fn, "dy");
+    auto dx = new_float(x_shape);
+    float* DX = mut(dx);
+    {
+        py::gil_scoped_release nogil;
+        const index_t HW = g.H * g.W, OHW = g.OH * g.OW;
+#pragma omp parallel for schedule(static)
+        for (index_t t = 0; t < g.N * g.C; ++t) {
+            float* d = DX + t * HW;
+            const float* gp = DY + t * OHW;
+            std::fill(d, d + HW, 0.f);
+            for (index_t oh = 0; oh < g.OH; ++oh) {
+                const index_t h0 = oh * g.SH - g.PH;
+                const index_t hs = std::max<index_t>(h0, 0), he = std::min(h0 + g.KH, g.H);
+                for (index_t ow = 0; ow < g.OW; ++ow) {
+                    const index_t w0 = ow * g.SW - g.PW;
+                    const index_t ws = std::max<index_t>(w0, 0), we = std::min(w0 + g.KW, g.W);
+                    const index_t div = avg_divisor(g, h0, w0, count_include_pad);
+                    if (div <= 0) continue;
+                    const float v = gp[oh * g.OW + ow] / static_cast<float>(div);
+                    for (index_t ih = hs; ih < he; ++ih)
+                        for (index_t iw = ws; iw < we; ++iw) d[ih * g.W + iw] += v;
+                }
+            }
+        }
+    }
+    return std::move(dx);
+}
+
+}  // namespace fc

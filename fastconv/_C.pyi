@@ -1,0 +1,159 @@
+"""Type stubs for fastconv._C, the compiled CPU kernels (private: use fastconv.backend.cpu).
+
+Conventions shared by every kernel:
+
+* Float arrays must be C-contiguous, aligned float32 (no silent conversion):
+  a wrong dtype raises TypeError; a wrong rank, shape, contiguity or value raises
+  ValueError whose message names the function, the argument and the shapes.
+* Pairs (kernel, stride, padding, dilation) are ``(h, w)`` tuples of ints.
+* Layout NCHW. Every kernel returns new arrays; parameter gradients are summed
+  over the batch, and the caller (the autograd layer) accumulates them into ``.grad``.
+* The GIL is released while a kernel computes. Work is split across OpenMP
+  threads; matrix products run on the OpenBLAS loaded by :func:`load_blas`.
+"""
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+Pair = Tuple[int, int]
+
+ABI_VERSION: int
+"""Changes with any signature or semantic change; fastconv.backend.cpu checks it."""
+
+# ---------------------------------------------------------------- BLAS and machine
+
+def load_blas(path: str) -> dict:
+    """dlopen the scipy-openblas32 library at ``path`` (RTLD_LOCAL) and return blas_info().
+
+    Call once before any GEMM; later calls return the info of the first load.
+    On a CPU with AVX-512 (F/BW/DQ/VL) and no OPENBLAS_CORETYPE set, the SkylakeX
+    kernels are requested for the duration of the load. Raises ImportError on failure.
+    """
+
+def blas_info() -> dict:
+    """{'loaded', 'path', 'corename', 'config', 'num_threads', 'batch_strided'}."""
+
+def cpu_features() -> dict:
+    """SIMD flags (sse4_2, avx, avx2, fma, avx512f/bw/dq/vl/vnni), 'openmp',
+    'omp_max_threads', 'omp_num_procs'."""
+
+def set_num_threads(n: int) -> None:
+    """Set OpenMP's thread count (for the calling thread) and OpenBLAS's."""
+
+def get_num_threads() -> int:
+    """OpenMP's maximum thread count."""
+
+def cache_info() -> dict:
+    """The cache of freed output blocks: {'cached_bytes', 'cached_blocks', 'hits', 'misses',
+    'max_cached_bytes', 'min_block_bytes'}.
+
+    Kernel outputs of at least min_block_bytes reuse the memory of earlier outputs of the
+    same size once NumPy frees them, which saves the OS's zero-filling of fresh pages.
+    At most max_cached_bytes of free blocks are kept.
+    """
+
+def empty_cache() -> None:
+    """Return every cached free block, and the calling thread's scratch buffers (im2col
+    columns, Winograd transforms, at most a few tens of MB), to the operating system."""
+
+def gemm(a: F32, b: F32, trans_a: bool = False, trans_b: bool = False) -> F32:
+    """op(a) @ op(b), 2-D, through OpenBLAS sgemm; op transposes when its flag is set."""
+
+# ---------------------------------------------------------------- im2col
+
+def im2col_forward(x: F32, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> F32:
+    """x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW).
+
+    col[(c*KH + kh)*KW + kw, n*OH*OW + oh*OW + ow] = x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW],
+    zero where that index falls in the padding.
+    """
+
+def col2im_backward(col: F32, x_shape: Sequence[int], kernel: Pair, stride: Pair, padding: Pair,
+                    dilation: Pair) -> F32:
+    """Adjoint of im2col_forward: columns (C*KH*KW, N*OH*OW) summed back to x_shape (N, C, H, W)."""
+
+# ---------------------------------------------------------------- convolution
+
+def conv2d_forward(x: F32, w: F32, b: Optional[F32], stride: Pair, padding: Pair, dilation: Pair,
+                   groups: int) -> F32:
+    """y (N, OC, OH, OW) = conv2d(x (N, C, H, W), w (OC, C/groups, KH, KW), b (OC,) or None).
+
+    OH = (H + 2*PH - DH*(KH-1) - 1) // SH + 1, likewise OW. Algorithm: Winograd F(2x2, KxK)
+    for stride-1 undilated 3x3 / 5x5 layers with groups=1 and >= 16 input and output
+    channels; 1x1 stride-1 unpadded layers multiply x directly; im2col + GEMM otherwise.
+    """
+
+def conv2d_backward(x: F32, w: F32, dy: F32, stride: Pair, padding: Pair, dilation: Pair,
+                    groups: int, need_dx: bool = True, need_dw: bool = True,
+                    need_db: bool = True) -> Tuple[Optional[F32], Optional[F32], Optional[F32]]:
+    """(dx, dw, db) of conv2d_forward for dy (N, OC, OH, OW); None where need_* is False."""
+
+# ---------------------------------------------------------------- pooling
+
+def max_pool2d_forward(x: F32, kernel: Pair, stride: Pair, padding: Pair,
+                       ceil_mode: bool) -> Tuple[F32, I32]:
+    """(y, indices) for x (N, C, H, W); indices int32 (N, C, OH, OW) = ih*W + iw of the max.
+
+    Ties: the first maximum in row-major window order wins; padding never wins; NaN wins.
+    Requires padding <= kernel // 2 (PyTorch's rule).
+    """
+
+def max_pool2d_backward(dy: F32, indices: I32, x_shape: Sequence[int]) -> F32:
+    """dx of shape x_shape: dy summed onto the positions in indices (checked to lie in range)."""
+
+def avg_pool2d_forward(x: F32, kernel: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
+                       count_include_pad: bool) -> F32:
+    """Average pooling of x (N, C, H, W) with PyTorch's divisor rule."""
+
+def avg_pool2d_backward(dy: F32, x_shape: Sequence[int], kernel: Pair, stride: Pair, padding: Pair,
+                        ceil_mode: bool, count_include_pad: bool) -> F32:
+    """dx of shape x_shape: every dy spread as dy / divisor over its window."""
+
+# ---------------------------------------------------------------- normalisation
+
+def lrn_forward(x: F32, size: int, alpha: float, beta: float, k: float) -> Tuple[F32, F32]:
+    """(y, scale) for x (N, C, ...):
+    scale[c] = k + alpha/size * sum_{j=c-size//2}^{c+(size-1)//2} x[j]^2,  y = x * scale^-beta."""
+
+def lrn_backward(x: F32, y: F32, scale: F32, dy: F32, size: int, alpha: float, beta: float,
+                 k: float) -> F32:
+    """dx of lrn_forward, given its x, y and scale."""
+
+def batch_norm_forward_train(x: F32, weight: Optional[F32], bias: Optional[F32],
+                             eps: float) -> Tuple[F32, F32, F32]:
+    """(y, mean, var) with batch statistics over every axis but 1 of x (N, C) or (N, C, H, W).
+
+    var is biased (divides by the count); weight/bias (C,) or None for 1 and 0.
+    """
+
+def batch_norm_forward_eval(x: F32, mean: F32, var: F32, weight: Optional[F32],
+                            bias: Optional[F32], eps: float) -> F32:
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel."""
+
+def batch_norm_backward(x: F32, weight: Optional[F32], mean: F32, var: F32, eps: float,
+                        dy: F32) -> Tuple[F32, F32, F32]:
+    """(dx, dweight, dbias) of training-mode batch norm (mean, var: the batch statistics)."""
+
+# ---------------------------------------------------------------- activation and loss
+
+def relu_forward(x: F32) -> F32:
+    """max(x, 0), any shape; NaN propagates."""
+
+def relu_backward(y: F32, dy: F32) -> F32:
+    """dy where y > 0, else 0."""
+
+def softmax_cross_entropy_forward(logits: F32, target: I64,
+                                  label_smoothing: float = 0.0) -> Tuple[float, F32]:
+    """(loss, prob) for logits (N, K) and int64 targets (N,) in [0, K).
+
+    loss = mean_i[(1 - ls) * -log p_i[t_i] + ls * mean_k(-log p_i[k])], prob = softmax(logits).
+    """
+
+def softmax_cross_entropy_backward(prob: F32, target: I64, label_smoothing: float,
+                                   dloss: float) -> F32:
+    """dlogits = dloss / N * (prob - (1 - ls) * onehot(target) - ls / K)."""

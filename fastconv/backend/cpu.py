@@ -1,0 +1,191 @@
+"""CPU backend: NumPy arrays, kernels from the compiled extension ``fastconv._C``.
+
+Implements the kernel interface documented in ``fastconv/backend/__init__.py``.
+The heavy lifting (convolution, pooling, LRN, batch norm, ReLU, the loss) is
+C++ with OpenMP; every matrix product goes through a private OpenBLAS (the
+``scipy-openblas32`` wheel) that ``_C`` loads at import, so fastconv's GEMM speed
+does not depend on which BLAS NumPy happens to use.
+
+There is no pure-Python fallback: if ``_C`` is missing, stale or cannot load
+its BLAS, importing this module raises ImportError saying how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy
+
+# Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
+ABI_VERSION = 1
+
+_REBUILD = "rebuild it with `pip install -e .` from the repository root"
+
+
+def _import_extension():
+    """Import fastconv._C with OpenMP's idle threads set to sleep rather than spin.
+
+    The kernels alternate OpenMP regions (im2col, pooling, ...) with OpenBLAS calls,
+    which run on OpenBLAS's own threads. OpenMP workers that spin after a region
+    steal the cores OpenBLAS needs next (measured on 2 cores: a 3x3 conv layer
+    1.8x slower). libgomp reads OMP_WAIT_POLICY once, when it is loaded, which
+    happens right here as a dependency of _C; a policy the user set is kept, and
+    the variable is removed again so that libraries loaded later are unaffected.
+    """
+    unset = "OMP_WAIT_POLICY" not in os.environ
+    if unset:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        from fastconv import _C as ext
+    finally:
+        if unset:
+            os.environ.pop("OMP_WAIT_POLICY", None)
+    return ext
+
+
+try:
+    _C = _import_extension()
+except ImportError as exc:  # not built, or built for another Python / platform
+    import importlib.util
+
+    built = importlib.util.find_spec("fastconv._C") is not None
+    reason = f"does not load ({exc})" if built else "is not built"
+    raise ImportError(f"fastconv._C (the compiled CPU kernels) {reason}; {_REBUILD}") from exc
+
+if getattr(_C, "ABI_VERSION", None) != ABI_VERSION:
+    raise ImportError(
+        f"fastconv._C is stale: it has ABI_VERSION {getattr(_C, 'ABI_VERSION', None)}, this "
+        f"checkout expects {ABI_VERSION}; {_REBUILD}")
+
+
+def _blas_path() -> str:
+    """Path of the OpenBLAS shared library shipped by the `scipy-openblas32` wheel.
+
+    Found without importing the package: its __init__ loads the library itself,
+    and _C.load_blas must be the first to load it, because OpenBLAS reads its
+    settings (core type, thread idle time) only when it is loaded.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("scipy_openblas32")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "fastconv's CPU backend needs the OpenBLAS from the `scipy-openblas32` package: "
+            "`pip install scipy-openblas32` (it is a dependency of fastconv)")
+    lib_dir = os.path.join(list(spec.submodule_search_locations)[0], "lib")
+    names = os.listdir(lib_dir) if os.path.isdir(lib_dir) else []
+    for name in sorted(names):
+        if name.startswith("libscipy_openblas") and (".so" in name or name.endswith(".dylib")):
+            return os.path.join(lib_dir, name)
+    raise ImportError(
+        f"no libscipy_openblas library in {lib_dir}; reinstall it with "
+        "`pip install --force-reinstall scipy-openblas32`")
+
+
+try:
+    _C.load_blas(_blas_path())
+except ImportError:
+    raise
+except Exception as exc:  # noqa: BLE001 - turn any loader failure into an ImportError
+    raise ImportError(f"fastconv._C could not load OpenBLAS: {exc}; "
+                      "reinstall it with `pip install --force-reinstall scipy-openblas32`") from exc
+
+xp = numpy
+
+
+def blas_info() -> dict:
+    """Which OpenBLAS kernels (core name) and how many threads the backend uses."""
+    return _C.blas_info()
+
+
+def cpu_features() -> dict:
+    """The CPU's SIMD features and OpenMP thread counts, for benchmarks and notes."""
+    return _C.cpu_features()
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for both the OpenMP kernels and OpenBLAS."""
+    _C.set_num_threads(int(n))
+
+
+def empty_cache() -> None:
+    """Give the memory cached for reuse by large kernel outputs back to the OS."""
+    _C.empty_cache()
+
+
+# ---------------------------------------------------------------- GEMM
+
+def gemm(a, b, trans_a=False, trans_b=False):
+    """op(a) @ op(b) for 2-D float32 arrays (op = transpose when the flag is set)."""
+    return _C.gemm(a, b, trans_a, trans_b)
+
+
+# ---------------------------------------------------------------- convolution
+
+def conv2d_forward(x, w, b, stride, padding, dilation, groups):
+    return _C.conv2d_forward(x, w, b, tuple(stride), tuple(padding), tuple(dilation), int(groups))
+
+
+def conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx, need_dw, need_db):
+    return _C.conv2d_backward(x, w, dy, tuple(stride), tuple(padding), tuple(dilation),
+                              int(groups), bool(need_dx), bool(need_dw), bool(need_db))
+
+
+# ---------------------------------------------------------------- pooling
+
+def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
+    return _C.max_pool2d_forward(x, tuple(kernel), tuple(stride), tuple(padding), bool(ceil_mode))
+
+
+def max_pool2d_backward(dy, indices, x_shape):
+    return _C.max_pool2d_backward(dy, indices, list(x_shape))
+
+
+def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad):
+    return _C.avg_pool2d_forward(x, tuple(kernel), tuple(stride), tuple(padding), bool(ceil_mode),
+                                 bool(count_include_pad))
+
+
+def avg_pool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad):
+    return _C.avg_pool2d_backward(dy, list(x_shape), tuple(kernel), tuple(stride), tuple(padding),
+                                  bool(ceil_mode), bool(count_include_pad))
+
+
+# ---------------------------------------------------------------- normalisation
+
+def lrn_forward(x, size, alpha, beta, k):
+    return _C.lrn_forward(x, int(size), float(alpha), float(beta), float(k))
+
+
+def lrn_backward(x, y, scale, dy, size, alpha, beta, k):
+    return _C.lrn_backward(x, y, scale, dy, int(size), float(alpha), float(beta), float(k))
+
+
+def batch_norm_forward_train(x, weight, bias, eps):
+    return _C.batch_norm_forward_train(x, weight, bias, float(eps))
+
+
+def batch_norm_forward_eval(x, mean, var, weight, bias, eps):
+    return _C.batch_norm_forward_eval(x, mean, var, weight, bias, float(eps))
+
+
+def batch_norm_backward(x, weight, mean, var, eps, dy):
+    return _C.batch_norm_backward(x, weight, mean, var, float(eps), dy)
+
+
+# ---------------------------------------------------------------- activation and loss
+
+def relu_forward(x):
+    return _C.relu_forward(x)
+
+
+def relu_backward(y, dy):
+    return _C.relu_backward(y, dy)
+
+
+def softmax_cross_entropy_forward(logits, target, label_smoothing):
+    return _C.softmax_cross_entropy_forward(logits, target, float(label_smoothing))
+
+
+def softmax_cross_entropy_backward(prob, target, label_smoothing, dloss):
+    return _C.softmax_cross_entropy_backward(prob, target, float(label_smoothing), float(dloss))
