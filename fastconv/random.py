@@ -1,9 +1,10 @@
 """The random-number generator behind dropout and the initialisers.
 
 One seeded NumPy generator (PCG64) serves the CPU; the CUDA backend keeps its
-own counter-based generator on the device, seeded from the same ``manual_seed`` call. Its state can be
-saved and restored as a JSON-serialisable dict, which checkpoints use to make a
-resumed run bit-exact.
+own counter-based generator on the device, seeded from the same ``manual_seed``
+call (it registers itself with :func:`register_device_generator` when loaded).
+The state of all of them can be saved and restored as one JSON-serialisable
+dict, which checkpoints use to make a resumed run bit-exact.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ import numpy as np
 
 _generator = np.random.Generator(np.random.PCG64())
 _seed = None  # the last manual_seed, for backends loaded after it
-_seed_listeners = []  # callbacks(seed) of backends that keep their own generator
+_device_generators = {}  # device -> (manual_seed, get_state, set_state) of a backend's generator
+_pending_states = {}  # device -> state restored before that device's backend was loaded
+
+
+def register_device_generator(device: str, seed, get_state, set_state) -> None:
+    """Let ``manual_seed``, ``get_rng_state`` and ``set_rng_state`` cover a backend's own
+    generator. A state restored before the backend was loaded is applied now."""
+    _device_generators[device] = (seed, get_state, set_state)
+    if device in _pending_states:
+        set_state(_pending_states.pop(device))
 
 
 def manual_seed(seed: int) -> None:
@@ -22,8 +32,9 @@ def manual_seed(seed: int) -> None:
         raise ValueError(f"manual_seed: seed must be a non-negative int, got {seed!r}")
     _seed = int(seed)
     _generator = np.random.Generator(np.random.PCG64(_seed))
-    for listener in _seed_listeners:
-        listener(int(seed))
+    _pending_states.clear()
+    for seed_device, _, _ in _device_generators.values():
+        seed_device(_seed)
 
 
 def initial_seed() -> int | None:
@@ -37,7 +48,34 @@ def generator() -> np.random.Generator:
 
 
 def get_rng_state() -> dict:
-    """The CPU generator's state as a JSON-serialisable dict."""
+    """Every generator's state as one JSON-serialisable dict: the CPU generator's, plus
+    ``"devices": {device: state}`` for the backends loaded with their own generator."""
+    state = cpu_rng_state()
+    devices = {device: get() for device, (_, get, _) in _device_generators.items()}
+    devices.update({d: s for d, s in _pending_states.items() if d not in devices})
+    if devices:
+        state["devices"] = devices
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a state returned by :func:`get_rng_state`. A device state whose backend is not
+    loaded yet is kept and applied when it loads (as when a GPU run resumes)."""
+    if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
+        raise ValueError("set_rng_state: expected a dict from fastconv.get_rng_state()")
+    devices = state.get("devices", {})
+    if not isinstance(devices, dict):
+        raise ValueError(f"set_rng_state: 'devices' must be a dict, got {type(devices).__name__}")
+    _set_cpu_rng_state(state)
+    for device, device_state in devices.items():
+        if device in _device_generators:
+            _device_generators[device][2](device_state)
+        else:
+            _pending_states[device] = device_state
+
+
+def cpu_rng_state() -> dict:
+    """The CPU generator's state alone, as a JSON-serialisable dict."""
     state = _generator.bit_generator.state
     return {
         "bit_generator": state["bit_generator"],
@@ -47,10 +85,7 @@ def get_rng_state() -> dict:
     }
 
 
-def set_rng_state(state: dict) -> None:
-    """Restore a state returned by :func:`get_rng_state`."""
-    if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
-        raise ValueError("set_rng_state: expected a dict from fastconv.get_rng_state()")
+def _set_cpu_rng_state(state: dict) -> None:
     _generator.bit_generator.state = {
         "bit_generator": "PCG64",
         "state": {k: int(v) for k, v in state["state"].items()},

@@ -238,3 +238,63 @@ def test_strict_and_non_strict_model_loading(tmp_path, rng):
         fastconv.load(path2, optimizer=optim.SGD(other.parameters(), lr=0.1))
     with pytest.raises(CheckpointError, match="no optimizer state"):
         fastconv.load(path, optimizer=opt)
+
+
+class CountingGenerator:
+    """A stand-in for a backend's own generator (the CUDA one): a seed and a draw counter."""
+
+    def __init__(self):
+        self.state = {"seed": 0, "offset": 0}
+
+    def seed(self, seed):
+        self.state = {"seed": seed, "offset": 0}
+
+    def draw(self, n):
+        self.state = dict(self.state, offset=self.state["offset"] + n)
+
+    def get(self):
+        return dict(self.state)
+
+    def set(self, state):
+        self.state = dict(state)
+
+
+@pytest.fixture
+def device_generators(monkeypatch):
+    """Empty registries of device generators, restored after the test."""
+    monkeypatch.setattr(fastconv.random, "_device_generators", {})
+    monkeypatch.setattr(fastconv.random, "_pending_states", {})
+
+
+def test_device_generator_state_travels_with_checkpoints(tmp_path, rng, device_generators):
+    dev = CountingGenerator()
+    fastconv.random.register_device_generator("fake", dev.seed, dev.get, dev.set)
+    fastconv.manual_seed(123)
+    assert dev.state == {"seed": 123, "offset": 0}
+    dev.draw(int(rng.integers(1, 1000)))
+    saved = dev.get()
+    path = fastconv.save(str(tmp_path / "ck.npz"), small_net())
+    dev.draw(7)
+    fastconv.load(path, small_net(), restore_rng=True)
+    assert dev.state == saved
+
+
+def test_device_state_restored_before_its_backend_loads(tmp_path, device_generators):
+    state = dict(fastconv.get_rng_state(), devices={"fake": {"seed": 5, "offset": 99}})
+    fastconv.set_rng_state(json.loads(json.dumps(state)))
+    # Until the backend loads, the state is kept and saved as it was restored.
+    assert fastconv.get_rng_state()["devices"] == {"fake": {"seed": 5, "offset": 99}}
+    dev = CountingGenerator()
+    fastconv.random.register_device_generator("fake", dev.seed, dev.get, dev.set)
+    assert dev.state == {"seed": 5, "offset": 99}
+    # A later manual_seed wins over a pending state.
+    fastconv.set_rng_state(dict(state, devices={"other": {"seed": 1}}))
+    fastconv.manual_seed(8)
+    assert "other" not in fastconv.get_rng_state()["devices"]
+    assert dev.state == {"seed": 8, "offset": 0}
+
+
+def test_bad_device_states_are_rejected(device_generators):
+    state = fastconv.get_rng_state()
+    with pytest.raises(ValueError, match="devices"):
+        fastconv.set_rng_state(dict(state, devices=[1, 2]))

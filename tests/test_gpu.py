@@ -277,6 +277,20 @@ def test_max_pool2d(case):
         np.testing.assert_array_equal(host(idx), host(it))
 
 
+def test_max_pool2d_op_gradient_is_deterministic():
+    """Overlapping windows (3x3, stride 2) through the op: the op passes the window, so the
+    backward gathers and two runs give bitwise the same dx."""
+    rng = np.random.default_rng(16)
+    x = np.round(rand(rng, 8, 64, 33, 33) * 4) / 4          # many ties across windows
+    grads = []
+    for _ in range(2):
+        xt = fc.tensor(x, requires_grad=True, device="cuda")
+        y = F.max_pool2d(xt, 3, 2, 1, ceil_mode=True)
+        (y * fc.tensor(rand(np.random.default_rng(17), *y.shape), device="cuda")).sum().backward()
+        grads.append(host(xt.grad.data))
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
 @pytest.mark.parametrize("case", POOL_CASES, ids=str)
 @pytest.mark.parametrize("include_pad", [True, False])
 def test_avg_pool2d(case, include_pad):

@@ -25,7 +25,9 @@ Kernel interface (identical in ``cpu`` and ``cuda``):
         indices: int32 (N, C, OH, OW), flat offset oh*W + ow of the max inside
         its input plane. Tie rule: the first maximum in row-major scan order of
         the window wins (as in PyTorch); padding never wins.
-    max_pool2d_backward(dy, indices, x_shape) -> dx
+    max_pool2d_backward(dy, indices, x_shape, kernel, stride, padding) -> dx
+        dx is the same on every run: the window lets a backend gather per input
+        element instead of scattering with atomics.
     avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad) -> y
     avg_pool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad) -> dx
 

@@ -137,7 +137,9 @@ def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
     return _C.max_pool2d_forward(x, tuple(kernel), tuple(stride), tuple(padding), bool(ceil_mode))
 
 
-def max_pool2d_backward(dy, indices, x_shape):
+def max_pool2d_backward(dy, indices, x_shape, kernel=None, stride=None, padding=None):
+    # The window is not needed here: one thread scatters each plane in order, which is
+    # already deterministic. (The CUDA backend uses it to gather instead of using atomics.)
     return _C.max_pool2d_backward(dy, indices, list(x_shape))
 
 

@@ -9,7 +9,8 @@ first use on a machine pays for the compilation). GEMMs go to cuBLAS through CuP
 
 * random numbers for dropout (:func:`random_uniform`, :func:`dropout_forward`) from a
   counter-based Philox4x32-10 generator seeded by :func:`fastconv.manual_seed`; its state
-  ``{"seed", "offset"}`` is JSON-serialisable (:func:`get_rng_state` / :func:`set_rng_state`);
+  ``{"seed", "offset"}`` is JSON-serialisable (:func:`get_rng_state` / :func:`set_rng_state`)
+  and part of :func:`fastconv.get_rng_state`, so checkpoints carry it;
 * fused optimizer updates (:func:`sgd_update_`, :func:`adam_update_`);
 * :func:`set_tf32` — TensorFloat-32 GEMMs, off by default;
 * :class:`CapturedStep` / :func:`capture` — a whole training step captured as a CUDA graph
@@ -619,10 +620,10 @@ def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
 def max_pool2d_backward(dy, indices, x_shape, kernel=None, stride=None, padding=None):
     """dx from the saved argmax (written, not accumulated).
 
-    With ``kernel``, ``stride`` and ``padding`` (optional extras beyond the interface) each
-    input element gathers from the windows that cover it: deterministic, no atomics. Without
-    them each output scatters its gradient to the saved index with ``atomicAdd``; where
-    windows overlap the order of those additions, and so the last bits of dx, may vary.
+    With ``kernel``, ``stride`` and ``padding`` (what the ops pass) each input element
+    gathers from the windows that cover it: deterministic, no atomics. Without them each
+    output scatters its gradient to the saved index with ``atomicAdd``; where windows
+    overlap the order of those additions, and so the last bits of dx, may vary.
     """
     dy = _dev(dy, "grad_output")
     if not isinstance(indices, cupy.ndarray):
@@ -960,19 +961,12 @@ def _initial_seed() -> int:
     """
     if _seed is not None:
         return _seed
-    try:
-        import fastconv.random as _frandom
+    import fastconv.random as _frandom
 
-        for name in ("initial_seed", "_last_seed", "_seed"):
-            val = getattr(_frandom, name, None)
-            if callable(val):
-                val = val()
-            if isinstance(val, (int, np.integer)):
-                return int(val)
-        state = json.dumps(_frandom.get_rng_state(), sort_keys=True).encode()
-        return int.from_bytes(hashlib.sha256(state).digest()[:8], "little") >> 1
-    except Exception:
-        return 0
+    if _frandom.initial_seed() is not None:
+        return _frandom.initial_seed()
+    state = json.dumps(_frandom.cpu_rng_state(), sort_keys=True).encode()
+    return int.from_bytes(hashlib.sha256(state).digest()[:8], "little") >> 1
 
 
 def _rng_state():
@@ -987,8 +981,8 @@ def _rng_state():
 def manual_seed(seed: int) -> None:
     """Reseed the GPU generator of every device in use: state = (seed, offset 0).
 
-    Called by :func:`fastconv.manual_seed` (this module registers itself as a seed listener
-    when it is imported). The state arrays are updated in place, so captured graphs that read
+    Called by :func:`fastconv.manual_seed` (this module registers its generator with
+    ``fastconv.random`` when it is imported). The state arrays are updated in place, so captured graphs that read
     them see the new seed.
     """
     global _seed
@@ -1257,11 +1251,6 @@ def synchronize() -> None:
 set_tf32(os.environ.get("FASTCONV_TF32", "0") not in ("", "0", "false", "False"))
 
 if __name__ == "fastconv.backend.cuda":
-    try:
-        import fastconv.random as _frandom
+    import fastconv.random as _frandom
 
-        _listeners = getattr(_frandom, "_seed_listeners", None)
-        if isinstance(_listeners, list) and manual_seed not in _listeners:
-            _listeners.append(manual_seed)
-    except Exception:  # pragma: no cover - the core without a random module
-        pass
+    _frandom.register_device_generator("cuda", manual_seed, get_rng_state, set_rng_state)

@@ -28,12 +28,14 @@ def _pool_args(op, x, kernel_size, stride, padding, ceil_mode):
 class MaxPool2d(Function):
     def forward(self, x, kernel, stride, padding, ceil_mode):
         self.x_shape = x.shape
+        self.window = (kernel, stride, padding)
         y, self.indices = self.kernels.max_pool2d_forward(
             contiguous(self.xp, x), kernel, stride, padding, ceil_mode)
         return y
 
     def backward(self, dy):
-        return self.kernels.max_pool2d_backward(contiguous(self.xp, dy), self.indices, self.x_shape)
+        return self.kernels.max_pool2d_backward(contiguous(self.xp, dy), self.indices, self.x_shape,
+                                                *self.window)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
