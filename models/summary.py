@@ -6,11 +6,9 @@
     (60965224, 724406816)
 
 How it works: the model runs one forward pass in eval mode without gradients on a
-random batch, and every leaf module (a module without children: Conv2d, ReLU,
-MaxPool2d, ...) records the shape of its output while it runs. Recording works by
-shadowing the leaf's ``forward`` with an instance attribute for the duration of the
-pass (the core has no forward hooks; ``Module.__call__`` looks ``forward`` up on the
-instance); the originals are restored afterwards, as are the modules' training flags.
+random batch, and a forward hook on every leaf module (a module without children:
+Conv2d, ReLU, MaxPool2d, ...) records the shape of its output while it runs. The
+hooks are removed afterwards, and the modules' training flags restored.
 
 Counting conventions:
     * Parameters: each parameter is counted once, on the row of the module that owns
@@ -150,16 +148,14 @@ def summary(model, input_shape, batch_size: int = 1, print_fn=print, seed: int =
         return n
 
     leaves = [(name, m) for name, m in modules if not list(m.children())]
-    patched = []
+    handles = []
 
-    def make_recorder(name, m, forward):
-        def recorder(*args, **kwargs):
-            out = forward(*args, **kwargs)
+    def make_recorder(name):
+        def record(m, args, out):
             shape = tuple(int(s) for s in _first_tensor(out).shape[1:])
             rows.append(LayerSummary(name or type(m).__name__, type(m).__name__, shape,
                                      own_param_count(m), _layer_macs(m, shape)))
-            return out
-        return recorder
+        return record
 
     flags = [(m, m.training) for _, m in modules]
     params = _unique_params(model)
@@ -168,14 +164,13 @@ def summary(model, input_shape, batch_size: int = 1, print_fn=print, seed: int =
     x = fastconv.tensor(x.astype(np.float32), device=device)
     try:
         for name, m in leaves:
-            m.__dict__["forward"] = make_recorder(name, m, m.forward)
-            patched.append(m)
+            handles.append(m.register_forward_hook(make_recorder(name)))
         model.eval()
         with fastconv.no_grad():
             model(x)
     finally:
-        for m in patched:
-            m.__dict__.pop("forward", None)
+        for handle in handles:
+            handle.remove()
         for m, flag in flags:
             m.training = flag
 

@@ -181,6 +181,40 @@ def test_module_to_cpu_returns_self():
     assert all(p.device == "cpu" for p in net.parameters())
 
 
+def test_forward_hooks_see_and_may_replace_inputs_and_outputs(rng):
+    lin = nn.Linear(5, 3)
+    x = fastconv.tensor(randn(rng, 4, 5))
+    plain = to_numpy(lin(x))
+    seen = []
+    h_seen = lin.register_forward_hook(lambda m, args, out: seen.append((m, args, to_numpy(out))))
+    h_pre = lin.register_forward_pre_hook(lambda m, args: (args[0] * 2,))
+    h_post = lin.register_forward_hook(lambda m, args, out: out + 1)
+    out = to_numpy(lin(x))
+    b = to_numpy(lin.bias)
+    # linear(2x) = 2 * linear(x) - bias, then the second hook adds 1.
+    assert_close(out, 2 * plain - b + 1, rtol=1e-5, atol=1e-5)
+    (module, args, recorded), = seen
+    assert module is lin and len(args) == 1
+    assert_close(to_numpy(args[0]), 2 * to_numpy(x), rtol=0, atol=0)
+    assert_close(recorded, 2 * plain - b, rtol=1e-5, atol=1e-5)  # hooks run in order
+    for handle in (h_seen, h_pre, h_post):
+        handle.remove()
+    handle.remove()  # removing twice is harmless
+    assert_close(to_numpy(lin(x)), plain, rtol=0, atol=0)
+    assert len(seen) == 1
+
+
+def test_forward_hook_handle_is_a_context_manager_and_hooks_must_be_callable(rng):
+    relu = nn.ReLU()
+    calls = []
+    with relu.register_forward_hook(lambda m, a, o: calls.append(o.shape)):
+        relu(fastconv.tensor(randn(rng, 2, 3)))
+    relu(fastconv.tensor(randn(rng, 2, 3)))
+    assert calls == [(2, 3)]
+    with pytest.raises(TypeError, match="callable"):
+        relu.register_forward_hook("not a function")
+
+
 def test_repr_is_readable():
     net = SmallNet()
     text = repr(net)

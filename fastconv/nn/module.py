@@ -21,6 +21,34 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class RemovableHandle:
+    """What ``register_forward_hook`` returns: ``handle.remove()`` unregisters the hook.
+    Also a context manager that removes it on exit."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: OrderedDict, hook):
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+        hooks[self.id] = hook
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def _checked_hook(hook):
+    if not callable(hook):
+        raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+    return hook
+
+
 class Module:
     """Base class of layers and networks.
 
@@ -34,6 +62,8 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     # ---- registration -----------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -205,7 +235,27 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        for hook in tuple(self._forward_pre_hooks.values()):
+            new_args = hook(self, args)
+            if new_args is not None:
+                args = new_args if isinstance(new_args, tuple) else (new_args,)
+        out = self.forward(*args, **kwargs)
+        for hook in tuple(self._forward_hooks.values()):
+            new_out = hook(self, args, out)
+            if new_out is not None:
+                out = new_out
+        return out
+
+    def register_forward_pre_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, args)`` before each forward. It may return new positional
+        arguments (a tuple, or a single value); None keeps them. ``.remove()`` on the
+        returned handle unregisters it."""
+        return RemovableHandle(self._forward_pre_hooks, _checked_hook(hook))
+
+    def register_forward_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after each forward. It may return a new
+        output; None keeps it. ``.remove()`` on the returned handle unregisters it."""
+        return RemovableHandle(self._forward_hooks, _checked_hook(hook))
 
     def extra_repr(self) -> str:
         return ""
