@@ -188,30 +188,32 @@ def test_max_pool2d_backend_indices_follow_the_tie_rule(rng):
 
 # ----------------------------------------------------------------------------- adaptive
 
-@pytest.mark.parametrize("shape,out", [((2, 3, 5, 7), 1), ((1, 4, 6, 6), (1, 1)),
-                                       ((2, 2, 8, 6), (4, 3)), ((2, 2, 6, 6), 2)], ids=str)
+@pytest.mark.parametrize("shape,out", [
+    ((2, 3, 5, 7), 1), ((1, 4, 6, 6), (1, 1)), ((2, 2, 8, 6), (4, 3)), ((2, 2, 6, 6), 2),
+    ((2, 3, 7, 5), (3, 2)),        # uneven windows, overlapping along H
+    ((1, 2, 5, 9), (4, 6)),        # overlapping along both axes
+    ((2, 1, 3, 4), (5, 6)),        # output larger than the input: cells repeat
+    ((1, 3, 10, 1), (3, 1)),       # a single column
+], ids=str)
 def test_adaptive_avg_pool2d(shape, out, rng):
     check_op(lambda t: F.adaptive_avg_pool2d(t, out), lambda a: R.adaptive_avg_pool2d(a, out),
              [randn(rng, *shape)], rng=rng, name="adaptive_avg_pool2d")
 
 
-def test_adaptive_avg_pool2d_uneven_is_correct_or_rejected(rng):
-    """Output sizes that do not divide the input: PyTorch's overlapping windows, or a
-    clear ValueError (the issue asks for at least output size 1)."""
+def test_adaptive_avg_pool2d_none_keeps_the_input_size(rng):
     x = randn(rng, 2, 3, 7, 5)
-    try:
-        y = F.adaptive_avg_pool2d(fastconv.tensor(x), (3, 2))
-    except (ValueError, NotImplementedError) as e:
-        assert "output_size" in str(e) or "output size" in str(e)
-        return
-    assert_close(to_numpy(y), R.adaptive_avg_pool2d(x, (3, 2)), name="adaptive_avg_pool2d")
+    y = F.adaptive_avg_pool2d(fastconv.tensor(x), (3, None))
+    assert y.shape == (2, 3, 3, 5)
+    assert_close(to_numpy(y), R.adaptive_avg_pool2d(x, (3, 5)), name="adaptive_avg_pool2d")
 
 
-def test_adaptive_avg_pool2d_vs_torch(rng):
+@pytest.mark.parametrize("shape,out", [((4, 64, 8, 8), 1), ((2, 8, 13, 11), (6, 4)),
+                                       ((2, 3, 4, 4), (7, 3))], ids=str)
+def test_adaptive_avg_pool2d_vs_torch(shape, out, rng):
     torch = pytest.importorskip("torch")
-    check_vs_torch(lambda t: F.adaptive_avg_pool2d(t, 1),
-                   lambda t: torch.nn.functional.adaptive_avg_pool2d(t, 1),
-                   [randn(rng, 4, 64, 8, 8)], rng=rng, name="adaptive_avg_pool2d")
+    check_vs_torch(lambda t: F.adaptive_avg_pool2d(t, out),
+                   lambda t: torch.nn.functional.adaptive_avg_pool2d(t, out),
+                   [randn(rng, *shape)], rng=rng, name="adaptive_avg_pool2d")
 
 
 # ----------------------------------------------------------------------------- random sweeps

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from fastconv.backend import pool_output_size
 from fastconv.function import Function
 from fastconv.ops.validate import contiguous, float_tensor, pair
@@ -58,20 +60,48 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     return AvgPool2d.apply(x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad))
 
 
-def adaptive_avg_pool2d(x, output_size):
-    """Average pooling to a fixed output size.
+def _window_average_matrix(xp, size: int, out: int):
+    """(out, size) matrix whose row i averages input cells [floor(i*size/out),
+    ceil((i+1)*size/out)): PyTorch's adaptive windows along one axis."""
+    m = np.zeros((out, size), dtype=np.float32)
+    for i in range(out):
+        start, end = (i * size) // out, -(-((i + 1) * size) // out)
+        m[i, start:end] = 1.0 / (end - start)
+    return xp.asarray(m)
 
-    Output size 1 is the global average pooling of NIN and GoogLeNet (a mean over
-    H and W). Other sizes must divide the input evenly, and then the op is an
-    average pooling with kernel = stride = input / output.
+
+class AdaptiveAvgPool2d(Function):
+    """Windows of uneven (possibly overlapping) size. A window's average is separable, so
+    y = Ah x Aw^T per plane with the matrices above, and dx = Ah^T dy Aw."""
+
+    def forward(self, x, output_size):
+        self.ah = _window_average_matrix(self.xp, x.shape[2], output_size[0])
+        self.aw = _window_average_matrix(self.xp, x.shape[3], output_size[1])
+        return self.xp.ascontiguousarray(self.ah @ x @ self.aw.T)
+
+    def backward(self, dy):
+        return self.xp.ascontiguousarray(self.ah.T @ dy @ self.aw)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average pooling to a fixed output size, with PyTorch's windows: output cell i
+    along an axis of input size S averages cells floor(i*S/out) to ceil((i+1)*S/out) - 1.
+
+    ``output_size`` is an int or an (h, w) pair; None in the pair keeps that input size.
+    Output size 1 is the global average pooling of NIN and GoogLeNet (a mean over H and
+    W), and sizes that divide the input run as avg_pool2d with kernel = stride =
+    input / output; other sizes (windows of uneven size) take separable averaging
+    matrices.
     """
     op = "adaptive_avg_pool2d"
     float_tensor(x, "input", op, (4,))
-    out = pair(output_size, "output_size", op, 1)
     H, W = x.shape[2:]
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        output_size = tuple(size if s is None else s for s, size in zip(output_size, (H, W)))
+    out = pair(output_size, "output_size", op, 1)
     if out == (1, 1):
         return x.mean(dim=(2, 3), keepdim=True)
-    if H % out[0] or W % out[1]:
-        raise ValueError(f"{op}: output_size {out} must divide the input size ({H}, {W})")
-    kernel = (H // out[0], W // out[1])
-    return avg_pool2d(x, kernel, kernel)
+    if H % out[0] == 0 and W % out[1] == 0:
+        kernel = (H // out[0], W // out[1])
+        return avg_pool2d(x, kernel, kernel)
+    return AdaptiveAvgPool2d.apply(x, out)
