@@ -164,7 +164,8 @@ class Scratch {
 
 // Independent buffers of the calling thread: 0 = columns (conv.cpp) or the
 // transformed input (winograd.cpp), 1 = reordered y / dy or the transformed
-// output, 2 = zero-padded input planes, 3 and 4 = transformed weights.
+// output, 2 = zero-padded input planes (winograd.cpp) or per-image weight
+// gradients (conv.cpp), 3 and 4 = transformed weights.
 constexpr int kScratchSlots = 5;
 Scratch& scratch(int slot);
 

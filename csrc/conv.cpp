@@ -152,6 +152,35 @@ void gather_rows(const float* dy, index_t nb, index_t OCg, index_t P, index_t dy
     }
 }
 
+// Partial products of one batched call stay under this size (see below).
+constexpr index_t kPartialBytes = 8 << 20;
+
+// dW (M x N, contiguous) += sum over i < nb of A_i B_i^T, with A_i (M x K) at
+// a + i * a_stride and B_i (N x K) at b + i * b_stride: the weight gradient summed
+// over images. One batched GEMM writes each image's product to its own partial
+// buffer, then the partials are added in image order (the same result for any
+// thread count). A loop of per-image GEMMs into dW would wait for OpenBLAS's
+// threads once per image, which on a loaded machine costs milliseconds each.
+void sum_nt_products_over_images(index_t M, index_t N, index_t K, const float* a, index_t lda,
+                                 index_t a_stride, const float* b, index_t ldb, index_t b_stride,
+                                 index_t nb, float* dw) {
+    const index_t MN = M * N;
+    const index_t group = std::max<index_t>(
+        1, std::min<index_t>(nb, kPartialBytes / std::max<index_t>(1, MN * index_t(sizeof(float)))));
+    float* partial = scratch(2).get(group * MN);
+    for (index_t i0 = 0; i0 < nb; i0 += group) {
+        const index_t count = std::min(group, nb - i0);
+        sgemm_batch_strided(false, true, M, N, K, 1.f, a + i0 * a_stride, lda, a_stride,
+                            b + i0 * b_stride, ldb, b_stride, 0.f, partial, N, MN, count);
+#pragma omp parallel for schedule(static)
+        for (index_t j = 0; j < MN; ++j) {
+            float s = dw[j];
+            for (index_t i = 0; i < count; ++i) s += partial[i * MN + j];
+            dw[j] = s;
+        }
+    }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- forward
@@ -271,11 +300,10 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
                     sgemm_batch_strided(true, false, cv.Cg, P, cv.OCg, 1.f, wg, rows, 0,
                                         DY + gi * cv.OCg * P, P, y_img, 0.f, DX + gi * cv.Cg * HW,
                                         P, x_img, cv.N);
-                if (DW)  // dW_g += dy[n, g] x[n, g]^T, image by image
-                    for (index_t n = 0; n < cv.N; ++n)
-                        sgemm(false, true, cv.OCg, cv.Cg, P, 1.f, DY + n * y_img + gi * cv.OCg * P,
-                              P, X + n * x_img + gi * cv.Cg * HW, P, 1.f, DW + gi * cv.OCg * rows,
-                              rows);
+                if (DW)  // dW_g = sum over n of dy[n, g] x[n, g]^T
+                    sum_nt_products_over_images(cv.OCg, cv.Cg, P, DY + gi * cv.OCg * P, P, y_img,
+                                                X + gi * cv.Cg * HW, P, x_img, cv.N,
+                                                DW + gi * cv.OCg * rows);
             }
         } else if (DX || DW) {
             const Plan pl = plan(cv);
@@ -308,9 +336,8 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
                         const ColLayout lay{rows * P, P};
                         if (dwg) {
                             im2col(xg, nb, x_img, cv.g, col, lay);
-                            for (index_t i = 0; i < nb; ++i)
-                                sgemm(false, true, cv.OCg, rows, P, 1.f, dyg + i * y_img, P,
-                                      col + i * rows * P, P, 1.f, dwg, rows);
+                            sum_nt_products_over_images(cv.OCg, rows, P, dyg, P, y_img, col, P,
+                                                        rows * P, nb, dwg);
                         }
                         if (dxg) {
                             sgemm_batch_strided(true, false, rows, P, cv.OCg, 1.f, wg, rows, 0, dyg,
