@@ -13,7 +13,7 @@
  * bounded (kColumnBytes); the chunk size is picked per layer (see plan()).
  * 1x1 convolutions with stride 1 and no padding need no im2col: x itself is
  * the column matrix of each image, so the GEMMs read x directly.
- * Stride-1 3x3 and 5x5 layers with at least 16 input and output channels use
+ * Stride-1 3x3 and 5x5 layers with at least 16 input and output channels per group use
  * Winograd's F(2x2, KxK) instead (winograd.cpp): 2.25x / 2.8x fewer
  * multiplications, 1.2-1.5x faster than im2col here.
  * Gradients: conv2d_backward returns new dx, dw, db arrays (dw is summed over
@@ -106,16 +106,16 @@ Plan plan(const Conv& cv) {
 }
 
 // Winograd F(2x2, KxK) (winograd.cpp) for stride-1 3x3 and 5x5 layers with
-// enough channels that its small GEMMs (inner size C or OC) stay efficient,
+// enough channels per group that its small GEMMs (inner size Cg or OCg) stay efficient,
 // and an output at least one tile (2x2) wide.
 bool use_winograd(const Conv& cv) {
     const ConvGeom& g = cv.g;
-    return cv.G == 1 && g.KH == g.KW && (g.KH == 3 || g.KH == 5) && g.SH == 1 && g.SW == 1 &&
+    return g.KH == g.KW && (g.KH == 3 || g.KH == 5) && g.SH == 1 && g.SW == 1 &&
            g.DH == 1 && g.DW == 1 && cv.Cg >= 16 && cv.OCg >= 16 && g.OH >= 2 && g.OW >= 2;
 }
 
 WinoConv wino_of(const Conv& cv) {
-    return WinoConv{cv.N, cv.C, cv.OC, cv.g.H, cv.g.W, cv.g.KH, cv.g.PH, cv.g.PW};
+    return WinoConv{cv.N, cv.C, cv.OC, cv.g.H, cv.g.W, cv.g.KH, cv.g.PH, cv.g.PW, cv.G};
 }
 
 // dst[p] = src[p] + v; sizes by value so the loop vectorises (see im2col.cpp).

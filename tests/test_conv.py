@@ -87,6 +87,12 @@ LARGE_CASES = {
     "inception-7x7-s2": (2, 3, 45, 45, 16, 7, 7, 2, 3, 1, 1, False),
     "batch33-odd (threads split the batch)": (33, 5, 13, 11, 7, 3, 3, 2, 1, 1, 1, True),
     "batch17-1x1-stride2": (17, 24, 9, 9, 10, 1, 1, 2, 0, 1, 1, True),
+    # Winograd F(2x2) path: stride 1, 3x3 or 5x5, >= 16 channels per group.
+    "winograd-3x3-odd-no-pad": (3, 16, 9, 7, 16, 3, 3, 1, 0, 1, 1, False),
+    "winograd-5x5": (2, 16, 12, 12, 24, 5, 5, 1, 2, 1, 1, True),
+    "winograd-3x3-groups2": (2, 32, 13, 13, 48, 3, 3, 1, 1, 1, 2, True),
+    "winograd-5x5-groups2-odd": (2, 32, 11, 9, 32, 5, 5, 1, 2, 1, 2, True),
+    "winograd-3x3-groups4": (2, 64, 6, 5, 64, 3, 3, 1, 1, 1, 4, False),
 }
 
 
