@@ -1,6 +1,6 @@
 """Train a model of the zoo on CIFAR-10 (or any image-folder dataset), on the CPU or a GPU.
 
-    python -m models.train_cifar --model cifar10_tutorial --epochs 30 --batch-size 128 \\
+    python -m models.train_cifar --model cifar10_tutorial --epochs 50 --batch-size 128 \\
         --optimizer sgd --lr 0.05 --device cpu \\
         --data ../shared/data/cifar10-jpeg-train.tar.gz --out runs/tutorial
     python -m models.train_cifar --out runs/tutorial --resume          # continue after a stop
@@ -100,7 +100,7 @@ MODEL_DEFAULTS = {
     # tutorial's plain SGD at 0.1 is about Nesterov momentum 0.9 at 0.01-0.02.
     "cifar10_tutorial": {"input_size": 24, "augment": "tutorial", "optimizer": "sgd",
                          "lr": 0.02, "momentum": 0.9, "nesterov": True, "weight_decay": None,
-                         "epochs": 30, "schedule": "cosine", "warmup_epochs": 1.0,
+                         "epochs": 50, "schedule": "cosine", "warmup_epochs": 1.0,
                          "ema_decay": 0.999, "batch_size": 128},
     # Network in Network (no batch norm): pad-4 crops + flips, Nesterov SGD, a gentle peak
     # rate after a warm-up, cosine decay.
@@ -800,7 +800,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Options left out take the model's recipe (--list-models shows them),\n"
                     "then the general defaults given in [brackets] below.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  python -m models.train_cifar --model cifar10_tutorial --epochs 30 "
+        epilog="example:\n  python -m models.train_cifar --model cifar10_tutorial --epochs 50 "
                "--batch-size 128 --optimizer sgd --lr 0.05 --device cpu \\\n"
                "      --data ../shared/data/cifar10-jpeg-train.tar.gz --out runs/tutorial\n"
                "  python -m models.train_cifar --out runs/tutorial --resume\n"
