@@ -8,8 +8,15 @@
  * AVX2 kernels; loading our own copy lets us choose the AVX-512 kernels
  * without touching NumPy's.
  * Layout: row-major (C order) 2-D matrices.
- * Threads: OpenBLAS's own pool splits each product. OpenMP is never active
- * around a BLAS call, so the two pools do not fight over the cores.
+ * Threads: one pool for everything. OpenBLAS hands the parts of each product
+ * to a callback (openblas_set_threads_callback_function, OpenBLAS >= 0.3.28),
+ * which runs them on OpenMP's threads, the same ones the other kernels use.
+ * With a pool of its own, OpenBLAS's idle workers and OpenMP's would take
+ * turns spinning on the cores the other pool needs (on 2 cores: a training
+ * step 1.3x slower when the OpenMP runtime spins, as torch's does when it is
+ * loaded first). OpenMP is never active around a BLAS call. Setting
+ * FASTCONV_BLAS_OWN_THREADS before the import gives OpenBLAS its own pool back,
+ * to compare.
  * Gradients: none here; gemm() returns a new array.
  */
 #include <dlfcn.h>
@@ -33,6 +40,11 @@ using sgemm_t = void (*)(int, int, int, int, int, int, float, const float*, int,
 using sgemm_batch_strided_t = void (*)(int, int, int, int, int, int, float, const float*, int, int,
                                        const float*, int, int, float, float*, int, int, int);
 using corename_t = char* (*)();
+// openblas_dojob_callback / openblas_threads_callback (OpenBLAS's openblas_config.h).
+using dojob_t = void (*)(int thread_num, void* jobdata, int dojob_data);
+using threads_callback_t = void (*)(int sync, dojob_t dojob, int numjobs, size_t jobdata_elsize,
+                                    void* jobdata, int dojob_data);
+using set_threads_callback_t = void (*)(threads_callback_t);
 using set_threads_t = void (*)(int);
 using get_threads_t = int (*)();
 
@@ -45,6 +57,7 @@ struct Blas {
     corename_t config = nullptr;
     set_threads_t set_threads = nullptr;
     get_threads_t get_threads = nullptr;
+    bool on_openmp = false;  // the callback below runs OpenBLAS's parts
 };
 
 Blas g_blas;  // written once by load_blas() with the GIL held, read-only afterwards
@@ -53,6 +66,20 @@ std::mutex g_blas_mutex;
 int to_blasint(index_t v, const char* what) {
     require(v >= 0 && v <= INT_MAX, "sgemm: ", what, " = ", v, " does not fit a 32-bit BLAS int");
     return static_cast<int>(v);
+}
+
+// Runs OpenBLAS's numjobs parts of one product at once, one per OpenMP thread.
+// The parts of a level-3 product wait on each other's progress, so all of them
+// must run concurrently: numjobs never exceeds OpenBLAS's thread count, which
+// set_num_threads keeps equal to OpenMP's, and BLAS is never called from inside
+// an OpenMP region (so the team is not nested and gets all its threads).
+void run_blas_jobs_on_openmp(int /*sync*/, dojob_t dojob, int numjobs, size_t elsize,
+                             void* jobdata, int dojob_data) {
+    char* jobs = static_cast<char*>(jobdata);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(numjobs) schedule(static, 1)
+#endif
+    for (int i = 0; i < numjobs; ++i) dojob(i, jobs + size_t(i) * elsize, dojob_data);
 }
 
 bool cpu_has_avx512() {
@@ -127,6 +154,7 @@ py::dict blas_info() {
     d["config"] = std::string(g_blas.config ? g_blas.config() : "unknown");
     d["num_threads"] = g_blas.get_threads ? g_blas.get_threads() : -1;
     d["batch_strided"] = g_blas.sgemm_batch_strided != nullptr;
+    d["threads_on_openmp"] = g_blas.on_openmp;
     return d;
 }
 
@@ -141,10 +169,11 @@ py::dict load_blas(const std::string& path) {
     // Zen 5) and fall back to AVX2; on any CPU with the AVX-512 subset that the
     // SkylakeX kernels use, ask for those.
     const bool set_core = cpu_has_avx512() && std::getenv("OPENBLAS_CORETYPE") == nullptr;
-    // Idle time: after every call OpenBLAS's workers keep polling for new work
-    // for 2^28 cycles (~0.1 s), taking a core from the OpenMP regions that run
-    // between our GEMMs (measured: conv layers 10-15% slower). 2^18 cycles (~0.1 ms)
-    // lets them sleep soon after a product ends.
+    // Idle time, for when OpenBLAS keeps its own pool (FASTCONV_BLAS_OWN_THREADS):
+    // after every call its workers keep polling for new work for 2^28 cycles
+    // (~0.1 s), taking a core from the OpenMP regions that run between our GEMMs
+    // (measured: conv layers 10-15% slower). 2^18 cycles (~0.1 ms) lets them
+    // sleep soon after a product ends.
     const bool set_timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr;
     if (set_core) setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
     if (set_timeout) setenv("OPENBLAS_THREAD_TIMEOUT", "18", 1);
@@ -171,6 +200,14 @@ py::dict load_blas(const std::string& path) {
         throw py::import_error("fastconv._C: '" + path +
                                "' has no scipy_cblas_sgemm; it is not the scipy-openblas32 library");
     }
+#ifdef _OPENMP
+    auto set_callback = reinterpret_cast<set_threads_callback_t>(
+        sym("scipy_openblas_set_threads_callback_function"));
+    if (set_callback && std::getenv("FASTCONV_BLAS_OWN_THREADS") == nullptr) {
+        set_callback(run_blas_jobs_on_openmp);
+        b.on_openmp = true;
+    }
+#endif
     g_blas = b;
     return blas_info();
 }

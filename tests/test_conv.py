@@ -3,6 +3,8 @@ against central differences, and both against torch.nn.functional."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import reference as R
@@ -231,3 +233,22 @@ def test_linear_vs_torch(rng):
     torch = pytest.importorskip("torch")
     x, w, b = randn(rng, 16, 300), randn(rng, 70, 300, scale=300 ** -0.5), randn(rng, 70)
     check_vs_torch(F.linear, torch.nn.functional.linear, [x, w, b], rng=rng, name="linear")
+
+
+def test_blas_runs_on_openmp_threads_and_matches_numpy(rng):
+    """OpenBLAS hands its parts of each product to OpenMP's threads (one pool, see
+    csrc/gemm.cpp); products big enough to be split must still equal NumPy's."""
+    from fastconv.backend import cpu
+
+    info = cpu._C.blas_info()
+    assert info["loaded"] and info["batch_strided"]
+    if "FASTCONV_BLAS_OWN_THREADS" not in os.environ:
+        assert info["threads_on_openmp"]
+    for m, k, n in [(512, 300, 700), (7, 1000, 5), (1024, 64, 1024)]:
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        want = a.astype(np.float64) @ b.astype(np.float64)
+        for trans_a, trans_b in [(False, False), (True, True)]:
+            got = cpu._C.gemm(np.ascontiguousarray(a.T) if trans_a else a,
+                              np.ascontiguousarray(b.T) if trans_b else b, trans_a, trans_b)
+            assert_close(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(k), name="gemm")

@@ -22,29 +22,8 @@ ABI_VERSION = 1
 _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 
 
-def _import_extension():
-    """Import fastconv._C with OpenMP's idle threads set to sleep rather than spin.
-
-    The kernels alternate OpenMP regions (im2col, pooling, ...) with OpenBLAS calls,
-    which run on OpenBLAS's own threads. OpenMP workers that spin after a region
-    steal the cores OpenBLAS needs next (measured on 2 cores: a 3x3 conv layer
-    1.8x slower). libgomp reads OMP_WAIT_POLICY once, when it is loaded, which
-    happens right here as a dependency of _C; a policy the user set is kept, and
-    the variable is removed again so that libraries loaded later are unaffected.
-    """
-    unset = "OMP_WAIT_POLICY" not in os.environ
-    if unset:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        from fastconv import _C as ext
-    finally:
-        if unset:
-            os.environ.pop("OMP_WAIT_POLICY", None)
-    return ext
-
-
 try:
-    _C = _import_extension()
+    from fastconv import _C
 except ImportError as exc:  # not built, or built for another Python / platform
     import importlib.util
 
