@@ -123,13 +123,10 @@ void add_row(float* __restrict dst, const float* __restrict src, float v, index_
     for (index_t p = 0; p < n; ++p) dst[p] = src[p] + v;
 }
 
-void add_scalar(float* __restrict row, float v, index_t n) {
-    for (index_t p = 0; p < n; ++p) row[p] += v;
-}
-
-void add_bias(float* y, const float* b, index_t N, index_t OC, index_t P) {
+// y[n, o, :] = b[o] for every image n.
+void fill_bias(float* y, const float* b, index_t N, index_t OC, index_t P) {
 #pragma omp parallel for schedule(static)
-    for (index_t t = 0; t < N * OC; ++t) add_scalar(y + t * P, b[t % OC], P);
+    for (index_t t = 0; t < N * OC; ++t) std::fill_n(y + t * P, P, b[t % OC]);
 }
 
 // [OCg, nb*P] (GEMM output) -> y[n0 + i, g*OCg + o, :], plus bias.
@@ -205,12 +202,14 @@ py::array conv2d_forward(const py::array& x, const py::array& w, const std::opti
     const index_t P = cv.P(), rows = cv.rows(), HW = cv.HW();
     const index_t x_img = cv.C * HW, y_img = cv.OC * P;
 
-    if (cv.pointwise()) {  // y[n, g] = W_g x[n, g]: x is already the column matrix
+    if (cv.pointwise()) {  // y[n, g] = W_g x[n, g] (+ b): x is already the column matrix
+        // With a bias, y starts as b and the GEMMs add to it (beta = 1): that
+        // takes the place of BLAS's own pass zeroing y, not an extra pass.
+        if (B) fill_bias(Y, B, cv.N, cv.OC, P);
         for (index_t gi = 0; gi < cv.G; ++gi)
             sgemm_batch_strided(false, false, cv.OCg, P, cv.Cg, 1.f, Wt + gi * cv.OCg * rows, rows,
-                                0, X + gi * cv.Cg * HW, P, x_img, 0.f, Y + gi * cv.OCg * P, P,
-                                y_img, cv.N);
-        if (B) add_bias(Y, B, cv.N, cv.OC, P);
+                                0, X + gi * cv.Cg * HW, P, x_img, B ? 1.f : 0.f,
+                                Y + gi * cv.OCg * P, P, y_img, cv.N);
         return std::move(y);
     }
 
