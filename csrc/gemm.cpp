@@ -68,11 +68,17 @@ int to_blasint(index_t v, const char* what) {
     return static_cast<int>(v);
 }
 
+#ifdef _OPENMP
+// n, at most what one OpenMP team may have (OMP_THREAD_LIMIT).
+int openmp_thread_cap(int n) { return std::max(1, std::min(n, omp_get_thread_limit())); }
+#endif
+
 // Runs OpenBLAS's numjobs parts of one product at once, one per OpenMP thread.
 // The parts of a level-3 product wait on each other's progress, so all of them
 // must run concurrently: numjobs never exceeds OpenBLAS's thread count, which
-// set_num_threads keeps equal to OpenMP's, and BLAS is never called from inside
-// an OpenMP region (so the team is not nested and gets all its threads).
+// load_blas and set_num_threads keep within OpenMP's limit, and BLAS is never
+// called from inside an OpenMP region (so the team is not nested and gets all
+// its threads).
 void run_blas_jobs_on_openmp(int /*sync*/, dojob_t dojob, int numjobs, size_t elsize,
                              void* jobdata, int dojob_data) {
     char* jobs = static_cast<char*>(jobdata);
@@ -206,6 +212,9 @@ py::dict load_blas(const std::string& path) {
     if (set_callback && std::getenv("FASTCONV_BLAS_OWN_THREADS") == nullptr) {
         set_callback(run_blas_jobs_on_openmp);
         b.on_openmp = true;
+        // OpenBLAS counts the cores itself; it must not split a product into
+        // more parts than OpenMP will run at once.
+        if (b.set_threads) b.set_threads(openmp_thread_cap(omp_get_max_threads()));
     }
 #endif
     g_blas = b;
@@ -239,6 +248,7 @@ py::dict cpu_features() {
 void set_num_threads(int n) {
     require(n >= 1, "set_num_threads: n must be >= 1, got ", n);
 #ifdef _OPENMP
+    n = openmp_thread_cap(n);
     omp_set_num_threads(n);
 #endif
     if (g_blas.set_threads) g_blas.set_threads(n);

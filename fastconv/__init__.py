@@ -7,7 +7,7 @@ underneath: compiled C++ on the CPU (``fastconv._C``) and CUDA through CuPy.
 
 from fastconv.backend import get_backend as _get_backend
 
-_get_backend("cpu")  # fail at import, with the rebuild command, if fastconv._C is missing or stale
+_cpu = _get_backend("cpu")  # fail at import, with the rebuild command, if _C is missing or stale
 
 from fastconv import functional, nn  # noqa: E402
 from fastconv.autograd import is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
@@ -16,9 +16,22 @@ from fastconv.tensor import Tensor, tensor  # noqa: E402
 
 __version__ = "0.1.0"
 
+
+def set_num_threads(n: int) -> None:
+    """Threads of the CPU kernels (OpenMP), which also run OpenBLAS's parts of each matrix
+    product. The default is OMP_NUM_THREADS if set, else one per core."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    _cpu.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Threads the CPU kernels use (see set_num_threads)."""
+    return _cpu.get_num_threads()
+
 __all__ = [
     "Tensor", "tensor", "no_grad", "set_grad_enabled", "is_grad_enabled", "manual_seed",
-    "get_rng_state", "set_rng_state", "functional", "nn", "optim", "save", "load",
+    "get_rng_state", "set_rng_state", "set_num_threads", "get_num_threads", "functional", "nn", "optim", "save", "load",
 ]
 
 

@@ -252,3 +252,41 @@ def test_blas_runs_on_openmp_threads_and_matches_numpy(rng):
             got = cpu._C.gemm(np.ascontiguousarray(a.T) if trans_a else a,
                               np.ascontiguousarray(b.T) if trans_b else b, trans_a, trans_b)
             assert_close(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(k), name="gemm")
+
+
+def test_thread_count_can_change_between_products(rng):
+    """set_num_threads changes OpenMP's team and OpenBLAS's split together; results stay
+    the same whatever the count."""
+    x = fastconv.tensor(rng.standard_normal((4, 8, 20, 20), dtype=np.float32))
+    w = fastconv.tensor(rng.standard_normal((16, 8, 3, 3), dtype=np.float32))
+    a = rng.standard_normal((300, 400), dtype=np.float32)
+    before = fastconv.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3, before):
+            fastconv.set_num_threads(n)
+            assert fastconv.get_num_threads() == n
+            results.append((to_numpy(F.conv2d(x, w, stride=2)), fastconv.backend.cpu.gemm(a, a, False, True)))
+        for y, g in results[1:]:
+            assert_close(y, results[0][0], rtol=1e-5, atol=1e-5, name="conv2d")
+            assert_close(g, results[0][1], rtol=1e-5, atol=1e-3, name="gemm")
+    finally:
+        fastconv.set_num_threads(before)
+    with pytest.raises(ValueError, match="positive int"):
+        fastconv.set_num_threads(0)
+
+
+def test_thread_limit_below_core_count_does_not_hang():
+    """OpenBLAS's parts of a product wait on each other, so it must never split a product
+    into more parts than OpenMP runs at once, even under OMP_THREAD_LIMIT=1."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, fastconv; from fastconv.backend import cpu; "
+            "fastconv.set_num_threads(4); a = np.ones((600, 600), np.float32); "
+            "assert np.allclose(cpu.gemm(a, a), 600); print(fastconv.get_num_threads())")
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"

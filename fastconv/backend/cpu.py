@@ -83,8 +83,12 @@ def cpu_features() -> dict:
 
 
 def set_num_threads(n: int) -> None:
-    """Threads for both the OpenMP kernels and OpenBLAS."""
+    """Threads for both the OpenMP kernels and OpenBLAS (capped at OMP_THREAD_LIMIT)."""
     _C.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    return _C.get_num_threads()
 
 
 def empty_cache() -> None:
