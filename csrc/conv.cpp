@@ -80,7 +80,7 @@ constexpr index_t kColumnBytesPerThread = 1 << 20;
 //           reordered into NCHW, and dy is reordered the other way for backward.
 //  strided: per chunk one [rows, P] block per image and a batch of per-image
 //           GEMMs that write NCHW directly (no reorder), spread by OpenBLAS over
-//           its threads, one image per thread at a time.
+//           the threads, one image per thread at a time.
 // The per-image GEMMs repack W for every image, the single GEMM pays for the
 // reorders of the OCg x P output of each image; so the strided plan wins when
 // an image's output plane is not much smaller than a row of W (2P >= rows:
@@ -163,7 +163,7 @@ constexpr index_t kPartialBytes = 8 << 20;
 // a + i * a_stride and B_i (N x K) at b + i * b_stride: the weight gradient summed
 // over images. One batched GEMM writes each image's product to its own partial
 // buffer, then the partials are added in image order (the same result for any
-// thread count). A loop of per-image GEMMs into dW would wait for OpenBLAS's
+// thread count). A loop of per-image GEMMs into dW would synchronise the
 // threads once per image, which on a loaded machine costs milliseconds each.
 void sum_nt_products_over_images(index_t M, index_t N, index_t K, const float* a, index_t lda,
                                  index_t a_stride, const float* b, index_t ldb, index_t b_stride,
@@ -245,7 +245,7 @@ py::array conv2d_forward(const py::array& x, const py::array& w, const std::opti
 
     // Per-image GEMMs writing NCHW directly. The bias rides along as one more
     // GEMM row: W gets a column b and each image's columns a row of ones, which
-    // saves a whole extra pass over y (first layers: y is 25x larger than x).
+    // saves a whole extra pass over y (first layers: y is 20-60x larger than x).
     const index_t K = B ? rows + 1 : rows;
     float* col = scratch(0).get(K * nb_max * P);
     if (B) {

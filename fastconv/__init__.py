@@ -31,7 +31,8 @@ def get_num_threads() -> int:
 
 __all__ = [
     "Tensor", "tensor", "no_grad", "set_grad_enabled", "is_grad_enabled", "manual_seed",
-    "get_rng_state", "set_rng_state", "set_num_threads", "get_num_threads", "functional", "nn", "optim", "save", "load",
+    "get_rng_state", "set_rng_state", "set_num_threads", "get_num_threads", "functional", "nn",
+    "optim", "save", "load",
 ]
 
 

@@ -982,8 +982,8 @@ def manual_seed(seed: int) -> None:
     """Reseed the GPU generator of every device in use: state = (seed, offset 0).
 
     Called by :func:`fastconv.manual_seed` (this module registers its generator with
-    ``fastconv.random`` when it is imported). The state arrays are updated in place, so captured graphs that read
-    them see the new seed.
+    ``fastconv.random`` when it is imported). The state arrays are updated in place, so
+    captured graphs that read them see the new seed.
     """
     global _seed
     seed = int(seed)
