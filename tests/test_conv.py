@@ -290,3 +290,20 @@ def test_thread_limit_below_core_count_does_not_hang():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize("user_value", [None, "7"])
+def test_openmp_spin_setting_is_scoped_to_loading(user_value):
+    """The import sets a short OpenMP spin time only while libgomp loads, keeps a value the
+    user set, and leaves the environment as it found it."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    if user_value is not None:
+        env["GOMP_SPINCOUNT"] = user_value
+    code = "import os, fastconv; print(os.environ.get('GOMP_SPINCOUNT'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(user_value)
