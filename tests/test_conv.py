@@ -307,3 +307,24 @@ def test_openmp_spin_setting_is_scoped_to_loading(user_value):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(user_value)
+
+
+@pytest.mark.parametrize("case", [(6, 3, 17, 15, 8, 5, 5, 1, 2, 1, 1, True),     # per-image plan
+                                  (5, 12, 9, 9, 10, 1, 1, 1, 0, 1, 1, True)],    # 1x1
+                         ids=["per-image-plan", "1x1"])
+def test_weight_gradient_is_the_same_for_any_thread_count(case, rng):
+    """The per-image weight-gradient products are summed in image order, so the result does
+    not depend on how many threads computed them."""
+    inputs, args = _conv_inputs(rng, case)
+    before = fastconv.get_num_threads()
+    grads = []
+    try:
+        for n in (1, 2, 3):
+            fastconv.set_num_threads(n)
+            x, w, b = (fastconv.tensor(a, requires_grad=True) for a in inputs)
+            F.conv2d(x, w, b, **args).sum().backward()
+            grads.append(to_numpy(w.grad))
+    finally:
+        fastconv.set_num_threads(before)
+    for g in grads[1:]:
+        np.testing.assert_array_equal(g, grads[0])
