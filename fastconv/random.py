@@ -51,8 +51,9 @@ def get_rng_state() -> dict:
     """Every generator's state as one JSON-serialisable dict: the CPU generator's, plus
     ``"devices": {device: state}`` for the backends loaded with their own generator."""
     state = cpu_rng_state()
-    devices = {device: get() for device, (_, get, _) in _device_generators.items()}
-    devices.update({d: s for d, s in _pending_states.items() if d not in devices})
+    # A backend's pending state is dropped when it registers, so the two never overlap.
+    devices = dict(_pending_states)
+    devices.update((device, get()) for device, (_, get, _) in _device_generators.items())
     if devices:
         state["devices"] = devices
     return state

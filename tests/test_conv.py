@@ -4,6 +4,8 @@ against central differences, and both against torch.nn.functional."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -276,19 +278,22 @@ def test_thread_count_can_change_between_products(rng):
         fastconv.set_num_threads(0)
 
 
+def _run_python(code, env):
+    """Run ``code`` in a fresh interpreter (OpenMP reads its settings once, at load)."""
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 def test_thread_limit_below_core_count_does_not_hang():
     """OpenBLAS's parts of a product wait on each other, so it must never split a product
     into more parts than OpenMP runs at once, even under OMP_THREAD_LIMIT=1."""
-    import subprocess
-    import sys
-
     code = ("import numpy as np, fastconv; from fastconv.backend import cpu; "
             "fastconv.set_num_threads(4); a = np.ones((600, 600), np.float32); "
             "assert np.allclose(cpu.gemm(a, a), 600); print(fastconv.get_num_threads())")
     env = dict(os.environ, OMP_THREAD_LIMIT="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
+    out = _run_python(code, env)
     assert out.stdout.strip() == "1"
 
 
@@ -296,16 +301,11 @@ def test_thread_limit_below_core_count_does_not_hang():
 def test_openmp_spin_setting_is_scoped_to_loading(user_value):
     """The import sets a short OpenMP spin time only while libgomp loads, keeps a value the
     user set, and leaves the environment as it found it."""
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     if user_value is not None:
         env["GOMP_SPINCOUNT"] = user_value
     code = "import os, fastconv; print(os.environ.get('GOMP_SPINCOUNT'))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
+    out = _run_python(code, env)
     assert out.stdout.strip() == str(user_value)
 
 

@@ -30,19 +30,18 @@ _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 # busy process, 1,284 ms became 263 ms. 3,000 spins (~0.2 ms) still bridge the
 # gaps between kernels: the step was as fast on an idle machine (102 ms either way).
 # A setting the user made is kept, and the variable is removed again after loading.
-_SPIN_DEFAULT = {"GOMP_SPINCOUNT": "3000"}
+_SPIN_COUNT = "3000"
 
 
 def _import_extension():
-    unset = [k for k in _SPIN_DEFAULT
-             if k not in os.environ and "OMP_WAIT_POLICY" not in os.environ]
-    for k in unset:
-        os.environ[k] = _SPIN_DEFAULT[k]
+    set_spin = "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ
+    if set_spin:
+        os.environ["GOMP_SPINCOUNT"] = _SPIN_COUNT
     try:
         from fastconv import _C as ext
     finally:
-        for k in unset:
-            os.environ.pop(k, None)
+        if set_spin:
+            os.environ.pop("GOMP_SPINCOUNT", None)
     return ext
 
 
