@@ -6,6 +6,7 @@
  * dtype TypeError. Every kernel returns new arrays.
  */
 #include "kernels.h"
+#include "microkernel.h"
 
 using namespace pybind11::literals;
 
@@ -13,6 +14,7 @@ PYBIND11_MODULE(_C, m) {
     using namespace fc;
     m.doc() = "fastconv's compiled CPU kernels (private; use fastconv.backend.cpu).";
     m.attr("ABI_VERSION") = kAbiVersion;
+    init_microkernels();  // a bad FASTCONV_ISA fails the import here
 
     // ---- BLAS and machine
     m.def("load_blas", &load_blas, "path"_a,
@@ -22,7 +24,8 @@ PYBIND11_MODULE(_C, m) {
           "dict: loaded, path, corename (the kernel set OpenBLAS picked), config, num_threads, "
           "batch_strided (whether cblas_sgemm_batch_strided is available).");
     m.def("cpu_features", &cpu_features,
-          "dict of the CPU's SIMD features (avx2, fma, avx512f, ...) and OpenMP thread counts.");
+          "dict of the CPU's SIMD features (avx2, fma, avx512f, ...), the instruction set of the "
+          "convolution kernels in use (conv_kernels) and OpenMP thread counts.");
     m.def("set_num_threads", &set_num_threads, "n"_a,
           "Set the OpenMP thread count (of the calling thread) and OpenBLAS's thread count.");
     m.def("get_num_threads", &get_num_threads, "OpenMP's maximum thread count.");

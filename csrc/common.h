@@ -162,11 +162,12 @@ class Scratch {
     size_t size_ = 0;
 };
 
-// Independent buffers of the calling thread: 0 = columns (conv.cpp) or the
-// transformed input (winograd.cpp), 1 = reordered y / dy or the transformed
-// output, 2 = zero-padded input planes (winograd.cpp) or per-image weight
-// gradients (conv.cpp), 3 and 4 = transformed weights.
-constexpr int kScratchSlots = 5;
+// Independent buffers of the calling thread: 0 = columns (conv.cpp,
+// conv_gemm.cpp) or the transformed input (winograd.cpp), 1 = packed weights
+// (conv.cpp) or the transformed output (winograd.cpp), 2 = zero-padded input
+// planes (im2col.cpp, winograd.cpp), 3 and 4 = transformed weights, 5 and 6 =
+// each OpenMP thread's column tile and output tile (conv_gemm.cpp).
+constexpr int kScratchSlots = 7;
 Scratch& scratch(int slot);
 
 // ---------------------------------------------------------------- BLAS

@@ -27,6 +27,7 @@
 
 #include "common.h"
 #include "kernels.h"
+#include "microkernel.h"
 
 namespace fc {
 
@@ -235,6 +236,7 @@ py::dict cpu_features() {
     d["avx512vl"] = bool(__builtin_cpu_supports("avx512vl"));
     d["avx512vnni"] = bool(__builtin_cpu_supports("avx512vnni"));
 #endif
+    d["conv_kernels"] = std::string(microkernels().isa);
 #ifdef _OPENMP
     d["openmp"] = true;
     d["omp_max_threads"] = omp_get_max_threads();

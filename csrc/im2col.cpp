@@ -1,18 +1,20 @@
 /* im2col / col2im: the unfolding that turns a convolution into one GEMM.
  *
- * What: im2col copies every receptive field of an NCHW image into a column,
+ * What: the column matrix holds every receptive field of an NCHW image as a column,
  *   col[(c*KH + kh)*KW + kw][oh*OW + ow] = x[c][oh*SH - PH + kh*DH][ow*SW - PW + kw*DW]
  * (zero where the index falls into the padding); col2im is its adjoint and
  * sums the columns back onto the pixels they came from (the input gradient).
- * Layout: x NCHW float32; columns as in im2col.h (all images side by side,
- * or one [rows, OH*OW] block per image).
- * Padding: with PH or PW > 0 the chunk is first copied into a zero-bordered
- * buffer (Hp = H + 2PH, Wp = W + 2PW), so the copy loops below have no bounds
- * tests at all; col2im accumulates into such a buffer and crops it at the end.
- * The padded copy costs one pass over x, a KH*KW-th of the column traffic.
- * Threads: OpenMP. im2col splits over column rows (each task copies that row
- * for all nb images); col2im splits over (image, channel) planes, so each
- * input pixel is owned by one thread and needs no atomics.
+ * pack_columns copies any block of rows and columns of that matrix, one run
+ * of output pixels at a time (up to the end of an output row, or of the
+ * image for 1x1 layers), with the padding cut off at the run's ends: the
+ * GEMMs (conv_gemm.cpp) pack only the panel they work on.
+ * Layout: x NCHW float32; columns as in im2col.h.
+ * Padding in col2im: with PH or PW > 0 it accumulates into a zero-bordered
+ * buffer (Hp = H + 2PH, Wp = W + 2PW), so its loops have no bounds tests, and
+ * crops it at the end.
+ * Threads: pack_columns is single-threaded (its callers split the work);
+ * col2im splits over (image, channel) planes, so each input pixel is owned
+ * by one thread and needs no atomics.
  * Gradients: col2im writes dx (every plane is overwritten), it does not add to it.
  */
 #include "im2col.h"
@@ -26,52 +28,10 @@ namespace fc {
 
 namespace {
 
-// The input as the copy loops see it: planes of Hp x Wp floats, `plane`
-// floats apart within an image and `img` floats apart between images.
-struct Source {
-    const float* data;
-    index_t img, Hp, Wp;
-};
-
-// Copy x (nb images, g.C channels, H x W) into `buf` with a zero border of PH / PW.
-Source pad_input(const float* x, index_t nb, index_t x_img_stride, const ConvGeom& g, float* buf) {
-    const index_t Hp = g.H + 2 * g.PH, Wp = g.W + 2 * g.PW, HWp = Hp * Wp;
-#pragma omp parallel for schedule(static)
-    for (index_t t = 0; t < nb * g.C; ++t) {
-        const float* src = x + (t / g.C) * x_img_stride + (t % g.C) * g.H * g.W;
-        float* dst = buf + t * HWp;
-        std::fill(dst, dst + g.PH * Wp, 0.f);
-        for (index_t h = 0; h < g.H; ++h) {
-            float* row = dst + (h + g.PH) * Wp;
-            std::fill(row, row + g.PW, 0.f);
-            std::memcpy(row + g.PW, src + h * g.W, g.W * sizeof(float));
-            std::fill(row + g.PW + g.W, row + Wp, 0.f);
-        }
-        std::fill(dst + (g.PH + g.H) * Wp, dst + HWp, 0.f);
-    }
-    return Source{buf, g.C * HWp, Hp, Wp};
-}
-
 // The inner loops live in helpers that take every size by value: inside an
 // OpenMP region, shared variables are reached through a pointer, and without
 // strict aliasing (Python's default CFLAGS) the compiler would reload them
 // after every float store and not vectorise.
-
-// One column row for nb images: OH runs of OW values; `in` steps in_row per
-// output row and SW per output column.
-void unfold_row(float* __restrict out, index_t out_img, const float* __restrict in, index_t in_img,
-                index_t nb, index_t OH, index_t OW, index_t in_row, index_t SW) {
-    for (index_t i = 0; i < nb; ++i) {
-        float* o = out + i * out_img;
-        const float* s = in + i * in_img;
-        for (index_t oh = 0; oh < OH; ++oh, o += OW, s += in_row) {
-            if (SW == 1)
-                for (index_t ow = 0; ow < OW; ++ow) o[ow] = s[ow];
-            else
-                for (index_t ow = 0; ow < OW; ++ow) o[ow] = s[ow * SW];
-        }
-    }
-}
 
 // Adds the KH*KW column rows of one channel of one image back onto its
 // (padded) plane d; rows are row_stride apart in col.
@@ -91,23 +51,55 @@ void fold_plane(float* __restrict d, const float* __restrict col, index_t row_st
         }
 }
 
+// dst[q] = row[iw0 + q*SW] for q < len, 0 where that index falls outside [0, W).
+void copy_segment(float* __restrict dst, const float* __restrict row, index_t W, index_t iw0,
+                  index_t SW, index_t len) {
+    const index_t first_in = iw0 >= 0 ? 0 : (-iw0 + SW - 1) / SW;
+    const index_t first_out = iw0 >= W ? 0 : (W - iw0 + SW - 1) / SW;
+    const index_t lo = std::min(first_in, len), hi = std::clamp(first_out, lo, len);
+    for (index_t q = 0; q < lo; ++q) dst[q] = 0.f;
+    if (SW == 1)
+        for (index_t q = lo; q < hi; ++q) dst[q] = row[iw0 + q];
+    else
+        for (index_t q = lo; q < hi; ++q) dst[q] = row[iw0 + q * SW];
+    for (index_t q = hi; q < len; ++q) dst[q] = 0.f;
+}
+
 }  // namespace
 
-void im2col(const float* x, index_t nb, index_t x_img_stride, const ConvGeom& g, float* col,
-            ColLayout layout) {
-    const bool padded = g.PH > 0 || g.PW > 0;
-    const index_t Hp = g.H + 2 * g.PH, Wp = g.W + 2 * g.PW;
-    const Source src = padded ? pad_input(x, nb, x_img_stride, g, scratch(2).get(nb * g.C * Hp * Wp))
-                              : Source{x, x_img_stride, g.H, g.W};
-    const index_t rows = g.rows(), KHW = g.KH * g.KW, plane = src.Hp * src.Wp;
-    // One task per column row (all nb images): long contiguous writes in the
-    // batched layout, and few tasks to schedule.
-#pragma omp parallel for schedule(static)
-    for (index_t r = 0; r < rows; ++r) {
-        const index_t c = r / KHW, kh = (r / g.KW) % g.KH, kw = r % g.KW;
-        const float* first = src.data + c * plane + kh * g.DH * src.Wp + kw * g.DW;
-        unfold_row(col + r * layout.row_stride, layout.img_offset, first, src.img, nb, g.OH, g.OW,
-                   g.SH * src.Wp, g.SW);
+void pack_columns(const Columns& src, index_t r0, index_t r1, index_t j0, index_t n, float* dst,
+                  index_t ld) {
+    const ConvGeom& g = src.g;
+    const index_t P = g.plane(), HW = g.H * g.W;
+    const bool pointwise = g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0;
+    // One run of columns at a time: to the end of the image (1x1: its rows are
+    // contiguous) or of the output row, so each packed row is one copy.
+    for (index_t done = 0; done < n;) {
+        const index_t j = j0 + done, img = j / P, p = j % P;
+        const float* x = src.x + img * src.img_stride;
+        index_t len;
+        if (pointwise) {
+            len = std::min(n - done, P - p);
+            for (index_t r = r0; r < r1; ++r)
+                std::memcpy(dst + (r - r0) * ld + done, x + r * HW + p, len * sizeof(float));
+        } else {
+            const index_t oh = p / g.OW, ow = p % g.OW;
+            len = std::min(n - done, g.OW - ow);
+            index_t c = r0 / (g.KH * g.KW), kh = (r0 / g.KW) % g.KH, kw = r0 % g.KW;
+            for (index_t r = r0; r < r1; ++r) {
+                float* d = dst + (r - r0) * ld + done;
+                const index_t ih = oh * g.SH - g.PH + kh * g.DH;
+                if (ih < 0 || ih >= g.H)
+                    std::fill_n(d, len, 0.f);
+                else
+                    copy_segment(d, x + c * HW + ih * g.W, g.W, ow * g.SW - g.PW + kw * g.DW, g.SW, len);
+                if (++kw == g.KW) {
+                    kw = 0;
+                    if (++kh == g.KH) kh = 0, ++c;
+                }
+            }
+        }
+        done += len;
     }
 }
 
@@ -165,7 +157,9 @@ py::array im2col_forward(const py::array& x, const Pair& kernel, const Pair& str
     float* out = mut(col);
     {
         py::gil_scoped_release nogil;
-        im2col(X, N, C * H * W, g, out, ColLayout{P, N * P});
+        const Columns src{X, C * H * W, g};
+#pragma omp parallel for schedule(static)
+        for (index_t r = 0; r < g.rows(); ++r) pack_columns(src, r, r + 1, 0, N * P, out + r * N * P, N * P);
     }
     return std::move(col);
 }

@@ -25,13 +25,25 @@ struct ColLayout {
     index_t img_offset, row_stride;
 };
 
-// Unfold nb images. x points at channel 0 of the group in image 0; images are
-// x_img_stride floats apart, channels H*W apart. Padding reads as zero.
-// OpenMP over (image, row) pairs; call outside any parallel region.
-void im2col(const float* x, index_t nb, index_t x_img_stride, const ConvGeom& g, float* col,
-            ColLayout layout);
+// The columns of a convolution GEMM: column j = n * OH*OW + oh*OW + ow is
+// output pixel (oh, ow) of image n, and row (c*KH + kh)*KW + kw holds
+// x[n][c][oh*SH - PH + kh*DH][ow*SW - PW + kw*DW] (0 in the padding). With a
+// 1x1 geometry (stride 1, no padding) that is just the [C, H*W] matrix of
+// each image.
+struct Columns {
+    const float* x;      // channel 0 of the group in image 0
+    index_t img_stride;  // floats between images
+    ConvGeom g;
+};
 
-// The adjoint: dx = sum of the column entries that im2col copied from each
+// Copy rows [r0, r1) of columns [j0, j0 + n) into dst, row r at dst + (r - r0) * ld,
+// without forming the rest of the matrix: the GEMM tile packer and the
+// weight gradient's per-chunk columns. Single-threaded; no bounds are crossed
+// for any r1 <= rows, j0 + n <= N * OH*OW.
+void pack_columns(const Columns& src, index_t r0, index_t r1, index_t j0, index_t n, float* dst,
+                  index_t ld);
+
+// The adjoint: dx = sum of the column entries that were copied from each
 // pixel. Each (image, channel) plane is owned by one thread, zeroed, then
 // accumulated, so dx is written (not added to).
 void col2im(const float* col, index_t nb, index_t x_img_stride, const ConvGeom& g, float* dx,

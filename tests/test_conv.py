@@ -97,6 +97,15 @@ LARGE_CASES = {
     "winograd-3x3-groups2": (2, 32, 13, 13, 48, 3, 3, 1, 1, 1, 2, True),
     "winograd-5x5-groups2-odd": (2, 32, 11, 9, 32, 5, 5, 1, 2, 1, 2, True),
     "winograd-3x3-groups4": (2, 64, 6, 5, 64, 3, 3, 1, 1, 1, 4, False),
+    # The GEMM drivers' edges (csrc/conv_gemm.cpp): more than 4096 pixels per image (the
+    # weight gradient splits the image) with 40 channels (a part-filled panel of 32);
+    # sums deeper than 512 (split in two); an output of 16 MB or more (streaming stores);
+    # 31 x 31 pixels (rows not 64-byte aligned: no streaming).
+    "4356-pixels-40-channels": (2, 2, 66, 66, 40, 3, 3, 1, 1, 1, 1, True),
+    "1x1-depth-600": (2, 600, 5, 7, 20, 1, 1, 1, 0, 1, 1, True),
+    "3x3-s2-depth-576": (2, 64, 9, 9, 24, 3, 3, 2, 1, 1, 1, True),
+    "16MB-output": (8, 3, 64, 64, 128, 3, 3, 1, 1, 1, 1, True),
+    "16MB-output-unaligned-rows": (8, 2, 31, 31, 512, 1, 1, 1, 0, 1, 1, True),
 }
 
 
@@ -309,12 +318,13 @@ def test_openmp_spin_setting_is_scoped_to_loading(user_value):
     assert out.stdout.strip() == str(user_value)
 
 
-@pytest.mark.parametrize("case", [(6, 3, 17, 15, 8, 5, 5, 1, 2, 1, 1, True),     # per-image plan
-                                  (5, 12, 9, 9, 10, 1, 1, 1, 0, 1, 1, True)],    # 1x1
-                         ids=["per-image-plan", "1x1"])
+@pytest.mark.parametrize("case", [(6, 3, 17, 15, 8, 5, 5, 1, 2, 1, 1, True),
+                                  (5, 12, 9, 9, 10, 1, 1, 1, 0, 1, 1, True),
+                                  (2, 2, 66, 66, 40, 3, 3, 1, 1, 1, 1, True)],
+                         ids=["im2col", "1x1", "image-split-in-chunks"])
 def test_weight_gradient_is_the_same_for_any_thread_count(case, rng):
-    """The per-image weight-gradient products are summed in image order, so the result does
-    not depend on how many threads computed them."""
+    """The weight gradient is summed chunk by chunk of pixels in a fixed order, so the result
+    does not depend on how many threads computed it."""
     inputs, args = _conv_inputs(rng, case)
     before = fastconv.get_num_threads()
     grads = []
@@ -328,3 +338,33 @@ def test_weight_gradient_is_the_same_for_any_thread_count(case, rng):
         fastconv.set_num_threads(before)
     for g in grads[1:]:
         np.testing.assert_array_equal(g, grads[0])
+
+
+def _cpu_runs(isa):
+    features = fastconv.backend.cpu.cpu_features()
+    return {"avx512": features.get("avx512f", False) and features.get("avx512dq", False),
+            "avx2": features.get("avx2", False) and features.get("fma", False),
+            "baseline": True}[isa]
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
+def test_every_kernel_set_passes_the_convolution_tests(isa):
+    """The convolution kernels exist once per instruction set and the import picks the widest
+    one; FASTCONV_ISA selects another, so this machine checks each set it can run."""
+    if not _cpu_runs(isa):
+        pytest.skip(f"this CPU cannot run the {isa} kernels")
+    tests = os.path.abspath(__file__)
+    code = ("import sys, pytest, fastconv; from fastconv.backend import cpu; "
+            f"assert cpu.cpu_features()['conv_kernels'] == {isa!r}; "
+            f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {tests!r}, "
+            "'-k', 'vs_reference or vs_torch or thread_count']))")
+    out = _run_python(code, dict(os.environ, FASTCONV_ISA=isa))
+    assert " passed" in out.stdout and "failed" not in out.stdout, out.stdout
+
+
+def test_unknown_kernel_set_fails_the_import_clearly():
+    code = "import fastconv"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, FASTCONV_ISA="avx1024"))
+    assert out.returncode != 0
+    assert "FASTCONV_ISA=avx1024 is not one of avx512, avx2, baseline" in out.stderr

@@ -17,7 +17,7 @@ import os
 import numpy
 
 # Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 
@@ -48,6 +48,8 @@ def _import_extension():
 try:
     _C = _import_extension()
 except ImportError as exc:  # not built, or built for another Python / platform
+    if "FASTCONV_ISA" in str(exc):  # a kernel set the user asked for by name; a rebuild won't help
+        raise ImportError(f"fastconv._C: {exc}") from None
     import importlib.util
 
     built = importlib.util.find_spec("fastconv._C") is not None

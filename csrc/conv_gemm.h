@@ -1,0 +1,39 @@
+/* The three GEMMs of an im2col convolution, on the kernels of microkernel.h.
+ * The column matrix (im2col.h: Columns) is never formed whole: the forward
+ * and input-gradient products pack it panel by panel, the weight gradient
+ * chunk by chunk.
+ */
+#pragma once
+
+#include "im2col.h"
+
+namespace fc {
+
+// Where a product writes C[i][j] for column j = n*P + p (P = pixels per image):
+// data + n*img_stride + i*P + p. For y: data = y + first channel * P, img_stride = OC*P.
+struct ColumnOutput {
+    float* data;
+    index_t img_stride;
+};
+
+// A matrix read in place: element (i, k) at data[i * row + k * col]
+// (W_g: row = K, col = 1; W_g^T: row = 1, col = K).
+struct MatrixView {
+    const float* data;
+    index_t row, col;
+};
+
+// C[i][j] = (bias ? bias[i] : 0) + sum_k A[i][k] cols[k][j] for i < M and the
+// nimg * P columns of cols. OpenMP over tiles of columns; each element of C is
+// written once, by one thread.
+void gemm_columns(MatrixView a, index_t M, const Columns& cols, index_t nimg, const float* bias,
+                  ColumnOutput out);
+
+// dw[i*ldw + r] = sum over the nimg * P columns j of dy[i][j] cols[r][j], where
+// dy[i][n*P + p] is at dy + n*dy_img_stride + i*P + p. The sum runs over
+// chunks of columns in a fixed order, in double between chunks: the result is
+// the same for any number of threads.
+void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, const Columns& cols,
+                         index_t nimg, float* dw, index_t ldw);
+
+}  // namespace fc

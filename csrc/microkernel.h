@@ -1,0 +1,60 @@
+/* Register-blocked float32 kernels of the convolution GEMMs, one set per
+ * instruction set, picked once at import for the CPU that runs them.
+ *
+ * What (written once in microkernel.inc, compiled for AVX-512, AVX2+FMA and a
+ * 4-lane baseline for any CPU in microkernel.cpp):
+ *  - tile<m>: C[m x NR] (=, or +=) A * B_panel, the outer-product step of a
+ *    GEMM. A is read in place with any strides (W, W^T or the column rows,
+ *    no packing); B is packed as [kc][NR] (NR columns per k, one vector
+ *    load each); C is written straight into its destination with row stride ldc.
+ *  - pack_transposed: B panels of a matrix whose rows are the panel's
+ *    columns (dy^T for the weight gradient), transposed in registers.
+ * Why our own: the convolution GEMMs are thin (K = 27-400 for first layers,
+ * M or K <= 192 for 1x1 layers). Through BLAS each one paid for an im2col
+ * pass, BLAS's own repacking of the columns and of W for every image, and a
+ * pass that zeroes y before the product adds to it. Here the columns are
+ * packed once, straight from x, into the panel the kernel reads (L1/L2), and
+ * y is written exactly once, bias included.
+ * Layout: row-major throughout.
+ */
+#pragma once
+
+#include "common.h"
+
+namespace fc {
+
+// What tile<m> starts its accumulators from.
+enum class TileInit { zero, bias, accumulate };
+
+// c[i][j] = init + sum_k a[i*a_row + k*a_k] * b[k*NR + j] for i < m, j < NR.
+// init: 0, bias[i], or c[i][j] itself. With stream, c is written past the
+// caches (c and ldc * 4 must be multiples of 64 bytes; call store_fence()
+// before another thread reads c): for outputs too large to stay in cache,
+// this saves reading every line of c in before it is overwritten.
+using TileKernel = void (*)(index_t kc, const float* a, index_t a_row, index_t a_k,
+                            const float* b, float* c, index_t ldc, TileInit init,
+                            const float* bias, bool stream);
+
+// dst[q*NR + i] = src[i*lds + q] for q < len and i < NR; 0 for rows i >= rows.
+using PackTransposed = void (*)(const float* src, index_t lds, index_t rows, index_t len,
+                                float* dst);
+
+constexpr int kMaxMR = 8;
+
+struct Microkernels {
+    const char* isa;  // "avx512", "avx2" or "baseline"
+    int lanes;        // floats per vector register
+    int mr, nr;       // tile: rows of A, columns of B
+    TileKernel tile[kMaxMR + 1];  // tile[m] computes the first m <= mr rows
+    PackTransposed pack_transposed;
+    void (*store_fence)();
+};
+
+// The set chosen by init_microkernels(); valid after the module is imported.
+const Microkernels& microkernels();
+
+// Picks the widest set this CPU runs, or the one FASTCONV_ISA names
+// (avx512 / avx2 / baseline; an unknown or unsupported name fails the import).
+void init_microkernels();
+
+}  // namespace fc
