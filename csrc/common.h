@@ -166,8 +166,9 @@ class Scratch {
 // conv_gemm.cpp) or the transformed input (winograd.cpp), 1 = packed weights
 // (conv.cpp) or the transformed output (winograd.cpp), 2 = zero-padded input
 // planes (im2col.cpp, winograd.cpp), 3 and 4 = transformed weights, 5 and 6 =
-// each OpenMP thread's column tile and output tile (conv_gemm.cpp).
-constexpr int kScratchSlots = 7;
+// each OpenMP thread's column tile and output tile (conv_gemm.cpp), 7 = x
+// split by column phase (conv.cpp).
+constexpr int kScratchSlots = 8;
 Scratch& scratch(int slot);
 
 // ---------------------------------------------------------------- BLAS

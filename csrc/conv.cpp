@@ -21,6 +21,7 @@
  */
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "conv_gemm.h"
 #include "im2col.h"
@@ -37,9 +38,7 @@ struct Conv {
     index_t HW() const { return g.H * g.W; }
     index_t P() const { return g.plane(); }
     index_t rows() const { return g.rows(); }
-    bool pointwise() const {
-        return g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0;
-    }
+    bool pointwise() const { return g.pointwise(); }
 };
 
 Conv check_conv(const char* fn, const py::array& x, const py::array& w, const Pair& stride,
@@ -82,9 +81,14 @@ WinoConv wino_of(const Conv& cv) {
 // chunk of images, so that col2im finds it in cache.
 constexpr index_t kColumnBytes = 4 << 20;
 
-// x of group gi as the columns of its GEMM.
-Columns columns_of_x(const Conv& cv, const float* x, index_t gi) {
-    return Columns{x + gi * cv.Cg * cv.HW(), cv.C * cv.HW(), cv.g};
+// x of group gi as the columns of its GEMM: x itself for 1x1 layers, else a
+// prepared (padded, phase-split) copy in scratch slot 7, with its row
+// offsets in `offsets` (cv.rows() entries).
+Columns columns_of_x(const Conv& cv, const float* x, index_t gi, std::vector<index_t>& offsets) {
+    const Columns cols{x + gi * cv.Cg * cv.HW(), cv.C * cv.HW(), cv.g};
+    if (cv.pointwise()) return cols;
+    offsets.resize(cv.rows());
+    return prepare_columns(cols, cv.N, scratch(7).get(prepared_size(cols, cv.N)), offsets.data());
 }
 
 // dy of group gi as the columns of dcol = W^T dy: a 1x1 geometry over OCg channels.
@@ -121,8 +125,10 @@ py::array conv2d_forward(const py::array& x, const py::array& w, const std::opti
     }
     // y_g = W_g col_g (+ b_g), straight into y.
     const index_t rows = cv.rows();
+    std::vector<index_t> offsets;
     for (index_t gi = 0; gi < cv.G; ++gi)
-        gemm_columns(MatrixView{Wt + gi * cv.OCg * rows, rows, 1}, cv.OCg, columns_of_x(cv, X, gi),
+        gemm_columns(MatrixView{Wt + gi * cv.OCg * rows, rows, 1}, cv.OCg,
+                     columns_of_x(cv, X, gi, offsets),
                      cv.N, B ? B + gi * cv.OCg : nullptr,
                      ColumnOutput{Y + gi * cv.OCg * cv.P(), cv.OC * cv.P()});
     return std::move(y);
@@ -163,7 +169,8 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
         const index_t P = cv.P(), rows = cv.rows(), HW = cv.HW();
         const index_t x_img = cv.C * HW, y_img = cv.OC * P;
 
-        if (DB) {  // db[o] = sum over n, p of dy; double accumulators for long sums
+        const bool db_with_dw = DB && DW && !use_winograd(cv);  // from dW's dy panels
+        if (DB && !db_with_dw) {  // db[o] = sum over n, p of dy; double accumulators for long sums
 #pragma omp parallel for schedule(static)
             for (index_t o = 0; o < cv.OC; ++o) {
                 double s = 0;
@@ -175,9 +182,12 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
             winograd_backward(wino_of(cv), X, Wt, DY, DX, DW);
         } else {
             // dW_g = dy_g col_g^T
+            std::vector<index_t> offsets;
             for (index_t gi = 0; DW && gi < cv.G; ++gi)
-                weight_grad_columns(DY + gi * cv.OCg * P, y_img, cv.OCg, columns_of_x(cv, X, gi),
-                                    cv.N, DW + gi * cv.OCg * rows, rows);
+                weight_grad_columns(DY + gi * cv.OCg * P, y_img, cv.OCg,
+                                    columns_of_x(cv, X, gi, offsets),
+                                    cv.N, DW + gi * cv.OCg * rows, rows,
+                                    db_with_dw ? DB + gi * cv.OCg : nullptr);
             // dcol_g = W_g^T dy_g, then col2im; for 1x1 layers dcol is dx.
             auto w_t = [&](index_t gi) { return MatrixView{Wt + gi * cv.OCg * rows, 1, rows}; };
             if (DX && cv.pointwise()) {

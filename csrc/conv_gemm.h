@@ -30,10 +30,12 @@ void gemm_columns(MatrixView a, index_t M, const Columns& cols, index_t nimg, co
                   ColumnOutput out);
 
 // dw[i*ldw + r] = sum over the nimg * P columns j of dy[i][j] cols[r][j], where
-// dy[i][n*P + p] is at dy + n*dy_img_stride + i*P + p. The sum runs over
-// chunks of columns in a fixed order, in double between chunks: the result is
-// the same for any number of threads.
+// dy[i][n*P + p] is at dy + n*dy_img_stride + i*P + p, and, if db is given,
+// db[i] = sum over j of dy[i][j] (the bias gradient, read off the same dy
+// panels instead of another pass over dy). The sums run over runs of columns
+// in a fixed order, in double between runs: the result is the same for any
+// number of threads.
 void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, const Columns& cols,
-                         index_t nimg, float* dw, index_t ldw);
+                         index_t nimg, float* dw, index_t ldw, float* db = nullptr);
 
 }  // namespace fc
