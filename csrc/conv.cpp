@@ -13,7 +13,7 @@
  * included: no column matrix, no reorder, no separate bias or zeroing pass.
  * 1x1 convolutions with stride 1 and no padding have x itself as the column
  * matrix, and their dx needs no col2im.
- * Stride-1 3x3 and 5x5 layers with at least 16 input and output channels per group use
+ * Stride-1 3x3 and 5x5 layers with at least 32 input and 16 output channels per group use
  * Winograd's F(2x2, KxK) instead (winograd.cpp): 2.25x / 2.8x fewer
  * multiplications, on OpenBLAS's GEMMs.
  * Gradients: conv2d_backward returns new dx, dw, db arrays; the autograd
@@ -65,20 +65,23 @@ Conv check_conv(const char* fn, const py::array& x, const py::array& w, const Pa
 }
 
 // Winograd F(2x2, KxK) (winograd.cpp) for stride-1 3x3 and 5x5 layers with
-// enough channels per group that its small GEMMs (inner size Cg or OCg) stay efficient,
-// and an output at least one tile (2x2) wide.
+// enough channels per group that its small GEMMs (inner size Cg or OCg) stay
+// efficient, and an output at least one tile (2x2) wide. Below 32 input
+// channels the im2col GEMMs are faster (GoogLeNet's 3a 5x5, 16 channels:
+// 1.4x for forward+backward).
 bool use_winograd(const Conv& cv) {
     const ConvGeom& g = cv.g;
     return g.KH == g.KW && (g.KH == 3 || g.KH == 5) && g.SH == 1 && g.SW == 1 &&
-           g.DH == 1 && g.DW == 1 && cv.Cg >= 16 && cv.OCg >= 16 && g.OH >= 2 && g.OW >= 2;
+           g.DH == 1 && g.DW == 1 && cv.Cg >= 32 && cv.OCg >= 16 && g.OH >= 2 && g.OW >= 2;
 }
 
 WinoConv wino_of(const Conv& cv) {
     return WinoConv{cv.N, cv.C, cv.OC, cv.g.H, cv.g.W, cv.g.KH, cv.g.PH, cv.g.PW, cv.G};
 }
 
-// The input gradient's column buffer (dcol = W^T dy) holds this much per
-// chunk of images, so that col2im finds it in cache.
+// The backward pass's column buffers (dcol = W^T dy, and the columns of
+// OpenBLAS's weight gradient) hold this much per chunk of images, so that the
+// next step finds them in cache.
 constexpr index_t kColumnBytes = 4 << 20;
 
 // x of group gi as the columns of its GEMM: x itself for 1x1 layers, else a
@@ -96,6 +99,82 @@ Columns columns_of_dy(const Conv& cv, const float* dy, index_t gi) {
     const ConvGeom& g = cv.g;
     const ConvGeom pointwise{cv.OCg, g.OH, g.OW, 1, 1, 1, 1, 0, 0, 1, 1, g.OH, g.OW};
     return Columns{dy + gi * cv.OCg * cv.P(), cv.OC * cv.P(), pointwise};
+}
+
+// Deep layers (many column rows) make ordinary GEMMs for the backward pass,
+// where OpenBLAS's cache blocking beats our kernels' single level; thin ones
+// are ours. Measured (batch 16, 2 cores), taking the faster side of each:
+//  dW: Inception v3's 1x7 and 7x1 (896 rows) and 3x3 stride-2 (2592) layers
+//      1.3-1.6x faster on OpenBLAS; GoogLeNet's 3a 5x5 (400 rows), the first
+//      layers (75-363) and 1x1 layers up to 288 channels 1.2-1.7x on ours.
+//  dx: the 3x3 stride-2 layer and a 1x1 layer of 288 channels 1.5-1.8x faster
+//      on OpenBLAS; 1x7, 7x1, 3a 5x5 and NIN's 1x1 layers (<= 192) 1.1-1.3x on ours.
+constexpr index_t kOwnKernelRowsDw = 512;
+constexpr index_t kOwnKernelRowsDx1x1 = 256;
+constexpr index_t kOwnKernelRowsDx = 1024;
+
+// Partial products of one batched call stay under this size.
+constexpr index_t kPartialBytes = 8 << 20;
+
+// dW_g = sum over images of dy_g x_g^T for a 1x1 layer through OpenBLAS: one
+// batched GEMM writes each image's product to its own partial, and the
+// partials are added in image order (the same result for any thread count).
+void blas_weight_grad_1x1(const Conv& cv, const float* x, const float* dy, float* dw) {
+    const index_t P = cv.P(), rows = cv.rows(), y_img = cv.OC * P, x_img = cv.C * cv.HW();
+    const index_t MN = cv.OCg * rows;
+    const index_t group = std::clamp<index_t>(kPartialBytes / (MN * index_t(sizeof(float))), 1,
+                                              std::max<index_t>(cv.N, 1));
+    float* partial = scratch(2).get(MN * group);
+    std::fill(dw, dw + MN, 0.f);
+    for (index_t n0 = 0; n0 < cv.N; n0 += group) {
+        const index_t nb = std::min(group, cv.N - n0);
+        sgemm_batch_strided(false, true, cv.OCg, rows, P, 1.f, dy + n0 * y_img, P, y_img,
+                            x + n0 * x_img, P, x_img, 0.f, partial, rows, MN, nb);
+#pragma omp parallel for schedule(static)
+        for (index_t j = 0; j < MN; ++j) {
+            float s = dw[j];
+            for (index_t i = 0; i < nb; ++i) s += partial[i * MN + j];
+            dw[j] = s;
+        }
+    }
+}
+
+// dy[n0 + i, g*OCg + o, :] -> out[o][i*P : (i+1)*P], the layout of one GEMM
+// over a chunk's columns.
+void gather_rows(const float* dy, index_t nb, index_t OCg, index_t P, index_t dy_img_stride,
+                 float* out) {
+#pragma omp parallel for schedule(static)
+    for (index_t t = 0; t < nb * OCg; ++t) {
+        const index_t o = t / nb, i = t % nb;
+        std::memcpy(out + o * nb * P + i * P, dy + i * dy_img_stride + o * P, P * sizeof(float));
+    }
+}
+
+// The backward pass of group gi of a deep layer (not 1x1) through OpenBLAS,
+// one GEMM per chunk of images over all its columns: dW_g += dy_g col_g^T
+// (into dw, when given) and dcol_g = W_g^T dy_g, then col2im (into dx).
+void blas_backward(const Conv& cv, const Columns& cols, index_t gi, const float* Wt, const float* DY,
+                   float* dx, float* dw) {
+    const index_t P = cv.P(), rows = cv.rows(), y_img = cv.OC * P, x_img = cv.C * cv.HW();
+    const index_t per_image = std::max<index_t>(1, rows * P * index_t(sizeof(float)));
+    const index_t nb_max = std::clamp<index_t>(kColumnBytes / per_image, 1, std::max<index_t>(cv.N, 1));
+    float* col = scratch(0).get(rows * nb_max * P);
+    float* dyr = scratch(1).get(cv.OCg * nb_max * P);
+    const float* wg = Wt + gi * cv.OCg * rows;
+    if (dw) std::fill(dw, dw + cv.OCg * rows, 0.f);
+    for (index_t n0 = 0; n0 < cv.N; n0 += nb_max) {
+        const index_t nb = std::min(nb_max, cv.N - n0), J = nb * P;
+        gather_rows(DY + n0 * y_img + gi * cv.OCg * P, nb, cv.OCg, P, y_img, dyr);
+        if (dw) {
+#pragma omp parallel for schedule(static)
+            for (index_t r = 0; r < rows; ++r) pack_columns(cols, r, r + 1, n0 * P, J, col + r * J, J);
+            sgemm(false, true, cv.OCg, rows, J, 1.f, dyr, J, col, J, 1.f, dw, rows);
+        }
+        if (dx) {
+            sgemm(true, false, rows, J, cv.OCg, 1.f, wg, rows, dyr, J, 0.f, col, J);
+            col2im(col, nb, x_img, cv.g, dx + n0 * x_img + gi * cv.Cg * cv.HW(), ColLayout{P, J});
+        }
+    }
 }
 
 }  // namespace
@@ -169,7 +248,10 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
         const index_t P = cv.P(), rows = cv.rows(), HW = cv.HW();
         const index_t x_img = cv.C * HW, y_img = cv.OC * P;
 
-        const bool db_with_dw = DB && DW && !use_winograd(cv);  // from dW's dy panels
+        const bool winograd = use_winograd(cv);
+        const bool own_dw = rows <= kOwnKernelRowsDw;
+        const bool own_dx = rows <= (cv.pointwise() ? kOwnKernelRowsDx1x1 : kOwnKernelRowsDx);
+        const bool db_with_dw = DB && DW && !winograd && own_dw;  // from dW's dy panels
         if (DB && !db_with_dw) {  // db[o] = sum over n, p of dy; double accumulators for long sums
 #pragma omp parallel for schedule(static)
             for (index_t o = 0; o < cv.OC; ++o) {
@@ -178,34 +260,42 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
                 DB[o] = static_cast<float>(s);
             }
         }
-        if ((DX || DW) && use_winograd(cv)) {
+        if ((DX || DW) && winograd) {
             winograd_backward(wino_of(cv), X, Wt, DY, DX, DW);
         } else {
-            // dW_g = dy_g col_g^T
             std::vector<index_t> offsets;
-            for (index_t gi = 0; DW && gi < cv.G; ++gi)
-                weight_grad_columns(DY + gi * cv.OCg * P, y_img, cv.OCg,
-                                    columns_of_x(cv, X, gi, offsets),
-                                    cv.N, DW + gi * cv.OCg * rows, rows,
-                                    db_with_dw ? DB + gi * cv.OCg : nullptr);
-            // dcol_g = W_g^T dy_g, then col2im; for 1x1 layers dcol is dx.
-            auto w_t = [&](index_t gi) { return MatrixView{Wt + gi * cv.OCg * rows, 1, rows}; };
-            if (DX && cv.pointwise()) {
-                for (index_t gi = 0; gi < cv.G; ++gi)
-                    gemm_columns(w_t(gi), rows, columns_of_dy(cv, DY, gi), cv.N, nullptr,
-                                 ColumnOutput{DX + gi * cv.Cg * HW, x_img});
-            } else if (DX) {
-                const index_t per_image = std::max<index_t>(1, rows * P * index_t(sizeof(float)));
-                const index_t nb_max =
-                    std::clamp<index_t>(kColumnBytes / per_image, 1, std::max<index_t>(cv.N, 1));
-                float* col = scratch(0).get(rows * nb_max * P);
-                for (index_t n0 = 0; n0 < cv.N; n0 += nb_max) {
-                    const index_t nb = std::min(nb_max, cv.N - n0);
-                    for (index_t gi = 0; gi < cv.G; ++gi) {
-                        gemm_columns(w_t(gi), rows, columns_of_dy(cv, DY + n0 * y_img, gi), nb,
-                                     nullptr, ColumnOutput{col, rows * P});
-                        col2im(col, nb, x_img, cv.g, DX + n0 * x_img + gi * cv.Cg * HW,
-                               ColLayout{rows * P, P});
+            for (index_t gi = 0; gi < cv.G; ++gi) {
+                const float* dyg = DY + gi * cv.OCg * P;
+                float* dwg = DW ? DW + gi * cv.OCg * rows : nullptr;
+                float* dxg = DX ? DX + gi * cv.Cg * HW : nullptr;
+                const Columns cols = columns_of_x(cv, X, gi, offsets);
+                // dW_g = dy_g col_g^T
+                if (dwg && own_dw)
+                    weight_grad_columns(dyg, y_img, cv.OCg, cols, cv.N, dwg, rows,
+                                        db_with_dw ? DB + gi * cv.OCg : nullptr);
+                else if (dwg && cv.pointwise())
+                    blas_weight_grad_1x1(cv, cols.x, dyg, dwg);
+                // dcol_g = W_g^T dy_g, then col2im; for 1x1 layers dcol is dx.
+                const MatrixView w_t{Wt + gi * cv.OCg * rows, 1, rows};
+                if (!cv.pointwise() && ((dwg && !own_dw) || (dxg && !own_dx))) {
+                    blas_backward(cv, cols, gi, Wt, DY, own_dx ? nullptr : DX, own_dw ? nullptr : dwg);
+                } else if (dxg && cv.pointwise() && !own_dx) {
+                    sgemm_batch_strided(true, false, rows, P, cv.OCg, 1.f, w_t.data, rows, 0, dyg, P,
+                                        y_img, 0.f, dxg, P, x_img, cv.N);
+                }
+                if (dxg && own_dx && cv.pointwise()) {
+                    gemm_columns(w_t, rows, columns_of_dy(cv, DY, gi), cv.N, nullptr,
+                                 ColumnOutput{dxg, x_img});
+                } else if (dxg && own_dx) {
+                    const index_t per_image = std::max<index_t>(1, rows * P * index_t(sizeof(float)));
+                    const index_t nb_max =
+                        std::clamp<index_t>(kColumnBytes / per_image, 1, std::max<index_t>(cv.N, 1));
+                    float* col = scratch(0).get(rows * nb_max * P);
+                    for (index_t n0 = 0; n0 < cv.N; n0 += nb_max) {
+                        const index_t nb = std::min(nb_max, cv.N - n0);
+                        gemm_columns(w_t, rows, columns_of_dy(cv, DY + n0 * y_img, gi), nb, nullptr,
+                                     ColumnOutput{col, rows * P});
+                        col2im(col, nb, x_img, cv.g, dxg + n0 * x_img, ColLayout{rows * P, P});
                     }
                 }
             }

@@ -42,6 +42,11 @@ constexpr index_t kStreamBytes = 16 << 20;
 // barriers; measured on NIN's and the tutorial's layers, 3072-4096 columns
 // are 10-40% faster than 1024.
 constexpr index_t kGradChunk = 4096;
+// Bound on several images' packed column rows in one chunk: GoogLeNet's 3a
+// 5x5 layer (400 rows) took 1.7x less time with one image per chunk (1.3 MB)
+// than with five (6.3 MB). A single image is never split for this: AlexNet's
+// first layer was 1.3x slower in parts of 1,000 pixels.
+constexpr index_t kChunkBytes = 2 << 20;
 // Products are summed in float (in registers) over at most this many columns,
 // then added to a double: the weight gradient of a 128-image batch sums
 // 10^5 products per entry, and one float chain of 4096 of them already
@@ -73,6 +78,22 @@ void gemm_columns(MatrixView a, index_t M, const Columns& cols, index_t nimg, co
                         reinterpret_cast<std::uintptr_t>(out.data) % 64 == 0 &&
                         (P * index_t(sizeof(float))) % 64 == 0 &&
                         (out.img_stride * index_t(sizeof(float))) % 64 == 0;
+    // A with rows that are not contiguous (W^T for the input gradient) is
+    // packed first, per block of MR rows as [K][MR]: read in place, each k
+    // would start a new cache line (deep 1x1 and 3x3 layers: dx 1.2-1.4x slower).
+    const bool packed_a = a.col != 1;
+    if (packed_a) {
+        float* packed = scratch(1).get(Mpad * K);
+        for (index_t i0 = 0; i0 < M; i0 += MR)
+            for (index_t k = 0; k < K; ++k)
+                for (index_t i = 0; i < MR; ++i)
+                    packed[i0 * K + k * MR + i] = i0 + i < M ? a.data[(i0 + i) * a.row + k * a.col] : 0.f;
+        a = MatrixView{packed, 1, MR};
+    }
+    // Where block i0 of A starts at depth k0 (packed: block i0 starts at i0 * K).
+    auto a_block = [&](index_t i0, index_t k0) {
+        return packed_a ? a.data + i0 * K + k0 * MR : a.data + i0 * a.row + k0 * a.col;
+    };
 #pragma omp parallel
     {
         float* b = scratch(5).get(kc_max * NR);
@@ -92,8 +113,8 @@ void gemm_columns(MatrixView a, index_t M, const Columns& cols, index_t nimg, co
                                       : bias ? TileInit::bias
                                              : TileInit::zero;
                 for (index_t i0 = 0; i0 < M; i0 += MR)
-                    mk.tile[std::min(MR, M - i0)](kc, a.data + i0 * a.row + k0 * a.col, a.row,
-                                                  a.col, b, NR, c + i0 * ldc, ldc, init,
+                    mk.tile[std::min(MR, M - i0)](kc, a_block(i0, k0), a.row, a.col, b, NR,
+                                                  c + i0 * ldc, ldc, init,
                                                   bias ? bias + i0 : nullptr, stream && in_place);
             }
             if (!in_place)  // copy the buffered tile out, one image's run of columns at a time
@@ -119,8 +140,19 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
     const index_t MR = mk.mr, NR = mk.nr;
     // 1x1 layers: the rows of x are the column rows, read in place.
     const bool rows_of_x = g.pointwise();
-    // A chunk is nb whole images (small P) or one image's pixels [p0, p0 + len).
-    const index_t nb = P >= kGradChunk ? 1 : kGradChunk / P;
+    // The bias gradient: with packed columns, one more row of ones below them
+    // makes row K of the product db; for 1x1 layers (x read in place) the dy
+    // panels' column sums give it.
+    const bool ones_row = db && !rows_of_x;
+    const index_t Kx = K + (ones_row ? 1 : 0);
+    // A chunk is nb whole images (small P) or one image's pixels [p0, p0 + len):
+    // at most kGradChunk columns, and whole images only while their packed
+    // rows stay within kChunkBytes.
+    const index_t image_bytes = Kx * P * index_t(sizeof(float));
+    // (1x1 layers, which pack nothing, take at most kFloatRun columns of whole images.)
+    const index_t nb = rows_of_x ? std::max<index_t>(1, kFloatRun / P)
+                       : P >= kGradChunk ? 1
+                                         : std::clamp<index_t>(kChunkBytes / image_bytes, 1, kGradChunk / P);
     const index_t len_max = P >= kGradChunk ? ceil_div(P, ceil_div(P, kGradChunk)) : P;
     // Work items: a panel of NR output channels times a share of the rows of
     // col. Which thread takes an item does not change any sum.
@@ -131,16 +163,36 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
 #endif
     // Each share transposes its own copy of the panel, so take as few shares
     // as give every thread the same number of items.
-    const index_t panels = ceil_div(M, NR), row_blocks = ceil_div(K, MR);
+    const index_t panels = ceil_div(M, NR), row_blocks = ceil_div(Kx, MR);
     const index_t shares = std::min(row_blocks, threads / std::gcd(panels, threads));
-    float* chunk = rows_of_x ? nullptr : scratch(0).get(K * nb * len_max);
-    std::vector<double> sum_t(K * M, 0.0);  // dW^T
-    std::vector<double> sum_b(db ? M : 0, 0.0);
+    const index_t Mpad = panels * NR;
+    float* chunk = rows_of_x ? nullptr : scratch(0).get(Kx * nb * len_max);
+    // Products go into float partials (dW^T, and db in row K with the ones
+    // row), which are added to the doubles after every kFloatRun columns.
+    std::vector<float> part_t(row_blocks * MR * Mpad, 0.f);
+    std::vector<double> sum_t(Kx * M, 0.0);
+    std::vector<double> sum_b(db && rows_of_x ? M : 0, 0.0);
+    auto flush = [&](index_t r_begin, index_t r_end, index_t o0, index_t ob) {
+        for (index_t r = r_begin; r < r_end; ++r)
+            for (index_t o = o0; o < o0 + ob; ++o) sum_t[r * M + o] += part_t[r * Mpad + o];
+    };
+    index_t run = 0;  // columns in the float partials since they were last added
 
     for (index_t n0 = 0; n0 < nimg; n0 += nb)
         for (index_t p0 = 0; p0 < P; p0 += len_max) {
             const index_t cnt = std::min(nb, nimg - n0), len = std::min(len_max, P - p0);
             const index_t ld = cnt * len;  // columns in this chunk (cnt > 1 only if len == P)
+            // A chunk longer than a run is summed and added in pieces; shorter
+            // ones share a run until it would grow past kFloatRun columns.
+            const bool pieces = ld > kFloatRun;
+            if (run > 0 && (pieces || run + ld > kFloatRun)) {
+#pragma omp parallel for schedule(static)
+                for (index_t r = 0; r < Kx; ++r) flush(r, r + 1, 0, M);
+                run = 0;
+            }
+            const bool fresh = run == 0;
+            run = pieces ? 0 : run + ld;
+            if (ones_row) std::fill_n(chunk + K * ld, ld, 1.f);
 #pragma omp parallel
             {
                 if (!rows_of_x) {  // each thread packs an equal share of the rows
@@ -154,7 +206,6 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
 #pragma omp barrier
                 }
                 float* panel = scratch(5).get(ld * NR);
-                float* block = scratch(6).get(MR * NR);
 #pragma omp for schedule(static)
                 for (index_t item = 0; item < panels * shares; ++item) {
                     const index_t o0 = item / shares * NR, share = item % shares;
@@ -162,7 +213,7 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
                     for (index_t i = 0; i < cnt; ++i)  // dy^T of this panel's channels
                         mk.pack_transposed(dy + (n0 + i) * dy_img_stride + o0 * P + p0, P, ob, len,
                                            panel + i * len * NR);
-                    if (db && share == 0)  // the panel's column sums, kFloatRun rows at a time
+                    if (db && rows_of_x && share == 0)  // column sums, kFloatRun rows at a time
                         for (index_t q0 = 0; q0 < ld; q0 += kFloatRun) {
                             float part[kMaxNR] = {};
                             for (index_t q = q0; q < std::min(ld, q0 + kFloatRun); ++q)
@@ -171,33 +222,44 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
                         }
                     for (index_t rb = row_blocks * share / shares;
                          rb < row_blocks * (share + 1) / shares; ++rb) {
-                        const index_t r0 = rb * MR, m = std::min(MR, K - r0);
-                        // Runs of at most kFloatRun columns in float, then into the doubles.
-                        auto add_products = [&](const float* a, index_t a_row, const float* b,
-                                                index_t kc) {
-                            for (index_t k0 = 0; k0 < kc; k0 += kFloatRun) {
-                                mk.tile[m](std::min(kFloatRun, kc - k0), a + k0, a_row, 1,
-                                           b + k0 * NR, NR, block, NR, TileInit::zero, nullptr,
-                                           false);
-                                for (index_t r = 0; r < m; ++r)
-                                    for (index_t o = 0; o < ob; ++o)
-                                        sum_t[(r0 + r) * M + o0 + o] += block[r * NR + o];
-                            }
+                        const index_t r0 = rb * MR, m = std::min(MR, Kx - r0);
+                        float* c = part_t.data() + r0 * Mpad + o0;
+                        // c (+)= a b over kc columns; a_row apart rows of a, b a panel.
+                        auto product = [&](const float* a, index_t a_row, const float* b, index_t kc,
+                                           bool first) {
+                            mk.tile[m](kc, a, a_row, 1, b, NR, c, Mpad,
+                                       first ? TileInit::zero : TileInit::accumulate, nullptr, false);
                         };
-                        if (rows_of_x)  // one product per image: its rows of x are apart
+                        if (pieces) {
+                            for (index_t k0 = 0; k0 < ld; k0 += kFloatRun) {
+                                const index_t kc = std::min(kFloatRun, ld - k0);
+                                if (rows_of_x)  // cnt == 1 (P > kFloatRun): part of one image
+                                    product(cols.x + n0 * cols.img_stride + r0 * HW + p0 + k0, HW,
+                                            panel + k0 * NR, kc, true);
+                                else
+                                    product(chunk + r0 * ld + k0, ld, panel + k0 * NR, kc, true);
+                                flush(r0, r0 + m, o0, ob);
+                            }
+                        } else if (rows_of_x) {  // one product per image: its rows of x are apart
                             for (index_t i = 0; i < cnt; ++i)
-                                add_products(cols.x + (n0 + i) * cols.img_stride + r0 * HW + p0, HW,
-                                             panel + i * len * NR, len);
-                        else
-                            add_products(chunk + r0 * ld, ld, panel, ld);
+                                product(cols.x + (n0 + i) * cols.img_stride + r0 * HW + p0, HW,
+                                        panel + i * len * NR, len, fresh && i == 0);
+                        } else {
+                            product(chunk + r0 * ld, ld, panel, ld, fresh);
+                        }
                     }
                 }
             }
         }
+    if (run > 0) {
+#pragma omp parallel for schedule(static)
+        for (index_t r = 0; r < Kx; ++r) flush(r, r + 1, 0, M);
+    }
 #pragma omp parallel for schedule(static)
     for (index_t o = 0; o < M; ++o)
         for (index_t r = 0; r < K; ++r) dw[o * ldw + r] = static_cast<float>(sum_t[r * M + o]);
-    for (index_t o = 0; db && o < M; ++o) db[o] = static_cast<float>(sum_b[o]);
+    for (index_t o = 0; db && o < M; ++o)
+        db[o] = static_cast<float>(ones_row ? sum_t[K * M + o] : sum_b[o]);
 }
 
 }  // namespace fc

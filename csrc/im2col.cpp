@@ -6,12 +6,13 @@
  * sums the columns back onto the pixels they came from (the input gradient).
  * pack_columns copies any block of rows and columns of that matrix, one run
  * of output pixels at a time (up to the end of an output row, or of the
- * image for 1x1 layers), with the padding cut off at the run's ends: the
- * GEMMs (conv_gemm.cpp) pack only the panel they work on.
+ * image for 1x1 layers): the GEMMs (conv_gemm.cpp) pack only the panel they
+ * work on.
  * Layout: x NCHW float32; columns as in im2col.h.
- * Padding in col2im: with PH or PW > 0 it accumulates into a zero-bordered
- * buffer (Hp = H + 2PH, Wp = W + 2PW), so its loops have no bounds tests, and
- * crops it at the end.
+ * Padding and strides: both work on a prepared copy of each plane, zero-
+ * padded and split by column phase (im2col.h, prepare_columns), where every
+ * run of output pixels is contiguous and needs no bounds tests; col2im
+ * accumulates into such a plane and crops it into dx at the end.
  * Threads: pack_columns is single-threaded (its callers split the work);
  * col2im splits over (image, channel) planes, so each input pixel is owned
  * by one thread and needs no atomics.
@@ -34,22 +35,9 @@ namespace {
 // strict aliasing (Python's default CFLAGS) the compiler would reload them
 // after every float store and not vectorise.
 
-// Adds the KH*KW column rows of one channel of one image back onto its
-// (padded) plane d; rows are row_stride apart in col.
-void fold_plane(float* __restrict d, const float* __restrict col, index_t row_stride, index_t KH,
-                index_t KW, index_t DH, index_t DW, index_t Wp, index_t OH, index_t OW, index_t SH,
-                index_t SW) {
-    for (index_t kh = 0; kh < KH; ++kh)
-        for (index_t kw = 0; kw < KW; ++kw) {
-            const float* s = col + (kh * KW + kw) * row_stride;
-            float* dp = d + kh * DH * Wp + kw * DW;
-            for (index_t oh = 0; oh < OH; ++oh, s += OW, dp += SH * Wp) {
-                if (SW == 1)
-                    for (index_t ow = 0; ow < OW; ++ow) dp[ow] += s[ow];
-                else
-                    for (index_t ow = 0; ow < OW; ++ow) dp[ow * SW] += s[ow];
-            }
-        }
+// row[q] += src[q] for q < n; sizes by value (see above).
+void add_run(float* __restrict row, const float* __restrict src, index_t n) {
+    for (index_t q = 0; q < n; ++q) row[q] += src[q];
 }
 
 // dst[q] = src[q] for q < n: the short runs (up to a panel row, 32 floats)
@@ -58,41 +46,49 @@ void copy_run(float* __restrict dst, const float* __restrict src, index_t n) {
     for (index_t q = 0; q < n; ++q) dst[q] = src[q];
 }
 
+// The prepared plane of one channel (im2col.h): Hp rows of row_len = SW * Wq.
+struct Prepared {
+    index_t Hp, Wp, Wq, row_len, plane;
+    explicit Prepared(const ConvGeom& g)
+        : Hp(g.H + 2 * g.PH), Wp(g.W + 2 * g.PW), Wq((Wp + g.SW - 1) / g.SW), row_len(g.SW * Wq),
+          plane(Hp * row_len) {}
+    // Where padded pixel (h, w) lies: run w % SW, place w / SW.
+    index_t at(index_t h, index_t w, index_t SW) const { return h * row_len + w % SW * Wq + w / SW; }
+};
+
 }  // namespace
 
 index_t prepared_size(const Columns& src, index_t nimg) {
-    const ConvGeom& g = src.g;
-    const index_t Hp = g.H + 2 * g.PH, Wp = g.W + 2 * g.PW, Wq = (Wp + g.SW - 1) / g.SW;
-    return nimg * g.C * Hp * g.SW * Wq;
+    return nimg * src.g.C * Prepared(src.g).plane;
 }
 
 Columns prepare_columns(const Columns& src, index_t nimg, float* buf, index_t* offsets) {
     const ConvGeom& g = src.g;
-    const index_t Hp = g.H + 2 * g.PH, Wp = g.W + 2 * g.PW, Wq = (Wp + g.SW - 1) / g.SW;
-    const index_t row_len = g.SW * Wq, plane = Hp * row_len;
+    const Prepared L(g);
 #pragma omp parallel for schedule(static)
-    for (index_t t = 0; t < nimg * g.C * Hp; ++t) {
-        const index_t img = t / (g.C * Hp), c = t / Hp % g.C, h = t % Hp - g.PH;
-        float* out = buf + t * row_len;
+    for (index_t t = 0; t < nimg * g.C * L.Hp; ++t) {
+        const index_t img = t / (g.C * L.Hp), c = t / L.Hp % g.C, h = t % L.Hp - g.PH;
+        float* out = buf + t * L.row_len;
         if (h < 0 || h >= g.H) {
-            std::fill_n(out, row_len, 0.f);
+            std::fill_n(out, L.row_len, 0.f);
             continue;
         }
         const float* in = src.x + img * src.img_stride + (c * g.H + h) * g.W;
         for (index_t ph = 0; ph < g.SW; ++ph)
-            for (index_t q = 0; q < Wq; ++q) {
+            for (index_t q = 0; q < L.Wq; ++q) {
                 const index_t w = q * g.SW + ph - g.PW;  // padded column q*SW + ph
-                out[ph * Wq + q] = w >= 0 && w < g.W ? in[w] : 0.f;
+                out[ph * L.Wq + q] = w >= 0 && w < g.W ? in[w] : 0.f;
             }
     }
+    // Output pixel (oh, ow) reads padded pixel (oh*SH + kh*DH, ow*SW + kw*DW):
+    // run kw*DW % SW, place ow + kw*DW / SW.
     for (index_t r = 0; r < g.rows(); ++r) {  // r = (c*KH + kh)*KW + kw
         const index_t c = r / (g.KH * g.KW), kh = r / g.KW % g.KH, kw = r % g.KW;
-        const index_t col = kw * g.DW;  // + ow*SW: phase col % SW, place ow + col / SW
-        offsets[r] = c * plane + kh * g.DH * row_len + col % g.SW * Wq + col / g.SW;
+        offsets[r] = c * L.plane + L.at(kh * g.DH, kw * g.DW, g.SW);
     }
-    Columns out{buf, g.C * plane, g};
+    Columns out{buf, g.C * L.plane, g};
     out.offset = offsets;
-    out.row_len = row_len;
+    out.row_len = L.row_len;
     return out;
 }
 
@@ -134,23 +130,37 @@ void pack_columns(const Columns& src, index_t r0, index_t r1, index_t j0, index_
 
 void col2im(const float* col, index_t nb, index_t x_img_stride, const ConvGeom& g, float* dx,
             ColLayout layout) {
-    const index_t Hp = g.H + 2 * g.PH, Wp = g.W + 2 * g.PW, plane = Hp * Wp;
-    const bool padded = g.PH > 0 || g.PW > 0;
-    // Without padding accumulate straight into dx; with it, into a bordered
-    // plane that is then cropped into dx.
-    float* pad_buf = padded ? scratch(2).get(nb * g.C * plane) : nullptr;
+    // Each column row adds onto its plane with the same offsets that packing
+    // read it with: with padding or a stride, into a prepared (padded,
+    // phase-split) plane, where those adds are contiguous, then unsplit and
+    // cropped into dx; otherwise straight into dx.
+    const Prepared L(g);
+    const bool direct = g.PH == 0 && g.PW == 0 && g.SW == 1;
+    float* buf = direct ? nullptr : scratch(2).get(nb * g.C * L.plane);
     const index_t KHW = g.KH * g.KW;
 #pragma omp parallel for schedule(static)
     for (index_t t = 0; t < nb * g.C; ++t) {
         const index_t i = t / g.C, c = t % g.C;
         float* out = dx + i * x_img_stride + c * g.H * g.W;
-        float* d = padded ? pad_buf + t * plane : out;
-        std::fill(d, d + plane, 0.f);
-        fold_plane(d, col + i * layout.img_offset + c * KHW * layout.row_stride, layout.row_stride,
-                   g.KH, g.KW, g.DH, g.DW, Wp, g.OH, g.OW, g.SH, g.SW);
-        if (padded)
-            for (index_t h = 0; h < g.H; ++h)
-                std::memcpy(out + h * g.W, d + (h + g.PH) * Wp + g.PW, g.W * sizeof(float));
+        float* d = direct ? out : buf + t * L.plane;
+        std::fill(d, d + L.plane, 0.f);
+        const float* rows = col + i * layout.img_offset + c * KHW * layout.row_stride;
+        for (index_t kh = 0; kh < g.KH; ++kh)
+            for (index_t kw = 0; kw < g.KW; ++kw) {
+                const float* s = rows + (kh * g.KW + kw) * layout.row_stride;
+                float* dp = d + L.at(kh * g.DH, kw * g.DW, g.SW);
+                for (index_t oh = 0; oh < g.OH; ++oh)
+                    add_run(dp + oh * g.SH * L.row_len, s + oh * g.OW, g.OW);
+            }
+        if (!direct)
+            for (index_t h = 0; h < g.H; ++h) {
+                const float* row = d + (h + g.PH) * L.row_len;
+                for (index_t ph = 0; ph < g.SW; ++ph)  // run ph: padded columns q*SW + ph
+                    for (index_t q = 0; q < L.Wq; ++q) {
+                        const index_t w = q * g.SW + ph - g.PW;
+                        if (w >= 0 && w < g.W) out[h * g.W + w] = row[ph * L.Wq + q];
+                    }
+            }
     }
 }
 

@@ -91,19 +91,23 @@ LARGE_CASES = {
     "inception-7x7-s2": (2, 3, 45, 45, 16, 7, 7, 2, 3, 1, 1, False),
     "batch33-odd (threads split the batch)": (33, 5, 13, 11, 7, 3, 3, 2, 1, 1, 1, True),
     "batch17-1x1-stride2": (17, 24, 9, 9, 10, 1, 1, 2, 0, 1, 1, True),
-    # Winograd F(2x2) path: stride 1, 3x3 or 5x5, >= 16 channels per group.
-    "winograd-3x3-odd-no-pad": (3, 16, 9, 7, 16, 3, 3, 1, 0, 1, 1, False),
-    "winograd-5x5": (2, 16, 12, 12, 24, 5, 5, 1, 2, 1, 1, True),
-    "winograd-3x3-groups2": (2, 32, 13, 13, 48, 3, 3, 1, 1, 1, 2, True),
-    "winograd-5x5-groups2-odd": (2, 32, 11, 9, 32, 5, 5, 1, 2, 1, 2, True),
-    "winograd-3x3-groups4": (2, 64, 6, 5, 64, 3, 3, 1, 1, 1, 4, False),
+    # Winograd F(2x2) path: stride 1, 3x3 or 5x5, >= 32 input, >= 16 output channels per group.
+    "winograd-3x3-odd-no-pad": (3, 32, 9, 7, 16, 3, 3, 1, 0, 1, 1, False),
+    "winograd-5x5": (2, 32, 12, 12, 24, 5, 5, 1, 2, 1, 1, True),
+    "winograd-3x3-groups2": (2, 64, 13, 13, 48, 3, 3, 1, 1, 1, 2, True),
+    "winograd-5x5-groups2-odd": (2, 64, 11, 9, 32, 5, 5, 1, 2, 1, 2, True),
+    "winograd-3x3-groups4": (2, 128, 6, 5, 64, 3, 3, 1, 1, 1, 4, False),
+    "5x5-16-channels (im2col below 32)": (2, 16, 12, 12, 32, 5, 5, 1, 2, 1, 1, True),
     # The GEMM drivers' edges (csrc/conv_gemm.cpp): more than 4096 pixels per image (the
     # weight gradient splits the image) with 40 channels (a part-filled panel of 32);
-    # sums deeper than 512 (split in two); an output of 16 MB or more (streaming stores);
+    # sums deeper than 512 (split in two; the backward of such deep layers runs on
+    # OpenBLAS, conv.cpp); an output of 16 MB or more (streaming stores);
     # 31 x 31 pixels (rows not 64-byte aligned: no streaming).
     "4356-pixels-40-channels": (2, 2, 66, 66, 40, 3, 3, 1, 1, 1, 1, True),
     "1x1-depth-600": (2, 600, 5, 7, 20, 1, 1, 1, 0, 1, 1, True),
-    "3x3-s2-depth-576": (2, 64, 9, 9, 24, 3, 3, 2, 1, 1, 1, True),
+    "3x3-s2-depth-576 (OpenBLAS backward)": (2, 64, 9, 9, 24, 3, 3, 2, 1, 1, 1, True),
+    "3x3-s2-depth-720 (OpenBLAS dW, own dx)": (3, 80, 9, 8, 24, 3, 3, 2, 1, 1, 1, True),
+    "1x1-depth-300 (own dW, OpenBLAS dx)": (3, 300, 5, 6, 24, 1, 1, 1, 0, 1, 1, True),
     "16MB-output": (8, 3, 64, 64, 128, 3, 3, 1, 1, 1, 1, True),
     "16MB-output-unaligned-rows": (8, 2, 31, 31, 512, 1, 1, 1, 0, 1, 1, True),
 }
@@ -320,8 +324,11 @@ def test_openmp_spin_setting_is_scoped_to_loading(user_value):
 
 @pytest.mark.parametrize("case", [(6, 3, 17, 15, 8, 5, 5, 1, 2, 1, 1, True),
                                   (5, 12, 9, 9, 10, 1, 1, 1, 0, 1, 1, True),
-                                  (2, 2, 66, 66, 40, 3, 3, 1, 1, 1, 1, True)],
-                         ids=["im2col", "1x1", "image-split-in-chunks"])
+                                  (2, 2, 66, 66, 40, 3, 3, 1, 1, 1, 1, True),
+                                  (3, 64, 9, 9, 24, 3, 3, 2, 1, 1, 1, True),
+                                  (3, 600, 5, 7, 20, 1, 1, 1, 0, 1, 1, True)],
+                         ids=["im2col", "1x1", "image-split-in-chunks", "deep-openblas",
+                              "deep-1x1-openblas"])
 def test_weight_gradient_is_the_same_for_any_thread_count(case, rng):
     """The weight gradient is summed chunk by chunk of pixels in a fixed order, so the result
     does not depend on how many threads computed it."""
