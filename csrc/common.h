@@ -164,10 +164,11 @@ class Scratch {
 
 // Independent buffers of the calling thread: 0 = columns (conv.cpp,
 // conv_gemm.cpp) or the transformed input (winograd.cpp), 1 = packed weights
-// (conv_gemm.cpp) or the transformed output (winograd.cpp), 2 = zero-padded input
-// planes (im2col.cpp, winograd.cpp), 3 and 4 = transformed weights, 5 and 6 =
-// each OpenMP thread's column tile and output tile (conv_gemm.cpp), 7 = x
-// split by column phase (conv.cpp).
+// (conv_gemm.cpp), reordered dy (conv.cpp) or the transformed output
+// (winograd.cpp), 2 = prepared planes (col2im), per-image weight gradients
+// (conv.cpp) or zero-padded input (winograd.cpp), 3 and 4 = transformed
+// weights, 5 and 6 = each OpenMP thread's column panel and output block
+// (conv_gemm.cpp), 7 = the prepared copy of x (conv.cpp).
 constexpr int kScratchSlots = 8;
 Scratch& scratch(int slot);
 

@@ -9,10 +9,12 @@
  *
  * Layout: NCHW float32, w (OC, C/groups, KH, KW).
  * The products run on our own kernels (conv_gemm.cpp, microkernel.h), which
- * pack the columns tile by tile straight from x and write y in place, bias
- * included: no column matrix, no reorder, no separate bias or zeroing pass.
- * 1x1 convolutions with stride 1 and no padding have x itself as the column
- * matrix, and their dx needs no col2im.
+ * pack the columns panel by panel from x (1x1 layers) or from a zero-padded,
+ * phase-split copy of it (im2col.h) and write y in place, bias included: no
+ * column matrix, no reorder, no separate bias or zeroing pass. The backward
+ * pass of deep layers (many column rows) is an ordinary GEMM, and goes to
+ * OpenBLAS (see kOwnKernelRowsDw). 1x1 convolutions with stride 1 and no
+ * padding have x itself as the column matrix, and their dx needs no col2im.
  * Stride-1 3x3 and 5x5 layers with at least 32 input and 16 output channels per group use
  * Winograd's F(2x2, KxK) instead (winograd.cpp): 2.25x / 2.8x fewer
  * multiplications, on OpenBLAS's GEMMs.

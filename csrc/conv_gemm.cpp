@@ -2,18 +2,19 @@
  * microkernel.h.
  *
  * gemm_columns (y = W col, dcol = W^T dy): the columns are cut into panels of
- * NR; a thread packs one panel of the column matrix straight from x into a
- * kc x NR buffer (pack_columns), then runs the tile kernel over every block
- * of MR rows of A (read in place: W is small and stays in L2), which writes
- * its MR x NR block of y in place. A panel that crosses an image boundary or
- * the end (P not a multiple of NR) is computed into a small buffer and
- * copied out.
+ * NR; a thread packs one panel of the column matrix straight from x (or its
+ * prepared copy) into a kc x NR buffer (pack_columns), then runs the tile
+ * kernel over every block of MR rows of A, which writes its MR x NR block of
+ * y in place. A is W read in place (small, it stays in L2), or W^T packed
+ * once per call. A panel that crosses an image boundary or the end (P not a
+ * multiple of NR) is computed into a small buffer and copied out.
  * weight_grad_columns (dW = dy col^T): the sum runs along the rows of both
  * dy and col, so one of them must be transposed into panels. It computes
  * dW^T = col dy^T: NR output channels of dy are transposed per chunk of
- * columns (pack_transposed), and the column rows are the in-place A. Output
- * channel counts are multiples of 32 in common networks, so the panels are
- * full. Each chunk's MR x NR block goes into a double accumulator.
+ * columns (pack_transposed), and the column rows, packed per chunk (or x
+ * itself for 1x1 layers), are A. Output channel counts are multiples of 32
+ * in common networks, so the panels are full. Products collect in float
+ * partials, which go into double sums after every kFloatRun columns.
  * Threads: OpenMP; no BLAS call inside, so no nesting.
  */
 #include "conv_gemm.h"
@@ -30,7 +31,7 @@ namespace fc {
 
 namespace {
 
-// Depth of one packed column tile: kc x NR floats (64 KB for NR = 32) stay in
+// Depth of one packed column panel: kc x NR floats (64 KB for NR = 32) stay in
 // L2 while the tile kernel runs over all of A; deeper sums are split.
 constexpr index_t kMaxKC = 512;
 // Outputs at least this large are written with streaming stores: they do not
@@ -47,10 +48,10 @@ constexpr index_t kGradChunk = 4096;
 // than with five (6.3 MB). A single image is never split for this: AlexNet's
 // first layer was 1.3x slower in parts of 1,000 pixels.
 constexpr index_t kChunkBytes = 2 << 20;
-// Products are summed in float (in registers) over at most this many columns,
-// then added to a double: the weight gradient of a 128-image batch sums
-// 10^5 products per entry, and one float chain of 4096 of them already
-// showed errors of 2e-6 relative (1e-7 with 1024).
+// Weight-gradient products are summed in float over at most this many
+// columns, then added to a double: a 128-image batch sums 10^5 products per
+// entry, and float chains of 4096 of them already showed errors of 2e-6
+// relative to the largest entry (1e-7 with 1024).
 constexpr index_t kFloatRun = 1024;
 
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
