@@ -16,6 +16,16 @@ def pytest_configure(config):
         torch.set_num_threads(os.cpu_count() or 1)
 
 
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Record which kernels fastconv ran on, next to pytest-benchmark's CPU description."""
+    from fastconv.backend import cpu
+
+    machine_info["fastconv"] = {"conv_kernels": cpu.cpu_features().get("conv_kernels"),
+                                "blas_corename": cpu.blas_info().get("corename")}
+    if torch is not None:
+        machine_info["torch"] = torch.__version__
+
+
 @pytest.fixture
 def torch_or_skip():
     if torch is None:

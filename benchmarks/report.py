@@ -50,8 +50,11 @@ def table(data):
 def machine(data):
     m = data.get("machine_info", {})
     cpu = m.get("cpu", {})
+    kernels = m.get("fastconv", {})
+    ours = (f", fastconv conv kernels {kernels.get('conv_kernels')}, OpenBLAS "
+            f"{kernels.get('blas_corename')}" if kernels else "")
     return (f"{cpu.get('brand_raw', m.get('processor', '?'))}, {cpu.get('count', '?')} logical "
-            f"cores, Python {m.get('python_version', '?')}, {data.get('datetime', '')}")
+            f"cores, Python {m.get('python_version', '?')}{ours}, {data.get('datetime', '')}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ def blas_info() -> dict:
     """{'loaded', 'path', 'corename', 'config', 'num_threads', 'batch_strided'}."""
 
 def cpu_features() -> dict:
-    """SIMD flags (sse4_2, avx, avx2, fma, avx512f/bw/dq/vl/vnni), 'openmp',
+    """SIMD flags (sse4_2, avx, avx2, fma, avx512f/bw/dq/vl/vnni), 'conv_kernels' (the
+    instruction set of the convolution kernels in use: avx512, avx2 or baseline), 'openmp',
     'omp_max_threads', 'omp_num_procs'."""
 
 def set_num_threads(n: int) -> None:

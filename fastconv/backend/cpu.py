@@ -103,7 +103,8 @@ def blas_info() -> dict:
 
 
 def cpu_features() -> dict:
-    """The CPU's SIMD features and OpenMP thread counts, for benchmarks and notes."""
+    """The CPU's SIMD features, the convolution kernels in use ('conv_kernels') and OpenMP
+    thread counts, for benchmarks and notes."""
     return _C.cpu_features()
 
 
