@@ -114,7 +114,7 @@ void gemm_columns(MatrixView a, index_t M, const Columns& cols, index_t nimg, co
                                       : bias ? TileInit::bias
                                              : TileInit::zero;
                 for (index_t i0 = 0; i0 < M; i0 += MR)
-                    mk.tile[std::min(MR, M - i0)](kc, a_block(i0, k0), a.row, a.col, b, NR,
+                    mk.tile[std::min(MR, M - i0)](kc, a_block(i0, k0), a.row, a.col, b,
                                                   c + i0 * ldc, ldc, init,
                                                   bias ? bias + i0 : nullptr, stream && in_place);
             }
@@ -228,7 +228,7 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
                         // c (+)= a b over kc columns; a_row apart rows of a, b a panel.
                         auto product = [&](const float* a, index_t a_row, const float* b, index_t kc,
                                            bool first) {
-                            mk.tile[m](kc, a, a_row, 1, b, NR, c, Mpad,
+                            mk.tile[m](kc, a, a_row, 1, b, c, Mpad,
                                        first ? TileInit::zero : TileInit::accumulate, nullptr, false);
                         };
                         if (pieces) {

@@ -6,8 +6,7 @@
  *  - tile<m>: C[m x NR] (=, or +=) A * B_panel, the outer-product step of a
  *    GEMM. A is read in place with any strides (W, W^T or the column rows,
  *    no packing); B is packed as [kc][NR] (NR columns per k, one vector
- *    load each) or, where its rows are contiguous (1x1 layers), read in
- *    place; C is written straight into its destination with row stride ldc.
+ *    load each); C is written straight into its destination with row stride ldc.
  *  - pack_transposed: B panels of a matrix whose rows are the panel's
  *    columns (dy^T for the weight gradient), transposed in registers.
  * Why our own: the convolution GEMMs are thin (K = 27-400 for first layers,
@@ -27,14 +26,13 @@ namespace fc {
 // What tile<m> starts its accumulators from.
 enum class TileInit { zero, bias, accumulate };
 
-// c[i][j] = init + sum_k a[i*a_row + k*a_k] * b[k*b_k + j] for i < m, j < NR
-// (b_k = NR for a packed panel; a row length to read NR columns in place).
+// c[i][j] = init + sum_k a[i*a_row + k*a_k] * b[k*NR + j] for i < m, j < NR.
 // init: 0, bias[i], or c[i][j] itself. With stream, c is written past the
 // caches (c and ldc * 4 must be multiples of 64 bytes; call store_fence()
 // before another thread reads c): for outputs too large to stay in cache,
 // this saves reading every line of c in before it is overwritten.
 using TileKernel = void (*)(index_t kc, const float* a, index_t a_row, index_t a_k,
-                            const float* b, index_t b_k, float* c, index_t ldc, TileInit init,
+                            const float* b, float* c, index_t ldc, TileInit init,
                             const float* bias, bool stream);
 
 // dst[q*NR + i] = src[i*lds + q] for q < len and i < NR; 0 for rows i >= rows.
