@@ -86,14 +86,16 @@ WinoConv wino_of(const Conv& cv) {
 // next step finds them in cache.
 constexpr index_t kColumnBytes = 4 << 20;
 
-// x of group gi as the columns of its GEMM: x itself for 1x1 layers, else a
-// prepared (padded, phase-split) copy in scratch slot 7, with its row
-// offsets in `offsets` (cv.rows() entries).
+// x of group gi as the columns of its GEMM (readable_columns: x itself for
+// 1x1 layers, else a prepared copy whose row offsets go into `offsets`).
 Columns columns_of_x(const Conv& cv, const float* x, index_t gi, std::vector<index_t>& offsets) {
-    const Columns cols{x + gi * cv.Cg * cv.HW(), cv.C * cv.HW(), cv.g};
-    if (cv.pointwise()) return cols;
-    offsets.resize(cv.rows());
-    return prepare_columns(cols, cv.N, scratch(7).get(prepared_size(cols, cv.N)), offsets.data());
+    return readable_columns(Columns{x + gi * cv.Cg * cv.HW(), cv.C * cv.HW(), cv.g}, cv.N, offsets);
+}
+
+// Images per chunk of a backward column buffer of kColumnBytes.
+index_t images_per_column_chunk(const Conv& cv) {
+    const index_t per_image = std::max<index_t>(1, cv.rows() * cv.P() * index_t(sizeof(float)));
+    return std::clamp<index_t>(kColumnBytes / per_image, 1, std::max<index_t>(cv.N, 1));
 }
 
 // dy of group gi as the columns of dcol = W^T dy: a 1x1 geometry over OCg channels.
@@ -158,8 +160,7 @@ void gather_rows(const float* dy, index_t nb, index_t OCg, index_t P, index_t dy
 void blas_backward(const Conv& cv, const Columns& cols, index_t gi, const float* Wt, const float* DY,
                    float* dx, float* dw) {
     const index_t P = cv.P(), rows = cv.rows(), y_img = cv.OC * P, x_img = cv.C * cv.HW();
-    const index_t per_image = std::max<index_t>(1, rows * P * index_t(sizeof(float)));
-    const index_t nb_max = std::clamp<index_t>(kColumnBytes / per_image, 1, std::max<index_t>(cv.N, 1));
+    const index_t nb_max = images_per_column_chunk(cv);
     float* col = scratch(0).get(rows * nb_max * P);
     float* dyr = scratch(1).get(cv.OCg * nb_max * P);
     const float* wg = Wt + gi * cv.OCg * rows;
@@ -168,8 +169,7 @@ void blas_backward(const Conv& cv, const Columns& cols, index_t gi, const float*
         const index_t nb = std::min(nb_max, cv.N - n0), J = nb * P;
         gather_rows(DY + n0 * y_img + gi * cv.OCg * P, nb, cv.OCg, P, y_img, dyr);
         if (dw) {
-#pragma omp parallel for schedule(static)
-            for (index_t r = 0; r < rows; ++r) pack_columns(cols, r, r + 1, n0 * P, J, col + r * J, J);
+            pack_all_columns(cols, n0 * P, J, col);
             sgemm(false, true, cv.OCg, rows, J, 1.f, dyr, J, col, J, 1.f, dw, rows);
         }
         if (dx) {
@@ -270,28 +270,27 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
                 const float* dyg = DY + gi * cv.OCg * P;
                 float* dwg = DW ? DW + gi * cv.OCg * rows : nullptr;
                 float* dxg = DX ? DX + gi * cv.Cg * HW : nullptr;
-                const Columns cols = columns_of_x(cv, X, gi, offsets);
+                const bool blas_dw = dwg && !own_dw, blas_dx = dxg && !own_dx;
+                const Columns cols = dwg ? columns_of_x(cv, X, gi, offsets) : Columns{};
+                const MatrixView w_t{Wt + gi * cv.OCg * rows, 1, rows};
                 // dW_g = dy_g col_g^T
                 if (dwg && own_dw)
                     weight_grad_columns(dyg, y_img, cv.OCg, cols, cv.N, dwg, rows,
                                         db_with_dw ? DB + gi * cv.OCg : nullptr);
-                else if (dwg && cv.pointwise())
-                    blas_weight_grad_1x1(cv, cols.x, dyg, dwg);
-                // dcol_g = W_g^T dy_g, then col2im; for 1x1 layers dcol is dx.
-                const MatrixView w_t{Wt + gi * cv.OCg * rows, 1, rows};
-                if (!cv.pointwise() && ((dwg && !own_dw) || (dxg && !own_dx))) {
-                    blas_backward(cv, cols, gi, Wt, DY, own_dx ? nullptr : DX, own_dw ? nullptr : dwg);
-                } else if (dxg && cv.pointwise() && !own_dx) {
-                    sgemm_batch_strided(true, false, rows, P, cv.OCg, 1.f, w_t.data, rows, 0, dyg, P,
-                                        y_img, 0.f, dxg, P, x_img, cv.N);
+                if (cv.pointwise()) {  // dx_g = W_g^T dy_g: the columns are dx itself
+                    if (blas_dw) blas_weight_grad_1x1(cv, cols.x, dyg, dwg);
+                    if (blas_dx)
+                        sgemm_batch_strided(true, false, rows, P, cv.OCg, 1.f, w_t.data, rows, 0,
+                                            dyg, P, y_img, 0.f, dxg, P, x_img, cv.N);
+                    else if (dxg)
+                        gemm_columns(w_t, rows, columns_of_dy(cv, DY, gi), cv.N, nullptr,
+                                     ColumnOutput{dxg, x_img});
+                    continue;
                 }
-                if (dxg && own_dx && cv.pointwise()) {
-                    gemm_columns(w_t, rows, columns_of_dy(cv, DY, gi), cv.N, nullptr,
-                                 ColumnOutput{dxg, x_img});
-                } else if (dxg && own_dx) {
-                    const index_t per_image = std::max<index_t>(1, rows * P * index_t(sizeof(float)));
-                    const index_t nb_max =
-                        std::clamp<index_t>(kColumnBytes / per_image, 1, std::max<index_t>(cv.N, 1));
+                if (blas_dw || blas_dx)
+                    blas_backward(cv, cols, gi, Wt, DY, blas_dx ? DX : nullptr, blas_dw ? dwg : nullptr);
+                if (dxg && own_dx) {  // dcol_g = W_g^T dy_g per chunk of images, then col2im
+                    const index_t nb_max = images_per_column_chunk(cv);
                     float* col = scratch(0).get(rows * nb_max * P);
                     for (index_t n0 = 0; n0 < cv.N; n0 += nb_max) {
                         const index_t nb = std::min(nb_max, cv.N - n0);

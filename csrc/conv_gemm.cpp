@@ -25,6 +25,7 @@
 #include <numeric>
 #include <vector>
 
+#include "kernels.h"
 #include "microkernel.h"
 
 namespace fc {
@@ -157,11 +158,7 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
     const index_t len_max = P >= kGradChunk ? ceil_div(P, ceil_div(P, kGradChunk)) : P;
     // Work items: a panel of NR output channels times a share of the rows of
     // col. Which thread takes an item does not change any sum.
-#ifdef _OPENMP
-    const index_t threads = omp_get_max_threads();
-#else
-    const index_t threads = 1;
-#endif
+    const index_t threads = get_num_threads();
     // Each share transposes its own copy of the panel, so take as few shares
     // as give every thread the same number of items.
     const index_t panels = ceil_div(M, NR), row_blocks = ceil_div(Kx, MR);
@@ -193,19 +190,10 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
             }
             const bool fresh = run == 0;
             run = pieces ? 0 : run + ld;
+            if (!rows_of_x) pack_all_columns(cols, n0 * P + p0, ld, chunk);
             if (ones_row) std::fill_n(chunk + K * ld, ld, 1.f);
 #pragma omp parallel
             {
-                if (!rows_of_x) {  // each thread packs an equal share of the rows
-#ifdef _OPENMP
-                    const index_t T = omp_get_num_threads(), t = omp_get_thread_num();
-#else
-                    const index_t T = 1, t = 0;
-#endif
-                    const index_t r0 = K * t / T, r1 = K * (t + 1) / T;
-                    pack_columns(cols, r0, r1, n0 * P + p0, ld, chunk + r0 * ld, ld);
-#pragma omp barrier
-                }
                 float* panel = scratch(5).get(ld * NR);
 #pragma omp for schedule(static)
                 for (index_t item = 0; item < panels * shares; ++item) {

@@ -1,6 +1,8 @@
 /* im2col / col2im on raw pointers, shared by the convolution kernels. */
 #pragma once
 
+#include <vector>
+
 #include "common.h"
 
 namespace fc {
@@ -36,29 +38,33 @@ struct Columns {
     const float* x;      // channel 0 of the group in image 0 (or the prepared copy)
     index_t img_stride;  // floats between images
     ConvGeom g;
-    // Set by prepare_columns: row r of output pixel (oh, ow) starts at
+    // Set for a prepared copy: row r of output pixel (oh, ow) starts at
     // x + offset[r] + oh*SH*row_len + ow, and the pixels of an output row are adjacent.
     const index_t* offset = nullptr;
     index_t row_len = 0;
 };
 
-// The prepared copy of nimg images for a geometry that is not 1x1: each
-// plane zero-padded (Hp = H + 2PH rows of Wp = W + 2PW), and each padded row
-// split by column phase into SW runs of Wq = ceil(Wp / SW) values (run ph
-// holds columns ph, ph + SW, ...; with stride 1 the row itself). Then every
-// run of output pixels in every column row is one plain copy, with no bounds
-// tests (first layers: packing took 25-36% of the time with them). One pass
-// over x (OpenMP). buf holds prepared_size(src, nimg) floats and offsets
-// src.g.rows() entries; both must outlive the returned Columns.
-index_t prepared_size(const Columns& src, index_t nimg);
-Columns prepare_columns(const Columns& src, index_t nimg, float* buf, index_t* offsets);
+// The columns of nimg images of src in a form pack_columns reads: src itself
+// for a 1x1 geometry, else a prepared copy of x in the calling thread's
+// scratch slot 7, valid until the next call: each plane zero-padded (Hp = H +
+// 2PH rows of Wp = W + 2PW), and each padded row split by column phase into
+// SW runs of Wq = ceil(Wp / SW) values (run ph holds columns ph, ph + SW, ...;
+// with stride 1 the row itself). Then every run of output pixels in every
+// column row is one plain copy, with no bounds tests (first layers: packing
+// took 25-36% of the time with them). One pass over x (OpenMP); `offsets`
+// receives the rows' offsets and must outlive the result.
+Columns readable_columns(const Columns& src, index_t nimg, std::vector<index_t>& offsets);
 
 // Copy rows [r0, r1) of columns [j0, j0 + n) into dst, row r at dst + (r - r0) * ld,
 // without forming the rest of the matrix: the GEMM panel packer and the
-// weight gradient's per-chunk columns. src is 1x1 or prepared.
+// weight gradient's per-chunk columns. src comes from readable_columns.
 // Single-threaded; no bounds are crossed for any r1 <= rows, j0 + n <= N * OH*OW.
 void pack_columns(const Columns& src, index_t r0, index_t r1, index_t j0, index_t n, float* dst,
                   index_t ld);
+
+// All rows of columns [j0, j0 + n) into dst ([rows][n]), one block of rows
+// per OpenMP thread. Call outside any parallel region.
+void pack_all_columns(const Columns& src, index_t j0, index_t n, float* dst);
 
 // The adjoint: dx = sum of the column entries that were copied from each
 // pixel. Each (image, channel) plane is owned by one thread, zeroed, then
