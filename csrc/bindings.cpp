@@ -100,6 +100,8 @@ PYBIND11_MODULE(_C, m) {
     // ---- activations
     m.def("relu_forward", &relu_forward, "x"_a, "y = max(x, 0) for any shape.");
     m.def("relu_backward", &relu_backward, "y"_a, "dy"_a, "dx = dy where y > 0, else 0.");
+    m.def("add_inplace", &add_inplace, "dst"_a, "src"_a,
+          "dst += src for float32 C-contiguous arrays of one shape (not overlapping).");
 
     // ---- loss
     m.def("softmax_cross_entropy_forward", &softmax_cross_entropy_forward, "logits"_a, "target"_a,

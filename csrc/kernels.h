@@ -9,7 +9,7 @@ namespace fc {
 
 // Bumped whenever a signature or a semantic of this module changes;
 // fastconv/backend/cpu.py refuses to run against a different value.
-constexpr int kAbiVersion = 2;
+constexpr int kAbiVersion = 3;
 
 // alloc.cpp
 py::dict cache_info();
@@ -67,6 +67,7 @@ py::tuple batch_norm_backward(const py::array& x, const std::optional<py::array>
 // elementwise.cpp
 py::array relu_forward(const py::array& x);
 py::array relu_backward(const py::array& y, const py::array& dy);
+void add_inplace(py::array dst, const py::array& src);
 
 // loss.cpp
 py::tuple softmax_cross_entropy_forward(const py::array& logits, const py::array& target,

@@ -148,6 +148,9 @@ def relu_forward(x: F32) -> F32:
 def relu_backward(y: F32, dy: F32) -> F32:
     """dy where y > 0, else 0."""
 
+def add_inplace(dst: F32, src: F32) -> None:
+    """dst += src in place; same shape, C-contiguous, not overlapping."""
+
 def softmax_cross_entropy_forward(logits: F32, target: I64,
                                   label_smoothing: float = 0.0) -> Tuple[float, F32]:
     """(loss, prob) for logits (N, K) and int64 targets (N,) in [0, K).

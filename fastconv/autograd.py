@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 
+from fastconv.backend import device_of, get_backend
+
 _grad_enabled = True
 
 
@@ -108,4 +110,4 @@ def _accumulate(leaf, g) -> None:
         # A copy: backward functions may hand the same array to several inputs.
         leaf.grad = Tensor(g.copy())
     else:
-        leaf.grad.data += g
+        get_backend(device_of(g)).accumulate_(leaf.grad.data, g)

@@ -264,6 +264,12 @@ _KERNEL_ABUSE = textwrap.dedent(r"""
         "softmax_cross_entropy_forward target": lambda: cpu.softmax_cross_entropy_forward(
             np.ones((4, 10), f), np.array([0, 1, 99, 3], np.int64), 0.0),
         "relu_backward shapes": lambda: cpu.relu_backward(np.ones((2, 3), f), np.ones((3, 3), f)),
+        # in-place sum: wrong shape, overlap, read-only destination, wrong dtype
+        "add_inplace shapes": lambda: cpu._C.add_inplace(np.ones(10, f), np.ones(9, f)),
+        "add_inplace overlap": lambda: cpu._C.add_inplace(x.reshape(-1)[1:], x.reshape(-1)[:-1]),
+        "add_inplace read-only": lambda: cpu._C.add_inplace(
+            np.broadcast_to(np.ones(1, f), (10,)), np.ones(10, f)),
+        "add_inplace dtype": lambda: cpu._C.add_inplace(np.ones(10), np.ones(10, f)),
     }
     for name, call in calls.items():
         try:

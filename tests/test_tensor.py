@@ -260,6 +260,33 @@ def test_leaf_gradients_accumulate(rng):
     assert_close(to_numpy(x.grad), 2 * a.astype(np.float64) + 3, name="accumulated")
 
 
+def test_large_leaf_gradients_accumulate(rng):
+    # Large enough for the threaded in-place sum; three sums, each checked.
+    a = randn(rng, 300, 257)
+    x = fastconv.tensor(a, requires_grad=True)
+    expected = np.zeros(a.shape)
+    for scale in (1.0, -2.5, 0.75):
+        (x * x * scale).sum().backward()
+        expected += 2 * scale * a.astype(np.float64)
+        assert_close(to_numpy(x.grad), expected, name=f"after the sum with scale {scale}")
+
+
+def test_cpu_accumulate_handles_any_layout(rng):
+    from fastconv.backend import cpu
+
+    dst, src = randn(rng, 64, 600), randn(rng, 600, 64)
+    expected = dst.astype(np.float64) + src.T
+    cpu.accumulate_(dst, src.T)  # a transposed view: NumPy's path
+    assert_close(dst, expected, name="strided")
+    dst64 = dst.astype(np.float64)
+    cpu.accumulate_(dst64, src.T)  # another dtype
+    assert_close(dst64, expected + src.T, name="float64")
+    whole = randn(rng, 5000)
+    expected = whole[1:].astype(np.float64) + whole[:-1]
+    cpu.accumulate_(whole[1:], whole[:-1])  # overlapping: NumPy's buffered add
+    assert_close(whole[1:], expected, name="overlapping")
+
+
 def test_backward_with_explicit_gradient(rng):
     a, g = randn(rng, 2, 3), randn(rng, 2, 3)
     x = fastconv.tensor(a, requires_grad=True)

@@ -42,6 +42,8 @@ Kernel interface (identical in ``cpu`` and ``cuda``):
 
     relu_forward(x) -> y
     relu_backward(y, dy) -> dx                      (dy where y > 0, else 0)
+    accumulate_(dst, src)                           dst += src in place (autograd's
+                                                    leaf-gradient sums); returns None
 
     softmax_cross_entropy_forward(logits, target, label_smoothing) -> (loss, prob)
         logits (N, K) float32, target (N,) int64 in [0, K); loss is the float mean.

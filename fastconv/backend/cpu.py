@@ -17,7 +17,7 @@ import os
 import numpy
 
 # Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 
@@ -192,6 +192,17 @@ def relu_forward(x):
 
 def relu_backward(y, dy):
     return _C.relu_backward(y, dy)
+
+
+def accumulate_(dst, src):
+    # Threaded where both are plain float32 arrays of one shape (what autograd
+    # hands it almost always); NumPy's in-place add (broadcasts, casts) otherwise.
+    if (dst.dtype == src.dtype == numpy.float32 and dst.shape == src.shape
+            and dst.flags.c_contiguous and src.flags.c_contiguous
+            and not numpy.may_share_memory(dst, src)):
+        _C.add_inplace(dst, src)
+    else:
+        dst += src
 
 
 def softmax_cross_entropy_forward(logits, target, label_smoothing):

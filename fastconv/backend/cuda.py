@@ -886,6 +886,11 @@ def relu_backward(y, dy):
     return dx
 
 
+def accumulate_(dst, src):
+    """dst += src in place."""
+    dst += src
+
+
 def _target(target, N, K):
     if isinstance(target, cupy.ndarray):
         t = target
