@@ -11,10 +11,13 @@
  * weight_grad_columns (dW = dy col^T): the sum runs along the rows of both
  * dy and col, so one of them must be transposed into panels. It computes
  * dW^T = col dy^T: NR output channels of dy are transposed per chunk of
- * columns (pack_transposed), and the column rows, packed per chunk (or x
- * itself for 1x1 layers), are A. Output channel counts are multiples of 32
- * in common networks, so the panels are full. Products collect in float
- * partials, which go into double sums after every kFloatRun columns.
+ * columns (pack_transposed), and the column rows are A, read where they lie
+ * (tile_gather: x itself for 1x1 layers, else the prepared copy, whose rows
+ * for neighbouring kernel taps share cache lines). Packing them per chunk
+ * first had cost as much as the products in the first layers (GoogLeNet
+ * conv1: 6 of 15.7 ms). Output channel counts are multiples of 32 in common
+ * networks, so the panels are full. Products collect in float partials,
+ * which go into double sums after every kFloatRun columns.
  * Threads: OpenMP; no BLAS call inside, so no nesting.
  */
 #include "conv_gemm.h"
@@ -44,11 +47,6 @@ constexpr index_t kStreamBytes = 16 << 20;
 // barriers; measured on NIN's and the tutorial's layers, 3072-4096 columns
 // are 10-40% faster than 1024.
 constexpr index_t kGradChunk = 4096;
-// Bound on several images' packed column rows in one chunk: GoogLeNet's 3a
-// 5x5 layer (400 rows) took 1.7x less time with one image per chunk (1.3 MB)
-// than with five (6.3 MB). A single image is never split for this: AlexNet's
-// first layer was 1.3x slower in parts of 1,000 pixels.
-constexpr index_t kChunkBytes = 2 << 20;
 // Weight-gradient products are summed in float over at most this many
 // columns, then added to a double: a 128-image batch sums 10^5 products per
 // entry, and float chains of 4096 of them already showed errors of 2e-6
@@ -140,36 +138,30 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
     const index_t K = g.rows(), P = g.plane(), HW = g.H * g.W;
     if (M == 0 || K == 0) return;
     const index_t MR = mk.mr, NR = mk.nr;
-    // 1x1 layers: the rows of x are the column rows, read in place.
+    // The column rows are read where they lie: in x for 1x1 layers (row r at
+    // r * HW, one run per image), else in the prepared copy (row r at
+    // offset[r], one run per output row, rows of the copy SH * row_len apart).
     const bool rows_of_x = g.pointwise();
-    // The bias gradient: with packed columns, one more row of ones below them
-    // makes row K of the product db; for 1x1 layers (x read in place) the dy
-    // panels' column sums give it.
-    const bool ones_row = db && !rows_of_x;
-    const index_t Kx = K + (ones_row ? 1 : 0);
-    // A chunk is nb whole images (small P) or one image's pixels [p0, p0 + len):
-    // at most kGradChunk columns, and whole images only while their packed
-    // rows stay within kChunkBytes.
-    const index_t image_bytes = Kx * P * index_t(sizeof(float));
-    // (1x1 layers, which pack nothing, take at most kFloatRun columns of whole images.)
-    const index_t nb = rows_of_x ? std::max<index_t>(1, kFloatRun / P)
-                       : P >= kGradChunk ? 1
-                                         : std::clamp<index_t>(kChunkBytes / image_bytes, 1, kGradChunk / P);
+    std::vector<index_t> row_at(K);
+    for (index_t r = 0; r < K; ++r) row_at[r] = rows_of_x ? r * HW : cols.offset[r];
+    const index_t run_w = rows_of_x ? P : g.OW, pitch = rows_of_x ? 0 : g.SH * cols.row_len;
+    // A chunk is nb whole images (small P) or one image's pixels [p0, p0 + len),
+    // at most kGradChunk columns.
+    const index_t nb = P >= kGradChunk ? 1 : kGradChunk / P;
     const index_t len_max = P >= kGradChunk ? ceil_div(P, ceil_div(P, kGradChunk)) : P;
     // Work items: a panel of NR output channels times a share of the rows of
     // col. Which thread takes an item does not change any sum.
     const index_t threads = get_num_threads();
     // Each share transposes its own copy of the panel, so take as few shares
     // as give every thread the same number of items.
-    const index_t panels = ceil_div(M, NR), row_blocks = ceil_div(Kx, MR);
+    const index_t panels = ceil_div(M, NR), row_blocks = ceil_div(K, MR);
     const index_t shares = std::min(row_blocks, threads / std::gcd(panels, threads));
     const index_t Mpad = panels * NR;
-    float* chunk = rows_of_x ? nullptr : scratch(0).get(Kx * nb * len_max);
-    // Products go into float partials (dW^T, and db in row K with the ones
-    // row), which are added to the doubles after every kFloatRun columns.
+    // Products go into float partials (dW^T), which are added to the doubles
+    // after every kFloatRun columns; db's column sums likewise.
     std::vector<float> part_t(row_blocks * MR * Mpad, 0.f);
-    std::vector<double> sum_t(Kx * M, 0.0);
-    std::vector<double> sum_b(db && rows_of_x ? M : 0, 0.0);
+    std::vector<double> sum_t(K * M, 0.0);
+    std::vector<double> sum_b(db ? M : 0, 0.0);
     auto flush = [&](index_t r_begin, index_t r_end, index_t o0, index_t ob) {
         for (index_t r = r_begin; r < r_end; ++r)
             for (index_t o = o0; o < o0 + ob; ++o) sum_t[r * M + o] += part_t[r * Mpad + o];
@@ -185,13 +177,12 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
             const bool pieces = ld > kFloatRun;
             if (run > 0 && (pieces || run + ld > kFloatRun)) {
 #pragma omp parallel for schedule(static)
-                for (index_t r = 0; r < Kx; ++r) flush(r, r + 1, 0, M);
+                for (index_t r = 0; r < K; ++r) flush(r, r + 1, 0, M);
                 run = 0;
             }
             const bool fresh = run == 0;
             run = pieces ? 0 : run + ld;
-            if (!rows_of_x) pack_all_columns(cols, n0 * P + p0, ld, chunk);
-            if (ones_row) std::fill_n(chunk + K * ld, ld, 1.f);
+            const index_t piece = pieces ? kFloatRun : ld;
 #pragma omp parallel
             {
                 float* panel = scratch(5).get(ld * NR);
@@ -202,7 +193,7 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
                     for (index_t i = 0; i < cnt; ++i)  // dy^T of this panel's channels
                         mk.pack_transposed(dy + (n0 + i) * dy_img_stride + o0 * P + p0, P, ob, len,
                                            panel + i * len * NR);
-                    if (db && rows_of_x && share == 0)  // column sums, kFloatRun rows at a time
+                    if (db && share == 0)  // column sums, kFloatRun rows at a time
                         for (index_t q0 = 0; q0 < ld; q0 += kFloatRun) {
                             float part[kMaxNR] = {};
                             for (index_t q = q0; q < std::min(ld, q0 + kFloatRun); ++q)
@@ -211,30 +202,25 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
                         }
                     for (index_t rb = row_blocks * share / shares;
                          rb < row_blocks * (share + 1) / shares; ++rb) {
-                        const index_t r0 = rb * MR, m = std::min(MR, Kx - r0);
+                        const index_t r0 = rb * MR, m = std::min(MR, K - r0);
                         float* c = part_t.data() + r0 * Mpad + o0;
-                        // c (+)= a b over kc columns; a_row apart rows of a, b a panel.
-                        auto product = [&](const float* a, index_t a_row, const float* b, index_t kc,
-                                           bool first) {
-                            mk.tile[m](kc, a, a_row, 1, b, c, Mpad,
-                                       first ? TileInit::zero : TileInit::accumulate, nullptr, false);
-                        };
-                        if (pieces) {
-                            for (index_t k0 = 0; k0 < ld; k0 += kFloatRun) {
-                                const index_t kc = std::min(kFloatRun, ld - k0);
-                                if (rows_of_x)  // cnt == 1 (P > kFloatRun): part of one image
-                                    product(cols.x + n0 * cols.img_stride + r0 * HW + p0 + k0, HW,
-                                            panel + k0 * NR, kc, true);
-                                else
-                                    product(chunk + r0 * ld + k0, ld, panel + k0 * NR, kc, true);
-                                flush(r0, r0 + m, o0, ob);
+                        for (index_t k0 = 0; k0 < ld; k0 += piece) {
+                            bool accumulate = !pieces && !fresh;
+                            // Columns [k0, k1) of the chunk, a run of pixels of one image at a time.
+                            for (index_t k = k0, k1 = std::min(ld, k0 + piece); k < k1;) {
+                                const index_t i = k / len, p = p0 + k % len;
+                                const index_t end = p + std::min(k1 - k, len - k % len);
+                                const float* a = cols.x + (n0 + i) * cols.img_stride;
+                                // Partial output rows alone, whole ones in one call.
+                                const index_t ow = p % run_w;
+                                const index_t segs = ow == 0 ? std::max<index_t>(1, (end - p) / run_w) : 1;
+                                const index_t seg = std::min(end - p, run_w - ow);
+                                mk.tile_gather[m](segs, seg, pitch, a + p / run_w * pitch + ow,
+                                                  row_at.data() + r0, panel + k * NR, c, Mpad, accumulate);
+                                accumulate = true;
+                                k += segs * seg;
                             }
-                        } else if (rows_of_x) {  // one product per image: its rows of x are apart
-                            for (index_t i = 0; i < cnt; ++i)
-                                product(cols.x + (n0 + i) * cols.img_stride + r0 * HW + p0, HW,
-                                        panel + i * len * NR, len, fresh && i == 0);
-                        } else {
-                            product(chunk + r0 * ld, ld, panel, ld, fresh);
+                            if (pieces) flush(r0, r0 + m, o0, ob);
                         }
                     }
                 }
@@ -242,13 +228,12 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
         }
     if (run > 0) {
 #pragma omp parallel for schedule(static)
-        for (index_t r = 0; r < Kx; ++r) flush(r, r + 1, 0, M);
+        for (index_t r = 0; r < K; ++r) flush(r, r + 1, 0, M);
     }
 #pragma omp parallel for schedule(static)
     for (index_t o = 0; o < M; ++o)
         for (index_t r = 0; r < K; ++r) dw[o * ldw + r] = static_cast<float>(sum_t[r * M + o]);
-    for (index_t o = 0; db && o < M; ++o)
-        db[o] = static_cast<float>(ones_row ? sum_t[K * M + o] : sum_b[o]);
+    for (index_t o = 0; db && o < M; ++o) db[o] = static_cast<float>(sum_b[o]);
 }
 
 }  // namespace fc

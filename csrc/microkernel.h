@@ -7,6 +7,10 @@
  *    GEMM. A is read in place with any strides (W, W^T or the column rows,
  *    no packing); B is packed as [kc][NR] (NR columns per k, one vector
  *    load each); C is written straight into its destination with row stride ldc.
+ *  - tile_gather<m>: the same product with each row of A found through its
+ *    own offset, in runs: the column rows of a convolution read straight
+ *    from (the prepared copy of) x, where rows differ by a kernel offset
+ *    and an output row's pixels are adjacent (the weight gradient).
  *  - pack_transposed: B panels of a matrix whose rows are the panel's
  *    columns (dy^T for the weight gradient), transposed in registers.
  * Why our own: the convolution GEMMs are thin (K = 27-400 for first layers,
@@ -35,6 +39,13 @@ using TileKernel = void (*)(index_t kc, const float* a, index_t a_row, index_t a
                             const float* b, float* c, index_t ldc, TileInit init,
                             const float* bias, bool stream);
 
+// c[i][j] (+)= sum over s < segs, q < len of a[a_off[i] + s*pitch + q] * b[(s*len + q)*NR + j]
+// for i < m, j < NR: A's row i is segs runs of len values, pitch apart,
+// starting at a + a_off[i]. With accumulate, the sum is added to c.
+using GatherKernel = void (*)(index_t segs, index_t len, index_t pitch, const float* a,
+                              const index_t* a_off, const float* b, float* c, index_t ldc,
+                              bool accumulate);
+
 // dst[q*NR + i] = src[i*lds + q] for q < len and i < NR; 0 for rows i >= rows.
 using PackTransposed = void (*)(const float* src, index_t lds, index_t rows, index_t len,
                                 float* dst);
@@ -46,6 +57,7 @@ struct Microkernels {
     int lanes;        // floats per vector register
     int mr, nr;       // tile: rows of A, columns of B
     TileKernel tile[kMaxMR + 1];  // tile[m] computes the first m <= mr rows
+    GatherKernel tile_gather[kMaxMR + 1];
     PackTransposed pack_transposed;
     void (*store_fence)();
 };
