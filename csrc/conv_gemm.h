@@ -29,6 +29,16 @@ struct MatrixView {
 void gemm_columns(MatrixView a, index_t M, const Columns& cols, index_t nimg, const float* bias,
                   ColumnOutput out);
 
+// dx = col2im(W^T dy) for nimg images of geometry g, without a column buffer
+// in memory: one image per thread at a time, band by band of output rows,
+// the band's column rows computed into L2 and added onto the image's plane
+// right away. w_t: W^T (g.rows() x OC_g, a view of W); dy_cols: the columns
+// of dy (rows: its OC_g channels); dx[n] at dx + n*dx_img_stride is
+// overwritten. Deterministic for any number of threads; parallel over
+// images, so use it when there are at least as many images as threads.
+void input_grad_columns(MatrixView w_t, const Columns& dy_cols, const ConvGeom& g, index_t nimg,
+                        float* dx, index_t dx_img_stride);
+
 // dw[i*ldw + r] = sum over the nimg * P columns j of dy[i][j] cols[r][j], where
 // dy[i][n*P + p] is at dy + n*dy_img_stride + i*P + p, and, if db is given,
 // db[i] = sum over j of dy[i][j] (the bias gradient, read off the same dy

@@ -144,39 +144,69 @@ void pack_all_columns(const Columns& src, index_t j0, index_t n, float* dst) {
     }
 }
 
+index_t col2im_plane_floats(const ConvGeom& g) { return g.C * Prepared(g).plane; }
+
+index_t col2im_band_rows(const ConvGeom& g) {
+    // Column rows of a band: at most kBandBytes (input_grad_columns keeps
+    // them in L2 next to the image's plane, up to ~0.7 MB for GoogLeNet's
+    // first layer).
+    constexpr index_t kBandBytes = 256 << 10;
+    return std::clamp<index_t>(kBandBytes / index_t(sizeof(float)) / std::max<index_t>(1, g.rows() * g.OW),
+                               1, std::max<index_t>(1, g.OH));
+}
+
+bool col2im_in_place(const ConvGeom& g) { return g.PH == 0 && g.PW == 0 && g.SW == 1; }
+
+void col2im_rows(const float* col, index_t ld, const ConvGeom& g, index_t oh0, index_t oh1,
+                 float* plane) {
+    // Each column row adds onto its plane with the same offsets that packing
+    // read it with: contiguous runs of OW in the prepared layout.
+    const Prepared L(g);
+    for (index_t c = 0; c < g.C; ++c)
+        for (index_t kh = 0; kh < g.KH; ++kh)
+            for (index_t kw = 0; kw < g.KW; ++kw) {
+                const float* s = col + ((c * g.KH + kh) * g.KW + kw) * ld;
+                float* dp = plane + c * L.plane + L.at(kh * g.DH, kw * g.DW, g.SW);
+                for (index_t oh = oh0; oh < oh1; ++oh)
+                    add_run(dp + oh * g.SH * L.row_len, s + (oh - oh0) * g.OW, g.OW);
+            }
+}
+
+void col2im_crop(const float* plane, const ConvGeom& g, float* dx) {
+    const Prepared L(g);
+    for (index_t c = 0; c < g.C; ++c)
+        for (index_t h = 0; h < g.H; ++h) {
+            const float* row = plane + c * L.plane + (h + g.PH) * L.row_len;
+            float* out = dx + (c * g.H + h) * g.W;
+            for (index_t ph = 0; ph < g.SW; ++ph)  // run ph: padded columns q*SW + ph
+                for (index_t q = 0; q < L.Wq; ++q) {
+                    const index_t w = q * g.SW + ph - g.PW;
+                    if (w >= 0 && w < g.W) out[w] = row[ph * L.Wq + q];
+                }
+        }
+}
+
 void col2im(const float* col, index_t nb, index_t x_img_stride, const ConvGeom& g, float* dx,
             ColLayout layout) {
-    // Each column row adds onto its plane with the same offsets that packing
-    // read it with: with padding or a stride, into a prepared (padded,
-    // phase-split) plane, where those adds are contiguous, then unsplit and
-    // cropped into dx; otherwise straight into dx.
-    const Prepared L(g);
-    const bool direct = g.PH == 0 && g.PW == 0 && g.SW == 1;
-    float* buf = direct ? nullptr : scratch(2).get(nb * g.C * L.plane);
-    const index_t KHW = g.KH * g.KW;
+    // One (image, channel) plane per item: into a prepared plane, then
+    // cropped into dx (or straight into dx, col2im_in_place). Band by band of
+    // output rows, so each pixel's sum runs in the same order as in
+    // input_grad_columns and dx does not depend on which one ran.
+    const ConvGeom one{1, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW, g.OH, g.OW};
+    const bool direct = col2im_in_place(g);
+    const index_t plane = col2im_plane_floats(one);
+    float* buf = direct ? nullptr : scratch(2).get(nb * g.C * plane);
+    const index_t KHW = g.KH * g.KW, band = col2im_band_rows(g);
 #pragma omp parallel for schedule(static)
     for (index_t t = 0; t < nb * g.C; ++t) {
         const index_t i = t / g.C, c = t % g.C;
         float* out = dx + i * x_img_stride + c * g.H * g.W;
-        float* d = direct ? out : buf + t * L.plane;
-        std::fill(d, d + L.plane, 0.f);
+        float* d = direct ? out : buf + t * plane;
+        std::fill(d, d + plane, 0.f);
         const float* rows = col + i * layout.img_offset + c * KHW * layout.row_stride;
-        for (index_t kh = 0; kh < g.KH; ++kh)
-            for (index_t kw = 0; kw < g.KW; ++kw) {
-                const float* s = rows + (kh * g.KW + kw) * layout.row_stride;
-                float* dp = d + L.at(kh * g.DH, kw * g.DW, g.SW);
-                for (index_t oh = 0; oh < g.OH; ++oh)
-                    add_run(dp + oh * g.SH * L.row_len, s + oh * g.OW, g.OW);
-            }
-        if (!direct)
-            for (index_t h = 0; h < g.H; ++h) {
-                const float* row = d + (h + g.PH) * L.row_len;
-                for (index_t ph = 0; ph < g.SW; ++ph)  // run ph: padded columns q*SW + ph
-                    for (index_t q = 0; q < L.Wq; ++q) {
-                        const index_t w = q * g.SW + ph - g.PW;
-                        if (w >= 0 && w < g.W) out[h * g.W + w] = row[ph * L.Wq + q];
-                    }
-            }
+        for (index_t oh0 = 0; oh0 < g.OH; oh0 += band)  // in input_grad_columns' order
+            col2im_rows(rows + oh0 * g.OW, layout.row_stride, one, oh0, std::min(g.OH, oh0 + band), d);
+        if (!direct) col2im_crop(d, one, out);
     }
 }
 

@@ -72,6 +72,21 @@ void pack_all_columns(const Columns& src, index_t j0, index_t n, float* dst);
 void col2im(const float* col, index_t nb, index_t x_img_stride, const ConvGeom& g, float* dx,
             ColLayout layout);
 
+// The same in parts, for callers that produce the columns piece by piece:
+// a plane buffer of col2im_plane_floats(g) floats (all C channels, prepared
+// layout; dx itself when col2im_in_place(g)) is zeroed, col2im_rows adds the
+// column rows of output rows [oh0, oh1) (pixel (oh, ow) of row r at
+// col[r*ld + (oh - oh0)*OW + ow]), and col2im_crop writes the plane into dx
+// (nothing to do when in place). Single-threaded.
+index_t col2im_plane_floats(const ConvGeom& g);
+bool col2im_in_place(const ConvGeom& g);
+// col2im adds the column rows band by band of this many output rows; a
+// caller that adds in the same bands gets the same dx, bit for bit.
+index_t col2im_band_rows(const ConvGeom& g);
+void col2im_rows(const float* col, index_t ld, const ConvGeom& g, index_t oh0, index_t oh1,
+                 float* plane);
+void col2im_crop(const float* plane, const ConvGeom& g, float* dx);
+
 // Check the convolution arguments and compute the output size (PyTorch's
 // floor rule); throws ValueError naming `fn` when they do not fit.
 ConvGeom make_geom(const char* fn, index_t C, index_t H, index_t W, index_t KH, index_t KW,

@@ -329,22 +329,28 @@ def test_openmp_spin_setting_is_scoped_to_loading(user_value):
                                   (3, 600, 5, 7, 20, 1, 1, 1, 0, 1, 1, True)],
                          ids=["im2col", "1x1", "image-split-in-chunks", "deep-openblas",
                               "deep-1x1-openblas"])
-def test_weight_gradient_is_the_same_for_any_thread_count(case, rng):
-    """The weight gradient is summed chunk by chunk of pixels in a fixed order, so the result
-    does not depend on how many threads computed it."""
+def test_gradients_are_the_same_for_any_thread_count(case, rng):
+    """The weight gradient is summed chunk by chunk of pixels in a fixed order, and each
+    image's input gradient is summed by one thread (whichever route: batch 2 takes the
+    banded one with 1-2 threads, the chunked one with 3), so neither depends on how many
+    threads computed it."""
     inputs, args = _conv_inputs(rng, case)
+    with fastconv.no_grad():
+        upstream = rng.standard_normal(F.conv2d(*(fastconv.tensor(a) for a in inputs), **args).shape,
+                                       dtype=np.float32)
     before = fastconv.get_num_threads()
     grads = []
     try:
         for n in (1, 2, 3):
             fastconv.set_num_threads(n)
             x, w, b = (fastconv.tensor(a, requires_grad=True) for a in inputs)
-            F.conv2d(x, w, b, **args).sum().backward()
-            grads.append(to_numpy(w.grad))
+            F.conv2d(x, w, b, **args).backward(upstream)
+            grads.append((to_numpy(w.grad), to_numpy(x.grad)))
     finally:
         fastconv.set_num_threads(before)
-    for g in grads[1:]:
-        np.testing.assert_array_equal(g, grads[0])
+    for dw, dx in grads[1:]:
+        np.testing.assert_array_equal(dw, grads[0][0])
+        np.testing.assert_array_equal(dx, grads[0][1])
 
 
 def _cpu_runs(isa):
