@@ -108,12 +108,13 @@ Columns columns_of_dy(const Conv& cv, const float* dy, index_t gi) {
 // Deep layers (many column rows) make ordinary GEMMs for the backward pass,
 // where OpenBLAS's cache blocking beats our kernels' single level; thin ones
 // are ours. Measured (batch 16, 2 cores), taking the faster side of each:
-//  dW: Inception v3's 1x7 and 7x1 (896 rows) and 3x3 stride-2 (2592) layers
-//      1.3-1.6x faster on OpenBLAS; GoogLeNet's 3a 5x5 (400 rows), the first
-//      layers (75-363) and 1x1 layers up to 288 channels 1.2-1.7x on ours.
+//  dW: Inception v3's 3x3 stride-2 layer (2592 rows) 1.15x faster on
+//      OpenBLAS; its 1x7 and 7x1 layers (896 rows) 1.15-1.3x on ours (since
+//      the column rows are read in place; before, OpenBLAS won there),
+//      1,200-1,728 rows (AlexNet conv2/conv4, the tutorial's conv2) level.
 //  dx: the 3x3 stride-2 layer and a 1x1 layer of 288 channels 1.5-1.8x faster
 //      on OpenBLAS; 1x7, 7x1, 3a 5x5 and NIN's 1x1 layers (<= 192) 1.1-1.3x on ours.
-constexpr index_t kOwnKernelRowsDw = 512;
+constexpr index_t kOwnKernelRowsDw = 1024;
 constexpr index_t kOwnKernelRowsDx1x1 = 256;
 constexpr index_t kOwnKernelRowsDx = 1024;
 

@@ -100,13 +100,14 @@ LARGE_CASES = {
     "5x5-16-channels (im2col below 32)": (2, 16, 12, 12, 32, 5, 5, 1, 2, 1, 1, True),
     # The GEMM drivers' edges (csrc/conv_gemm.cpp): more than 4096 pixels per image (the
     # weight gradient splits the image) with 40 channels (a part-filled panel of 32);
-    # sums deeper than 512 (split in two; the backward of such deep layers runs on
-    # OpenBLAS, conv.cpp); an output of 16 MB or more (streaming stores);
+    # sums deeper than 512 (split in two); layers deeper than 1024 rows, whose backward
+    # runs on OpenBLAS (conv.cpp); an output of 16 MB or more (streaming stores);
     # 31 x 31 pixels (rows not 64-byte aligned: no streaming).
     "4356-pixels-40-channels": (2, 2, 66, 66, 40, 3, 3, 1, 1, 1, 1, True),
     "1x1-depth-600": (2, 600, 5, 7, 20, 1, 1, 1, 0, 1, 1, True),
-    "3x3-s2-depth-576 (OpenBLAS backward)": (2, 64, 9, 9, 24, 3, 3, 2, 1, 1, 1, True),
-    "3x3-s2-depth-720 (OpenBLAS dW, own dx)": (3, 80, 9, 8, 24, 3, 3, 2, 1, 1, 1, True),
+    "3x3-s2-depth-576": (2, 64, 9, 9, 24, 3, 3, 2, 1, 1, 1, True),
+    "3x3-s2-depth-720": (3, 80, 9, 8, 24, 3, 3, 2, 1, 1, 1, True),
+    "3x3-s2-depth-1152 (OpenBLAS backward)": (2, 128, 9, 9, 24, 3, 3, 2, 1, 1, 1, True),
     "1x1-depth-300 (own dW, OpenBLAS dx)": (3, 300, 5, 6, 24, 1, 1, 1, 0, 1, 1, True),
     "16MB-output": (8, 3, 64, 64, 128, 3, 3, 1, 1, 1, 1, True),
     "16MB-output-unaligned-rows": (8, 2, 31, 31, 512, 1, 1, 1, 0, 1, 1, True),
@@ -325,7 +326,7 @@ def test_openmp_spin_setting_is_scoped_to_loading(user_value):
 @pytest.mark.parametrize("case", [(6, 3, 17, 15, 8, 5, 5, 1, 2, 1, 1, True),
                                   (5, 12, 9, 9, 10, 1, 1, 1, 0, 1, 1, True),
                                   (2, 2, 66, 66, 40, 3, 3, 1, 1, 1, 1, True),
-                                  (3, 64, 9, 9, 24, 3, 3, 2, 1, 1, 1, True),
+                                  (3, 128, 9, 9, 24, 3, 3, 2, 1, 1, 1, True),
                                   (3, 600, 5, 7, 20, 1, 1, 1, 0, 1, 1, True)],
                          ids=["im2col", "1x1", "image-split-in-chunks", "deep-openblas",
                               "deep-1x1-openblas"])
