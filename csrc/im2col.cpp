@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "microkernel.h"
 
 namespace fc {
 
@@ -119,9 +120,8 @@ void pack_columns(const Columns& src, index_t r0, index_t r1, index_t j0, index_
         } else {
             const index_t oh = p / g.OW, ow = p % g.OW;
             len = std::min(n - done, g.OW - ow);
-            const float* origin = x + oh * g.SH * src.row_len + ow;
-            for (index_t r = r0; r < r1; ++r)
-                copy_run(dst + (r - r0) * ld + done, origin + src.offset[r], len);
+            microkernels().copy_rows(x + oh * g.SH * src.row_len + ow, src.offset + r0, r1 - r0, len,
+                                     dst + done, ld);
         }
         done += len;
     }

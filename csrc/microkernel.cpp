@@ -37,6 +37,10 @@ inline void store_fence() { _mm_sfence(); }
 inline Vec broadcast(float s) { return _mm512_set1_ps(s); }
 inline Vec zero() { return _mm512_setzero_ps(); }
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline void copy_partial(float* d, const float* s, index_t n) {  // n < kLanes
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+    _mm512_mask_storeu_ps(d, m, _mm512_maskz_loadu_ps(m, s));
+}
 #include "microkernel.inc"
 }  // namespace avx512
 #pragma GCC pop_options
@@ -53,6 +57,11 @@ inline void store_fence() { _mm_sfence(); }
 inline Vec broadcast(float s) { return _mm256_set1_ps(s); }
 inline Vec zero() { return _mm256_setzero_ps(); }
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline void copy_partial(float* d, const float* s, index_t n) {  // n < kLanes
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    _mm256_maskstore_ps(d, m, _mm256_maskload_ps(s, m));
+}
 #include "microkernel.inc"
 }  // namespace avx2
 #pragma GCC pop_options
@@ -75,6 +84,9 @@ inline void store_fence() {}
 inline Vec zero() { return Vec{0.f, 0.f, 0.f, 0.f}; }
 inline Vec broadcast(float s) { return Vec{s, s, s, s}; }
 inline Vec fmadd(Vec a, Vec b, Vec c) { return a * b + c; }
+inline void copy_partial(float* d, const float* s, index_t n) {  // n < kLanes
+    for (index_t q = 0; q < n; ++q) d[q] = s[q];
+}
 #include "microkernel.inc"
 }  // namespace baseline
 
