@@ -36,13 +36,8 @@ namespace {
 // strict aliasing (Python's default CFLAGS) the compiler would reload them
 // after every float store and not vectorise.
 
-// row[q] += src[q] for q < n; sizes by value (see above).
-void add_run(float* __restrict row, const float* __restrict src, index_t n) {
-    for (index_t q = 0; q < n; ++q) row[q] += src[q];
-}
-
-// dst[q] = src[q] for q < n: the short runs (up to a panel row, 32 floats)
-// that make up a packed panel.
+// dst[q] = src[q] for q < n: a 1x1 layer's runs of a packed panel (the
+// other layers' short runs go through microkernels().copy_rows).
 void copy_run(float* __restrict dst, const float* __restrict src, index_t n) {
     for (index_t q = 0; q < n; ++q) dst[q] = src[q];
 }
@@ -157,22 +152,18 @@ index_t col2im_band_rows(const ConvGeom& g) {
 
 bool col2im_in_place(const ConvGeom& g) { return g.PH == 0 && g.PW == 0 && g.SW == 1; }
 
-// Compiled three times, picked for the CPU at load time (an ifunc): the adds
-// of short runs (OW floats) take 4-wide vectors in the baseline build and
-// 16-wide ones here (GoogLeNet conv1 dx: 10.5 -> 8.9 ms).
-__attribute__((target_clones("avx512f", "avx2", "default")))
 void col2im_rows(const float* col, index_t ld, const ConvGeom& g, index_t oh0, index_t oh1,
                  float* plane) {
     // Each column row adds onto its plane with the same offsets that packing
     // read it with: contiguous runs of OW in the prepared layout.
     const Prepared L(g);
+    const AddRuns add_runs = microkernels().add_runs;
     for (index_t c = 0; c < g.C; ++c)
         for (index_t kh = 0; kh < g.KH; ++kh)
             for (index_t kw = 0; kw < g.KW; ++kw) {
-                const float* s = col + ((c * g.KH + kh) * g.KW + kw) * ld;
                 float* dp = plane + c * L.plane + L.at(kh * g.DH, kw * g.DW, g.SW);
-                for (index_t oh = oh0; oh < oh1; ++oh)
-                    add_run(dp + oh * g.SH * L.row_len, s + (oh - oh0) * g.OW, g.OW);
+                add_runs(col + ((c * g.KH + kh) * g.KW + kw) * ld, g.OW, dp + oh0 * g.SH * L.row_len,
+                         g.SH * L.row_len, oh1 - oh0, g.OW);
             }
 }
 

@@ -37,10 +37,9 @@ inline void store_fence() { _mm_sfence(); }
 inline Vec broadcast(float s) { return _mm512_set1_ps(s); }
 inline Vec zero() { return _mm512_setzero_ps(); }
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
-inline void copy_partial(float* d, const float* s, index_t n) {  // n < kLanes
-    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
-    _mm512_mask_storeu_ps(d, m, _mm512_maskz_loadu_ps(m, s));
-}
+inline __mmask16 first(index_t n) { return static_cast<__mmask16>((1u << n) - 1); }
+inline Vec load_partial(const float* p, index_t n) { return _mm512_maskz_loadu_ps(first(n), p); }
+inline void store_partial(float* p, Vec v, index_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
 #include "microkernel.inc"
 }  // namespace avx512
 #pragma GCC pop_options
@@ -57,11 +56,12 @@ inline void store_fence() { _mm_sfence(); }
 inline Vec broadcast(float s) { return _mm256_set1_ps(s); }
 inline Vec zero() { return _mm256_setzero_ps(); }
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
-inline void copy_partial(float* d, const float* s, index_t n) {  // n < kLanes
-    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
-                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    _mm256_maskstore_ps(d, m, _mm256_maskload_ps(s, m));
+inline __m256i first(index_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
+inline Vec load_partial(const float* p, index_t n) { return _mm256_maskload_ps(p, first(n)); }
+inline void store_partial(float* p, Vec v, index_t n) { _mm256_maskstore_ps(p, first(n), v); }
 #include "microkernel.inc"
 }  // namespace avx2
 #pragma GCC pop_options
@@ -84,9 +84,12 @@ inline void store_fence() {}
 inline Vec zero() { return Vec{0.f, 0.f, 0.f, 0.f}; }
 inline Vec broadcast(float s) { return Vec{s, s, s, s}; }
 inline Vec fmadd(Vec a, Vec b, Vec c) { return a * b + c; }
-inline void copy_partial(float* d, const float* s, index_t n) {  // n < kLanes
-    for (index_t q = 0; q < n; ++q) d[q] = s[q];
+inline Vec load_partial(const float* p, index_t n) {
+    Vec v = zero();
+    std::memcpy(&v, p, n * sizeof(float));
+    return v;
 }
+inline void store_partial(float* p, Vec v, index_t n) { std::memcpy(p, &v, n * sizeof(float)); }
 #include "microkernel.inc"
 }  // namespace baseline
 

@@ -15,7 +15,8 @@
  *    columns (dy^T for the weight gradient), transposed in registers.
  *  - copy_rows: the short runs (up to an output row) that make up a packed
  *    column panel, a masked vector for each run's tail (a call to memcpy per
- *    run took a quarter of GoogLeNet 3a 5x5's forward pass).
+ *    run took a quarter of GoogLeNet 3a 5x5's forward pass); add_runs: the
+ *    same for col2im's sums.
  * Why our own: the convolution GEMMs are thin (K = 27-400 for first layers,
  * M or K <= 192 for 1x1 layers). Through BLAS each one paid for an im2col
  * pass, BLAS's own repacking of the columns and of W for every image, and a
@@ -57,6 +58,10 @@ using PackTransposed = void (*)(const float* src, index_t lds, index_t rows, ind
 using CopyRows = void (*)(const float* src, const index_t* offset, index_t rows, index_t len,
                           float* dst, index_t ld);
 
+// dst[i*dst_pitch + q] += src[i*src_pitch + q] for i < runs, q < len.
+using AddRuns = void (*)(const float* src, index_t src_pitch, float* dst, index_t dst_pitch,
+                         index_t runs, index_t len);
+
 constexpr int kMaxMR = 8;
 
 struct Microkernels {
@@ -67,6 +72,7 @@ struct Microkernels {
     GatherKernel tile_gather[kMaxMR + 1];
     PackTransposed pack_transposed;
     CopyRows copy_rows;
+    AddRuns add_runs;
     void (*store_fence)();
 };
 
