@@ -12,8 +12,9 @@
  * advised as transparent huge pages (as NumPy does for its own large arrays).
  * Bounds: only arrays of at least kMinBytes use the cache; the free blocks it
  * keeps total at most kMaxCachedBytes (an older block is released to make
- * room); empty_cache() returns them all to the OS, together with the calling
- * thread's scratch buffers (common.h).
+ * room); empty_cache() returns them all to the OS, together with the scratch
+ * buffers (common.h) of the calling thread and of every thread in the OpenMP
+ * pool.
  * Blocks in use are reported to Python's tracemalloc (in NumPy's domain), as
  * NumPy does for its own data, so memory accounting sees these arrays too.
  * Threads: one mutex; the deleter runs when NumPy drops the array (GIL held).
@@ -144,6 +145,7 @@ py::dict cache_info() {
     d["misses"] = c.misses;
     d["max_cached_bytes"] = kMaxCachedBytes;
     d["min_block_bytes"] = kMinBytes;
+    d["scratch_bytes"] = scratch_bytes().load();
     return d;
 }
 
@@ -155,7 +157,12 @@ void empty_cache() {
         c.free_blocks.clear();
         c.cached = 0;
     }
-    for (int slot = 0; slot < kScratchSlots; ++slot) scratch(slot).release();  // this thread's
+    auto release = [] {
+        for (int slot = 0; slot < kScratchSlots; ++slot) scratch(slot).release();
+    };
+    release();  // the calling thread's (it need not be in the pool)
+#pragma omp parallel num_threads(largest_team())
+    release();  // each pool thread's own (the kernels' panels, bands and planes)
 }
 
 }  // namespace fc

@@ -13,6 +13,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -137,21 +138,33 @@ inline double sum_floats(const float* __restrict x, index_t n) {
 // column buffer per call; allocating it fresh every call would page-fault the
 // whole buffer in again each time, which costs as much as the im2col itself.
 // thread_local keeps concurrent callers (the GIL is released) apart.
+// Bytes held by the scratch buffers of all threads (cache_info reports them).
+std::atomic<size_t>& scratch_bytes();
+
+// The largest OpenMP team since import: a team this size includes every pool
+// thread that may hold scratch buffers (empty_cache).
+int largest_team();
+
 class Scratch {
   public:
     float* get(size_t count) {
         if (count > size_) {
+            release();
             buf_.reset(static_cast<float*>(std::aligned_alloc(64, round_up(count * sizeof(float)))));
             if (!buf_) throw std::bad_alloc();
             size_ = count;
+            scratch_bytes() += round_up(size_ * sizeof(float));
         }
         return buf_.get();
     }
 
     void release() {
+        if (buf_) scratch_bytes() -= round_up(size_ * sizeof(float));
         buf_.reset();
         size_ = 0;
     }
+
+    ~Scratch() { release(); }
 
   private:
     static size_t round_up(size_t bytes) { return (bytes + 63) / 64 * 64; }
@@ -167,8 +180,9 @@ class Scratch {
 // (conv_gemm.cpp), reordered dy (conv.cpp) or the transformed output
 // (winograd.cpp), 2 = prepared planes (col2im), per-image weight gradients
 // (conv.cpp) or zero-padded input (winograd.cpp), 3 and 4 = transformed
-// weights, 5 and 6 = each OpenMP thread's column panel and output block
-// (conv_gemm.cpp), 7 = the prepared copy of x (conv.cpp).
+// weights, 5 and 6 = each OpenMP thread's column panel and output block or
+// band (conv_gemm.cpp), 2 also each thread's image plane (input_grad_columns),
+// 7 = the prepared copy of x (conv.cpp).
 constexpr int kScratchSlots = 8;
 Scratch& scratch(int slot);
 

@@ -18,6 +18,11 @@
  * conv1: 6 of 15.7 ms). Output channel counts are multiples of 32 in common
  * networks, so the panels are full. Products collect in float partials,
  * which go into double sums after every kFloatRun columns.
+ * input_grad_columns (dx = col2im(W^T dy)): the same tile kernel as
+ * gemm_columns, one image per thread, into a band of column rows that
+ * col2im_rows adds onto the image's plane before the next band: the column
+ * rows never leave L2 (written to memory and read back by a separate col2im
+ * pass, they had cost GoogLeNet's first layer a fifth of its dx time).
  * Threads: OpenMP; no BLAS call inside, so no nesting.
  */
 #include "conv_gemm.h"

@@ -1,7 +1,8 @@
 /* The three GEMMs of an im2col convolution, on the kernels of microkernel.h.
  * The column matrix (im2col.h: Columns) is never formed whole: the forward
- * and input-gradient products pack it panel by panel, the weight gradient
- * chunk by chunk.
+ * product packs it panel by panel, the weight gradient reads its rows where
+ * they lie, and the input gradient makes it band by band of output rows and
+ * folds each band back onto the image (col2im) while it is in cache.
  */
 #pragma once
 

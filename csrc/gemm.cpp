@@ -106,6 +106,11 @@ Scratch& scratch(int slot) {
     return buffers[slot];
 }
 
+std::atomic<size_t>& scratch_bytes() {
+    static std::atomic<size_t> bytes{0};
+    return bytes;
+}
+
 bool blas_loaded() { return g_blas.sgemm != nullptr; }
 
 int blas_threads() { return g_blas.get_threads ? std::max(1, g_blas.get_threads()) : 1; }
@@ -247,10 +252,17 @@ py::dict cpu_features() {
     return d;
 }
 
+namespace {
+std::atomic<int> g_largest_team{0};  // the most threads a team had since import (set_num_threads)
+}  // namespace
+
+int largest_team() { return std::max(g_largest_team.load(), get_num_threads()); }
+
 void set_num_threads(int n) {
     require(n >= 1, "set_num_threads: n must be >= 1, got ", n);
 #ifdef _OPENMP
     n = openmp_thread_cap(n);
+    g_largest_team = largest_team();  // the threads of the team before, which keep their buffers
     omp_set_num_threads(n);
 #endif
     if (g_blas.set_threads) g_blas.set_threads(n);

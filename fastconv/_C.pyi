@@ -51,7 +51,8 @@ def get_num_threads() -> int:
 
 def cache_info() -> dict:
     """The cache of freed output blocks: {'cached_bytes', 'cached_blocks', 'hits', 'misses',
-    'max_cached_bytes', 'min_block_bytes'}.
+    'max_cached_bytes', 'min_block_bytes'}, and 'scratch_bytes': the kernels' working
+    buffers, kept per thread between calls.
 
     Kernel outputs of at least min_block_bytes reuse the memory of earlier outputs of the
     same size once NumPy frees them, which saves the OS's zero-filling of fresh pages.

@@ -148,3 +148,35 @@ def test_no_grad_builds_no_graph(rng):
     del h
     gc.collect()
     assert ref() is None, "an output computed under no_grad must not be kept by its consumers"
+
+
+def test_empty_cache_frees_every_threads_buffers(rng):
+    """After a convolution the output cache and the kernels' per-thread working buffers
+    hold memory; empty_cache gives all of it back (the pool threads' buffers included),
+    and the next convolution still computes the same result."""
+    from fastconv.backend import cpu
+
+    x = fastconv.tensor(randn(rng, 4, 3, 40, 40), requires_grad=True)
+    w = fastconv.tensor(randn(rng, 32, 3, 5, 5), requires_grad=True)
+    upstream = randn(rng, 4, 32, 40, 40)
+    before = fastconv.get_num_threads()
+
+    def run():
+        x.grad = w.grad = None
+        F.conv2d(x, w, padding=2).backward(upstream)
+        return x.grad.numpy().copy(), w.grad.numpy().copy()
+
+    try:
+        fastconv.set_num_threads(3)  # the pool threads hold buffers of their own,
+        first = run()
+        fastconv.set_num_threads(2)  # also those no longer in the team
+        assert cpu.cache_info()["scratch_bytes"] > 0
+        cpu.empty_cache()
+        info = cpu.cache_info()
+        assert info["scratch_bytes"] == 0, info
+        assert info["cached_bytes"] == 0 and info["cached_blocks"] == 0, info
+        again = run()
+    finally:
+        fastconv.set_num_threads(before)
+    np.testing.assert_array_equal(again[0], first[0])
+    np.testing.assert_array_equal(again[1], first[1])

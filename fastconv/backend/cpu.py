@@ -117,8 +117,14 @@ def get_num_threads() -> int:
     return _C.get_num_threads()
 
 
+def cache_info() -> dict:
+    """Sizes of the output cache and of the kernels' working buffers (see _C.cache_info)."""
+    return _C.cache_info()
+
+
 def empty_cache() -> None:
-    """Give the memory cached for reuse by large kernel outputs back to the OS."""
+    """Give the memory cached for reuse by large kernel outputs, and every thread's
+    working buffers, back to the OS."""
     _C.empty_cache()
 
 
