@@ -290,17 +290,19 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
                 }
                 if (blas_dw || blas_dx)
                     blas_backward(cv, cols, gi, Wt, DY, blas_dx ? DX : nullptr, blas_dw ? dwg : nullptr);
-                if (dxg && own_dx && cv.N >= get_num_threads()) {  // col2im(W_g^T dy_g), banded
+                if (!dxg || blas_dx) continue;
+                if (cv.N >= get_num_threads()) {  // col2im(W_g^T dy_g), an image per thread, banded
                     input_grad_columns(w_t, columns_of_dy(cv, DY, gi), cv.g, cv.N, dxg, x_img);
-                } else if (dxg && own_dx) {  // dcol_g = W_g^T dy_g per chunk of images, then col2im
-                    const index_t nb_max = images_per_column_chunk(cv);
-                    float* col = scratch(0).get(rows * nb_max * P);
-                    for (index_t n0 = 0; n0 < cv.N; n0 += nb_max) {
-                        const index_t nb = std::min(nb_max, cv.N - n0);
-                        gemm_columns(w_t, rows, columns_of_dy(cv, DY + n0 * y_img, gi), nb, nullptr,
-                                     ColumnOutput{col, rows * P});
-                        col2im(col, nb, x_img, cv.g, dxg + n0 * x_img, ColLayout{rows * P, P});
-                    }
+                    continue;
+                }
+                // Fewer images than threads: dcol_g = W_g^T dy_g per chunk of images, then col2im.
+                const index_t nb_max = images_per_column_chunk(cv);
+                float* col = scratch(0).get(rows * nb_max * P);
+                for (index_t n0 = 0; n0 < cv.N; n0 += nb_max) {
+                    const index_t nb = std::min(nb_max, cv.N - n0);
+                    gemm_columns(w_t, rows, columns_of_dy(cv, DY + n0 * y_img, gi), nb, nullptr,
+                                 ColumnOutput{col, rows * P});
+                    col2im(col, nb, x_img, cv.g, dxg + n0 * x_img, ColLayout{rows * P, P});
                 }
             }
         }

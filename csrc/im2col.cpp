@@ -124,8 +124,8 @@ void pack_columns(const Columns& src, index_t r0, index_t r1, index_t j0, index_
 
 void pack_all_columns(const Columns& src, index_t j0, index_t n, float* dst) {
     // One block of rows per thread: pack_columns works out each run of columns
-    // once for all its rows (row by row, the weight gradient of the tutorial's
-    // first layer took 1.4x longer).
+    // once for all its rows (row by row took 1.4x longer on the tutorial's
+    // first layer).
     const index_t rows = src.g.rows();
 #pragma omp parallel
     {

@@ -56,8 +56,9 @@ struct Columns {
 Columns readable_columns(const Columns& src, index_t nimg, std::vector<index_t>& offsets);
 
 // Copy rows [r0, r1) of columns [j0, j0 + n) into dst, row r at dst + (r - r0) * ld,
-// without forming the rest of the matrix: the GEMM panel packer and the
-// weight gradient's per-chunk columns. src comes from readable_columns.
+// without forming the rest of the matrix: the GEMM panel packer, and per
+// chunk of images the columns of OpenBLAS's products (pack_all_columns).
+// src comes from readable_columns.
 // Single-threaded; no bounds are crossed for any r1 <= rows, j0 + n <= N * OH*OW.
 void pack_columns(const Columns& src, index_t r0, index_t r1, index_t j0, index_t n, float* dst,
                   index_t ld);
