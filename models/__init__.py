@@ -30,7 +30,14 @@ from .inception import (
     main_logits,
 )
 from .nin import NIN
-from .registry import ModelSpec, get_model, get_model_spec, list_models, register_model
+from .registry import (
+    ModelSpec,
+    get_model,
+    get_model_spec,
+    list_models,
+    model_options,
+    register_model,
+)
 from .summary import LayerSummary, ModelSummary, summary
 
 __all__ = [
@@ -50,6 +57,7 @@ __all__ = [
     "get_model_spec",
     "list_models",
     "main_logits",
+    "model_options",
     "register_model",
     "summary",
 ]

@@ -33,7 +33,7 @@ from .train_cifar import (
     model_from_checkpoint,
 )
 
-__all__ = ["format_confusion", "main", "select_split"]
+__all__ = ["add_model_arguments", "format_confusion", "main", "model_arguments", "select_split"]
 
 
 def _same_path(a, b) -> bool:
@@ -65,18 +65,40 @@ def select_split(cfg: dict, data: str, subdir, split: str, cache_dir=None):
     return Subset(ds, val), f"validation split ({per} per class, held back by the run)"
 
 
-def format_confusion(conf: np.ndarray, classes) -> str:
-    """The confusion matrix as text: rows true class, columns predicted, plus recall."""
+def format_confusion(conf: np.ndarray, classes, no_prediction=None) -> str:
+    """The confusion matrix as text: rows true class, columns predicted, plus recall; a
+    column for images without a prediction (NaN scores) when there are any."""
     names = [str(c) for c in classes]
+    missing = np.zeros(len(names), np.int64) if no_prediction is None else \
+        np.asarray(no_prediction, np.int64)
+    extra = bool(missing.any())
     w = max(6, max(len(n) for n in names) + 1)
     cw = max(7, len(str(int(conf.max()))) + 2 if conf.size else 7)  # names cut to cw - 1
-    head = " " * w + "".join(f"{n[:cw - 1]:>{cw}}" for n in names) + "   recall"
-    lines = ["confusion matrix (rows: true class, columns: predicted class)", head]
+    head = " " * w + "".join(f"{n[:cw - 1]:>{cw}}" for n in names) \
+        + (f"{'NaN':>{cw}}" if extra else "") + "   recall"
+    lines = ["confusion matrix (rows: true class, columns: predicted class"
+             + ("; NaN: no prediction, the scores held NaN" if extra else "") + ")", head]
     for i, n in enumerate(names):
-        total = int(conf[i].sum())
+        total = int(conf[i].sum() + missing[i])
         rec = f"{100.0 * conf[i, i] / total:7.2f}%" if total else "      -"
-        lines.append(f"{n:<{w}}" + "".join(f"{int(v):>{cw}}" for v in conf[i]) + "  " + rec)
+        lines.append(f"{n:<{w}}" + "".join(f"{int(v):>{cw}}" for v in conf[i])
+                     + (f"{int(missing[i]):>{cw}}" if extra else "") + "  " + rec)
     return "\n".join(lines)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """--model / --model-opt: rebuild a checkpoint's model by name (evaluate and predict)."""
+    from .train_cifar import _model_option
+
+    p.add_argument("--model", help="registry name of a model to rebuild instead of the run's "
+                                   "own: for checkpoints of models trained from Python with "
+                                   "train(config, model=...) [the run's model]")
+    p.add_argument("--model-opt", action="append", type=_model_option, metavar="KEY=VALUE",
+                   help="builder option for --model (repeatable; values parsed as JSON)")
+
+
+def model_arguments(args) -> dict:
+    return {"model": args.model, "model_options": dict(args.model_opt or [])}
 
 
 def main(argv=None) -> int:
@@ -95,12 +117,14 @@ def main(argv=None) -> int:
                    help="data-preparation threads")
     p.add_argument("--no-ema", dest="ema", action="store_false",
                    help="use the raw weights even if the run kept an average")
+    add_model_arguments(p)
     p.add_argument("--cache-dir", default=default_cache_dir(),
                    help="decoded-image cache of image folders ('' or none: off) "
                         "[$FASTCONV_CACHE or ~/.cache/fastconv]")
     args = p.parse_args(argv)
     try:
-        model, ck = model_from_checkpoint(args.checkpoint, device=args.device, use_ema=args.ema)
+        model, ck = model_from_checkpoint(args.checkpoint, device=args.device, use_ema=args.ema,
+                                          **model_arguments(args))
         cfg = ck["config"]
         ds, what = select_split(cfg, args.data, args.data_subdir, args.split, args.cache_dir)
         if list(ds.classes) != list(cfg["classes"]):
@@ -114,12 +138,15 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     ema = " (averaged weights)" if args.ema and isinstance(ck.get("ema"), dict) else ""
-    print(f"{cfg['model']} from {args.checkpoint}{ema}, epoch {ck.get('epoch')}")
+    print(f"{args.model or cfg['model']} from {args.checkpoint}{ema}, epoch {ck.get('epoch')}")
     print(f"{res['n']} images: {what} of {args.data}")
     print(f"loss: {res['loss']:.4f}")
     print(f"top-1: {res['top1']:.2f}%")
     print(f"top-5: {res['top5']:.2f}%")
-    print(format_confusion(res["confusion"], cfg["classes"]))
+    if res["no_prediction"].any():
+        print(f"no prediction (NaN scores, counted wrong): {int(res['no_prediction'].sum())} "
+              "images")
+    print(format_confusion(res["confusion"], cfg["classes"], res["no_prediction"]))
     return 0
 
 

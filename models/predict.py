@@ -17,6 +17,7 @@ import numpy as np
 import fastconv
 from fastconv.checkpoint import CheckpointError
 
+from .evaluate import add_model_arguments, model_arguments
 from .train_cifar import _split_output, eval_transform, model_from_checkpoint
 
 __all__ = ["main", "predict"]
@@ -33,7 +34,9 @@ def _load_image(path: str, size) -> np.ndarray:
 
 
 def predict(model, cfg: dict, paths, device: str = "cpu", topk: int = 5):
-    """[(path, [(class name, probability), ...])] for each image, best first."""
+    """[(path, [(class name, probability), ...])] for each image, best first (ties: the
+    lower class index first, as torch.topk); an empty list for an image whose scores hold
+    NaN (the model has no prediction for it)."""
     size = cfg.get("image_hw") or [cfg.get("image_size") or 32] * 2
     size = (int(size[0]), int(size[1]))
     tf = eval_transform(cfg, size)
@@ -49,6 +52,9 @@ def predict(model, cfg: dict, paths, device: str = "cpu", topk: int = 5):
     prob /= prob.sum(axis=1, keepdims=True)
     k = min(topk, prob.shape[1])
     for path, pr in zip(paths, prob):
+        if np.isnan(pr).any():
+            out.append((path, []))
+            continue
         order = np.argsort(-pr, kind="stable")[:k]
         out.append((path, [(cfg["classes"][i], float(pr[i])) for i in order]))
     return out
@@ -65,9 +71,11 @@ def main(argv=None) -> int:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="[cpu]")
     p.add_argument("--no-ema", dest="ema", action="store_false",
                    help="use the raw weights even if the run kept an average")
+    add_model_arguments(p)
     args = p.parse_args(argv)
     try:
-        model, ck = model_from_checkpoint(args.checkpoint, device=args.device, use_ema=args.ema)
+        model, ck = model_from_checkpoint(args.checkpoint, device=args.device, use_ema=args.ema,
+                                          **model_arguments(args))
         results = predict(model, ck["config"], args.images, args.device, args.topk)
     except (CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -77,6 +85,8 @@ def main(argv=None) -> int:
         return 2
     for path, top in results:
         print(path)
+        if not top:
+            print("  no prediction: the model's scores for this image hold NaN")
         for name, pr in top:
             print(f"  {name:<14s} {100.0 * pr:6.2f}%")
     return 0

@@ -19,10 +19,13 @@ and users build it by name::
 from __future__ import annotations
 
 import difflib
+import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["ModelSpec", "get_model", "get_model_spec", "list_models", "register_model"]
+__all__ = ["ModelSpec", "get_model", "get_model_spec", "list_models", "model_options",
+           "register_model"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,30 @@ def get_model(name: str, num_classes: int | None = None, **options):
     if int(num_classes) < 1:
         raise ValueError(f"num_classes must be positive, got {num_classes}")
     return spec.builder(num_classes=int(num_classes), **options)
+
+
+def model_options(name: str) -> dict:
+    """The options the builder of ``name`` takes (besides ``num_classes``), with defaults:
+    its own keyword arguments and, where it passes ``**options`` on, those of the model
+    class it returns (its return annotation). None when the builder passes ``**options`` on
+    to something it does not name: then no list is known."""
+    builder = get_model_spec(name).builder
+    out = {}
+
+    def collect(fn, skip=("self", "num_classes")):
+        forwards = False
+        for p in inspect.signature(fn).parameters.values():
+            if p.kind is p.VAR_KEYWORD:
+                forwards = True
+            elif p.kind is not p.VAR_POSITIONAL and p.name not in skip:
+                out.setdefault(p.name, None if p.default is p.empty else p.default)
+        return forwards
+
+    if collect(builder):
+        cls = typing.get_type_hints(builder).get("return")
+        if not isinstance(cls, type) or collect(cls.__init__):
+            return None
+    return out
 
 
 def list_models() -> list[str]:

@@ -52,6 +52,7 @@ from fastconv.data import (
     split_per_class,
 )
 from fastconv.data.transforms import AUGMENTATIONS
+from fastconv.metrics import confusion_matrix, predicted_class, topk_hits
 
 __all__ = [
     "DEFAULTS",
@@ -125,7 +126,9 @@ MODEL_DEFAULTS = {
 RESUME_OVERRIDES = ("epochs", "device", "workers", "progress", "plot", "early_stop",
                     "eval_batch_size", "cache_dir")
 #: Options of one session only: not stored in the run's configuration.
-SESSION_ONLY = ("stop_after_epochs", "resume")
+SESSION_ONLY = ("stop_after_epochs", "resume", "overwrite")
+#: What a run folder holds; a folder holding any of these is a run (see _claim_run_dir).
+RUN_FILES = ("config.json", "history.csv", "curves.png", "last.npz", "best.npz")
 
 
 def _model_spec(name):
@@ -205,10 +208,24 @@ def load_datasets(cfg: dict):
 
 
 def build_model(cfg: dict, num_classes: int):
+    """The registry's model ``cfg["model"]`` with ``cfg["model_options"]``; an option the
+    model does not take is a ValueError naming it and listing the ones it takes."""
     import models
 
-    return models.get_model(cfg["model"], num_classes=num_classes,
-                            **(cfg.get("model_options") or {}))
+    options = dict(cfg.get("model_options") or {})
+    _check_model_options(cfg["model"], options)
+    return models.get_model(cfg["model"], num_classes=num_classes, **options)
+
+
+def _check_model_options(name: str, options) -> None:
+    import models
+
+    takes = models.model_options(name)
+    for key in options or {} if takes is not None else ():
+        if key not in takes:
+            listed = ", ".join(sorted(takes)) if takes else "none"
+            raise ValueError(f"--model-opt {key}: {name} takes no option {key!r} "
+                             f"(its options: {listed})")
 
 
 def _classifier_names(model) -> set:
@@ -323,10 +340,9 @@ def build_scheduler(cfg: dict, opt, steps_per_epoch: int):
 
 
 def top_k_correct(logits: np.ndarray, target: np.ndarray, k: int) -> int:
-    """How many rows have their target among the ``k`` largest logits (ties favour the target)."""
-    t = logits[np.arange(len(target)), target]
-    rank = (logits > t[:, None]).sum(axis=1)
-    return int((rank < k).sum())
+    """How many rows have their target among their ``k`` top classes (as torch.topk picks
+    them: ties to the lower class index; a row holding NaN is never right)."""
+    return int(topk_hits(logits, target, k).sum())
 
 
 def _split_output(out):
@@ -336,15 +352,23 @@ def _split_output(out):
     return out, []
 
 
-def evaluate_model(model, loader, device: str, num_classes: int, max_batches: int = 0):
-    """Loss, top-1, top-5 (percent) and the confusion matrix (rows: true class) of ``model``
-    in eval mode over ``loader``."""
+def evaluate_model(model, loader, device: str = "cpu", num_classes: int | None = None,
+                   max_batches: int = 0):
+    """Evaluate ``model`` in eval mode over ``loader`` (batches of ``(images, labels)``).
+
+    Returns a dict: ``loss`` (mean cross-entropy), ``top1`` and ``top5`` (percent), ``n``,
+    ``confusion`` (rows: true class, columns: predicted class), ``no_prediction`` (per true
+    class, the images whose scores held NaN: never counted correct), ``predicted`` (how many
+    images each class was predicted for) and ``constant_logits`` (True when every image got
+    the same scores: the network ignores its input).
+    """
     import fastconv.functional as F
 
     was_training = model.training
     model.eval()
-    conf = np.zeros((num_classes, num_classes), np.int64)
+    conf = None
     loss_sum, c1, c5, n = 0.0, 0, 0, 0
+    first_row, constant = None, True
     with fastconv.no_grad():
         for b, (x, y) in enumerate(loader):
             if max_batches and b >= max_batches:
@@ -352,38 +376,77 @@ def evaluate_model(model, loader, device: str, num_classes: int, max_batches: in
             logits, _ = _split_output(model(fastconv.tensor(x, device=device)))
             loss_sum += float(F.cross_entropy(logits, fastconv.tensor(y, device=device)).item()) \
                 * len(y)
-            lg = logits.detach().numpy().astype(np.float64)
+            lg = logits.detach().numpy()
+            if conf is None:
+                K = num_classes or lg.shape[1]
+                conf, missing = np.zeros((K, K), np.int64), np.zeros(K, np.int64)
             c1 += top_k_correct(lg, y, 1)
             c5 += top_k_correct(lg, y, 5)
-            np.add.at(conf, (y, lg.argmax(axis=1)), 1)
+            pred = predicted_class(lg)
+            conf += confusion_matrix(y, pred, len(conf))
+            missing += np.bincount(np.asarray(y)[pred < 0], minlength=len(conf))
+            if len(lg):
+                first_row = lg[0] if first_row is None else first_row
+                constant = constant and _rows_constant(lg, first_row)
             n += len(y)
     model.train(was_training)
     if n == 0:
+        K = num_classes or 0
         return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "n": 0,
-                "confusion": conf}
+                "confusion": np.zeros((K, K), np.int64), "no_prediction": np.zeros(K, np.int64),
+                "predicted": np.zeros(K, np.int64), "constant_logits": False}
     return {"loss": loss_sum / n, "top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "n": n,
-            "confusion": conf}
+            "confusion": conf, "no_prediction": missing, "predicted": conf.sum(axis=0),
+            "constant_logits": bool(constant and n > 1)}
 
 
-def model_from_checkpoint(path: str, device: str = "cpu", use_ema: bool = True):
-    """(model in eval mode, checkpoint dict) rebuilt from a run's checkpoint and config."""
+def _rows_constant(logits: np.ndarray, row: np.ndarray) -> bool:
+    """Whether every row of ``logits`` equals ``row`` up to float32 rounding of its scale."""
+    scale = float(np.max(np.abs(row))) if row.size and np.all(np.isfinite(row)) else 0.0
+    return bool(np.all(np.abs(logits - row) <= 1e-6 * scale + 1e-7))
+
+
+def model_from_checkpoint(path: str, device: str = "cpu", use_ema: bool = True,
+                          model: str | None = None, model_options: dict | None = None):
+    """(model in eval mode, checkpoint dict) rebuilt from a run's checkpoint and config.
+
+    ``model`` / ``model_options``: the registry name and builder options to rebuild instead
+    of the run's own (for a checkpoint of a model trained from Python with
+    ``train(config, model=...)``, which the registry cannot rebuild by itself).
+    """
     ck = ckpt_io.load_checkpoint(path)
     cfg = ck.get("config")
-    if not isinstance(cfg, dict) or not cfg.get("model"):
-        raise ckpt_io.CheckpointError(f"{path} holds no run configuration (model name); was it "
-                                      "written by models.train_cifar?")
-    try:
-        model = build_model(cfg, num_classes=len(cfg["classes"]))
-    except KeyError as e:
-        raise ckpt_io.CheckpointError(f"{path}: its model {cfg['model']!r} is not in the model "
-                                      f"registry ({str(e).strip(chr(34) + chr(39))})") from None
+    if not isinstance(cfg, dict) or not cfg.get("classes"):
+        raise ckpt_io.CheckpointError(f"{path} holds no run configuration (model name, "
+                                      "classes); was it written by models.train_cifar?")
+    name = model or cfg.get("model")
+    options = dict(model_options if model is not None else cfg.get("model_options") or {})
+    import models
+
+    if name not in models.list_models():
+        custom = cfg.get("custom_model") or model is None
+        why = (f"its model {name!r} was passed to train(config, model=...) from Python"
+               if custom and model is None else f"{name!r} is not in the model registry")
+        raise ckpt_io.CheckpointError(
+            f"{path}: cannot rebuild the model: {why}. Give a registered model of the same "
+            "layout with --model NAME [--model-opt KEY=VALUE ...], or evaluate it from Python: "
+            "build the model, fastconv.load(path, model) and "
+            "models.train_cifar.evaluate_model(model, loader) (see the README)")
+    model_obj = build_model({"model": name, "model_options": options},
+                            num_classes=len(cfg["classes"]))
     state = ck["model"]
     if use_ema and isinstance(ck.get("ema"), dict) and "shadow" in ck["ema"]:
         state = ck["ema"]["shadow"]
-    ckpt_io.load_model_state(model, state, strict=True, source=f"checkpoint {path}")
-    model.to(device)
-    model.eval()
-    return model, ck
+    try:
+        ckpt_io.load_model_state(model_obj, state, strict=True, source=f"checkpoint {path}")
+    except (KeyError, RuntimeError, ValueError) as e:
+        if model is None:
+            raise
+        raise ckpt_io.CheckpointError(f"{path}: its weights do not fit --model {name}: "
+                                      f"{e}") from None
+    model_obj.to(device)
+    model_obj.eval()
+    return model_obj, ck
 
 
 # ------------------------------------------------------------------------------------------------
@@ -452,31 +515,102 @@ def plot_curves(path: str, history: list, title: str = "") -> None:
 # ------------------------------------------------------------------------------------------------
 
 class _Interrupt:
-    """Ctrl-C sets a flag; the loop saves a checkpoint at the next batch boundary and exits.
-    A second Ctrl-C stops at once."""
+    """Ctrl-C (SIGINT) and SIGTERM (kill, schedulers, containers) set a flag; the loop
+    finishes the batch, saves a checkpoint and stops. A second signal exits at once, without
+    a traceback: checkpoints are written atomically, so the last complete one stays intact."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.flag = False
-        self._old = None
+        self.signum = None
+        self._old = {}
 
     def _handler(self, signum, frame):
+        name = signal.Signals(signum).name
         if self.flag:
-            raise KeyboardInterrupt
-        self.flag = True
-        print("\ninterrupted: saving a checkpoint after this batch (Ctrl-C again to abort)",
-              file=sys.stderr)
+            print(f"\n{name} again: stopping now; the last complete checkpoint is kept",
+                  file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        self.flag, self.signum = True, signum
+        print(f"\n{name}: saving a checkpoint after this batch (send it again to stop at once)",
+              file=sys.stderr, flush=True)
 
     def __enter__(self):
-        try:
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not in the main thread: no handler
-            self._old = None
+        for sig in self.SIGNALS:
+            try:
+                self._old[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not in the main thread: no handlers
+                break
         return self
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
         return False
+
+
+class DeadNetworkError(RuntimeError):
+    """The network's output no longer depends on its input: training cannot go on."""
+
+
+#: Training stops when this many batches in a row gave every image the same logits.
+DEAD_AFTER_BATCHES = 20
+
+_DEAD_CAUSES = ("usual causes: a learning rate too high for the start of training (lower "
+                "--lr or lengthen --warmup-epochs), an initialisation that makes the last "
+                "layer's outputs all negative, or a ReLU on the logits (no gradient flows once "
+                "they are all <= 0)")
+
+
+def _dead_message(where: str, loss: float, num_classes: int) -> str:
+    chance = math.log(num_classes) if num_classes > 1 else 0.0
+    at_chance = f" = ln {num_classes}, chance" if abs(loss - chance) < 1e-3 else ""
+    return (f"the network is dead: {where} every image got the same logits (loss "
+            f"{loss:.4f}{at_chance}), so its output no longer depends on its input and it "
+            f"cannot learn; {_DEAD_CAUSES}. Checkpoints written before this are kept.")
+
+
+def _check_predictions(ev: dict, classes, epoch: int, log) -> None:
+    """After a validation pass: a dead network is an error, a collapse onto one class a
+    warning (once per epoch)."""
+    if ev["constant_logits"]:
+        raise DeadNetworkError(_dead_message(
+            f"on the {ev['n']} validation images after epoch {epoch}", ev["loss"], len(classes)))
+    hit = np.flatnonzero(ev["predicted"])
+    if len(classes) > 1 and len(hit) == 1:
+        log(f"warning: after epoch {epoch} every validation image with a prediction was "
+            f"predicted as class {classes[hit[0]]!r}: the model has collapsed onto one class "
+            f"(validation top-1 {ev['top1']:.2f}%)")
+
+
+def _check_finite_weights(model, ema, name: str) -> None:
+    """Refuse to checkpoint weights that are not finite (they would overwrite good ones)."""
+    tensors = list(model.state_dict().items())
+    if ema is not None:
+        tensors += [(f"EMA {k}", v) for k, v in ema.shadow.items()]
+    for key, v in tensors:
+        a = v.get() if hasattr(v, "get") and not isinstance(v, np.ndarray) else np.asarray(v)
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise FloatingPointError(
+                f"not writing {name}: weight {key} holds {int(np.sum(~np.isfinite(a)))} "
+                "non-finite values (training diverged); the checkpoints written before are "
+                "kept; lower --lr or set --clip-grad")
+
+
+def _claim_run_dir(run_dir: str, overwrite: bool) -> list:
+    """The files of an earlier run in ``run_dir`` that --overwrite will replace; without
+    --overwrite, a folder holding a run is refused (nothing is changed)."""
+    found = [f for f in RUN_FILES if os.path.exists(os.path.join(run_dir, f))]
+    if found and not overwrite:
+        raise ValueError(f"--out {run_dir} already holds a run ({', '.join(found)}); continue "
+                         f"it with --resume, start it over with --overwrite (its files are "
+                         f"replaced), or choose another --out")
+    return found
+
+
+def _resume_command(run_dir: str) -> str:
+    return f"python -m models.train_cifar --out {run_dir} --resume"
 
 
 def _resume_path(cfg_given: dict) -> str | None:
@@ -525,6 +659,9 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
         cfg = resolve_config(given, model=model)
         if model is not None and not cfg.get("model"):
             cfg["model"] = type(model).__name__
+        if model is not None:
+            cfg["custom_model"] = True  # evaluate/predict cannot rebuild it from the registry
+        replaced = _claim_run_dir(given["out"], bool(given.get("overwrite")))
     stop_after = int(given.get("stop_after_epochs") or 0)
     for k in SESSION_ONLY:
         cfg.pop(k, None)
@@ -538,6 +675,7 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
             models.get_model_spec(cfg["model"])
         except KeyError as e:
             raise ValueError(str(e).strip("'\"")) from None
+        _check_model_options(cfg["model"], cfg.get("model_options"))
     device = cfg["device"]
     if device == "cuda":
         try:
@@ -618,6 +756,8 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
     n_train = sum(int(np.prod(p.shape)) for p in model.parameters() if p.requires_grad)
     if resume_ck is None:
+        for f in replaced:  # --overwrite: the old run goes only once the new one can start
+            os.remove(os.path.join(run_dir, f))
         _atomic_write(os.path.join(run_dir, "config.json"),
                       (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
     log(f"{cfg['model']}: {n_params:,} parameters ({n_train:,} trainable) on {device}; "
@@ -626,6 +766,7 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
         f"augment {cfg['augment']}; {cfg['optimizer']} lr {cfg['lr']} {cfg['schedule']}")
 
     def save(name: str, position: dict) -> str:
+        _check_finite_weights(model, ema, name)
         return fastconv.save(
             os.path.join(run_dir, name), model, opt, scheduler=sched, ema=ema,
             epoch=position["epoch"], step=step, config=cfg, position=position, history=history,
@@ -640,6 +781,7 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
     clip = float(cfg["clip_grad"])
     epochs = int(cfg["epochs"])
     run_epochs = 0
+    dead_run = 0  # training batches in a row whose logits were the same for every image
     if epoch >= epochs:
         log(f"the run is complete ({epoch} of {epochs} epochs); raise --epochs to go on")
         stopped = "complete"
@@ -687,6 +829,11 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
                             f"the loss became {lv} at epoch {epoch + 1}, batch {b}; lower --lr "
                             "or set --clip-grad")
                     lg = main.detach().numpy()
+                    dead_run = dead_run + 1 if len(lg) > 1 and _rows_constant(lg, lg[0]) else 0
+                    if dead_run >= DEAD_AFTER_BATCHES:
+                        raise DeadNetworkError(_dead_message(
+                            f"in the last {dead_run} training batches (up to epoch {epoch + 1}, "
+                            f"batch {b + 1})", lv, lg.shape[1]))
                     partial["loss"] += lv * len(y)
                     partial["c1"] += top_k_correct(lg, y, 1)
                     partial["c5"] += top_k_correct(lg, y, 5)
@@ -709,7 +856,8 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
             if intr.flag and b < steps_per_epoch:
                 partial["time"] = time.perf_counter() - t0
                 path = save("last.npz", {"epoch": epoch, "batch": b})
-                log(f"saved {path} at epoch {epoch + 1}, batch {b}; continue with --resume")
+                log(f"saved {path} at epoch {epoch + 1}, batch {b}; continue with: "
+                    f"{_resume_command(run_dir)}")
                 stopped = "interrupted"
                 break
             train_time = time.perf_counter() - t0
@@ -725,6 +873,7 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
                 else:
                     ev = evaluate_model(model, val_loader, device, len(classes))
                 row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
+                _check_predictions(ev, classes, epoch + 1, log)
             history.append(row)
             epoch += 1
             run_epochs += 1
@@ -767,7 +916,7 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
             if intr.flag:
                 stopped = "interrupted"
                 log(f"saved {os.path.join(run_dir, 'last.npz')} after epoch {epoch}; continue "
-                    "with --resume")
+                    f"with: {_resume_command(run_dir)}")
     if stopped is None:
         stopped = "complete"
     if best["epoch"]:
@@ -775,7 +924,7 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
             f"epoch {best['epoch']}; checkpoints in {run_dir}")
     return {"best_val_top1": best["val_top1"] if best["epoch"] else None,
             "best_epoch": best["epoch"], "epochs_done": epoch, "history": history,
-            "run_dir": run_dir, "stopped": stopped, "model": model}
+            "run_dir": run_dir, "stopped": stopped, "signal": intr.signum, "model": model}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -796,6 +945,9 @@ def _model_option(text: str):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m models.train_cifar",
+        usage="%(prog)s --model MODEL --data DATA --out RUN_DIR [options]\n"
+              "       %(prog)s --out RUN_DIR --resume [CKPT] [options]\n"
+              "       %(prog)s --list-models",
         description="Train a fastconv model on CIFAR-10 or an image-folder dataset.\n"
                     "Options left out take the model's recipe (--list-models shows them),\n"
                     "then the general defaults given in [brackets] below.",
@@ -806,7 +958,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m models.train_cifar --out runs/tutorial --resume\n"
                "outputs in --out: config.json, history.csv, curves.png, last.npz, best.npz")
     g = p.add_argument_group("model and data")
-    g.add_argument("--model", help="registry name of the model (see --list-models)")
+    g.add_argument("--model", help="registry name of the model (see --list-models); required "
+                                   "unless --resume or --init-from names the run")
     g.add_argument("--model-opt", action="append", type=_model_option, metavar="KEY=VALUE",
                    help="option for the model builder, e.g. aux_logits=true or dropout=0.5 "
                         "(repeatable; values parsed as JSON)")
@@ -887,6 +1040,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", nargs="?", const="auto", metavar="CKPT",
                    help="continue the run in --out from last.npz (or from CKPT); --epochs, "
                         "--device, --workers may change, the rest comes from the checkpoint")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start over in an --out that already holds a run, replacing its "
+                        "checkpoints, history and plot (without it such an --out is refused)")
     g.add_argument("--seed", type=int, help="seed of initialisation, shuffling and "
                                             "augmentation [0]")
     g.add_argument("--workers", type=int, help="data-preparation threads [min(4, cores)]")
@@ -934,10 +1090,13 @@ def main(argv=None) -> int:
         given["model_options"] = dict(given.pop("model_opt"))
     try:
         result = train(given)
-    except (DataError, ckpt_io.CheckpointError, ValueError, FloatingPointError) as e:
+    except (DataError, ckpt_io.CheckpointError, ValueError, FloatingPointError,
+            DeadNetworkError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 130 if result["stopped"] == "interrupted" else 0
+    if result["stopped"] == "interrupted":
+        return 128 + int(result.get("signal") or signal.SIGINT)  # 130 Ctrl-C, 143 SIGTERM
+    return 0
 
 
 if __name__ == "__main__":

@@ -306,13 +306,15 @@ def cross_entropy(logits, target, label_smoothing=0.0):
 
 
 def accuracy(logits, target, topk=(1, 5)):
-    """Percentage of rows whose target is among the k largest logits, for each k."""
+    """Percentage of rows whose target is among the k largest logits, for each k (ties: the
+    lower class index first, as a stable sort; a row holding NaN is never right)."""
     logits = f64(logits)
     target = np.asarray(target)
     order = np.argsort(-logits, axis=1, kind="stable")
     out = []
     for k in topk:
-        hit = [target[i] in order[i, :k] for i in range(logits.shape[0])]
+        hit = [target[i] in order[i, :k] and not np.isnan(logits[i]).any()
+               for i in range(logits.shape[0])]
         out.append(100.0 * np.mean(hit))
     return out
 

@@ -100,6 +100,62 @@ def test_accuracy_known_values():
     assert only == pytest.approx(50.0)
 
 
+def test_accuracy_never_flatters_constant_tied_or_nan_logits(rng):
+    # Constant logits: every row predicts class 0 (argmax's first maximum), so top-1 is the
+    # share of class-0 targets, not 100%; top-k holds classes 0..k-1.
+    n, K = 64, 10
+    target = rng.integers(0, K, size=n)
+    const = np.full((n, K), rng.normal(), np.float32)
+    top1, top3 = F.accuracy(fastconv.tensor(const), target, topk=(1, 3))
+    assert top1 == pytest.approx(100.0 * np.mean(target == 0))
+    assert top3 == pytest.approx(100.0 * np.mean(target < 3))
+    # Ties among the leaders: the lower index wins, as a stable descending sort.
+    tied = distinct(rng, n, K)
+    a, b = rng.choice(K, size=2, replace=False)
+    tied[:, a] = tied[:, b] = tied.max(axis=1) + 1.0
+    got = F.accuracy(fastconv.tensor(tied), target, topk=(1, 2, 5))
+    assert got == pytest.approx(R.accuracy(tied, target, (1, 2, 5)))
+    assert got[0] == pytest.approx(100.0 * np.mean(target == min(a, b)))
+    # NaN rows are never right, whatever k; the other rows count as usual.
+    nan = distinct(rng, n, K)
+    bad = rng.random(n) < 0.3
+    nan[bad, rng.integers(0, K, size=int(bad.sum()))] = np.nan
+    got = F.accuracy(fastconv.tensor(nan), target, topk=(1, 5, K))
+    assert got == pytest.approx(R.accuracy(nan, target, (1, 5, K)))
+    assert got[2] == pytest.approx(100.0 * np.mean(~bad))
+    all_nan = np.full((n, K), np.nan, np.float32)
+    assert F.accuracy(fastconv.tensor(all_nan), target, topk=(1, 5)) == [0.0, 0.0]
+
+
+def test_top1_matches_torch_argmax_on_ties(rng):
+    torch = pytest.importorskip("torch")
+    scores = rng.integers(0, 3, size=(200, 7)).astype(np.float32)  # many ties
+    target = rng.integers(0, 7, size=200)
+    (top1,) = F.accuracy(fastconv.tensor(scores), target, topk=(1,))
+    expect = (torch.from_numpy(scores).argmax(dim=1).numpy() == target).mean() * 100.0
+    assert top1 == pytest.approx(expect)
+
+
+def test_metrics_predictions_and_confusion(rng):
+    from fastconv.metrics import confusion_matrix, predicted_class
+
+    scores = distinct(rng, 40, 4)
+    scores[3] = 0.0           # constant row: class 0
+    scores[5, 2] = np.nan     # no prediction
+    target = rng.integers(0, 4, size=40)
+    pred = predicted_class(scores)
+    assert pred[3] == 0 and pred[5] == -1
+    ok = np.arange(40) != 5
+    np.testing.assert_array_equal(pred[ok], np.argmax(scores[ok], axis=1))
+    conf = confusion_matrix(target, pred, 4)
+    expect = np.zeros((4, 4), np.int64)
+    for t, p in zip(target[ok], pred[ok]):
+        expect[t, p] += 1
+    np.testing.assert_array_equal(conf, expect)
+    with pytest.raises(ValueError, match="class index"):
+        F.accuracy(fastconv.tensor(scores), np.full(40, 4), topk=(1,))
+
+
 def test_accuracy_default_topk_is_1_and_5(rng):
     logits = distinct(rng, 20, 10)
     target = rng.integers(0, 10, size=20)

@@ -69,19 +69,15 @@ def cross_entropy(logits, target, label_smoothing=0.0):
 
 
 def accuracy(logits, target, topk=(1, 5)):
-    """Top-k accuracies in percent: the share of rows whose target is among the k largest logits.
+    """Top-k accuracies in percent: the share of rows whose target is among their k top
+    classes, picked as ``torch.topk`` picks them (ties go to the lower class index; a row
+    holding NaN is never right; see :mod:`fastconv.metrics`).
 
-    Returns a list with one float per k (k larger than the class count counts every row).
+    Returns a list with one float per k (k at or above the class count counts every row
+    without NaN); 0.0 for an empty batch.
     """
-    from fastconv.tensor import Tensor
+    from fastconv.metrics import topk_hits
 
-    scores = np.asarray(logits.__array__() if isinstance(logits, Tensor) else logits)
-    if scores.ndim != 2:
-        raise ValueError(f"accuracy: logits must be 2-D (N, K), got shape {scores.shape}")
-    t = np.asarray(target.__array__() if isinstance(target, Tensor) else target).astype(np.int64)
-    if t.shape != (scores.shape[0],):
-        raise ValueError(f"accuracy: target must have shape ({scores.shape[0]},), got {t.shape}")
-    # Rank of the target = number of classes scoring strictly higher (ties favour the target).
-    target_score = scores[np.arange(len(t)), t]
-    rank = (scores > target_score[:, None]).sum(axis=1)
-    return [float((rank < k).mean() * 100.0) if len(t) else 0.0 for k in topk]
+    ks = (topk,) if isinstance(topk, int) else tuple(topk)
+    return [float(topk_hits(logits, target, k).mean() * 100.0) if len(target) else 0.0
+            for k in ks]
