@@ -12,10 +12,12 @@ configuration, anything else -- stored as one ``.npz`` archive:
   its version.
 
 Reading uses ``np.load(..., allow_pickle=False)``: a checkpoint can never run
-code, and object arrays are refused when saving. Writing goes to a temporary
-file in the same directory which is flushed, fsync'ed and then renamed over
-the target (``os.replace`` is atomic), so a crash mid-write leaves the old
-checkpoint intact.
+code, and object arrays are refused when saving; a file that is not a
+checkpoint is named for what it is (an image, a PyTorch pickle, ...). Writing
+goes to a temporary file in the same directory which is flushed, fsync'ed and
+then renamed over the target (``os.replace`` is atomic), so a crash mid-write
+leaves the old checkpoint intact; the file gets the permissions of any other
+output (0o666 less the umask).
 
 High level:
 
@@ -35,7 +37,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 import warnings
 import zipfile
 
@@ -144,6 +146,22 @@ def _unflatten(obj, arrays, path):
 # low level
 # ------------------------------------------------------------------------------------------------
 
+def _create_temp(directory: str, base: str):
+    """A new file next to the target, opened for writing: ``(fd, path)``.
+
+    Created with mode 0o666 so that the umask decides the permissions, as for any
+    other output file (``tempfile.mkstemp`` would make the checkpoint 0o600).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise CheckpointError(f"save: cannot create a temporary file in {directory}")  # pragma: no cover
+
+
 def save_checkpoint(path: str, tree: dict, compress: bool = False) -> str:
     """Write the nested dict ``tree`` to ``path`` atomically; return ``path``.
 
@@ -168,8 +186,7 @@ def save_checkpoint(path: str, tree: dict, compress: bool = False) -> str:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
+    fd, tmp = _create_temp(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             (np.savez_compressed if compress else np.savez)(f, **members)
@@ -193,41 +210,148 @@ def save_checkpoint(path: str, tree: dict, compress: bool = False) -> str:
     return path
 
 
+#: What a checkpoint is, for the messages about files that are not one.
+_WHAT = "a fastconv checkpoint (.npz written by fastconv.save / models.train_cifar)"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first member / an empty zip
+#: torch.save's legacy (pre-zip) format opens with this number, pickled with protocol 2.
+_TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+_PICKLE_HINT = ("; it is a pickle, which fastconv does not unpickle (unpickling can run any "
+                "code). To reuse PyTorch weights, save them as arrays in PyTorch -- "
+                "np.savez('w.npz', **{k: v.numpy() for k, v in state_dict.items()}) -- and "
+                "load those with model.load_state_dict(np.load('w.npz'))")
+_SIGNATURES = (  # (leading bytes, what the file is)
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"\x93NUMPY", "a single NumPy array (.npy)"),
+    (b"\x1f\x8b", "a gzip-compressed file (a .tar.gz data set?)"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (Keras .h5?)"),
+)
+
+
+def _text_of(head: bytes):
+    """The start of ``head`` as text when it looks like UTF-8 text, else None."""
+    if b"\x00" in head:
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:  # not just a character cut at the end of the sample
+            return None
+        text = head[:e.start].decode("utf-8")
+    text = text.lstrip("\ufeff")
+    return text if all(c.isprintable() or c in "\t\r\n\f" for c in text) else None
+
+
+def _what_is(path: str, head: bytes, size: int) -> tuple[str, str]:
+    """(what a file that is not a zip seems to be, a hint or ""), from its first bytes."""
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            return what, ""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image", ""
+    if head.startswith(_TORCH_LEGACY_MAGIC):
+        return "a PyTorch pickle file (torch.save's legacy format)", _PICKLE_HINT
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle file (a PyTorch .pt/.pth?)", _PICKLE_HINT
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size:
+        return "a safetensors file", ""
+    text = _text_of(head)
+    if text is not None:
+        if text.lstrip()[:1] in ("{", "[") and size <= 1 << 24:
+            try:
+                with open(path, encoding="utf-8-sig") as f:
+                    json.load(f)
+                return "a JSON file", ""
+            except (ValueError, OSError):
+                pass
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        return f"a text file (starting {first[:60]!r})", ""
+    return f"a file of unknown format (starting with bytes {head[:8].hex(' ')})", ""
+
+
+def _npz_files_in(directory: str) -> str:
+    """' (it holds: a.npz, b.npz)' -- a hint for a path that names the wrong file."""
+    try:
+        found = sorted(f for f in os.listdir(directory) if f.endswith(".npz"))
+    except OSError:
+        return ""
+    if not found:
+        return ""
+    return f" (checkpoints in {directory or '.'}: " + ", ".join(found[:8]) + \
+        (", ..." if len(found) > 8 else "") + ")"
+
+
+def _check_is_npz(path: str) -> None:
+    """Raise a CheckpointError saying what the file at ``path`` is unless it is a readable
+    ``.npz`` archive. Looks only at bytes and zip member names: nothing is unpickled."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"no checkpoint at {path}: no such file"
+                              + _npz_files_in(os.path.dirname(path)))
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file; name the .npz "
+                              "file inside it" + _npz_files_in(path))
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise CheckpointError(f"cannot read the checkpoint {path}: {e}") from e
+    if not head:
+        raise CheckpointError(f"{path} is an empty file (0 bytes), not {_WHAT}; if it was "
+                              "meant to be one, its copy or download did not finish")
+    if not head.startswith(_ZIP_MAGIC):
+        what, hint = _what_is(path, head, size)
+        raise CheckpointError(f"{path} is {what}, not {_WHAT}{hint}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is a truncated or corrupt zip/.npz file ({e}): not a "
+                              f"readable checkpoint; if it is one, its copy or download did "
+                              "not finish") from e
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        raise CheckpointError(f"{path} is a PyTorch pickle file (torch.save's zip format), "
+                              f"not {_WHAT}{_PICKLE_HINT}")
+    if not names or not all(n.endswith(".npy") for n in names):
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise CheckpointError(f"{path} is a zip archive (holding {shown or 'nothing'}) but not "
+                              f"an .npz, not {_WHAT}")
+
+
 def load_checkpoint(path: str) -> dict:
     """Read a tree written by :func:`save_checkpoint` (arrays as NumPy arrays on the host).
 
     Raises CheckpointError with the reason when the file is missing, truncated
-    or corrupt, not an ``.npz`` archive, an ``.npz`` not written by fastconv, or
-    written by a newer version of the format.
+    or corrupt, or not a checkpoint -- and then says what it seems to be (an
+    image, a text or JSON file, a PyTorch or other pickle file, a zip that is
+    not an ``.npz``, an ``.npz`` not written by fastconv) -- or was written by a
+    newer version of the format.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointError(f"no checkpoint at {path}")
-    if os.path.isdir(path):
-        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
+    _check_is_npz(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):  # pragma: no cover - np.load of .npy
-                raise CheckpointError(f"{path} is a single .npy array, not a fastconv checkpoint")
             names = list(z.files)
             if HEADER not in names:
                 shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-                raise CheckpointError(f"{path} is an .npz archive but not a fastconv checkpoint "
-                                      f"(no {HEADER!r} header; it holds: {shown or 'nothing'})")
+                raise CheckpointError(f"{path} is an .npz archive without the {HEADER!r} header "
+                                      f"(it holds: {shown}), not {_WHAT}; plain weight arrays "
+                                      "by parameter name load with "
+                                      "model.load_state_dict(np.load(path))")
             header_bytes = z[HEADER]
             arrays = {n: z[n] for n in names if n != HEADER}
     except CheckpointError:
         raise
     except ValueError as e:
         if "pickle" in str(e):
-            raise CheckpointError(f"{path} is a pickle file, not a fastconv checkpoint "
-                                  "(fastconv never loads pickled data)") from e
-        if "NpzFile" in str(e) or "npy" in str(e).lower():
-            raise CheckpointError(f"{path} is not a fastconv checkpoint ({e})") from e
+            raise CheckpointError(f"{path} holds pickled object arrays, which fastconv does not "
+                                  f"unpickle; not {_WHAT}") from e
         raise CheckpointError(f"{path} is corrupt or not a fastconv checkpoint ({e})") from e
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
-        raise CheckpointError(f"{path} is truncated, corrupt or not a fastconv checkpoint "
-                              f"(.npz) file ({type(e).__name__}: {e})") from e
+        raise CheckpointError(f"{path} is truncated or corrupt: a member of the .npz cannot be "
+                              f"read ({type(e).__name__}: {e})") from e
     if isinstance(header_bytes, np.ndarray) and header_bytes.dtype == np.uint8:
         try:
             header = json.loads(header_bytes.tobytes().decode("utf-8"))
@@ -262,31 +386,27 @@ def load_model_state(model, state: dict, strict: bool = True, source: str = "che
     listing them all, and nothing is loaded; otherwise the entries that fit
     are loaded, the rest skipped (and a warning lists them).
     """
+    from fastconv.nn.module import incompatible_keys_errors
+
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     mismatched = [(k, _shape(state[k]), _shape(own[k])) for k in own
                   if k in state and _shape(state[k]) != _shape(own[k])]
     report = {"missing": missing, "unexpected": unexpected, "mismatched": mismatched}
-    problems = []
-    if missing:
-        problems.append(f"missing from the {source} ({len(missing)}): " + ", ".join(missing))
-    if unexpected:
-        problems.append(f"unexpected in the {source} ({len(unexpected)}): " + ", ".join(unexpected))
-    if mismatched:
-        problems.append(f"shape mismatch ({len(mismatched)}): " + ", ".join(
-            f"{k} {source} {tuple(a)} vs model {tuple(b)}" for k, a, b in mismatched))
+    # The lines of Module.load_state_dict's error, so both read alike.
+    problems = incompatible_keys_errors(missing, unexpected, mismatched)
     if problems and strict:
-        raise CheckpointError(f"cannot load the {source} into {type(model).__name__} "
-                              "(strict=True):\n  " + "\n  ".join(problems)
+        raise CheckpointError(f"Error(s) in loading state_dict for {type(model).__name__} from "
+                              f"the {source}:\n\t" + "\n\t".join(problems)
                               + "\n(use strict=False to load the entries that fit)")
     bad = {k for k, _, _ in mismatched}
     fitting = {k: np.asarray(v) for k, v in state.items() if k in own and k not in bad}
     model.load_state_dict(fitting, strict=False)
     report["loaded"] = sorted(fitting)
     if problems:
-        warnings.warn(f"loaded {len(fitting)} of {len(own)} entries of {type(model).__name__}; "
-                      "skipped:\n  " + "\n  ".join(problems), stacklevel=3)
+        warnings.warn(f"loaded {len(fitting)} of {len(own)} entries of {type(model).__name__} "
+                      f"from the {source}; skipped:\n\t" + "\n\t".join(problems), stacklevel=3)
     return report
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import stat
 import warnings
 import zipfile
 from pathlib import Path
@@ -170,7 +171,8 @@ def test_bad_files_give_clear_errors(tmp_path, rng):
         ck.load_checkpoint(str(tmp_path / "model.pkl"))
     # an .npz from elsewhere
     np.savez(tmp_path / "foreign.npz", weights=np.zeros(3), bias=np.ones(2))
-    with pytest.raises(CheckpointError, match="not a fastconv checkpoint.*weights"):
+    with pytest.raises(CheckpointError, match=r"foreign\.npz is an \.npz.*weights.*not a "
+                                              "fastconv checkpoint"):
         ck.load_checkpoint(str(tmp_path / "foreign.npz"))
     # a header from the future, and a header that names a missing member
     header = {"format": ck.FORMAT, "version": ck.VERSION + 1, "tree": {}}
@@ -199,6 +201,156 @@ def test_bad_files_give_clear_errors(tmp_path, rng):
         ck.load_checkpoint(str(tmp_path))
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions and umask")
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002, 0o027])
+def test_checkpoint_permissions_follow_the_umask(tmp_path, rng, monkeypatch, mask):
+    replaced, synced = [], []
+    real_replace, real_fsync = os.replace, os.fsync
+
+    def spy_replace(src, dst):
+        replaced.append((os.fspath(src), os.fspath(dst), stat.S_IMODE(os.stat(src).st_mode)))
+        real_replace(src, dst)
+
+    def spy_fsync(fd):
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "replace", spy_replace)
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    path = str(tmp_path / "run" / "last.npz")
+    old = os.umask(mask)
+    try:
+        with open(tmp_path / "other.csv", "w") as f:  # what any other output file gets
+            f.write("epoch,loss\n")
+        for _ in range(2):  # a new file, then one written over an existing checkpoint
+            w = rng.standard_normal(int(rng.integers(1, 50)))
+            fastconv.save(path, small_net(), epoch=1, w=w)
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "other.csv").st_mode) == 0o666 & ~mask
+    np.testing.assert_array_equal(ck.load_checkpoint(path)["w"], w)
+    # still atomic: a temporary file in the same folder, fsync'ed, then renamed over the target
+    assert len(replaced) == 2
+    for src, dst, mode in replaced:
+        assert dst == path and os.path.dirname(src) == os.path.dirname(path) and src != path
+        assert mode == 0o666 & ~mask
+    assert os.stat(path).st_ino in synced
+    assert os.listdir(tmp_path / "run") == ["last.npz"]
+
+
+class Trap:
+    """Unpickling this creates ``marker``: a file that must never appear."""
+
+    def __init__(self, marker):
+        self.marker = Path(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _zip(path, members):
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+
+
+def _foreign_files(tmp_path, rng):
+    """{file name: (how to write it, what the error must call it)}."""
+    from PIL import Image
+
+    marker = tmp_path / "unpickled"
+    pixels = rng.integers(0, 256, (int(rng.integers(4, 20)), int(rng.integers(4, 20)), 3),
+                          dtype=np.uint8)
+    trap = pickle.dumps({"w": Trap(marker)}, protocol=int(rng.integers(2, 6)))
+    words = " ".join(rng.choice(["loss", "epoch", "cat", "dog", "lr"], 8))
+    good = tmp_path / "good.npz"
+    ck.save_checkpoint(str(good), {"w": rng.standard_normal(3000)})
+    raw = good.read_bytes()
+    cut = int(rng.integers(10, len(raw) - 30))
+    files = {
+        "cat.png": (lambda p: Image.fromarray(pixels).save(p), "a PNG image"),
+        "cat.jpg": (lambda p: Image.fromarray(pixels).save(p), "a JPEG image"),
+        "cat.gif": (lambda p: Image.fromarray(pixels).save(p), "a GIF image"),
+        "config.json": (lambda p: p.write_text(json.dumps({"lr": float(rng.random()),
+                                                           "model": "nin"}, indent=2)),
+                        "a JSON file"),
+        "notes.txt": (lambda p: p.write_text(words + "\n"), f"a text file (starting {words!r})"),
+        "model.pkl": (lambda p: p.write_bytes(trap), "a Python pickle file"),
+        "legacy.pth": (lambda p: p.write_bytes(
+            pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + trap), "a PyTorch pickle file"),
+        "model.pt": (lambda p: _zip(p, {"model/data.pkl": trap, "model/version": b"3\n"}),
+                     "a PyTorch pickle file"),
+        "flat.pt": (lambda p: _zip(p, {"data.pkl": trap}), "a PyTorch pickle file"),
+        "photos.zip": (lambda p: _zip(p, {"a.png": b"x", "b/readme.txt": b"y"}),
+                       "a zip archive (holding a.png, b/readme.txt) but not an .npz"),
+        "arrays.npy": (lambda p: np.save(p, pixels), "a single NumPy array (.npy)"),
+        "empty.npz": (lambda p: p.write_bytes(b""), "an empty file (0 bytes)"),
+        "truncated.npz": (lambda p: p.write_bytes(raw[:cut]), "a truncated or corrupt"),
+        "weights.npz": (lambda p: np.savez(p, **{"fc.weight": pixels}),
+                        "an .npz archive without the '__fastconv__' header (it holds: fc.weight)"),
+        "objects.npz": (lambda p: np.savez(p, **{ck.HEADER: np.zeros(2, np.uint8),
+                                                 "o": np.array([Trap(marker)], dtype=object)}),
+                        "pickled object arrays"),
+    }
+    return files, marker
+
+
+@pytest.mark.parametrize("name", ["cat.png", "cat.jpg", "cat.gif", "config.json", "notes.txt",
+                                  "model.pkl", "legacy.pth", "model.pt", "flat.pt", "photos.zip",
+                                  "arrays.npy", "empty.npz", "truncated.npz", "weights.npz",
+                                  "objects.npz"])
+def test_a_file_that_is_not_a_checkpoint_is_named_for_what_it_is(tmp_path, rng, name):
+    files, marker = _foreign_files(tmp_path, rng)
+    write, what = files[name]
+    p = tmp_path / "runs" / "x" / name
+    p.parent.mkdir(parents=True)
+    write(p)
+    for load in (ck.load_checkpoint, fastconv.load):
+        with pytest.raises(CheckpointError) as e:
+            load(str(p))
+        msg = str(e.value)
+        assert msg.startswith(str(p) + " ")
+        assert what in msg
+        if name not in ("truncated.npz", "objects.npz"):
+            assert msg.startswith(f"{p} is {what}") or what.startswith("an .npz")
+            assert "not a fastconv checkpoint (.npz written by fastconv.save" in msg
+        if name.endswith((".pt", ".pth", ".pkl")):
+            assert "which fastconv does not unpickle" in msg
+    assert not marker.exists(), "a pickle was unpickled"
+
+
+def test_real_pytorch_files_are_named_and_not_unpickled(tmp_path, rng):
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "unpickled"
+    state = {"fc.weight": torch.from_numpy(rng.standard_normal((3, 4)).astype(np.float32)),
+             "trap": Trap(marker)}
+    for name, kw in (("new.pt", {}), ("old.pth", {"_use_new_zipfile_serialization": False})):
+        torch.save(state, tmp_path / name, **kw)
+        with pytest.raises(CheckpointError, match=r"is a PyTorch pickle file .*a pickle, which "
+                                                  "fastconv does not unpickle") as e:
+            fastconv.load(str(tmp_path / name))
+        assert str(tmp_path / name) in str(e.value)
+    assert not marker.exists()
+
+
+def test_missing_files_and_folders_point_at_the_checkpoints_there(tmp_path, rng):
+    run = tmp_path / "run"
+    names = sorted(f"{w}.npz" for w in rng.choice(["last", "best", "epoch3"], 2, replace=False))
+    for n in names:
+        ck.save_checkpoint(str(run / n), {"epoch": 1})
+    with pytest.raises(CheckpointError) as e:
+        fastconv.load(str(run))
+    assert str(e.value).startswith(f"{run} is a directory, not a checkpoint file")
+    assert ", ".join(names) in str(e.value)
+    with pytest.raises(CheckpointError) as e:
+        fastconv.load(str(run / "lats.npz"))
+    assert str(e.value).startswith(f"no checkpoint at {run / 'lats.npz'}: no such file")
+    assert ", ".join(names) in str(e.value)
+    with pytest.raises(CheckpointError, match="no such file$"):
+        fastconv.load(str(tmp_path / "absent" / "last.npz"))
+
+
 def test_strict_and_non_strict_model_loading(tmp_path, rng):
     src = small_net(classes=4)
     path = fastconv.save(str(tmp_path / "a.npz"), src)
@@ -208,7 +360,12 @@ def test_strict_and_non_strict_model_loading(tmp_path, rng):
     with pytest.raises(CheckpointError) as e:
         fastconv.load(path, dst)
     msg = str(e.value)
-    assert "5.weight" in msg and "(4, 5)" in msg and "(7, 5)" in msg and "5.bias" in msg
+    assert isinstance(e.value, RuntimeError)  # as Module.load_state_dict's error
+    assert msg.startswith("Error(s) in loading state_dict for Sequential from the checkpoint "
+                          "a.npz:\n\t")
+    assert ("\n\tsize mismatch for 5.weight: copying a param with shape (4, 5) from checkpoint, "
+            "the shape in current model is (7, 5).\n\tsize mismatch for 5.bias: copying a param "
+            "with shape (4,) from checkpoint, the shape in current model is (7,).\n") in msg
     assert "strict=False" in msg
     for k, v in dst.state_dict().items():
         np.testing.assert_array_equal(v, before[k])
@@ -224,8 +381,9 @@ def test_strict_and_non_strict_model_loading(tmp_path, rng):
     with pytest.raises(CheckpointError) as e:
         fastconv.load(path, other)
     msg = str(e.value)
-    assert "unexpected" in msg and "1.running_mean" in msg
-    assert "missing" in msg and "2.weight" in msg
+    assert '\n\tMissing key(s) in state_dict: "2.weight", "2.bias". \n' in msg
+    assert ('\n\tUnexpected key(s) in state_dict: "1.weight", "1.bias", "5.weight", "5.bias", '
+            '"1.running_mean", "1.running_var", "1.num_batches_tracked". \n') in msg
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rep = fastconv.load(path, other, strict=False)["skipped"]

@@ -281,6 +281,80 @@ def test_image_folder_bad_images_and_sizes(tmp_path, rng):
         ImageFolder(tar)
 
 
+def _files_only_tar(src_dir, tar_path, arcname):
+    """A .tar.gz of the files under ``src_dir`` without directory members (as some tools
+    write them): folders exist only as the parents of files."""
+    with tarfile.open(tar_path, "w:gz") as tar:
+        for dirpath, _, filenames in os.walk(src_dir):
+            for f in filenames:
+                full = os.path.join(dirpath, f)
+                tar.add(full, arcname=f"{arcname}/{os.path.relpath(full, src_dir)}")
+    return tar_path
+
+
+@pytest.mark.parametrize("content", ["nothing", "a text file"])
+def test_an_empty_class_folder_is_an_error_naming_it(tmp_path, rng, content):
+    root = tmp_path / "data" / "train"
+    write_image_folder(str(root), rng, per_class=2)
+    empty = sorted(rng.choice(["ant", "bee", "zebra", "dog2"], int(rng.integers(1, 3)),
+                              replace=False).tolist())
+    for name in empty:
+        (root / name).mkdir()
+        if content == "a text file":
+            (root / name / "notes.txt").write_text("no images yet")
+    (root / ".ipynb_checkpoints").mkdir()  # hidden folders are not classes
+    sources = {str(root): [str(root / n) for n in empty]}
+    tar = make_tar(str(tmp_path / "data"), str(tmp_path / "d.tar.gz"), "d")
+    sources[tar] = [f"{tar}:d/train/{n}" for n in empty]
+    if content == "a text file":
+        bare = _files_only_tar(str(tmp_path / "data"), str(tmp_path / "bare.tgz"), "d")
+        with tarfile.open(bare) as t:
+            assert not any(m.isdir() for m in t.getmembers())
+        sources[bare] = [f"{bare}:d/train/{n}" for n in empty]
+    for src, where in sources.items():
+        with pytest.raises(DataError) as e:
+            ImageFolder(src)
+        msg = str(e.value)
+        assert msg.startswith("ImageFolder: found no image files (.png, .jpg")
+        assert f"for the class{'es' if len(empty) > 1 else ''} {', '.join(empty)}: " in msg
+        assert ", ".join(where) + (" are empty" if len(empty) > 1 else " is empty") in msg
+        # naming the classes to use leaves the empty folder out; naming it is the same error
+        ds = ImageFolder(src, classes=CLASSES[::-1])
+        assert ds.classes == CLASSES[::-1] and len(ds) == 2 * len(CLASSES)
+        with pytest.raises(DataError, match=f"for the class {empty[-1]}: {where[-1]} is empty"):
+            ImageFolder(src, classes=[CLASSES[0], empty[-1]])
+    # with every class folder filled, the hidden folder alone is no error
+    for name in empty:
+        write_image_folder(str(root), rng, per_class=1, classes=[name])
+    assert ImageFolder(str(root)).classes == sorted(CLASSES + empty)
+
+
+@pytest.mark.parametrize("source", ["dir", "tar"])
+def test_the_size_error_says_how_to_resize_in_python_and_on_the_command_line(tmp_path, rng,
+                                                                              source):
+    sizes = [(int(rng.integers(4, 9)), int(rng.integers(4, 9)))]
+    sizes.append((sizes[0][0] + int(rng.integers(1, 4)), sizes[0][1]))
+    root = tmp_path / "imgs"
+    per_class = int(rng.integers(2, 4))
+    write_image_folder(str(root), rng, per_class=per_class, sizes=sizes[::int(rng.choice([1, -1]))])
+    src = str(root) if source == "dir" else make_tar(str(root), str(tmp_path / "i.tgz"), "imgs")
+    ds = ImageFolder(src)
+    # which image fixes the size and which one first differs, read with PIL independently
+    whs = [Image.open(root / f.split("/", 1)[-1] if source == "tar" else root / f).size
+           for f in ds.files]
+    first = next(i for i, wh in enumerate(whs) if wh != whs[0])
+    with pytest.raises(DataError) as e:
+        ds.get_batch(np.arange(len(ds)))
+    msg = str(e.value)
+    assert (f"have different sizes (W x H: {whs[0][0]}x{whs[0][1]} in {ds.files[0]}, "
+            f"{whs[first][0]}x{whs[first][1]} in {ds.files[first]})") in msg
+    assert "--image-size N (models.train_cifar)" in msg and "size=(H, W)" in msg
+    # and what it says works
+    h, w = int(rng.integers(3, 9)), int(rng.integers(3, 9))
+    x, _ = ImageFolder(src, size=(h, w)).get_batch(np.arange(len(ds)))
+    assert x.shape == (len(ds), h, w, 3)
+
+
 def test_images_are_decoded_once(tmp_path, rng, monkeypatch):
     root = tmp_path / "d"
     write_image_folder(str(root), rng, per_class=5)

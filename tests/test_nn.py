@@ -120,36 +120,145 @@ def test_load_state_dict_copies_its_input():
     assert not np.any(to_numpy(net.fc.bias) == 42.0)
 
 
-def test_load_state_dict_strict_rejects_missing_and_unexpected_keys():
+def _random_state(rng, template):
+    """Fresh values of the shapes and dtypes of ``template`` (integer buffers included)."""
+    return {k: (rng.integers(0, 100, v.shape).astype(v.dtype) if v.dtype.kind in "iu"
+                else rng.standard_normal(v.shape).astype(v.dtype)) for k, v in template.items()}
+
+
+def _torch_style(keys):
+    return ", ".join(f'"{k}"' for k in keys)
+
+
+def test_load_state_dict_strict_rejects_missing_and_unexpected_keys(rng):
     net = SmallNet()
-    sd = net.state_dict()
-    del sd["fc.bias"]
-    with pytest.raises((KeyError, RuntimeError, ValueError), match="fc.bias"):
+    before = {k: v.copy() for k, v in net.state_dict().items()}
+    sd = _random_state(rng, before)
+    names = list(sd)
+    dropped = sorted(rng.choice(len(names), size=int(rng.integers(1, 4)), replace=False))
+    missing = [names[i] for i in dropped]
+    for k in missing:
+        del sd[k]
+    unexpected = [f"extra{i}.weight" for i in range(int(rng.integers(1, 3)))]
+    for k in unexpected:
+        sd[k] = np.zeros(3, np.float32)
+    with pytest.raises(RuntimeError) as e:
         net.load_state_dict(sd)
-    sd = net.state_dict()
-    sd["extra.weight"] = np.zeros(3, np.float32)
-    with pytest.raises((KeyError, RuntimeError, ValueError), match="extra.weight"):
+    assert not isinstance(e.value, (KeyError, ValueError))
+    assert str(e.value) == ("Error(s) in loading state_dict for SmallNet:\n\t"
+                            f"Missing key(s) in state_dict: {_torch_style(missing)}. \n\t"
+                            f"Unexpected key(s) in state_dict: {_torch_style(unexpected)}. ")
+    for k, v in net.state_dict().items():  # a failed load copies nothing
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+    # only one kind: only its line
+    del sd[unexpected[0]]
+    for k in unexpected[1:]:
+        del sd[k]
+    with pytest.raises(RuntimeError) as e:
         net.load_state_dict(sd, strict=True)
+    assert str(e.value).endswith(f"\n\tMissing key(s) in state_dict: {_torch_style(missing)}. ")
 
 
-def test_load_state_dict_non_strict_reports_and_loads_the_rest():
+def test_load_state_dict_non_strict_reports_and_loads_the_rest(rng):
     net = SmallNet()
-    sd = SmallNet().state_dict()
+    sd = _random_state(rng, SmallNet().state_dict())
     del sd["fc.bias"]
     sd["extra.weight"] = np.zeros(3, np.float32)
-    missing, unexpected = net.load_state_dict(sd, strict=False)
-    assert list(missing) == ["fc.bias"]
-    assert list(unexpected) == ["extra.weight"]
-    np.testing.assert_array_equal(to_numpy(net.conv.weight), sd["conv.weight"])
+    result = net.load_state_dict(sd, strict=False)
+    assert type(result).__name__ == "_IncompatibleKeys"
+    assert result.missing_keys == ["fc.bias"] and result.unexpected_keys == ["extra.weight"]
+    missing, unexpected = result  # still unpacks as a pair
+    assert (missing, unexpected) == (["fc.bias"], ["extra.weight"])
+    for k, v in sd.items():
+        if k != "extra.weight":
+            np.testing.assert_array_equal(net.state_dict()[k], v, err_msg=k)
+    # strict and matching: an empty result, shown as PyTorch shows it
+    ok = net.load_state_dict(net.state_dict())
+    assert ok.missing_keys == [] and ok.unexpected_keys == []
+    assert repr(ok) == "<All keys matched successfully>"
+    assert "fc.bias" in repr(result)
 
 
-def test_load_state_dict_shape_mismatch_raises():
+def test_load_state_dict_shape_mismatch_raises(rng):
     net = SmallNet()
-    sd = net.state_dict()
-    sd["fc.weight"] = np.zeros((5, 35), np.float32)
+    before = net.state_dict()
+    sd = SmallNet().state_dict()
+    rows = int(rng.integers(6, 9))
+    sd["fc.weight"] = rng.standard_normal((rows, 36)).astype(np.float32)
+    sd["conv.bias"] = fastconv.tensor(np.zeros((2, 4), np.float32))  # Tensors are read too
+    expected = ("Error(s) in loading state_dict for SmallNet:\n\t"
+                "size mismatch for conv.bias: copying a param with shape (2, 4) from checkpoint, "
+                "the shape in current model is (4,).\n\t"
+                f"size mismatch for fc.weight: copying a param with shape ({rows}, 36) from "
+                "checkpoint, the shape in current model is (5, 36).")
     for strict in (True, False):
-        with pytest.raises((ValueError, RuntimeError), match="fc.weight"):
+        with pytest.raises(RuntimeError) as e:
             net.load_state_dict(sd, strict=strict)
+        assert str(e.value) == expected
+        for k, v in net.state_dict().items():
+            np.testing.assert_array_equal(v, before[k], err_msg=k)
+    with pytest.raises(TypeError, match="dict-like"):
+        net.load_state_dict([("fc.bias", np.zeros(5))])
+
+
+def test_load_state_dict_reads_an_npz_of_named_arrays(rng, tmp_path):
+    """What the checkpoint errors suggest for plain weight files: np.load's mapping works."""
+    sd = _random_state(rng, SmallNet().state_dict())
+    np.savez(tmp_path / "w.npz", **sd)
+    net = SmallNet()
+    with np.load(tmp_path / "w.npz", allow_pickle=False) as z:
+        result = net.load_state_dict(z)
+    assert (result.missing_keys, result.unexpected_keys) == ([], [])
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, sd[k], err_msg=k)
+
+
+def test_load_state_dict_errors_read_as_pytorch(rng):
+    """The same bad state dicts into the same layer names: the messages are PyTorch's, with
+    shapes written (a, b) instead of torch.Size([a, b])."""
+    torch = pytest.importorskip("torch")
+    import re
+
+    sizes = [int(v) for v in rng.integers(2, 6, 3)]
+    ours = nn.Sequential(nn.Linear(sizes[0], sizes[1]), nn.ReLU(), nn.Linear(sizes[1], sizes[2]))
+    theirs = torch.nn.Sequential(torch.nn.Linear(sizes[0], sizes[1]), torch.nn.ReLU(),
+                                 torch.nn.Linear(sizes[1], sizes[2]))
+    good = {k: rng.standard_normal(tuple(v.shape)).astype(np.float32)
+            for k, v in theirs.state_dict().items()}
+    assert list(good) == list(ours.state_dict())
+
+    def as_ours(msg):
+        return re.sub(r"torch\.Size\(\[([^\]]*)\]\)",
+                      lambda m: str(tuple(int(v) for v in m.group(1).split(",") if v.strip())),
+                      msg)
+
+    cases = []
+    bad = dict(good)
+    del bad[list(good)[int(rng.integers(0, 4))]]
+    bad["2.scale"] = np.ones(1, np.float32)
+    cases.append((bad, True))
+    bad = dict(good)
+    bad["2.weight"] = np.zeros((sizes[2] + 1, sizes[1]), np.float32)
+    bad["0.bias"] = np.zeros((), np.float32)
+    cases += [(bad, True), (bad, False)]
+    bad = dict(bad)
+    del bad["2.bias"]
+    bad["3.weight"] = np.zeros(2, np.float32)
+    cases.append((bad, True))
+    for sd, strict in cases:
+        with pytest.raises(RuntimeError) as theirs_e:
+            theirs.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()},
+                                   strict=strict)
+        with pytest.raises(RuntimeError) as ours_e:
+            ours.load_state_dict(sd, strict=strict)
+        assert str(ours_e.value) == as_ours(str(theirs_e.value))
+    sd = dict(good)
+    sd["2.scale"] = np.ones(1, np.float32)
+    del sd["0.bias"]
+    t = theirs.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=False)
+    o = ours.load_state_dict(sd, strict=False)
+    assert (o.missing_keys, o.unexpected_keys) == (t.missing_keys, t.unexpected_keys)
+    assert tuple(o) == tuple(t)
 
 
 # ----------------------------------------------------------------------------- modes, grads

@@ -421,9 +421,10 @@ class ImageFolder:
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self._lock = threading.Lock()
         self._cache_file = None
+        self._first_file = None     # the image whose size the cache took (for size errors)
         self.cache_hit = False
         if os.path.isdir(root):
-            entries = self._scan_dir(root)
+            entries, folders = self._scan_dir(root)
             self._raw = None
             if cache_dir:
                 sig = [(e, os.stat(os.path.join(root, e)).st_size,
@@ -438,7 +439,7 @@ class ImageFolder:
                                                     subdir, classes)
                 if self._load_cache():
                     return
-            entries, self._raw = self._scan_tar(root)
+            entries, self._raw, folders = self._scan_tar(root)
         elif os.path.exists(root):
             raise DataError(f"ImageFolder: {root} is neither a directory nor a tar archive "
                             "(.tar, .tar.gz, .tgz)")
@@ -461,14 +462,29 @@ class ImageFolder:
         prefix = roots[0]
         self.prefix = prefix
         found = sorted({d.rsplit("/", 1)[-1] for d in class_dirs})
-        if classes is None:
-            classes = found
-        else:
+        # Every folder beside the class folders is a class too (as in torchvision): one
+        # without images is an error, not a dropped class that would shift the labels.
+        siblings = {d.rsplit("/", 1)[-1] for d in folders
+                    if (d.rsplit("/", 1)[0] if "/" in d else "") == prefix}
+        empty = sorted(siblings - set(found) - {"__MACOSX"})  # macOS zip/tar metadata
+        if classes is not None:
             classes = list(classes)
-            unknown = [c for c in classes if c not in found]
+            empty = [c for c in classes if c in empty]
+            unknown = [c for c in classes if c not in found and c not in empty]
             if unknown:
                 raise DataError(f"ImageFolder: classes {unknown} have no folder under "
                                 f"{os.path.join(root, prefix)} (found: {found})")
+        if empty:
+            where = ", ".join((f"{root}:{prefix}/{c}" if prefix else f"{root}:{c}")
+                              if self._raw is not None else os.path.join(root, prefix, c)
+                              for c in empty)
+            raise DataError(f"ImageFolder: found no image files ({', '.join(IMAGE_EXTENSIONS)}) "
+                            f"for the class{'es' if len(empty) > 1 else ''} "
+                            f"{', '.join(empty)}: {where} "
+                            f"{'are' if len(empty) > 1 else 'is'} empty; add images, remove the "
+                            "folder, or list the classes to use with classes=[...]")
+        if classes is None:
+            classes = found
         index = {c: i for i, c in enumerate(classes)}
         items = []
         for e in sorted(entries):
@@ -545,30 +561,44 @@ class ImageFolder:
         return not base.startswith(".") and base.lower().endswith(IMAGE_EXTENSIONS)
 
     def _scan_dir(self, root: str):
-        out = []
+        """(image paths, folder paths), relative to ``root`` with '/' separators."""
+        out, folders = [], set()
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+            if rel != ".":
+                folders.add(rel)
             for f in filenames:
                 if self._is_image(f):
                     out.append(f if rel == "." else f"{rel}/{f}")
-        return out
+        return out, folders
 
     def _scan_tar(self, path: str):
-        entries, raw = [], {}
+        """(image member names, {name: bytes}, folder names) of the archive at ``path``."""
+        entries, raw, folders = [], {}, set()
         try:
             with tarfile.open(path, "r:*") as tar:
                 for m in tar:
+                    name = m.name
+                    while name.startswith("./"):
+                        name = name[2:]
+                    name = name.rstrip("/")
+                    parts = name.split("/")
+                    dirs = parts if m.isdir() else parts[:-1]
+                    if any(d.startswith(".") or not d for d in dirs):
+                        continue  # hidden folders are skipped, as on disk
+                    # A folder is a directory member, or the parent of any file (archives
+                    # need not list directories).
+                    folders.update("/".join(dirs[:k]) for k in range(1, len(dirs) + 1))
                     if not m.isfile():
                         continue
-                    name = m.name.lstrip("./") if m.name.startswith("./") else m.name
                     if self._is_image(name):
                         raw[name] = tar.extractfile(m).read()
                         entries.append(name)
         except (tarfile.TarError, OSError, EOFError) as e:
             raise DataError(f"ImageFolder: cannot read the archive {path} ({e}): it is truncated "
                             "or not a tar archive") from e
-        return entries, raw
+        return entries, raw, folders
 
     # -- decoding ---------------------------------------------------------------------------------
     def _read_bytes(self, i: int) -> bytes:
@@ -602,12 +632,14 @@ class ImageFolder:
         if self._cache is None:
             with self._lock:
                 if self._cache is None:
+                    self._first_file = self.files[i]
                     self._cache = np.empty((len(self.files),) + a.shape, np.uint8)
         if a.shape != self._cache.shape[1:]:
-            raise DataError(f"ImageFolder: {self.files[i]} is {a.shape[1]}x{a.shape[0]} "
-                            f"(W x H, {a.shape[2]} channels) but earlier images are "
-                            f"{self._cache.shape[2]}x{self._cache.shape[1]}; pass size=(H, W) "
-                            "to resize all images on loading")
+            h, w = self._cache.shape[1:3]
+            raise DataError(f"ImageFolder: the images under {self.root} have different sizes "
+                            f"(W x H: {w}x{h} in {self._first_file}, {a.shape[1]}x{a.shape[0]} "
+                            f"in {self.files[i]}); resize them on loading: --image-size N "
+                            "(models.train_cifar) or size=(H, W) (ImageFolder, open_dataset)")
         self._cache[i] = a
         self._have[i] = True
         if self._raw is not None:

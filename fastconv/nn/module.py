@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -47,6 +48,35 @@ def _checked_hook(hook):
     if not callable(hook):
         raise TypeError(f"hook must be callable, got {type(hook).__name__}")
     return hook
+
+
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``Module.load_state_dict`` returns (PyTorch's name and fields)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
+
+
+def incompatible_keys_errors(missing, unexpected, mismatched) -> list[str]:
+    """The lines of PyTorch's load_state_dict error: missing keys, unexpected keys, and
+    ``(key, checkpoint shape, model shape)`` size mismatches (shapes as tuples)."""
+    errors = []
+    if missing:
+        errors.append("Missing key(s) in state_dict: "
+                      + ", ".join(f'"{k}"' for k in missing) + ". ")
+    if unexpected:
+        errors.append("Unexpected key(s) in state_dict: "
+                      + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+    for k, src, dst in mismatched:
+        errors.append(f"size mismatch for {k}: copying a param with shape {tuple(src)} from "
+                      f"checkpoint, the shape in current model is {tuple(dst)}.")
+    return errors
 
 
 class Module:
@@ -197,38 +227,35 @@ class Module:
             state[name] = np.array(t.__array__(), copy=True)
         return state
 
-    def load_state_dict(self, state_dict, strict: bool = True):
-        """Copy arrays into the parameters and buffers of the same names.
+    def load_state_dict(self, state_dict, strict: bool = True) -> _IncompatibleKeys:
+        """Copy arrays into the parameters and buffers of the same names (as PyTorch).
 
-        Returns ``(missing_keys, unexpected_keys)``. With ``strict`` (the default)
-        any missing or unexpected key or any shape mismatch raises a KeyError or
-        ValueError listing all of them; without it, matching entries are loaded
-        and the rest reported. Shape mismatches always raise.
+        Returns ``_IncompatibleKeys(missing_keys, unexpected_keys)``: the names the
+        module has but ``state_dict`` lacks, and the other way round. With ``strict``
+        (the default) either kind raises a RuntimeError listing them all; without
+        it, the matching entries are loaded. A shape mismatch raises in both modes.
+        Nothing is copied when an error is raised.
         """
         from fastconv.tensor import _as_array
 
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         own = OrderedDict(list(self.named_parameters()) + list(self.named_buffers()))
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        mismatched = []
+        values = {k: (v.data if isinstance(v, Tensor) else v) for k, v in state_dict.items()}
+        missing = [k for k in own if k not in values]
+        unexpected = [k for k in values if k not in own]
+        mismatched = [(k, tuple(np.shape(values[k])), t.shape) for k, t in own.items()
+                      if k in values and tuple(np.shape(values[k])) != t.shape]
+        errors = incompatible_keys_errors(missing if strict else [],
+                                          unexpected if strict else [], mismatched)
+        if errors:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                               + "\n\t".join(errors))
         for k, t in own.items():
-            if k in state_dict:
-                value = np.shape(state_dict[k].data if isinstance(state_dict[k], Tensor)
-                                 else state_dict[k])
-                if tuple(value) != t.shape:
-                    mismatched.append(f"{k}: checkpoint {tuple(value)} vs model {t.shape}")
-        if mismatched:
-            raise ValueError("load_state_dict: shape mismatch for " + "; ".join(mismatched))
-        if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict (strict): missing keys {missing}, "
-                           f"unexpected keys {unexpected}")
-        for k, t in own.items():
-            if k in state_dict:
-                value = state_dict[k]
-                value = value.data if isinstance(value, Tensor) else value
+            if k in values:
                 # Copy into the existing array, so references to it (an optimizer's) stay valid.
-                t.data[...] = _as_array(value, t.device)
-        return missing, unexpected
+                t.data[...] = _as_array(values[k], t.device)
+        return _IncompatibleKeys(missing, unexpected)
 
     # ---- calling and display ----------------------------------------------------------------
     def forward(self, *args, **kwargs):
