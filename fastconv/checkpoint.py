@@ -37,11 +37,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import warnings
 import zipfile
 
 import numpy as np
+
+from fastconv.files import atomic_open
 
 __all__ = [
     "FORMAT",
@@ -146,22 +147,6 @@ def _unflatten(obj, arrays, path):
 # low level
 # ------------------------------------------------------------------------------------------------
 
-def _create_temp(directory: str, base: str):
-    """A new file next to the target, opened for writing: ``(fd, path)``.
-
-    Created with mode 0o666 so that the umask decides the permissions, as for any
-    other output file (``tempfile.mkstemp`` would make the checkpoint 0o600).
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise CheckpointError(f"save: cannot create a temporary file in {directory}")  # pragma: no cover
-
-
 def save_checkpoint(path: str, tree: dict, compress: bool = False) -> str:
     """Write the nested dict ``tree`` to ``path`` atomically; return ``path``.
 
@@ -184,29 +169,8 @@ def save_checkpoint(path: str, tree: dict, compress: bool = False) -> str:
     members.update(arrays)
 
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = _create_temp(directory, os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, **members)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover - not every file system allows fsync on a directory
-        pass
+    with atomic_open(path) as f:
+        (np.savez_compressed if compress else np.savez)(f, **members)
     return path
 
 

@@ -25,15 +25,17 @@ import numpy as np
 from fastconv.checkpoint import CheckpointError
 from fastconv.data import CIFAR10, DataError, DataLoader, Subset, split_per_class
 
-from .train_cifar import (
-    _open,
+from .common import (
+    add_model_arguments,
     default_cache_dir,
     eval_transform,
     evaluate_model,
+    model_arguments,
     model_from_checkpoint,
+    open_data,
 )
 
-__all__ = ["add_model_arguments", "format_confusion", "main", "model_arguments", "select_split"]
+__all__ = ["format_confusion", "main", "select_split"]
 
 
 def _same_path(a, b) -> bool:
@@ -43,12 +45,12 @@ def _same_path(a, b) -> bool:
 def select_split(cfg: dict, data: str, subdir, split: str, cache_dir=None):
     """(dataset, description) of the images to evaluate."""
     if split == "test" or (split == "auto" and not _same_path(data, cfg.get("data"))):
-        ds = _open(data, subdir, cfg.get("image_size"), train=False, cache_dir=cache_dir)
+        ds = open_data(data, subdir, cfg.get("image_size"), train=False, cache_dir=cache_dir)
         if split == "test" and not isinstance(ds, CIFAR10):
             raise DataError("--split test: only CIFAR-10's python version has a test batch")
         kind = "test batch" if isinstance(ds, CIFAR10) else "all images"
         return ds, kind
-    ds = _open(data, subdir if subdir is not None else cfg.get("data_subdir"),
+    ds = open_data(data, subdir if subdir is not None else cfg.get("data_subdir"),
                cfg.get("image_size"), train=True, cache_dir=cache_dir)
     if split == "all":
         return ds, "all images"
@@ -84,21 +86,6 @@ def format_confusion(conf: np.ndarray, classes, no_prediction=None) -> str:
         lines.append(f"{n:<{w}}" + "".join(f"{int(v):>{cw}}" for v in conf[i])
                      + (f"{int(missing[i]):>{cw}}" if extra else "") + "  " + rec)
     return "\n".join(lines)
-
-
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """--model / --model-opt: rebuild a checkpoint's model by name (evaluate and predict)."""
-    from .train_cifar import _model_option
-
-    p.add_argument("--model", help="registry name of a model to rebuild instead of the run's "
-                                   "own: for checkpoints of models trained from Python with "
-                                   "train(config, model=...) [the run's model]")
-    p.add_argument("--model-opt", action="append", type=_model_option, metavar="KEY=VALUE",
-                   help="builder option for --model (repeatable; values parsed as JSON)")
-
-
-def model_arguments(args) -> dict:
-    return {"model": args.model, "model_options": dict(args.model_opt or [])}
 
 
 def main(argv=None) -> int:

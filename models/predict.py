@@ -17,8 +17,13 @@ import numpy as np
 import fastconv
 from fastconv.checkpoint import CheckpointError
 
-from .evaluate import add_model_arguments, model_arguments
-from .train_cifar import _split_output, eval_transform, model_from_checkpoint
+from .common import (
+    add_model_arguments,
+    eval_transform,
+    model_arguments,
+    model_from_checkpoint,
+    split_output,
+)
 
 __all__ = ["main", "predict"]
 
@@ -45,7 +50,7 @@ def predict(model, cfg: dict, paths, device: str = "cpu", topk: int = 5):
     x = tf(batch, np.random.default_rng(0))
     model.eval()
     with fastconv.no_grad():
-        logits, _ = _split_output(model(fastconv.tensor(x, device=device)))
+        logits, _ = split_output(model(fastconv.tensor(x, device=device)))
     z = logits.detach().numpy().astype(np.float64)
     z -= z.max(axis=1, keepdims=True)
     prob = np.exp(z)

@@ -42,17 +42,28 @@ import fastconv
 from fastconv import checkpoint as ckpt_io
 from fastconv import optim
 from fastconv.data import (
-    CIFAR10,
     DataError,
     DataLoader,
-    ImageFolder,
     Subset,
     make_transform,
-    open_dataset,
     split_per_class,
 )
 from fastconv.data.transforms import AUGMENTATIONS
-from fastconv.metrics import confusion_matrix, predicted_class, topk_hits
+from fastconv.files import atomic_write
+
+from .common import (
+    build_model,
+    check_model_options,
+    default_cache_dir,
+    eval_transform,
+    evaluate_model,
+    model_from_checkpoint,
+    open_data,
+    parse_model_option,
+    rows_constant,
+    split_output,
+    top_k_correct,
+)
 
 __all__ = [
     "DEFAULTS",
@@ -164,38 +175,13 @@ def resolve_config(given: dict, model=None) -> dict:
 # building blocks
 # ------------------------------------------------------------------------------------------------
 
-def eval_transform(cfg: dict, image_size):
-    """The deterministic transform used for validation, evaluation and prediction."""
-    return make_transform(cfg["augment"], train=False, input_size=cfg.get("input_size"),
-                          image_size=image_size)
-
-
-def default_cache_dir() -> str:
-    """Where decoded image folders are cached: $FASTCONV_CACHE or ~/.cache/fastconv."""
-    return os.environ.get("FASTCONV_CACHE") or os.path.join("~", ".cache", "fastconv")
-
-
-def _open(path, subdir, image_size, train=True, cache_dir=None, progress=False, threads=None):
-    """Open a dataset; image folders are decoded at once (in threads) and cached on disk."""
-    size = None if image_size is None else (int(image_size), int(image_size))
-    if cache_dir in ("", "none", "off"):
-        cache_dir = None
-    ds = open_dataset(path, train=train, subdir=subdir, size=size, cache_dir=cache_dir)
-    if isinstance(ds, ImageFolder) and not ds.cache_hit:
-        ds.decode_all(num_threads=threads, progress=progress)
-    if isinstance(ds, CIFAR10) and size is not None and size != (32, 32):
-        raise DataError(f"--image-size {image_size}: CIFAR-10 arrays are 32x32 and are not "
-                        "resized; use a *_cifar model (or an image folder of the images)")
-    return ds
-
-
 def load_datasets(cfg: dict):
     """(train set, validation set or None, class names) as the config says."""
     kw = {"cache_dir": cfg.get("cache_dir"), "progress": bool(cfg.get("progress", True)),
               "threads": cfg.get("workers")}
-    full = _open(cfg["data"], cfg.get("data_subdir"), cfg.get("image_size"), train=True, **kw)
+    full = open_data(cfg["data"], cfg.get("data_subdir"), cfg.get("image_size"), train=True, **kw)
     if cfg.get("val_data"):
-        val = _open(cfg["val_data"], cfg.get("val_subdir"), cfg.get("image_size"), train=False,
+        val = open_data(cfg["val_data"], cfg.get("val_subdir"), cfg.get("image_size"), train=False,
                     **kw)
         if list(val.classes) != list(full.classes):
             raise DataError(f"--val-data classes {val.classes} differ from the training "
@@ -205,27 +191,6 @@ def load_datasets(cfg: dict):
         tr, va = split_per_class(full.targets, int(cfg["val_per_class"]), mode="last")
         return Subset(full, tr), Subset(full, va), list(full.classes)
     return full, None, list(full.classes)
-
-
-def build_model(cfg: dict, num_classes: int):
-    """The registry's model ``cfg["model"]`` with ``cfg["model_options"]``; an option the
-    model does not take is a ValueError naming it and listing the ones it takes."""
-    import models
-
-    options = dict(cfg.get("model_options") or {})
-    _check_model_options(cfg["model"], options)
-    return models.get_model(cfg["model"], num_classes=num_classes, **options)
-
-
-def _check_model_options(name: str, options) -> None:
-    import models
-
-    takes = models.model_options(name)
-    for key in options or {} if takes is not None else ():
-        if key not in takes:
-            listed = ", ".join(sorted(takes)) if takes else "none"
-            raise ValueError(f"--model-opt {key}: {name} takes no option {key!r} "
-                             f"(its options: {listed})")
 
 
 def _classifier_names(model) -> set:
@@ -339,116 +304,6 @@ def build_scheduler(cfg: dict, opt, steps_per_epoch: int):
     return S.LinearWarmup(opt, warm, after=after) if warm > 0 else after
 
 
-def top_k_correct(logits: np.ndarray, target: np.ndarray, k: int) -> int:
-    """How many rows have their target among their ``k`` top classes (as torch.topk picks
-    them: ties to the lower class index; a row holding NaN is never right)."""
-    return int(topk_hits(logits, target, k).sum())
-
-
-def _split_output(out):
-    """(main logits, [aux logits...]) of a model output (tensor or tuple)."""
-    if isinstance(out, (tuple, list)):
-        return out[0], [a for a in out[1:] if a is not None]
-    return out, []
-
-
-def evaluate_model(model, loader, device: str = "cpu", num_classes: int | None = None,
-                   max_batches: int = 0):
-    """Evaluate ``model`` in eval mode over ``loader`` (batches of ``(images, labels)``).
-
-    Returns a dict: ``loss`` (mean cross-entropy), ``top1`` and ``top5`` (percent), ``n``,
-    ``confusion`` (rows: true class, columns: predicted class), ``no_prediction`` (per true
-    class, the images whose scores held NaN: never counted correct), ``predicted`` (how many
-    images each class was predicted for) and ``constant_logits`` (True when every image got
-    the same scores: the network ignores its input).
-    """
-    import fastconv.functional as F
-
-    was_training = model.training
-    model.eval()
-    conf = None
-    loss_sum, c1, c5, n = 0.0, 0, 0, 0
-    first_row, constant = None, True
-    with fastconv.no_grad():
-        for b, (x, y) in enumerate(loader):
-            if max_batches and b >= max_batches:
-                break
-            logits, _ = _split_output(model(fastconv.tensor(x, device=device)))
-            loss_sum += float(F.cross_entropy(logits, fastconv.tensor(y, device=device)).item()) \
-                * len(y)
-            lg = logits.detach().numpy()
-            if conf is None:
-                K = num_classes or lg.shape[1]
-                conf, missing = np.zeros((K, K), np.int64), np.zeros(K, np.int64)
-            c1 += top_k_correct(lg, y, 1)
-            c5 += top_k_correct(lg, y, 5)
-            pred = predicted_class(lg)
-            conf += confusion_matrix(y, pred, len(conf))
-            missing += np.bincount(np.asarray(y)[pred < 0], minlength=len(conf))
-            if len(lg):
-                first_row = lg[0] if first_row is None else first_row
-                constant = constant and _rows_constant(lg, first_row)
-            n += len(y)
-    model.train(was_training)
-    if n == 0:
-        K = num_classes or 0
-        return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "n": 0,
-                "confusion": np.zeros((K, K), np.int64), "no_prediction": np.zeros(K, np.int64),
-                "predicted": np.zeros(K, np.int64), "constant_logits": False}
-    return {"loss": loss_sum / n, "top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "n": n,
-            "confusion": conf, "no_prediction": missing, "predicted": conf.sum(axis=0),
-            "constant_logits": bool(constant and n > 1)}
-
-
-def _rows_constant(logits: np.ndarray, row: np.ndarray) -> bool:
-    """Whether every row of ``logits`` equals ``row`` up to float32 rounding of its scale."""
-    scale = float(np.max(np.abs(row))) if row.size and np.all(np.isfinite(row)) else 0.0
-    return bool(np.all(np.abs(logits - row) <= 1e-6 * scale + 1e-7))
-
-
-def model_from_checkpoint(path: str, device: str = "cpu", use_ema: bool = True,
-                          model: str | None = None, model_options: dict | None = None):
-    """(model in eval mode, checkpoint dict) rebuilt from a run's checkpoint and config.
-
-    ``model`` / ``model_options``: the registry name and builder options to rebuild instead
-    of the run's own (for a checkpoint of a model trained from Python with
-    ``train(config, model=...)``, which the registry cannot rebuild by itself).
-    """
-    ck = ckpt_io.load_checkpoint(path)
-    cfg = ck.get("config")
-    if not isinstance(cfg, dict) or not cfg.get("classes"):
-        raise ckpt_io.CheckpointError(f"{path} holds no run configuration (model name, "
-                                      "classes); was it written by models.train_cifar?")
-    name = model or cfg.get("model")
-    options = dict(model_options if model is not None else cfg.get("model_options") or {})
-    import models
-
-    if name not in models.list_models():
-        custom = cfg.get("custom_model") or model is None
-        why = (f"its model {name!r} was passed to train(config, model=...) from Python"
-               if custom and model is None else f"{name!r} is not in the model registry")
-        raise ckpt_io.CheckpointError(
-            f"{path}: cannot rebuild the model: {why}. Give a registered model of the same "
-            "layout with --model NAME [--model-opt KEY=VALUE ...], or evaluate it from Python: "
-            "build the model, fastconv.load(path, model) and "
-            "models.train_cifar.evaluate_model(model, loader) (see the README)")
-    model_obj = build_model({"model": name, "model_options": options},
-                            num_classes=len(cfg["classes"]))
-    state = ck["model"]
-    if use_ema and isinstance(ck.get("ema"), dict) and "shadow" in ck["ema"]:
-        state = ck["ema"]["shadow"]
-    try:
-        ckpt_io.load_model_state(model_obj, state, strict=True, source=f"checkpoint {path}")
-    except (KeyError, RuntimeError, ValueError) as e:
-        if model is None:
-            raise
-        raise ckpt_io.CheckpointError(f"{path}: its weights do not fit --model {name}: "
-                                      f"{e}") from None
-    model_obj.to(device)
-    model_obj.eval()
-    return model_obj, ck
-
-
 # ------------------------------------------------------------------------------------------------
 # run-folder output: CSV and plot
 # ------------------------------------------------------------------------------------------------
@@ -457,20 +312,13 @@ CSV_FIELDS = ["epoch", "lr", "train_loss", "train_top1", "train_top5", "val_loss
               "val_top5", "epoch_time_s", "images_per_s"]
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def write_csv(path: str, history: list) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
     w.writeheader()
     for row in history:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    _atomic_write(path, buf.getvalue().encode())
+    atomic_write(path, buf.getvalue().encode())
 
 
 def plot_curves(path: str, history: list, title: str = "") -> None:
@@ -507,7 +355,7 @@ def plot_curves(path: str, history: list, title: str = "") -> None:
         fig.suptitle(title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -624,50 +472,51 @@ def _resume_path(cfg_given: dict) -> str | None:
     return r
 
 
-def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) -> dict:
-    """Run training as ``config`` says (keys as the command-line options, with underscores).
-
-    ``model``: a Module to train instead of ``models.get_model(config["model"])`` (its
-    class count must match the data). Returns a summary dict: ``best_val_top1``,
-    ``best_epoch``, ``epochs_done``, ``history``, ``run_dir``, ``stopped`` (None,
-    "interrupted", "early_stop", "stop_after_epochs" or "complete").
-    """
-    given = dict(config)
-    resume = _resume_path(given)
-    resume_ck = None
+def _resolve_run_config(given: dict, model, resume: str | None, log):
+    """Step 1, the configuration: (config, resume checkpoint or None, files --overwrite
+    replaces). On --resume the run's own configuration, with only RESUME_OVERRIDES taken
+    from ``given`` (the others are reported as ignored)."""
     if resume:
         resume_ck = ckpt_io.load_checkpoint(resume)
         if not isinstance(resume_ck.get("config"), dict):
             raise ckpt_io.CheckpointError(f"{resume}: no run configuration to resume")
         cfg = dict(resume_ck["config"])
+        ignored = [k for k, v in given.items()
+                   if k not in RESUME_OVERRIDES + SESSION_ONLY + ("out",) and v is not None
+                   and k in DEFAULTS and v != cfg.get(k)]
+        if ignored:
+            log("warning: --resume keeps the run's own "
+                + ", ".join(f"--{k.replace('_', '-')} {cfg.get(k)!r}" for k in ignored)
+                + " (given: " + ", ".join(repr(given[k]) for k in ignored) + "); on --resume "
+                "only " + ", ".join(f"--{k.replace('_', '-')}" for k in RESUME_OVERRIDES)
+                + " may change")
         for k in RESUME_OVERRIDES:
             if given.get(k) is not None:
                 cfg[k] = given[k]
         if given.get("out"):
             cfg["out"] = given["out"]
-    else:
-        if given.get("init_from") and not given.get("model"):
-            src = ckpt_io.load_checkpoint(given["init_from"]).get("config") or {}
-            given["model"] = src.get("model")
-            given.setdefault("model_options", src.get("model_options"))
-        if not given.get("model") and model is None:
-            raise ValueError("--model is required (see --list-models)")
-        if not given.get("data"):
-            raise ValueError("--data is required")
-        if not given.get("out"):
-            raise ValueError("--out RUN_DIR is required")
-        cfg = resolve_config(given, model=model)
-        if model is not None and not cfg.get("model"):
-            cfg["model"] = type(model).__name__
-        if model is not None:
-            cfg["custom_model"] = True  # evaluate/predict cannot rebuild it from the registry
-        replaced = _claim_run_dir(given["out"], bool(given.get("overwrite")))
-    stop_after = int(given.get("stop_after_epochs") or 0)
-    for k in SESSION_ONLY:
-        cfg.pop(k, None)
-    for k in ("augment",):
-        if cfg[k] not in AUGMENTATIONS:
-            raise ValueError(f"--augment must be one of {AUGMENTATIONS}")
+        return cfg, resume_ck, []
+    if given.get("init_from") and not given.get("model"):
+        src = ckpt_io.load_checkpoint(given["init_from"]).get("config") or {}
+        given["model"] = src.get("model")
+        given.setdefault("model_options", src.get("model_options"))
+    if not given.get("model") and model is None:
+        raise ValueError("--model is required (see --list-models)")
+    if not given.get("data"):
+        raise ValueError("--data is required")
+    if not given.get("out"):
+        raise ValueError("--out RUN_DIR is required")
+    cfg = resolve_config(given, model=model)
+    if model is not None and not cfg.get("model"):
+        cfg["model"] = type(model).__name__
+    if model is not None:
+        cfg["custom_model"] = True  # evaluate/predict cannot rebuild it from the registry
+    return cfg, None, _claim_run_dir(given["out"], bool(given.get("overwrite")))
+
+
+def _check_config(cfg: dict, model) -> None:
+    if cfg["augment"] not in AUGMENTATIONS:
+        raise ValueError(f"--augment must be one of {AUGMENTATIONS}")
     if model is None:
         import models
 
@@ -675,272 +524,324 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
             models.get_model_spec(cfg["model"])
         except KeyError as e:
             raise ValueError(str(e).strip("'\"")) from None
-        _check_model_options(cfg["model"], cfg.get("model_options"))
-    device = cfg["device"]
-    if device == "cuda":
+        check_model_options(cfg["model"], cfg.get("model_options"))
+    if cfg["device"] == "cuda":
         try:
             from fastconv.backend import get_backend
 
             get_backend("cuda")
         except Exception as e:
             raise ValueError(f"--device cuda is not available here: {e}") from e
-    run_dir = cfg["out"]
-    os.makedirs(run_dir, exist_ok=True)
 
-    # -- data -------------------------------------------------------------------------------------
-    train_ds, val_ds, classes = load_datasets(cfg)
-    if resume_ck is not None and cfg.get("classes") and list(cfg["classes"]) != classes:
-        raise DataError(f"the data's classes {classes} differ from the run's {cfg['classes']}")
-    cfg["classes"] = classes
-    image_hw = train_ds.image_shape[:2]
-    cfg["image_hw"] = [int(image_hw[0]), int(image_hw[1])]  # what predict resizes files to
-    if cfg["input_size"] is None:
-        cfg["input_size"] = int(image_hw[0])
-    train_tf = make_transform(cfg["augment"], train=True, input_size=cfg["input_size"],
-                              image_size=image_hw)
-    val_tf = make_transform(cfg["augment"], train=False, input_size=cfg["input_size"],
-                            image_size=image_hw)
-    train_loader = DataLoader(train_ds, batch_size=int(cfg["batch_size"]), shuffle=True,
-                              seed=int(cfg["seed"]), transform=train_tf, drop_last=True,
-                              num_workers=int(cfg["workers"]))
-    val_loader = None if val_ds is None else DataLoader(
-        val_ds, batch_size=int(cfg["eval_batch_size"]), shuffle=False, transform=val_tf,
-        num_workers=int(cfg["workers"]))
-    if len(train_loader) == 0:
-        raise DataError(f"{len(train_ds)} training images make no batch of "
-                        f"{cfg['batch_size']}; lower --batch-size")
-    steps_per_epoch = len(train_loader)
-    if cfg.get("limit_batches"):
-        steps_per_epoch = min(steps_per_epoch, int(cfg["limit_batches"]))
 
-    # -- model, optimizer, schedule -----------------------------------------------------------
-    fastconv.manual_seed(int(cfg["seed"]))
-    if model is None:
-        model = build_model(cfg, num_classes=len(classes))
-    if resume_ck is None and cfg.get("init_from"):
-        init_from_checkpoint(model, cfg["init_from"], bool(cfg.get("freeze_backbone")), log=log)
-    elif resume_ck is not None and resume_ck.get("trainable") is not None:
-        trainable = set(resume_ck["trainable"])  # a frozen backbone stays frozen
-        for name, p in model.named_parameters():
-            p.requires_grad = name in trainable
-    model.to(device)
-    opt = build_optimizer(cfg, model)
-    sched = build_scheduler(cfg, opt, steps_per_epoch)
-    per_epoch_sched = isinstance(sched, optim.ReduceLROnPlateau)
-    ema = optim.ExponentialMovingAverage(model, decay=float(cfg["ema_decay"])) \
-        if cfg["ema_decay"] else None
+class _Run:
+    """One training run, in the steps a reader can hold in mind: :meth:`setup` (data, model,
+    optimizer), :meth:`restore` (from a checkpoint), :meth:`train_epoch`, :meth:`end_epoch`."""
 
-    history, best = [], {"val_top1": -math.inf, "epoch": 0}
-    epoch, start_batch, step, bad_epochs = 0, 0, 0, 0
-    partial = {"loss": 0.0, "c1": 0, "c5": 0, "n": 0, "time": 0.0}
-    if resume_ck is not None:
-        ckpt_io.load_model_state(model, resume_ck["model"], strict=True,
-                                 source=f"checkpoint {resume}")
-        model.to(device)
-        opt.load_state_dict(resume_ck["optimizer"])
-        if ema is not None and "ema" in resume_ck:
-            ema.load_state_dict(resume_ck["ema"])
-        fastconv.set_rng_state(resume_ck["rng_state"])
-        pos = resume_ck["position"]
-        epoch, start_batch, step = int(pos["epoch"]), int(pos["batch"]), int(resume_ck["step"])
-        history = list(resume_ck.get("history") or [])
-        best = dict(resume_ck.get("best") or best)
-        bad_epochs = int(resume_ck.get("bad_epochs", 0))
-        partial = dict(resume_ck.get("partial") or partial)
-        if per_epoch_sched:
-            sched.load_state_dict(resume_ck["scheduler"])
+    def __init__(self, cfg: dict, log):
+        self.cfg, self.log = cfg, log
+        self.run_dir, self.device = cfg["out"], cfg["device"]
+        self.epochs = int(cfg["epochs"])
+        self.history, self.best = [], {"val_top1": -math.inf, "epoch": 0}
+        self.epoch, self.start_batch, self.step, self.bad_epochs = 0, 0, 0, 0
+        self.partial = self._fresh_partial()
+        self.dead_run = 0  # training batches in a row whose logits were the same for every image
+        self.run_epochs = 0  # epochs finished in this session
+        self.stopped = None
+
+    @staticmethod
+    def _fresh_partial() -> dict:
+        """Sums over the epoch so far (kept in mid-epoch checkpoints)."""
+        return {"loss": 0.0, "c1": 0, "c5": 0, "n": 0, "time": 0.0}
+
+    # -- step 2: data, model, optimizer -----------------------------------------------------------
+    def setup(self, model, resume_ck) -> None:
+        cfg = self.cfg
+        train_ds, val_ds, classes = load_datasets(cfg)
+        if resume_ck is not None and cfg.get("classes") and list(cfg["classes"]) != classes:
+            raise DataError(f"the data's classes {classes} differ from the run's "
+                            f"{cfg['classes']}")
+        cfg["classes"] = self.classes = classes
+        image_hw = train_ds.image_shape[:2]
+        cfg["image_hw"] = [int(image_hw[0]), int(image_hw[1])]  # what predict resizes files to
+        if cfg["input_size"] is None:
+            cfg["input_size"] = int(image_hw[0])
+        self.n_train, self.n_val = len(train_ds), (len(val_ds) if val_ds is not None else 0)
+        self.train_loader = DataLoader(
+            train_ds, batch_size=int(cfg["batch_size"]), shuffle=True, seed=int(cfg["seed"]),
+            transform=make_transform(cfg["augment"], train=True, input_size=cfg["input_size"],
+                                     image_size=image_hw),
+            drop_last=True, num_workers=int(cfg["workers"]))
+        self.val_loader = None if val_ds is None else DataLoader(
+            val_ds, batch_size=int(cfg["eval_batch_size"]), shuffle=False,
+            transform=make_transform(cfg["augment"], train=False, input_size=cfg["input_size"],
+                                     image_size=image_hw),
+            num_workers=int(cfg["workers"]))
+        if len(self.train_loader) == 0:
+            raise DataError(f"{len(train_ds)} training images make no batch of "
+                            f"{cfg['batch_size']}; lower --batch-size")
+        self.steps_per_epoch = len(self.train_loader)
+        if cfg.get("limit_batches"):
+            self.steps_per_epoch = min(self.steps_per_epoch, int(cfg["limit_batches"]))
+
+        fastconv.manual_seed(int(cfg["seed"]))
+        if model is None:
+            model = build_model(cfg, num_classes=len(classes))
+        if resume_ck is None and cfg.get("init_from"):
+            init_from_checkpoint(model, cfg["init_from"], bool(cfg.get("freeze_backbone")),
+                                 log=self.log)
+        elif resume_ck is not None and resume_ck.get("trainable") is not None:
+            trainable = set(resume_ck["trainable"])  # a frozen backbone stays frozen
+            for name, p in model.named_parameters():
+                p.requires_grad = name in trainable
+        model.to(self.device)
+        self.model = model
+        self.opt = build_optimizer(cfg, model)
+        self.sched = build_scheduler(cfg, self.opt, self.steps_per_epoch)
+        self.per_epoch_sched = isinstance(self.sched, optim.ReduceLROnPlateau)
+        self.ema = optim.ExponentialMovingAverage(model, decay=float(cfg["ema_decay"])) \
+            if cfg["ema_decay"] else None
+
+    # -- step 3: restore ---------------------------------------------------------------------------
+    def restore(self, ck: dict, path: str) -> None:
+        ckpt_io.load_model_state(self.model, ck["model"], strict=True,
+                                 source=f"checkpoint {path}")
+        self.model.to(self.device)
+        self.opt.load_state_dict(ck["optimizer"])
+        if self.ema is not None and "ema" in ck:
+            self.ema.load_state_dict(ck["ema"])
+        fastconv.set_rng_state(ck["rng_state"])
+        pos = ck["position"]
+        self.epoch, self.start_batch = int(pos["epoch"]), int(pos["batch"])
+        self.step = int(ck["step"])
+        self.history = list(ck.get("history") or [])
+        self.best = dict(ck.get("best") or self.best)
+        self.bad_epochs = int(ck.get("bad_epochs", 0))
+        self.partial = dict(ck.get("partial") or self.partial)
+        if self.per_epoch_sched:
+            self.sched.load_state_dict(ck["scheduler"])
         else:
-            sched.step(epoch=step)  # closed form: the rate at this step (even if --epochs grew)
-        log(f"resuming {resume}: epoch {epoch + 1}, batch {start_batch}, step {step}")
+            self.sched.step(epoch=self.step)  # closed form: the rate now (even if --epochs grew)
+        self.log(f"resuming {path}: epoch {self.epoch + 1}, batch {self.start_batch}, "
+                 f"step {self.step}")
 
-    n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
-    n_train = sum(int(np.prod(p.shape)) for p in model.parameters() if p.requires_grad)
-    if resume_ck is None:
-        for f in replaced:  # --overwrite: the old run goes only once the new one can start
-            os.remove(os.path.join(run_dir, f))
-        _atomic_write(os.path.join(run_dir, "config.json"),
-                      (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
-    log(f"{cfg['model']}: {n_params:,} parameters ({n_train:,} trainable) on {device}; "
-        f"{len(train_ds)} training / {len(val_ds) if val_ds is not None else 0} validation "
-        f"images, {len(classes)} classes, input {cfg['input_size']}x{cfg['input_size']}, "
-        f"augment {cfg['augment']}; {cfg['optimizer']} lr {cfg['lr']} {cfg['schedule']}")
+    def announce(self) -> None:
+        cfg, model = self.cfg, self.model
+        n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
+        n_train = sum(int(np.prod(p.shape)) for p in model.parameters() if p.requires_grad)
+        self.log(f"{cfg['model']}: {n_params:,} parameters ({n_train:,} trainable) on "
+                 f"{self.device}; {self.n_train} training / {self.n_val} validation images, "
+                 f"{len(self.classes)} classes, input {cfg['input_size']}x{cfg['input_size']}, "
+                 f"augment {cfg['augment']}; {cfg['optimizer']} lr {cfg['lr']} "
+                 f"{cfg['schedule']}")
 
-    def save(name: str, position: dict) -> str:
-        _check_finite_weights(model, ema, name)
+    def save(self, name: str, position: dict) -> str:
+        _check_finite_weights(self.model, self.ema, name)
         return fastconv.save(
-            os.path.join(run_dir, name), model, opt, scheduler=sched, ema=ema,
-            epoch=position["epoch"], step=step, config=cfg, position=position, history=history,
-            best=best, bad_epochs=bad_epochs, partial=partial, loader=train_loader,
-            trainable=[n for n, p in model.named_parameters() if p.requires_grad])
+            os.path.join(self.run_dir, name), self.model, self.opt, scheduler=self.sched,
+            ema=self.ema, epoch=position["epoch"], step=self.step, config=self.cfg,
+            position=position, history=self.history, best=self.best,
+            bad_epochs=self.bad_epochs, partial=self.partial, loader=self.train_loader,
+            trainable=[n for n, p in self.model.named_parameters() if p.requires_grad])
 
-    import fastconv.functional as F
+    # -- step 4: one epoch -------------------------------------------------------------------------
+    def train_step(self, x, y) -> np.ndarray:
+        """One optimisation step on a batch; returns the main logits (host array)."""
+        import fastconv.functional as F
 
-    stopped = None
-    label_smoothing = float(cfg["label_smoothing"])
-    aux_weight = float(cfg["aux_weight"])
-    clip = float(cfg["clip_grad"])
-    epochs = int(cfg["epochs"])
-    run_epochs = 0
-    dead_run = 0  # training batches in a row whose logits were the same for every image
-    if epoch >= epochs:
-        log(f"the run is complete ({epoch} of {epochs} epochs); raise --epochs to go on")
-        stopped = "complete"
-    with _Interrupt() as intr:
-        while epoch < epochs and stopped is None:
-            model.train()
-            _frozen_bn_to_eval(model)
-            t0 = time.perf_counter() - partial["time"]
-            bar = None
-            if cfg.get("progress", True):
-                from tqdm import tqdm
+        cfg, model, opt = self.cfg, self.model, self.opt
+        ls = float(cfg["label_smoothing"])
+        yt = fastconv.tensor(y, device=self.device)
+        main, aux = split_output(model(fastconv.tensor(x, device=self.device)))
+        loss = F.cross_entropy(main, yt, label_smoothing=ls)
+        total = loss
+        for a in aux:
+            total = total + float(cfg["aux_weight"]) * F.cross_entropy(a, yt, label_smoothing=ls)
+        opt.zero_grad()
+        total.backward()
+        if float(cfg["clip_grad"]) > 0:
+            optim.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
+                                  float(cfg["clip_grad"]))
+        self.partial["lr"] = float(opt.param_groups[0]["lr"])  # the rate of this update
+        opt.step()
+        self.step += 1
+        if not self.per_epoch_sched:
+            self.sched.step()
+        if self.ema is not None:
+            self.ema.update(model)
+        lv = float(loss.item())
+        if not math.isfinite(lv):
+            raise FloatingPointError(f"the loss became {lv} at epoch {self.epoch + 1}, step "
+                                     f"{self.step}; lower --lr or set --clip-grad")
+        lg = main.detach().numpy()
+        self.dead_run = self.dead_run + 1 if len(lg) > 1 and rows_constant(lg, lg[0]) else 0
+        if self.dead_run >= DEAD_AFTER_BATCHES:
+            raise DeadNetworkError(_dead_message(
+                f"in the last {self.dead_run} training batches (up to epoch {self.epoch + 1}, "
+                f"step {self.step})", lv, lg.shape[1]))
+        p = self.partial
+        p["loss"] += lv * len(y)
+        p["c1"] += top_k_correct(lg, y, 1)
+        p["c5"] += top_k_correct(lg, y, 5)
+        p["n"] += len(y)
+        return lg
 
-                bar = tqdm(total=steps_per_epoch, initial=start_batch, unit="batch",
-                           desc=f"epoch {epoch + 1}/{epochs}", dynamic_ncols=True, leave=True,
-                           file=sys.stderr)
-            b = start_batch
-            batches = train_loader.iter_epoch(epoch, start_batch=start_batch)
-            try:
-                for x, y in batches:
-                    if b >= steps_per_epoch:
-                        break
-                    xt = fastconv.tensor(x, device=device)
-                    yt = fastconv.tensor(y, device=device)
-                    main, aux = _split_output(model(xt))
-                    loss = F.cross_entropy(main, yt, label_smoothing=label_smoothing)
-                    total_loss = loss
-                    for a in aux:
-                        total_loss = total_loss + aux_weight * F.cross_entropy(
-                            a, yt, label_smoothing=label_smoothing)
-                    opt.zero_grad()
-                    total_loss.backward()
-                    if clip > 0:
-                        optim.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
-                                              clip)
-                    partial["lr"] = float(opt.param_groups[0]["lr"])  # the rate of this update
-                    opt.step()
-                    step += 1
-                    if not per_epoch_sched:
-                        sched.step()
-                    if ema is not None:
-                        ema.update(model)
-                    lv = float(loss.item())
-                    if not math.isfinite(lv):
-                        raise FloatingPointError(
-                            f"the loss became {lv} at epoch {epoch + 1}, batch {b}; lower --lr "
-                            "or set --clip-grad")
-                    lg = main.detach().numpy()
-                    dead_run = dead_run + 1 if len(lg) > 1 and _rows_constant(lg, lg[0]) else 0
-                    if dead_run >= DEAD_AFTER_BATCHES:
-                        raise DeadNetworkError(_dead_message(
-                            f"in the last {dead_run} training batches (up to epoch {epoch + 1}, "
-                            f"batch {b + 1})", lv, lg.shape[1]))
-                    partial["loss"] += lv * len(y)
-                    partial["c1"] += top_k_correct(lg, y, 1)
-                    partial["c5"] += top_k_correct(lg, y, 5)
-                    partial["n"] += len(y)
-                    b += 1
-                    if bar is not None:
-                        el = time.perf_counter() - t0
-                        bar.set_postfix(loss=f"{partial['loss'] / partial['n']:.3f}",
-                                        acc=f"{100.0 * partial['c1'] / partial['n']:.1f}%",
-                                        img_s=f"{partial['n'] / max(el, 1e-9):.0f}",
-                                        refresh=False)
-                        bar.update(1)
-                    if intr.flag or (_interrupt_after_steps and step >= _interrupt_after_steps):
-                        intr.flag = True
-                        break
-            finally:
-                batches.close()
+    def train_epoch(self, intr, interrupt_after_steps: int = 0) -> bool:
+        """Train to the end of the epoch; False when a stop signal ended it early (a
+        mid-epoch checkpoint is then written)."""
+        self.model.train()
+        _frozen_bn_to_eval(self.model)
+        t0 = time.perf_counter() - self.partial["time"]
+        bar = None
+        if self.cfg.get("progress", True):
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.steps_per_epoch, initial=self.start_batch, unit="batch",
+                       desc=f"epoch {self.epoch + 1}/{self.epochs}", dynamic_ncols=True,
+                       leave=True, file=sys.stderr)
+        b = self.start_batch
+        batches = self.train_loader.iter_epoch(self.epoch, start_batch=self.start_batch)
+        try:
+            for x, y in batches:
+                if b >= self.steps_per_epoch:
+                    break
+                self.train_step(x, y)
+                b += 1
                 if bar is not None:
-                    bar.close()
-            if intr.flag and b < steps_per_epoch:
-                partial["time"] = time.perf_counter() - t0
-                path = save("last.npz", {"epoch": epoch, "batch": b})
-                log(f"saved {path} at epoch {epoch + 1}, batch {b}; continue with: "
-                    f"{_resume_command(run_dir)}")
-                stopped = "interrupted"
-                break
-            train_time = time.perf_counter() - t0
-            n = max(partial["n"], 1)
-            row = {"epoch": epoch + 1, "lr": partial.get("lr", opt.param_groups[0]["lr"]),
-                   "train_loss": partial["loss"] / n, "train_top1": 100.0 * partial["c1"] / n,
-                   "train_top5": 100.0 * partial["c5"] / n, "epoch_time_s": train_time,
-                   "images_per_s": partial["n"] / max(train_time, 1e-9)}
-            if val_loader is not None:
-                if ema is not None:
-                    with ema.average_parameters(model):
-                        ev = evaluate_model(model, val_loader, device, len(classes))
-                else:
-                    ev = evaluate_model(model, val_loader, device, len(classes))
-                row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
-                _check_predictions(ev, classes, epoch + 1, log)
-            history.append(row)
-            epoch += 1
-            run_epochs += 1
-            start_batch = 0
-            partial = {"loss": 0.0, "c1": 0, "c5": 0, "n": 0, "time": 0.0}
-            improved = False
-            if "val_top1" in row:
-                if per_epoch_sched:
-                    sched.step(row["val_top1"])
-                if row["val_top1"] > best["val_top1"]:
-                    best = {"val_top1": row["val_top1"], "val_top5": row["val_top5"],
-                            "val_loss": row["val_loss"], "epoch": epoch}
-                    bad_epochs, improved = 0, True
-                else:
-                    bad_epochs += 1
-            msg = (f"epoch {epoch}/{epochs}  train loss {row['train_loss']:.4f} "
-                   f"top-1 {row['train_top1']:.2f}%")
-            if "val_top1" in row:
-                msg += (f"  val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2f}% "
-                        f"top-5 {row['val_top5']:.2f}%")
-            log(msg + f"  lr {row['lr']:.4g}  {train_time:.1f}s  {row['images_per_s']:.0f} img/s")
-            write_csv(os.path.join(run_dir, "history.csv"), history)
-            try:
-                if cfg.get("plot", True):
-                    plot_curves(os.path.join(run_dir, "curves.png"), history,
-                                title=f"{cfg['model']} "
-                                      f"({os.path.basename(os.path.abspath(run_dir))})")
-            except Exception as e:  # noqa: BLE001 - a plot must never stop training
-                log(f"(plot not written: {e})")
-            if cfg.get("early_stop") and bad_epochs >= int(cfg["early_stop"]):
-                stopped = "early_stop"
-            elif stop_after and run_epochs >= stop_after and epoch < epochs:
-                stopped = "stop_after_epochs"
-            save("last.npz", {"epoch": epoch, "batch": 0})
-            if improved:
-                save("best.npz", {"epoch": epoch, "batch": 0})
-            if stopped == "early_stop":
-                log(f"early stop: no better validation top-1 for {bad_epochs} epochs "
-                    f"(best {best['val_top1']:.2f}% at epoch {best['epoch']})")
-            if intr.flag:
-                stopped = "interrupted"
-                log(f"saved {os.path.join(run_dir, 'last.npz')} after epoch {epoch}; continue "
-                    f"with: {_resume_command(run_dir)}")
-    if stopped is None:
-        stopped = "complete"
+                    p, el = self.partial, time.perf_counter() - t0
+                    bar.set_postfix(loss=f"{p['loss'] / p['n']:.3f}",
+                                    acc=f"{100.0 * p['c1'] / p['n']:.1f}%",
+                                    img_s=f"{p['n'] / max(el, 1e-9):.0f}", refresh=False)
+                    bar.update(1)
+                if intr.flag or (interrupt_after_steps and self.step >= interrupt_after_steps):
+                    intr.flag = True
+                    break
+        finally:
+            batches.close()
+            if bar is not None:
+                bar.close()
+        self.partial["time"] = time.perf_counter() - t0
+        if intr.flag and b < self.steps_per_epoch:
+            path = self.save("last.npz", {"epoch": self.epoch, "batch": b})
+            self.log(f"saved {path} at epoch {self.epoch + 1}, batch {b}; continue with: "
+                     f"{_resume_command(self.run_dir)}")
+            self.stopped = "interrupted"
+            return False
+        return True
+
+    # -- step 5: end of epoch ----------------------------------------------------------------------
+    def end_epoch(self, intr, stop_after: int) -> None:
+        """Validate, log, write the CSV, plot and checkpoints, decide whether to stop."""
+        cfg, p = self.cfg, self.partial
+        n = max(p["n"], 1)
+        row = {"epoch": self.epoch + 1, "lr": p.get("lr", self.opt.param_groups[0]["lr"]),
+               "train_loss": p["loss"] / n, "train_top1": 100.0 * p["c1"] / n,
+               "train_top5": 100.0 * p["c5"] / n, "epoch_time_s": p["time"],
+               "images_per_s": p["n"] / max(p["time"], 1e-9)}
+        if self.val_loader is not None:
+            if self.ema is not None:
+                with self.ema.average_parameters(self.model):
+                    ev = evaluate_model(self.model, self.val_loader, self.device,
+                                        len(self.classes))
+            else:
+                ev = evaluate_model(self.model, self.val_loader, self.device, len(self.classes))
+            row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
+            _check_predictions(ev, self.classes, self.epoch + 1, self.log)
+        self.history.append(row)
+        self.epoch += 1
+        self.run_epochs += 1
+        self.start_batch = 0
+        self.partial = self._fresh_partial()
+        improved = False
+        if "val_top1" in row:
+            if self.per_epoch_sched:
+                self.sched.step(row["val_top1"])
+            if row["val_top1"] > self.best["val_top1"]:
+                self.best = {"val_top1": row["val_top1"], "val_top5": row["val_top5"],
+                             "val_loss": row["val_loss"], "epoch": self.epoch}
+                self.bad_epochs, improved = 0, True
+            else:
+                self.bad_epochs += 1
+        msg = (f"epoch {self.epoch}/{self.epochs}  train loss {row['train_loss']:.4f} "
+               f"top-1 {row['train_top1']:.2f}%")
+        if "val_top1" in row:
+            msg += (f"  val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.2f}% "
+                    f"top-5 {row['val_top5']:.2f}%")
+        self.log(msg + f"  lr {row['lr']:.4g}  {row['epoch_time_s']:.1f}s  "
+                       f"{row['images_per_s']:.0f} img/s")
+        write_csv(os.path.join(self.run_dir, "history.csv"), self.history)
+        try:
+            if cfg.get("plot", True):
+                plot_curves(os.path.join(self.run_dir, "curves.png"), self.history,
+                            title=f"{cfg['model']} "
+                                  f"({os.path.basename(os.path.abspath(self.run_dir))})")
+        except Exception as e:  # noqa: BLE001 - a plot must never stop training
+            self.log(f"(plot not written: {e})")
+        if cfg.get("early_stop") and self.bad_epochs >= int(cfg["early_stop"]):
+            self.stopped = "early_stop"
+        elif stop_after and self.run_epochs >= stop_after and self.epoch < self.epochs:
+            self.stopped = "stop_after_epochs"
+        self.save("last.npz", {"epoch": self.epoch, "batch": 0})
+        if improved:
+            self.save("best.npz", {"epoch": self.epoch, "batch": 0})
+        if self.stopped == "early_stop":
+            self.log(f"early stop: no better validation top-1 for {self.bad_epochs} epochs "
+                     f"(best {self.best['val_top1']:.2f}% at epoch {self.best['epoch']})")
+        if intr.flag:
+            self.stopped = "interrupted"
+            self.log(f"saved {os.path.join(self.run_dir, 'last.npz')} after epoch "
+                     f"{self.epoch}; continue with: {_resume_command(self.run_dir)}")
+
+
+def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) -> dict:
+    """Run training as ``config`` says (keys as the command-line options, with underscores).
+
+    ``model``: a Module to train instead of ``models.get_model(config["model"])`` (its
+    class count must match the data). Returns a summary dict: ``best_val_top1``,
+    ``best_epoch``, ``epochs_done``, ``history``, ``run_dir``, ``stopped`` (None,
+    "interrupted", "early_stop", "stop_after_epochs" or "complete"), ``signal`` (the stop
+    signal's number, if one stopped it) and ``model``.
+    """
+    given = dict(config)
+    resume = _resume_path(given)
+    cfg, resume_ck, replaced = _resolve_run_config(given, model, resume, log)
+    stop_after = int(given.get("stop_after_epochs") or 0)
+    for k in SESSION_ONLY:
+        cfg.pop(k, None)
+    _check_config(cfg, model)
+    os.makedirs(cfg["out"], exist_ok=True)
+
+    run = _Run(cfg, log)
+    run.setup(model, resume_ck)
+    if resume_ck is not None:
+        run.restore(resume_ck, resume)
+    else:
+        for f in replaced:  # --overwrite: the old run goes only once the new one can start
+            os.remove(os.path.join(run.run_dir, f))
+        atomic_write(os.path.join(run.run_dir, "config.json"),
+                     (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
+    run.announce()
+
+    if run.epoch >= run.epochs:
+        log(f"the run is complete ({run.epoch} of {run.epochs} epochs); raise --epochs to go on")
+        run.stopped = "complete"
+    with _Interrupt() as intr:
+        while run.epoch < run.epochs and run.stopped is None:
+            if run.train_epoch(intr, _interrupt_after_steps):
+                run.end_epoch(intr, stop_after)
+    best = run.best
     if best["epoch"]:
         log(f"best validation top-1 {best['val_top1']:.2f}% (top-5 {best['val_top5']:.2f}%) at "
-            f"epoch {best['epoch']}; checkpoints in {run_dir}")
+            f"epoch {best['epoch']}; checkpoints in {run.run_dir}")
     return {"best_val_top1": best["val_top1"] if best["epoch"] else None,
-            "best_epoch": best["epoch"], "epochs_done": epoch, "history": history,
-            "run_dir": run_dir, "stopped": stopped, "signal": intr.signum, "model": model}
+            "best_epoch": best["epoch"], "epochs_done": run.epoch, "history": run.history,
+            "run_dir": run.run_dir, "stopped": run.stopped or "complete",
+            "signal": intr.signum, "model": run.model}
 
 
 # ------------------------------------------------------------------------------------------------
 # command line
 # ------------------------------------------------------------------------------------------------
-
-def _model_option(text: str):
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    k, v = text.split("=", 1)
-    try:
-        v = json.loads(v)
-    except json.JSONDecodeError:
-        pass
-    return k, v
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -960,7 +861,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model and data")
     g.add_argument("--model", help="registry name of the model (see --list-models); required "
                                    "unless --resume or --init-from names the run")
-    g.add_argument("--model-opt", action="append", type=_model_option, metavar="KEY=VALUE",
+    g.add_argument("--model-opt", action="append", type=parse_model_option, metavar="KEY=VALUE",
                    help="option for the model builder, e.g. aux_logits=true or dropout=0.5 "
                         "(repeatable; values parsed as JSON)")
     g.add_argument("--list-models", action="store_true",
@@ -975,7 +876,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val-subdir", help="the tree of --val-data to use")
     g.add_argument("--val-per-class", type=int,
                    help="images per class held back from --data for validation (the last ones "
-                        "of each class; 0: no validation) [500]")
+                        "of each class; 0: no validation)")
     g.add_argument("--image-size", type=int,
                    help="resize image-folder images to this size on loading [native size; "
                         "the model's input for ImageNet-sized models]")
@@ -984,49 +885,48 @@ def build_parser() -> argparse.ArgumentParser:
                         "evaluation) [the model's input size, e.g. 24 for cifar10_tutorial]")
     g.add_argument("--augment", choices=AUGMENTATIONS,
                    help="augmentation: tutorial (crop, flip, brightness/contrast, per-image "
-                        "standardisation), crop-flip (pad 4, crop, flip, normalise), flip, none "
-                        "[per model; crop-flip]")
+                        "standardisation), crop-flip (pad 4, crop, flip, normalise), flip, none")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, help="epochs to train [per model; 30]")
-    g.add_argument("--batch-size", type=int, help="images per training batch [128]")
+    g.add_argument("--epochs", type=int, help="epochs to train")
+    g.add_argument("--batch-size", type=int, help="images per training batch")
     g.add_argument("--eval-batch-size", type=int, help="images per validation batch "
                                                        "[2 x batch size]")
-    g.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="[sgd]")
-    g.add_argument("--lr", type=float, help="(peak) learning rate [per model; 0.1]")
-    g.add_argument("--momentum", type=float, help="SGD momentum [0.9]")
+    g.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="the optimizer")
+    g.add_argument("--lr", type=float, help="(peak) learning rate")
+    g.add_argument("--momentum", type=float, help="SGD momentum")
     g.add_argument("--nesterov", action=argparse.BooleanOptionalAction,
-                   help="Nesterov momentum for SGD [on]")
-    g.add_argument("--beta1", type=float, help="Adam/AdamW beta1 [0.9]")
-    g.add_argument("--beta2", type=float, help="Adam/AdamW beta2 [0.999]")
+                   help="Nesterov momentum for SGD")
+    g.add_argument("--beta1", type=float, help="Adam/AdamW beta1")
+    g.add_argument("--beta2", type=float, help="Adam/AdamW beta2")
     g.add_argument("--weight-decay", type=float,
                    help="L2 weight decay (decoupled for AdamW) on weights of 2+ dimensions "
-                        "[5e-4; cifar10_tutorial: its own per-layer table]")
+                        "(cifar10_tutorial: its own per-layer table)")
     g.add_argument("--wd-bias-bn", action=argparse.BooleanOptionalAction,
-                   help="also decay biases and batch-norm parameters [off]")
+                   help="also decay biases and batch-norm parameters")
     g.add_argument("--schedule", choices=["constant", "step", "multistep", "cosine", "onecycle",
                                           "plateau"],
                    help="learning-rate schedule, stepped every batch (plateau: every epoch on "
-                        "validation top-1) [cosine]")
+                        "validation top-1)")
     g.add_argument("--warmup-epochs", type=float,
                    help="linear warm-up from 0 over this many epochs (onecycle: its rising "
-                        "part) [per model; 0]")
-    g.add_argument("--step-size", type=int, help="step schedule: epochs between decays [30]")
-    g.add_argument("--gamma", type=float, help="step/multistep/plateau decay factor [0.1]")
+                        "part)")
+    g.add_argument("--step-size", type=int, help="step schedule: epochs between decays")
+    g.add_argument("--gamma", type=float, help="step/multistep/plateau decay factor")
     g.add_argument("--milestones", type=int, nargs="+", help="multistep: epochs of the decays")
-    g.add_argument("--min-lr", type=float, help="cosine/plateau: lowest rate [0]")
+    g.add_argument("--min-lr", type=float, help="cosine/plateau: lowest rate")
     g.add_argument("--plateau-patience", type=int, help="plateau: epochs without improvement "
-                                                        "before a decay [5]")
-    g.add_argument("--label-smoothing", type=float, help="label smoothing of the loss [0]")
+                                                        "before a decay")
+    g.add_argument("--label-smoothing", type=float, help="label smoothing of the loss")
     g.add_argument("--aux-weight", type=float,
                    help="weight of auxiliary-classifier losses (models returning (main, aux, "
-                        "...) in training) [0.3, GoogLeNet's; inception_v3 0.4]")
+                        "...) in training)")
     g.add_argument("--ema-decay", type=float,
                    help="keep an exponential moving average of the weights with this decay "
-                        "and validate/checkpoint-evaluate with it (0: off) [per model; 0]")
-    g.add_argument("--clip-grad", type=float, help="clip the gradient norm to this (0: off) [0]")
+                        "and validate/checkpoint-evaluate with it (0: off)")
+    g.add_argument("--clip-grad", type=float, help="clip the gradient norm to this (0: off)")
     g.add_argument("--early-stop", type=int,
                    help="stop after this many epochs without a better validation top-1 "
-                        "(0: off) [0]")
+                        "(0: off)")
     g = p.add_argument_group("fine-tuning")
     g.add_argument("--init-from", metavar="CKPT",
                    help="start from a checkpoint's weights; tensors that do not fit (a "
@@ -1035,22 +935,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --init-from: train only the new classifier (the layers not "
                         "loaded plus the last Linear)")
     g = p.add_argument_group("run")
-    g.add_argument("--device", choices=["cpu", "cuda"], help="[cpu]")
+    g.add_argument("--device", choices=["cpu", "cuda"], help="where to train")
     g.add_argument("--out", metavar="RUN_DIR", help="run folder for checkpoints, CSV and plot")
     g.add_argument("--resume", nargs="?", const="auto", metavar="CKPT",
-                   help="continue the run in --out from last.npz (or from CKPT); --epochs, "
-                        "--device, --workers may change, the rest comes from the checkpoint")
+                   help="continue the run in --out from last.npz (or from CKPT); only {} "
+                        "may change, the rest comes from the checkpoint (other options given "
+                        "are ignored, with a warning)")
     g.add_argument("--overwrite", action="store_true",
                    help="start over in an --out that already holds a run, replacing its "
                         "checkpoints, history and plot (without it such an --out is refused)")
     g.add_argument("--seed", type=int, help="seed of initialisation, shuffling and "
-                                            "augmentation [0]")
+                                            "augmentation")
     g.add_argument("--workers", type=int, help="data-preparation threads [min(4, cores)]")
     g.add_argument("--cache-dir", metavar="DIR",
                    help="keep decoded image folders here so later runs skip decoding ('' or "
                         "none: off) [$FASTCONV_CACHE or ~/.cache/fastconv]")
     g.add_argument("--limit-batches", type=int,
-                   help="train on at most this many batches per epoch (quick trials) [0: all]")
+                   help="train on at most this many batches per epoch (quick trials; 0: all)")
     g.add_argument("--stop-after-epochs", type=int,
                    help="stop (as after Ctrl-C) once this many epochs ran in this session; "
                         "--resume goes on; the schedule keeps the full --epochs [0: off]")
@@ -1058,7 +959,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no progress bar (the per-epoch lines are still printed)")
     g.add_argument("--no-plot", dest="plot", action="store_false", default=None,
                    help="do not draw curves.png")
+    _append_defaults(p)
+    flags = {a.dest: a.option_strings[0] for a in p._actions if a.option_strings}
+    resume = next(a for a in p._actions if a.dest == "resume")
+    resume.help = resume.help.format(", ".join(flags[k] for k in RESUME_OVERRIDES))
     return p
+
+
+def _append_defaults(parser: argparse.ArgumentParser) -> None:
+    """End each option's help with its default from DEFAULTS ("per model" where a recipe in
+    MODEL_DEFAULTS sets it), so the table is the one place the defaults are written."""
+    for action in parser._actions:
+        key = action.dest
+        if key not in DEFAULTS or DEFAULTS[key] is None or action.help is None \
+                or action.help.endswith("]") or isinstance(action, argparse._StoreFalseAction):
+            continue
+        v = DEFAULTS[key]
+        text = ("on" if v else "off") if isinstance(v, bool) else str(v)
+        per_model = sorted(m for m, r in MODEL_DEFAULTS.items() if key in r and r[key] != v)
+        if per_model:
+            text = f"per model; {text}"
+        action.help += f" [{text}]"
 
 
 def list_models_text() -> str:

@@ -303,3 +303,25 @@ def test_training_on_gpu(tmp_path, rng):
     ck.load_model_state(cpu_model, saved["model"])
     for k, v in cpu_model.state_dict().items():
         np.testing.assert_array_equal(v, saved["model"][k])
+
+
+def test_resume_warns_about_the_options_it_ignores(tmp_path, rng):
+    data = make_folder(tmp_path / "d", rng, per_class=3)
+    train(base_config(data, tmp_path / "r", stop_after_epochs=1), model=seeded_net(), log=quiet)
+    logs = []
+    res = train({"out": str(tmp_path / "r"), "resume": True, "lr": 0.5, "momentum": 0.9,
+                 "epochs": 2}, model=TinyNet(), log=logs.append)
+    warned = [m for m in logs if m.startswith("warning: --resume keeps")]
+    assert len(warned) == 1
+    assert "--lr 0.05" in warned[0] and "0.5" in warned[0] and "--momentum" not in warned[0]
+    assert "--epochs" in warned[0]  # named among the options that may change
+    assert res["epochs_done"] == 2
+    assert ck.load_checkpoint(str(tmp_path / "r" / "last.npz"))["config"]["lr"] == 0.05
+
+
+def test_help_defaults_come_from_the_defaults_table(monkeypatch):
+    monkeypatch.setitem(train_cifar.DEFAULTS, "step_size", 17)
+    monkeypatch.setitem(train_cifar.DEFAULTS, "lr", 0.123)
+    text = " ".join(train_cifar.build_parser().format_help().split())
+    assert "step schedule: epochs between decays [17]" in text
+    assert "(peak) learning rate [per model; 0.123]" in text  # recipes set their own

@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from fastconv.files import atomic_open
+
 __all__ = [
     "CIFAR10",
     "ArrayDataset",
@@ -539,20 +541,13 @@ class ImageFolder:
             if self._cache_written:
                 return
             self._cache_written = True
-        path = self._cache_file
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.tmp{os.getpid()}-{threading.get_ident()}"
-            with open(tmp, "wb") as f:
+            with atomic_open(self._cache_file) as f:
                 np.savez(f, images=self._cache, targets=self.targets,
                          files=np.array(self.files), classes=np.array(self.classes),
                          prefix=np.array(self.prefix))
-            os.replace(tmp, path)
         except OSError:  # a read-only or full disk: the cache is an optimisation only
-            try:
-                os.remove(tmp)
-            except (OSError, UnboundLocalError):
-                pass
+            pass
 
     # -- scanning ---------------------------------------------------------------------------------
     @staticmethod
