@@ -30,7 +30,7 @@ from fastconv.data import (
     open_dataset,
     split_per_class,
 )
-from fastconv.data import datasets as ds_mod
+from fastconv.data import cifar as ds_mod
 from fastconv.data import transforms as T
 
 CLASSES = ["cat", "dog", "frog"]

@@ -252,7 +252,9 @@ def test_a_second_signal_stops_at_once_without_a_traceback(tmp_path, rng):
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM
+    # 143 from the handler; -15 when the second signal came after training had already
+    # saved and restored the default handler (the process is then ending anyway)
+    assert proc.returncode in (128 + signal.SIGTERM, -signal.SIGTERM)
     assert "Traceback" not in stderr
     ck.load_checkpoint(str(out / "last.npz"))
 

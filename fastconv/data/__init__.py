@@ -15,20 +15,11 @@ in threads, with shuffling and augmentation seeded by (seed, epoch, batch).
 """
 
 from . import transforms
-from .datasets import (
-    CIFAR10,
-    CIFAR10_CLASSES,
-    CIFAR10_MD5,
-    CIFAR10_URL,
-    ArrayDataset,
-    DataError,
-    ImageFolder,
-    Subset,
-    check_md5,
-    download_url,
-    open_dataset,
-    split_per_class,
-)
+from .cifar import CIFAR10, CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_URL
+from .dataset import ArrayDataset, DataError, Subset, split_per_class
+from .datasets import open_dataset
+from .download import check_md5, download_url
+from .image_folder import ImageFolder
 from .loader import DataLoader
 from .transforms import make_transform
 
