@@ -247,6 +247,10 @@ def _frozen_bn_to_eval(model) -> None:
 
 
 def build_optimizer(cfg: dict, model):
+    """The optimizer of ``cfg`` over the trainable parameters, in one group per (weight
+    decay, learning-rate factor): decay from ``cfg`` or the model's ``weight_decay_params()``
+    table, factors from the model's ``lr_multipliers()`` where it has one (Caffe's per-layer
+    ``lr_mult``). Groups at the base rate come first, so group 0 shows the schedule's rate."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise ValueError("no trainable parameters (everything is frozen)")
@@ -257,10 +261,17 @@ def build_optimizer(cfg: dict, model):
     else:
         wd = float(cfg["weight_decay"] or 0.0)
         wd_of = {n: (wd if (cfg["wd_bias_bn"] or p.ndim > 1) else 0.0) for n, p in named}
+    mult_of = model.lr_multipliers() if hasattr(model, "lr_multipliers") else {}
+    unknown = set(mult_of) - {n for n, _ in model.named_parameters()}
+    if unknown:
+        raise ValueError(f"{type(model).__name__}.lr_multipliers() names parameters it does "
+                         f"not have: {', '.join(sorted(unknown))}")
     groups = {}
     for n, p in named:
-        groups.setdefault(wd_of[n], []).append(p)
-    param_groups = [{"params": ps, "weight_decay": wd} for wd, ps in sorted(groups.items())]
+        groups.setdefault((float(mult_of.get(n, 1.0)), wd_of[n]), []).append(p)
+    param_groups = [{"params": ps, "weight_decay": wd, "lr": float(cfg["lr"]) * mult}
+                    for (mult, wd), ps in sorted(groups.items(), key=lambda kv: (
+                        kv[0][0] != 1.0, kv[0][1], kv[0][0]))]
     kind = cfg["optimizer"]
     if kind == "sgd":
         mom = float(cfg["momentum"])
@@ -283,7 +294,8 @@ def build_scheduler(cfg: dict, opt, steps_per_epoch: int):
     kind = cfg["schedule"]
     if kind == "onecycle":
         pct = warm / total if warm else 0.3
-        return S.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=total, pct_start=pct)
+        return S.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total,
+                            pct_start=pct)
     if kind == "plateau":
         return S.ReduceLROnPlateau(opt, mode="max", factor=float(cfg["gamma"]),
                                    patience=int(cfg["plateau_patience"]),

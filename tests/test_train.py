@@ -325,3 +325,32 @@ def test_help_defaults_come_from_the_defaults_table(monkeypatch):
     text = " ".join(train_cifar.build_parser().format_help().split())
     assert "step schedule: epochs between decays [17]" in text
     assert "(peak) learning rate [per model; 0.123]" in text  # recipes set their own
+
+
+class HeadSlowNet(TinyNet):
+    """TinyNet whose classifier learns at a tenth of the rate (as Caffe's lr_mult)."""
+
+    def lr_multipliers(self):
+        return {"fc.weight": 0.1, "fc.bias": 0.1}
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle", "step"])
+def test_lr_multipliers_of_a_model_scale_its_groups_through_the_schedule(schedule):
+    cfg = train_cifar.resolve_config(base_config("unused", "unused", schedule=schedule,
+                                                 weight_decay=1e-3), model=HeadSlowNet())
+    model = HeadSlowNet()
+    opt = train_cifar.build_optimizer(cfg, model)
+    sched = train_cifar.build_scheduler(cfg, opt, steps_per_epoch=5)
+    head = {id(model.fc.weight), id(model.fc.bias)}
+    slow = [k for k, g in enumerate(opt.param_groups) if {id(p) for p in g["params"]} & head]
+    assert slow and 0 not in slow  # group 0 runs at the base rate
+    for g in slow:
+        assert {id(p) for p in opt.param_groups[g]["params"]} <= head
+    for _ in range(7):
+        sched.step()
+        base = opt.param_groups[0]["lr"]
+        for g in slow:
+            assert opt.param_groups[g]["lr"] == pytest.approx(0.1 * base, rel=1e-9, abs=1e-15)
+    # weight decay still splits weights (decayed) from biases (not)
+    decays = {opt.param_groups[g]["weight_decay"] for g in slow}
+    assert decays == {0.0, 1e-3}
