@@ -64,7 +64,7 @@ if device_count() == 0:
         "CUDA_VISIBLE_DEVICES hides them). " + _INSTALL_HINT
     )
 
-from . import conv_output_size, pool_output_size  # noqa: E402
+from fastconv.output_size import conv_output_size, pool_output_size  # noqa: E402
 
 try:  # direct cuBLAS calls (strided-batched GEMM, accumulation with beta = 1)
     from cupy.cuda import cublas as _cublas  # noqa: E402
