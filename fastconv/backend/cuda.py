@@ -4,18 +4,17 @@ The kernels are CUDA C in ``fastconv/cuda/*.cu`` (each file says at its top how 
 onto threads and blocks), compiled at run time by NVRTC through :class:`cupy.RawModule` and
 cached per file and device (CuPy also keeps the compiled binaries on disk, so only the very
 first use on a machine pays for the compilation). GEMMs go to cuBLAS through CuPy's bindings
-(``cupy.cuda.cublas``); no cuDNN anywhere. This module implements the kernel interface of
-:mod:`fastconv.backend` with CuPy arrays in and out, plus a few extras used by the core:
+(``cupy.cuda.cublas``); no cuDNN anywhere. This module exports the kernel interface of
+:mod:`fastconv.backend.interface` with CuPy arrays in and out, plus the GPU's controls:
 
-* random numbers for dropout (:func:`random_uniform`, :func:`dropout_forward`) from a
-  counter-based Philox4x32-10 generator seeded by :func:`fastconv.manual_seed`; its state
+* the random numbers behind dropout (:func:`random_uniform`) come from a counter-based
+  Philox4x32-10 generator seeded by :func:`fastconv.manual_seed`; its state
   ``{"seed", "offset"}`` is JSON-serialisable (:func:`get_rng_state` / :func:`set_rng_state`)
   and part of :func:`fastconv.get_rng_state`, so checkpoints carry it;
-* fused optimizer updates (:func:`sgd_update_`, :func:`adam_update_`);
 * :func:`set_tf32` — TensorFloat-32 GEMMs, off by default;
+* :func:`set_workspace_limit` — the bound on the convolution's column buffer;
 * :class:`CapturedStep` / :func:`capture` — a whole training step captured as a CUDA graph
-  and replayed with one launch;
-* :func:`to_device` / :func:`to_host` for ``Tensor.to``.
+  and replayed with one launch.
 
 It is imported only when a CUDA device is requested; without CuPy or without a GPU the import
 raises an :class:`ImportError` / :class:`RuntimeError` that says how to install the extra
@@ -32,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
+import pathlib
 
 import numpy as np
 
@@ -64,7 +63,7 @@ if device_count() == 0:
         "CUDA_VISIBLE_DEVICES hides them). " + _INSTALL_HINT
     )
 
-from fastconv.output_size import conv_output_size, pool_output_size  # noqa: E402
+from fastconv import output_size  # noqa: E402
 
 try:  # direct cuBLAS calls (strided-batched GEMM, accumulation with beta = 1)
     from cupy.cuda import cublas as _cublas  # noqa: E402
@@ -72,29 +71,26 @@ except Exception:  # pragma: no cover
     _cublas = None
 
 xp = cupy
-float32 = np.float32
 
 __all__ = [
+    # the kernel interface (fastconv.backend.interface.KERNELS)
     "xp", "gemm", "conv2d_forward", "conv2d_backward",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
-    "global_avg_pool2d_forward", "global_avg_pool2d_backward",
     "lrn_forward", "lrn_backward",
     "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
-    "relu_forward", "relu_backward",
+    "relu_forward", "relu_backward", "accumulate_",
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
-    "random_uniform", "dropout_forward", "dropout_backward",
-    "sgd_update_", "adam_update_",
-    "manual_seed", "get_rng_state", "set_rng_state",
-    "set_tf32", "get_tf32", "set_workspace_limit",
-    "CapturedStep", "capture", "is_capturing",
-    "to_device", "to_host", "synchronize", "device_count",
+    "random_uniform", "is_capturing",
+    # the GPU's controls (fastconv.backend.interface.CONTROLS["cuda"])
+    "device_count", "set_tf32", "get_tf32", "set_workspace_limit",
+    "manual_seed", "get_rng_state", "set_rng_state", "CapturedStep", "capture",
 ]
 
 # --------------------------------------------------------------------------------------------
 # Kernel loading and launching
 # --------------------------------------------------------------------------------------------
 
-_CUDA_SRC_DIR = Path(__file__).resolve().parent.parent / "cuda"
+_CUDA_SRC_DIR = pathlib.Path(__file__).resolve().parent.parent / "cuda"
 _NVRTC_OPTIONS: tuple = ()          # CuPy adds the architecture of the current device
 _BLOCK = 256                        # threads per block for every kernel (a multiple of 32)
 _MAX_GRID = 1 << 20                 # the kernels use grid-stride loops beyond this
@@ -446,8 +442,8 @@ def conv2d_forward(x, w, b, stride, padding, dilation, groups):
     dh, dw = _pair(dilation)
     N, C, H, W = x.shape
     OC, Cg, KH, KW = w.shape
-    OH = conv_output_size(H, KH, sh, ph, dh)
-    OW = conv_output_size(W, KW, sw, pw, dw)
+    OH = output_size.conv_output_size(H, KH, sh, ph, dh)
+    OW = output_size.conv_output_size(W, KW, sw, pw, dw)
     if OH <= 0 or OW <= 0:
         raise ValueError(f"conv2d: kernel {KH}x{KW} (dilation {dh},{dw}) is larger than the "
                          f"padded input {H + 2 * ph}x{W + 2 * pw}")
@@ -508,8 +504,8 @@ def conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx, need_d
     dh, dw_ = _pair(dilation)
     N, C, H, W = x.shape
     OC, Cg, KH, KW = w.shape
-    OH = conv_output_size(H, KH, sh, ph, dh)
-    OW = conv_output_size(W, KW, sw, pw, dw_)
+    OH = output_size.conv_output_size(H, KH, sh, ph, dh)
+    OW = output_size.conv_output_size(W, KW, sw, pw, dw_)
     if dy.shape != (N, OC, OH, OW):
         raise ValueError(f"conv2d backward: grad_output has shape {dy.shape}, expected "
                          f"{(N, OC, OH, OW)}")
@@ -596,8 +592,8 @@ def _pool_geometry(x_shape, kernel, stride, padding, ceil_mode):
     KH, KW = _pair(kernel)
     SH, SW = _pair(stride)
     PH, PW = _pair(padding)
-    OH = pool_output_size(H, KH, SH, PH, bool(ceil_mode))
-    OW = pool_output_size(W, KW, SW, PW, bool(ceil_mode))
+    OH = output_size.pool_output_size(H, KH, SH, PH, bool(ceil_mode))
+    OW = output_size.pool_output_size(W, KW, SW, PW, bool(ceil_mode))
     if OH <= 0 or OW <= 0:
         raise ValueError(f"pool2d: kernel {KH}x{KW} is larger than the padded input "
                          f"{H + 2 * PH}x{W + 2 * PW}")
@@ -617,14 +613,9 @@ def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
     return y, idx
 
 
-def max_pool2d_backward(dy, indices, x_shape, kernel=None, stride=None, padding=None):
-    """dx from the saved argmax (written, not accumulated).
-
-    With ``kernel``, ``stride`` and ``padding`` (what the ops pass) each input element
-    gathers from the windows that cover it: deterministic, no atomics. Without them each
-    output scatters its gradient to the saved index with ``atomicAdd``; where windows
-    overlap the order of those additions, and so the last bits of dx, may vary.
-    """
+def max_pool2d_backward(dy, indices, x_shape, kernel, stride, padding):
+    """dx from the saved argmax (written, not accumulated): each input element gathers from
+    the windows that cover it, so the result is the same on every run (no atomics)."""
     dy = _dev(dy, "grad_output")
     if not isinstance(indices, cupy.ndarray):
         raise TypeError("max_pool2d backward: indices must be a CuPy array")
@@ -640,18 +631,13 @@ def max_pool2d_backward(dy, indices, x_shape, kernel=None, stride=None, padding=
                          f"{tuple(x_shape)}")
     if indices.dtype != np.int32 or not indices.flags.c_contiguous:
         indices = cupy.ascontiguousarray(indices, dtype=np.int32)
-    if kernel is not None and stride is not None and padding is not None:
-        KH, KW = _pair(kernel)
-        SH, SW = _pair(stride)
-        PH, PW = _pair(padding)
-        dx = cupy.empty((N, C, H, W), dtype=np.float32)
-        _launch("pool.cu", "max_pool2d_backward", dx.size,
-                (dy, indices, dx, _i64(N * C), _i32(H), _i32(W), _i32(OH), _i32(OW), _i32(KH),
-                 _i32(KW), _i32(SH), _i32(SW), _i32(PH), _i32(PW)))
-        return dx
-    dx = cupy.zeros((N, C, H, W), dtype=np.float32)
-    _launch("pool.cu", "max_pool2d_backward_scatter", dy.size,
-            (dy, indices, dx, _i64(N * C), _i32(H * W), _i32(OH * OW)))
+    KH, KW = _pair(kernel)
+    SH, SW = _pair(stride)
+    PH, PW = _pair(padding)
+    dx = cupy.empty((N, C, H, W), dtype=np.float32)
+    _launch("pool.cu", "max_pool2d_backward", dx.size,
+            (dy, indices, dx, _i64(N * C), _i32(H), _i32(W), _i32(OH), _i32(OW), _i32(KH),
+             _i32(KW), _i32(SH), _i32(SW), _i32(PH), _i32(PW)))
     return dx
 
 
@@ -665,7 +651,7 @@ def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad)
     N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW = _pool_geometry(x.shape, kernel, stride,
                                                                  padding, ceil_mode)
     if _is_global(H, W, KH, KW, PH, PW) and OH == 1 and OW == 1:
-        return global_avg_pool2d_forward(x)
+        return _global_avg_pool2d_forward(x)
     y = cupy.empty((N, C, OH, OW), dtype=np.float32)
     _launch("pool.cu", "avg_pool2d_forward", y.size,
             (x, y, _i64(N * C), _i32(H), _i32(W), _i32(OH), _i32(OW), _i32(KH), _i32(KW),
@@ -681,7 +667,7 @@ def avg_pool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_i
         raise ValueError(f"avg_pool2d backward: grad_output has shape {dy.shape}, expected "
                          f"{(N, C, OH, OW)}")
     if _is_global(H, W, KH, KW, PH, PW) and OH == 1 and OW == 1:
-        return global_avg_pool2d_backward(dy, x_shape)
+        return _global_avg_pool2d_backward(dy, x_shape)
     dx = cupy.empty((N, C, H, W), dtype=np.float32)
     _launch("pool.cu", "avg_pool2d_backward", dx.size,
             (dy, dx, _i64(N * C), _i32(H), _i32(W), _i32(OH), _i32(OW), _i32(KH), _i32(KW),
@@ -689,7 +675,7 @@ def avg_pool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_i
     return dx
 
 
-def global_avg_pool2d_forward(x):
+def _global_avg_pool2d_forward(x):
     """(N, C, H, W) -> (N, C, 1, 1) plane means (adaptive_avg_pool2d to 1x1)."""
     x = _dev(x, "x")
     if x.ndim != 4:
@@ -706,7 +692,7 @@ def global_avg_pool2d_forward(x):
     return y
 
 
-def global_avg_pool2d_backward(dy, x_shape):
+def _global_avg_pool2d_backward(dy, x_shape):
     dy = _dev(dy, "grad_output")
     N, C, H, W = (int(s) for s in x_shape)
     if dy.size != N * C:
@@ -951,7 +937,7 @@ def softmax_cross_entropy_backward(prob, target, label_smoothing, dloss):
 
 
 # --------------------------------------------------------------------------------------------
-# Random numbers and dropout
+# Random numbers
 # --------------------------------------------------------------------------------------------
 
 _rng_states: dict = {}     # device -> cupy uint64[2] = (seed, offset), updated on the device
@@ -1032,98 +1018,6 @@ def random_uniform(shape):
     return out
 
 
-def dropout_forward(x, p, spatial: bool = False):
-    """(y, mask) with mask = keep / (1 - p); ``spatial`` drops whole (n, c) feature maps."""
-    x = _dev(x, "x")
-    p = float(p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
-    if p == 1.0:
-        mask = cupy.zeros_like(x)
-        return cupy.zeros_like(x), mask
-    group = 1
-    if spatial:
-        if x.ndim < 3:
-            raise ValueError(f"dropout2d: expected (N, C, H, W) input, got {x.shape}")
-        group = int(np.prod(x.shape[2:], dtype=np.int64))
-    y = cupy.empty_like(x)
-    mask = cupy.empty_like(x)
-    st = _rng_state()
-    if x.size:
-        _launch("elementwise.cu", "dropout_forward", x.size,
-                (x, y, mask, _i64(x.size), _i64(max(group, 1)), _f32(p), _f32(1.0 / (1.0 - p)),
-                 st))
-    _function("elementwise.cu", "rng_advance")((1,), (1,), (st,))
-    return y, mask
-
-
-def dropout_backward(dy, mask):
-    dy, mask = _dev(dy, "grad_output"), _dev(mask, "mask")
-    if dy.shape != mask.shape:
-        raise ValueError(f"dropout backward: grad_output {dy.shape} and mask {mask.shape} differ")
-    dx = cupy.empty_like(dy)
-    _launch("elementwise.cu", "mul_mask", dy.size, (dy, mask, dx, _i64(dy.size)))
-    return dx
-
-
-# --------------------------------------------------------------------------------------------
-# Optimizer updates (in place)
-# --------------------------------------------------------------------------------------------
-
-def _scalar_arg(v):
-    """(pointer, value) for a hyper-parameter given as a number or as a CuPy scalar array."""
-    if isinstance(v, cupy.ndarray):
-        return _dev(v.reshape(-1)[:1], "hyper-parameter"), _f32(0.0)
-    return _NULL, _f32(float(v))
-
-
-def _check_inplace(name, *arrays):
-    for a in arrays:
-        if not isinstance(a, cupy.ndarray) or a.dtype != np.float32 or not a.flags.c_contiguous:
-            raise TypeError(f"{name}: parameters, gradients and state must be C-contiguous "
-                            "float32 CuPy arrays (they are updated in place)")
-    if len({a.shape for a in arrays}) != 1:
-        raise ValueError(f"{name}: shapes differ: {[a.shape for a in arrays]}")
-
-
-def sgd_update_(param, grad, momentum_buffer, lr, momentum=0.0, dampening=0.0,
-                weight_decay=0.0, nesterov=False, has_buffer=True) -> None:
-    """One SGD step in place (torch.optim.SGD rule). ``lr`` may be a CuPy scalar array.
-
-    ``momentum_buffer`` may be None when momentum is 0; ``has_buffer=False`` marks the first
-    step (the buffer is then set to the gradient, as PyTorch does).
-    """
-    if momentum != 0.0:
-        if momentum_buffer is None:
-            raise ValueError("sgd_update_: momentum needs a momentum_buffer")
-        _check_inplace("sgd_update_", param, grad, momentum_buffer)
-        buf = momentum_buffer
-    else:
-        _check_inplace("sgd_update_", param, grad)
-        buf = _NULL
-    lr_ptr, lr_val = _scalar_arg(lr)
-    _launch("optim.cu", "sgd_update", param.size,
-            (param, grad, buf, _i64(param.size), lr_val, lr_ptr, _f32(momentum),
-             _f32(dampening), _f32(weight_decay), _i32(1 if nesterov else 0),
-             _i32(1 if has_buffer else 0)))
-
-
-def adam_update_(param, grad, exp_avg, exp_avg_sq, step, lr, beta1=0.9, beta2=0.999,
-                 eps=1e-8, weight_decay=0.0, decoupled=False) -> None:
-    """One Adam (``decoupled=True``: AdamW) step in place (torch.optim rules).
-
-    ``step`` is the 1-based step count after this update and ``lr`` the learning rate; both
-    may be CuPy scalar arrays so that a captured graph reads fresh values on every replay.
-    """
-    _check_inplace("adam_update_", param, grad, exp_avg, exp_avg_sq)
-    lr_ptr, lr_val = _scalar_arg(lr)
-    st_ptr, st_val = _scalar_arg(step)
-    _launch("optim.cu", "adam_update", param.size,
-            (param, grad, exp_avg, exp_avg_sq, _i64(param.size), lr_val, lr_ptr, _f32(beta1),
-             _f32(beta2), _f32(eps), _f32(weight_decay), _i32(1 if decoupled else 0), st_val,
-             st_ptr))
-
-
 # --------------------------------------------------------------------------------------------
 # CUDA graphs
 # --------------------------------------------------------------------------------------------
@@ -1146,7 +1040,7 @@ class CapturedStep:
     ``step_fn`` is a callable without arguments that runs forward, backward and the optimizer
     step on *static* buffers: it reads its batch from arrays that stay the same objects (copy
     each new batch into them, ``x_static[...] = batch``), and the optimizer updates the
-    parameters and its state in place (``p[...] -= ...`` or :func:`sgd_update_`), never by
+    parameters and its state in place (``p[...] -= ...``, as fastconv.optim does), never by
     rebinding ``param.data`` to a new array. Construction:
 
     1. runs ``step_fn`` eagerly ``warmup`` times on a side stream (these are real training
@@ -1162,9 +1056,9 @@ class CapturedStep:
 
     Rules for ``step_fn`` (standard for stream capture): no host synchronisation (``.item()``,
     ``float(loss)``, ``cupy.asnumpy``, printing device values), no host-to-device copies of
-    new data inside the step, the same shapes every time, and host-side state that changes
-    per step (a Python step counter, a learning-rate schedule) must live in device arrays
-    that the step reads (see :func:`adam_update_`). Gradients are accumulated by the
+    new data inside the step, the same shapes every time. Host-side values (a Python step
+    counter, a learning rate) are recorded as they were during capture; one that must change
+    per step has to live in a device array that the step reads. Gradients are accumulated by the
     backward pass: zero them inside ``step_fn`` in place (``g.fill(0)``) or let the first
     backward write them (``zero_grad`` to None before capture is fine: the captured backward
     allocates them from the private pool).
@@ -1228,25 +1122,6 @@ class CapturedStep:
 def capture(step_fn, warmup: int = 2, params=None) -> CapturedStep:
     """Capture ``step_fn`` as a CUDA graph: shorthand for :class:`CapturedStep`."""
     return CapturedStep(step_fn, warmup=warmup, params=params)
-
-
-# --------------------------------------------------------------------------------------------
-# Host <-> device
-# --------------------------------------------------------------------------------------------
-
-def to_device(array):
-    """A NumPy array (or anything array-like) as a CuPy array on the current device."""
-    return cupy.asarray(array)
-
-
-def to_host(array):
-    """A CuPy array as a NumPy array (synchronises)."""
-    return cupy.asnumpy(array)
-
-
-def synchronize() -> None:
-    """Wait for all work queued on the current device."""
-    cupy.cuda.Device().synchronize()
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,9 +13,6 @@
 //   rng_advance         state[1] += 1 (the call offset). The generator state (seed, offset) lives
 //                       in device memory and every draw reads it there: a captured CUDA graph
 //                       that replays a dropout step draws fresh numbers on every replay.
-//   dropout_forward     mask = (u >= p) / (1 - p) (0 where dropped), y = x * mask.
-//                       `group` elements share one draw: group = 1 for dropout, H*W for
-//                       spatial dropout (dropout2d: whole feature maps).
 //
 // How the work maps onto threads and blocks
 //   1-D grids of 256-thread blocks with grid-stride loops, one thread per element (per group of
@@ -132,15 +129,6 @@ __device__ __forceinline__ FcU4 fc_philox_block(unsigned long long g,
     return philox4x32_10(ctr, (unsigned int)seed, (unsigned int)(seed >> 32));
 }
 
-__device__ __forceinline__ float fc_uniform_at(unsigned long long i,
-                                               const unsigned long long* __restrict__ state)
-{
-    const FcU4 r = fc_philox_block(i >> 2, state);
-    const unsigned int k = (unsigned int)(i & 3ull);
-    const unsigned int u = k == 0 ? r.x : (k == 1 ? r.y : (k == 2 ? r.z : r.w));
-    return fc_u01(u);
-}
-
 extern "C" __global__ void philox_uniform(float* __restrict__ out, long long n,
                                           const unsigned long long* __restrict__ state)
 {
@@ -159,29 +147,4 @@ extern "C" __global__ void philox_uniform(float* __restrict__ out, long long n,
 extern "C" __global__ void rng_advance(unsigned long long* state)
 {
     if (blockIdx.x == 0 && threadIdx.x == 0) state[1] += 1ull;
-}
-
-// mask and y have x's shape; draw j = i / group decides element i.
-extern "C" __global__ void dropout_forward(const float* __restrict__ x, float* __restrict__ y,
-                                           float* __restrict__ mask, long long n,
-                                           long long group, float p, float scale,
-                                           const unsigned long long* __restrict__ state)
-{
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (long long)blockDim.x * gridDim.x) {
-        const float u = fc_uniform_at((unsigned long long)(i / group), state);
-        const float m = u >= p ? scale : 0.0f;
-        mask[i] = m;
-        y[i] = x[i] * m;
-    }
-}
-
-// dx = dy * mask (both of x's shape)
-extern "C" __global__ void mul_mask(const float* __restrict__ dy, const float* __restrict__ mask,
-                                    float* __restrict__ dx, long long n)
-{
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (long long)blockDim.x * gridDim.x) {
-        dx[i] = dy[i] * mask[i];
-    }
 }

@@ -24,9 +24,7 @@
 //   loads served by L1).
 //   Backward: one thread per input element (nc, h, w) that gathers from the (at most
 //   ceil(KH/SH) x ceil(KW/SW)) windows covering it and writes dx once. No atomics, so the
-//   result is deterministic even with overlapping windows. (max_pool2d_backward_scatter, used
-//   only when the caller does not pass the window geometry, is one thread per output element
-//   with atomicAdd into a zeroed dx.)
+//   result is deterministic even with overlapping windows.
 //   Global average pooling: one warp per plane (8 planes per 256-thread block), lanes stride
 //   over the plane, then a shuffle reduction; the backward is one thread per input element.
 //
@@ -205,21 +203,5 @@ extern "C" __global__ void global_avg_pool_backward(const float* __restrict__ dy
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
          i += (long long)blockDim.x * gridDim.x) {
         dx[i] = dy[i / HW] * inv;
-    }
-}
-
-// Scatter form of the max-pooling backward, for callers that do not pass the window geometry:
-// one thread per output element adds its gradient at the saved index (dx zeroed beforehand).
-// Overlapping windows make this an atomicAdd; the order of those additions is unspecified.
-extern "C" __global__ void max_pool2d_backward_scatter(const float* __restrict__ dy,
-                                                       const int* __restrict__ indices,
-                                                       float* __restrict__ dx, long long NC,
-                                                       int HW, int OHW)
-{
-    const long long total = NC * OHW;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const int idx = indices[i];
-        if (idx >= 0 && idx < HW) atomicAdd(dx + (i / OHW) * HW + idx, dy[i]);
     }
 }
