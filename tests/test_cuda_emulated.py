@@ -121,15 +121,18 @@ def test_conv2d_small_output_path(be, monkeypatch):
     y1 = be.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1)
     monkeypatch.setattr(be, "_BATCHED_MIN_PIXELS", 10**9)
     y2 = be.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1)
-    np.testing.assert_allclose(y1, y2, rtol=1e-6, atol=1e-6)
+    # atol 1e-5: on the cupy.matmul route both paths sum in float32, in different orders.
+    np.testing.assert_allclose(y1, y2, rtol=1e-6, atol=1e-5)
 
 
-def test_conv2d_rejects_bad_shapes(be):
+def test_conv2d_rejects_shapes_that_would_read_out_of_bounds(be):
+    """The ops reject these with clearer messages; the backend still never runs them."""
     x = np.zeros((1, 3, 5, 5), np.float32)
+    one, zero = (1, 1), (0, 0)
     with pytest.raises(ValueError, match="channels"):
-        be.conv2d_forward(x, np.zeros((4, 2, 3, 3), np.float32), None, 1, 0, 1, 1)
-    with pytest.raises(ValueError, match="larger"):
-        be.conv2d_forward(x, np.zeros((4, 3, 7, 7), np.float32), None, 1, 0, 1, 1)
+        be.conv2d_forward(x, np.zeros((4, 2, 3, 3), np.float32), None, one, zero, one, 1)
+    with pytest.raises(ValueError):   # a negative output size: nothing is allocated
+        be.conv2d_forward(x, np.zeros((4, 3, 7, 7), np.float32), None, one, zero, one, 1)
 
 
 def test_gemm(be):
