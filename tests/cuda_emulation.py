@@ -34,7 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_DIR = ROOT / "fastconv" / "cuda"
-CUDA_PY = ROOT / "fastconv" / "backend" / "cuda.py"
+CUDA_PKG = ROOT / "fastconv" / "backend" / "cuda"
 
 PRELUDE = r"""
 #include <cmath>
@@ -208,25 +208,40 @@ def _fake_cupy(build_dir: Path, with_cublas: bool, devices: int = 1):
     return cp
 
 
+def _forget(name):
+    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[key]
+
+
 def load_emulated_backend(build_dir: Path, with_cublas: bool = True, devices: int = 1):
-    """fastconv/backend/cuda.py loaded against the stand-in CuPy (a separate module object)."""
+    """A fresh copy of the fastconv/backend/cuda package loaded against the stand-in CuPy,
+    under its own name (its submodules are registered under that name, which relative
+    imports need); the real ``fastconv.backend.cuda`` is left alone."""
     import fastconv.backend  # noqa: F401  (the package the backend imports from)
 
     fake = _fake_cupy(build_dir, with_cublas, devices)
     saved = {k: sys.modules.get(k) for k in ("cupy", "cupy.cuda")}
     sys.modules["cupy"] = fake
     sys.modules["cupy.cuda"] = fake.cuda
+    name = "fastconv.backend._cuda_emulated_" + ("cublas" if with_cublas else "matmul")
+    _forget(name)
     try:
-        name = "fastconv.backend._cuda_emulated_" + ("cublas" if with_cublas else "matmul")
-        spec = importlib.util.spec_from_file_location(name, CUDA_PY)
+        spec = importlib.util.spec_from_file_location(
+            name, CUDA_PKG / "__init__.py", submodule_search_locations=[str(CUDA_PKG)])
         mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        sys.modules[name] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            _forget(name)
+            raise
     finally:
         for k, v in saved.items():
             if v is None:
                 sys.modules.pop(k, None)
             else:
                 sys.modules[k] = v
-    mod._ptr = lambda a: a.ctypes.data
-    assert mod._use_raw_cublas is with_cublas
+    # NumPy arrays have no device pointer: cuBLAS's stand-in reads their host addresses.
+    mod.blas.device_pointer = lambda a: a.ctypes.data
+    assert mod.blas._use_raw_cublas is with_cublas
     return mod

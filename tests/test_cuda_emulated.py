@@ -1,5 +1,5 @@
 """The CUDA backend run on the CPU: fastconv/cuda/*.cu compiled as C++ and driven by
-fastconv/backend/cuda.py through a stand-in for CuPy. No GPU, no CuPy, no nvcc needed.
+fastconv/backend/cuda through a stand-in for CuPy. No GPU, no CuPy, no nvcc needed.
 
 How the emulation works: see tests/cuda_emulation.py (the stand-in CuPy). Both the direct
 cuBLAS path and the ``cupy.matmul`` fallback path are tested.
@@ -89,7 +89,7 @@ def test_conv2d(be, case, chunked, monkeypatch):
     w = rand(rng, OC, C // groups, KH, KW) * 0.3
     b = rand(rng, OC) if has_b else None
     if chunked:   # one image per chunk: the column buffer bound in action
-        monkeypatch.setattr(be, "_workspace_limit", 1)
+        monkeypatch.setattr(be.conv, "_workspace_limit", 1)
     y = be.conv2d_forward(x, w, b, stride, padding, dilation, groups)
     dy = rand(rng, *y.shape)
     yt, dxt, dwt, dbt = _torch_conv(x, w, b, stride, padding, dilation, groups, dy)
@@ -119,7 +119,7 @@ def test_conv2d_small_output_path(be, monkeypatch):
     rng = np.random.default_rng(7)
     x, w, b = rand(rng, 3, 4, 18, 18), rand(rng, 8, 4, 3, 3), rand(rng, 8)
     y1 = be.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1)
-    monkeypatch.setattr(be, "_BATCHED_MIN_PIXELS", 10**9)
+    monkeypatch.setattr(be.conv, "_BATCHED_MIN_PIXELS", 10**9)
     y2 = be.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1)
     # atol 1e-5: on the cupy.matmul route both paths sum in float32, in different orders.
     np.testing.assert_allclose(y1, y2, rtol=1e-6, atol=1e-5)
@@ -200,12 +200,12 @@ def test_avg_pool2d(be, case, include_pad):
 def test_global_avg_pool(be):
     rng = np.random.default_rng(13)
     x = rand(rng, 3, 5, 7, 6)
-    for y in (be._global_avg_pool2d_forward(x),
+    for y in (be.pool.global_avg_pool2d_forward(x),
               be.avg_pool2d_forward(x, (7, 6), (7, 6), (0, 0), False, True)):
         close(y, x.astype(np.float64).mean(axis=(2, 3), keepdims=True))
     dy = rand(rng, 3, 5, 1, 1)
     expect = np.broadcast_to(dy / 42.0, x.shape)
-    close(be._global_avg_pool2d_backward(dy, x.shape), expect)
+    close(be.pool.global_avg_pool2d_backward(dy, x.shape), expect)
     close(be.avg_pool2d_backward(dy, x.shape, (7, 6), (1, 1), (0, 0), False, False), expect)
 
 
@@ -217,7 +217,7 @@ def test_global_avg_pool(be):
 @pytest.mark.parametrize("segmented", [False, True])
 def test_lrn(be, size, C, segmented, monkeypatch):
     if segmented:   # pretend the GPU is huge: several channel segments per pixel
-        monkeypatch.setattr(be, "_sms", lambda: 10**6)
+        monkeypatch.setattr(be.norm, "sms", lambda: 10**6)
     rng = np.random.default_rng(size * 100 + C)
     x = rand(rng, 2, C, 5, 4) * 2
     alpha, beta, k = 1e-2, 0.75, 2.0
@@ -265,10 +265,10 @@ def test_batch_norm(be, shape, affine):
 
 
 def test_batch_norm_many_splits(be, monkeypatch):
-    monkeypatch.setattr(be, "_sms", lambda: 64)   # several slices per channel, merged by Chan
+    monkeypatch.setattr(be.norm, "sms", lambda: 64)   # several slices per channel, merged by Chan
     rng = np.random.default_rng(5)
     x = rand(rng, 8, 2, 32, 32) + 100.0
-    assert be._bn_splits(2, 8 * 32 * 32) > 1
+    assert be.norm._bn_splits(2, 8 * 32 * 32) > 1
     _, mean, var = be.batch_norm_forward_train(x, None, None, 1e-5)
     close(mean, x.astype(np.float64).mean(axis=(0, 2, 3)))
     close(var, x.astype(np.float64).var(axis=(0, 2, 3)), rtol=1e-3)

@@ -1,4 +1,4 @@
-"""GPU tests of the CUDA backend (fastconv/backend/cuda.py, fastconv/cuda/*.cu).
+"""GPU tests of the CUDA backend (fastconv/backend/cuda/, fastconv/cuda/*.cu).
 
 Every test carries the ``gpu`` marker and the module skips without CuPy or without a
 visible GPU. On a GPU machine:
@@ -180,7 +180,7 @@ def test_conv2d_chunked_equals_whole():
     y1 = gpu_be.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1)
     dy = g(rand(rng, *y1.shape))
     r1 = gpu_be.conv2d_backward(x, w, dy, (1, 1), (1, 1), (1, 1), 1, True, True, True)
-    old = gpu_be._workspace_limit
+    old = gpu_be.conv._workspace_limit
     try:
         gpu_be.set_workspace_limit(1)        # one image per chunk
         y2 = gpu_be.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1)
@@ -200,7 +200,7 @@ def test_conv2d_cublas_path_matches_matmul_fallback(case, monkeypatch):
     y1 = gpu_be.conv2d_forward(x, w, None, stride, padding, dilation, groups)
     dy = g(rand(rng, *y1.shape))
     r1 = gpu_be.conv2d_backward(x, w, dy, stride, padding, dilation, groups, True, True, False)
-    monkeypatch.setattr(gpu_be, "_use_raw_cublas", False)
+    monkeypatch.setattr(gpu_be.blas, "_use_raw_cublas", False)
     y2 = gpu_be.conv2d_forward(x, w, None, stride, padding, dilation, groups)
     r2 = gpu_be.conv2d_backward(x, w, dy, stride, padding, dilation, groups, True, True, False)
     close(y2, y1)
@@ -315,11 +315,11 @@ def test_global_avg_pool(shape):
     rng = np.random.default_rng(8)
     x = rand(rng, *shape)
     ref = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
-    close(gpu_be._global_avg_pool2d_forward(g(x)), ref)
+    close(gpu_be.pool.global_avg_pool2d_forward(g(x)), ref)
     k = shape[2:]
     close(gpu_be.avg_pool2d_forward(g(x), k, k, (0, 0), False, True), ref)
     dy = rand(rng, shape[0], shape[1], 1, 1)
-    close(gpu_be._global_avg_pool2d_backward(g(dy), x.shape),
+    close(gpu_be.pool.global_avg_pool2d_backward(g(dy), x.shape),
           np.broadcast_to(dy / (shape[2] * shape[3]), shape))
 
 
