@@ -13,9 +13,9 @@
 //   avg_pool2d_forward   PyTorch's divisor: with count_include_pad the window clipped to the
 //       padded image (H + PH, W + PW), otherwise the window clipped to the image itself.
 //   avg_pool2d_backward  dx[h, w] = sum over windows containing (h, w) of dy / divisor.
-//   global_avg_pool_forward / _backward   kernel = the whole plane: y = mean of the plane,
+//   global_avg_pool2d_forward / _backward   kernel = the whole plane: y = mean of the plane,
 //       dx = dy / (H*W) broadcast.
-//   ceil_mode only changes OH/OW, which the Python side computes (backend.pool_output_size);
+//   ceil_mode only changes OH/OW, which the Python side computes (fastconv/output_size.py);
 //   the last window is then clipped here exactly as in PyTorch.
 //
 // How the work maps onto threads and blocks
@@ -176,9 +176,9 @@ extern "C" __global__ void avg_pool2d_backward(const float* __restrict__ dy,
 }
 
 // y[nc] = mean of plane nc (HW elements). One warp per plane.
-extern "C" __global__ void global_avg_pool_forward(const float* __restrict__ x,
-                                                   float* __restrict__ y, long long NC,
-                                                   long long HW)
+extern "C" __global__ void global_avg_pool2d_forward(const float* __restrict__ x,
+                                                     float* __restrict__ y, long long NC,
+                                                     long long HW)
 {
     const int lane = threadIdx.x % FC_WARP;
     const long long warps_per_block = (blockDim.x + FC_WARP - 1) / FC_WARP;
@@ -194,9 +194,9 @@ extern "C" __global__ void global_avg_pool_forward(const float* __restrict__ x,
     }
 }
 
-extern "C" __global__ void global_avg_pool_backward(const float* __restrict__ dy,
-                                                    float* __restrict__ dx, long long NC,
-                                                    long long HW)
+extern "C" __global__ void global_avg_pool2d_backward(const float* __restrict__ dy,
+                                                      float* __restrict__ dx, long long NC,
+                                                      long long HW)
 {
     const long long total = NC * HW;
     const float inv = 1.0f / (float)HW;

@@ -63,7 +63,7 @@ def _is_pointwise(KH, KW, stride, padding) -> bool:
 def _im2col(x, n0, B, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, out=None):
     P = OH * OW
     col = out if out is not None else cupy.empty((C * KH * KW, B, P), dtype=np.float32)
-    launch("im2col.cu", "im2col", C * B * P,
+    launch("im2col.cu", "im2col_forward", C * B * P,
             (x[n0:n0 + B], col, i32(B), i32(C), i32(H), i32(W), i32(KH), i32(KW),
              i32(sh), i32(sw), i32(ph), i32(pw), i32(dh), i32(dw), i32(OH), i32(OW)))
     return col
@@ -124,13 +124,13 @@ def conv2d_forward(x, w, b, stride, padding, dilation, groups):
                     mm(view(w2, g * OCg * CKg, (OCg, CKg), (CKg, 1)),
                         view(col, g * CKg * B * P, (CKg, B * P), (B * P, 1)),
                         view(tmp, g * OCg * B * P, (OCg, B * P), (B * P, 1)))
-                launch("im2col.cu", "cnhw_to_nchw", B * OC * P,
+                launch("im2col.cu", "conv2d_forward_to_nchw", B * OC * P,
                         (tmp, b if b is not None else NULL, y[n0:n0 + B], i32(B), i32(OC),
                          i64(P)))
                 bias_fused = True
             del col
     if b is not None and not bias_fused:
-        launch("elementwise.cu", "bias_add", y.size, (y, b, i32(N), i32(OC), i64(P)))
+        launch("elementwise.cu", "conv2d_forward_bias", y.size, (y, b, i32(N), i32(OC), i64(P)))
     return y
 
 
@@ -159,7 +159,7 @@ def conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx, need_d
     dw = cupy.zeros_like(w) if need_dw else None
     db = cupy.zeros((OC,), dtype=np.float32) if need_db else None
     if need_db and N * P > 0:
-        get_kernel("elementwise.cu", "channel_sum")(
+        get_kernel("elementwise.cu", "conv2d_backward_bias")(
             (max(1, min(OC, 65535)),), (BLOCK,), (dy, db, i32(N), i32(OC), i64(P)))
     if not (need_dx or need_dw):
         return dx, dw, db
@@ -174,7 +174,7 @@ def conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx, need_d
     if need_dw:
         # dy in (OC, N, P) layout: the rows of the dw GEMM, K = N*P contiguous per channel.
         dyt = cupy.empty((OC, N, P), dtype=np.float32)
-        launch("im2col.cu", "nchw_to_cnhw", dy.size, (dy, dyt, i32(N), i32(OC), i64(P)))
+        launch("im2col.cu", "conv2d_backward_to_cnhw", dy.size, (dy, dyt, i32(N), i32(OC), i64(P)))
     if pointwise:
         if need_dx:
             for g in range(G):
@@ -186,7 +186,7 @@ def conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx, need_d
             for n0 in range(0, N, chunk):
                 B = min(chunk, N - n0)
                 xt = cupy.empty((C, B, P), dtype=np.float32)   # the 1x1 "im2col": a transpose
-                launch("im2col.cu", "nchw_to_cnhw", B * C * P,
+                launch("im2col.cu", "conv2d_backward_to_cnhw", B * C * P,
                         (x[n0:n0 + B], xt, i32(B), i32(C), i64(P)))
                 for g in range(G):
                     mm(view(dyt, g * OCg * N * P + n0 * P, (OCg, B * P), (N * P, 1)),
@@ -217,7 +217,7 @@ def conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx, need_d
                         view(dy, (n0 * OC + g * OCg) * P, (B, OCg, P), (OC * P, P, 1)),
                         view(dcol, g * CKg * B * P, (B, CKg, P), (P, B * P, 1)),
                         trans_a=True)
-            launch("im2col.cu", "col2im", B * C * H * W,
+            launch("im2col.cu", "col2im_backward", B * C * H * W,
                     (dcol, dx[n0:n0 + B], i32(B), i32(C), i32(H), i32(W), i32(KH),
                      i32(KW), i32(sh), i32(sw), i32(ph), i32(pw), i32(dh), i32(dw_),
                      i32(OH), i32(OW)))

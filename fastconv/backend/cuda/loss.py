@@ -38,10 +38,10 @@ def softmax_cross_entropy_forward(logits, target, label_smoothing):
         loss.fill(np.nan)
         return loss, prob
     warps = BLOCK // 32
-    get_kernel("loss.cu", "softmax_xent_forward")(
+    get_kernel("loss.cu", "softmax_cross_entropy_forward")(
         (max(1, min((N + warps - 1) // warps, MAX_GRID)),), (BLOCK,),
         (logits, t, prob, rows, i32(N), i32(K), f32(label_smoothing)))
-    get_kernel("loss.cu", "mean_reduce")((1,), (BLOCK,), (rows, loss, i32(N)))
+    get_kernel("loss.cu", "softmax_cross_entropy_forward_mean")((1,), (BLOCK,), (rows, loss, i32(N)))
     return loss, prob
 
 
@@ -60,6 +60,6 @@ def softmax_cross_entropy_backward(prob, target, label_smoothing, dloss):
         dl_val = f32(0.0)
     else:
         dl_ptr, dl_val = NULL, f32(float(dloss))
-    launch("loss.cu", "softmax_xent_backward", prob.size,
+    launch("loss.cu", "softmax_cross_entropy_backward", prob.size,
             (prob, t, dl_ptr, dl_val, dlogits, i32(N), i32(K), f32(label_smoothing)))
     return dlogits

@@ -110,10 +110,10 @@ def batch_norm_forward_train(x, weight, bias, eps):
         return y, mean, var
     splits = _bn_splits(C, M)
     part = cupy.empty((C, splits, 3), dtype=np.float32)
-    get_kernel("batchnorm.cu", "bn_stats_partial")(
+    get_kernel("batchnorm.cu", "batch_norm_forward_partial")(
         (splits, C), (BLOCK,), (x, part, i32(N), i32(C), i64(HW), i32(splits)))
-    launch("batchnorm.cu", "bn_stats_finalize", C, (part, mean, var, i32(C), i32(splits)))
-    launch("batchnorm.cu", "bn_apply", x.size,
+    launch("batchnorm.cu", "batch_norm_forward_finalize", C, (part, mean, var, i32(C), i32(splits)))
+    launch("batchnorm.cu", "batch_norm_forward_apply", x.size,
             (x, mean, var, weight if weight is not None else NULL,
              bias if bias is not None else NULL, y, i32(N), i32(C), i64(HW), f32(eps)))
     return y, mean, var
@@ -129,7 +129,7 @@ def batch_norm_forward_eval(x, mean, var, weight, bias, eps):
                     (bias, "bias")):
         _check_channels(a, C, name)
     y = cupy.empty_like(x)
-    launch("batchnorm.cu", "bn_apply", x.size,
+    launch("batchnorm.cu", "batch_norm_forward_apply", x.size,
             (x, mean, var, weight if weight is not None else NULL,
              bias if bias is not None else NULL, y, i32(N), i32(C), i64(HW), f32(eps)))
     return y
@@ -153,12 +153,12 @@ def batch_norm_backward(x, weight, mean, var, eps, dy):
         return dx, dweight, dbias
     splits = _bn_splits(C, M)
     part = cupy.empty((C, splits, 2), dtype=np.float32)
-    get_kernel("batchnorm.cu", "bn_backward_partial")(
+    get_kernel("batchnorm.cu", "batch_norm_backward_partial")(
         (splits, C), (BLOCK,), (x, dy, mean, part, i32(N), i32(C), i64(HW), i32(splits)))
     sums = cupy.empty((C, 2), dtype=np.float32)
-    launch("batchnorm.cu", "bn_backward_finalize", C,
+    launch("batchnorm.cu", "batch_norm_backward_finalize", C,
             (part, var, sums, dweight, dbias, i32(C), i32(splits), f32(eps)))
-    launch("batchnorm.cu", "bn_backward_apply", x.size,
+    launch("batchnorm.cu", "batch_norm_backward_apply", x.size,
             (x, dy, mean, var, weight if weight is not None else NULL, sums, dx, i32(N),
              i32(C), i64(HW), f32(eps)))
     return dx, dweight, dbias

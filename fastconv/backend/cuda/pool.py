@@ -113,7 +113,7 @@ def global_avg_pool2d_forward(x):
     if NC == 0:
         return y
     warps = BLOCK // 32
-    get_kernel("pool.cu", "global_avg_pool_forward")(
+    get_kernel("pool.cu", "global_avg_pool2d_forward")(
         (max(1, min((NC + warps - 1) // warps, MAX_GRID)),), (BLOCK,),
         (x, y, i64(NC), i64(HW)))
     return y
@@ -126,6 +126,6 @@ def global_avg_pool2d_backward(dy, x_shape):
         raise ValueError(f"global_avg_pool2d backward: grad_output {dy.shape} does not match "
                          f"x_shape {tuple(x_shape)}")
     dx = cupy.empty((N, C, H, W), dtype=np.float32)
-    launch("pool.cu", "global_avg_pool_backward", dx.size,
+    launch("pool.cu", "global_avg_pool2d_backward", dx.size,
             (dy, dx, i64(N * C), i64(H * W)))
     return dx

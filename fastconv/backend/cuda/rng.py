@@ -84,7 +84,7 @@ def random_uniform(shape):
     out = cupy.empty(_shape(shape), dtype=np.float32)
     st = _rng_state()
     if out.size:
-        launch("elementwise.cu", "philox_uniform", (out.size + 3) // 4,
+        launch("elementwise.cu", "random_uniform", (out.size + 3) // 4,
                 (out, i64(out.size), st))
     get_kernel("elementwise.cu", "rng_advance")((1,), (1,), (st,))
     return out
