@@ -96,9 +96,7 @@ def _set_cpu_rng_state(state: dict) -> None:
 
 
 def uniform(shape, device: str):
-    """Uniform [0, 1) float32 draws on ``device``."""
-    if device == "cpu":
-        return _generator.random(shape, dtype=np.float32)
+    """Uniform [0, 1) float32 draws on ``device`` (from its backend's generator)."""
     from fastconv.backend import get_backend
 
     return get_backend(device).random_uniform(shape)

@@ -6,7 +6,8 @@
 * NVRTC (when its library can be found: the ``nvidia-cuda-nvrtc-cu12`` wheel, a CUDA
   toolkit, or the system library path) compiles every file exactly as
   ``cupy.RawModule`` will at run time: no host headers, no nvcc driver.
-* Every kernel that fastconv/backend/cuda.py asks for exists in the file it names.
+* Every kernel that the CUDA backend (fastconv/backend/cuda/) asks for exists in the file it
+  names, and every kernel is used.
 * Every .cu file opens with the comment block the conventions ask for.
 """
 
@@ -103,16 +104,17 @@ def test_nvrtc_compiles(cu):
 
 
 def test_backend_asks_only_for_kernels_that_exist():
-    src = (ROOT / "fastconv" / "backend" / "cuda.py").read_text()
+    src = "\n".join(p.read_text() for p in sorted((ROOT / "fastconv" / "backend" / "cuda")
+                                                  .glob("*.py")))
     uses = re.findall(r'\(\s*"(\w+\.cu)"\s*,\s*"(\w+)"', src)
-    assert len(uses) > 20, "the pattern no longer matches how cuda.py names its kernels"
+    assert len(uses) > 20, "the pattern no longer matches how the backend names its kernels"
     defined = {p.name: set(kernels_in(p)) for p in CU_FILES}
     for file, name in uses:
-        assert file in defined, f"cuda.py uses {file}, which does not exist"
-        assert name in defined[file], f"cuda.py asks for {name} in {file}, which lacks it"
+        assert file in defined, f"the backend uses {file}, which does not exist"
+        assert name in defined[file], f"the backend asks for {name} in {file}, which lacks it"
     used = {(f, n) for f, n in uses}
     unused = [(f, n) for f, names in defined.items() for n in names if (f, n) not in used]
-    assert not unused, f"kernels that cuda.py never launches: {unused}"
+    assert not unused, f"kernels that the backend never launches: {unused}"
 
 
 @pytest.mark.parametrize("cu", CU_FILES, ids=lambda p: p.name)

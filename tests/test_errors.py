@@ -248,9 +248,11 @@ _KERNEL_ABUSE = textwrap.dedent(r"""
             True, True, True),
         # indices that point outside the input plane
         "max_pool2d_backward indices": lambda: cpu.max_pool2d_backward(
-            np.ones((2, 3, 4, 4), f), np.full((2, 3, 4, 4), 10**6, np.int32), (2, 3, 8, 8)),
+            np.ones((2, 3, 4, 4), f), np.full((2, 3, 4, 4), 10**6, np.int32), (2, 3, 8, 8),
+            (2, 2), (2, 2), (0, 0)),
         "max_pool2d_backward negative": lambda: cpu.max_pool2d_backward(
-            np.ones((2, 3, 4, 4), f), np.full((2, 3, 4, 4), -5, np.int32), (2, 3, 8, 8)),
+            np.ones((2, 3, 4, 4), f), np.full((2, 3, 4, 4), -5, np.int32), (2, 3, 8, 8),
+            (2, 2), (2, 2), (0, 0)),
         # dy larger than the pooled output of x_shape
         "avg_pool2d_backward dy": lambda: cpu.avg_pool2d_backward(
             np.ones((2, 3, 9, 9), f), (2, 3, 8, 8), (2, 2), (2, 2), (0, 0), False, True),

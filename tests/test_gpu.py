@@ -1,4 +1,4 @@
-"""GPU tests of the CUDA backend (fastconv/backend/cuda.py, fastconv/cuda/*.cu).
+"""GPU tests of the CUDA backend (fastconv/backend/cuda/, fastconv/cuda/*.cu).
 
 Every test carries the ``gpu`` marker and the module skips without CuPy or without a
 visible GPU. On a GPU machine:
@@ -12,7 +12,7 @@ What is checked
   * the direct cuBLAS GEMM path against the cupy.matmul fallback, chunked against
     unchunked convolutions, the TF32 switch;
   * the random-number generator (seeding through fastconv.manual_seed, state round trip,
-    dropout masks) and the fused optimizer updates against torch.optim;
+    dropout masks);
   * a NIN training step on the GPU against the same step on the CPU;
   * a training step captured as a CUDA graph: replays give the weights of eager steps.
 
@@ -180,7 +180,7 @@ def test_conv2d_chunked_equals_whole():
     y1 = gpu_be.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1)
     dy = g(rand(rng, *y1.shape))
     r1 = gpu_be.conv2d_backward(x, w, dy, (1, 1), (1, 1), (1, 1), 1, True, True, True)
-    old = gpu_be._workspace_limit
+    old = gpu_be.conv._workspace_limit
     try:
         gpu_be.set_workspace_limit(1)        # one image per chunk
         y2 = gpu_be.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1)
@@ -200,7 +200,7 @@ def test_conv2d_cublas_path_matches_matmul_fallback(case, monkeypatch):
     y1 = gpu_be.conv2d_forward(x, w, None, stride, padding, dilation, groups)
     dy = g(rand(rng, *y1.shape))
     r1 = gpu_be.conv2d_backward(x, w, dy, stride, padding, dilation, groups, True, True, False)
-    monkeypatch.setattr(gpu_be, "_use_raw_cublas", False)
+    monkeypatch.setattr(gpu_be.blas, "_use_raw_cublas", False)
     y2 = gpu_be.conv2d_forward(x, w, None, stride, padding, dilation, groups)
     r2 = gpu_be.conv2d_backward(x, w, dy, stride, padding, dilation, groups, True, True, False)
     close(y2, y1)
@@ -266,10 +266,8 @@ def test_max_pool2d(case):
     assert idx.dtype == np.int32
     np.testing.assert_array_equal(host(idx), host(idx_c))
     dy = rand(rng, *y.shape)
-    dx_c = cpu_be.max_pool2d_backward(dy, idx_c, x.shape)
-    close(gpu_be.max_pool2d_backward(g(dy), idx, x.shape), dx_c, what="scatter backward")
-    close(gpu_be.max_pool2d_backward(g(dy), idx, x.shape, kernel=k, stride=s, padding=p), dx_c,
-          what="gather backward")
+    dx_c = cpu_be.max_pool2d_backward(dy, idx_c, x.shape, k, s, p)
+    close(gpu_be.max_pool2d_backward(g(dy), idx, x.shape, k, s, p), dx_c, what="backward")
     if TORCH_CUDA:
         yt, it = torch.nn.functional.max_pool2d(tt(x), k, s, p, ceil_mode=ceil,
                                                 return_indices=True)
@@ -317,11 +315,11 @@ def test_global_avg_pool(shape):
     rng = np.random.default_rng(8)
     x = rand(rng, *shape)
     ref = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
-    close(gpu_be.global_avg_pool2d_forward(g(x)), ref)
+    close(gpu_be.pool.global_avg_pool2d_forward(g(x)), ref)
     k = shape[2:]
     close(gpu_be.avg_pool2d_forward(g(x), k, k, (0, 0), False, True), ref)
     dy = rand(rng, shape[0], shape[1], 1, 1)
-    close(gpu_be.global_avg_pool2d_backward(g(dy), x.shape),
+    close(gpu_be.pool.global_avg_pool2d_backward(g(dy), x.shape),
           np.broadcast_to(dy / (shape[2] * shape[3]), shape))
 
 
@@ -440,7 +438,7 @@ def test_softmax_cross_entropy(N, K, smoothing):
 
 
 # ------------------------------------------------------------------------------------------
-# Random numbers, dropout, optimizer kernels
+# Random numbers, dropout
 # ------------------------------------------------------------------------------------------
 
 def test_rng_seeding_through_fastconv():
@@ -465,67 +463,12 @@ def test_random_uniform_statistics():
     assert np.abs(hist - 1 / 16).max() < 3e-3
 
 
-@pytest.mark.parametrize("spatial", [False, True])
-def test_dropout_kernels(spatial):
-    gpu_be.manual_seed(3)
-    rng = np.random.default_rng(13)
-    x = rand(rng, 32, 64, 8, 8)
-    p = 0.4
-    y, mask = gpu_be.dropout_forward(g(x), p, spatial=spatial)
-    m = host(mask)
-    assert set(np.unique(m).tolist()) <= {0.0, np.float32(1.0 / (1.0 - p))}
-    assert abs((m > 0).mean() - (1 - p)) < 0.03
-    if spatial:
-        assert (m == m[:, :, :1, :1]).all()
-    close(y, x * m, rtol=1e-6, atol=0)
-    dy = rand(rng, *x.shape)
-    close(gpu_be.dropout_backward(g(dy), mask), dy * m, rtol=1e-6, atol=0)
-
-
 def test_functional_dropout_on_gpu():
     fc.manual_seed(9)
     x = fc.tensor(np.ones((64, 128), np.float32), device="cuda")
     y = host(F.dropout(x, 0.25, training=True).data)
     assert set(np.unique(y).tolist()) <= {0.0, np.float32(1 / 0.75)}
     assert abs((y > 0).mean() - 0.75) < 0.03
-
-
-@needs_torch_cuda
-@pytest.mark.parametrize("momentum,nesterov,wd", [(0.0, False, 0.0), (0.9, False, 5e-4),
-                                                  (0.9, True, 1e-3)])
-def test_sgd_update_kernel(momentum, nesterov, wd):
-    rng = np.random.default_rng(14)
-    p0 = rand(rng, 1000)
-    p, buf = g(p0), cupy.zeros(1000, dtype=np.float32)
-    pt = torch.tensor(p0, device="cuda", requires_grad=True)
-    opt = torch.optim.SGD([pt], lr=0.05, momentum=momentum, nesterov=nesterov, weight_decay=wd)
-    for step in range(4):
-        gr = rand(rng, 1000)
-        pt.grad = torch.tensor(gr, device="cuda")
-        opt.step()
-        gpu_be.sgd_update_(p, g(gr), buf if momentum else None, 0.05, momentum, 0.0, wd,
-                           nesterov, has_buffer=step > 0)
-    close(p, pt, rtol=1e-5, atol=1e-6)
-
-
-@needs_torch_cuda
-@pytest.mark.parametrize("decoupled", [False, True])
-def test_adam_update_kernel(decoupled):
-    rng = np.random.default_rng(15)
-    p0 = rand(rng, 1000)
-    p = g(p0)
-    m, v = cupy.zeros_like(p), cupy.zeros_like(p)
-    pt = torch.tensor(p0, device="cuda", requires_grad=True)
-    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-    opt = cls([pt], lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
-    step_dev = cupy.zeros((), dtype=np.float32)
-    for _ in range(5):
-        gr = rand(rng, 1000)
-        pt.grad = torch.tensor(gr, device="cuda")
-        opt.step()
-        step_dev += 1                      # the step count lives on the device
-        gpu_be.adam_update_(p, g(gr), m, v, step_dev, 1e-3, 0.9, 0.999, 1e-8, 1e-2, decoupled)
-    close(p, pt, rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,79 +1,12 @@
 """Backends: the array-level kernels behind every op.
 
-A backend is a module (``cpu`` on NumPy + ``fastconv._C``, ``cuda`` on CuPy) that
-exposes the same functions with the same signatures. The ops layer
-(``fastconv/ops``) validates the arguments, makes the arrays C-contiguous float32,
-normalises every size argument to a pair of ints, and then calls the backend of
-its inputs. Backends therefore only compute; they may assume valid input, but
-compiled code still checks shapes it is handed and raises instead of reading out
-of bounds.
-
-Conventions: NCHW float32; pairs are ``(h, w)``; ``x, w, b, y`` and their
-gradients ``dx, dw, db, dy``. Functions return new arrays.
-
-Kernel interface (identical in ``cpu`` and ``cuda``):
-
-    xp                                   the array module (numpy or cupy)
-    gemm(a, b, trans_a=False, trans_b=False) -> a @ b  (2-D, through the backend BLAS)
-
-    conv2d_forward(x, w, b, stride, padding, dilation, groups) -> y
-        x (N, C, H, W), w (OC, C // groups, KH, KW), b (OC,) or None
-    conv2d_backward(x, w, dy, stride, padding, dilation, groups,
-                    need_dx, need_dw, need_db) -> (dx|None, dw|None, db|None)
-
-    max_pool2d_forward(x, kernel, stride, padding, ceil_mode) -> (y, indices)
-        indices: int32 (N, C, OH, OW), flat offset oh*W + ow of the max inside
-        its input plane. Tie rule: the first maximum in row-major scan order of
-        the window wins (as in PyTorch); padding never wins.
-    max_pool2d_backward(dy, indices, x_shape, kernel, stride, padding) -> dx
-        dx is the same on every run: the window lets a backend gather per input
-        element instead of scattering with atomics.
-    avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad) -> y
-    avg_pool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad) -> dx
-
-    lrn_forward(x, size, alpha, beta, k) -> (y, scale)
-        scale[c] = k + alpha / size * sum_{j=c-size//2}^{c+(size-1)//2} x[j]^2 ;  y = x * scale^-beta
-    lrn_backward(x, y, scale, dy, size, alpha, beta, k) -> dx
-
-    batch_norm_forward_train(x, weight, bias, eps) -> (y, mean, var)
-        x (N, C) or (N, C, H, W); statistics over all axes but C; var is biased.
-    batch_norm_forward_eval(x, mean, var, weight, bias, eps) -> y
-    batch_norm_backward(x, weight, mean, var, eps, dy) -> (dx, dweight, dbias)
-
-    relu_forward(x) -> y
-    relu_backward(y, dy) -> dx                      (dy where y > 0, else 0)
-    accumulate_(dst, src)                           dst += src in place (autograd's
-                                                    leaf-gradient sums); returns None
-
-    softmax_cross_entropy_forward(logits, target, label_smoothing) -> (loss, prob)
-        logits (N, K) float32, target (N,) int64 in [0, K); loss is the float mean.
-    softmax_cross_entropy_backward(prob, target, label_smoothing, dloss) -> dlogits
+A backend is a module that exports the kernel interface declared in
+:mod:`fastconv.backend.interface`: ``cpu`` (NumPy arrays, kernels from ``fastconv._C``) and
+``cuda`` (CuPy arrays, kernels from ``fastconv/cuda/*.cu``). :func:`get_backend` finds the one
+for a device; :func:`device_of` says which device an array lives on.
 """
 
 from __future__ import annotations
-
-
-def pool_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool,
-                     dilation: int = 1) -> int:
-    """Output length of a pooling window sliding over ``size`` (PyTorch's rule).
-
-    floor((size + 2p - d(k-1) - 1) / s) + 1, or ceil with ``ceil_mode``; in
-    ceil mode the last window must still start inside the input or left padding.
-    """
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    if ceil_mode:
-        out = -(-span // stride) + 1
-        if (out - 1) * stride >= size + padding:
-            out -= 1
-    else:
-        out = span // stride + 1
-    return out
-
-
-def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    """Output length of a convolution: floor((size + 2p - d(k-1) - 1) / s) + 1."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
 
 _BACKENDS: dict = {}
 

@@ -1,6 +1,7 @@
 """CPU backend: NumPy arrays, kernels from the compiled extension ``fastconv._C``.
 
-Implements the kernel interface documented in ``fastconv/backend/__init__.py``.
+Exports the kernel interface of :mod:`fastconv.backend.interface`, plus the CPU's controls
+(threads, caches, which BLAS and SIMD kernels run).
 The heavy lifting (convolution, pooling, LRN, batch norm, ReLU, the loss) is
 C++ with OpenMP; every matrix product goes through a private OpenBLAS (the
 ``scipy-openblas32`` wheel) that ``_C`` loads at import, so fastconv's GEMM speed
@@ -15,6 +16,20 @@ from __future__ import annotations
 import os
 
 import numpy
+
+__all__ = [
+    # the kernel interface (fastconv.backend.interface.KERNELS)
+    "xp", "gemm", "conv2d_forward", "conv2d_backward",
+    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+    "lrn_forward", "lrn_backward",
+    "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
+    "relu_forward", "relu_backward", "accumulate_",
+    "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
+    "random_uniform", "is_capturing",
+    # the CPU's controls (fastconv.backend.interface.CONTROLS["cpu"])
+    "ABI_VERSION", "blas_info", "cpu_features", "set_num_threads", "get_num_threads",
+    "cache_info", "empty_cache",
+]
 
 # Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
 ABI_VERSION = 3
@@ -152,7 +167,7 @@ def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
     return _C.max_pool2d_forward(x, tuple(kernel), tuple(stride), tuple(padding), bool(ceil_mode))
 
 
-def max_pool2d_backward(dy, indices, x_shape, kernel=None, stride=None, padding=None):
+def max_pool2d_backward(dy, indices, x_shape, kernel, stride, padding):
     # The window is not needed here: one thread scatters each plane in order, which is
     # already deterministic. (The CUDA backend uses it to gather instead of using atomics.)
     return _C.max_pool2d_backward(dy, indices, list(x_shape))
@@ -217,3 +232,17 @@ def softmax_cross_entropy_forward(logits, target, label_smoothing):
 
 def softmax_cross_entropy_backward(prob, target, label_smoothing, dloss):
     return _C.softmax_cross_entropy_backward(prob, target, float(label_smoothing), float(dloss))
+
+
+# ---------------------------------------------------------------- random numbers, graphs
+
+def random_uniform(shape):
+    """Uniform [0, 1) float32 draws from fastconv.random's CPU generator."""
+    from fastconv import random
+
+    return random.generator().random(shape, dtype=numpy.float32)
+
+
+def is_capturing() -> bool:
+    """Always False: the CPU has no graph capture."""
+    return False

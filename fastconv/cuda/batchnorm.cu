@@ -13,15 +13,15 @@
 //   weight / bias may be null (affine=False): weight = 1, bias = 0.
 //
 // How the work maps onto threads and blocks
-//   Reductions (bn_stats_partial, bn_backward_partial): a 2-D grid (splits, C). Block (s, c)
-//   reduces the s-th slice of channel c's M elements: each thread walks the slice with a stride
-//   of blockDim.x, keeping a private Welford triple (count, mean, M2) or a pair of sums; lanes
-//   merge with warp shuffles, warps merge through shared memory, and thread 0 writes one
-//   partial per block. The Python side picks splits so that splits * C blocks fill the GPU
-//   even when C is small and M is large. A finalize kernel (one thread per channel) merges the
-//   splits partials in a fixed order: the result is deterministic.
-//   Elementwise passes (bn_apply, bn_backward_apply): 1-D grid of 256-thread blocks, one thread
-//   per element, grid-stride loop; channel = (i / HW) % C.
+//   Reductions (batch_norm_forward_partial, batch_norm_backward_partial): a 2-D grid
+//   (splits, C). Block (s, c) reduces the s-th slice of channel c's M elements: each thread
+//   walks the slice with a stride of blockDim.x, keeping a private Welford triple (count, mean,
+//   M2) or a pair of sums; lanes merge with warp shuffles, warps merge through shared memory,
+//   and thread 0 writes one partial per block. The Python side picks splits so that splits * C
+//   blocks fill the GPU even when C is small and M is large. A finalize kernel (one thread per
+//   channel) merges the splits partials in a fixed order: the result is deterministic.
+//   Elementwise passes (batch_norm_forward_apply, batch_norm_backward_apply): 1-D grid of
+//   256-thread blocks, one thread per element, grid-stride loop; channel = (i / HW) % C.
 //
 // Gradient convention (whole backend): parameter gradients accumulate (dweight += , dbias +=)
 // into the buffers passed in; activation gradients (dx) are written (=).
@@ -65,8 +65,9 @@ __device__ __forceinline__ float warp_sum(float v)
 }
 
 // part: (C, splits, 3) = Welford triples of each (channel, slice)
-extern "C" __global__ void bn_stats_partial(const float* __restrict__ x, float* __restrict__ part,
-                                            int N, int C, long long HW, int splits)
+extern "C" __global__ void batch_norm_forward_partial(const float* __restrict__ x,
+                                                      float* __restrict__ part, int N, int C,
+                                                      long long HW, int splits)
 {
     __shared__ float sh[FC_MAX_WARPS][3];
     const int c = blockIdx.y;
@@ -103,9 +104,9 @@ extern "C" __global__ void bn_stats_partial(const float* __restrict__ x, float* 
 }
 
 // one thread per channel: merge the slices, write mean and biased var
-extern "C" __global__ void bn_stats_finalize(const float* __restrict__ part,
-                                             float* __restrict__ mean, float* __restrict__ var,
-                                             int C, int splits)
+extern "C" __global__ void batch_norm_forward_finalize(const float* __restrict__ part,
+                                                       float* __restrict__ mean,
+                                                       float* __restrict__ var, int C, int splits)
 {
     for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += blockDim.x * gridDim.x) {
         const float* p = part + (long long)c * splits * 3;
@@ -120,11 +121,13 @@ extern "C" __global__ void bn_stats_finalize(const float* __restrict__ part,
 }
 
 // y = (x - mean[c]) * rsqrt(var[c] + eps) * weight[c] + bias[c]   (training and eval)
-extern "C" __global__ void bn_apply(const float* __restrict__ x, const float* __restrict__ mean,
-                                    const float* __restrict__ var,
-                                    const float* __restrict__ weight,
-                                    const float* __restrict__ bias, float* __restrict__ y,
-                                    int N, int C, long long HW, float eps)
+extern "C" __global__ void batch_norm_forward_apply(const float* __restrict__ x,
+                                                    const float* __restrict__ mean,
+                                                    const float* __restrict__ var,
+                                                    const float* __restrict__ weight,
+                                                    const float* __restrict__ bias,
+                                                    float* __restrict__ y, int N, int C,
+                                                    long long HW, float eps)
 {
     const long long total = (long long)N * C * HW;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
@@ -138,11 +141,11 @@ extern "C" __global__ void bn_apply(const float* __restrict__ x, const float* __
 }
 
 // part: (C, splits, 2) = (sum dy, sum dy * (x - mean)) of each (channel, slice)
-extern "C" __global__ void bn_backward_partial(const float* __restrict__ x,
-                                               const float* __restrict__ dy,
-                                               const float* __restrict__ mean,
-                                               float* __restrict__ part, int N, int C,
-                                               long long HW, int splits)
+extern "C" __global__ void batch_norm_backward_partial(const float* __restrict__ x,
+                                                       const float* __restrict__ dy,
+                                                       const float* __restrict__ mean,
+                                                       float* __restrict__ part, int N, int C,
+                                                       long long HW, int splits)
 {
     __shared__ float sh[FC_MAX_WARPS][2];
     const int c = blockIdx.y;
@@ -177,12 +180,12 @@ extern "C" __global__ void bn_backward_partial(const float* __restrict__ x,
 }
 
 // One thread per channel: sums[c] = (S1, S2) with S2 = sum dy * xhat; dweight += S2, dbias += S1.
-extern "C" __global__ void bn_backward_finalize(const float* __restrict__ part,
-                                                const float* __restrict__ var,
-                                                float* __restrict__ sums,
-                                                float* __restrict__ dweight,
-                                                float* __restrict__ dbias, int C, int splits,
-                                                float eps)
+extern "C" __global__ void batch_norm_backward_finalize(const float* __restrict__ part,
+                                                        const float* __restrict__ var,
+                                                        float* __restrict__ sums,
+                                                        float* __restrict__ dweight,
+                                                        float* __restrict__ dbias, int C,
+                                                        int splits, float eps)
 {
     for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += blockDim.x * gridDim.x) {
         const float* p = part + (long long)c * splits * 2;
@@ -197,14 +200,14 @@ extern "C" __global__ void bn_backward_finalize(const float* __restrict__ part,
     }
 }
 
-extern "C" __global__ void bn_backward_apply(const float* __restrict__ x,
-                                             const float* __restrict__ dy,
-                                             const float* __restrict__ mean,
-                                             const float* __restrict__ var,
-                                             const float* __restrict__ weight,
-                                             const float* __restrict__ sums,
-                                             float* __restrict__ dx, int N, int C,
-                                             long long HW, float eps)
+extern "C" __global__ void batch_norm_backward_apply(const float* __restrict__ x,
+                                                     const float* __restrict__ dy,
+                                                     const float* __restrict__ mean,
+                                                     const float* __restrict__ var,
+                                                     const float* __restrict__ weight,
+                                                     const float* __restrict__ sums,
+                                                     float* __restrict__ dx, int N, int C,
+                                                     long long HW, float eps)
 {
     const long long total = (long long)N * C * HW;
     const float M = (float)((long long)N * HW);

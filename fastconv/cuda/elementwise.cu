@@ -2,29 +2,26 @@
 // behind dropout (a counter-based Philox4x32-10 generator).
 //
 // What it computes (float32, C-contiguous)
-//   relu_forward        y = max(x, 0)
-//   relu_backward       dx = dy where y > 0, else 0
-//   bias_add            y[n, c, p] += b[c]                          (in place, y is (N, C, P))
-//   channel_sum         db[c] += sum over n, p of dy[n, c, p]      (bias gradient)
-//   philox_uniform      out[i] = uniform [0, 1) float (24 random bits), Philox4x32-10 with
-//                       key = seed and counter = (i / 4, call offset): a pure function of
-//                       (seed, offset, i), so it is reproducible, needs no per-thread state and
-//                       gives the same numbers whatever the launch configuration.
-//   rng_advance         state[1] += 1 (the call offset). The generator state (seed, offset) lives
-//                       in device memory and every draw reads it there: a captured CUDA graph
-//                       that replays a dropout step draws fresh numbers on every replay.
-//   dropout_forward     mask = (u >= p) / (1 - p) (0 where dropped), y = x * mask.
-//                       `group` elements share one draw: group = 1 for dropout, H*W for
-//                       spatial dropout (dropout2d: whole feature maps).
+//   relu_forward          y = max(x, 0)
+//   relu_backward         dx = dy where y > 0, else 0
+//   conv2d_forward_bias   y[n, c, p] += b[c]                       (in place, y is (N, C, P))
+//   conv2d_backward_bias  db[c] += sum over n, p of dy[n, c, p]    (bias gradient)
+//   random_uniform        out[i] = uniform [0, 1) float (24 random bits), Philox4x32-10 with
+//                         key = seed and counter = (i / 4, call offset): a pure function of
+//                         (seed, offset, i), so it is reproducible, needs no per-thread state
+//                         and gives the same numbers whatever the launch configuration.
+//   rng_advance           state[1] += 1 (the call offset). The generator state (seed, offset)
+//                         lives in device memory and every draw reads it there: a captured CUDA
+//                         graph that replays a dropout step draws fresh numbers on every replay.
 //
 // How the work maps onto threads and blocks
 //   1-D grids of 256-thread blocks with grid-stride loops, one thread per element (per group of
-//   four outputs for philox_uniform, one Philox call each). channel_sum: one block per channel;
-//   threads stride over the channel's N*P elements, then a shuffle + shared-memory reduction in
-//   a fixed order (deterministic). rng_advance: a single thread.
+//   four outputs for random_uniform, one Philox call each). conv2d_backward_bias: one block per
+//   channel; threads stride over the channel's N*P elements, then a shuffle + shared-memory
+//   reduction in a fixed order (deterministic). rng_advance: a single thread.
 //
 // Gradient convention (whole backend): activation gradients (dx) are written (=); parameter
-// gradients accumulate (+=): channel_sum adds into db.
+// gradients accumulate (+=): conv2d_backward_bias adds into db.
 
 #ifndef FC_WARP
 #define FC_WARP 32   // lanes per warp (the host-emulation test builds with 1)
@@ -50,8 +47,8 @@ extern "C" __global__ void relu_backward(const float* __restrict__ y, const floa
     }
 }
 
-extern "C" __global__ void bias_add(float* __restrict__ y, const float* __restrict__ b,
-                                    int N, int C, long long P)
+extern "C" __global__ void conv2d_forward_bias(float* __restrict__ y, const float* __restrict__ b,
+                                               int N, int C, long long P)
 {
     const long long total = (long long)N * C * P;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
@@ -60,8 +57,8 @@ extern "C" __global__ void bias_add(float* __restrict__ y, const float* __restri
     }
 }
 
-extern "C" __global__ void channel_sum(const float* __restrict__ dy, float* __restrict__ db,
-                                       int N, int C, long long P)
+extern "C" __global__ void conv2d_backward_bias(const float* __restrict__ dy,
+                                                float* __restrict__ db, int N, int C, long long P)
 {
     __shared__ float sh[FC_MAX_WARPS];
     const long long M = (long long)N * P;
@@ -132,16 +129,7 @@ __device__ __forceinline__ FcU4 fc_philox_block(unsigned long long g,
     return philox4x32_10(ctr, (unsigned int)seed, (unsigned int)(seed >> 32));
 }
 
-__device__ __forceinline__ float fc_uniform_at(unsigned long long i,
-                                               const unsigned long long* __restrict__ state)
-{
-    const FcU4 r = fc_philox_block(i >> 2, state);
-    const unsigned int k = (unsigned int)(i & 3ull);
-    const unsigned int u = k == 0 ? r.x : (k == 1 ? r.y : (k == 2 ? r.z : r.w));
-    return fc_u01(u);
-}
-
-extern "C" __global__ void philox_uniform(float* __restrict__ out, long long n,
+extern "C" __global__ void random_uniform(float* __restrict__ out, long long n,
                                           const unsigned long long* __restrict__ state)
 {
     const long long nblocks = (n + 3) / 4;
@@ -159,29 +147,4 @@ extern "C" __global__ void philox_uniform(float* __restrict__ out, long long n,
 extern "C" __global__ void rng_advance(unsigned long long* state)
 {
     if (blockIdx.x == 0 && threadIdx.x == 0) state[1] += 1ull;
-}
-
-// mask and y have x's shape; draw j = i / group decides element i.
-extern "C" __global__ void dropout_forward(const float* __restrict__ x, float* __restrict__ y,
-                                           float* __restrict__ mask, long long n,
-                                           long long group, float p, float scale,
-                                           const unsigned long long* __restrict__ state)
-{
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (long long)blockDim.x * gridDim.x) {
-        const float u = fc_uniform_at((unsigned long long)(i / group), state);
-        const float m = u >= p ? scale : 0.0f;
-        mask[i] = m;
-        y[i] = x[i] * m;
-    }
-}
-
-// dx = dy * mask (both of x's shape)
-extern "C" __global__ void mul_mask(const float* __restrict__ dy, const float* __restrict__ mask,
-                                    float* __restrict__ dx, long long n)
-{
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (long long)blockDim.x * gridDim.x) {
-        dx[i] = dy[i] * mask[i];
-    }
 }

@@ -1,33 +1,37 @@
 // im2col.cu: the data movement around the convolution GEMMs (CUDA twin of csrc/im2col.cpp).
 //
 // What it computes
-//   im2col   x (B, C, H, W) -> col (C*KH*KW, B, OH*OW): col[(c*KH + kh)*KW + kw][b][oh*OW + ow]
+//   im2col_forward   x (B, C, H, W) -> col (C*KH*KW, B, OH*OW):
+//            col[(c*KH + kh)*KW + kw][b][oh*OW + ow]
 //            = x[b][c][oh*SH - PH + kh*DH][ow*SW - PW + kw*DW], 0 where that lands in padding.
 //            The batch sits between the patch row and the output pixel so that one GEMM with
 //            K = B*OH*OW gives the weight gradient, and a strided-batched GEMM (one matrix per
 //            image, leading dimension B*OH*OW) writes the forward output straight into NCHW.
-//   col2im   the adjoint: dx[b][c][h][w] = sum of every col entry that im2col read from it.
-//   nchw_to_cnhw / cnhw_to_nchw   layout transposes (B, C, P) <-> (C, B, P) of a chunk of the
-//            batch; the second one adds an optional per-channel bias on the way.
+//   col2im_backward   the adjoint: dx[b][c][h][w] = sum of every col entry that im2col_forward
+//            read from it.
+//   conv2d_forward_to_nchw   (C, B, P) -> (B, C, P) for a chunk of the batch, adding an
+//            optional per-channel bias on the way (the forward's single-GEMM route).
+//   conv2d_backward_to_cnhw   (B, C, P) -> (C, B, P): dy for the weight-gradient GEMM, and x
+//            for the 1x1 weight gradient.
 //   All arrays are float32, C-contiguous. B is the size of the chunk of the batch the Python side
 //   hands over (it bounds the column buffer); x / dx point at the first image of the chunk.
 //
 // How the work maps onto threads and blocks
 //   1-D grids of 256-thread blocks with grid-stride loops, so any grid size is correct.
-//   im2col: one thread per (c, b, oh, ow); it writes its KH*KW column entries. Neighbouring
-//           threads own neighbouring ow, so every store of a warp is one coalesced segment.
-//   col2im: one thread per input element (b, c, h, w); it gathers the KH*KW (or fewer) column
-//           entries that came from it and writes dx once. No atomics: the result is
-//           deterministic and identical from run to run.
+//   im2col_forward: one thread per (c, b, oh, ow); it writes its KH*KW column entries.
+//           Neighbouring threads own neighbouring ow, so every store of a warp is one
+//           coalesced segment.
+//   col2im_backward: one thread per input element (b, c, h, w); it gathers the KH*KW (or
+//           fewer) column entries that came from it and writes dx once. No atomics: the result
+//           is deterministic and identical from run to run.
 //   transposes: one thread per element, the pixel index fastest on both sides (coalesced).
 //
 // Gradient convention (whole backend): activation gradients (dx here) are written (=);
 // parameter gradients accumulate (+=) into the buffer they are given. This file only moves data.
 
-extern "C" __global__ void im2col(const float* __restrict__ x, float* __restrict__ col,
-                                  int B, int C, int H, int W, int KH, int KW,
-                                  int SH, int SW, int PH, int PW, int DH, int DW,
-                                  int OH, int OW)
+extern "C" __global__ void im2col_forward(const float* __restrict__ x, float* __restrict__ col,
+                                          int B, int C, int H, int W, int KH, int KW, int SH,
+                                          int SW, int PH, int PW, int DH, int DW, int OH, int OW)
 {
     const long long P = (long long)OH * OW;
     const long long total = (long long)C * B * P;
@@ -60,10 +64,9 @@ extern "C" __global__ void im2col(const float* __restrict__ x, float* __restrict
     }
 }
 
-extern "C" __global__ void col2im(const float* __restrict__ col, float* __restrict__ dx,
-                                  int B, int C, int H, int W, int KH, int KW,
-                                  int SH, int SW, int PH, int PW, int DH, int DW,
-                                  int OH, int OW)
+extern "C" __global__ void col2im_backward(const float* __restrict__ col, float* __restrict__ dx,
+                                           int B, int C, int H, int W, int KH, int KW, int SH,
+                                           int SW, int PH, int PW, int DH, int DW, int OH, int OW)
 {
     const long long P = (long long)OH * OW;
     const long long total = (long long)B * C * H * W;
@@ -98,8 +101,9 @@ extern "C" __global__ void col2im(const float* __restrict__ col, float* __restri
 }
 
 // x (B, C, P) -> out (C, B, P)
-extern "C" __global__ void nchw_to_cnhw(const float* __restrict__ x, float* __restrict__ out,
-                                        int B, int C, long long P)
+extern "C" __global__ void conv2d_backward_to_cnhw(const float* __restrict__ x,
+                                                   float* __restrict__ out, int B, int C,
+                                                   long long P)
 {
     const long long total = (long long)B * C * P;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
@@ -113,9 +117,9 @@ extern "C" __global__ void nchw_to_cnhw(const float* __restrict__ x, float* __re
 }
 
 // tmp (C, B, P) -> y (B, C, P), adding bias[c] when bias is not null.
-extern "C" __global__ void cnhw_to_nchw(const float* __restrict__ tmp,
-                                        const float* __restrict__ bias,
-                                        float* __restrict__ y, int B, int C, long long P)
+extern "C" __global__ void conv2d_forward_to_nchw(const float* __restrict__ tmp,
+                                                  const float* __restrict__ bias,
+                                                  float* __restrict__ y, int B, int C, long long P)
 {
     const long long total = (long long)B * C * P;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;

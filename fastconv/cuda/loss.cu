@@ -12,10 +12,11 @@
 //   row is NaN (the ops layer rejects such targets with a clear error before calling).
 //
 // How the work maps onto threads and blocks
-//   softmax_xent_forward: one warp per row (8 rows per 256-thread block); the lanes stride over
-//   the K classes for the max, then for sum exp and sum x, each reduced with warp shuffles;
-//   the lanes then write prob. mean_reduce: a single block sums the N row losses in a fixed
-//   order (deterministic). softmax_xent_backward: one thread per logit, grid-stride loop.
+//   softmax_cross_entropy_forward: one warp per row (8 rows per 256-thread block); the lanes
+//   stride over the K classes for the max, then for sum exp and sum x, each reduced with warp
+//   shuffles; the lanes then write prob. softmax_cross_entropy_forward_mean: a single block
+//   sums the N row losses in a fixed order (deterministic). softmax_cross_entropy_backward: one
+//   thread per logit, grid-stride loop.
 //   dloss is read from device memory when a pointer is given (the autograd seed of a captured
 //   step), otherwise the by-value dloss_value is used.
 //
@@ -40,11 +41,11 @@ __device__ __forceinline__ float fc_warp_max(float v)
     return v;
 }
 
-extern "C" __global__ void softmax_xent_forward(const float* __restrict__ logits,
-                                                const long long* __restrict__ target,
-                                                float* __restrict__ prob,
-                                                float* __restrict__ row_loss, int N, int K,
-                                                float eps)
+extern "C" __global__ void softmax_cross_entropy_forward(const float* __restrict__ logits,
+                                                         const long long* __restrict__ target,
+                                                         float* __restrict__ prob,
+                                                         float* __restrict__ row_loss, int N, int K,
+                                                         float eps)
 {
     const int lane = threadIdx.x % FC_WARP;
     const int warps_per_block = (blockDim.x + FC_WARP - 1) / FC_WARP;
@@ -76,8 +77,8 @@ extern "C" __global__ void softmax_xent_forward(const float* __restrict__ logits
 }
 
 // out[0] = mean of v[0..n); launched with a single block.
-extern "C" __global__ void mean_reduce(const float* __restrict__ v, float* __restrict__ out,
-                                       int n)
+extern "C" __global__ void softmax_cross_entropy_forward_mean(const float* __restrict__ v,
+                                                              float* __restrict__ out, int n)
 {
     __shared__ float sh[FC_MAX_WARPS];
     float acc = 0.0f;
@@ -95,12 +96,12 @@ extern "C" __global__ void mean_reduce(const float* __restrict__ v, float* __res
     }
 }
 
-extern "C" __global__ void softmax_xent_backward(const float* __restrict__ prob,
-                                                 const long long* __restrict__ target,
-                                                 const float* __restrict__ dloss,
-                                                 float dloss_value,
-                                                 float* __restrict__ dlogits, int N, int K,
-                                                 float eps)
+extern "C" __global__ void softmax_cross_entropy_backward(const float* __restrict__ prob,
+                                                          const long long* __restrict__ target,
+                                                          const float* __restrict__ dloss,
+                                                          float dloss_value,
+                                                          float* __restrict__ dlogits, int N, int K,
+                                                          float eps)
 {
     const long long total = (long long)N * K;
     const float g = (dloss != 0 ? dloss[0] : dloss_value) / (float)N;

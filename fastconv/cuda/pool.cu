@@ -13,9 +13,9 @@
 //   avg_pool2d_forward   PyTorch's divisor: with count_include_pad the window clipped to the
 //       padded image (H + PH, W + PW), otherwise the window clipped to the image itself.
 //   avg_pool2d_backward  dx[h, w] = sum over windows containing (h, w) of dy / divisor.
-//   global_avg_pool_forward / _backward   kernel = the whole plane: y = mean of the plane,
+//   global_avg_pool2d_forward / _backward   kernel = the whole plane: y = mean of the plane,
 //       dx = dy / (H*W) broadcast.
-//   ceil_mode only changes OH/OW, which the Python side computes (backend.pool_output_size);
+//   ceil_mode only changes OH/OW, which the Python side computes (fastconv/output_size.py);
 //   the last window is then clipped here exactly as in PyTorch.
 //
 // How the work maps onto threads and blocks
@@ -24,9 +24,7 @@
 //   loads served by L1).
 //   Backward: one thread per input element (nc, h, w) that gathers from the (at most
 //   ceil(KH/SH) x ceil(KW/SW)) windows covering it and writes dx once. No atomics, so the
-//   result is deterministic even with overlapping windows. (max_pool2d_backward_scatter, used
-//   only when the caller does not pass the window geometry, is one thread per output element
-//   with atomicAdd into a zeroed dx.)
+//   result is deterministic even with overlapping windows.
 //   Global average pooling: one warp per plane (8 planes per 256-thread block), lanes stride
 //   over the plane, then a shuffle reduction; the backward is one thread per input element.
 //
@@ -178,9 +176,9 @@ extern "C" __global__ void avg_pool2d_backward(const float* __restrict__ dy,
 }
 
 // y[nc] = mean of plane nc (HW elements). One warp per plane.
-extern "C" __global__ void global_avg_pool_forward(const float* __restrict__ x,
-                                                   float* __restrict__ y, long long NC,
-                                                   long long HW)
+extern "C" __global__ void global_avg_pool2d_forward(const float* __restrict__ x,
+                                                     float* __restrict__ y, long long NC,
+                                                     long long HW)
 {
     const int lane = threadIdx.x % FC_WARP;
     const long long warps_per_block = (blockDim.x + FC_WARP - 1) / FC_WARP;
@@ -196,30 +194,14 @@ extern "C" __global__ void global_avg_pool_forward(const float* __restrict__ x,
     }
 }
 
-extern "C" __global__ void global_avg_pool_backward(const float* __restrict__ dy,
-                                                    float* __restrict__ dx, long long NC,
-                                                    long long HW)
+extern "C" __global__ void global_avg_pool2d_backward(const float* __restrict__ dy,
+                                                      float* __restrict__ dx, long long NC,
+                                                      long long HW)
 {
     const long long total = NC * HW;
     const float inv = 1.0f / (float)HW;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
          i += (long long)blockDim.x * gridDim.x) {
         dx[i] = dy[i / HW] * inv;
-    }
-}
-
-// Scatter form of the max-pooling backward, for callers that do not pass the window geometry:
-// one thread per output element adds its gradient at the saved index (dx zeroed beforehand).
-// Overlapping windows make this an atomicAdd; the order of those additions is unspecified.
-extern "C" __global__ void max_pool2d_backward_scatter(const float* __restrict__ dy,
-                                                       const int* __restrict__ indices,
-                                                       float* __restrict__ dx, long long NC,
-                                                       int HW, int OHW)
-{
-    const long long total = NC * OHW;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const int idx = indices[i];
-        if (idx >= 0 && idx < HW) atomicAdd(dx + (i / OHW) * HW + idx, dy[i]);
     }
 }

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastconv.ops.validate import pair
+
 __all__ = [
     "AUGMENTATIONS",
     "CIFAR10_MEAN",
@@ -46,14 +48,6 @@ __all__ = [
 # Per-channel statistics of the CIFAR-10 training images in [0, 1].
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-
-
-def _pair(v):
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"expected an int or a pair, got {v!r}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
 
 
 def _check_batch(x, name):
@@ -90,7 +84,7 @@ class RandomCrop:
 
     def __init__(self, size, padding: int = 0, padding_mode: str = "constant", fill: int = 0,
                  flip_p: float = 0.0):
-        self.size = _pair(size)
+        self.size = pair(size, "size", "RandomCrop", 1)
         self.padding = int(padding)
         self.flip_p = float(flip_p)
         if padding_mode not in ("constant", "reflect", "edge"):
@@ -130,7 +124,7 @@ class CenterCrop:
     """Crop the central ``size`` window (the evaluation counterpart of RandomCrop(size))."""
 
     def __init__(self, size):
-        self.size = _pair(size)
+        self.size = pair(size, "size", "CenterCrop", 1)
 
     def __call__(self, x, rng=None):
         _check_batch(x, "CenterCrop")
@@ -307,8 +301,9 @@ def make_transform(augment: str, train: bool, input_size=None, image_size=None,
     if augment not in AUGMENTATIONS:
         raise ValueError(f"make_transform: augment must be one of {AUGMENTATIONS}, got "
                          f"{augment!r}")
-    image_size = _pair(image_size if image_size is not None else 32)
-    input_size = _pair(input_size) if input_size is not None else image_size
+    op = "make_transform"
+    image_size = pair(image_size if image_size is not None else 32, "image_size", op, 1)
+    input_size = pair(input_size, "input_size", op, 1) if input_size is not None else image_size
     crop_needed = input_size != image_size
     ts = []
     if augment == "tutorial":

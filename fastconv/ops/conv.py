@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastconv.backend import conv_output_size
 from fastconv.function import Function
 from fastconv.ops.validate import contiguous, float_tensor, pair
+from fastconv.output_size import conv_output_size
 
 
 class Conv2d(Function):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastconv.backend import get_backend
 from fastconv.function import Function
 from fastconv.ops.validate import contiguous, float_tensor
 
@@ -26,25 +27,16 @@ class SoftmaxCrossEntropy(Function):
 
 
 def _target_array(op, target, n, device):
-    from fastconv.backend import get_backend
     from fastconv.tensor import Tensor
 
     data = target.data if isinstance(target, Tensor) else target
     xp = get_backend(device).xp
-    data = xp.asarray(data) if device == "cuda" else np.asarray(data)
+    data = xp.asarray(data)
     if data.dtype.kind not in "iu":
         raise TypeError(f"{op}: target must hold integer class indices, got dtype {data.dtype}")
     if data.shape != (n,):
         raise ValueError(f"{op}: target must have shape ({n},) to match the batch, got {data.shape}")
     return xp.ascontiguousarray(data, dtype=np.int64)
-
-
-def _capturing(device):
-    if device != "cuda":
-        return False
-    from fastconv.backend import get_backend
-
-    return get_backend("cuda").is_capturing()
 
 
 def cross_entropy(logits, target, label_smoothing=0.0):
@@ -59,7 +51,8 @@ def cross_entropy(logits, target, label_smoothing=0.0):
     t = _target_array(op, target, N, logits.device)
     # The range check reads the targets on the host, which a CUDA-graph capture cannot do;
     # while capturing, the kernels guard the reads and an out-of-range target gives NaN.
-    if N and not _capturing(logits.device) and (int(t.min()) < 0 or int(t.max()) >= K):
+    capturing = get_backend(logits.device).is_capturing()
+    if N and not capturing and (int(t.min()) < 0 or int(t.max()) >= K):
         bad = int(t.min()) if int(t.min()) < 0 else int(t.max())
         raise ValueError(f"{op}: target holds class index {bad}, outside [0, {K}) for logits "
                          f"of shape {logits.shape}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastconv.backend import pool_output_size
 from fastconv.function import Function
 from fastconv.ops.validate import contiguous, float_tensor, pair
+from fastconv.output_size import pool_output_size
 
 
 def _pool_args(op, x, kernel_size, stride, padding, ceil_mode):

@@ -1,0 +1,29 @@
+"""ReLU and the in-place sum of gradients (``fastconv/cuda/elementwise.cu``)."""
+
+from __future__ import annotations
+
+import cupy
+
+from .launch import device_f32, i64, launch
+
+
+def relu_forward(x):
+    x = device_f32(x, "x")
+    y = cupy.empty_like(x)
+    launch("elementwise.cu", "relu_forward", x.size, (x, y, i64(x.size)))
+    return y
+
+
+def relu_backward(y, dy):
+    """dx = dy where y > 0, else 0."""
+    y, dy = device_f32(y, "y"), device_f32(dy, "grad_output")
+    if y.shape != dy.shape:
+        raise ValueError(f"relu backward: y {y.shape} and grad_output {dy.shape} differ")
+    dx = cupy.empty_like(dy)
+    launch("elementwise.cu", "relu_backward", dy.size, (y, dy, dx, i64(dy.size)))
+    return dx
+
+
+def accumulate_(dst, src):
+    """dst += src in place."""
+    dst += src

@@ -1,0 +1,127 @@
+"""The kernel interface: what every backend exports, declared once.
+
+The ops (``fastconv/ops``) call a backend only through these names, as ``self.kernels.<name>``
+(or ``get_backend(device).<name>``), so an op is written once for every device.
+``backend/cpu.py`` (NumPy + ``fastconv._C``) and ``backend/cuda/`` (CuPy + ``fastconv/cuda/*.cu``)
+each export exactly :data:`KERNELS` plus their own :data:`CONTROLS` (user-facing settings the
+ops never call); ``tests/test_backend_interface.py`` holds them to it.
+
+The ops have already checked what the arguments mean (``fastconv/ops/validate.py``), made the
+arrays C-contiguous float32 and turned every size argument into an ``(h, w)`` pair of ints.
+A backend only computes; it still refuses arrays whose shapes would make it read or write out
+of bounds.
+
+Conventions: NCHW float32; ``x, w, b, y`` and their gradients ``dx, dw, db, dy``. Functions
+return new arrays, except those whose name ends in ``_`` (in place).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+Pair = tuple[int, int]
+Array = Any          # numpy.ndarray on the CPU, cupy.ndarray on the GPU
+
+
+class Kernels(Protocol):
+    xp: Any
+    """The array module: numpy or cupy."""
+
+    def gemm(self, a: Array, b: Array, trans_a: bool = False, trans_b: bool = False) -> Array:
+        """op(a) @ op(b) for 2-D float32 arrays, through the backend's BLAS."""
+
+    def conv2d_forward(self, x: Array, w: Array, b: Array | None, stride: Pair, padding: Pair,
+                       dilation: Pair, groups: int) -> Array:
+        """y = conv2d(x, w) + b: x (N, C, H, W), w (OC, C // groups, KH, KW), b (OC,) or None."""
+
+    def conv2d_backward(self, x: Array, w: Array, dy: Array, stride: Pair, padding: Pair,
+                        dilation: Pair, groups: int, need_dx: bool, need_dw: bool,
+                        need_db: bool) -> tuple[Array | None, Array | None, Array | None]:
+        """(dx, dw, db); each is None unless its ``need_*`` is set."""
+
+    def max_pool2d_forward(self, x: Array, kernel: Pair, stride: Pair, padding: Pair,
+                           ceil_mode: bool) -> tuple[Array, Array]:
+        """(y, indices): indices int32 (N, C, OH, OW), the flat offset oh*W + ow of the max
+        inside its input plane. The first maximum in row-major order of the window wins (as
+        in PyTorch); padding never wins."""
+
+    def max_pool2d_backward(self, dy: Array, indices: Array, x_shape: tuple, kernel: Pair,
+                            stride: Pair, padding: Pair) -> Array:
+        """dx, the same on every run. The window lets a backend gather per input element
+        instead of scattering with atomics (the CPU, which scatters each plane in order
+        on one thread, does not need it)."""
+
+    def avg_pool2d_forward(self, x: Array, kernel: Pair, stride: Pair, padding: Pair,
+                           ceil_mode: bool, count_include_pad: bool) -> Array:
+        """y: window means with PyTorch's divisor rules."""
+
+    def avg_pool2d_backward(self, dy: Array, x_shape: tuple, kernel: Pair, stride: Pair,
+                            padding: Pair, ceil_mode: bool, count_include_pad: bool) -> Array:
+        """dx of avg_pool2d_forward."""
+
+    def lrn_forward(self, x: Array, size: int, alpha: float, beta: float,
+                    k: float) -> tuple[Array, Array]:
+        """(y, scale): scale[c] = k + alpha / size * sum_{j=c-size//2}^{c+(size-1)//2} x[j]^2,
+        y = x * scale^-beta."""
+
+    def lrn_backward(self, x: Array, y: Array, scale: Array, dy: Array, size: int, alpha: float,
+                     beta: float, k: float) -> Array:
+        """dx of lrn_forward, given its x, y and scale."""
+
+    def batch_norm_forward_train(self, x: Array, weight: Array | None, bias: Array | None,
+                                 eps: float) -> tuple[Array, Array, Array]:
+        """(y, mean, var) with statistics over every axis but C of x (N, C) or (N, C, H, W);
+        var is biased."""
+
+    def batch_norm_forward_eval(self, x: Array, mean: Array, var: Array, weight: Array | None,
+                                bias: Array | None, eps: float) -> Array:
+        """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel."""
+
+    def batch_norm_backward(self, x: Array, weight: Array | None, mean: Array, var: Array,
+                            eps: float, dy: Array) -> tuple[Array, Array, Array]:
+        """(dx, dweight, dbias) of the training-mode batch norm (mean, var: batch statistics)."""
+
+    def relu_forward(self, x: Array) -> Array:
+        """y = max(x, 0)."""
+
+    def relu_backward(self, y: Array, dy: Array) -> Array:
+        """dx = dy where y > 0, else 0."""
+
+    def accumulate_(self, dst: Array, src: Array) -> None:
+        """dst += src in place (autograd's sums of leaf gradients)."""
+
+    def softmax_cross_entropy_forward(self, logits: Array, target: Array,
+                                      label_smoothing: float) -> tuple[Array, Array]:
+        """(loss, prob): logits (N, K) float32, target (N,) int64 in [0, K); loss is the mean
+        (a 0-d array on the GPU: no host round trip), prob = softmax(logits)."""
+
+    def softmax_cross_entropy_backward(self, prob: Array, target: Array, label_smoothing: float,
+                                       dloss: Any) -> Array:
+        """dlogits = dloss / N * (prob - (1 - ls) onehot - ls / K). ``dloss`` is a number or,
+        on the GPU, a device scalar."""
+
+    def random_uniform(self, shape: tuple) -> Array:
+        """Uniform [0, 1) float32 draws from the device's generator (seeded by
+        fastconv.manual_seed)."""
+
+    def is_capturing(self) -> bool:
+        """True while the work is being recorded into a CUDA graph: the ops then skip every
+        check that reads device data on the host. Always False on the CPU."""
+
+
+def _names(protocol) -> tuple[str, ...]:
+    own = [n for n in vars(protocol) if not n.startswith("_")]
+    return tuple(sorted(set(own) | set(protocol.__annotations__)))
+
+
+KERNELS: tuple[str, ...] = _names(Kernels)
+"""Every name of the kernel interface."""
+
+CONTROLS: dict[str, tuple[str, ...]] = {
+    "cpu": ("ABI_VERSION", "blas_info", "cache_info", "cpu_features", "empty_cache",
+            "get_num_threads", "set_num_threads"),
+    "cuda": ("CapturedStep", "capture", "device_count", "get_rng_state", "get_tf32",
+             "manual_seed", "set_rng_state", "set_tf32", "set_workspace_limit"),
+}
+"""Per backend, what it exports besides the kernels: settings, diagnostics and CUDA graphs,
+for users, tests and benchmarks. The ops never call them."""
