@@ -7,6 +7,11 @@
  * GIL held, then releases the GIL for the arithmetic. A failed check throws
  * std::invalid_argument, which pybind11 turns into ValueError (TypeError for a
  * wrong dtype), so no kernel ever reads or writes outside the arrays it got.
+ * The kernels check only what guards memory (dtypes, contiguity, shapes that
+ * agree with each other and with the sizes the loops derive from them,
+ * values that index or divide); what an argument means for the user (label
+ * smoothing in [0, 1], PyTorch's pooling padding rule, ...) is checked once,
+ * at the public op in fastconv/ops (validate.py and the op functions).
  */
 #pragma once
 

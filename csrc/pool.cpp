@@ -46,9 +46,6 @@ PoolGeom check_pool(const char* fn, const std::vector<index_t>& x_shape, const P
     require_pair(kernel, 1, fn, "kernel");
     require_pair(stride, 1, fn, "stride");
     require_pair(padding, 0, fn, "padding");
-    require(padding.first <= kernel.first / 2 && padding.second <= kernel.second / 2, fn,
-            ": padding (", padding.first, ", ", padding.second,
-            ") must be at most half the kernel (", kernel.first, ", ", kernel.second, ")");
     PoolGeom g{x_shape[0], x_shape[1], x_shape[2], x_shape[3], kernel.first, kernel.second,
                stride.first, stride.second, padding.first, padding.second, 0, 0};
     require(g.H + 2 * g.PH >= g.KH && g.W + 2 * g.PW >= g.KW, fn, ": kernel (", g.KH, ", ", g.KW,

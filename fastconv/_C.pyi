@@ -5,6 +5,9 @@ Conventions shared by every kernel:
 * Float arrays must be C-contiguous, aligned float32 (no silent conversion):
   a wrong dtype raises TypeError; a wrong rank, shape, contiguity or value raises
   ValueError whose message names the function, the argument and the shapes.
+* The kernels check what guards memory; what an argument means for the user (label
+  smoothing in [0, 1], the pooling padding rule, enough values for batch statistics)
+  is checked once by the public ops (fastconv/ops), which are the only callers.
 * Pairs (kernel, stride, padding, dilation) are ``(h, w)`` tuples of ints.
 * Layout NCHW. Every kernel returns new arrays; parameter gradients are summed
   over the batch, and the caller (the autograd layer) accumulates them into ``.grad``.
@@ -91,7 +94,7 @@ def max_pool2d_forward(x: F32, kernel: Pair, stride: Pair, padding: Pair,
     """(y, indices) for x (N, C, H, W); indices int32 (N, C, OH, OW) = ih*W + iw of the max.
 
     Ties: the first maximum in row-major window order wins; padding never wins; NaN wins.
-    Requires padding <= kernel // 2 (PyTorch's rule).
+    PyTorch's rule padding <= kernel // 2 is checked by the caller (fastconv.ops.pool), not here.
     """
 
 def max_pool2d_backward(dy: F32, indices: I32, x_shape: Sequence[int]) -> F32:
