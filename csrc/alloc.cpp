@@ -1,12 +1,15 @@
-/* Memory for the kernels' large output arrays: a cache of freed blocks.
+/* Memory for the kernels: a cache of freed output blocks, and the per-thread
+ * scratch buffers (common.h: Scratch, Slot).
  *
  * What: every kernel returns new arrays, and a training step allocates the
  * same large activations and gradients (tens to hundreds of MB) again and
  * again. Fresh memory from the OS arrives as untouched pages that the kernel
- * zero-fills on first write: measured, 24% of a NIN training step on 2 cores
- * went to that. Blocks freed by NumPy (when the last array using them dies)
+ * zero-fills on first write, a large share of a training step (BENCHMARKS.md,
+ * "Why the CPU kernels are tuned as they are"). Blocks freed by NumPy (when the last array using them dies)
  * therefore go back to a cache here and are handed out again for the next
- * request of the same size, already mapped.
+ * request of the same size, already mapped. scratch(slot) hands out the
+ * calling thread's working buffer of that slot; they only grow, for the same
+ * reason.
  * Layout: each block starts with a 64-byte header holding its size; the array
  * data follows, 64-byte aligned. Blocks of 4 MB and more are 2 MB aligned and
  * advised as transparent huge pages (as NumPy does for its own large arrays).
@@ -104,6 +107,16 @@ void release(void* data) {
 
 }  // namespace
 
+Scratch& scratch(Slot slot) {
+    thread_local Scratch buffers[kScratchSlots];
+    return buffers[static_cast<int>(slot)];
+}
+
+std::atomic<size_t>& scratch_bytes() {
+    static std::atomic<size_t> bytes{0};
+    return bytes;
+}
+
 py::array_t<float> new_float(const std::vector<index_t>& shape) {
     size_t count = 1;
     for (index_t s : shape) count *= static_cast<size_t>(s);
@@ -158,7 +171,7 @@ void empty_cache() {
         c.cached = 0;
     }
     auto release = [] {
-        for (int slot = 0; slot < kScratchSlots; ++slot) scratch(slot).release();
+        for (int slot = 0; slot < kScratchSlots; ++slot) scratch(static_cast<Slot>(slot)).release();
     };
     release();  // the calling thread's (it need not be in the pool)
 #pragma omp parallel num_threads(largest_team())

@@ -33,29 +33,20 @@ PYBIND11_MODULE(_C, m) {
           "dict about the cache of freed output blocks (arrays of >= min_block_bytes reuse "
           "memory of the same size): cached_bytes, cached_blocks, hits, misses, limits.");
     m.def("empty_cache", &empty_cache,
-          "Return every cached free block, and the calling thread's scratch buffers (im2col "
-          "columns, Winograd transforms), to the operating system.");
+          "Return every cached free block, and the scratch buffers (packed columns, Winograd "
+          "transforms) of the calling thread and of every OpenMP pool thread, to the operating "
+          "system.");
     m.def("gemm", &gemm, "a"_a, "b"_a, "trans_a"_a = false, "trans_b"_a = false,
           "op(a) @ op(b) for 2-D float32 arrays through OpenBLAS sgemm; op transposes when the "
           "flag is set. Returns a new (M, N) array.");
-
-    // ---- im2col
-    m.def("im2col_forward", &im2col_forward, "x"_a, "kernel"_a, "stride"_a, "padding"_a,
-          "dilation"_a,
-          "Unfold x (N, C, H, W) into columns (C*KH*KW, N*OH*OW): row (c*KH + kh)*KW + kw, "
-          "column n*OH*OW + oh*OW + ow holds x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW] "
-          "(0 in the padding).");
-    m.def("col2im_backward", &col2im_backward, "col"_a, "x_shape"_a, "kernel"_a, "stride"_a,
-          "padding"_a, "dilation"_a,
-          "Adjoint of im2col_forward: sum the columns (C*KH*KW, N*OH*OW) back onto an image of "
-          "x_shape (N, C, H, W).");
 
     // ---- convolution
     m.def("conv2d_forward", &conv2d_forward, "x"_a, "w"_a, "b"_a, "stride"_a, "padding"_a,
           "dilation"_a, "groups"_a,
           "y = conv2d(x, w, b): x (N, C, H, W), w (OC, C/groups, KH, KW), b (OC,) or None; "
-          "returns y (N, OC, OH, OW). im2col + OpenBLAS GEMM; 1x1 stride-1 unpadded layers "
-          "multiply x directly.");
+          "returns y (N, OC, OH, OW). Winograd for stride-1 3x3 / 5x5 layers with enough "
+          "channels, else GEMMs over the column matrix packed from x (route table: "
+          "csrc/conv.cpp).");
     m.def("conv2d_backward", &conv2d_backward, "x"_a, "w"_a, "dy"_a, "stride"_a, "padding"_a,
           "dilation"_a, "groups"_a, "need_dx"_a = true, "need_dw"_a = true, "need_db"_a = true,
           "Gradients of conv2d_forward given dy (N, OC, OH, OW). Returns (dx, dw, db); an entry "

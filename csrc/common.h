@@ -1,11 +1,17 @@
 /* Shared helpers for the CPU kernels: argument checking, array allocation,
- * a reusable scratch buffer and the BLAS entry points.
+ * the per-thread scratch buffers, the machine and the BLAS entry points
+ * (each section names the file that implements it).
  *
  * Every kernel takes NumPy arrays, checks them here (dtype float32,
  * C-contiguous, aligned, the expected rank), allocates its outputs with the
  * GIL held, then releases the GIL for the arithmetic. A failed check throws
  * std::invalid_argument, which pybind11 turns into ValueError (TypeError for a
  * wrong dtype), so no kernel ever reads or writes outside the arrays it got.
+ * The kernels check only what guards memory (dtypes, contiguity, shapes that
+ * agree with each other and with the sizes the loops derive from them,
+ * values that index or divide); what an argument means for the user (label
+ * smoothing in [0, 1], PyTorch's pooling padding rule, ...) is checked once,
+ * at the public op in fastconv/ops (validate.py and the op functions).
  */
 #pragma once
 
@@ -108,7 +114,7 @@ inline void require_pair(const Pair& p, index_t min_value, const char* fn, const
             min_value, ", got (", p.first, ", ", p.second, ")");
 }
 
-// ---------------------------------------------------------------- outputs
+// ---------------------------------------------------------------- outputs (alloc.cpp)
 
 // A new C-contiguous float32 array for a kernel's output. Large ones (>= 1 MB)
 // reuse memory freed by earlier outputs (alloc.cpp); contents are undefined,
@@ -132,18 +138,14 @@ inline double sum_floats(const float* __restrict x, index_t n) {
     return s;
 }
 
-// ---------------------------------------------------------------- scratch memory
+// ---------------------------------------------------------------- scratch memory (alloc.cpp)
 
 // A per-thread scratch buffer that only grows. Convolution needs tens of MB of
 // column buffer per call; allocating it fresh every call would page-fault the
-// whole buffer in again each time, which costs as much as the im2col itself.
+// whole buffer in again each time, which costs as much as packing the columns.
 // thread_local keeps concurrent callers (the GIL is released) apart.
 // Bytes held by the scratch buffers of all threads (cache_info reports them).
 std::atomic<size_t>& scratch_bytes();
-
-// The largest OpenMP team since import: a team this size includes every pool
-// thread that may hold scratch buffers (empty_cache).
-int largest_team();
 
 class Scratch {
   public:
@@ -175,18 +177,43 @@ class Scratch {
     size_t size_ = 0;
 };
 
-// Independent buffers of the calling thread: 0 = columns (conv.cpp,
-// conv_gemm.cpp) or the transformed input (winograd.cpp), 1 = packed weights
-// (conv_gemm.cpp), reordered dy (conv.cpp) or the transformed output
-// (winograd.cpp), 2 = prepared planes (col2im), per-image weight gradients
-// (conv.cpp) or zero-padded input (winograd.cpp), 3 and 4 = transformed
-// weights, 5 and 6 = each OpenMP thread's column panel and output block or
-// band (conv_gemm.cpp), 2 also each thread's image plane (input_grad_columns),
-// 7 = the prepared copy of x (conv.cpp).
+// The scratch buffers of a thread, by what they hold. Names that share a
+// number belong to kernels that never hold them at the same time (the number
+// of buffers, and so the memory kept, stays at kScratchSlots); names with
+// different numbers are held together, e.g. a chunk of columns (0) while
+// col2im fills its planes (2), or a thread's panel (5) next to its tile (6).
+enum class Slot : int {
+    columns = 0,             // conv.cpp: a chunk of column rows (dcol, or OpenBLAS's dW columns)
+    wino_input = 0,          // winograd.cpp: the transformed input V, then dV
+    packed_a = 1,            // conv_gemm.cpp: A packed in blocks of MR rows (W^T)
+    gathered_dy = 1,         // conv.cpp: dy reordered for one GEMM over a chunk of images
+    wino_output = 1,         // winograd.cpp: the transformed output M, then M'
+    planes = 2,              // col2im's prepared planes; each thread's plane in input_grad_columns
+    dw_partials = 2,         // conv.cpp: per-image weight gradients of a 1x1 layer
+    wino_padded = 2,         // winograd.cpp: zero-padded x, then padded dx
+    wino_weights = 3,        // winograd.cpp: the transformed weights U
+    wino_weight_grad = 4,    // winograd.cpp: dU
+    panel = 5,               // conv_gemm.cpp: each thread's packed column (or dy^T) panel
+    tile = 6,                // conv_gemm.cpp: each thread's edge tile or band of column rows
+    prepared_x = 7,          // conv_columns.cpp: the zero-padded, phase-split copy of x
+};
 constexpr int kScratchSlots = 8;
-Scratch& scratch(int slot);
+Scratch& scratch(Slot slot);
 
-// ---------------------------------------------------------------- BLAS
+// ---------------------------------------------------------------- machine (runtime.cpp)
+
+// The largest OpenMP team since import: a team this size includes every pool
+// thread that may hold scratch buffers (empty_cache).
+int largest_team();
+
+// Whether the CPU has the AVX-512 subset (F, BW, DQ, VL) that OpenBLAS's
+// SkylakeX kernels use.
+bool cpu_has_avx512();
+
+// n, at most what one OpenMP team may have (OMP_THREAD_LIMIT); 1 without OpenMP.
+int openmp_thread_cap(int n);
+
+// ---------------------------------------------------------------- BLAS (blas.cpp)
 
 // Row-major C = alpha * op(A) * op(B) + beta * C through the loaded OpenBLAS.
 // op(A) is M x K, op(B) is K x N. Must not be called inside an OpenMP region.
@@ -203,5 +230,6 @@ void sgemm_batch_strided(bool trans_a, bool trans_b, index_t M, index_t N, index
 
 bool blas_loaded();
 int blas_threads();  // OpenBLAS's thread count (1 before load_blas)
+void blas_set_threads(int n);  // no-op before load_blas; set_num_threads calls it
 
 }  // namespace fc

@@ -1,4 +1,4 @@
-/* 2-D convolution (cross-correlation, as in PyTorch) by im2col + GEMM.
+/* 2-D convolution (cross-correlation, as in PyTorch) as GEMMs over the column matrix.
  *
  * What: y[n, o] = b[o] + sum_{c, kh, kw} w[o, c, kh, kw] * x[n, g*Cg + c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW]
  * for output channel o in group g, with stride, zero padding, dilation and groups.
@@ -7,17 +7,41 @@
  * one column per (image, output pixel).
  * Backward: dW_g = dY_g * col_g^T,  dcol_g = W_g^T * dY_g then col2im,  db = sum of dY.
  *
+ * Routes: which kernel computes what. choose_route() below decides, from the
+ * constants next to it; nothing else in this file picks a route.
+ * rows = Cg*KH*KW, the column rows of one group; T = get_num_threads().
+ *
+ *   Winograd: KxK with K = 3 or 5, stride 1, dilation 1, Cg >= kWinogradMinInChannels (32),
+ *             OCg >= kWinogradMinOutChannels (16), OH and OW >= kWinogradMinOutput (2)
+ *     y, dx, dw  winograd_forward / winograd_backward (winograd.cpp, batched GEMMs on OpenBLAS)
+ *   1x1, stride 1, no padding ("pointwise": x itself is the column matrix)
+ *     y          gemm_columns (own kernels), reading x in place
+ *     dw         rows <= kOwnKernelRowsDw (1024):   weight_grad_columns (own)
+ *                otherwise                          blas_weight_grad_1x1 (OpenBLAS, batched per image)
+ *     dx         rows <= kOwnKernelRowsDx1x1 (256): gemm_columns over dy (own)
+ *                otherwise                          one sgemm_batch_strided (OpenBLAS)
+ *   every other shape (columns read from the prepared copy of x, conv_columns.h)
+ *     y          gemm_columns (own kernels)
+ *     dw         rows <= kOwnKernelRowsDw (1024):   weight_grad_columns (own)
+ *                otherwise                          blas_backward (OpenBLAS, per chunk of images)
+ *     dx         rows <= kOwnKernelRowsDx (1024), N >= T: input_grad_columns (own, an image per thread)
+ *                rows <= kOwnKernelRowsDx (1024), N <  T: gemm_columns + col2im per chunk of images (own)
+ *                otherwise                          blas_backward (OpenBLAS + col2im, per chunk of images)
+ *   db           with dw's dy panels when dw runs on weight_grad_columns, else a pass over dy
+ *
+ * Why: Winograd does 2.25x (3x3) / 2.8x (5x5) fewer multiplications, but its
+ * many small GEMMs (inner size Cg or OCg) are efficient only with enough
+ * channels. Our kernels (conv_gemm.cpp, microkernel.h) pack the columns
+ * panel by panel straight from x or its prepared copy and write y in place,
+ * bias included: no column matrix, no reorder, no separate bias or zeroing
+ * pass. Deep layers (many column rows) make ordinary GEMMs for the backward
+ * pass, where OpenBLAS's cache blocking beats our kernels' single level.
+ * The measurements behind the thresholds are in BENCHMARKS.md ("Why the CPU
+ * kernels are tuned as they are").
+ *
  * Layout: NCHW float32, w (OC, C/groups, KH, KW).
- * The products run on our own kernels (conv_gemm.cpp, microkernel.h), which
- * pack the columns panel by panel from x (1x1 layers) or from a zero-padded,
- * phase-split copy of it (im2col.h) and write y in place, bias included: no
- * column matrix, no reorder, no separate bias or zeroing pass. The backward
- * pass of deep layers (many column rows) is an ordinary GEMM, and goes to
- * OpenBLAS (see kOwnKernelRowsDw). 1x1 convolutions with stride 1 and no
- * padding have x itself as the column matrix, and their dx needs no col2im.
- * Stride-1 3x3 and 5x5 layers with at least 32 input and 16 output channels per group use
- * Winograd's F(2x2, KxK) instead (winograd.cpp): 2.25x / 2.8x fewer
- * multiplications, on OpenBLAS's GEMMs.
+ * Threads: OpenMP inside each kernel; OpenBLAS calls are made outside any
+ * OpenMP region.
  * Gradients: conv2d_backward returns new dx, dw, db arrays; the autograd
  * layer does the += into .grad.
  */
@@ -25,8 +49,8 @@
 #include <cstring>
 #include <vector>
 
+#include "conv_columns.h"
 #include "conv_gemm.h"
-#include "im2col.h"
 #include "kernels.h"
 #include "winograd.h"
 
@@ -42,6 +66,36 @@ struct Conv {
     index_t rows() const { return g.rows(); }
     bool pointwise() const { return g.pointwise(); }
 };
+
+// ---------------------------------------------------------------- routes
+
+// The thresholds of the route table above.
+constexpr index_t kWinogradMinInChannels = 32;   // Cg: below, the direct GEMMs are faster
+constexpr index_t kWinogradMinOutChannels = 16;  // OCg
+constexpr index_t kWinogradMinOutput = 2;        // OH and OW: at least one 2x2 output tile
+constexpr index_t kOwnKernelRowsDw = 1024;       // dW on our kernels up to this many column rows
+constexpr index_t kOwnKernelRowsDx1x1 = 256;     // dx of a 1x1 layer on our kernels up to this
+constexpr index_t kOwnKernelRowsDx = 1024;       // dx of any other layer on our kernels up to this
+
+struct Route {
+    bool winograd;      // y, dx and dw on winograd.cpp
+    bool own_dw;        // dW on weight_grad_columns, else OpenBLAS
+    bool own_dx;        // dx on our kernels, else OpenBLAS
+    bool dx_per_image;  // own dx of a layer that is not 1x1: input_grad_columns, else chunks + col2im
+};
+
+Route choose_route(const Conv& cv) {
+    const ConvGeom& g = cv.g;
+    Route r{};
+    r.winograd = g.KH == g.KW && (g.KH == 3 || g.KH == 5) && g.SH == 1 && g.SW == 1 &&
+                 g.DH == 1 && g.DW == 1 && cv.Cg >= kWinogradMinInChannels &&
+                 cv.OCg >= kWinogradMinOutChannels && g.OH >= kWinogradMinOutput &&
+                 g.OW >= kWinogradMinOutput;
+    r.own_dw = cv.rows() <= kOwnKernelRowsDw;
+    r.own_dx = cv.rows() <= (cv.pointwise() ? kOwnKernelRowsDx1x1 : kOwnKernelRowsDx);
+    r.dx_per_image = cv.N >= get_num_threads();
+    return r;
+}
 
 Conv check_conv(const char* fn, const py::array& x, const py::array& w, const Pair& stride,
                 const Pair& padding, const Pair& dilation, index_t groups) {
@@ -64,17 +118,6 @@ Conv check_conv(const char* fn, const py::array& x, const py::array& w, const Pa
     cv.g = make_geom(fn, cv.Cg, x.shape(2), x.shape(3), w.shape(2), w.shape(3), stride, padding,
                      dilation);
     return cv;
-}
-
-// Winograd F(2x2, KxK) (winograd.cpp) for stride-1 3x3 and 5x5 layers with
-// enough channels per group that its small GEMMs (inner size Cg or OCg) stay
-// efficient, and an output at least one tile (2x2) wide. Below 32 input
-// channels the im2col GEMMs are faster (GoogLeNet's 3a 5x5, 16 channels:
-// 1.4x for forward+backward).
-bool use_winograd(const Conv& cv) {
-    const ConvGeom& g = cv.g;
-    return g.KH == g.KW && (g.KH == 3 || g.KH == 5) && g.SH == 1 && g.SW == 1 &&
-           g.DH == 1 && g.DW == 1 && cv.Cg >= 32 && cv.OCg >= 16 && g.OH >= 2 && g.OW >= 2;
 }
 
 WinoConv wino_of(const Conv& cv) {
@@ -105,19 +148,6 @@ Columns columns_of_dy(const Conv& cv, const float* dy, index_t gi) {
     return Columns{dy + gi * cv.OCg * cv.P(), cv.OC * cv.P(), pointwise};
 }
 
-// Deep layers (many column rows) make ordinary GEMMs for the backward pass,
-// where OpenBLAS's cache blocking beats our kernels' single level; thin ones
-// are ours. Measured (batch 16, 2 cores), taking the faster side of each:
-//  dW: Inception v3's 3x3 stride-2 layer (2592 rows) 1.15x faster on
-//      OpenBLAS; its 1x7 and 7x1 layers (896 rows) 1.15-1.3x on ours (since
-//      the column rows are read in place; before, OpenBLAS won there),
-//      1,200-1,728 rows (AlexNet conv2/conv4, the tutorial's conv2) level.
-//  dx: the 3x3 stride-2 layer and a 1x1 layer of 288 channels 1.5-1.8x faster
-//      on OpenBLAS; 1x7, 7x1, 3a 5x5 and NIN's 1x1 layers (<= 192) 1.1-1.3x on ours.
-constexpr index_t kOwnKernelRowsDw = 1024;
-constexpr index_t kOwnKernelRowsDx1x1 = 256;
-constexpr index_t kOwnKernelRowsDx = 1024;
-
 // Partial products of one batched call stay under this size.
 constexpr index_t kPartialBytes = 8 << 20;
 
@@ -129,7 +159,7 @@ void blas_weight_grad_1x1(const Conv& cv, const float* x, const float* dy, float
     const index_t MN = cv.OCg * rows;
     const index_t group = std::clamp<index_t>(kPartialBytes / (MN * index_t(sizeof(float))), 1,
                                               std::max<index_t>(cv.N, 1));
-    float* partial = scratch(2).get(MN * group);
+    float* partial = scratch(Slot::dw_partials).get(MN * group);
     std::fill(dw, dw + MN, 0.f);
     for (index_t n0 = 0; n0 < cv.N; n0 += group) {
         const index_t nb = std::min(group, cv.N - n0);
@@ -162,8 +192,8 @@ void blas_backward(const Conv& cv, const Columns& cols, index_t gi, const float*
                    float* dx, float* dw) {
     const index_t P = cv.P(), rows = cv.rows(), y_img = cv.OC * P, x_img = cv.C * cv.HW();
     const index_t nb_max = images_per_column_chunk(cv);
-    float* col = scratch(0).get(rows * nb_max * P);
-    float* dyr = scratch(1).get(cv.OCg * nb_max * P);
+    float* col = scratch(Slot::columns).get(rows * nb_max * P);
+    float* dyr = scratch(Slot::gathered_dy).get(cv.OCg * nb_max * P);
     const float* wg = Wt + gi * cv.OCg * rows;
     if (dw) std::fill(dw, dw + cv.OCg * rows, 0.f);
     for (index_t n0 = 0; n0 < cv.N; n0 += nb_max) {
@@ -201,7 +231,7 @@ py::array conv2d_forward(const py::array& x, const py::array& w, const std::opti
     if (cv.N == 0 || cv.OC == 0) return std::move(y);
 
     py::gil_scoped_release nogil;
-    if (use_winograd(cv)) {
+    if (choose_route(cv).winograd) {
         winograd_forward(wino_of(cv), X, Wt, B, Y);
         return std::move(y);
     }
@@ -251,10 +281,8 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
         const index_t P = cv.P(), rows = cv.rows(), HW = cv.HW();
         const index_t x_img = cv.C * HW, y_img = cv.OC * P;
 
-        const bool winograd = use_winograd(cv);
-        const bool own_dw = rows <= kOwnKernelRowsDw;
-        const bool own_dx = rows <= (cv.pointwise() ? kOwnKernelRowsDx1x1 : kOwnKernelRowsDx);
-        const bool db_with_dw = DB && DW && !winograd && own_dw;  // from dW's dy panels
+        const Route route = choose_route(cv);
+        const bool db_with_dw = DB && DW && !route.winograd && route.own_dw;  // from dW's dy panels
         if (DB && !db_with_dw) {  // db[o] = sum over n, p of dy; double accumulators for long sums
 #pragma omp parallel for schedule(static)
             for (index_t o = 0; o < cv.OC; ++o) {
@@ -263,7 +291,7 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
                 DB[o] = static_cast<float>(s);
             }
         }
-        if ((DX || DW) && winograd) {
+        if ((DX || DW) && route.winograd) {
             winograd_backward(wino_of(cv), X, Wt, DY, DX, DW);
         } else {
             std::vector<index_t> offsets;
@@ -271,11 +299,11 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
                 const float* dyg = DY + gi * cv.OCg * P;
                 float* dwg = DW ? DW + gi * cv.OCg * rows : nullptr;
                 float* dxg = DX ? DX + gi * cv.Cg * HW : nullptr;
-                const bool blas_dw = dwg && !own_dw, blas_dx = dxg && !own_dx;
+                const bool blas_dw = dwg && !route.own_dw, blas_dx = dxg && !route.own_dx;
                 const Columns cols = dwg ? columns_of_x(cv, X, gi, offsets) : Columns{};
                 const MatrixView w_t{Wt + gi * cv.OCg * rows, 1, rows};
                 // dW_g = dy_g col_g^T
-                if (dwg && own_dw)
+                if (dwg && route.own_dw)
                     weight_grad_columns(dyg, y_img, cv.OCg, cols, cv.N, dwg, rows,
                                         db_with_dw ? DB + gi * cv.OCg : nullptr);
                 if (cv.pointwise()) {  // dx_g = W_g^T dy_g: the columns are dx itself
@@ -291,13 +319,13 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
                 if (blas_dw || blas_dx)
                     blas_backward(cv, cols, gi, Wt, DY, blas_dx ? DX : nullptr, blas_dw ? dwg : nullptr);
                 if (!dxg || blas_dx) continue;
-                if (cv.N >= get_num_threads()) {  // col2im(W_g^T dy_g), an image per thread, banded
+                if (route.dx_per_image) {  // col2im(W_g^T dy_g), an image per thread, banded
                     input_grad_columns(w_t, columns_of_dy(cv, DY, gi), cv.g, cv.N, dxg, x_img);
                     continue;
                 }
                 // Fewer images than threads: dcol_g = W_g^T dy_g per chunk of images, then col2im.
                 const index_t nb_max = images_per_column_chunk(cv);
-                float* col = scratch(0).get(rows * nb_max * P);
+                float* col = scratch(Slot::columns).get(rows * nb_max * P);
                 for (index_t n0 = 0; n0 < cv.N; n0 += nb_max) {
                     const index_t nb = std::min(nb_max, cv.N - n0);
                     gemm_columns(w_t, rows, columns_of_dy(cv, DY + n0 * y_img, gi), nb, nullptr,

@@ -13,16 +13,16 @@
  * dW^T = col dy^T: NR output channels of dy are transposed per chunk of
  * columns (pack_transposed), and the column rows are A, read where they lie
  * (tile_gather: x itself for 1x1 layers, else the prepared copy, whose rows
- * for neighbouring kernel taps share cache lines). Packing them per chunk
- * first had cost as much as the products in the first layers (GoogLeNet
- * conv1: 6 of 15.7 ms). Output channel counts are multiples of 32 in common
+ * for neighbouring kernel taps share cache lines): packing them per chunk
+ * first would cost about as much as the products in first layers, whose
+ * column rows are short. Output channel counts are multiples of 32 in common
  * networks, so the panels are full. Products collect in float partials,
  * which go into double sums after every kFloatRun columns.
  * input_grad_columns (dx = col2im(W^T dy)): the same tile kernel as
  * gemm_columns, one image per thread, into a band of column rows that
  * col2im_rows adds onto the image's plane before the next band: the column
  * rows never leave L2 (written to memory and read back by a separate col2im
- * pass, they had cost GoogLeNet's first layer a fifth of its dx time).
+ * pass, they would cost first layers a large share of their dx time).
  * Threads: OpenMP; no BLAS call inside, so no nesting.
  */
 #include "conv_gemm.h"
@@ -44,13 +44,11 @@ namespace {
 // L2 while the tile kernel runs over all of A; deeper sums are split.
 constexpr index_t kMaxKC = 512;
 // Outputs at least this large are written with streaming stores: they do not
-// fit in cache anyway, and a normal store would first read each line of y in
-// (NIN's first layer, y 100 MB: 22 ms -> 13 ms). Smaller ones stay cached for
-// the next layer.
+// fit in cache anyway, and a normal store would first read each line of y in.
+// Smaller ones stay cached for the next layer.
 constexpr index_t kStreamBytes = 16 << 20;
 // Columns per weight-gradient chunk. Fewer, longer chunks mean fewer thread
-// barriers; measured on NIN's and the tutorial's layers, 3072-4096 columns
-// are 10-40% faster than 1024.
+// barriers.
 constexpr index_t kGradChunk = 4096;
 // Weight-gradient products are summed in float over at most this many
 // columns, then added to a double: a 128-image batch sums 10^5 products per
@@ -69,9 +67,9 @@ void add_row(float* __restrict acc, const float* __restrict row, index_t n) {
 }
 
 // A (M x K) as blocks of MR rows, each [K][MR] (zero rows past M), in the
-// calling thread's scratch slot 1: block i0 starts at i0 * K.
+// calling thread's Slot::packed_a: block i0 starts at i0 * K.
 MatrixView pack_row_blocks(MatrixView a, index_t M, index_t K, index_t MR) {
-    float* packed = scratch(1).get(ceil_div(M, MR) * MR * K);
+    float* packed = scratch(Slot::packed_a).get(ceil_div(M, MR) * MR * K);
     for (index_t i0 = 0; i0 < M; i0 += MR)
         for (index_t k = 0; k < K; ++k)
             for (index_t i = 0; i < MR; ++i)
@@ -96,7 +94,7 @@ void gemm_columns(MatrixView a, index_t M, const Columns& cols, index_t nimg, co
                         (out.img_stride * index_t(sizeof(float))) % 64 == 0;
     // A with rows that are not contiguous (W^T for the input gradient) is
     // packed first, per block of MR rows as [K][MR]: read in place, each k
-    // would start a new cache line (deep 1x1 and 3x3 layers: dx 1.2-1.4x slower).
+    // would start a new cache line.
     const bool packed_a = a.col != 1;
     if (packed_a) a = pack_row_blocks(a, M, K, MR);
     // Where block i0 of A starts at depth k0 (packed: block i0 starts at i0 * K).
@@ -105,8 +103,8 @@ void gemm_columns(MatrixView a, index_t M, const Columns& cols, index_t nimg, co
     };
 #pragma omp parallel
     {
-        float* b = scratch(5).get(kc_max * NR);
-        float* edge = scratch(6).get(Mpad * NR);
+        float* b = scratch(Slot::panel).get(kc_max * NR);
+        float* edge = scratch(Slot::tile).get(Mpad * NR);
 #pragma omp for schedule(static)
         for (index_t t = 0; t < tiles; ++t) {
             const index_t j0 = t * NR, n = std::min(NR, J - j0), img = j0 / P, p0 = j0 % P;
@@ -194,7 +192,7 @@ void weight_grad_columns(const float* dy, index_t dy_img_stride, index_t M, cons
             const index_t piece = pieces ? kFloatRun : ld;
 #pragma omp parallel
             {
-                float* panel = scratch(5).get(ld * NR);
+                float* panel = scratch(Slot::panel).get(ld * NR);
 #pragma omp for schedule(static)
                 for (index_t item = 0; item < panels * shares; ++item) {
                     const index_t o0 = item / shares * NR, share = item % shares;
@@ -260,9 +258,9 @@ void input_grad_columns(MatrixView w_t, const Columns& dy_cols, const ConvGeom& 
     const bool in_place = col2im_in_place(g);
 #pragma omp parallel
     {
-        float* b = scratch(5).get(kc_max * NR);
-        float* band = scratch(6).get(M * ld_max);
-        float* plane = in_place ? nullptr : scratch(2).get(col2im_plane_floats(g));
+        float* b = scratch(Slot::panel).get(kc_max * NR);
+        float* band = scratch(Slot::tile).get(M * ld_max);
+        float* plane = in_place ? nullptr : scratch(Slot::planes).get(col2im_plane_floats(g));
 #pragma omp for schedule(static)
         for (index_t img = 0; img < nimg; ++img) {
             float* out = dx + img * dx_img_stride;

@@ -1,12 +1,12 @@
-/* The three GEMMs of an im2col convolution, on the kernels of microkernel.h.
- * The column matrix (im2col.h: Columns) is never formed whole: the forward
+/* The three GEMMs of a convolution over its column matrix, on the kernels of
+ * microkernel.h. The column matrix (conv_columns.h: Columns) is never formed whole: the forward
  * product packs it panel by panel, the weight gradient reads its rows where
  * they lie, and the input gradient makes it band by band of output rows and
  * folds each band back onto the image (col2im) while it is in cache.
  */
 #pragma once
 
-#include "im2col.h"
+#include "conv_columns.h"
 
 namespace fc {
 

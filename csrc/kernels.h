@@ -15,20 +15,15 @@ constexpr int kAbiVersion = 3;
 py::dict cache_info();
 void empty_cache();
 
-// gemm.cpp
+// blas.cpp
 py::dict load_blas(const std::string& path);
 py::dict blas_info();
+py::array gemm(const py::array& a, const py::array& b, bool trans_a, bool trans_b);
+
+// runtime.cpp
 py::dict cpu_features();
 void set_num_threads(int n);
 int get_num_threads();
-py::array gemm(const py::array& a, const py::array& b, bool trans_a, bool trans_b);
-
-// im2col.cpp
-py::array im2col_forward(const py::array& x, const Pair& kernel, const Pair& stride,
-                         const Pair& padding, const Pair& dilation);
-py::array col2im_backward(const py::array& col, const std::vector<index_t>& x_shape,
-                          const Pair& kernel, const Pair& stride, const Pair& padding,
-                          const Pair& dilation);
 
 // conv.cpp
 py::array conv2d_forward(const py::array& x, const py::array& w, const std::optional<py::array>& b,

@@ -37,8 +37,6 @@ py::tuple softmax_cross_entropy_forward(const py::array& logits, const py::array
     const index_t N = logits.shape(0), K = logits.shape(1);
     require_shape(target, {N}, fn, "target");
     require(K >= 1, fn, ": logits need at least one class, got shape ", shape_str(logits));
-    require(label_smoothing >= 0.f && label_smoothing <= 1.f, fn,
-            ": label_smoothing must be in [0, 1], got ", label_smoothing);
     check_targets(fn, T, N, K);
     auto prob = new_float({N, K});
     float* PR = mut(prob);
@@ -77,8 +75,6 @@ py::array softmax_cross_entropy_backward(const py::array& prob, const py::array&
     require_ndim(prob, 2, fn, "prob");
     const index_t N = prob.shape(0), K = prob.shape(1);
     require_shape(target, {N}, fn, "target");
-    require(label_smoothing >= 0.f && label_smoothing <= 1.f, fn,
-            ": label_smoothing must be in [0, 1], got ", label_smoothing);
     check_targets(fn, T, N, K);
     auto dlogits = new_float({N, K});
     float* D = mut(dlogits);

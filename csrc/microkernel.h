@@ -15,7 +15,7 @@
  *    columns (dy^T for the weight gradient), transposed in registers.
  *  - copy_rows: the short runs (up to an output row) that make up a packed
  *    column panel, a masked vector for each run's tail (a call to memcpy per
- *    run took a quarter of GoogLeNet 3a 5x5's forward pass); add_runs: the
+ *    short run costs more than the copy); add_runs: the
  *    same for col2im's sums.
  * Why our own: the convolution GEMMs are thin (K = 27-400 for first layers,
  * M or K <= 192 for 1x1 layers). Through BLAS each one paid for an im2col

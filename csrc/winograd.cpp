@@ -14,8 +14,8 @@
  *     dV[xi] = U[xi]^T M'[xi]  -> dx tiles BT^T dV BT, summed where tiles overlap
  *     dU[xi] = sum over tiles M'[xi] V[xi]^T  -> dw = G^T dU G
  * Accuracy: points 0, +-1, +-2 and infinity. Measured error relative to the
- * largest entry, against float64: 3x3 about 5e-7 everywhere (as im2col); 5x5
- * about 5e-6 for y and dx and up to 2e-5 for dw (im2col: 7e-7 and 4e-6).
+ * largest entry, against float64: 3x3 about 5e-7 everywhere (as the direct GEMMs);
+ * 5x5 about 5e-6 for y and dx and up to 2e-5 for dw (direct: 7e-7 and 4e-6).
  * Layout: x, y NCHW; w (OC, C, K, K); V [A*A][C][T], M [A*A][OC][T],
  * U [A*A][OC][C/G]. Tile t = (image, tile row, tile col) in that order.
  * The batch is processed in chunks of images whose V and M fit kChunkBytes.
@@ -338,11 +338,11 @@ void forward(const WinoConv& s, const float* x, const float* w, const float* b, 
     constexpr int A = Wino<K>::A, A2 = A * A;
     const Geometry g = make_geometry<K>(s);
     const index_t Cg = s.Cg(), OCg = s.OCg();
-    float* U = scratch(3).get(A2 * s.OC * Cg);
+    float* U = scratch(Slot::wino_weights).get(A2 * s.OC * Cg);
     transform_weights<K>(w, s.OC, Cg, U);
-    float* V = scratch(0).get(A2 * s.C * g.nb * g.tpi);
-    float* M = scratch(1).get(A2 * s.OC * g.nb * g.tpi);
-    float* Xp = scratch(2).get(g.nb * s.C * g.Hpp * g.Wpp);
+    float* V = scratch(Slot::wino_input).get(A2 * s.C * g.nb * g.tpi);
+    float* M = scratch(Slot::wino_output).get(A2 * s.OC * g.nb * g.tpi);
+    float* Xp = scratch(Slot::wino_padded).get(g.nb * s.C * g.Hpp * g.Wpp);
     for (index_t n0 = 0; n0 < s.N; n0 += g.nb) {
         const index_t nb = std::min(g.nb, s.N - n0), T = nb * g.tpi;
         pad_planes(x + n0 * s.C * s.H * s.W, nb * s.C, g, Xp);
@@ -363,17 +363,17 @@ void backward(const WinoConv& s, const float* x, const float* w, const float* dy
     const index_t Cg = s.Cg(), OCg = s.OCg();
     float* U = nullptr;
     if (dx) {
-        U = scratch(3).get(A2 * s.OC * Cg);
+        U = scratch(Slot::wino_weights).get(A2 * s.OC * Cg);
         transform_weights<K>(w, s.OC, Cg, U);
     }
     float* dU = nullptr;
     if (dw) {
-        dU = scratch(4).get(A2 * s.OC * Cg);
+        dU = scratch(Slot::wino_weight_grad).get(A2 * s.OC * Cg);
         std::fill(dU, dU + A2 * s.OC * Cg, 0.f);  // the GEMMs add every chunk into it
     }
-    float* V = scratch(0).get(A2 * s.C * g.nb * g.tpi);  // V, then reused for dV
-    float* Mp = scratch(1).get(A2 * s.OC * g.nb * g.tpi);
-    float* Xp = scratch(2).get(g.nb * s.C * g.Hpp * g.Wpp);  // padded x, then padded dx
+    float* V = scratch(Slot::wino_input).get(A2 * s.C * g.nb * g.tpi);  // V, then reused for dV
+    float* Mp = scratch(Slot::wino_output).get(A2 * s.OC * g.nb * g.tpi);
+    float* Xp = scratch(Slot::wino_padded).get(g.nb * s.C * g.Hpp * g.Wpp);  // padded x, then padded dx
     for (index_t n0 = 0; n0 < s.N; n0 += g.nb) {
         const index_t nb = std::min(g.nb, s.N - n0), T = nb * g.tpi;
         transform_output_grad<K>(dy, g, n0, nb, Mp);

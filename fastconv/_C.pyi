@@ -5,6 +5,9 @@ Conventions shared by every kernel:
 * Float arrays must be C-contiguous, aligned float32 (no silent conversion):
   a wrong dtype raises TypeError; a wrong rank, shape, contiguity or value raises
   ValueError whose message names the function, the argument and the shapes.
+* The kernels check what guards memory; what an argument means for the user (label
+  smoothing in [0, 1], the pooling padding rule, enough values for batch statistics)
+  is checked once by the public ops (fastconv/ops), which are the only callers.
 * Pairs (kernel, stride, padding, dilation) are ``(h, w)`` tuples of ints.
 * Layout NCHW. Every kernel returns new arrays; parameter gradients are summed
   over the batch, and the caller (the autograd layer) accumulates them into ``.grad``.
@@ -60,24 +63,12 @@ def cache_info() -> dict:
     """
 
 def empty_cache() -> None:
-    """Return every cached free block, and the calling thread's scratch buffers (im2col
-    columns, Winograd transforms, at most a few tens of MB), to the operating system."""
+    """Return every cached free block, and the scratch buffers (packed columns, Winograd
+    transforms, at most a few tens of MB per thread) of the calling thread and of every
+    OpenMP pool thread, to the operating system."""
 
 def gemm(a: F32, b: F32, trans_a: bool = False, trans_b: bool = False) -> F32:
     """op(a) @ op(b), 2-D, through OpenBLAS sgemm; op transposes when its flag is set."""
-
-# ---------------------------------------------------------------- im2col
-
-def im2col_forward(x: F32, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> F32:
-    """x (N, C, H, W) -> columns (C*KH*KW, N*OH*OW).
-
-    col[(c*KH + kh)*KW + kw, n*OH*OW + oh*OW + ow] = x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW],
-    zero where that index falls in the padding.
-    """
-
-def col2im_backward(col: F32, x_shape: Sequence[int], kernel: Pair, stride: Pair, padding: Pair,
-                    dilation: Pair) -> F32:
-    """Adjoint of im2col_forward: columns (C*KH*KW, N*OH*OW) summed back to x_shape (N, C, H, W)."""
 
 # ---------------------------------------------------------------- convolution
 
@@ -86,8 +77,9 @@ def conv2d_forward(x: F32, w: F32, b: Optional[F32], stride: Pair, padding: Pair
     """y (N, OC, OH, OW) = conv2d(x (N, C, H, W), w (OC, C/groups, KH, KW), b (OC,) or None).
 
     OH = (H + 2*PH - DH*(KH-1) - 1) // SH + 1, likewise OW. Algorithm: Winograd F(2x2, KxK)
-    for stride-1 undilated 3x3 / 5x5 layers with groups=1 and >= 16 input and output
-    channels; 1x1 stride-1 unpadded layers multiply x directly; im2col + GEMM otherwise.
+    for stride-1 undilated 3x3 / 5x5 layers with >= 32 input and >= 16 output channels per
+    group; otherwise GEMMs over the column matrix, packed panel by panel from x (1x1
+    stride-1 unpadded layers: x itself). The route table is at the top of csrc/conv.cpp.
     """
 
 def conv2d_backward(x: F32, w: F32, dy: F32, stride: Pair, padding: Pair, dilation: Pair,
@@ -102,7 +94,7 @@ def max_pool2d_forward(x: F32, kernel: Pair, stride: Pair, padding: Pair,
     """(y, indices) for x (N, C, H, W); indices int32 (N, C, OH, OW) = ih*W + iw of the max.
 
     Ties: the first maximum in row-major window order wins; padding never wins; NaN wins.
-    Requires padding <= kernel // 2 (PyTorch's rule).
+    PyTorch's rule padding <= kernel // 2 is checked by the caller (fastconv.ops.pool), not here.
     """
 
 def max_pool2d_backward(dy: F32, indices: I32, x_shape: Sequence[int]) -> F32:

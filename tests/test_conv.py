@@ -253,7 +253,7 @@ def test_linear_vs_torch(rng):
 
 def test_blas_runs_on_openmp_threads_and_matches_numpy(rng):
     """OpenBLAS hands its parts of each product to OpenMP's threads (one pool, see
-    csrc/gemm.cpp); products big enough to be split must still equal NumPy's."""
+    csrc/blas.cpp); products big enough to be split must still equal NumPy's."""
     from fastconv.backend import cpu
 
     info = cpu._C.blas_info()

@@ -1,9 +1,9 @@
-/* GEMM through OpenBLAS, loaded at run time.
+/* OpenBLAS, loaded at run time, and the GEMM entry points on it.
  *
- * What: C = op(A) op(B) for float32 matrices, plus the plumbing every other
- * kernel uses: load_blas() dlopen()s the OpenBLAS of the `scipy-openblas32`
- * wheel (symbols prefixed `scipy_`), blas_info() / cpu_features() report what
- * was picked, set_num_threads() sets both thread pools.
+ * What: C = op(A) op(B) for float32 matrices (sgemm, sgemm_batch_strided, and
+ * the gemm() binding). load_blas() dlopen()s the OpenBLAS of the
+ * `scipy-openblas32` wheel (symbols prefixed `scipy_`); blas_info() reports
+ * what it picked.
  * Why a private OpenBLAS: NumPy's BLAS may not know this CPU and fall back to
  * AVX2 kernels; loading our own copy lets us choose the AVX-512 kernels
  * without touching NumPy's.
@@ -12,11 +12,11 @@
  * to a callback (openblas_set_threads_callback_function, OpenBLAS >= 0.3.28),
  * which runs them on OpenMP's threads, the same ones the other kernels use.
  * With a pool of its own, OpenBLAS's idle workers and OpenMP's would take
- * turns spinning on the cores the other pool needs (on 2 cores: a training
- * step 1.3x slower when the OpenMP runtime spins, as torch's does when it is
- * loaded first). OpenMP is never active around a BLAS call. Setting
- * FASTCONV_BLAS_OWN_THREADS before the import gives OpenBLAS its own pool back,
- * to compare.
+ * turns spinning on the cores the other pool needs (BENCHMARKS.md, "Why the
+ * CPU kernels are tuned as they are"). OpenMP is never active around a BLAS
+ * call. Setting FASTCONV_BLAS_OWN_THREADS before the import gives OpenBLAS
+ * its own pool back, to compare. The thread count itself is set in
+ * runtime.cpp (set_num_threads), which passes it on through blas_set_threads.
  * Gradients: none here; gemm() returns a new array.
  */
 #include <dlfcn.h>
@@ -27,7 +27,6 @@
 
 #include "common.h"
 #include "kernels.h"
-#include "microkernel.h"
 
 namespace fc {
 
@@ -69,11 +68,6 @@ int to_blasint(index_t v, const char* what) {
     return static_cast<int>(v);
 }
 
-#ifdef _OPENMP
-// n, at most what one OpenMP team may have (OMP_THREAD_LIMIT).
-int openmp_thread_cap(int n) { return std::max(1, std::min(n, omp_get_thread_limit())); }
-#endif
-
 // Runs OpenBLAS's numjobs parts of one product at once, one per OpenMP thread.
 // The parts of a level-3 product wait on each other's progress, so all of them
 // must run concurrently: numjobs never exceeds OpenBLAS's thread count, which
@@ -89,31 +83,15 @@ void run_blas_jobs_on_openmp(int /*sync*/, dojob_t dojob, int numjobs, size_t el
     for (int i = 0; i < numjobs; ++i) dojob(i, jobs + size_t(i) * elsize, dojob_data);
 }
 
-bool cpu_has_avx512() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-#else
-    return false;
-#endif
-}
-
 }  // namespace
-
-Scratch& scratch(int slot) {
-    thread_local Scratch buffers[kScratchSlots];
-    return buffers[slot];
-}
-
-std::atomic<size_t>& scratch_bytes() {
-    static std::atomic<size_t> bytes{0};
-    return bytes;
-}
 
 bool blas_loaded() { return g_blas.sgemm != nullptr; }
 
 int blas_threads() { return g_blas.get_threads ? std::max(1, g_blas.get_threads()) : 1; }
+
+void blas_set_threads(int n) {
+    if (g_blas.set_threads) g_blas.set_threads(n);
+}
 
 void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha, const float* A,
            index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc) {
@@ -183,9 +161,8 @@ py::dict load_blas(const std::string& path) {
     const bool set_core = cpu_has_avx512() && std::getenv("OPENBLAS_CORETYPE") == nullptr;
     // Idle time, for when OpenBLAS keeps its own pool (FASTCONV_BLAS_OWN_THREADS):
     // after every call its workers keep polling for new work for 2^28 cycles
-    // (~0.1 s), taking a core from the OpenMP regions that run between our GEMMs
-    // (measured: conv layers 10-15% slower). 2^18 cycles (~0.1 ms) lets them
-    // sleep soon after a product ends.
+    // (~0.1 s), taking a core from the OpenMP regions that run between our GEMMs.
+    // 2^18 cycles (~0.1 ms) lets them sleep soon after a product ends.
     const bool set_timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr;
     if (set_core) setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
     if (set_timeout) setenv("OPENBLAS_THREAD_TIMEOUT", "18", 1);
@@ -225,55 +202,6 @@ py::dict load_blas(const std::string& path) {
 #endif
     g_blas = b;
     return blas_info();
-}
-
-py::dict cpu_features() {
-    py::dict d;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    d["sse4_2"] = bool(__builtin_cpu_supports("sse4.2"));
-    d["avx"] = bool(__builtin_cpu_supports("avx"));
-    d["avx2"] = bool(__builtin_cpu_supports("avx2"));
-    d["fma"] = bool(__builtin_cpu_supports("fma"));
-    d["avx512f"] = bool(__builtin_cpu_supports("avx512f"));
-    d["avx512bw"] = bool(__builtin_cpu_supports("avx512bw"));
-    d["avx512dq"] = bool(__builtin_cpu_supports("avx512dq"));
-    d["avx512vl"] = bool(__builtin_cpu_supports("avx512vl"));
-    d["avx512vnni"] = bool(__builtin_cpu_supports("avx512vnni"));
-#endif
-    d["conv_kernels"] = std::string(microkernels().isa);
-#ifdef _OPENMP
-    d["openmp"] = true;
-    d["omp_max_threads"] = omp_get_max_threads();
-    d["omp_num_procs"] = omp_get_num_procs();
-#else
-    d["openmp"] = false;
-#endif
-    return d;
-}
-
-namespace {
-std::atomic<int> g_largest_team{0};  // the most threads a team had since import (set_num_threads)
-}  // namespace
-
-int largest_team() { return std::max(g_largest_team.load(), get_num_threads()); }
-
-void set_num_threads(int n) {
-    require(n >= 1, "set_num_threads: n must be >= 1, got ", n);
-#ifdef _OPENMP
-    n = openmp_thread_cap(n);
-    g_largest_team = largest_team();  // the threads of the team before, which keep their buffers
-    omp_set_num_threads(n);
-#endif
-    if (g_blas.set_threads) g_blas.set_threads(n);
-}
-
-int get_num_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
 }
 
 py::array gemm(const py::array& a, const py::array& b, bool trans_a, bool trans_b) {

@@ -1,24 +1,29 @@
-/* im2col / col2im: the unfolding that turns a convolution into one GEMM.
+/* The columns of a convolution's GEMM, read from x piece by piece: the
+ * column matrix (im2col) is never formed in memory.
  *
- * What: the column matrix holds every receptive field of an NCHW image as a column,
- *   col[(c*KH + kh)*KW + kw][oh*OW + ow] = x[c][oh*SH - PH + kh*DH][ow*SW - PW + kw*DW]
- * (zero where the index falls into the padding); col2im is its adjoint and
- * sums the columns back onto the pixels they came from (the input gradient).
- * pack_columns copies any block of rows and columns of that matrix, one run
- * of output pixels at a time (up to the end of an output row, or of the
- * image for 1x1 layers): the GEMMs (conv_gemm.cpp) pack only the panel they
- * work on.
- * Layout: x NCHW float32; columns as in im2col.h.
- * Padding and strides: both work on a prepared copy of each plane, zero-
- * padded and split by column phase (im2col.h, readable_columns), where every
- * run of output pixels is contiguous and needs no bounds tests; col2im
- * accumulates into such a plane and crops it into dx at the end.
- * Threads: pack_columns is single-threaded (its callers split the work);
- * col2im splits over (image, channel) planes, so each input pixel is owned
- * by one thread and needs no atomics.
+ * What: a convolution is the product Y = W * col with the column matrix
+ *   col[(c*KH + kh)*KW + kw][n*OH*OW + oh*OW + ow] = x[n][c][oh*SH - PH + kh*DH][ow*SW - PW + kw*DW]
+ * (zero where the index falls into the padding). Here:
+ *  - readable_columns makes a prepared copy of x (each plane zero-padded and
+ *    split by column phase) in which every run of output pixels of every
+ *    column row is contiguous and needs no bounds tests (1x1 layers: x itself);
+ *  - pack_columns copies any block of rows and columns of col from it, one
+ *    run of output pixels at a time (up to the end of an output row, or of
+ *    the image for 1x1 layers): the panel a GEMM kernel works on
+ *    (conv_gemm.cpp), or with pack_all_columns a chunk of images for OpenBLAS;
+ *  - col2im, the adjoint, sums column rows back onto the pixels they were
+ *    read from (the input gradient): into a prepared plane, cropped into dx
+ *    at the end; col2im_rows / col2im_crop are its parts for callers that
+ *    produce the column rows band by band;
+ *  - make_geom checks the geometry and computes the output size.
+ * Layout: x NCHW float32; columns and the prepared copy as in conv_columns.h.
+ * Threads: readable_columns splits over padded rows; pack_columns is
+ * single-threaded (its callers split the work); col2im splits over (image,
+ * channel) planes, so each input pixel is owned by one thread and needs no
+ * atomics.
  * Gradients: col2im writes dx (every plane is overwritten), it does not add to it.
  */
-#include "im2col.h"
+#include "conv_columns.h"
 
 #include <algorithm>
 #include <cstring>
@@ -42,7 +47,7 @@ void copy_run(float* __restrict dst, const float* __restrict src, index_t n) {
     for (index_t q = 0; q < n; ++q) dst[q] = src[q];
 }
 
-// The prepared plane of one channel (im2col.h): Hp rows of row_len = SW * Wq.
+// The prepared plane of one channel (conv_columns.h): Hp rows of row_len = SW * Wq.
 struct Prepared {
     index_t Hp, Wp, Wq, row_len, plane;
     explicit Prepared(const ConvGeom& g)
@@ -58,7 +63,7 @@ Columns readable_columns(const Columns& src, index_t nimg, std::vector<index_t>&
     const ConvGeom& g = src.g;
     if (g.pointwise()) return src;
     const Prepared L(g);
-    float* buf = scratch(7).get(nimg * g.C * L.plane);
+    float* buf = scratch(Slot::prepared_x).get(nimg * g.C * L.plane);
 #pragma omp parallel for schedule(static)
     for (index_t t = 0; t < nimg * g.C * L.Hp; ++t) {
         const index_t img = t / (g.C * L.Hp), c = t / L.Hp % g.C, h = t % L.Hp - g.PH;
@@ -68,10 +73,10 @@ Columns readable_columns(const Columns& src, index_t nimg, std::vector<index_t>&
             continue;
         }
         const float* in = src.x + img * src.img_stride + (c * g.H + h) * g.W;
-        for (index_t ph = 0; ph < g.SW; ++ph)
+        for (index_t phase_w = 0; phase_w < g.SW; ++phase_w)
             for (index_t q = 0; q < L.Wq; ++q) {
-                const index_t w = q * g.SW + ph - g.PW;  // padded column q*SW + ph
-                out[ph * L.Wq + q] = w >= 0 && w < g.W ? in[w] : 0.f;
+                const index_t w = q * g.SW + phase_w - g.PW;  // padded column q*SW + phase_w
+                out[phase_w * L.Wq + q] = w >= 0 && w < g.W ? in[w] : 0.f;
             }
     }
     // Output pixel (oh, ow) reads padded pixel (oh*SH + kh*DH, ow*SW + kw*DW):
@@ -102,10 +107,9 @@ void pack_columns(const Columns& src, index_t r0, index_t r1, index_t j0, index_
             len = std::min(n - done, P - p);
             // Later panels read on in the same rows. With one stream per row
             // (hundreds) the hardware prefetcher cannot follow, so this asks for
-            // the lines of the panel after next, into L2. Measured where the rows
-            // come from DRAM (the input gradient of NIN's and the tutorial's
-            // first layers, NIN's 1x1 layers): 10-20% faster; one panel ahead
-            // or into L1 gains nothing, four or eight ahead no more than two.
+            // the lines of the panel after next, into L2: that helps where the
+            // rows come from DRAM; nearer (one panel ahead, or into L1) is too
+            // late, and farther gains nothing more.
             const index_t ahead = std::min<index_t>(len, HW - p - 2 * len);
             for (index_t r = r0; r < r1; ++r) {
                 const float* row = x + r * HW + p;
@@ -124,8 +128,7 @@ void pack_columns(const Columns& src, index_t r0, index_t r1, index_t j0, index_
 
 void pack_all_columns(const Columns& src, index_t j0, index_t n, float* dst) {
     // One block of rows per thread: pack_columns works out each run of columns
-    // once for all its rows (row by row took 1.4x longer on the tutorial's
-    // first layer).
+    // once for all its rows, where row by row would work it out for each.
     const index_t rows = src.g.rows();
 #pragma omp parallel
     {
@@ -173,10 +176,10 @@ void col2im_crop(const float* plane, const ConvGeom& g, float* dx) {
         for (index_t h = 0; h < g.H; ++h) {
             const float* row = plane + c * L.plane + (h + g.PH) * L.row_len;
             float* out = dx + (c * g.H + h) * g.W;
-            for (index_t ph = 0; ph < g.SW; ++ph)  // run ph: padded columns q*SW + ph
+            for (index_t phase_w = 0; phase_w < g.SW; ++phase_w)  // padded columns q*SW + phase_w
                 for (index_t q = 0; q < L.Wq; ++q) {
-                    const index_t w = q * g.SW + ph - g.PW;
-                    if (w >= 0 && w < g.W) out[w] = row[ph * L.Wq + q];
+                    const index_t w = q * g.SW + phase_w - g.PW;
+                    if (w >= 0 && w < g.W) out[w] = row[phase_w * L.Wq + q];
                 }
         }
 }
@@ -190,7 +193,7 @@ void col2im(const float* col, index_t nb, index_t x_img_stride, const ConvGeom& 
     const ConvGeom one{1, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW, g.OH, g.OW};
     const bool direct = col2im_in_place(g);
     const index_t plane = col2im_plane_floats(one);
-    float* buf = direct ? nullptr : scratch(2).get(nb * g.C * plane);
+    float* buf = direct ? nullptr : scratch(Slot::planes).get(nb * g.C * plane);
     const index_t KHW = g.KH * g.KW, band = col2im_band_rows(g);
 #pragma omp parallel for schedule(static)
     for (index_t t = 0; t < nb * g.C; ++t) {
@@ -205,7 +208,7 @@ void col2im(const float* col, index_t nb, index_t x_img_stride, const ConvGeom& 
     }
 }
 
-// ---------------------------------------------------------------- Python-facing
+// ---------------------------------------------------------------- geometry
 
 ConvGeom make_geom(const char* fn, index_t C, index_t H, index_t W, index_t KH, index_t KW,
                    const Pair& stride, const Pair& padding, const Pair& dilation) {
@@ -223,44 +226,6 @@ ConvGeom make_geom(const char* fn, index_t C, index_t H, index_t W, index_t KH, 
     g.OH = span_h / g.SH + 1;
     g.OW = span_w / g.SW + 1;
     return g;
-}
-
-py::array im2col_forward(const py::array& x, const Pair& kernel, const Pair& stride,
-                         const Pair& padding, const Pair& dilation) {
-    const char* fn = "im2col_forward";
-    const float* X = float_data(x, fn, "x");
-    require_ndim(x, 4, fn, "x");
-    const index_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
-    const ConvGeom g = make_geom(fn, C, H, W, kernel.first, kernel.second, stride, padding, dilation);
-    const index_t P = g.plane();
-    auto col = new_float({g.rows(), N * P});
-    float* out = mut(col);
-    {
-        py::gil_scoped_release nogil;
-        std::vector<index_t> offsets;
-        pack_all_columns(readable_columns(Columns{X, C * H * W, g}, N, offsets), 0, N * P, out);
-    }
-    return std::move(col);
-}
-
-py::array col2im_backward(const py::array& col, const std::vector<index_t>& x_shape,
-                          const Pair& kernel, const Pair& stride, const Pair& padding,
-                          const Pair& dilation) {
-    const char* fn = "col2im_backward";
-    const float* COL = float_data(col, fn, "col");
-    require(x_shape.size() == 4, fn, ": x_shape must have 4 entries, got ", shape_str(x_shape));
-    for (index_t s : x_shape) require(s >= 0, fn, ": x_shape ", shape_str(x_shape), " is negative");
-    const index_t N = x_shape[0], C = x_shape[1], H = x_shape[2], W = x_shape[3];
-    const ConvGeom g = make_geom(fn, C, H, W, kernel.first, kernel.second, stride, padding, dilation);
-    const index_t P = g.plane();
-    require_shape(col, {g.rows(), N * P}, fn, "col");
-    auto dx = new_float({N, C, H, W});
-    float* out = mut(dx);
-    {
-        py::gil_scoped_release nogil;
-        col2im(COL, N, C * H * W, g, out, ColLayout{P, N * P});
-    }
-    return std::move(dx);
 }
 
 }  // namespace fc

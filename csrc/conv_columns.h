@@ -1,4 +1,6 @@
-/* im2col / col2im on raw pointers, shared by the convolution kernels. */
+/* The columns of a convolution's GEMM without the column matrix: the prepared
+ * copy of x they are read from, panel packing, and the adjoint col2im
+ * (conv_columns.cpp); shared by the convolution kernels. */
 #pragma once
 
 #include <vector>
@@ -7,7 +9,7 @@
 
 namespace fc {
 
-// Geometry of one convolution (or of the im2col window).
+// Geometry of one convolution (per group: C counts one group's channels).
 struct ConvGeom {
     index_t C, H, W;        // input channels handled (one group) and plane size
     index_t KH, KW;         // kernel
@@ -46,12 +48,12 @@ struct Columns {
 
 // The columns of nimg images of src in a form pack_columns reads: src itself
 // for a 1x1 geometry, else a prepared copy of x in the calling thread's
-// scratch slot 7, valid until the next call: each plane zero-padded (Hp = H +
+// Slot::prepared_x, valid until the next call: each plane zero-padded (Hp = H +
 // 2PH rows of Wp = W + 2PW), and each padded row split by column phase into
-// SW runs of Wq = ceil(Wp / SW) values (run ph holds columns ph, ph + SW, ...;
+// SW runs of Wq = ceil(Wp / SW) values (run phase_w holds columns phase_w, phase_w + SW, ...;
 // with stride 1 the row itself). Then every run of output pixels in every
-// column row is one plain copy, with no bounds tests (first layers: packing
-// took 25-36% of the time with them). One pass over x (OpenMP); `offsets`
+// column row is one plain copy, with no bounds tests (in first layers the
+// tests would dominate the packing). One pass over x (OpenMP); `offsets`
 // receives the rows' offsets and must outlive the result.
 Columns readable_columns(const Columns& src, index_t nimg, std::vector<index_t>& offsets);
 
