@@ -148,6 +148,10 @@ Columns columns_of_dy(const Conv& cv, const float* dy, index_t gi) {
     return Columns{dy + gi * cv.OCg * cv.P(), cv.OC * cv.P(), pointwise};
 }
 
+// Column rows per batched item of the OpenBLAS weight gradient (a multiple of every kernel's
+// row unroll).
+constexpr index_t kDwRowBlock = 128;
+
 // Partial products of one batched call stay under this size.
 constexpr index_t kPartialBytes = 8 << 20;
 
@@ -200,8 +204,17 @@ void blas_backward(const Conv& cv, const Columns& cols, index_t gi, const float*
         const index_t nb = std::min(nb_max, cv.N - n0), J = nb * P;
         gather_rows(DY + n0 * y_img + gi * cv.OCg * P, nb, cv.OCg, P, y_img, dyr);
         if (dw) {
+            // One batched item per fixed block of column rows: OpenBLAS runs each item on one
+            // thread, so no block's sums depend on how many threads there are (a plain sgemm
+            // splits the product by the thread count, and its edge kernels round differently).
             pack_all_columns(cols, n0 * P, J, col);
-            sgemm(false, true, cv.OCg, rows, J, 1.f, dyr, J, col, J, 1.f, dw, rows);
+            const index_t full = rows / kDwRowBlock, tail = rows % kDwRowBlock;
+            sgemm_batch_strided(false, true, cv.OCg, kDwRowBlock, J, 1.f, dyr, J, 0, col, J,
+                                kDwRowBlock * J, 1.f, dw, rows, kDwRowBlock, full);
+            if (tail)
+                sgemm_batch_strided(false, true, cv.OCg, tail, J, 1.f, dyr, J, 0,
+                                    col + full * kDwRowBlock * J, J, 0, 1.f,
+                                    dw + full * kDwRowBlock, rows, 0, 1);
         }
         if (dx) {
             sgemm(true, false, rows, J, cv.OCg, 1.f, wg, rows, dyr, J, 0.f, col, J);
