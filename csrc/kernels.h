@@ -9,7 +9,7 @@ namespace fc {
 
 // Bumped whenever a signature or a semantic of this module changes;
 // fastconv/backend/cpu.py refuses to run against a different value.
-constexpr int kAbiVersion = 3;
+constexpr int kAbiVersion = 4;
 
 // alloc.cpp
 py::dict cache_info();

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 # Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 
