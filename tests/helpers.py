@@ -17,6 +17,10 @@ float32 inputs and
 ``check_devices`` runs an op on "cpu" and "cuda" and compares the two (for tests
 marked ``gpu``).
 
+``assert_close`` / ``assert_grad_close`` are the one comparison every test uses, also
+the backend tests (test_gpu.py, test_cuda_emulated.py) that call kernels directly:
+they take NumPy, CuPy, torch arrays or fastconv Tensors on either side.
+
 Mismatches are reported like llm.c's ``validate_result``: the worst errors and the
 first offending entries, with their indices, values and the tolerance.
 
@@ -35,6 +39,14 @@ cancellation can only be checked against a bound relative to the gradient's
 overall scale (a normwise bound). The central differences themselves are
 float64 with eps=1e-6 (truncation ~1e-12, rounding ~1e-10), far below these
 bounds.
+
+Reductions, float32 against float32 (``reduction_atol``): where two float32
+implementations each sum ``n`` terms in their own order (a GPU and a CPU weight
+gradient, batch statistics, a mean loss), their results differ by rounding
+alone, about ``sqrt(n) * 6e-8`` (6e-8 = 2**-24, float32's unit roundoff; the
+errors of a long sum add like a random walk) relative to the largest value.
+``reduction_atol(ref, n)`` gives 8 times that, scaled by ``max(1, max|ref|)``,
+and never less than ``FWD_ATOL``.
 """
 
 from __future__ import annotations
@@ -49,14 +61,18 @@ FWD_RTOL, FWD_ATOL = 1e-4, 1e-5
 GRAD_RTOL, GRAD_ATOL = 1e-4, 1e-5
 NUM_EPS = 1e-6
 MAX_NUMERICAL = 400  # entries per input checked by central differences (a random subset beyond)
+FLOAT32_ROUNDOFF = 6e-8  # 2**-24, float32's unit roundoff
+REDUCTION_SAFETY = 8  # reduction_atol's margin over the random-walk estimate
 
 
 # ----------------------------------------------------------------------------- arrays
 
 def to_numpy(t) -> np.ndarray:
-    """Host NumPy copy of a fastconv Tensor (or an array)."""
+    """Host NumPy copy of a fastconv Tensor, a CuPy or torch array, or anything array-like."""
     if isinstance(t, fastconv.Tensor):
         t = t.data
+    if type(t).__module__.split(".")[0] == "torch":  # torch.Tensor, on any device, with grad
+        return t.detach().cpu().numpy()
     if hasattr(t, "get") and not isinstance(t, np.ndarray):  # cupy
         t = t.get()
     return np.asarray(t)
@@ -86,12 +102,13 @@ def distinct(rng: np.random.Generator, *shape) -> np.ndarray:
 def assert_close(got, want, rtol=FWD_RTOL, atol=FWD_ATOL, name="output", show=5):
     """Entrywise |got - want| <= atol + rtol * |want|, with a readable report.
 
-    Checks the shape first. On failure prints the largest absolute and relative
-    errors and the first ``show`` offending entries (index, got, want, diff).
+    ``got`` and ``want`` may be NumPy, CuPy or torch arrays or fastconv Tensors (copied
+    to the host). Checks the shape first. On failure prints the largest absolute and
+    relative errors and the first ``show`` offending entries (index, got, want, diff).
     """
     __tracebackhide__ = True
-    got = np.asarray(got, dtype=np.float64)
-    want = np.asarray(want, dtype=np.float64)
+    got = np.asarray(to_numpy(got), dtype=np.float64)
+    want = np.asarray(to_numpy(want), dtype=np.float64)
     assert got.shape == want.shape, f"{name}: shape {got.shape}, expected {want.shape}"
     if not np.all(np.isfinite(got)):
         bad = np.argwhere(~np.isfinite(got))[:show]
@@ -118,9 +135,20 @@ def assert_close(got, want, rtol=FWD_RTOL, atol=FWD_ATOL, name="output", show=5)
 def assert_grad_close(got, want, rtol=GRAD_RTOL, atol=GRAD_ATOL, name="grad"):
     """Gradient comparison: entrywise rtol plus a floor relative to the gradient's scale."""
     __tracebackhide__ = True
-    want = np.asarray(want, dtype=np.float64)
+    want = np.asarray(to_numpy(want), dtype=np.float64)
     scale = max(1.0, float(np.abs(want).max())) if want.size else 1.0
     assert_close(got, want, rtol=rtol, atol=atol * scale, name=name)
+
+
+def reduction_atol(ref, n_terms: int, floor: float = FWD_ATOL) -> float:
+    """Absolute tolerance for two float32 sums of ``n_terms`` terms taken in different orders.
+
+    ``REDUCTION_SAFETY * FLOAT32_ROUNDOFF * sqrt(n_terms) * max(1, max|ref|)``, at least
+    ``floor`` (see "Reductions" in the module docstring). ``ref`` is the reference result.
+    """
+    ref = to_numpy(ref)
+    scale = max(1.0, float(np.abs(ref).max())) if ref.size else 1.0
+    return max(floor, REDUCTION_SAFETY * FLOAT32_ROUNDOFF * float(np.sqrt(n_terms)) * scale)
 
 
 def mentions_shape(message: str, shape) -> bool:
