@@ -1,4 +1,5 @@
-// im2col.cu: the data movement around the convolution GEMMs (CUDA twin of csrc/im2col.cpp).
+// im2col.cu: the data movement around the convolution GEMMs (the CPU forms its columns in
+// csrc/conv_columns.cpp).
 //
 // What it computes
 //   im2col_forward   x (B, C, H, W) -> col (C*KH*KW, B, OH*OW):
