@@ -40,11 +40,12 @@ _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 # How long an idle OpenMP thread spins before it sleeps. libgomp reads this once,
 # when it is loaded, which happens right here as a dependency of _C (unless
 # another library, e.g. torch, loaded its libgomp first: the process then shares
-# that one). Its default, ~300k spins (milliseconds), costs a lot on a busy
-# machine. With the tutorial network's training step on 2 cores next to one
-# busy process, 1,284 ms became 263 ms. 3,000 spins (~0.2 ms) still bridge the
-# gaps between kernels: the step was as fast on an idle machine (102 ms either way).
-# A setting the user made is kept, and the variable is removed again after loading.
+# that one). Its default, ~300k spins (milliseconds), holds on to cores that other
+# processes on a busy machine need, and the spinning threads slow everyone down;
+# 3,000 spins (~0.2 ms) still bridge the gaps between kernels, so an idle machine
+# loses nothing. The measurements are in BENCHMARKS.md ("Why the CPU kernels are
+# tuned as they are"). A setting the user made is kept, and the variable is
+# removed again after loading.
 _SPIN_COUNT = "3000"
 
 
