@@ -11,22 +11,42 @@ from fastconv.backend import get_backend as _get_backend
 
 _cpu = _get_backend("cpu")  # fail at import, with the rebuild command, if _C is missing or stale
 
-from fastconv import functional, nn  # noqa: E402
-from fastconv.autograd import is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
-from fastconv.random import get_rng_state, manual_seed, set_rng_state  # noqa: E402
-from fastconv.tensor import Tensor, tensor  # noqa: E402
-from fastconv import cuda  # noqa: E402
-from fastconv.creation import *  # noqa: E402,F401,F403
-from fastconv.creation import __all__ as _creation_names  # noqa: E402
-from fastconv.device import device  # noqa: E402
-from fastconv.dtypes import (  # noqa: E402
-    DtypeWarning, bool_, double, dtype, float16, float32, float64, half, int8, int16, int32,
-    int64, long, short, uint8,
+from fastconv import (
+    cuda,
+    functional,
+    nn,
 )
-from fastconv.dtypes import ALIASES as _DTYPE_ALIASES  # noqa: E402
-from fastconv.random import initial_seed  # noqa: E402
-from fastconv.toplevel import *  # noqa: E402,F401,F403
-from fastconv.toplevel import __all__ as _toplevel_names  # noqa: E402
+from fastconv.autograd import is_grad_enabled, no_grad, set_grad_enabled
+from fastconv.creation import *
+from fastconv.creation import __all__ as _creation_names
+from fastconv.device import device
+from fastconv.dtypes import ALIASES as _DTYPE_ALIASES
+from fastconv.dtypes import (
+    DtypeWarning,
+    bool_,
+    double,
+    dtype,
+    float16,
+    float32,
+    float64,
+    half,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    short,
+    uint8,
+)
+from fastconv.random import (
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    set_rng_state,
+)
+from fastconv.tensor import Tensor, tensor
+from fastconv.toplevel import *
+from fastconv.toplevel import __all__ as _toplevel_names
 
 # PyTorch's dtype names that shadow Python builtins inside this module only (fastconv.float,
 # fastconv.int, fastconv.bool), as torch.float / torch.int / torch.bool do.

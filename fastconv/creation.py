@@ -21,9 +21,27 @@ from fastconv.device import as_device
 from fastconv.tensor import Tensor, _as_array, _shape_args
 
 __all__ = [
-    "zeros", "ones", "full", "empty", "rand", "randn", "randint", "randperm", "arange",
-    "linspace", "eye", "zeros_like", "ones_like", "full_like", "empty_like", "rand_like",
-    "randn_like", "randint_like", "from_numpy", "as_tensor", "Generator",
+    "Generator",
+    "arange",
+    "as_tensor",
+    "empty",
+    "empty_like",
+    "eye",
+    "from_numpy",
+    "full",
+    "full_like",
+    "linspace",
+    "ones",
+    "ones_like",
+    "rand",
+    "rand_like",
+    "randint",
+    "randint_like",
+    "randn",
+    "randn_like",
+    "randperm",
+    "zeros",
+    "zeros_like",
 ]
 
 
@@ -194,46 +212,46 @@ def eye(n: int, m: int | None = None, *, dtype=None, device=None,
 # ----------------------------------------------------------------------------- *_like
 
 
-def _like(input, dtype, device):  # noqa: A002 (PyTorch's argument name)
+def _like(input, dtype, device):
     return (input.dtype if dtype is None else dtype), (input.device if device is None else device)
 
 
-def zeros_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:  # noqa: A002
+def zeros_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return zeros(input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def ones_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:  # noqa: A002
+def ones_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return ones(input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def empty_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:  # noqa: A002
+def empty_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return empty(input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def full_like(input, fill_value, *, dtype=None, device=None,  # noqa: A002
+def full_like(input, fill_value, *, dtype=None, device=None,
               requires_grad: bool = False) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return full(input.shape, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def rand_like(input, *, generator=None, dtype=None, device=None,  # noqa: A002
+def rand_like(input, *, generator=None, dtype=None, device=None,
               requires_grad: bool = False) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return rand(input.shape, generator=generator, dtype=dtype, device=device,
                 requires_grad=requires_grad)
 
 
-def randn_like(input, *, generator=None, dtype=None, device=None,  # noqa: A002
+def randn_like(input, *, generator=None, dtype=None, device=None,
                requires_grad: bool = False) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return randn(input.shape, generator=generator, dtype=dtype, device=device,
                  requires_grad=requires_grad)
 
 
-def randint_like(input, low=0, high=None, *, generator=None, dtype=None, device=None,  # noqa: A002
+def randint_like(input, low=0, high=None, *, generator=None, dtype=None, device=None,
                  requires_grad: bool = False) -> Tensor:
     """``randint_like(input, high)`` or ``randint_like(input, low, high)``."""
     if high is None:

@@ -9,10 +9,10 @@ code that compares ``t.device == "cuda"`` or looks a backend up by it keeps work
 from __future__ import annotations
 
 
-class device(str):  # noqa: N801 (PyTorch's name)
+class device(str):
     """``device("cpu")``, ``device("cuda")``, ``device("cuda:0")``, ``device("cuda", 0)``."""
 
-    def __new__(cls, type, index=None):  # noqa: A002 (PyTorch's argument name)
+    def __new__(cls, type, index=None):
         if isinstance(type, device):
             if index is None:
                 return type

@@ -66,9 +66,10 @@ class DtypeWarning(UserWarning):
 def warn_float32(what: str, from_dtype, stacklevel: int = 3) -> None:
     """Say that ``what`` of dtype ``from_dtype`` became float32 (see the module's policy)."""
     warnings.warn(
-        f"{what}: fastconv computes in float32, so {np.dtype(from_dtype).name} data is "
-        "converted to float32 (PyTorch would keep it). Convert it yourself "
-        "(.astype(np.float32) / .float()) to silence this warning.",
+        f"{what}: fastconv computes in float32 and has no {np.dtype(from_dtype).name} tensors, "
+        f"so float32 is used instead (PyTorch would keep {np.dtype(from_dtype).name}). Convert "
+        "to float32 yourself (.astype(np.float32), .float()) to silence this warning; see "
+        "fastconv.dtypes for the policy.",
         DtypeWarning, stacklevel=stacklevel + 1)
 
 

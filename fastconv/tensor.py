@@ -184,7 +184,7 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     @property
-    def mT(self) -> Tensor:  # noqa: N802 (PyTorch's name)
+    def mT(self) -> Tensor:
         return self.transpose(-2, -1)
 
     def size(self, dim: int | None = None):
@@ -526,7 +526,7 @@ class Tensor:
         other = other.data if isinstance(other, Tensor) else other
         return Tensor(op(self.data, other))
 
-    def __eq__(self, other):  # noqa: D105 (elementwise, like torch)
+    def __eq__(self, other):
         return self._compare(other, lambda a, b: a == b)
 
     def __ne__(self, other):
@@ -609,7 +609,7 @@ class Tensor:
 
         return functional.log_softmax(self._floating(), dim)
 
-    def clamp(self, min=None, max=None):  # noqa: A002 (PyTorch's argument names)
+    def clamp(self, min=None, max=None):
         """Bound each element to [min, max] (either may be None; tensors broadcast)."""
         if min is None and max is None:
             raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
@@ -698,7 +698,7 @@ class Tensor:
     def div_(self, other):
         return self._inplace(lambda s: s / other, other)
 
-    def clamp_(self, min=None, max=None):  # noqa: A002
+    def clamp_(self, min=None, max=None):
         return self._inplace(lambda s: s.clamp(min, max), min, max)
 
     clip_ = clamp_
@@ -864,7 +864,7 @@ class Tensor:
         (d,) = arith._normalise_dims(dim, self.ndim)
         return Tensor(self._order(d, descending))
 
-    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
         """The ``k`` largest (or smallest) entries along ``dim``, as (values, indices)."""
         (d,) = arith._normalise_dims(dim, self.ndim)
         if not 0 <= k <= self.shape[d]:

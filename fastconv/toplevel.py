@@ -4,19 +4,76 @@ the semantics (and the gradients) are those of the methods."""
 
 from __future__ import annotations
 
+import builtins as _builtins
+
 from fastconv import dtypes
 from fastconv.ops import arith
 from fastconv.ops import math as fmath
 from fastconv.tensor import Tensor, _as_array
 
 __all__ = [
-    "cat", "concat", "concatenate", "stack", "where", "matmul", "mm", "bmm", "exp", "log",
-    "sqrt", "sin", "cos", "abs", "clamp", "clip", "sigmoid", "tanh", "relu", "softmax",
-    "log_softmax", "sum", "mean", "std", "var", "norm", "max", "min", "amax", "amin", "argmax",
-    "argmin", "maximum", "minimum", "topk", "sort", "argsort", "any", "all", "flatten",
-    "reshape", "squeeze", "unsqueeze", "transpose", "permute", "flip", "split", "chunk",
-    "unbind", "clone", "numel", "is_tensor", "is_floating_point", "allclose", "equal", "neg",
-    "add", "sub", "mul", "div", "pow", "t",
+    "abs",
+    "add",
+    "all",
+    "allclose",
+    "amax",
+    "amin",
+    "any",
+    "argmax",
+    "argmin",
+    "argsort",
+    "bmm",
+    "cat",
+    "chunk",
+    "clamp",
+    "clip",
+    "clone",
+    "concat",
+    "concatenate",
+    "cos",
+    "div",
+    "equal",
+    "exp",
+    "flatten",
+    "flip",
+    "is_floating_point",
+    "is_tensor",
+    "log",
+    "log_softmax",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "mm",
+    "mul",
+    "neg",
+    "norm",
+    "numel",
+    "permute",
+    "pow",
+    "relu",
+    "reshape",
+    "sigmoid",
+    "sin",
+    "softmax",
+    "sort",
+    "split",
+    "sqrt",
+    "squeeze",
+    "stack",
+    "std",
+    "sub",
+    "sum",
+    "t",
+    "tanh",
+    "topk",
+    "transpose",
+    "unbind",
+    "unsqueeze",
+    "var",
+    "where",
 ]
 
 
@@ -32,9 +89,9 @@ def cat(tensors, dim: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("cat: expected a non-empty sequence of tensors")
     ref = tensors[0]
-    d = dim % max(ref.ndim, 1)
+    d = dim % _builtins.max(ref.ndim, 1)
     for i, t in enumerate(tensors[1:], 1):
-        if t.ndim != ref.ndim or any(a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape))
+        if t.ndim != ref.ndim or _builtins.any(a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape))
                                      if k != d):
             raise ValueError(f"cat: tensor {i} has shape {t.shape}, which does not match "
                              f"{ref.shape} outside dim {dim}")
@@ -67,7 +124,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
     return fmath.Stack.apply(*[t._cast(dtype) for t in tensors], dim=dim % nd)
 
 
-def where(condition, input=None, other=None) -> Tensor:  # noqa: A002 (PyTorch's names)
+def where(condition, input=None, other=None) -> Tensor:
     """``input`` where ``condition`` is True, else ``other`` (broadcast; either may be a
     number). Differentiable in both. ``where(condition)`` alone gives the indices of the True
     entries, one tensor per dim."""
@@ -77,8 +134,7 @@ def where(condition, input=None, other=None) -> Tensor:  # noqa: A002 (PyTorch's
     ref = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else None
     if ref is None:
         raise TypeError("where: input or other must be a tensor")
-    a = input if isinstance(input, Tensor) else input
-    b = other if isinstance(other, Tensor) else other
+    a, b = input, other
     ta, tb = [x.dtype if isinstance(x, Tensor) else x for x in (a, b)]
     if isinstance(ta, (bool, int, float)):
         target = dtypes.promote(tb, ta)
@@ -90,7 +146,7 @@ def where(condition, input=None, other=None) -> Tensor:  # noqa: A002 (PyTorch's
 
 
 def _method(name, doc=None):
-    def fn(input, *args, **kwargs):  # noqa: A002
+    def fn(input, *args, **kwargs):
         return getattr(_tensor(input), name)(*args, **kwargs)
 
     fn.__name__ = name
@@ -103,14 +159,14 @@ log = _method("log")
 sqrt = _method("sqrt")
 sin = _method("sin")
 cos = _method("cos")
-abs = _method("abs")  # noqa: A001
+abs = _method("abs")
 clamp = _method("clamp")
 clip = _method("clip")
 sigmoid = _method("sigmoid")
 tanh = _method("tanh")
 relu = _method("relu")
 neg = _method("neg")
-sum = _method("sum")  # noqa: A001
+sum = _method("sum")
 mean = _method("mean")
 std = _method("std")
 var = _method("var")
@@ -122,8 +178,8 @@ argmin = _method("argmin")
 topk = _method("topk")
 sort = _method("sort")
 argsort = _method("argsort")
-any = _method("any")  # noqa: A001
-all = _method("all")  # noqa: A001
+any = _method("any")
+all = _method("all")
 flatten = _method("flatten")
 reshape = _method("reshape")
 squeeze = _method("squeeze")
@@ -138,70 +194,70 @@ clone = _method("clone")
 t = _method("t")
 
 
-def softmax(input, dim, dtype=None):  # noqa: A002
+def softmax(input, dim, dtype=None):
     """``exp(x) / sum(exp(x))`` along ``dim``."""
     x = _tensor(input)
     return (x if dtype is None else x.to(dtype)).softmax(dim)
 
 
-def log_softmax(input, dim, dtype=None):  # noqa: A002
+def log_softmax(input, dim, dtype=None):
     """``log(softmax(x))`` along ``dim``, computed stably."""
     x = _tensor(input)
     return (x if dtype is None else x.to(dtype)).log_softmax(dim)
 
 
-def max(input, dim=None, keepdim: bool = False):  # noqa: A001, A002
+def max(input, dim=None, keepdim: bool = False):
     """``max(input)``: the largest element; ``max(input, dim)``: (values, indices);
     ``max(input, other)``: the elementwise maximum."""
     return _tensor(input).max(dim, keepdim)
 
 
-def min(input, dim=None, keepdim: bool = False):  # noqa: A001, A002
+def min(input, dim=None, keepdim: bool = False):
     """``min(input)``, ``min(input, dim)`` -> (values, indices), or ``min(input, other)``."""
     return _tensor(input).min(dim, keepdim)
 
 
-def maximum(input, other):  # noqa: A002
+def maximum(input, other):
     return _tensor(input).maximum(other)
 
 
-def minimum(input, other):  # noqa: A002
+def minimum(input, other):
     return _tensor(input).minimum(other)
 
 
-def add(input, other, *, alpha=1):  # noqa: A002
+def add(input, other, *, alpha=1):
     return _tensor(input) + (other if alpha == 1 else other * alpha)
 
 
-def sub(input, other, *, alpha=1):  # noqa: A002
+def sub(input, other, *, alpha=1):
     return _tensor(input) - (other if alpha == 1 else other * alpha)
 
 
-def mul(input, other):  # noqa: A002
+def mul(input, other):
     return _tensor(input) * other
 
 
-def div(input, other):  # noqa: A002
+def div(input, other):
     return _tensor(input) / other
 
 
-def pow(input, exponent):  # noqa: A001, A002
+def pow(input, exponent):
     return _tensor(input) ** exponent
 
 
-def matmul(input, other):  # noqa: A002
+def matmul(input, other):
     """Matrix product with NumPy's broadcasting rules (as ``torch.matmul``)."""
     return _tensor(input) @ other
 
 
-def mm(input, mat2):  # noqa: A002
+def mm(input, mat2):
     """2-D matrix product."""
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError("self must be a matrix" if input.ndim != 2 else "mat2 must be a matrix")
     return input @ mat2
 
 
-def bmm(input, mat2):  # noqa: A002
+def bmm(input, mat2):
     """Batched matrix product of (B, n, m) and (B, m, p)."""
     if input.ndim != 3 or mat2.ndim != 3:
         raise RuntimeError("batch1 must be a 3D tensor" if input.ndim != 3 else
@@ -209,7 +265,7 @@ def bmm(input, mat2):  # noqa: A002
     return input @ mat2
 
 
-def numel(input) -> int:  # noqa: A002
+def numel(input) -> int:
     return input.numel()
 
 
@@ -217,17 +273,17 @@ def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
 
 
-def is_floating_point(input) -> bool:  # noqa: A002
+def is_floating_point(input) -> bool:
     return input.is_floating_point()
 
 
-def allclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:  # noqa: A002
+def allclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
     import numpy as np
 
     return bool(np.allclose(np.asarray(input), np.asarray(other), rtol, atol, equal_nan))
 
 
-def equal(input, other) -> bool:  # noqa: A002
+def equal(input, other) -> bool:
     import numpy as np
 
     return input.shape == other.shape and bool(np.array_equal(np.asarray(input),

@@ -15,7 +15,7 @@ def device_count() -> int:
         import cupy
 
         return int(cupy.cuda.runtime.getDeviceCount())
-    except Exception:  # ImportError, CUDARuntimeError, a missing libcuda, ...
+    except Exception:  # noqa: BLE001 (ImportError, CUDARuntimeError, a missing libcuda, ...)
         return 0
 
 
