@@ -5,14 +5,53 @@ NumPy arrays in, a PyTorch-style API on top (Tensor with define-by-run autograd,
 underneath: compiled C++ on the CPU (``fastconv._C``) and CUDA through CuPy.
 """
 
+import builtins as _builtins
+
 from fastconv.backend import get_backend as _get_backend
 
 _cpu = _get_backend("cpu")  # fail at import, with the rebuild command, if _C is missing or stale
 
-from fastconv import functional, nn  # noqa: E402
-from fastconv.autograd import is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
-from fastconv.random import get_rng_state, manual_seed, set_rng_state  # noqa: E402
-from fastconv.tensor import Tensor, tensor  # noqa: E402
+from fastconv import (
+    cuda,
+    functional,
+    nn,
+)
+from fastconv.autograd import is_grad_enabled, no_grad, set_grad_enabled
+from fastconv.creation import *
+from fastconv.creation import __all__ as _creation_names
+from fastconv.device import device
+from fastconv.dtypes import ALIASES as _DTYPE_ALIASES
+from fastconv.dtypes import (
+    DtypeWarning,
+    bool_,
+    double,
+    dtype,
+    float16,
+    float32,
+    float64,
+    half,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    short,
+    uint8,
+)
+from fastconv.random import (
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    set_rng_state,
+)
+from fastconv.tensor import Tensor, tensor
+from fastconv.toplevel import *
+from fastconv.toplevel import __all__ as _toplevel_names
+
+# PyTorch's dtype names that shadow Python builtins inside this module only (fastconv.float,
+# fastconv.int, fastconv.bool), as torch.float / torch.int / torch.bool do.
+globals().update(float=_DTYPE_ALIASES["float"], int=_DTYPE_ALIASES["int"],
+                 bool=_DTYPE_ALIASES["bool"])
 
 __version__ = "0.1.0"
 
@@ -20,7 +59,7 @@ __version__ = "0.1.0"
 def set_num_threads(n: int) -> None:
     """Threads of the CPU kernels (OpenMP), which also run OpenBLAS's parts of each matrix
     product. The default is OMP_NUM_THREADS if set, else one per core."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if isinstance(n, _builtins.bool) or not isinstance(n, _builtins.int) or n < 1:
         raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
     _cpu.set_num_threads(n)
 
@@ -32,8 +71,10 @@ def get_num_threads() -> int:
 __all__ = [
     "Tensor", "tensor", "no_grad", "set_grad_enabled", "is_grad_enabled", "manual_seed",
     "get_rng_state", "set_rng_state", "set_num_threads", "get_num_threads", "functional", "nn",
-    "optim", "save", "load",
-]
+    "optim", "save", "load", "cuda", "device", "dtype", "DtypeWarning", "float32", "float64",
+    "float16", "int64", "int32", "int16", "int8", "uint8", "bool_", "float", "double", "half",
+    "long", "int", "short", "bool", "initial_seed",
+] + list(_creation_names) + list(_toplevel_names)
 
 
 def __getattr__(name):

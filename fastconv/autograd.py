@@ -82,6 +82,10 @@ def backward(root, grad, retain_graph: bool = False) -> None:
                 )
             if dy is None:  # this branch does not influence the output
                 continue
+            if fn.saved is not None:
+                _check_versions(fn)
+            if fn.hooks:
+                dy = _run_hooks(fn.hooks, dy)
             input_grads = fn.backward(dy)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
@@ -99,11 +103,35 @@ def backward(root, grad, retain_graph: bool = False) -> None:
                 fn.released = True
 
 
+def _run_hooks(hooks, g):
+    """Each hook sees the gradient (a Tensor); one that returns a tensor replaces it."""
+    from fastconv.tensor import Tensor
+
+    for hook in list(hooks):
+        out = hook(Tensor(g))
+        if out is not None:
+            g = out.data if isinstance(out, Tensor) else out
+    return g
+
+
+def _check_versions(fn) -> None:
+    """PyTorch's error when an input that ``fn`` saved was changed in place since it ran."""
+    for i, (parent, version) in enumerate(zip(fn.parents, fn.versions)):
+        if version is not None and parent._version != version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [{parent.type()} {list(parent.shape)}], which is input {i} "
+                f"of {type(fn).__name__}, is at version {parent._version}; expected version "
+                f"{version} instead.")
+
+
 def _accumulate(leaf, g) -> None:
     from fastconv.tensor import Tensor
 
     if not leaf.requires_grad:
         return
+    if leaf._hooks:
+        g = _run_hooks(leaf._hooks, g)
     if g.shape != leaf.shape:
         raise RuntimeError(f"gradient of shape {g.shape} for a tensor of shape {leaf.shape}")
     if leaf.grad is None:

@@ -26,6 +26,9 @@ class Function:
     needs_input_grad: tuple = ()
     parents: tuple = ()   # the Tensor arguments (in order), while the graph is alive
     released = False      # set after backward frees the saved arrays
+    saved = None          # arrays kept by save_for_backward
+    hooks = None          # gradient hooks registered on the output tensor
+    versions: tuple = ()  # the inputs' in-place versions when the op ran
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
@@ -58,4 +61,5 @@ class Function:
         if not track:
             return Tensor(out)
         fn.parents = tuple(args)
+        fn.versions = tuple(a._version if isinstance(a, Tensor) else None for a in args)
         return Tensor(out, requires_grad=True, _ctx=fn)

@@ -330,3 +330,96 @@ def flatten(x, start_dim=0, end_dim=-1):
     nd = x.ndim
     s, e = start_dim % nd, end_dim % nd
     return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
+
+
+# ----------------------------------------------------------------------------- tensor API math
+
+def abs_(x):
+    return np.abs(f64(x))
+
+
+def sqrt(x):
+    return np.sqrt(f64(x))
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-f64(x)))
+
+
+def tanh(x):
+    return np.tanh(f64(x))
+
+
+def clamp(x, lo=None, hi=None):
+    y = f64(x)
+    if lo is not None:
+        y = np.where(y < lo, lo, y)
+    if hi is not None:
+        y = np.where(y > hi, hi, y)
+    return y
+
+
+def var(x, dim=None, correction=1, keepdim=False):
+    x = f64(x)
+    m = x.mean(axis=dim, keepdims=True)
+    n = x.size if dim is None else np.prod([x.shape[d] for d in np.atleast_1d(dim)])
+    return ((x - m) ** 2).sum(axis=dim, keepdims=keepdim) / (n - correction)
+
+
+def std(x, dim=None, correction=1, keepdim=False):
+    return np.sqrt(var(x, dim, correction, keepdim))
+
+
+def norm(x, p=2, dim=None, keepdim=False):
+    x = np.abs(f64(x))
+    if p == np.inf:
+        return x.max(axis=dim, keepdims=keepdim)
+    return (x ** p).sum(axis=dim, keepdims=keepdim) ** (1.0 / p)
+
+
+def maximum(a, b):
+    return np.maximum(f64(a), f64(b))
+
+
+def minimum(a, b):
+    return np.minimum(f64(a), f64(b))
+
+
+def where(cond, a, b):
+    return np.where(cond, f64(a), f64(b))
+
+
+def expand(x, shape):
+    return np.broadcast_to(f64(x), shape).copy()
+
+
+def repeat(x, sizes):
+    return np.tile(f64(x), sizes)
+
+
+def flip(x, dims):
+    return np.flip(f64(x), axis=dims).copy()
+
+
+def stack(arrays, dim=0):
+    return np.stack([f64(a) for a in arrays], axis=dim)
+
+
+def min_along(x, dim, keepdim=False):
+    return f64(x).min(axis=dim, keepdims=keepdim)
+
+
+def sort_values(x, dim=-1, descending=False):
+    y = np.sort(f64(x), axis=dim)
+    return np.flip(y, axis=dim).copy() if descending else y
+
+
+def topk_values(x, k, dim=-1, largest=True):
+    y = sort_values(x, dim, descending=largest)
+    return np.take(y, np.arange(k), axis=dim)
+
+
+def setitem(x, v, index):
+    y = f64(x).copy()
+    y[index] = v
+    return y

@@ -203,21 +203,75 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def to(self, device: str) -> Module:
-        """Move every parameter and buffer to ``device`` in place; returns self."""
+    def to(self, *args, **kwargs) -> Module:
+        """Move every parameter and buffer to a device in place; returns self.
+
+        As ``torch.nn.Module.to``: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``,
+        ``to(tensor)`` and the keywords ``device``, ``dtype``, ``non_blocking``. A dtype must be
+        floating point; float32 changes nothing and float64/float16 keep float32 with a
+        DtypeWarning (fastconv computes in float32, see fastconv.dtypes). Parameters stay the
+        same objects (optimizers keep holding them).
+        """
+        from fastconv import dtypes
+        from fastconv.device import as_device
         from fastconv.tensor import _as_array
 
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        args = list(args)
+        if args and isinstance(args[0], Tensor):
+            other = args.pop(0)
+            device, dtype = other.device, other.dtype
+        elif args and isinstance(args[0], (str, int)) and not isinstance(args[0], bool):
+            device = args.pop(0)
+        if args and not isinstance(args[0], bool):
+            dtype = args.pop(0)
+        if args and isinstance(args[0], bool):
+            args.pop(0)
+        if args:
+            raise TypeError(f"to() received an invalid combination of arguments: {args}")
+        if dtype is not None:
+            dt = dtypes.resolve(dtype)
+            if dt.kind != "f":
+                raise TypeError("nn.Module.to only accepts floating point or complex dtypes, but "
+                                f"got desired dtype={dt}")
+            if dt != dtypes.float32:
+                dtypes.warn_float32("Module.to", dt, stacklevel=2)
+        if device is None:
+            return self
+        target = as_device(device).type
         for t in list(self.parameters()) + list(self.buffers()):
-            t.data = _as_array(t.data, device)
+            t.data = _as_array(t.data, target)
             if t.grad is not None:
-                t.grad = Tensor(_as_array(t.grad.data, device))
+                t.grad = Tensor(_as_array(t.grad.data, target))
         return self
 
     def cpu(self) -> Module:
         return self.to("cpu")
 
-    def cuda(self) -> Module:
-        return self.to("cuda")
+    def cuda(self, device=None) -> Module:
+        return self.to("cuda" if device is None else device)
+
+    def float(self) -> Module:
+        """Floating-point parameters and buffers as float32: already so in fastconv."""
+        return self
+
+    def double(self) -> Module:
+        """Kept float32 with a DtypeWarning: fastconv has no float64 parameters (PyTorch would
+        convert them; see fastconv.dtypes)."""
+        from fastconv import dtypes
+
+        dtypes.warn_float32("Module.double()", dtypes.float64, stacklevel=2)
+        return self
+
+    def half(self) -> Module:
+        """Kept float32 with a DtypeWarning: fastconv has no float16 parameters."""
+        from fastconv import dtypes
+
+        dtypes.warn_float32("Module.half()", dtypes.float16, stacklevel=2)
+        return self
 
     # ---- state ------------------------------------------------------------------------------
     def state_dict(self) -> OrderedDict:

@@ -1,0 +1,310 @@
+"""Tensor factories with PyTorch's names and arguments: zeros, ones, full, empty, rand, randn,
+randint, randperm, arange, linspace, eye, their ``*_like`` forms, from_numpy and as_tensor.
+
+Every factory takes ``dtype=``, ``device=`` and ``requires_grad=`` (keywords, as in PyTorch).
+Default dtypes follow PyTorch: float32 for floating values, int64 for integer ones (``arange``
+and ``full`` infer it from their arguments), bool for a bool fill. ``dtype=fastconv.float64``
+gives float32 with a warning (see :mod:`fastconv.dtypes`).
+
+Random factories draw from fastconv's seeded generator (``fastconv.manual_seed``), or from a
+``fastconv.Generator`` passed as ``generator=``. They draw on the CPU and copy to the device,
+so one seed gives the same values on "cpu" and "cuda".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastconv import dtypes
+from fastconv import random as _random
+from fastconv.device import as_device
+from fastconv.tensor import Tensor, _as_array, _shape_args
+
+__all__ = [
+    "Generator",
+    "arange",
+    "as_tensor",
+    "empty",
+    "empty_like",
+    "eye",
+    "from_numpy",
+    "full",
+    "full_like",
+    "linspace",
+    "ones",
+    "ones_like",
+    "rand",
+    "rand_like",
+    "randint",
+    "randint_like",
+    "randn",
+    "randn_like",
+    "randperm",
+    "zeros",
+    "zeros_like",
+]
+
+
+class Generator:
+    """A random generator of its own (``fastconv.Generator().manual_seed(0)``), for the
+    ``generator=`` argument of the random factories."""
+
+    def __init__(self, device="cpu"):
+        self.device = as_device(device)
+        self._seed = int(np.random.SeedSequence().entropy % 2**63)
+        self._rng = np.random.Generator(np.random.PCG64(self._seed))
+
+    def manual_seed(self, seed: int) -> Generator:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"manual_seed: seed must be a non-negative int, got {seed!r}")
+        self._seed = int(seed)
+        self._rng = np.random.Generator(np.random.PCG64(self._seed))
+        return self
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    def get_state(self) -> dict:
+        return self._rng.bit_generator.state
+
+    def set_state(self, state: dict) -> Generator:
+        self._rng.bit_generator.state = state
+        return self
+
+
+def _rng(generator) -> np.random.Generator:
+    if generator is None:
+        return _random.generator()
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a fastconv.Generator, got {type(generator).__name__}")
+    return generator._rng
+
+
+def _size(size) -> tuple:
+    if len(size) == 1 and size[0] is not None and not isinstance(size[0], (int, np.integer)):
+        size = tuple(size[0])
+    shape = _shape_args(size)
+    if any(s < 0 for s in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
+    return shape
+
+
+def _make(array: np.ndarray, dtype, device, requires_grad: bool, what: str,
+          default=dtypes.float32) -> Tensor:
+    """A leaf tensor of ``array`` as ``dtype`` on ``device``."""
+    target = default if dtype is None else dtypes.storable(dtype, what, stacklevel=3)
+    array = np.asarray(array).astype(target, copy=False)
+    dev = "cpu" if device is None else as_device(device).type
+    if dev != "cpu":
+        array = _as_array(array, dev)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros of shape ``size`` (ints or one sequence)."""
+    return _make(np.zeros(_size(size)), dtype, device, requires_grad, "zeros")
+
+
+def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones of shape ``size``."""
+    return _make(np.ones(_size(size)), dtype, device, requires_grad, "ones")
+
+
+def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of shape ``size`` whose values are not to be relied on (fastconv fills it with
+    zeros: uninitialised memory is no faster here)."""
+    return _make(np.zeros(_size(size)), dtype, device, requires_grad, "empty")
+
+
+def _fill_dtype(value):
+    if isinstance(value, (bool, np.bool_)):
+        return dtypes.bool_
+    if isinstance(value, (int, np.integer)):
+        return dtypes.int64
+    return dtypes.float32
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of shape ``size`` filled with ``fill_value`` (dtype inferred from it as in
+    PyTorch: bool, int64 or float32)."""
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    return _make(np.full(_size((size,)), fill_value), dtype, device, requires_grad, "full",
+                 default=_fill_dtype(fill_value))
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform draws from [0, 1)."""
+    return _make(_rng(generator).random(_size(size), dtype=np.float32), dtype, device,
+                 requires_grad, "rand")
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal draws (mean 0, variance 1)."""
+    return _make(_rng(generator).standard_normal(_size(size), dtype=np.float32), dtype, device,
+                 requires_grad, "randn")
+
+
+def randint(*args, size=None, generator=None, dtype=None, device=None,
+            requires_grad: bool = False) -> Tensor:
+    """Integers drawn uniformly from [low, high): ``randint(high, size)`` or
+    ``randint(low, high, size)``; int64 unless ``dtype`` says otherwise."""
+    args = list(args)
+    if size is None:
+        if not args or isinstance(args[-1], (int, np.integer)):
+            raise TypeError("randint() missing the required argument 'size' (a tuple)")
+        size = args.pop()
+    if len(args) == 1:
+        low, high = 0, args[0]
+    elif len(args) == 2:
+        low, high = args
+    else:
+        raise TypeError("randint(low=0, high, size): expected one or two bounds")
+    if high <= low:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
+                           f"to={high}")
+    draws = _rng(generator).integers(int(low), int(high), size=_size((size,)))
+    return _make(draws, dtype, device, requires_grad, "randint", default=dtypes.int64)
+
+
+def randperm(n: int, *, generator=None, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    """A random permutation of 0 .. n-1 (int64)."""
+    return _make(_rng(generator).permutation(int(n)), dtype, device, requires_grad, "randperm",
+                 default=dtypes.int64)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device=None,
+           requires_grad: bool = False) -> Tensor:
+    """``start, start+step, ...`` below ``end`` (``arange(end)`` starts at 0); int64 when all
+    arguments are integers, else float32."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    is_int = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
+    start, end, step = values
+    if is_int:
+        array = np.arange(start, end, step, dtype=np.int64)
+    else:  # computed in float64 (PyTorch's count: ceil((end - start) / step))
+        n = max(int(np.ceil((end - start) / step)), 0)
+        array = start + step * np.arange(n, dtype=np.float64)
+    return _make(array, dtype, device, requires_grad, "arange",
+                 default=dtypes.int64 if is_int else dtypes.float32)
+
+
+def linspace(start, end, steps: int, *, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (float32)."""
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    return _make(np.linspace(float(start), float(end), int(steps)), dtype, device,
+                 requires_grad, "linspace")
+
+
+def eye(n: int, m: int | None = None, *, dtype=None, device=None,
+        requires_grad: bool = False) -> Tensor:
+    """An n x m matrix with ones on the diagonal (m defaults to n)."""
+    return _make(np.eye(int(n), int(n if m is None else m)), dtype, device, requires_grad, "eye")
+
+
+# ----------------------------------------------------------------------------- *_like
+
+
+def _like(input, dtype, device):
+    return (input.dtype if dtype is None else dtype), (input.device if device is None else device)
+
+
+def zeros_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dtype, device = _like(input, dtype, device)
+    return zeros(input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def ones_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dtype, device = _like(input, dtype, device)
+    return ones(input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def empty_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dtype, device = _like(input, dtype, device)
+    return empty(input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, device=None,
+              requires_grad: bool = False) -> Tensor:
+    dtype, device = _like(input, dtype, device)
+    return full(input.shape, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def rand_like(input, *, generator=None, dtype=None, device=None,
+              requires_grad: bool = False) -> Tensor:
+    dtype, device = _like(input, dtype, device)
+    return rand(input.shape, generator=generator, dtype=dtype, device=device,
+                requires_grad=requires_grad)
+
+
+def randn_like(input, *, generator=None, dtype=None, device=None,
+               requires_grad: bool = False) -> Tensor:
+    dtype, device = _like(input, dtype, device)
+    return randn(input.shape, generator=generator, dtype=dtype, device=device,
+                 requires_grad=requires_grad)
+
+
+def randint_like(input, low=0, high=None, *, generator=None, dtype=None, device=None,
+                 requires_grad: bool = False) -> Tensor:
+    """``randint_like(input, high)`` or ``randint_like(input, low, high)``."""
+    if high is None:
+        low, high = 0, low
+    dtype, device = _like(input, dtype, device)
+    return randint(low, high, input.shape, generator=generator, dtype=dtype, device=device,
+                   requires_grad=requires_grad)
+
+
+# ----------------------------------------------------------------------------- from arrays
+
+
+def from_numpy(ndarray: np.ndarray) -> Tensor:
+    """A tensor sharing ``ndarray``'s memory (changes to one show in the other).
+
+    float32, integer and bool arrays are shared. A float64 / float16 array cannot be: it is
+    copied to float32 with a :class:`fastconv.dtypes.DtypeWarning` that says so (PyTorch would
+    share a float64 tensor).
+    """
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    if ndarray.dtype.kind not in "biuf":
+        raise TypeError(f"can't convert np.ndarray of type {ndarray.dtype}. The only supported "
+                        "types are: float32, int64, int32, int16, int8, uint8, and bool.")
+    if ndarray.dtype.kind == "f" and ndarray.dtype != np.float32:
+        dtypes.warn_float32("from_numpy (the float32 copy does not share memory)", ndarray.dtype,
+                            stacklevel=2)
+        return Tensor(ndarray.astype(np.float32))
+    return Tensor(ndarray)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """``data`` as a tensor, sharing memory when it already is one (or a NumPy array) of the
+    requested dtype and device; otherwise a copy (as ``torch.as_tensor``)."""
+    target = None if dtype is None else dtypes.storable(dtype, "as_tensor", stacklevel=2)
+    dev = None if device is None else as_device(device).type
+    if isinstance(data, Tensor):
+        out = data
+        if target is not None and target != out.dtype:
+            out = out.to(target)
+        if dev is not None and dev != out.device:
+            out = out.to(dev)
+        return out
+    if isinstance(data, np.ndarray) and data.dtype.kind in "biuf" and (
+            target is None or target == data.dtype) and dev in (None, "cpu"):
+        if data.dtype.kind == "f" and data.dtype != np.float32:
+            dtypes.warn_float32("as_tensor (the float32 copy does not share memory)",
+                                data.dtype, stacklevel=2)
+            return Tensor(data.astype(np.float32))
+        return Tensor(data)
+    array = _as_array(data, "cpu", what="as_tensor") if not type(data).__module__.startswith(
+        "cupy") else data
+    if target is not None:
+        array = array.astype(target)
+    return Tensor(_as_array(array, dev or ("cuda" if type(array).__module__.startswith("cupy")
+                                            else "cpu")))
