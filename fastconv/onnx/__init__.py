@@ -10,7 +10,15 @@ the tests prove exported files in onnxruntime.
 """
 
 from fastconv.onnx.export import MIN_OPSET, ExportError, export, to_model_proto
-from fastconv.onnx.load import IMPORTERS, OnnxGraphModule, OnnxImportError, UnsupportedOpError, load
+from fastconv.onnx.load import (
+    IMPORTERS,
+    OnnxGraphModule,
+    OnnxImportError,
+    UnsupportedOpError,
+    from_model_proto,
+    load,
+)
 
-__all__ = ["export", "to_model_proto", "load", "ExportError", "UnsupportedOpError",
-           "OnnxImportError", "OnnxGraphModule", "IMPORTERS", "MIN_OPSET"]
+__all__ = ["export", "to_model_proto", "load", "from_model_proto", "ExportError",
+           "OnnxImportError", "UnsupportedOpError", "OnnxGraphModule", "IMPORTERS",
+           "MIN_OPSET"]
