@@ -19,7 +19,7 @@ import fastconv as fc
 import models
 
 ort = pytest.importorskip("onnxruntime")
-import fastconv.onnx  # noqa: E402
+import fastconv.onnx
 
 NETWORKS = ["nin_cifar", "cifar10_tutorial", "alexnet_owt", "googlenet", "bn_inception",
             "inception_v3"]

@@ -219,7 +219,7 @@ def model_from_weights(path: str, model: str | None, model_options: dict | None 
     if not cfg.get("augment"):
         side = models.get_model_spec(name).input_shape[1]
         cfg.update({"augment": "none", "input_size": side,
-                    "image_size": int(round(side / 0.875)), "mean": list(IMAGENET_MEAN),
+                    "image_size": round(side / 0.875), "mean": list(IMAGENET_MEAN),
                     "std": list(IMAGENET_STD)})
     cfg.setdefault("model", name)
     cfg.setdefault("classes", None)

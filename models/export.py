@@ -70,7 +70,7 @@ def main(argv=None) -> int:
             fastconv.onnx.export(model, x, args.out, opset_version=args.opset,
                                  input_names=["input"], output_names=["logits"],
                                  dynamic_batch=not args.static_batch)
-            what = f"ONNX opset {args.opset}, input {['N' if not args.static_batch else x.shape[0]] + list(x.shape[1:])}"  # noqa: E501
+            what = f"ONNX opset {args.opset}, input {['N' if not args.static_batch else x.shape[0]] + list(x.shape[1:])}"
         else:
             from .weights import save_safetensors
 

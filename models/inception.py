@@ -36,9 +36,9 @@ from collections import namedtuple
 import numpy as np
 
 from fastconv import functional as F
-from fastconv.tensor import Tensor
 from fastconv import nn
 from fastconv.nn import init
+from fastconv.tensor import Tensor
 
 from .registry import register_model
 
@@ -123,12 +123,7 @@ _TRANSFORM_SHIFT = np.array([(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 
 
 def _transform_input(x):
     """torchvision's transform_input (see :data:`_TRANSFORM_SCALE`)."""
-    scale, shift = _TRANSFORM_SCALE, _TRANSFORM_SHIFT
-    if x.device != "cpu":
-        scale, shift = Tensor(scale).to(x.device), Tensor(shift).to(x.device)
-    else:
-        scale, shift = Tensor(scale), Tensor(shift)
-    return x * scale + shift
+    return x * Tensor(_TRANSFORM_SCALE).to(x.device) + Tensor(_TRANSFORM_SHIFT).to(x.device)
 
 
 def _he_init(model: nn.Module, classifiers=(), bias: float = 0.0) -> None:

@@ -76,7 +76,7 @@ def _unwrap(state):
         raise WeightsError(f"expected a dict of arrays by name, got {type(state).__name__}")
     out = {}
     for k, v in state.items():
-        k = k[len("module."):] if k.startswith("module.") else k
+        k = k.removeprefix("module.")
         out[k] = np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
     return out
 
@@ -95,7 +95,7 @@ def read_weights(path, allow_pickle: bool = False) -> tuple[dict, dict]:
         try:
             with safe_open(path, framework="numpy") as f:
                 meta = dict(f.metadata() or {})
-                for k in f.keys():
+                for k in f.keys():  # noqa: SIM118 (a safetensors file, not a dict)
                     arrays[k] = f.get_tensor(k)
         except Exception as e:  # safetensors raises its own error types
             raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e

@@ -21,7 +21,7 @@ from models.common import model_from_checkpoint
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("safetensors")
 sys.path.insert(0, os.path.dirname(__file__))
-from test_train import make_folder  # noqa: E402
+from test_train import make_folder
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +63,7 @@ def test_export_onnx_and_safetensors_then_evaluate_and_predict(run, tmp_path, rn
     from_ckpt = capsys.readouterr().out
     assert evaluate_cli.main(["--weights", str(st), "--data", data]) == 0
     from_weights = capsys.readouterr().out
-    pick = lambda t: re.findall(r"^(loss|top-1|top-5): .*$", t, re.MULTILINE)  # noqa: E731
+    pick = lambda t: re.findall(r"^(loss|top-1|top-5): .*$", t, re.MULTILINE)
     assert pick(from_ckpt) == pick(from_weights) and len(pick(from_ckpt)) == 3
     img = os.path.join(data, "red", "000.png")
     assert predict_cli.main(["--checkpoint", str(ckpt), img]) == 0

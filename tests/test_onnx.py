@@ -22,7 +22,7 @@ from fastconv import nn
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-import fastconv.onnx as fonnx  # noqa: E402
+import fastconv.onnx as fonnx
 
 RTOL = 1e-5
 BATCHES = (1, 3)

@@ -20,7 +20,7 @@ from models.weights import PickleWarning, WeightsError, read_weights, save_safet
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-from torch_networks import torchvision_network  # noqa: E402
+from torch_networks import torchvision_network
 
 RTOL = 1e-4  # float32 networks of 20-50 layers computed by two libraries
 
@@ -130,7 +130,7 @@ def test_fastconv_safetensors_round_trip(tmp_path, rng):
     path = tmp_path / "small.safetensors"
     save_safetensors(model, path, "inception_small", {"input_size": 16},
                      config={"classes": ["a", "b", "c", "d"]}, num_classes=4)
-    state, meta = read_weights(path)
+    _, meta = read_weights(path)
     assert meta["format"] == "fastconv" and meta["config"]["classes"] == ["a", "b", "c", "d"]
     back = models.get_model("inception_small", weights=path)
     x = rng.standard_normal((2, 3, 16, 16), dtype=np.float32)

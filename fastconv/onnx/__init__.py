@@ -19,6 +19,15 @@ from fastconv.onnx.load import (
     load,
 )
 
-__all__ = ["export", "to_model_proto", "load", "from_model_proto", "ExportError",
-           "OnnxImportError", "UnsupportedOpError", "OnnxGraphModule", "IMPORTERS",
-           "MIN_OPSET"]
+__all__ = [
+    "IMPORTERS",
+    "MIN_OPSET",
+    "ExportError",
+    "OnnxGraphModule",
+    "OnnxImportError",
+    "UnsupportedOpError",
+    "export",
+    "from_model_proto",
+    "load",
+    "to_model_proto",
+]

@@ -37,7 +37,7 @@ from fastconv import autograd
 from fastconv.ops import activation, arith, conv, norm, pool
 from fastconv.tensor import Tensor
 
-__all__ = ["export", "to_model_proto", "CONVERTERS", "ExportError", "MIN_OPSET"]
+__all__ = ["CONVERTERS", "MIN_OPSET", "ExportError", "export", "to_model_proto"]
 
 #: Softmax over one axis (not a flattened 2-D view) and Reduce*/Split axes as in opset 13.
 MIN_OPSET = 13
@@ -325,14 +325,14 @@ def _get_item(g, fn, out):
     starts, ends, axes, steps, squeeze = [], [], [], [], []
     for axis, i in enumerate(index):
         if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
-            starts.append(int(i)); ends.append(int(i) + 1 if i != -1 else 2**62)  # noqa: E702
-            axes.append(axis); steps.append(1); squeeze.append(axis)  # noqa: E702
+            starts.append(int(i)); ends.append(int(i) + 1 if i != -1 else 2**62)
+            axes.append(axis); steps.append(1); squeeze.append(axis)
         elif isinstance(i, slice):
             if i == slice(None):
                 continue
             s, e, st = i.indices(x.shape[axis])
-            starts.append(s); ends.append(e if st > 0 or e >= 0 else -2**62)  # noqa: E702
-            axes.append(axis); steps.append(st)  # noqa: E702
+            starts.append(s); ends.append(e if st > 0 or e >= 0 else -2**62)
+            axes.append(axis); steps.append(st)
         else:
             raise ExportError(f"indexing with {type(i).__name__} does not export (only ints "
                               "and slices do)")

@@ -29,8 +29,14 @@ from fastconv import functional as F
 from fastconv.nn import Module, Parameter
 from fastconv.tensor import Tensor
 
-__all__ = ["load", "from_model_proto", "OnnxGraphModule", "OnnxImportError",
-           "UnsupportedOpError", "IMPORTERS"]
+__all__ = [
+    "IMPORTERS",
+    "OnnxGraphModule",
+    "OnnxImportError",
+    "UnsupportedOpError",
+    "from_model_proto",
+    "load",
+]
 
 
 class OnnxImportError(ValueError):
