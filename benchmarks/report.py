@@ -4,7 +4,7 @@
         --benchmark-json=benchmarks/results/cpu.json
     python benchmarks/report.py benchmarks/results/cpu.json > table.md
 
-Each group pairs fastconv with a baseline (torch, or numpy for sgemm); the table gives the
+Each group pairs fastconv with a baseline (torch, onnxruntime, or numpy for sgemm); the table gives the
 median time of each, the ratio fastconv / baseline (below 1 means fastconv is faster) and,
 where the benchmark recorded its FLOP count, fastconv's GFLOP/s and its share of the
 measured sgemm throughput.
@@ -35,7 +35,7 @@ def table(data):
     for group in sorted(groups):
         impls = groups[group]
         ours = impls.get("fastconv")
-        base = impls.get("torch", impls.get("numpy"))
+        base = impls.get("torch", impls.get("onnxruntime", impls.get("numpy")))
         ratio = f"{ours / base:.2f}" if ours and base else "-"
         gflops = pct = "-"
         if ours and group in flops:

@@ -79,3 +79,248 @@ def torch_network(name: str, num_classes: int = 10):
             Inception(832, 384, 192, 384, 48, 128, 128),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.4), nn.Linear(1024, num_classes))
     raise KeyError(name)
+
+
+def torchvision_network(name: str, num_classes: int = 1000, aux_logits: bool = True,
+                        transform_input: bool = False):
+    """torchvision's AlexNet, GoogLeNet and Inception3, rebuilt with torch.nn under
+    torchvision's module names, so their state dicts have torchvision's keys and layout
+    (tests make "torchvision weights" from them without torchvision or a download)."""
+    import torch
+
+    nn, F = torch.nn, torch.nn.functional
+
+    def transform(x):
+        if not transform_input:
+            return x
+        return torch.cat([torch.unsqueeze(x[:, i], 1) * (s / 0.5) + (m - 0.5) / 0.5
+                          for i, (m, s) in enumerate(zip((0.485, 0.456, 0.406),
+                                                         (0.229, 0.224, 0.225)))], 1)
+
+    class BasicConv2d(nn.Module):
+        def __init__(self, cin, cout, **kw):
+            super().__init__()
+            self.conv = nn.Conv2d(cin, cout, bias=False, **kw)
+            self.bn = nn.BatchNorm2d(cout, eps=0.001)
+
+        def forward(self, x):
+            return F.relu(self.bn(self.conv(x)))
+
+    if name == "alexnet_owt":
+        class AlexNet(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.features = torch_network("alexnet_owt", num_classes)[:13]
+                self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+                self.classifier = nn.Sequential(
+                    nn.Dropout(0.5), nn.Linear(256 * 36, 4096), nn.ReLU(), nn.Dropout(0.5),
+                    nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, num_classes))
+
+            def forward(self, x):
+                return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+        return AlexNet()
+
+    if name == "googlenet":
+        class Inception(nn.Module):
+            def __init__(self, cin, c1, c3r, c3, c5r, c5, pp):
+                super().__init__()
+                self.branch1 = BasicConv2d(cin, c1, kernel_size=1)
+                self.branch2 = nn.Sequential(BasicConv2d(cin, c3r, kernel_size=1),
+                                             BasicConv2d(c3r, c3, kernel_size=3, padding=1))
+                self.branch3 = nn.Sequential(BasicConv2d(cin, c5r, kernel_size=1),
+                                             BasicConv2d(c5r, c5, kernel_size=3, padding=1))
+                self.branch4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True),
+                                             BasicConv2d(cin, pp, kernel_size=1))
+
+            def forward(self, x):
+                return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x),
+                                  self.branch4(x)], 1)
+
+        class InceptionAux(nn.Module):
+            def __init__(self, cin):
+                super().__init__()
+                self.conv = BasicConv2d(cin, 128, kernel_size=1)
+                self.fc1 = nn.Linear(2048, 1024)
+                self.fc2 = nn.Linear(1024, num_classes)
+                self.dropout = nn.Dropout(0.7)
+
+            def forward(self, x):
+                x = torch.flatten(self.conv(F.adaptive_avg_pool2d(x, (4, 4))), 1)
+                return self.fc2(self.dropout(F.relu(self.fc1(x))))
+
+        class GoogLeNet(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv1 = BasicConv2d(3, 64, kernel_size=7, stride=2, padding=3)
+                self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+                self.conv2 = BasicConv2d(64, 64, kernel_size=1)
+                self.conv3 = BasicConv2d(64, 192, kernel_size=3, padding=1)
+                self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+                self.inception3a = Inception(192, 64, 96, 128, 16, 32, 32)
+                self.inception3b = Inception(256, 128, 128, 192, 32, 96, 64)
+                self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+                self.inception4a = Inception(480, 192, 96, 208, 16, 48, 64)
+                self.inception4b = Inception(512, 160, 112, 224, 24, 64, 64)
+                self.inception4c = Inception(512, 128, 128, 256, 24, 64, 64)
+                self.inception4d = Inception(512, 112, 144, 288, 32, 64, 64)
+                self.inception4e = Inception(528, 256, 160, 320, 32, 128, 128)
+                self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
+                self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128)
+                self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128)
+                if aux_logits:
+                    self.aux1, self.aux2 = InceptionAux(512), InceptionAux(528)
+                self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+                self.dropout = nn.Dropout(0.2)
+                self.fc = nn.Linear(1024, num_classes)
+
+            def forward(self, x):
+                x = self.maxpool2(self.conv3(self.conv2(self.maxpool1(self.conv1(transform(x))))))
+                x = self.maxpool3(self.inception3b(self.inception3a(x)))
+                x = self.inception4d(self.inception4c(self.inception4b(self.inception4a(x))))
+                x = self.maxpool4(self.inception4e(x))
+                x = self.avgpool(self.inception5b(self.inception5a(x)))
+                return self.fc(self.dropout(torch.flatten(x, 1)))
+        return GoogLeNet()
+
+    if name == "inception_v3":
+        def avg3(x):
+            return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1)
+
+        class InceptionA(nn.Module):
+            def __init__(self, cin, pool_features):
+                super().__init__()
+                self.branch1x1 = BasicConv2d(cin, 64, kernel_size=1)
+                self.branch5x5_1 = BasicConv2d(cin, 48, kernel_size=1)
+                self.branch5x5_2 = BasicConv2d(48, 64, kernel_size=5, padding=2)
+                self.branch3x3dbl_1 = BasicConv2d(cin, 64, kernel_size=1)
+                self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+                self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, padding=1)
+                self.branch_pool = BasicConv2d(cin, pool_features, kernel_size=1)
+
+            def forward(self, x):
+                return torch.cat([
+                    self.branch1x1(x), self.branch5x5_2(self.branch5x5_1(x)),
+                    self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                    self.branch_pool(avg3(x))], 1)
+
+        class InceptionB(nn.Module):
+            def __init__(self, cin):
+                super().__init__()
+                self.branch3x3 = BasicConv2d(cin, 384, kernel_size=3, stride=2)
+                self.branch3x3dbl_1 = BasicConv2d(cin, 64, kernel_size=1)
+                self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+                self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=2)
+
+            def forward(self, x):
+                return torch.cat([
+                    self.branch3x3(x),
+                    self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                    F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+        class InceptionC(nn.Module):
+            def __init__(self, cin, c7):
+                super().__init__()
+                self.branch1x1 = BasicConv2d(cin, 192, kernel_size=1)
+                self.branch7x7_1 = BasicConv2d(cin, c7, kernel_size=1)
+                self.branch7x7_2 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+                self.branch7x7_3 = BasicConv2d(c7, 192, kernel_size=(7, 1), padding=(3, 0))
+                self.branch7x7dbl_1 = BasicConv2d(cin, c7, kernel_size=1)
+                self.branch7x7dbl_2 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+                self.branch7x7dbl_3 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+                self.branch7x7dbl_4 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+                self.branch7x7dbl_5 = BasicConv2d(c7, 192, kernel_size=(1, 7), padding=(0, 3))
+                self.branch_pool = BasicConv2d(cin, 192, kernel_size=1)
+
+            def forward(self, x):
+                b3 = self.branch7x7dbl_3(self.branch7x7dbl_2(self.branch7x7dbl_1(x)))
+                return torch.cat([
+                    self.branch1x1(x), self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x))),
+                    self.branch7x7dbl_5(self.branch7x7dbl_4(b3)),
+                    self.branch_pool(avg3(x))], 1)
+
+        class InceptionD(nn.Module):
+            def __init__(self, cin):
+                super().__init__()
+                self.branch3x3_1 = BasicConv2d(cin, 192, kernel_size=1)
+                self.branch3x3_2 = BasicConv2d(192, 320, kernel_size=3, stride=2)
+                self.branch7x7x3_1 = BasicConv2d(cin, 192, kernel_size=1)
+                self.branch7x7x3_2 = BasicConv2d(192, 192, kernel_size=(1, 7), padding=(0, 3))
+                self.branch7x7x3_3 = BasicConv2d(192, 192, kernel_size=(7, 1), padding=(3, 0))
+                self.branch7x7x3_4 = BasicConv2d(192, 192, kernel_size=3, stride=2)
+
+            def forward(self, x):
+                b2 = self.branch7x7x3_2(self.branch7x7x3_1(x))
+                return torch.cat([
+                    self.branch3x3_2(self.branch3x3_1(x)),
+                    self.branch7x7x3_4(self.branch7x7x3_3(b2)),
+                    F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+        class InceptionE(nn.Module):
+            def __init__(self, cin):
+                super().__init__()
+                self.branch1x1 = BasicConv2d(cin, 320, kernel_size=1)
+                self.branch3x3_1 = BasicConv2d(cin, 384, kernel_size=1)
+                self.branch3x3_2a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+                self.branch3x3_2b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+                self.branch3x3dbl_1 = BasicConv2d(cin, 448, kernel_size=1)
+                self.branch3x3dbl_2 = BasicConv2d(448, 384, kernel_size=3, padding=1)
+                self.branch3x3dbl_3a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+                self.branch3x3dbl_3b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+                self.branch_pool = BasicConv2d(cin, 192, kernel_size=1)
+
+            def forward(self, x):
+                b2 = self.branch3x3_1(x)
+                b3 = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+                return torch.cat([
+                    self.branch1x1(x),
+                    torch.cat([self.branch3x3_2a(b2), self.branch3x3_2b(b2)], 1),
+                    torch.cat([self.branch3x3dbl_3a(b3), self.branch3x3dbl_3b(b3)], 1),
+                    self.branch_pool(avg3(x))], 1)
+
+        class InceptionAux(nn.Module):
+            def __init__(self, cin):
+                super().__init__()
+                self.conv0 = BasicConv2d(cin, 128, kernel_size=1)
+                self.conv1 = BasicConv2d(128, 768, kernel_size=5)
+                self.fc = nn.Linear(768, num_classes)
+
+            def forward(self, x):
+                x = self.conv1(self.conv0(F.avg_pool2d(x, kernel_size=5, stride=3)))
+                return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1))
+
+        class Inception3(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
+                self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
+                self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
+                self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2)
+                self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
+                self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
+                self.maxpool2 = nn.MaxPool2d(kernel_size=3, stride=2)
+                self.Mixed_5b = InceptionA(192, pool_features=32)
+                self.Mixed_5c = InceptionA(256, pool_features=64)
+                self.Mixed_5d = InceptionA(288, pool_features=64)
+                self.Mixed_6a = InceptionB(288)
+                self.Mixed_6b = InceptionC(768, c7=128)
+                self.Mixed_6c = InceptionC(768, c7=160)
+                self.Mixed_6d = InceptionC(768, c7=160)
+                self.Mixed_6e = InceptionC(768, c7=192)
+                if aux_logits:
+                    self.AuxLogits = InceptionAux(768)
+                self.Mixed_7a = InceptionD(768)
+                self.Mixed_7b = InceptionE(1280)
+                self.Mixed_7c = InceptionE(2048)
+                self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+                self.dropout = nn.Dropout(0.5)
+                self.fc = nn.Linear(2048, num_classes)
+
+            def forward(self, x):
+                x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(transform(x))))
+                x = self.maxpool2(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(self.maxpool1(x))))
+                x = self.Mixed_6a(self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x))))
+                x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))
+                x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
+                return self.fc(torch.flatten(self.dropout(self.avgpool(x)), 1))
+        return Inception3()
+    raise KeyError(name)

@@ -24,6 +24,7 @@ __all__ = [
     "evaluate_model",
     "model_arguments",
     "model_from_checkpoint",
+    "model_from_weights",
     "open_data",
     "parse_model_option",
     "rows_constant",
@@ -33,9 +34,11 @@ __all__ = [
 
 
 def eval_transform(cfg: dict, image_size):
-    """The deterministic transform used for validation, evaluation and prediction."""
+    """The deterministic transform used for validation, evaluation and prediction (with the
+    configuration's ``mean``/``std`` where it has them: imported ImageNet weights)."""
+    norm = {k: tuple(cfg[k]) for k in ("mean", "std") if cfg.get(k) is not None}
     return make_transform(cfg["augment"], train=False, input_size=cfg.get("input_size"),
-                          image_size=image_size)
+                          image_size=image_size, **norm)
 
 
 def default_cache_dir() -> str:
@@ -188,6 +191,62 @@ def model_from_checkpoint(path: str, device: str = "cpu", use_ema: bool = True,
     model_obj.to(device)
     model_obj.eval()
     return model_obj, ck
+
+
+#: torchvision's ImageNet preprocessing: resize to input / 0.875 (256 for 224), centre
+#: crop, normalise with the ImageNet mean and std.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def model_from_weights(path: str, model: str | None, model_options: dict | None = None,
+                       device: str = "cpu", allow_pickle: bool = False):
+    """(model in eval mode, checkpoint-like dict with "config") from a weights file (see
+    models.weights): fastconv's safetensors carry their run's configuration; torchvision's
+    weights get torchvision's ImageNet preprocessing and classes numbered unless the data
+    names them."""
+    import models
+    from models.weights import read_weights
+
+    _, meta = read_weights(path, allow_pickle=allow_pickle)
+    name = model or meta.get("model")
+    if not name:
+        raise ckpt_io.CheckpointError(f"--weights {path}: say which network it holds with "
+                                      "--model NAME (for example inception_v3)")
+    options = dict(model_options or {})
+    check_model_options(name, options)
+    net = models.get_model(name, weights=path, allow_pickle=allow_pickle, **options)
+    cfg = dict(meta.get("config") or {})
+    if not cfg.get("augment"):
+        side = models.get_model_spec(name).input_shape[1]
+        cfg.update({"augment": "none", "input_size": side,
+                    "image_size": round(side / 0.875), "mean": list(IMAGENET_MEAN),
+                    "std": list(IMAGENET_STD)})
+    cfg.setdefault("model", name)
+    cfg.setdefault("classes", None)
+    net.to(device)
+    net.eval()
+    return net, {"config": cfg, "epoch": None}
+
+
+def add_weights_arguments(p: argparse.ArgumentParser) -> None:
+    """--weights / --allow-pickle: evaluate or predict with imported weights (evaluate and
+    predict); --checkpoint and --weights exclude each other."""
+    p.add_argument("--weights", help="a weights file instead of a checkpoint: .safetensors, "
+                                     ".npz (torchvision's layout for alexnet_owt, googlenet, "
+                                     "inception_v3, or fastconv's), with --model NAME")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="allow a PyTorch .pt/.pth --weights file (unpickling runs code)")
+
+
+def load_model(args, device: str):
+    """(model, checkpoint-like dict) from --checkpoint or --weights."""
+    if bool(args.checkpoint) == bool(args.weights):
+        raise ValueError("give exactly one of --checkpoint and --weights")
+    if args.weights:
+        return model_from_weights(args.weights, args.model, dict(args.model_opt or []), device,
+                                  args.allow_pickle)
+    return model_from_checkpoint(args.checkpoint, device=device, use_ema=args.ema,
+                                 **model_arguments(args))
 
 
 def parse_model_option(text: str):

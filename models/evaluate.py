@@ -27,11 +27,11 @@ from fastconv.data import CIFAR10, DataError, DataLoader, Subset, split_per_clas
 
 from .common import (
     add_model_arguments,
+    add_weights_arguments,
     default_cache_dir,
     eval_transform,
     evaluate_model,
-    model_arguments,
-    model_from_checkpoint,
+    load_model,
     open_data,
 )
 
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m models.evaluate",
                                 description="Top-1/top-5 accuracy and confusion matrix of a "
                                             "checkpoint written by models.train_cifar.")
-    p.add_argument("--checkpoint", required=True, help="a .npz checkpoint (best.npz, last.npz)")
+    p.add_argument("--checkpoint", help="a .npz checkpoint (best.npz, last.npz); or --weights")
     p.add_argument("--data", required=True, help="CIFAR-10 python version or image folder "
                                                  "(directory or .tar.gz)")
     p.add_argument("--data-subdir", help="the tree of an image folder with several")
@@ -105,15 +105,19 @@ def main(argv=None) -> int:
     p.add_argument("--no-ema", dest="ema", action="store_false",
                    help="use the raw weights even if the run kept an average")
     add_model_arguments(p)
+    add_weights_arguments(p)
     p.add_argument("--cache-dir", default=default_cache_dir(),
                    help="decoded-image cache of image folders ('' or none: off) "
                         "[$FASTCONV_CACHE or ~/.cache/fastconv]")
     args = p.parse_args(argv)
     try:
-        model, ck = model_from_checkpoint(args.checkpoint, device=args.device, use_ema=args.ema,
-                                          **model_arguments(args))
+        model, ck = load_model(args, args.device)
         cfg = ck["config"]
+        if args.weights and args.split == "auto":
+            args.split = "all"
         ds, what = select_split(cfg, args.data, args.data_subdir, args.split, args.cache_dir)
+        if cfg["classes"] is None:  # imported weights: the data names the classes
+            cfg["classes"] = list(ds.classes)
         if list(ds.classes) != list(cfg["classes"]):
             raise DataError(f"the data's classes {list(ds.classes)} differ from the model's "
                             f"{cfg['classes']}")
@@ -125,7 +129,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     ema = " (averaged weights)" if args.ema and isinstance(ck.get("ema"), dict) else ""
-    print(f"{args.model or cfg['model']} from {args.checkpoint}{ema}, epoch {ck.get('epoch')}")
+    source = args.checkpoint or args.weights
+    print(f"{args.model or cfg['model']} from {source}{ema}, epoch {ck.get('epoch')}")
     print(f"{res['n']} images: {what} of {args.data}")
     print(f"loss: {res['loss']:.4f}")
     print(f"top-1: {res['top1']:.2f}%")

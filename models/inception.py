@@ -33,9 +33,12 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import numpy as np
+
 from fastconv import functional as F
 from fastconv import nn
 from fastconv.nn import init
+from fastconv.tensor import Tensor
 
 from .registry import register_model
 
@@ -108,6 +111,21 @@ def _cat(branches):
     return F.cat(branches, 1)
 
 
+#: torchvision's ``transform_input``: its ImageNet weights for GoogLeNet and Inception v3
+#: were trained on inputs scaled to [-1, 1] ((x - 0.5) / 0.5), while its presets normalise
+#: with the ImageNet mean and std; x * std / 0.5 + (mean - 0.5) / 0.5 converts one into
+#: the other, per channel.
+_TRANSFORM_SCALE = np.array([0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5],
+                            np.float32).reshape(1, 3, 1, 1)
+_TRANSFORM_SHIFT = np.array([(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5],
+                            np.float32).reshape(1, 3, 1, 1)
+
+
+def _transform_input(x):
+    """torchvision's transform_input (see :data:`_TRANSFORM_SCALE`)."""
+    return x * Tensor(_TRANSFORM_SCALE).to(x.device) + Tensor(_TRANSFORM_SHIFT).to(x.device)
+
+
 def _he_init(model: nn.Module, classifiers=(), bias: float = 0.0) -> None:
     """He (fan-in, ReLU gain) normal for convolutions and hidden linear layers,
     Xavier uniform for the layers in ``classifiers``; batch norm scale 1 and shift 0;
@@ -144,15 +162,16 @@ class InceptionV1(nn.Module):
     """
 
     def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int,
-                 ch5x5red: int, ch5x5: int, pool_proj: int):
+                 ch5x5red: int, ch5x5: int, pool_proj: int, unit=ConvReLU,
+                 kernel5x5: int = 5):
         super().__init__()
-        self.branch1 = ConvReLU(in_channels, ch1x1, 1)
-        self.branch2 = nn.Sequential(ConvReLU(in_channels, ch3x3red, 1),
-                                     ConvReLU(ch3x3red, ch3x3, 3, padding=1))
-        self.branch3 = nn.Sequential(ConvReLU(in_channels, ch5x5red, 1),
-                                     ConvReLU(ch5x5red, ch5x5, 5, padding=2))
+        self.branch1 = unit(in_channels, ch1x1, 1)
+        self.branch2 = nn.Sequential(unit(in_channels, ch3x3red, 1),
+                                     unit(ch3x3red, ch3x3, 3, padding=1))
+        self.branch3 = nn.Sequential(unit(in_channels, ch5x5red, 1),
+                                     unit(ch5x5red, ch5x5, kernel5x5, padding=kernel5x5 // 2))
         self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1),
-                                     ConvReLU(in_channels, pool_proj, 1))
+                                     unit(in_channels, pool_proj, 1))
         self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
 
     def forward(self, x):
@@ -164,10 +183,12 @@ class InceptionAuxV1(nn.Module):
     128 filters and ReLU, fully connected 1024 with ReLU, dropout 0.7, linear classifier.
     On a 14×14 map (224×224 input) or a 16×16 map (32×32 CIFAR input) the pool gives 4×4."""
 
-    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.7):
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.7,
+                 unit=ConvReLU, adaptive_pool: bool = False):
         super().__init__()
-        self.avgpool = nn.AvgPool2d(5, stride=3)
-        self.conv = ConvReLU(in_channels, 128, 1)
+        # torchvision's head pools adaptively to 4x4 (other windows than 5x5/3 on 14x14).
+        self.avgpool = nn.AdaptiveAvgPool2d(4) if adaptive_pool else nn.AvgPool2d(5, stride=3)
+        self.conv = unit(in_channels, 128, 1)
         self.flatten = nn.Flatten()
         self.fc1 = nn.Linear(128 * 4 * 4, 1024)
         self.relu = nn.ReLU()
@@ -218,15 +239,47 @@ class GoogLeNet(nn.Module):
         dropout: before the main classifier (paper: 0.4).
         dropout_aux: inside the auxiliary classifiers (paper: 0.7).
         stem: ``"imagenet"`` or ``"cifar"``.
+        layout: ``"paper"`` (above) or ``"torchvision"``: torchvision's GoogLeNet, whose
+            ImageNet weights ``models.get_model("googlenet", weights=...)`` loads: every
+            convolution is conv (no bias) - batch norm (eps 1e-3) - ReLU, the "5×5"
+            branches are 3×3 (torchvision keeps that known bug for its weights), no LRN,
+            the last stem-to-5a pool is 2×2/2, the auxiliary heads pool adaptively to 4×4,
+            and dropout defaults to 0.2. Same module names (the stem is ``stem.0``,
+            ``stem.2``, ``stem.3`` for torchvision's ``conv1``, ``conv2``, ``conv3``).
+        transform_input: apply torchvision's ``transform_input`` first (re-normalises
+            ImageNet-normalised inputs to the [-1, 1] scaling its weights were trained on).
     """
 
-    def __init__(self, num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.4,
-                 dropout_aux: float = 0.7, stem: str = "imagenet"):
+    def __init__(self, num_classes: int = 1000, aux_logits: bool = True,
+                 dropout: float | None = None, dropout_aux: float = 0.7,
+                 stem: str = "imagenet", layout: str = "paper", transform_input: bool = False):
         super().__init__()
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
+        if layout not in ("paper", "torchvision"):
+            raise ValueError(f"layout must be 'paper' or 'torchvision', got {layout!r}")
+        if layout == "torchvision" and stem != "imagenet":
+            raise ValueError("layout='torchvision' has only the ImageNet stem")
         self.aux_logits = aux_logits
-        if stem == "imagenet":
+        self.layout = layout
+        self.transform_input = transform_input
+        if dropout is None:
+            dropout = 0.2 if layout == "torchvision" else 0.4
+        tv = layout == "torchvision"
+        unit = (lambda cin, cout, k, stride=1, padding=0:
+                BasicConv2d(cin, cout, k, stride=stride, padding=padding, eps=1e-3)) \
+            if tv else ConvReLU
+        block = (lambda *widths: InceptionV1(*widths, unit=unit, kernel5x5=3)) if tv \
+            else InceptionV1
+        if tv:
+            self.stem = nn.Sequential(
+                unit(3, 64, 7, stride=2, padding=3),
+                nn.MaxPool2d(3, stride=2, ceil_mode=True),
+                unit(64, 64, 1),
+                unit(64, 192, 3, padding=1),
+                nn.MaxPool2d(3, stride=2, ceil_mode=True),
+            )
+        elif stem == "imagenet":
             self.stem = nn.Sequential(
                 ConvReLU(3, 64, 7, stride=2, padding=3),
                 nn.MaxPool2d(3, stride=2, ceil_mode=True),
@@ -244,20 +297,20 @@ class GoogLeNet(nn.Module):
                 ConvReLU(64, 192, 3, padding=1),
                 nn.LocalResponseNorm(**GOOGLENET_LRN),
             )
-        self.inception3a = InceptionV1(192, 64, 96, 128, 16, 32, 32)
-        self.inception3b = InceptionV1(256, 128, 128, 192, 32, 96, 64)
+        self.inception3a = block(192, 64, 96, 128, 16, 32, 32)
+        self.inception3b = block(256, 128, 128, 192, 32, 96, 64)
         self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        self.inception4a = InceptionV1(480, 192, 96, 208, 16, 48, 64)
-        self.inception4b = InceptionV1(512, 160, 112, 224, 24, 64, 64)
-        self.inception4c = InceptionV1(512, 128, 128, 256, 24, 64, 64)
-        self.inception4d = InceptionV1(512, 112, 144, 288, 32, 64, 64)
-        self.inception4e = InceptionV1(528, 256, 160, 320, 32, 128, 128)
-        self.maxpool4 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        self.inception5a = InceptionV1(832, 256, 160, 320, 32, 128, 128)
-        self.inception5b = InceptionV1(832, 384, 192, 384, 48, 128, 128)
+        self.inception4a = block(480, 192, 96, 208, 16, 48, 64)
+        self.inception4b = block(512, 160, 112, 224, 24, 64, 64)
+        self.inception4c = block(512, 128, 128, 256, 24, 64, 64)
+        self.inception4d = block(512, 112, 144, 288, 32, 64, 64)
+        self.inception4e = block(528, 256, 160, 320, 32, 128, 128)
+        self.maxpool4 = nn.MaxPool2d(2 if tv else 3, stride=2, ceil_mode=True)
+        self.inception5a = block(832, 256, 160, 320, 32, 128, 128)
+        self.inception5b = block(832, 384, 192, 384, 48, 128, 128)
         if aux_logits:
-            self.aux1 = InceptionAuxV1(512, num_classes, dropout_aux)
-            self.aux2 = InceptionAuxV1(528, num_classes, dropout_aux)
+            self.aux1 = InceptionAuxV1(512, num_classes, dropout_aux, unit, adaptive_pool=tv)
+            self.aux2 = InceptionAuxV1(528, num_classes, dropout_aux, unit, adaptive_pool=tv)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(dropout)
@@ -272,9 +325,12 @@ class GoogLeNet(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 init.xavier_uniform_(m.weight)
-                init.constant_(m.bias, 0.0 if id(m) in classifiers else 0.2)
+                if m.bias is not None:
+                    init.constant_(m.bias, 0.0 if id(m) in classifiers else 0.2)
 
     def forward(self, x):
+        if self.transform_input:
+            x = _transform_input(x)
         x = self.stem(x)
         x = self.maxpool3(self.inception3b(self.inception3a(x)))
         x = self.inception4a(x)
@@ -658,11 +714,16 @@ class Inception3(nn.Module):
         num_classes: classifier outputs (main and auxiliary).
         aux_logits: build the auxiliary classifier.
         dropout: before the main classifier (0.5).
+        transform_input: apply torchvision's ``transform_input`` first (its ImageNet
+            weights expect it; ``models.get_model("inception_v3", weights=...)`` turns it on
+            for torchvision weights, as torchvision does).
     """
 
-    def __init__(self, num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.5):
+    def __init__(self, num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.5,
+                 transform_input: bool = False):
         super().__init__()
         self.aux_logits = aux_logits
+        self.transform_input = transform_input
         self.Conv2d_1a_3x3 = _v3conv(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = _v3conv(32, 32, 3)
         self.Conv2d_2b_3x3 = _v3conv(32, 64, 3, padding=1)
@@ -690,6 +751,8 @@ class Inception3(nn.Module):
         _he_init(self, classifiers=classifiers)
 
     def forward(self, x):
+        if self.transform_input:
+            x = _transform_input(x)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(self.maxpool1(x)))
         x = self.maxpool2(x)

@@ -19,9 +19,9 @@ from fastconv.checkpoint import CheckpointError
 
 from .common import (
     add_model_arguments,
+    add_weights_arguments,
     eval_transform,
-    model_arguments,
-    model_from_checkpoint,
+    load_model,
     split_output,
 )
 
@@ -65,23 +65,34 @@ def predict(model, cfg: dict, paths, device: str = "cpu", topk: int = 5):
     return out
 
 
+def _num_outputs(model, cfg) -> int:
+    size = cfg.get("input_size") or 32
+    x = np.zeros((1, 3, int(size), int(size)), np.float32)
+    with fastconv.no_grad():
+        logits, _ = split_output(model(fastconv.tensor(x)))
+    return int(logits.shape[1])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m models.predict",
                                 description="Print each image's top-5 classes with "
                                             "probabilities, using a models.train_cifar "
                                             "checkpoint.")
-    p.add_argument("--checkpoint", required=True, help="a .npz checkpoint")
+    p.add_argument("--checkpoint", help="a .npz checkpoint; or --weights")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("--topk", type=int, default=5, help="classes to show per image [5]")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="[cpu]")
     p.add_argument("--no-ema", dest="ema", action="store_false",
                    help="use the raw weights even if the run kept an average")
     add_model_arguments(p)
+    add_weights_arguments(p)
     args = p.parse_args(argv)
     try:
-        model, ck = model_from_checkpoint(args.checkpoint, device=args.device, use_ema=args.ema,
-                                          **model_arguments(args))
-        results = predict(model, ck["config"], args.images, args.device, args.topk)
+        model, ck = load_model(args, args.device)
+        cfg = ck["config"]
+        if cfg.get("classes") is None:  # imported weights without class names
+            cfg["classes"] = [f"class {i}" for i in range(_num_outputs(model, cfg))]
+        results = predict(model, cfg, args.images, args.device, args.topk)
     except (CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

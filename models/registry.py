@@ -90,7 +90,8 @@ def get_model_spec(name: str) -> ModelSpec:
                        f"(available: {', '.join(list_models())})") from None
 
 
-def get_model(name: str, num_classes: int | None = None, **options):
+def get_model(name: str, num_classes: int | None = None, weights=None,
+              allow_pickle: bool = False, **options):
     """Build the model registered under ``name``.
 
     Args:
@@ -100,10 +101,19 @@ def get_model(name: str, num_classes: int | None = None, **options):
         **options: passed to the builder (for example ``aux_logits=False`` for
             ``googlenet`` and ``inception_v3``, ``input_size=64`` for
             ``inception_small``, ``dropout=...``); the builders' docstrings list them.
+        weights: a weights file to load (.safetensors, .npz, or with ``allow_pickle`` a
+            PyTorch .pt/.pth): torchvision's state dicts for ``alexnet_owt``, ``googlenet``
+            and ``inception_v3``, or fastconv's own; see :mod:`models.weights`. The model is
+            then returned in eval mode, with ``num_classes`` from the file by default.
+        allow_pickle: allow unpickling a PyTorch file (it can run code; warns).
 
     Returns:
         A freshly initialised ``fastconv.nn.Module`` in training mode.
     """
+    if weights is not None:
+        from .weights import load_weights
+
+        return load_weights(name, weights, num_classes, allow_pickle=allow_pickle, **options)
     spec = get_model_spec(name)
     if num_classes is None:
         num_classes = spec.num_classes

@@ -1,0 +1,581 @@
+"""Import an ONNX graph as a fastconv module.
+
+``load(path)`` reads the file, checks it with ``onnx.checker``, and returns an
+:class:`OnnxGraphModule`: an ``nn.Module`` whose forward runs the graph's nodes in order
+with fastconv's ops. Convolution, Gemm and batch-norm weights become Parameters (and
+running statistics buffers) under their initializer names, so ``state_dict()``,
+``parameters()``, ``to("cuda")`` and fine-tuning work as for any module; a graph written
+by :func:`fastconv.onnx.export` gets back the state-dict keys of the model it came from.
+
+The ``IMPORTERS`` table below lists the op types read (those fastconv has). A node of any
+other type is an :class:`UnsupportedOpError` naming its op type and node name; nodes that
+no output depends on are dropped first, so only what the graph computes must be known.
+
+Before import, one rewrite: PyTorch's ``F.local_response_norm`` is traced by
+``torch.onnx.export`` as its decomposition (x², a pad and a (size, 1, 1) average pool
+over a 5-D view, then ``* alpha + k``, ``** beta``, ``x / ...``, with shape arithmetic in
+between); that chain is folded back into one ``LRN`` node (same alpha convention).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+import numpy as np
+
+from fastconv import functional as F
+from fastconv.nn import Module, Parameter
+from fastconv.tensor import Tensor
+
+__all__ = [
+    "IMPORTERS",
+    "OnnxGraphModule",
+    "OnnxImportError",
+    "UnsupportedOpError",
+    "from_model_proto",
+    "load",
+]
+
+
+class OnnxImportError(ValueError):
+    """The graph cannot be imported (the message names the node and what is wrong)."""
+
+
+class UnsupportedOpError(OnnxImportError):
+    """A node whose op type fastconv has no import for."""
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError as e:  # pragma: no cover - onnx is in the test extra
+        raise ImportError("fastconv.onnx needs the onnx package: pip install onnx") from e
+    return onnx
+
+
+# ------------------------------------------------------------------------------------------
+# Graph rewrite: PyTorch's decomposed LRN -> LRN
+# ------------------------------------------------------------------------------------------
+
+def _subgraph_inputs(node):
+    """Names a node reads, including outer-scope names read inside If/Loop bodies."""
+    names = [i for i in node.input if i]
+    for a in node.attribute:
+        graphs = [a.g] if a.HasField("g") else list(a.graphs)
+        for g in graphs:
+            for n in g.node:
+                names += _subgraph_inputs(n)
+    return names
+
+
+def _fold_torch_lrn(nodes, consts):
+    """Replace each Div(x, (Mul(avgpool(x*x), alpha) + k) ** beta) chain by an LRN node."""
+    onnx = _onnx()
+    producer = {o: n for n in nodes for o in n.output}
+
+    def scalar(name):
+        v = consts.get(name)
+        return float(np.asarray(v).reshape(-1)[0]) if v is not None and np.size(v) == 1 \
+            else None
+
+    def split(node, op_type):
+        """(tensor input, scalar constant) of a binary node, or None."""
+        if node is None or node.op_type != op_type or len(node.input) != 2:
+            return None
+        a, b = node.input
+        if scalar(b) is not None and scalar(a) is None:
+            return a, scalar(b)
+        if scalar(a) is not None and scalar(b) is None:
+            return b, scalar(a)
+        return None
+
+    out = []
+    for node in nodes:
+        fused = None
+        if node.op_type == "Div" and len(node.input) == 2:
+            x = node.input[0]
+            pw = split(producer.get(node.input[1]), "Pow")
+            add = split(producer.get(pw[0]), "Add") if pw else None
+            mul = split(producer.get(add[0]), "Mul") if add else None
+            if mul:
+                # Walk back (at most 200 nodes, not past x) to the (size, 1[, 1]) average
+                # pool over x*x.
+                stack, seen, size, square = [mul[0]], set(), None, False
+                while stack and len(seen) < 200:
+                    name = stack.pop()
+                    n = producer.get(name) if name != x else None
+                    if n is None or id(n) in seen:
+                        continue
+                    seen.add(id(n))
+                    if n.op_type == "AveragePool":
+                        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+                        k = list(attrs.get("kernel_shape", []))
+                        if len(k) >= 2 and all(v == 1 for v in k[1:]):
+                            size = k[0]
+                    if n.op_type == "Mul" and list(n.input) == [x, x]:
+                        square = True
+                        continue
+                    stack += _subgraph_inputs(n)
+                if size and square:
+                    fused = onnx.helper.make_node(
+                        "LRN", [x], list(node.output), name=node.name or "LRN", size=int(size),
+                        alpha=mul[1], beta=pw[1], bias=add[1])
+        out.append(fused or node)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Node importers: (node, attrs, module) -> callable(*input tensors) -> output(s)
+# ------------------------------------------------------------------------------------------
+
+def _const(g, name, node, what):
+    if name not in g.consts:
+        raise OnnxImportError(f"node {node.name!r} ({node.op_type}): its {what} ({name!r}) "
+                              "must be a constant (an initializer or Constant node)")
+    return np.asarray(g.consts[name])
+
+
+def _two_d(node, attrs, key, default):
+    v = list(attrs.get(key, default))
+    if len(v) != 2:
+        raise OnnxImportError(f"node {node.name!r} ({node.op_type}): only 2-D (N, C, H, W) "
+                              f"is supported, got {key}={v}")
+    return tuple(int(a) for a in v)
+
+
+def _sym_pads(node, attrs):
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
+        raise OnnxImportError(f"node {node.name!r} ({node.op_type}): auto_pad="
+                              f"{attrs['auto_pad']!r} is not supported (give explicit pads)")
+    pads = [int(p) for p in attrs.get("pads", [0, 0, 0, 0])]
+    if len(pads) != 4 or pads[:2] != pads[2:]:
+        raise OnnxImportError(f"node {node.name!r} ({node.op_type}): pads {pads}: fastconv pads "
+                              "both sides of an axis equally (begin pads must equal end pads)")
+    return tuple(pads[:2])
+
+
+def _conv(g, node, attrs):
+    w = _const(g, node.input[1], node, "weight")
+    if w.ndim != 4:
+        raise OnnxImportError(f"node {node.name!r} (Conv): only 2-D convolution is supported, "
+                              f"weight shape {w.shape}")
+    if attrs.get("dilations") is not None and len(attrs["dilations"]) != 2:
+        raise OnnxImportError(f"node {node.name!r} (Conv): dilations {attrs['dilations']}")
+    weight = g.param(node.input[1])
+    bias = g.param(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    stride, dilation = _two_d(node, attrs, "strides", [1, 1]), \
+        _two_d(node, attrs, "dilations", [1, 1])
+    padding, groups = _sym_pads(node, attrs), int(attrs.get("group", 1))
+    return lambda x, *_: F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
+def _gemm(g, node, attrs):
+    if attrs.get("transA", 0):
+        raise OnnxImportError(f"node {node.name!r} (Gemm): transA=1 is not supported")
+    alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+    has_c = len(node.input) > 2 and bool(node.input[2])
+    if node.input[1] in g.consts and (not has_c or node.input[2] in g.consts):
+        if attrs.get("transB", 0):
+            weight = g.param(node.input[1])
+        else:  # stored (in, out): kept as the (out, in) weight of a linear layer
+            weight = g.param(node.input[1], transform=lambda a: np.ascontiguousarray(a.T))
+        bias = g.param(node.input[2]) if has_c else None
+        fold = bias is not None and bias.ndim == 1 and alpha == 1.0 and beta == 1.0
+
+        def linear(x, *_):
+            y = F.linear(x, weight, bias if fold else None)
+            y = y * alpha if alpha != 1.0 else y
+            return y + bias * beta if bias is not None and not fold else y
+        return linear
+    trans_b = bool(attrs.get("transB", 0))
+
+    def run(a, b, c=None):
+        y = a @ (b.T if trans_b else b)
+        y = y * alpha if alpha != 1.0 else y
+        return y if c is None else y + c * beta
+    return run
+
+
+def _pool(kind):
+    def build(g, node, attrs):
+        if len(node.output) > 1 and node.output[1]:
+            raise OnnxImportError(f"node {node.name!r} ({node.op_type}): the Indices output "
+                                  "is not supported")
+        kernel = _two_d(node, attrs, "kernel_shape", [])
+        stride = _two_d(node, attrs, "strides", [1, 1])
+        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise OnnxImportError(f"node {node.name!r} ({node.op_type}): dilated pooling "
+                                  "is not supported")
+        padding, ceil = _sym_pads(node, attrs), bool(attrs.get("ceil_mode", 0))
+        if kind == "max":
+            return lambda x: F.max_pool2d(x, kernel, stride, padding, ceil)
+        include = bool(attrs.get("count_include_pad", 0))
+        return lambda x: F.avg_pool2d(x, kernel, stride, padding, ceil, include)
+    return build
+
+
+def _global_avg_pool(g, node, attrs):
+    return lambda x: x.mean(dim=(2, 3), keepdim=True)
+
+
+def _lrn(g, node, attrs):
+    size = int(attrs["size"])
+    if size % 2 == 0:
+        raise OnnxImportError(f"node {node.name!r} (LRN): even size {size}: ONNX centres an "
+                              "even window one channel later than fastconv")
+    alpha, beta = float(attrs.get("alpha", 1e-4)), float(attrs.get("beta", 0.75))
+    k = float(attrs.get("bias", 1.0))
+    return lambda x: F.local_response_norm(x, size, alpha, beta, k)
+
+
+def _batch_norm(g, node, attrs):
+    if attrs.get("training_mode", 0) or len([o for o in node.output if o]) > 1:
+        raise OnnxImportError(f"node {node.name!r} (BatchNormalization): training mode is not "
+                              "supported (inference graphs only)")
+    scale, shift = g.param(node.input[1]), g.param(node.input[2])
+    mean, var = g.buffer(node.input[3]), g.buffer(node.input[4])
+    eps = float(attrs.get("epsilon", 1e-5))
+    return lambda x, *_: F.batch_norm(x, mean, var, scale, shift, False, 0.1, eps)
+
+
+def _concat(g, node, attrs):
+    axis = int(attrs["axis"])
+    return lambda *xs: F.cat(list(xs), dim=axis)
+
+
+def _flatten(g, node, attrs):
+    axis = int(attrs.get("axis", 1))
+
+    def run(x):
+        a = axis % x.ndim if x.ndim else 0
+        return x.reshape(int(np.prod(x.shape[:a], dtype=np.int64)), -1)
+    return run
+
+
+def _reshape(g, node, attrs):
+    shape = [int(s) for s in _const(g, node.input[1], node, "shape")]
+    if attrs.get("allowzero", 0) and 0 in shape:
+        raise OnnxImportError(f"node {node.name!r} (Reshape): allowzero with a 0 in the shape")
+
+    def run(x, _shape=None):
+        return x.reshape([x.shape[i] if s == 0 else s for i, s in enumerate(shape)])
+    return run
+
+
+def _identity(g, node, attrs):
+    if node.op_type == "Dropout" and len(node.output) > 1 and node.output[1]:
+        raise OnnxImportError(f"node {node.name!r} (Dropout): the mask output is not supported")
+    return lambda x, *rest: x
+
+
+def _softmax(fn):
+    def build(g, node, attrs):
+        axis = int(attrs.get("axis", -1 if g.opset >= 13 else 1))
+
+        def run(x):
+            if g.opset < 13 and axis % x.ndim != x.ndim - 1:
+                raise OnnxImportError(f"node {node.name!r} ({node.op_type}): before opset 13 "
+                                      "softmax normalises a flattened view; only the last "
+                                      "axis is supported")
+            return fn(x, dim=axis)
+        return run
+    return build
+
+
+def _transpose(g, node, attrs):
+    perm = attrs.get("perm")
+    return lambda x: x.permute(*(perm if perm is not None else reversed(range(x.ndim))))
+
+
+def _axes(g, node, attrs):
+    if len(node.input) > 1 and node.input[1]:
+        return [int(a) for a in _const(g, node.input[1], node, "axes").reshape(-1)]
+    return None if attrs.get("axes") is None else [int(a) for a in attrs["axes"]]
+
+
+def _reduce(method):
+    def build(g, node, attrs):
+        axes, keep = _axes(g, node, attrs), bool(attrs.get("keepdims", 1))
+        if method == "max":
+            if axes is None or len(axes) != 1:
+                raise OnnxImportError(f"node {node.name!r} (ReduceMax): only one axis "
+                                      "is supported")
+            return lambda x, *_: x.max(dim=axes[0], keepdim=keep).values
+        if axes == [] and attrs.get("noop_with_empty_axes", 0):
+            return lambda x, *_: x
+        return lambda x, *_: getattr(x, method)(dim=None if not axes else tuple(axes),
+                                            keepdim=keep)
+    return build
+
+
+def _squeeze(g, node, attrs):
+    axes = _axes(g, node, attrs)
+
+    def run(x, *_):
+        drop = [a % x.ndim for a in axes] if axes is not None else \
+            [i for i, s in enumerate(x.shape) if s == 1]
+        return x.reshape([s for i, s in enumerate(x.shape) if i not in drop])
+    return run
+
+
+def _unsqueeze(g, node, attrs):
+    axes = _axes(g, node, attrs)
+
+    def run(x, *_):
+        shape, rank = list(x.shape), x.ndim + len(axes)
+        for a in sorted(a % rank for a in axes):
+            shape.insert(a, 1)
+        return x.reshape(shape)
+    return run
+
+
+def _slice(g, node, attrs):
+    starts = _const(g, node.input[1], node, "starts").reshape(-1)
+    ends = _const(g, node.input[2], node, "ends").reshape(-1)
+    axes = _const(g, node.input[3], node, "axes").reshape(-1) if len(node.input) > 3 \
+        and node.input[3] else np.arange(len(starts))
+    steps = _const(g, node.input[4], node, "steps").reshape(-1) if len(node.input) > 4 \
+        and node.input[4] else np.ones(len(starts), np.int64)
+
+    def run(x, *_):
+        index = [slice(None)] * x.ndim
+        big = np.iinfo(np.int64).max // 2
+        for s, e, a, st in zip(starts, ends, axes, steps):
+            e = None if abs(int(e)) >= big else int(e)
+            index[int(a) % x.ndim] = slice(int(s), e, int(st))
+        return x[tuple(index)]
+    return run
+
+
+def _binary(op):
+    def build(g, node, attrs):
+        return op
+    return build
+
+
+def _pow(g, node, attrs):
+    p = _const(g, node.input[1], node, "exponent")
+    if p.size != 1:
+        raise OnnxImportError(f"node {node.name!r} (Pow): the exponent must be one number")
+    p = float(p.reshape(-1)[0])
+    return lambda x, _: x ** p
+
+
+#: ONNX op type -> importer building the callable that runs the node.
+IMPORTERS: dict[str, Callable] = {
+    "Conv": _conv,
+    "Gemm": _gemm,
+    "MatMul": _binary(lambda a, b: a @ b),
+    "MaxPool": _pool("max"),
+    "AveragePool": _pool("avg"),
+    "GlobalAveragePool": _global_avg_pool,
+    "LRN": _lrn,
+    "BatchNormalization": _batch_norm,
+    "Relu": lambda g, n, a: F.relu,
+    "Softmax": _softmax(F.softmax),
+    "LogSoftmax": _softmax(F.log_softmax),
+    "Concat": _concat,
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "Dropout": _identity,
+    "Identity": _identity,
+    "Transpose": _transpose,
+    "Squeeze": _squeeze,
+    "Unsqueeze": _unsqueeze,
+    "Slice": _slice,
+    "ReduceMean": _reduce("mean"),
+    "ReduceSum": _reduce("sum"),
+    "ReduceMax": _reduce("max"),
+    "Add": _binary(lambda a, b: a + b),
+    "Sub": _binary(lambda a, b: a - b),
+    "Mul": _binary(lambda a, b: a * b),
+    "Div": _binary(lambda a, b: a / b),
+    "Neg": _binary(lambda a: -a),
+    "Exp": _binary(lambda a: a.exp()),
+    "Log": _binary(lambda a: a.log()),
+    "Sqrt": _binary(lambda a: a ** 0.5),
+    "Reciprocal": _binary(lambda a: a ** -1.0),
+    "Pow": _pow,
+}
+
+
+# ------------------------------------------------------------------------------------------
+# The module
+# ------------------------------------------------------------------------------------------
+
+def _attribute_name(name: str) -> str:
+    s = re.sub(r"[^0-9A-Za-z_]", "_", name)
+    return s if s and not s[0].isdigit() else "_" + s
+
+
+class OnnxGraphModule(Module):
+    """An ONNX graph run with fastconv's ops (built by :func:`load`).
+
+    ``forward(*inputs)`` takes the graph's inputs in order and returns its output, or a
+    tuple when the graph has several. ``input_names`` / ``output_names`` are the graph's.
+    Weights sit under their initializer names: ``features.0.weight`` becomes the
+    parameter ``weight`` of a child module ``features.0``; names that are not dotted
+    identifiers are made into attribute names (``onnx::Conv_12`` -> ``onnx__Conv_12``).
+    """
+
+    def __init__(self):
+        super().__init__()
+        object.__setattr__(self, "steps", [])
+        object.__setattr__(self, "input_names", [])
+        object.__setattr__(self, "output_names", [])
+        object.__setattr__(self, "consts", {})
+        object.__setattr__(self, "tensors", {})   # initializer name -> its Tensor here
+        object.__setattr__(self, "opset", 17)
+
+    def extra_repr(self) -> str:
+        from collections import Counter
+
+        ops = Counter(step[3].split()[0] for step in self.steps)
+        return (f"inputs={self.input_names}, outputs={self.output_names}, "
+                f"{len(self.steps)} nodes: " + ", ".join(f"{k} x{v}" for k, v in ops.items()))
+
+    def _owner(self, name):
+        parts = name.split(".")
+        if len(parts) > 1 and all(re.fullmatch(r"[A-Za-z0-9_]+", p) for p in parts):
+            owner = self
+            for p in parts[:-1]:
+                if p not in owner._modules:
+                    owner.add_module(p, Module())
+                owner = owner._modules[p]
+            return owner, parts[-1] if not parts[-1][0].isdigit() else "_" + parts[-1]
+        return self, _attribute_name(name)
+
+    def param(self, name: str, transform=None):
+        """The Parameter holding initializer ``name`` (made on first use)."""
+        key = (name, "param", transform is not None)
+        if key not in self.tensors:
+            a = np.array(self.consts[name], dtype=np.float32)
+            owner, attr = self._owner(name + (".T" if transform else ""))
+            p = Parameter(transform(a) if transform else a)
+            setattr(owner, attr, p)
+            self.tensors[key] = p
+        return self.tensors[key]
+
+    def buffer(self, name: str):
+        key = (name, "buffer", False)
+        if key not in self.tensors:
+            owner, attr = self._owner(name)
+            owner.register_buffer(attr, Tensor(np.array(self.consts[name], dtype=np.float32)))
+            self.tensors[key] = getattr(owner, attr)
+        return self.tensors[key]
+
+    def _value(self, name):
+        key = (name, "param", False)
+        if key in self.tensors:
+            return self.tensors[key]
+        if (name, "buffer", False) in self.tensors:
+            return self.tensors[(name, "buffer", False)]
+        a = np.asarray(self.consts[name])
+        return Tensor(a.astype(np.float32) if a.dtype == np.float64 else a)
+
+    def forward(self, *inputs):
+        if len(inputs) != len(self.input_names):
+            raise TypeError(f"forward takes {len(self.input_names)} input(s) "
+                            f"({', '.join(self.input_names)}), got {len(inputs)}")
+        env = dict(zip(self.input_names, inputs))
+        for fn, ins, outs, _ in self.steps:
+            args = [env[i] if i in env else self._value(i) if i else None for i in ins]
+            while args and args[-1] is None:
+                args.pop()
+            y = fn(*args)
+            env[outs[0]] = y
+        results = [env[o] if o in env else self._value(o) for o in self.output_names]
+        return results[0] if len(results) == 1 else tuple(results)
+
+
+def from_model_proto(proto) -> OnnxGraphModule:
+    """An :class:`OnnxGraphModule` built from an ``onnx.ModelProto`` (see :func:`load`)."""
+    onnx = _onnx()
+    graph = proto.graph
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        raise OnnxImportError("the model imports no version of the default ONNX opset")
+    module = OnnxGraphModule()
+    object.__setattr__(module, "opset", int(opset))
+    consts = module.consts
+    for init in graph.initializer:
+        consts[init.name] = onnx.numpy_helper.to_array(init)
+    nodes = []
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise UnsupportedOpError(f"node {node.name!r}: op type {node.op_type} of domain "
+                                     f"{node.domain!r} is not supported (only the default "
+                                     "ONNX domain is)")
+        if node.op_type == "Constant":
+            attr = node.attribute[0]
+            if attr.name != "value":
+                raise OnnxImportError(f"node {node.name!r} (Constant): only 'value' "
+                                      f"constants are supported, got {attr.name!r}")
+            consts[node.output[0]] = onnx.numpy_helper.to_array(attr.t)
+            continue
+        nodes.append(node)
+    nodes = _fold_torch_lrn(nodes, consts)
+
+    # Keep only the nodes the outputs depend on.
+    producer = {o: n for n in nodes for o in n.output}
+    needed, stack = set(), [o.name for o in graph.output]
+    while stack:
+        n = producer.get(stack.pop())
+        if n is None or id(n) in needed:
+            continue
+        needed.add(id(n))
+        stack += _subgraph_inputs(n)
+    inputs = [i.name for i in graph.input if i.name not in consts]
+    object.__setattr__(module, "input_names", inputs)
+    object.__setattr__(module, "output_names", [o.name for o in graph.output])
+    known = set(inputs) | set(consts)
+    for node in nodes:
+        if id(node) not in needed:
+            continue
+        importer = IMPORTERS.get(node.op_type)
+        if importer is None:
+            raise UnsupportedOpError(
+                f"node {node.name!r}: op type {node.op_type} is not supported by "
+                f"fastconv.onnx.load (supported: {', '.join(sorted(IMPORTERS))})")
+        missing = [i for i in node.input if i and i not in known]
+        if missing:
+            raise OnnxImportError(f"node {node.name!r} ({node.op_type}) reads {missing}, which "
+                                  "no earlier node, input or initializer makes (the graph must "
+                                  "be topologically sorted)")
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        fn = importer(module, node, attrs)
+        module.steps.append((fn, list(node.input), list(node.output),
+                             f"{node.op_type} {node.name}".strip()))
+        known.update(node.output)
+    for o in module.output_names:
+        if o not in known:
+            raise OnnxImportError(f"graph output {o!r} is made by no node")
+    module.eval()
+    return module
+
+
+def load(path, check: bool = True) -> OnnxGraphModule:
+    """Read an ONNX file (path or binary file object) as a fastconv module in eval mode.
+
+    Args:
+        path: the ``.onnx`` file (str / os.PathLike) or a readable binary file object.
+        check: run ``onnx.checker.check_model`` first.
+
+    Raises UnsupportedOpError for a node of an op type fastconv does not have (naming the
+    op type and the node), OnnxImportError for attributes fastconv cannot honour.
+    """
+    onnx = _onnx()
+    if isinstance(path, (str, os.PathLike)):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"load: no ONNX file at {os.fspath(path)!r}")
+        proto = onnx.load(os.fspath(path))
+    elif hasattr(path, "read"):
+        proto = onnx.load_model_from_string(path.read())
+    else:
+        raise TypeError(f"load: path must be a file name or a binary file object, got "
+                        f"{type(path).__name__}")
+    if check:
+        onnx.checker.check_model(proto)
+    return from_model_proto(proto)
