@@ -193,8 +193,8 @@ def model_from_checkpoint(path: str, device: str = "cpu", use_ema: bool = True,
     return model_obj, ck
 
 
-#: torchvision's ImageNet preprocessing: resize to input / 0.875 (256 for 224), centre
-#: crop, normalise with the ImageNet mean and std.
+#: torchvision's ImageNet preprocessing: the shorter side resized to input / 0.875 (256 for
+#: 224), centre crop, normalise with the ImageNet mean and std.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -219,8 +219,8 @@ def model_from_weights(path: str, model: str | None, model_options: dict | None 
     if not cfg.get("augment"):
         side = models.get_model_spec(name).input_shape[1]
         cfg.update({"augment": "none", "input_size": side,
-                    "image_size": round(side / 0.875), "mean": list(IMAGENET_MEAN),
-                    "std": list(IMAGENET_STD)})
+                    "image_size": round(side / 0.875), "resize": "shorter_side",
+                    "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)})
     cfg.setdefault("model", name)
     cfg.setdefault("classes", None)
     net.to(device)

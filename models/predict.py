@@ -28,12 +28,22 @@ from .common import (
 __all__ = ["main", "predict"]
 
 
-def _load_image(path: str, size) -> np.ndarray:
+def _load_image(path: str, size, keep_aspect: bool = False) -> np.ndarray:
+    """The image as (H, W, 3) uint8 of ``size``: resized to it, or, with ``keep_aspect`` (as
+    torchvision's ``Resize(s)`` + ``CenterCrop(s)``), its shorter side resized to ``size`` and
+    the centre cropped."""
     from PIL import Image
 
     with Image.open(path) as im:
         im = im.convert("RGB")
-        if im.size != (size[1], size[0]):
+        if keep_aspect:
+            w, h = im.size
+            scale = size[0] / min(w, h)
+            nw, nh = max(size[1], round(w * scale)), max(size[0], round(h * scale))
+            im = im.resize((nw, nh), Image.BILINEAR)
+            left, top = (nw - size[1]) // 2, (nh - size[0]) // 2
+            im = im.crop((left, top, left + size[1], top + size[0]))
+        elif im.size != (size[1], size[0]):
             im = im.resize((size[1], size[0]), Image.BILINEAR)
         return np.asarray(im, dtype=np.uint8)
 
@@ -46,7 +56,8 @@ def predict(model, cfg: dict, paths, device: str = "cpu", topk: int = 5):
     size = (int(size[0]), int(size[1]))
     tf = eval_transform(cfg, size)
     out = []
-    batch = np.stack([_load_image(p, size) for p in paths])
+    keep_aspect = cfg.get("resize") == "shorter_side"
+    batch = np.stack([_load_image(p, size, keep_aspect) for p in paths])
     x = tf(batch, np.random.default_rng(0))
     model.eval()
     with fastconv.no_grad():

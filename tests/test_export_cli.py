@@ -82,3 +82,23 @@ def test_bad_arguments_are_errors(run, tmp_path, capsys):
     assert "allow_pickle=True (--allow-pickle)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         export_cli.main(["--checkpoint", str(ckpt), "--format", "tflite", "--out", "x"])
+
+
+def test_imagenet_weights_resize_the_shorter_side_then_crop_the_centre(tmp_path, rng):
+    from PIL import Image
+
+    from models.predict import _load_image
+
+    w, h = int(rng.integers(300, 400)), int(rng.integers(150, 250))  # landscape, not square
+    path = tmp_path / "wide.png"
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+    got = _load_image(str(path), (256, 256), keep_aspect=True)
+    assert got.shape == (256, 256, 3)
+    # torchvision's Resize(256) + CenterCrop(256): the height becomes 256, the width keeps
+    # the aspect ratio, the middle 256 columns are kept
+    nw = round(w * 256 / h)
+    full = np.asarray(Image.open(path).convert("RGB").resize((nw, 256), Image.BILINEAR))
+    left = (nw - 256) // 2
+    np.testing.assert_array_equal(got, full[:, left:left + 256])
+    squashed = _load_image(str(path), (256, 256))  # a fastconv run's own files: resized
+    assert not np.array_equal(squashed, got)
