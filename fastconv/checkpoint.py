@@ -167,8 +167,8 @@ def _flatten(obj, path, arrays, names, exact=False, used=None):
         return [rec(v, str(i)) for i, v in enumerate(obj)]
     if exact:
         where = "/".join(path) or "the top level"
-        hint = (f"; save its state_dict() -- fastconv.save(obj.state_dict(), f) -- and restore "
-                f"it with obj.load_state_dict(fastconv.load(f))"
+        hint = ("; save its state_dict() -- fastconv.save(obj.state_dict(), f) -- and restore "
+                "it with obj.load_state_dict(fastconv.load(f))"
                 if callable(getattr(obj, "state_dict", None)) else "")
         raise TypeError(f"fastconv.save: cannot store a {type(obj).__name__} at {where}: "
                         "fastconv files hold data (Tensors, arrays, numbers, strings, None, "

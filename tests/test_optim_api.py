@@ -205,8 +205,7 @@ def test_schedule_matches_torch_step_by_step(rng, name):
     opt, topt = _both(rng)
     make = SCHEDULES[name]
     s, ts = make(None, opt), make(torch, topt)
-    n = 30 if name == "OneCycleLR" else 30
-    _compare(opt, topt, lambda k: s.step(), lambda k: ts.step(), n,
+    _compare(opt, topt, lambda k: s.step(), lambda k: ts.step(), 30,
              rel=1e-12 if "Cosine" not in name else 1e-10)
     np.testing.assert_allclose(s.get_last_lr(), ts.get_last_lr(), rtol=1e-10)
     assert s.last_epoch == ts.last_epoch
@@ -229,7 +228,7 @@ def test_closed_form_step_epoch_matches_torch(rng, name):
 
 
 def test_cosine_past_t_max_follows_the_cosine_as_torch(rng):
-    opt, topt = _both(rng, 1)
+    opt, _topt = _both(rng, 1)
     s = S.CosineAnnealingLR(opt, T_max=5, eta_min=0.0)
     base = opt.param_groups[0]["initial_lr"]
     lrs = []

@@ -7,14 +7,14 @@ from __future__ import annotations
 import collections
 import os
 import threading
-import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import fastconv
-from fastconv.data import datasets, transforms as T
+from fastconv.data import datasets
+from fastconv.data import transforms as T
 from fastconv.utils import data as D
 
 torch = pytest.importorskip("torch")
@@ -196,13 +196,13 @@ def test_sequential_and_batch_samplers_match_torch():
 
 def test_loader_argument_errors_match_torch():
     ds = list(range(10))
-    cases = [dict(sampler=D.SequentialSampler(ds), shuffle=True),
-             dict(batch_sampler=D.BatchSampler(ds, 2, False), batch_size=3),
-             dict(batch_sampler=D.BatchSampler(ds, 2, False), drop_last=True),
-             dict(batch_size=None, drop_last=True),
-             dict(num_workers=-1),
-             dict(persistent_workers=True),
-             dict(prefetch_factor=2)]
+    cases = [{"sampler": D.SequentialSampler(ds), "shuffle": True},
+             {"batch_sampler": D.BatchSampler(ds, 2, False), "batch_size": 3},
+             {"batch_sampler": D.BatchSampler(ds, 2, False), "drop_last": True},
+             {"batch_size": None, "drop_last": True},
+             {"num_workers": -1},
+             {"persistent_workers": True},
+             {"prefetch_factor": 2}]
     for kw in cases:
         with pytest.raises(ValueError):
             tud.DataLoader(ds, **kw)
@@ -365,7 +365,7 @@ def test_datasets_subset_concat_random_split(rng):
     assert list(_Stream(2) + _Stream(3)) == [0, 1, 0, 1, 2]
     a, b = D.random_split(range(10), [7, 3], generator=np.random.default_rng(0))
     assert sorted(list(a) + list(b)) == list(range(10)) and (len(a), len(b)) == (7, 3)
-    a2, b2 = D.random_split(range(10), [7, 3], generator=np.random.default_rng(0))
+    a2, _b2 = D.random_split(range(10), [7, 3], generator=np.random.default_rng(0))
     assert list(a) == list(a2)
     # fractions: floors, then the remainder round-robin (as torch)
     parts = D.random_split(range(11), [0.5, 0.3, 0.2], generator=np.random.default_rng(1))

@@ -150,7 +150,7 @@ class RandomCrop:
         rng = rng if rng is not None else _sample_rng()
         p = 0 if self.padding is None else self.padding
         if not isinstance(p, numbers.Integral):
-            raise ValueError(f"RandomCrop: on a batch, padding must be one int, got {p!r}")
+            raise ValueError(f"RandomCrop: on a batch, padding must be one int, got {p!r}")  # noqa: TRY004 - torch's error type
         p = int(p)
         if p:
             kw = {"constant_values": self.fill} if self.padding_mode == "constant" else {}
@@ -656,8 +656,8 @@ def _center_crop(img, size):
         h, w = _size(img)
         if tw == w and th == h:
             return img
-    top = int(round((h - th) / 2.0))
-    left = int(round((w - tw) / 2.0))
+    top = round((h - th) / 2.0)
+    left = round((w - tw) / 2.0)
     return _crop(img, top, left, th, tw)
 
 
@@ -766,8 +766,8 @@ class RandomResizedCrop:
         for _ in range(10):
             target_area = area * float(rng.uniform(scale[0], scale[1]))
             aspect_ratio = math.exp(float(rng.uniform(log_ratio[0], log_ratio[1])))
-            w = int(round(math.sqrt(target_area * aspect_ratio)))
-            h = int(round(math.sqrt(target_area / aspect_ratio)))
+            w = round(math.sqrt(target_area * aspect_ratio))
+            h = round(math.sqrt(target_area / aspect_ratio))
             if 0 < w <= width and 0 < h <= height:
                 i = int(rng.integers(0, height - h + 1))
                 j = int(rng.integers(0, width - w + 1))
@@ -775,10 +775,10 @@ class RandomResizedCrop:
         in_ratio = float(width) / float(height)
         if in_ratio < min(ratio):
             w = width
-            h = int(round(w / min(ratio)))
+            h = round(w / min(ratio))
         elif in_ratio > max(ratio):
             h = height
-            w = int(round(h * max(ratio)))
+            w = round(h * max(ratio))
         else:
             w, h = width, height
         return (height - h) // 2, (width - w) // 2, h, w

@@ -393,7 +393,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         if T_mult < 1 or not isinstance(T_mult, int):
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
         if not isinstance(eta_min, (float, int)):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type "
+            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type "  # noqa: TRY004 - torch's error type
                              f"{type(eta_min)}")
         self.T_0, self.T_i, self.T_mult, self.eta_min = T_0, T_0, T_mult, eta_min
         self.T_cur = last_epoch
@@ -484,7 +484,7 @@ class SequentialLR(LRScheduler):
                 raise TypeError(f"SequentialLR at index {k} should have `optimizer` as its "
                                 "attribute.")
             if isinstance(s, ReduceLROnPlateau):
-                raise ValueError("SequentialLR does not support `ReduceLROnPlateau` scheduler "
+                raise ValueError("SequentialLR does not support `ReduceLROnPlateau` scheduler "  # noqa: TRY004 - torch's error type
                                  f"(at index {k}): it needs a metric in `step`")
             if s.optimizer is not optimizer:
                 raise ValueError("SequentialLR expects all schedulers to belong to the same "
@@ -550,7 +550,7 @@ class ChainedScheduler(LRScheduler):
                 raise TypeError(f"ChainedScheduler at index {k} should have `optimizer` as its "
                                 "attribute.")
             if isinstance(s, ReduceLROnPlateau):
-                raise ValueError("ChainedScheduler does not support `ReduceLROnPlateau` "
+                raise ValueError("ChainedScheduler does not support `ReduceLROnPlateau` "  # noqa: TRY004 - torch's error type
                                  f"scheduler (at index {k}): it needs a metric in `step`")
             if s.optimizer is not optimizer:
                 raise ValueError("ChainedScheduler expects all schedulers to belong to the same "

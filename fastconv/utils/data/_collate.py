@@ -63,7 +63,7 @@ def default_collate(batch):
             raise RuntimeError(f"stack expects each tensor to be equal size, but got "
                                f"{sorted(shapes)}")
         return Tensor(array_module(datas[0]).stack(datas))
-    if isinstance(elem, np.ndarray) or isinstance(elem, np.generic):
+    if isinstance(elem, (np.ndarray, np.generic)):
         if elem.dtype.str[1] in "SaUO" or elem.dtype.hasobject:
             raise TypeError(_ERR.format(elem.dtype))
         if isinstance(elem, np.ndarray):

@@ -51,8 +51,6 @@ import queue
 import threading
 import warnings
 
-import numpy as np
-
 from ._collate import default_collate, default_convert
 from ._worker import WorkerInfo, _enter_worker
 from .dataset import IterableDataset

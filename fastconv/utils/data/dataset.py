@@ -196,7 +196,7 @@ def random_split(dataset, lengths, generator=None) -> list:
         for i, frac in enumerate(lengths):
             if frac < 0 or frac > 1:
                 raise ValueError(f"Fraction at index {i} is not between 0 and 1")
-            counts.append(int(math.floor(n * frac)))
+            counts.append(math.floor(n * frac))
         remainder = n - sum(counts)
         for i in range(remainder):
             counts[i % len(counts)] += 1

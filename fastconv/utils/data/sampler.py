@@ -128,7 +128,7 @@ class WeightedRandomSampler(Sampler):
             raise ValueError("num_samples should be a positive integer value, but got "
                              f"num_samples={num_samples}")
         if not isinstance(replacement, bool):
-            raise ValueError("replacement should be a boolean value, but got replacement="
+            raise ValueError("replacement should be a boolean value, but got replacement="  # noqa: TRY004 - torch's error type
                              f"{replacement}")
         w = np.asarray(weights.numpy() if hasattr(weights, "numpy") else weights,
                        dtype=np.float64)
@@ -168,7 +168,7 @@ class BatchSampler(Sampler):
             raise ValueError("batch_size should be a positive integer value, but got "
                              f"batch_size={batch_size}")
         if not isinstance(drop_last, bool):
-            raise ValueError(f"drop_last should be a boolean value, but got drop_last={drop_last}")
+            raise ValueError(f"drop_last should be a boolean value, but got drop_last={drop_last}")  # noqa: TRY004 - torch's error type
         self.sampler = sampler
         self.batch_size = int(batch_size)
         self.drop_last = drop_last
