@@ -19,12 +19,30 @@ then renamed over the target (``os.replace`` is atomic), so a crash mid-write
 leaves the old checkpoint intact; the file gets the permissions of any other
 output (0o666 less the umask).
 
-High level:
+PyTorch's pair, ``torch.save(obj, f)`` / ``torch.load(f)``:
 
-    fastconv.save("run/last.npz", model, optimizer, scheduler=sched, epoch=3, step=1170,
-                  config={"lr": 0.1})
-    ckpt = fastconv.load("run/last.npz", model, optimizer, scheduler=sched)
+    fastconv.save(model.state_dict(), "w.npz")
+    model.load_state_dict(fastconv.load("w.npz"))
+    fastconv.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": 3}, "ck.npz")
+
+:func:`save` takes any nesting of dicts, lists and tuples of fastconv Tensors,
+NumPy/CuPy arrays, numbers, strings and None, and :func:`load` returns it as it
+was (Tensors as Tensors, arrays as NumPy arrays, tuples as tuples, integer dict
+keys as ints). Unlike ``torch.save`` it stores data, not objects: a Module, an
+optimizer or any other object is refused with a TypeError that names its
+``state_dict()`` -- a fastconv file never holds a pickle.
+
+Training checkpoints (the model zoo's) in one call:
+
+    fastconv.checkpoint.save_training("run/last.npz", model, optimizer, scheduler=sched,
+                                      epoch=3, step=1170, config={"lr": 0.1})
+    ckpt = fastconv.checkpoint.load_training("run/last.npz", model, optimizer,
+                                             scheduler=sched)
     ckpt["epoch"], ckpt["config"]
+
+(These were ``fastconv.save(path, model, ...)`` / ``fastconv.load(path, model, ...)``
+before fastconv took PyTorch's argument order; a call in the old order raises a
+TypeError that names the new functions.)
 
 Low level: :func:`save_checkpoint` / :func:`load_checkpoint` write and read a
 tree as it is; :func:`load_model_state` puts a state dict into a module,
@@ -51,16 +69,23 @@ __all__ = [
     "load",
     "load_checkpoint",
     "load_model_state",
+    "load_training",
     "save",
     "save_checkpoint",
+    "save_training",
 ]
 
 FORMAT = "fastconv-checkpoint"
-VERSION = 1
+#: 1: arrays, JSON values, dicts and lists. 2 (written only when used): also Tensors and
+#: tuples kept as such (``{"__tensor__": ...}``, ``{"__tuple__": [...]}``).
+VERSION = 2
 HEADER = "__fastconv__"
 _ARRAY_TAG = "__ndarray__"
 _ITEMS_TAG = "__items__"     # a dict with non-string keys, stored as [[key, value], ...]
 _FLOAT_TAG = "__float__"     # non-finite floats ("nan", "inf", "-inf") kept exact in JSON
+_TENSOR_TAG = "__tensor__"   # with _ARRAY_TAG: the array was a fastconv Tensor (version 2)
+_TUPLE_TAG = "__tuple__"     # a tuple, kept a tuple (version 2)
+_RESERVED = (_ARRAY_TAG, _ITEMS_TAG, _FLOAT_TAG, _TENSOR_TAG, _TUPLE_TAG)
 
 
 class CheckpointError(RuntimeError):
@@ -79,9 +104,23 @@ def _to_host(a):
     return None
 
 
-def _flatten(obj, path, arrays, names):
-    """JSON-able copy of ``obj`` with arrays moved into ``arrays`` (member name -> ndarray)."""
-    if hasattr(obj, "data") and hasattr(obj, "requires_grad") and not isinstance(obj, dict):
+def _is_tensor(obj) -> bool:
+    return hasattr(obj, "data") and hasattr(obj, "requires_grad") and not isinstance(obj, dict)
+
+
+def _flatten(obj, path, arrays, names, exact=False, used=None):
+    """JSON-able copy of ``obj`` with arrays moved into ``arrays`` (member name -> ndarray).
+
+    ``exact`` (fastconv.save): Tensors and tuples are tagged so that they come back as
+    such, and objects (anything else) are refused; otherwise Tensors are stored as their
+    arrays, tuples as lists and objects with ``state_dict()`` as their state dicts.
+    ``used`` collects the version-2 tags written."""
+    def rec(v, key):
+        return _flatten(v, path + [key], arrays, names, exact, used)
+
+    tensor = None
+    if _is_tensor(obj):
+        tensor = {"requires_grad": bool(obj.requires_grad)}
         obj = obj.data  # a fastconv Tensor: store its array
     host = _to_host(obj)
     if host is not None:
@@ -95,6 +134,10 @@ def _flatten(obj, path, arrays, names):
             name, k = f"{base}~{k}", k + 1
         names.add(name)
         arrays[name] = host if host.flags.c_contiguous else np.array(host, order="C")
+        if exact and tensor is not None:
+            if used is not None:
+                used.add(_TENSOR_TAG)
+            return {_ARRAY_TAG: name, _TENSOR_TAG: tensor}
         return {_ARRAY_TAG: name}
     if isinstance(obj, np.generic):
         obj = obj.item()
@@ -104,20 +147,32 @@ def _flatten(obj, path, arrays, names):
         return obj if math.isfinite(obj) else {_FLOAT_TAG: repr(obj)}
     if isinstance(obj, dict):
         if all(isinstance(k, str) for k in obj):
-            if _ARRAY_TAG in obj or _ITEMS_TAG in obj or _FLOAT_TAG in obj:
-                raise CheckpointError(f"save: dict key {_ARRAY_TAG!r}/{_ITEMS_TAG!r}/"
-                                      f"{_FLOAT_TAG!r} is reserved")
-            return {k: _flatten(v, path + [k], arrays, names) for k, v in obj.items()}
+            if any(t in obj for t in _RESERVED):
+                raise CheckpointError(f"save: dict keys {', '.join(map(repr, _RESERVED))} are "
+                                      "reserved")
+            return {k: rec(v, k) for k, v in obj.items()}
         items = []
         for k, v in obj.items():
             if not isinstance(k, (str, int, float, bool)) and k is not None:
                 raise CheckpointError(f"save: dict key {k!r} at {'/'.join(path)} is not a "
                                       "str/int/float/bool")
             kk = k.item() if isinstance(k, np.generic) else k
-            items.append([kk, _flatten(v, path + [str(k)], arrays, names)])
+            items.append([kk, rec(v, str(k))])
         return {_ITEMS_TAG: items}
+    if exact and isinstance(obj, tuple):
+        if used is not None:
+            used.add(_TUPLE_TAG)
+        return {_TUPLE_TAG: [rec(v, str(i)) for i, v in enumerate(obj)]}
     if isinstance(obj, (list, tuple)):
-        return [_flatten(v, path + [str(i)], arrays, names) for i, v in enumerate(obj)]
+        return [rec(v, str(i)) for i, v in enumerate(obj)]
+    if exact:
+        where = "/".join(path) or "the top level"
+        hint = ("; save its state_dict() -- fastconv.save(obj.state_dict(), f) -- and restore "
+                "it with obj.load_state_dict(fastconv.load(f))"
+                if callable(getattr(obj, "state_dict", None)) else "")
+        raise TypeError(f"fastconv.save: cannot store a {type(obj).__name__} at {where}: "
+                        "fastconv files hold data (Tensors, arrays, numbers, strings, None, "
+                        "and dicts/lists/tuples of them), never pickled objects" + hint)
     if hasattr(obj, "state_dict") and callable(obj.state_dict):
         return _flatten(obj.state_dict(), path, arrays, names)
     raise CheckpointError(f"save: cannot store {type(obj).__name__} at "
@@ -125,21 +180,28 @@ def _flatten(obj, path, arrays, names):
                           "lists and dicts)")
 
 
-def _unflatten(obj, arrays, path):
+def _unflatten(obj, arrays, path, make_tensor=None):
+    def rec(v):
+        return _unflatten(v, arrays, path, make_tensor)
+
     if isinstance(obj, dict):
         if _ARRAY_TAG in obj:
             name = obj[_ARRAY_TAG]
             if name not in arrays:
                 raise CheckpointError(f"{path}: the header refers to array {name!r}, which the "
                                       "file lacks (truncated or edited checkpoint)")
+            if _TENSOR_TAG in obj and make_tensor is not None:
+                return make_tensor(arrays[name], obj[_TENSOR_TAG])
             return arrays[name]
         if _FLOAT_TAG in obj:
             return float(obj[_FLOAT_TAG])
         if _ITEMS_TAG in obj:
-            return {k: _unflatten(v, arrays, path) for k, v in obj[_ITEMS_TAG]}
-        return {k: _unflatten(v, arrays, path) for k, v in obj.items()}
+            return {k: rec(v) for k, v in obj[_ITEMS_TAG]}
+        if _TUPLE_TAG in obj:
+            return tuple(rec(v) for v in obj[_TUPLE_TAG])
+        return {k: rec(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_unflatten(v, arrays, path) for v in obj]
+        return [rec(v) for v in obj]
     return obj
 
 
@@ -158,24 +220,34 @@ def save_checkpoint(path: str, tree: dict, compress: bool = False) -> str:
     """
     if not isinstance(tree, dict):
         raise CheckpointError(f"save_checkpoint: expected a dict, got {type(tree).__name__}")
+    return _write(path, tree, compress, exact=False)
+
+
+def _write(path, tree, compress: bool, exact: bool):
+    """Write ``tree`` to ``path`` (atomically) or to a binary file object; return ``path``."""
     arrays: dict = {}
-    body = _flatten(tree, [], arrays, set())
-    header = {"format": FORMAT, "version": VERSION, "tree": body}
+    used: set = set()
+    body = _flatten(tree, [], arrays, set(), exact=exact, used=used)
+    header = {"format": FORMAT, "version": 2 if used else 1, "tree": body}
     try:
         text = json.dumps(header, allow_nan=False)
     except (TypeError, ValueError) as e:  # pragma: no cover - _flatten already checked
         raise CheckpointError(f"save_checkpoint: the tree is not serialisable: {e}") from e
     members = {HEADER: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
     members.update(arrays)
-
+    writer = np.savez_compressed if compress else np.savez
+    if hasattr(path, "write"):  # a binary file object, as torch.save accepts
+        writer(path, **members)
+        return path
     path = os.fspath(path)
     with atomic_open(path) as f:
-        (np.savez_compressed if compress else np.savez)(f, **members)
+        writer(f, **members)
     return path
 
 
 #: What a checkpoint is, for the messages about files that are not one.
-_WHAT = "a fastconv checkpoint (.npz written by fastconv.save / models.train_cifar)"
+_WHAT = ("a fastconv checkpoint (.npz written by fastconv.save / checkpoint.save_training / "
+         "models.train_cifar)")
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first member / an empty zip
 #: torch.save's legacy (pre-zip) format opens with this number, pickled with protocol 2.
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
@@ -284,7 +356,7 @@ def _check_is_npz(path: str) -> None:
                               f"an .npz, not {_WHAT}")
 
 
-def load_checkpoint(path: str) -> dict:
+def load_checkpoint(path: str, make_tensor=None) -> dict:
     """Read a tree written by :func:`save_checkpoint` (arrays as NumPy arrays on the host).
 
     Raises CheckpointError with the reason when the file is missing, truncated
@@ -329,7 +401,7 @@ def load_checkpoint(path: str) -> dict:
     if not isinstance(header.get("version"), int) or header["version"] > VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {header.get('version')} is "
                               f"newer than this fastconv reads ({VERSION}); upgrade fastconv")
-    return _unflatten(header["tree"], arrays, path)
+    return _unflatten(header["tree"], arrays, path, make_tensor)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -387,8 +459,9 @@ def _rng_state():
         return None
 
 
-def save(path: str, model=None, optimizer=None, *, scheduler=None, ema=None, epoch=None,
-         step=None, config=None, rng_state=True, compress: bool = False, **extra) -> str:
+def save_training(path: str, model=None, optimizer=None, *, scheduler=None, ema=None,
+                  epoch=None, step=None, config=None, rng_state=True, compress: bool = False,
+                  **extra) -> str:
     """Save a training checkpoint to ``path`` (atomically; see the module docstring).
 
     Args:
@@ -418,7 +491,8 @@ def save(path: str, model=None, optimizer=None, *, scheduler=None, ema=None, epo
         try:
             json.dumps(config)
         except (TypeError, ValueError) as e:
-            raise CheckpointError(f"save: config must be JSON-serialisable ({e})") from e
+            raise CheckpointError(f"save_training: config must be JSON-serialisable ({e})") \
+                from e
         tree["config"] = config
     if rng_state is True:
         rng_state = _rng_state()
@@ -428,8 +502,8 @@ def save(path: str, model=None, optimizer=None, *, scheduler=None, ema=None, epo
     return save_checkpoint(path, tree, compress=compress)
 
 
-def load(path: str, model=None, optimizer=None, *, scheduler=None, ema=None, strict: bool = True,
-         restore_rng: bool = False) -> dict:
+def load_training(path: str, model=None, optimizer=None, *, scheduler=None, ema=None,
+                  strict: bool = True, restore_rng: bool = False) -> dict:
     """Read the checkpoint at ``path`` and restore what is passed in; return its contents.
 
     Args:
@@ -469,3 +543,132 @@ def load(path: str, model=None, optimizer=None, *, scheduler=None, ema=None, str
 
         fastconv.set_rng_state(ckpt["rng_state"])
     return ckpt
+
+
+# ------------------------------------------------------------------------------------------------
+# PyTorch's pair: save(obj, f) / load(f)
+# ------------------------------------------------------------------------------------------------
+
+_TRAINING_KEYWORDS = ("model", "optimizer", "scheduler", "ema", "epoch", "step", "config",
+                      "rng_state", "strict", "restore_rng")
+
+
+def _is_path(x) -> bool:
+    return isinstance(x, (str, bytes, os.PathLike))
+
+
+def _old_order(fn: str, new: str, detail: str) -> TypeError:
+    return TypeError(
+        f"fastconv.{fn} now takes PyTorch's arguments -- {fn}({'obj, f' if fn == 'save' else 'f'})"
+        f" -- and {detail}. The training-checkpoint helper that took (path, model, optimizer, "
+        f"scheduler=..., ...) is fastconv.checkpoint.{new}(path, model, optimizer, ...).")
+
+
+def save(obj, f=None, pickle_module=None, pickle_protocol=None, *, compress: bool = False,
+         **kwargs) -> None:
+    """Save ``obj`` to ``f`` (a path or a writable binary file object), as ``torch.save``.
+
+    ``obj`` is any nesting of dicts, lists and tuples of fastconv Tensors, NumPy or
+    CuPy arrays (copied to the host), Python or NumPy numbers, strings and None --
+    a model's or an optimizer's ``state_dict()``, or a dict holding both and more.
+    It is stored as an ``.npz`` archive (one member per array) with a JSON header;
+    ``path`` is used as given (no suffix is added) and written atomically.
+
+    Differences from PyTorch, all raised as errors rather than done silently:
+    objects (a Module, an optimizer, any class instance) are refused -- store their
+    ``state_dict()``; ``pickle_module`` is refused (nothing is ever pickled).
+    ``pickle_protocol`` is accepted and ignored. ``compress=True`` (fastconv's
+    addition) deflates the archive.
+    """
+    bad = sorted(k for k in kwargs if k in _TRAINING_KEYWORDS)
+    if bad:
+        raise _old_order("save", "save_training", f"has no {', '.join(map(repr, bad))} argument")
+    for k in kwargs:
+        if k not in ("_use_new_zipfile_serialization", "_disable_byteorder_record"):
+            raise TypeError(f"fastconv.save() got an unexpected keyword argument {k!r}")
+    if _is_path(obj) and not (_is_path(f) or hasattr(f, "write")) and f is not None:
+        raise _old_order("save", "save_training", f"was called the old way round, with a path "
+                         f"first and a {type(f).__name__} second")
+    if f is None:
+        if _is_path(obj):
+            raise _old_order("save", "save_training", "was given a path but nothing to save")
+        raise TypeError("fastconv.save(obj, f): f (a path or a binary file object) is missing")
+    if pickle_module is not None:
+        raise ValueError("fastconv.save: pickle_module is not supported: fastconv files are "
+                         ".npz archives with a JSON header and never hold a pickle")
+    if not (_is_path(f) or hasattr(f, "write")):
+        raise TypeError(f"fastconv.save: f must be a path or a binary file object, got "
+                        f"{type(f).__name__}")
+    if isinstance(f, bytes):
+        f = os.fsdecode(f)
+    _write(f, obj, compress, exact=True)
+
+
+def _tensor_maker(map_location):
+    if map_location is None:
+        device = None
+    else:
+        device = str(map_location)
+        if device.startswith("cuda"):
+            device = "cuda"
+        elif device != "cpu":
+            raise ValueError(f"fastconv.load: map_location must be None, 'cpu' or 'cuda', got "
+                             f"{map_location!r} (dicts and functions are not supported)")
+
+    def make(array, info):
+        from fastconv.tensor import Tensor
+
+        t = Tensor(np.array(array, copy=True))
+        if device == "cuda":
+            t = t.to("cuda")
+        if isinstance(info, dict) and info.get("requires_grad"):
+            t.requires_grad_(True)
+        return t
+
+    return make
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **kwargs):
+    """Load what :func:`save` stored in ``f`` (a path or a readable binary file object), as
+    ``torch.load``: dicts, lists and tuples as they were, Tensors as fastconv Tensors,
+    arrays as NumPy arrays, numbers and strings as Python values.
+
+    ``model.load_state_dict(fastconv.load(p))`` after ``fastconv.save(model.state_dict(),
+    p)``, and the same for an optimizer or scheduler. Files written by
+    ``save_training`` and ``models.train_cifar`` load too (as the dict they hold).
+
+    ``map_location``: None or "cpu" (Tensors on the CPU), or "cuda" (moved to the GPU).
+    ``weights_only`` is accepted and has no effect: a fastconv file can only hold data
+    (the file is read with ``allow_pickle=False``), so every load is weights-only.
+    ``pickle_module`` and ``mmap=True`` are refused (ValueError); the message for a
+    file that is not a fastconv file says what it is (a PyTorch pickle, an image, ...).
+    """
+    if _is_path(f) and map_location is not None and (
+            callable(getattr(map_location, "state_dict", None))
+            or callable(getattr(map_location, "load_state_dict", None))):
+        raise _old_order("load", "load_training", "its second argument is map_location, not a "
+                         f"{type(map_location).__name__}")
+    bad = sorted(k for k in kwargs if k in _TRAINING_KEYWORDS)
+    if bad:
+        raise _old_order("load", "load_training", f"has no {', '.join(map(repr, bad))} argument")
+    if kwargs:
+        raise TypeError(f"fastconv.load() got an unexpected keyword argument {next(iter(kwargs))!r}")
+    if pickle_module is not None:
+        raise ValueError("fastconv.load: pickle_module is not supported: fastconv files never "
+                         "hold a pickle")
+    if mmap:
+        raise ValueError("fastconv.load: mmap=True is not supported (members of an .npz "
+                         "archive cannot be memory-mapped)")
+    make = _tensor_maker(map_location)
+    if hasattr(f, "read"):
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            tmp = os.path.join(d, "in.npz")
+            with open(tmp, "wb") as out:
+                shutil.copyfileobj(f, out)
+            return load_checkpoint(tmp, make_tensor=make)
+    if isinstance(f, bytes):
+        f = os.fsdecode(f)
+    return load_checkpoint(f, make_tensor=make)

@@ -174,7 +174,7 @@ def model_from_checkpoint(path: str, device: str = "cpu", use_ema: bool = True,
         raise ckpt_io.CheckpointError(
             f"{path}: cannot rebuild the model: {why}. Give a registered model of the same "
             "layout with --model NAME [--model-opt KEY=VALUE ...], or evaluate it from Python: "
-            "build the model, fastconv.load(path, model) and "
+            "build the model, fastconv.checkpoint.load_training(path, model) and "
             "models.train_cifar.evaluate_model(model, loader) (see the README)")
     model_obj = build_model({"model": name, "model_options": options},
                             num_classes=len(cfg["classes"]))

@@ -649,7 +649,7 @@ class _Run:
 
     def save(self, name: str, position: dict) -> str:
         _check_finite_weights(self.model, self.ema, name)
-        return fastconv.save(
+        return ckpt_io.save_training(
             os.path.join(self.run_dir, name), self.model, self.opt, scheduler=self.sched,
             ema=self.ema, epoch=position["epoch"], step=self.step, config=self.cfg,
             position=position, history=self.history, best=self.best,

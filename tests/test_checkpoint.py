@@ -47,7 +47,7 @@ def test_full_round_trip(rng, tmp_path):
     ema.update(model)
     config = {"model": "small", "lr": 0.1, "sizes": [24, 24], "note": "ünïcode", "none": None}
     rng_state = fastconv.get_rng_state()
-    path = fastconv.save(str(tmp_path / "run" / "ck.npz"), model, opt, scheduler=sched, ema=ema,
+    path = ck.save_training(str(tmp_path / "run" / "ck.npz"), model, opt, scheduler=sched, ema=ema,
                          epoch=3, step=117, config=config, history=[{"loss": 1.5}],
                          loader={"seed": 4, "epoch": 3})
     assert path.endswith("ck.npz") and os.path.isfile(path)
@@ -58,7 +58,7 @@ def test_full_round_trip(rng, tmp_path):
     opt2 = optim.SGD(model2.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-4)
     sched2 = optim.lr_scheduler.StepLR(opt2, 2, gamma=0.5)
     ema2 = optim.ExponentialMovingAverage(model2, decay=0.5)
-    out = fastconv.load(path, model2, opt2, scheduler=sched2, ema=ema2, restore_rng=True)
+    out = ck.load_training(path, model2, opt2, scheduler=sched2, ema=ema2, restore_rng=True)
     for (k, a), (k2, b) in zip(model.state_dict().items(), model2.state_dict().items()):
         assert k == k2
         np.testing.assert_array_equal(a, b)
@@ -126,7 +126,7 @@ def test_save_refuses_what_cannot_be_stored_without_pickle(tmp_path):
     with pytest.raises(CheckpointError, match="cannot store set"):
         ck.save_checkpoint(str(tmp_path / "x.npz"), {"s": {1, 2}})
     with pytest.raises(CheckpointError, match="JSON"):
-        fastconv.save(str(tmp_path / "x.npz"), config={"f": open})
+        ck.save_training(str(tmp_path / "x.npz"), config={"f": open})
     assert not os.path.exists(tmp_path / "x.npz")
 
 
@@ -224,7 +224,7 @@ def test_checkpoint_permissions_follow_the_umask(tmp_path, rng, monkeypatch, mas
             f.write("epoch,loss\n")
         for _ in range(2):  # a new file, then one written over an existing checkpoint
             w = rng.standard_normal(int(rng.integers(1, 50)))
-            fastconv.save(path, small_net(), epoch=1, w=w)
+            ck.save_training(path, small_net(), epoch=1, w=w)
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask
     finally:
         os.umask(old)
@@ -306,7 +306,7 @@ def test_a_file_that_is_not_a_checkpoint_is_named_for_what_it_is(tmp_path, rng, 
     p = tmp_path / "runs" / "x" / name
     p.parent.mkdir(parents=True)
     write(p)
-    for load in (ck.load_checkpoint, fastconv.load):
+    for load in (ck.load_checkpoint, fastconv.load, ck.load_training):
         with pytest.raises(CheckpointError) as e:
             load(str(p))
         msg = str(e.value)
@@ -353,12 +353,12 @@ def test_missing_files_and_folders_point_at_the_checkpoints_there(tmp_path, rng)
 
 def test_strict_and_non_strict_model_loading(tmp_path, rng):
     src = small_net(classes=4)
-    path = fastconv.save(str(tmp_path / "a.npz"), src)
+    path = ck.save_training(str(tmp_path / "a.npz"), src)
     # a different classifier size: strict loading names the key and both shapes, loads nothing
     dst = small_net(classes=7)
     before = {k: v.copy() for k, v in dst.state_dict().items()}
     with pytest.raises(CheckpointError) as e:
-        fastconv.load(path, dst)
+        ck.load_training(path, dst)
     msg = str(e.value)
     assert isinstance(e.value, RuntimeError)  # as Module.load_state_dict's error
     assert msg.startswith("Error(s) in loading state_dict for Sequential from the checkpoint "
@@ -371,7 +371,7 @@ def test_strict_and_non_strict_model_loading(tmp_path, rng):
         np.testing.assert_array_equal(v, before[k])
     # non-strict: everything but the classifier is loaded, and the skipped keys are reported
     with pytest.warns(UserWarning, match="5.weight"):
-        out = fastconv.load(path, dst, strict=False)
+        out = ck.load_training(path, dst, strict=False)
     rep = out["skipped"]
     assert [m[0] for m in rep["mismatched"]] == ["5.weight", "5.bias"]
     np.testing.assert_array_equal(dst.state_dict()["0.weight"], src.state_dict()["0.weight"])
@@ -379,23 +379,23 @@ def test_strict_and_non_strict_model_loading(tmp_path, rng):
     # missing and unexpected keys
     other = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU(), nn.Linear(5, 4))
     with pytest.raises(CheckpointError) as e:
-        fastconv.load(path, other)
+        ck.load_training(path, other)
     msg = str(e.value)
     assert '\n\tMissing key(s) in state_dict: "2.weight", "2.bias". \n' in msg
     assert ('\n\tUnexpected key(s) in state_dict: "1.weight", "1.bias", "5.weight", "5.bias", '
             '"1.running_mean", "1.running_var", "1.num_batches_tracked". \n') in msg
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rep = fastconv.load(path, other, strict=False)["skipped"]
+        rep = ck.load_training(path, other, strict=False)["skipped"]
     assert "2.weight" in rep["missing"] and "1.running_mean" in rep["unexpected"]
     assert "0.weight" in rep["loaded"]
     # an optimizer that does not fit
     opt = optim.SGD(small_net().parameters(), lr=0.1, momentum=0.9)
-    path2 = fastconv.save(str(tmp_path / "b.npz"), src, opt)
+    path2 = ck.save_training(str(tmp_path / "b.npz"), src, opt)
     with pytest.raises(CheckpointError, match="optimizer"):
-        fastconv.load(path2, optimizer=optim.SGD(other.parameters(), lr=0.1))
+        ck.load_training(path2, optimizer=optim.SGD(other.parameters(), lr=0.1))
     with pytest.raises(CheckpointError, match="no optimizer state"):
-        fastconv.load(path, optimizer=opt)
+        ck.load_training(path, optimizer=opt)
 
 
 class CountingGenerator:
@@ -431,9 +431,9 @@ def test_device_generator_state_travels_with_checkpoints(tmp_path, rng, device_g
     assert dev.state == {"seed": 123, "offset": 0}
     dev.draw(int(rng.integers(1, 1000)))
     saved = dev.get()
-    path = fastconv.save(str(tmp_path / "ck.npz"), small_net())
+    path = ck.save_training(str(tmp_path / "ck.npz"), small_net())
     dev.draw(7)
-    fastconv.load(path, small_net(), restore_rng=True)
+    ck.load_training(path, small_net(), restore_rng=True)
     assert dev.state == saved
 
 

@@ -275,7 +275,7 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, rng):
         proc.kill()
         proc.wait()
         saved = ck.load_checkpoint(str(out / "last.npz"))
-        model = fastconv.load(str(out / "last.npz"), train_cifar.build_model(
+        model = ck.load_training(str(out / "last.npz"), train_cifar.build_model(
             saved["config"], num_classes=3))["model"]
         assert all(np.all(np.isfinite(v)) for v in model.values())
         epochs_seen.append(saved["epoch"])

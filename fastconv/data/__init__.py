@@ -12,9 +12,16 @@
 Images are decoded once and cached as one uint8 (N, H, W, C) array; transforms
 augment a whole batch with vectorised NumPy; the loader prepares batches ahead
 in threads, with shuffling and augmentation seeded by (seed, epoch, batch).
+
+torchvision-style use (per-sample ``(image, label)`` with ``transform=``):
+:mod:`fastconv.data.datasets` (``datasets.CIFAR10``, ``datasets.ImageFolder``) for
+``torchvision.datasets``, :mod:`fastconv.data.transforms` for
+``torchvision.transforms`` (the same module: per-sample on one image, per-batch on
+a 4-D array), and :class:`fastconv.utils.data.DataLoader` to batch them. The
+classes above are the zoo's: raw uint8 arrays, batch transforms, the fast loader.
 """
 
-from . import transforms
+from . import datasets, transforms
 from .cifar import CIFAR10, CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_URL
 from .dataset import ArrayDataset, DataError, Subset, split_per_class
 from .datasets import open_dataset
@@ -34,6 +41,7 @@ __all__ = [
     "ImageFolder",
     "Subset",
     "check_md5",
+    "datasets",
     "download_url",
     "make_transform",
     "open_dataset",

@@ -1,4 +1,4 @@
-"""Optimizers, learning-rate schedules, gradient clipping and weight averaging.
+"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad), learning-rate schedules, gradient clipping and weight averaging.
 
     from fastconv import optim
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -21,19 +21,25 @@ from .adam import Adam, AdamW
 from .clip import clip_grad_norm_, clip_grad_value_
 from .ema import ExponentialMovingAverage
 from .lr_scheduler import (
+    ChainedScheduler,
     ConstantLR,
     CosineAnnealingLR,
+    CosineAnnealingWarmRestarts,
+    ExponentialLR,
     LambdaLR,
     LinearLR,
     LinearWarmup,
     LRScheduler,
+    MultiplicativeLR,
     MultiStepLR,
     OneCycleLR,
+    PolynomialLR,
     ReduceLROnPlateau,
     SequentialLR,
     StepLR,
 )
 from .optimizer import Optimizer
+from .rmsprop import Adagrad, RMSprop
 from .sgd import SGD
 
 EMA = ExponentialMovingAverage
@@ -41,18 +47,25 @@ EMA = ExponentialMovingAverage
 __all__ = [
     "EMA",
     "SGD",
+    "Adagrad",
     "Adam",
     "AdamW",
+    "ChainedScheduler",
     "ConstantLR",
     "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "ExponentialLR",
     "ExponentialMovingAverage",
     "LRScheduler",
     "LambdaLR",
     "LinearLR",
     "LinearWarmup",
     "MultiStepLR",
+    "MultiplicativeLR",
     "OneCycleLR",
     "Optimizer",
+    "PolynomialLR",
+    "RMSprop",
     "ReduceLROnPlateau",
     "SequentialLR",
     "StepLR",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .optimizer import Optimizer, array_module
+from .optimizer import Optimizer, array_module, check_implementation_flags
 
 __all__ = ["Adam", "AdamW"]
 
@@ -27,7 +27,13 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False):
+                 weight_decay: float = 0.0, amsgrad: bool = False, *, foreach=None,
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False,
+                 fused=None, decoupled_weight_decay: bool = False):
+        check_implementation_flags(type(self).__name__, foreach, capturable, differentiable,
+                                   fused)
+        if decoupled_weight_decay:
+            self._decoupled = True  # Adam(decoupled_weight_decay=True) is AdamW
         if lr < 0 or eps < 0 or weight_decay < 0:
             raise ValueError(f"{type(self).__name__}: lr, eps and weight_decay must be >= 0")
         if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
@@ -36,7 +42,7 @@ class Adam(Optimizer):
                                       "weight_decay": weight_decay, "amsgrad": amsgrad,
                                       "maximize": maximize})
 
-    def step(self) -> None:
+    def _update(self) -> None:
         for i, p, group in self._params():
             if p.grad is None:
                 continue
@@ -84,6 +90,9 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01, amsgrad: bool = False, maximize: bool = False):
+                 weight_decay: float = 0.01, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach=None, capturable: bool = False, differentiable: bool = False,
+                 fused=None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize)
+                         amsgrad=amsgrad, maximize=maximize, foreach=foreach,
+                         capturable=capturable, differentiable=differentiable, fused=fused)

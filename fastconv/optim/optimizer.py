@@ -15,6 +15,21 @@ __all__ = ["Optimizer", "array_module"]
 _required = object()
 
 
+def check_implementation_flags(name: str, foreach=None, capturable: bool = False,
+                               differentiable: bool = False, fused=None) -> None:
+    """PyTorch's implementation switches. ``foreach`` picks between two implementations with
+    the same results in PyTorch, and fastconv has one: it is accepted and ignored.
+    ``differentiable`` (autograd through the step), ``capturable`` (CUDA graphs) and
+    ``fused`` kernels do not exist in fastconv: asking for them is an error, not a silent
+    no-op."""
+    for flag, value in (("capturable", capturable), ("differentiable", differentiable),
+                        ("fused", fused)):
+        if value:
+            raise ValueError(f"{name}: {flag}=True is not supported by fastconv (its optimizers "
+                             "update the arrays in place, outside autograd, with one "
+                             "implementation); leave it at its default")
+
+
 def array_module(a):
     """``numpy`` or ``cupy``: the module of array ``a`` (CuPy is imported only for CuPy arrays)."""
     if type(a).__module__.startswith("cupy"):
@@ -43,6 +58,9 @@ class Optimizer:
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
+        if hasattr(params, "data") and hasattr(params, "grad"):
+            raise TypeError(f"{type(self).__name__}: params argument given to the optimizer "
+                            "should be an iterable of Tensors or dicts, but got a Tensor")
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -57,6 +75,10 @@ class Optimizer:
         group = dict(group)
         ps = group["params"]
         ps = [ps] if hasattr(ps, "data") else list(ps)
+        if ps and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+                      for p in ps):  # named parameters, as model.named_parameters() gives
+            group["param_names"] = [n for n, _ in ps]
+            ps = [p for _, p in ps]
         for p in ps:
             if not (hasattr(p, "data") and hasattr(p, "grad")):
                 raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got "
@@ -89,7 +111,20 @@ class Optimizer:
                     else:
                         p.grad.data[...] = 0
 
-    def step(self) -> None:  # pragma: no cover - abstract
+    def step(self, closure=None):
+        """One update of every parameter with a gradient. ``closure``: a function that
+        re-evaluates the model and returns the loss (called first; its result is returned),
+        as in PyTorch."""
+        loss = None
+        if closure is not None:
+            from fastconv.autograd import set_grad_enabled
+
+            with set_grad_enabled(True):
+                loss = closure()
+        self._update()
+        return loss
+
+    def _update(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- state ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, _required, array_module
+from .optimizer import Optimizer, _required, array_module, check_implementation_flags
 
 __all__ = ["SGD"]
 
@@ -25,11 +25,13 @@ class SGD(Optimizer):
 
     This is ``torch.optim.SGD`` (Sutskever et al., 2013, "On the importance of
     initialization and momentum in deep learning", for the Nesterov form).
-    ``maximize`` ascends instead of descends.
+    ``maximize`` ascends instead of descends. ``lr`` defaults to 1e-3, as in PyTorch 2.
     """
 
-    def __init__(self, params, lr=_required, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
+    def __init__(self, params, lr=1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach=None, differentiable: bool = False, fused=None):
+        check_implementation_flags("SGD", foreach, False, differentiable, fused)
         if lr is not _required and lr < 0:
             raise ValueError(f"SGD: invalid learning rate {lr}")
         if momentum < 0 or weight_decay < 0:
@@ -40,7 +42,7 @@ class SGD(Optimizer):
                                       "weight_decay": weight_decay, "nesterov": nesterov,
                                       "maximize": maximize})
 
-    def step(self) -> None:
+    def _update(self) -> None:
         for i, p, group in self._params():
             if p.grad is None:
                 continue
