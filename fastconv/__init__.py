@@ -78,11 +78,12 @@ __all__ = [
 
 
 def __getattr__(name):
-    # optim and the checkpoint functions load on first use (they pull in more modules).
-    if name == "optim":
+    # optim, utils, onnx and the checkpoint functions load on first use (they pull in more
+    # modules).
+    if name in ("optim", "utils", "onnx"):
         import importlib
 
-        return importlib.import_module("fastconv.optim")
+        return importlib.import_module(f"fastconv.{name}")
     if name in ("save", "load"):
         from fastconv import checkpoint
 

@@ -521,3 +521,20 @@ def test_torchvision_style_image_folder(rng, tmp_path):
     ds = datasets.ImageFolder(str(root), loader=lambda p: seen.append(p) or Image.open(p))
     ds[0]
     assert seen and seen[0].endswith("0.png")
+
+
+def test_a_fastconv_generator_seeds_shuffling_as_torch_generator_does():
+    import fastconv as fc
+    from fastconv.utils.data import DataLoader, TensorDataset
+
+    ds = TensorDataset(fc.randn(23, 2), fc.arange(23))
+
+    def order(seed):
+        loader = DataLoader(ds, batch_size=5, shuffle=True,
+                            generator=fc.Generator().manual_seed(seed))
+        return [int(i) for _, y in loader for i in y.numpy()]
+
+    first = order(3)
+    assert sorted(first) == list(range(23)) and first != list(range(23))
+    assert order(3) == first and order(4) != first
+    assert fc.utils.data.DataLoader is DataLoader  # reachable from a plain `import fastconv`

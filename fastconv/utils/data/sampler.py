@@ -31,9 +31,12 @@ def _numpy_generator(generator, who: str) -> np.random.Generator:
         return np.random.default_rng(seed)
     if isinstance(generator, np.random.Generator):
         return generator
-    raise TypeError(f"{who}: generator must be a numpy.random.Generator (fastconv's stand-in for "
-                    f"torch.Generator: numpy.random.default_rng(seed)) or None, got "
-                    f"{type(generator).__name__}")
+    from fastconv.creation import Generator
+
+    if isinstance(generator, Generator):  # torch.Generator's twin: draw from its stream
+        return generator._rng
+    raise TypeError(f"{who}: generator must be a fastconv.Generator (as torch.Generator), a "
+                    f"numpy.random.Generator or None, got {type(generator).__name__}")
 
 
 def _positive_int(x) -> bool:
