@@ -96,7 +96,7 @@ def _class_targets(op, input, target, ignore_index):
         raise ValueError(f"{op}: target must have shape {want} to match input of shape "
                          f"{input.shape} (the input without its class dim 1), got "
                          f"{tuple(data.shape)}")
-    t = xp.ascontiguousarray(data, dtype=np.int64)
+    t = xp.asarray(data, dtype=np.int64, order="C")  # (ascontiguousarray would make () (1,))
     if t.size and not get_backend(input.device).is_capturing():
         bad = t[(t != ignore_index) & ((t < 0) | (t >= C))]
         if bad.size:
@@ -135,7 +135,8 @@ class NLLLoss(Function):
         if reduction == "sum":
             return xp.asarray(total, dtype=np.float32)
         self.total_weight = w.sum(dtype=np.float32)
-        return xp.asarray(total / self.total_weight, dtype=np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN
+            return xp.asarray(total / self.total_weight, dtype=np.float32)
 
     def backward(self, dy):
         xp = self.xp
