@@ -135,6 +135,8 @@ def test_cross_entropy_arguments(shape, case, rng):
     if "ignore_index" in kw and target.size > 1:
         target.flat[0] = kw["ignore_index"]  # at least one ignored, at least one kept
         target.flat[1] = (kw["ignore_index"] + 1) % C
+    elif "ignore_index" in kw:  # unbatched: one target, kept (all ignored gives NaN)
+        target[...] = (kw["ignore_index"] + 1) % C
     fc = lambda t: F.cross_entropy(t, target, weight=None if w is None else T(w), **kw)  # noqa: E731
     ref = lambda a: R.cross_entropy_full(a, target, w, **kw)  # noqa: E731
     check_op(fc, ref, [randn(rng, *shape, scale=2.0)], rng=rng, name=f"cross_entropy {case}")
