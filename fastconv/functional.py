@@ -39,14 +39,40 @@ from fastconv.ops.pool import (
 from fastconv.ops.upsample import interpolate
 
 __all__ = [
-    "conv2d", "linear", "relu", "leaky_relu", "elu", "gelu", "silu", "max_pool2d",
-    "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "batch_norm", "layer_norm",
-    "group_norm", "local_response_norm", "dropout", "dropout2d", "cat", "flatten", "pad",
-    "interpolate", "softmax", "log_softmax", "one_hot", "cross_entropy", "nll_loss",
-    "mse_loss", "l1_loss", "binary_cross_entropy_with_logits", "accuracy",
+    "accuracy",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "binary_cross_entropy_with_logits",
+    "cat",
+    "conv2d",
+    "cross_entropy",
+    "dropout",
+    "dropout2d",
+    "elu",
+    "flatten",
+    "gelu",
+    "group_norm",
+    "interpolate",
+    "l1_loss",
+    "layer_norm",
+    "leaky_relu",
+    "linear",
+    "local_response_norm",
+    "log_softmax",
+    "max_pool2d",
+    "mse_loss",
+    "nll_loss",
+    "one_hot",
+    "pad",
+    "relu",
+    "silu",
+    "softmax",
 ]
 
-conv2d.__doc__ = """2-D convolution (cross-correlation) over (N, C, H, W) or unbatched (C, H, W) input.
+conv2d.__doc__ = """2-D convolution (cross-correlation) over (N, C, H, W) or unbatched (C, H, W)
+    input.
 
     y[n, o, i, j] = b[o] + sum_{c, p, q} w[o, c, p, q] *
                     x[n, g*C/groups + c, i*s_h - pad_h + p*d_h, j*s_w - pad_w + q*d_w]

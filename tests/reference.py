@@ -516,14 +516,14 @@ def interpolate(x, size, mode="nearest", align_corners=False, scale=None):
     for i in range(OH):
         for j in range(OW):
             if mode == "nearest":
-                y[:, :, i, j] = x[:, :, min(int(math.floor(np.float32(i) * np.float32(rh))), H - 1),
-                                  min(int(math.floor(np.float32(j) * np.float32(rw))), W - 1)]
+                y[:, :, i, j] = x[:, :, min(math.floor(np.float32(i) * np.float32(rh)), H - 1),
+                                  min(math.floor(np.float32(j) * np.float32(rw)), W - 1)]
                 continue
             if align_corners:
                 sh, sw = i * rh, j * rw
             else:
                 sh, sw = max((i + 0.5) * rh - 0.5, 0.0), max((j + 0.5) * rw - 0.5, 0.0)
-            h0, w0 = min(int(math.floor(sh)), H - 1), min(int(math.floor(sw)), W - 1)
+            h0, w0 = min(math.floor(sh), H - 1), min(math.floor(sw), W - 1)
             h1, w1 = min(h0 + 1, H - 1), min(w0 + 1, W - 1)
             lh, lw = sh - h0, sw - w0
             y[:, :, i, j] = ((1 - lh) * ((1 - lw) * x[:, :, h0, w0] + lw * x[:, :, h0, w1])

@@ -40,6 +40,7 @@ def _raises(exc, fn, *words):
 
 def test_nn_functional_is_the_functional_module():
     import fastconv.nn.functional as NF
+
     from fastconv.nn import functional as NF2
 
     assert NF is F and NF2 is F and fastconv.nn.functional is F
@@ -112,15 +113,15 @@ def test_softmax_implicit_dim_follows_pytorch(shape, rng):
 # ----------------------------------------------------------------------------- losses
 
 CE_CASES = [
-    dict(),
-    dict(reduction="sum"),
-    dict(reduction="none"),
-    dict(ignore_index=2),
-    dict(weight=True),
-    dict(weight=True, reduction="none", ignore_index=1),
-    dict(label_smoothing=0.2, ignore_index=0),
-    dict(label_smoothing=0.3, weight=True, reduction="sum"),
-    dict(label_smoothing=0.1, weight=True),
+    {},
+    {"reduction": "sum"},
+    {"reduction": "none"},
+    {"ignore_index": 2},
+    {"weight": True},
+    {"weight": True, "reduction": "none", "ignore_index": 1},
+    {"label_smoothing": 0.2, "ignore_index": 0},
+    {"label_smoothing": 0.3, "weight": True, "reduction": "sum"},
+    {"label_smoothing": 0.1, "weight": True},
 ]
 
 
@@ -137,22 +138,22 @@ def test_cross_entropy_arguments(shape, case, rng):
         target.flat[1] = (kw["ignore_index"] + 1) % C
     elif "ignore_index" in kw:  # unbatched: one target, kept (all ignored gives NaN)
         target[...] = (kw["ignore_index"] + 1) % C
-    fc = lambda t: F.cross_entropy(t, target, weight=None if w is None else T(w), **kw)  # noqa: E731
-    ref = lambda a: R.cross_entropy_full(a, target, w, **kw)  # noqa: E731
+    fc = lambda t: F.cross_entropy(t, target, weight=None if w is None else T(w), **kw)
+    ref = lambda a: R.cross_entropy_full(a, target, w, **kw)
     check_op(fc, ref, [randn(rng, *shape, scale=2.0)], rng=rng, name=f"cross_entropy {case}")
     tw = None if w is None else torch.tensor(w, dtype=torch.float64)
     check_vs_torch(fc, lambda t: tF.cross_entropy(t, torch.tensor(target), weight=tw, **kw),
                    [randn(rng, *shape, scale=2.0)], rng=rng, name=f"cross_entropy {case}")
 
 
-@pytest.mark.parametrize("case", [dict(), dict(label_smoothing=0.2), dict(reduction="none"),
-                                  dict(weight=True, reduction="sum")], ids=str)
+@pytest.mark.parametrize("case", [{}, {"label_smoothing": 0.2}, {"reduction": "none"},
+                                  {"weight": True, "reduction": "sum"}], ids=str)
 def test_cross_entropy_probability_targets(case, rng):
     kw = dict(case)
     w = rng.uniform(0.5, 2.0, 4).astype(np.float32) if kw.pop("weight", False) else None
     p = rng.uniform(size=(3, 4, 2)).astype(np.float32)
     p /= p.sum(axis=1, keepdims=True)
-    fc = lambda t: F.cross_entropy(t, T(p), weight=None if w is None else T(w), **kw)  # noqa: E731
+    fc = lambda t: F.cross_entropy(t, T(p), weight=None if w is None else T(w), **kw)
     check_op(fc, lambda a: R.cross_entropy_probs(a, p, w, **kw), [randn(rng, 3, 4, 2)], rng=rng,
              name="cross_entropy(probabilities)")
     tw = None if w is None else torch.tensor(w, dtype=torch.float64)
@@ -184,15 +185,15 @@ def test_cross_entropy_all_targets_ignored_is_nan_like_pytorch(rng):
     assert np.isnan(tF.cross_entropy(torch.tensor(x.data), torch.tensor([-100, -100])).item())
 
 
-@pytest.mark.parametrize("case", [dict(), dict(reduction="sum"), dict(reduction="none"),
-                                  dict(weight=True, ignore_index=0)], ids=str)
+@pytest.mark.parametrize("case", [{}, {"reduction": "sum"}, {"reduction": "none"},
+                                  {"weight": True, "ignore_index": 0}], ids=str)
 def test_nll_loss(case, rng):
     kw = dict(case)
     w = rng.uniform(0.5, 2.0, 5).astype(np.float32) if kw.pop("weight", False) else None
     target = rng.integers(0, 5, size=(4, 3))
     target[0, 0], target[0, 1] = 0, 1
     logp = np.log(rng.dirichlet(np.ones(5), size=(4, 3))).transpose(0, 2, 1).astype(np.float32)
-    fc = lambda t: F.nll_loss(t, target, weight=None if w is None else T(w), **kw)  # noqa: E731
+    fc = lambda t: F.nll_loss(t, target, weight=None if w is None else T(w), **kw)
     check_op(fc, lambda a: R.nll_loss(a, target, w, **kw), [logp], rng=rng, name="nll_loss")
     tw = None if w is None else torch.tensor(w, dtype=torch.float64)
     check_vs_torch(fc, lambda t: tF.nll_loss(t, torch.tensor(target), weight=tw, **kw), [logp],
@@ -348,7 +349,7 @@ PAD_CASES = [
 @pytest.mark.parametrize("shape,pads,mode", PAD_CASES, ids=str)
 def test_pad(shape, pads, mode, rng):
     value = 0.75 if mode == "constant" else None
-    fc = lambda t: F.pad(t, pads, mode=mode, value=value)  # noqa: E731
+    fc = lambda t: F.pad(t, pads, mode=mode, value=value)
     check_op(fc, lambda a: R.pad(a, pads, mode, 0.0 if value is None else value),
              [randn(rng, *shape)], rng=rng, name=f"pad {mode}")
     check_vs_torch(fc, lambda t: tF.pad(t, pads, mode=mode, value=value), [randn(rng, *shape)],
@@ -371,16 +372,16 @@ def test_pad_errors(rng):
 # ----------------------------------------------------------------------------- interpolate
 
 INTERP_CASES = [
-    dict(size=(7, 9), mode="nearest"),
-    dict(size=(3, 2), mode="nearest"),
-    dict(scale_factor=2, mode="nearest"),
-    dict(scale_factor=1.7, mode="nearest"),
-    dict(size=(7, 9), mode="bilinear"),
-    dict(size=(7, 9), mode="bilinear", align_corners=True),
-    dict(size=(3, 2), mode="bilinear"),
-    dict(scale_factor=2, mode="bilinear"),
-    dict(scale_factor=1.5, mode="bilinear", align_corners=True),
-    dict(scale_factor=0.6, mode="bilinear", recompute_scale_factor=True),
+    {"size": (7, 9), "mode": "nearest"},
+    {"size": (3, 2), "mode": "nearest"},
+    {"scale_factor": 2, "mode": "nearest"},
+    {"scale_factor": 1.7, "mode": "nearest"},
+    {"size": (7, 9), "mode": "bilinear"},
+    {"size": (7, 9), "mode": "bilinear", "align_corners": True},
+    {"size": (3, 2), "mode": "bilinear"},
+    {"scale_factor": 2, "mode": "bilinear"},
+    {"scale_factor": 1.5, "mode": "bilinear", "align_corners": True},
+    {"scale_factor": 0.6, "mode": "bilinear", "recompute_scale_factor": True},
 ]
 
 
@@ -401,7 +402,7 @@ def _size(case, shape):
 @pytest.mark.parametrize("case", INTERP_CASES, ids=str)
 def test_interpolate(case, rng):
     shape = (2, 3, 4, 5)
-    fc = lambda t: F.interpolate(t, **case)  # noqa: E731
+    fc = lambda t: F.interpolate(t, **case)
     check_op(fc, lambda a: R.interpolate(a, _size(case, shape), case["mode"],
                                          bool(case.get("align_corners")), _scales(case, shape)),
              [randn(rng, *shape)], rng=rng, name=f"interpolate {case}")
@@ -409,9 +410,9 @@ def test_interpolate(case, rng):
                    name=f"interpolate {case}")
 
 
-@pytest.mark.parametrize("case", [dict(size=(3, 4), mode="nearest-exact"),
-                                  dict(size=(2, 3), mode="area"), dict(size=9),
-                                  dict(scale_factor=1.5)], ids=str)
+@pytest.mark.parametrize("case", [{"size": (3, 4), "mode": "nearest-exact"},
+                                  {"size": (2, 3), "mode": "area"}, {"size": 9},
+                                  {"scale_factor": 1.5}], ids=str)
 def test_interpolate_other_modes_and_3d_input(case, rng):
     shape = (2, 3, 5, 6) if case.get("mode") else (2, 3, 6)
     check_vs_torch(lambda t: F.interpolate(t, **case), lambda t: tF.interpolate(t, **case),
@@ -451,7 +452,7 @@ def test_max_pool2d_dilation_and_indices(k, s, p, d, ceil, rng):
     assert_close(to_numpy(y), want_y)
     assert idx.dtype == np.int64
     np.testing.assert_array_equal(to_numpy(idx), want_idx)
-    ty, tidx = tF.max_pool2d(torch.tensor(x), k, s, p, d, ceil, return_indices=True)
+    _, tidx = tF.max_pool2d(torch.tensor(x), k, s, p, d, ceil, return_indices=True)
     np.testing.assert_array_equal(to_numpy(idx), tidx.numpy())
     check_op(lambda t: F.max_pool2d(t, k, s, p, d, ceil),
              lambda a: R.max_pool2d_dilated(a, k, s, p, d, ceil)[0], [x], rng=rng,
@@ -465,7 +466,7 @@ def test_max_pool2d_dilation_and_indices(k, s, p, d, ceil, rng):
 def test_adaptive_max_pool2d(out, rng):
     x = distinct(rng, 2, 3, 11, 12)
     y, idx = F.adaptive_max_pool2d(T(x), out, return_indices=True)
-    ty, tidx = tF.adaptive_max_pool2d(torch.tensor(x), out, return_indices=True)
+    _, tidx = tF.adaptive_max_pool2d(torch.tensor(x), out, return_indices=True)
     np.testing.assert_array_equal(to_numpy(idx), tidx.numpy())
     size = (11 if out[0] is None else out[0], out[1]) if isinstance(out, tuple) else out
     want_y, want_idx = R.adaptive_max_pool2d(x, size)
@@ -523,8 +524,8 @@ def test_conv2d_padding_same_and_valid(k, d, rng):
     kh, kw = (k, k) if isinstance(k, int) else k
     x, w, b = randn(rng, 2, 3, 9, 10), conv_weight(rng, 4, 3, kh, kw), randn(rng, 4)
     for padding in ("same", "valid"):
-        fc = lambda a, c, e: F.conv2d(a, c, e, padding=padding, dilation=d)  # noqa: E731
-        check_vs_torch(fc, lambda a, c, e: tF.conv2d(a, c, e, padding=padding, dilation=d),
+        fc = lambda a, c, e, p=padding: F.conv2d(a, c, e, padding=p, dilation=d)
+        check_vs_torch(fc, lambda a, c, e, p=padding: tF.conv2d(a, c, e, padding=p, dilation=d),
                        [x, w, b], rng=rng, name=f"conv2d padding={padding}")
         if padding == "same":
             assert fc(T(x), T(w), T(b)).shape[2:] == (9, 10)
@@ -533,7 +534,7 @@ def test_conv2d_padding_same_and_valid(k, d, rng):
 def test_conv2d_same_reference_for_an_even_kernel(rng):
     """An even kernel pads one more pixel at the bottom/right (PyTorch's rule)."""
     x, w = randn(rng, 1, 2, 6, 7), conv_weight(rng, 3, 2, 4, 2)
-    ref = lambda a, c: R.conv2d(np.pad(a, ((0, 0), (0, 0), (1, 2), (0, 1))), c)  # noqa: E731
+    ref = lambda a, c: R.conv2d(np.pad(a, ((0, 0), (0, 0), (1, 2), (0, 1))), c)
     check_op(lambda a, c: F.conv2d(a, c, padding="same"), ref, [x, w], rng=rng,
              name="conv2d same")
 

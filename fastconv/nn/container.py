@@ -66,7 +66,8 @@ class Sequential(Module):
 
     def __delitem__(self, idx) -> None:
         keys = list(self._modules)
-        doomed = keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), "Sequential")]]
+        doomed = (keys[idx] if isinstance(idx, slice)
+                  else [keys[_index(idx, len(keys), "Sequential")]])
         for key in doomed:
             del self._modules[key]
         # PyTorch renumbers what is left, so the names stay "0", "1", ...
@@ -83,7 +84,7 @@ class Sequential(Module):
 
     def __add__(self, other: Sequential) -> Sequential:
         if not isinstance(other, Sequential):
-            raise ValueError(f"add operator supports only objects of Sequential class, but "
+            raise ValueError(f"add operator supports only objects of Sequential class, but "  # noqa: TRY004 (PyTorch's exception)
                              f"{type(other).__name__} is given.")
         return Sequential(*self, *other)
 
@@ -152,7 +153,7 @@ class ModuleList(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
-    def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
+    def __iadd__(self, modules: Iterable[Module]):
         return self.extend(modules)
 
     def __add__(self, other: Iterable[Module]) -> ModuleList:
@@ -294,7 +295,7 @@ class ParameterList(Module):
     def __iter__(self):
         return iter(self._parameters.values())
 
-    def __iadd__(self, values: Iterable) -> ParameterList:
+    def __iadd__(self, values: Iterable):
         return self.extend(values)
 
     def append(self, value) -> ParameterList:

@@ -11,7 +11,7 @@ class Conv2d(Function):
     """y = conv(x, w) + b via im2col + GEMM in the backend (1×1 kernels skip im2col)."""
 
     def forward(self, x, w, b, stride, padding, dilation, groups):
-        c = lambda a: contiguous(self.xp, a)  # noqa: E731
+        c = lambda a: contiguous(self.xp, a)
         x, w = c(x), c(w)
         b = None if b is None else c(b)
         self.args = (stride, padding, dilation, groups)

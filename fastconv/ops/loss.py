@@ -28,19 +28,6 @@ class SoftmaxCrossEntropy(Function):
         return dlogits, None, None
 
 
-def _target_array(op, target, n, device):
-    from fastconv.tensor import Tensor
-
-    data = target.data if isinstance(target, Tensor) else target
-    xp = get_backend(device).xp
-    data = xp.asarray(data)
-    if data.dtype.kind not in "iu":
-        raise TypeError(f"{op}: target must hold integer class indices, got dtype {data.dtype}")
-    if data.shape != (n,):
-        raise ValueError(f"{op}: target must have shape ({n},) to match the batch, got {data.shape}")
-    return xp.ascontiguousarray(data, dtype=np.int64)
-
-
 def legacy_reduction(op, size_average, reduce, reduction):
     """The ``reduction`` string, from PyTorch's deprecated ``size_average``/``reduce`` flags
     when either is given (with PyTorch's warning), and checked."""

@@ -250,7 +250,7 @@ class GroupNorm(Function):
 
     def backward(self, dy):
         xhat, invstd, weight = self.saved
-        N, C = self.shape[:2]
+        C = self.shape[1]
         cshape = (1, C) + (1,) * (len(self.shape) - 2)
         axes = (0,) + tuple(range(2, len(self.shape)))
         need_x, need_w, need_b = self.needs_input_grad[:3]

@@ -85,7 +85,7 @@ def _output_size(op, x, size, scale_factor, recompute_scale_factor):
                                or s <= 0 for s in scales):
         raise ValueError(f"{op}: scale_factor must be a positive number or {k} positive numbers "
                          f"for input of shape {x.shape}, got {scale_factor!r}")
-    out = tuple(int(math.floor(float(n) * float(s))) for n, s in zip(spatial, scales))
+    out = tuple(math.floor(float(n) * float(s)) for n, s in zip(spatial, scales))
     if min(out) < 1:
         raise ValueError(f"{op}: scale_factor {scale_factor} gives an empty output for input "
                          f"of shape {x.shape}")
