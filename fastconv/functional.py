@@ -7,19 +7,72 @@ argument and the shapes) and runs its op on the backend of its inputs.
 from __future__ import annotations
 
 from fastconv.ops import arith
-from fastconv.ops.activation import dropout, dropout2d, log_softmax, relu, softmax
+from fastconv.ops.activation import (
+    dropout,
+    dropout2d,
+    elu,
+    gelu,
+    leaky_relu,
+    log_softmax,
+    relu,
+    silu,
+    softmax,
+)
 from fastconv.ops.conv import conv2d, linear
-from fastconv.ops.loss import accuracy, cross_entropy
-from fastconv.ops.norm import batch_norm, local_response_norm
-from fastconv.ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from fastconv.ops.loss import (
+    accuracy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    one_hot,
+)
+from fastconv.ops.norm import batch_norm, group_norm, layer_norm, local_response_norm
+from fastconv.ops.pad import pad
+from fastconv.ops.pool import (
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool2d,
+    max_pool2d,
+)
+from fastconv.ops.upsample import interpolate
 
 __all__ = [
-    "conv2d", "linear", "relu", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-    "batch_norm", "local_response_norm", "dropout", "dropout2d", "cat", "flatten",
-    "softmax", "log_softmax", "cross_entropy", "accuracy",
+    "accuracy",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "binary_cross_entropy_with_logits",
+    "cat",
+    "conv2d",
+    "cross_entropy",
+    "dropout",
+    "dropout2d",
+    "elu",
+    "flatten",
+    "gelu",
+    "group_norm",
+    "interpolate",
+    "l1_loss",
+    "layer_norm",
+    "leaky_relu",
+    "linear",
+    "local_response_norm",
+    "log_softmax",
+    "max_pool2d",
+    "mse_loss",
+    "nll_loss",
+    "one_hot",
+    "pad",
+    "relu",
+    "silu",
+    "softmax",
 ]
 
-conv2d.__doc__ = """2-D convolution (cross-correlation) over NCHW input.
+conv2d.__doc__ = """2-D convolution (cross-correlation) over (N, C, H, W) or unbatched (C, H, W)
+    input.
 
     y[n, o, i, j] = b[o] + sum_{c, p, q} w[o, c, p, q] *
                     x[n, g*C/groups + c, i*s_h - pad_h + p*d_h, j*s_w - pad_w + q*d_w]
@@ -29,6 +82,9 @@ conv2d.__doc__ = """2-D convolution (cross-correlation) over NCHW input.
         weight: (OC, C // groups, KH, KW).
         bias: (OC,) or None.
         stride, padding, dilation: an int or an (h, w) pair; stride >= 1, padding >= 0.
+            padding may also be "valid" (no padding) or "same" (output size = input size,
+            stride 1 only; an odd total padding puts the extra pixel at the bottom/right,
+            as PyTorch).
         groups: splits channels into groups convolved separately (AlexNet's two towers).
     Returns (N, OC, OH, OW) with OH = floor((H + 2p - d(KH-1) - 1) / s) + 1.
     Computed by im2col + GEMM (LeCun et al. 1998; Chellapilla et al. 2006); 1×1 kernels
@@ -39,21 +95,6 @@ linear.__doc__ = """Fully connected layer: y = x @ weight.T + bias.
 
     Args: x (..., in_features), weight (out_features, in_features), bias (out_features,) or None.
     """
-
-max_pool2d.__doc__ = """Max pooling over NCHW input: y = max over each kernel window.
-
-    Args: kernel_size, stride (default: kernel_size), padding (implicit -inf, at most half
-    the kernel), ceil_mode (ceil instead of floor for the output size, as in PyTorch).
-    Ties: the first maximum in row-major order of the window receives the gradient.
-    """
-
-avg_pool2d.__doc__ = """Average pooling over NCHW input.
-
-    Args: kernel_size, stride (default: kernel_size), padding (zeros, at most half the kernel),
-    ceil_mode, count_include_pad (True: divide by the window size including padding, clipped
-    to the padded input as in PyTorch; False: by the number of real input elements).
-    """
-
 
 def cat(tensors, dim=0):
     """Concatenate tensors along ``dim`` (all other sizes must agree)."""

@@ -423,3 +423,251 @@ def setitem(x, v, index):
     y = f64(x).copy()
     y[index] = v
     return y
+
+
+# ----------------------------------------------------------------------------- PyTorch surface:
+# activations, losses, layer/group norm, padding, resizing, dilated and adaptive max pooling
+
+def leaky_relu(x, negative_slope=0.01):
+    x = f64(x)
+    return np.where(x > 0, x, negative_slope * x)
+
+
+def elu(x, alpha=1.0):
+    x = f64(x)
+    return np.where(x > 0, x, alpha * (np.exp(np.minimum(x, 0)) - 1))
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x) with the exact normal CDF (math.erf per element), or the tanh form."""
+    x = f64(x)
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    erf = np.vectorize(math.erf)
+    return x * 0.5 * (1 + erf(x / math.sqrt(2)))
+
+
+def silu(x):
+    x = f64(x)
+    return x / (1 + np.exp(-x))
+
+
+def _reduce(loss, reduction, denominator=None):
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return np.asarray(loss.sum())
+    return np.asarray(loss.sum() / (loss.size if denominator is None else denominator))
+
+
+def nll_loss(logp, target, weight=None, ignore_index=-100, reduction="mean"):
+    """loss = -w[t] * logp[n, t, ...] per target element (class dim 1, or 0 for (C,) input);
+    'mean' divides by the summed weights of the targets not ignored."""
+    logp = f64(logp)
+    target = np.asarray(target)
+    if logp.ndim == 1:
+        logp, target = logp[None], target[None]
+        squeeze = True
+    else:
+        squeeze = False
+    C = logp.shape[1]
+    w = np.ones(C) if weight is None else f64(weight)
+    loss = np.zeros(target.shape)
+    wsum = 0.0
+    for idx in np.ndindex(*target.shape):
+        t = int(target[idx])
+        if t == ignore_index:
+            continue
+        n, rest = idx[0], idx[1:]
+        loss[idx] = -w[t] * logp[(n, t) + rest]
+        wsum += w[t]
+    if squeeze:
+        loss = loss[0]
+    return _reduce(loss, reduction, wsum)
+
+
+def cross_entropy_full(logits, target, weight=None, ignore_index=-100, reduction="mean",
+                       label_smoothing=0.0):
+    """PyTorch's cross_entropy for class-index targets, written from its definition:
+    (1 - ls) * nll + ls / C * sum_k -w[k] log p[k], ignored targets contributing 0."""
+    logits = f64(logits)
+    dim = 0 if logits.ndim == 1 else 1
+    logp = log_softmax(logits, dim)
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    if label_smoothing == 0:
+        return nll
+    C = logits.shape[dim]
+    w = np.ones(C) if weight is None else f64(weight)
+    shape = [1] * logits.ndim
+    shape[dim] = C
+    smooth = -(logp * w.reshape(shape)).sum(axis=dim)
+    target = np.asarray(target)
+    keep = target != ignore_index
+    smooth = np.where(keep, smooth, 0.0)
+    denom = w[np.where(keep, target, 0)][keep].sum() if weight is not None else keep.sum()
+    return (1 - label_smoothing) * nll + label_smoothing / C * _reduce(smooth, reduction, denom)
+
+
+def cross_entropy_probs(logits, probs, weight=None, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy against class probabilities (class dim 1): -sum_k w[k] q'[k] log p[k]."""
+    logits, probs = f64(logits), f64(probs)
+    C = logits.shape[1]
+    q = probs * (1 - label_smoothing) + label_smoothing / C
+    w = np.ones(C) if weight is None else f64(weight)
+    terms = log_softmax(logits, 1) * q * w.reshape([1, C] + [1] * (logits.ndim - 2))
+    return _reduce(-terms.sum(axis=1), reduction)
+
+
+def bce_with_logits(x, y, weight=None, pos_weight=None, reduction="mean"):
+    """-w [pw y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))], from the plain definition."""
+    x, y = f64(x), f64(y)
+    sig = 1 / (1 + np.exp(-x))
+    pw = 1.0 if pos_weight is None else f64(pos_weight)
+    loss = -(pw * y * np.log(sig) + (1 - y) * np.log(1 - sig))
+    if weight is not None:
+        loss = loss * f64(weight)
+    return _reduce(loss, reduction)
+
+
+def mse_loss(a, b, reduction="mean"):
+    return _reduce((f64(a) - f64(b)) ** 2, reduction)
+
+
+def l1_loss(a, b, reduction="mean"):
+    return _reduce(np.abs(f64(a) - f64(b)), reduction)
+
+
+def one_hot(t, num_classes):
+    t = np.asarray(t)
+    out = np.zeros(t.shape + (num_classes,), dtype=np.int64)
+    for idx in np.ndindex(*t.shape):
+        out[idx + (int(t[idx]),)] = 1
+    return out
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    x = f64(x)
+    k = len(normalized_shape)
+    axes = tuple(range(x.ndim - k, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(var + eps)
+    if weight is not None:
+        y = y * f64(weight)
+    if bias is not None:
+        y = y + f64(bias)
+    return y
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    x = f64(x)
+    N, C = x.shape[:2]
+    y = np.empty_like(x)
+    per = C // num_groups
+    for n in range(N):
+        for g in range(num_groups):
+            block = x[n, g * per:(g + 1) * per]
+            y[n, g * per:(g + 1) * per] = (block - block.mean()) / np.sqrt(block.var() + eps)
+    cshape = (1, C) + (1,) * (x.ndim - 2)
+    if weight is not None:
+        y = y * f64(weight).reshape(cshape)
+    if bias is not None:
+        y = y + f64(bias).reshape(cshape)
+    return y
+
+
+def pad(x, pads, mode="constant", value=0.0):
+    """F.pad: ``pads`` from the last dim backwards; np.pad's reflect / edge / wrap are
+    PyTorch's reflect / replicate / circular; negative constant amounts crop."""
+    x = f64(x)
+    width = [(0, 0)] * x.ndim
+    for i in range(len(pads) // 2):
+        width[x.ndim - 1 - i] = (pads[2 * i], pads[2 * i + 1])
+    if mode == "constant":
+        crop = tuple(slice(max(-a, 0), x.shape[d] - max(-b, 0)) for d, (a, b) in enumerate(width))
+        return np.pad(x[crop], [(max(a, 0), max(b, 0)) for a, b in width],
+                      constant_values=value)
+    return np.pad(x, width, mode={"reflect": "reflect", "replicate": "edge",
+                                  "circular": "wrap"}[mode])
+
+
+def interpolate(x, size, mode="nearest", align_corners=False, scale=None):
+    """Nearest or bilinear resizing of (N, C, H, W) to ``size``, one output pixel at a time.
+    ``scale``: the (h, w) scale factors that set the source positions (else in / out)."""
+    x = f64(x)
+    N, C, H, W = x.shape
+    OH, OW = size
+    y = np.zeros((N, C, OH, OW))
+
+    def ratio(n, o, s):
+        if mode == "bilinear" and align_corners:
+            return (n - 1) / (o - 1) if o > 1 else 0.0
+        return 1.0 / s if s is not None else n / o
+
+    rh = ratio(H, OH, None if scale is None else scale[0])
+    rw = ratio(W, OW, None if scale is None else scale[1])
+    for i in range(OH):
+        for j in range(OW):
+            if mode == "nearest":
+                y[:, :, i, j] = x[:, :, min(math.floor(np.float32(i) * np.float32(rh)), H - 1),
+                                  min(math.floor(np.float32(j) * np.float32(rw)), W - 1)]
+                continue
+            if align_corners:
+                sh, sw = i * rh, j * rw
+            else:
+                sh, sw = max((i + 0.5) * rh - 0.5, 0.0), max((j + 0.5) * rw - 0.5, 0.0)
+            h0, w0 = min(math.floor(sh), H - 1), min(math.floor(sw), W - 1)
+            h1, w1 = min(h0 + 1, H - 1), min(w0 + 1, W - 1)
+            lh, lw = sh - h0, sw - w0
+            y[:, :, i, j] = ((1 - lh) * ((1 - lw) * x[:, :, h0, w0] + lw * x[:, :, h0, w1])
+                             + lh * ((1 - lw) * x[:, :, h1, w0] + lw * x[:, :, h1, w1]))
+    return y
+
+
+def max_pool2d_dilated(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Max pooling with dilation, one window at a time: (y, flat in-plane indices)."""
+    x = f64(x)
+    kh, kw = pair(kernel_size)
+    sh, sw = pair(kernel_size if stride is None else stride)
+    ph, pw = pair(padding)
+    dh, dw = pair(dilation)
+    N, C, H, W = x.shape
+
+    def out_size(n, k, s, p, d):
+        span = n + 2 * p - d * (k - 1) - 1
+        o = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (o - 1) * s >= n + p:
+            o -= 1
+        return o
+
+    OH, OW = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
+    y = np.full((N, C, OH, OW), -np.inf)
+    idx = np.zeros((N, C, OH, OW), dtype=np.int64)
+    for n in range(N):
+        for c in range(C):
+            for i in range(OH):
+                for j in range(OW):
+                    for p in range(kh):
+                        for q in range(kw):
+                            h, w = i * sh - ph + p * dh, j * sw - pw + q * dw
+                            if 0 <= h < H and 0 <= w < W and x[n, c, h, w] > y[n, c, i, j]:
+                                y[n, c, i, j], idx[n, c, i, j] = x[n, c, h, w], h * W + w
+    return y, idx
+
+
+def adaptive_max_pool2d(x, output_size):
+    """(y, flat in-plane indices) over PyTorch's adaptive windows."""
+    x = f64(x)
+    N, C, H, W = x.shape
+    OH, OW = pair(output_size)
+    y = np.zeros((N, C, OH, OW))
+    idx = np.zeros((N, C, OH, OW), dtype=np.int64)
+    for i in range(OH):
+        h0, h1 = (i * H) // OH, -(-((i + 1) * H) // OH)
+        for j in range(OW):
+            w0, w1 = (j * W) // OW, -(-((j + 1) * W) // OW)
+            win = x[:, :, h0:h1, w0:w1].reshape(N, C, -1)
+            k = win.argmax(axis=-1)
+            y[:, :, i, j] = win.max(axis=-1)
+            idx[:, :, i, j] = (h0 + k // (w1 - w0)) * W + w0 + k % (w1 - w0)
+    return y, idx

@@ -40,7 +40,8 @@ def _raises(exc, fn, *names, shapes=()):
 # ----------------------------------------------------------------------------- conv2d
 
 def test_conv2d_wrong_input_rank(rng):
-    x, w = randn(rng, 3, 8, 8), randn(rng, 4, 3, 3, 3)
+    # (C, H, W) is unbatched input, as in PyTorch; a 2-D input is not.
+    x, w = randn(rng, 8, 8), randn(rng, 4, 3, 3, 3)
     _raises(ValueError, lambda: F.conv2d(T(x), T(w)), INPUT_NAME, "4", shapes=[x.shape])
 
 
@@ -124,7 +125,7 @@ def test_raw_numpy_input_is_converted_or_rejected_explicitly(rng):
 def test_pool_errors(op, rng):
     pool = getattr(F, op)
     x = randn(rng, 1, 2, 5, 5)
-    _raises(ValueError, lambda: pool(T(randn(rng, 2, 5, 5)), 2), INPUT_NAME, shapes=[(2, 5, 5)])
+    _raises(ValueError, lambda: pool(T(randn(rng, 5, 5)), 2), INPUT_NAME, shapes=[(5, 5)])
     _raises(ValueError, lambda: pool(T(x), 7), "kernel", shapes=[x.shape])
     _raises(ValueError, lambda: pool(T(x), 2, stride=0), "stride")
     _raises(ValueError, lambda: pool(T(x), 3, padding=-1), "padding")
@@ -301,7 +302,7 @@ def test_compiled_kernels_check_what_they_are_given():
     ("relu", F.relu),
     ("conv2d", lambda t: F.conv2d(t, T(np.linspace(-1, 1, 2 * 4 * 9, dtype=np.float32)
                                        .reshape(2, 4, 3, 3)), padding=1)),
-    ("max_pool2d", lambda t: F.max_pool2d(t, 3, 2, 1, True)),
+    ("max_pool2d", lambda t: F.max_pool2d(t, 3, 2, 1, ceil_mode=True)),
     ("avg_pool2d", lambda t: F.avg_pool2d(t, 3, 2, 1)),
     ("local_response_norm", lambda t: F.local_response_norm(t, 3, 0.5)),
     ("batch_norm", lambda t: F.batch_norm(t, None, None, training=True)),

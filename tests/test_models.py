@@ -319,8 +319,13 @@ def test_state_dict_round_trip(name, seed, rng):
         buf.data = rng.uniform(0.5, 1.5, buf.shape).astype(buf.data.dtype)
     b = build(name, seed + 1)
     state = a.state_dict()
-    assert list(state) == ([n for n, _ in b.named_parameters()]
-                           + [n for n, _ in b.named_buffers()])
+    # PyTorch's order: module by module, each module's parameters, then its buffers
+    want = [f"{prefix}.{n}" if prefix else n for prefix, mod in b.named_modules()
+            for n, _ in list(mod.named_parameters(recurse=False))
+            + list(mod.named_buffers(recurse=False))]
+    assert list(state) == want
+    assert sorted(state) == sorted([n for n, _ in b.named_parameters()]
+                                   + [n for n, _ in b.named_buffers()])
     assert any(not np.array_equal(v, w) for v, w in zip(state.values(),
                                                         b.state_dict().values()))
     missing, unexpected = b.load_state_dict(state)

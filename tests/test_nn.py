@@ -386,7 +386,7 @@ def test_linear_layer_matches_functional(rng):
 
 @pytest.mark.parametrize("layer,fn", [
     (nn.ReLU(), F.relu),
-    (nn.MaxPool2d(3, 2, 1, ceil_mode=True), lambda t: F.max_pool2d(t, 3, 2, 1, True)),
+    (nn.MaxPool2d(3, 2, 1, ceil_mode=True), lambda t: F.max_pool2d(t, 3, 2, 1, ceil_mode=True)),
     (nn.MaxPool2d(2), lambda t: F.max_pool2d(t, 2, 2)),
     (nn.AvgPool2d(3, 2, 1, count_include_pad=False),
      lambda t: F.avg_pool2d(t, 3, 2, 1, False, False)),

@@ -83,7 +83,7 @@ def test_pool_network_shapes_vs_torch(rng):
              ((2, 192, 32, 32), 3, 2, 1, True), ((2, 48, 28, 28), 3, 1, 1, False)]
     for shape, k, s, p, ceil in cases:
         a = (k, s, p, ceil)
-        check_vs_torch(lambda t, a=a: F.max_pool2d(t, *a),
+        check_vs_torch(lambda t, a=a: F.max_pool2d(t, *a[:3], ceil_mode=a[3]),
                        lambda t, a=a: tf.max_pool2d(t, *a[:3], ceil_mode=a[3]),
                        [distinct(rng, *shape)], rng=rng, name=f"max_pool2d{shape}")
         check_vs_torch(lambda t, a=a: F.avg_pool2d(t, *a),
@@ -97,7 +97,7 @@ def test_pool_network_shapes_vs_torch(rng):
 def test_pool_output_size_matches_pytorch_rule(size, k, s, p, ceil_mode, rng):
     x = fastconv.tensor(randn(rng, 1, 1, size, size))
     want = R.pool_out_size(size, k, s, p, ceil_mode)
-    assert F.max_pool2d(x, k, s, p, ceil_mode).shape == (1, 1, want, want)
+    assert F.max_pool2d(x, k, s, p, ceil_mode=ceil_mode).shape == (1, 1, want, want)
     assert F.avg_pool2d(x, k, s, p, ceil_mode).shape == (1, 1, want, want)
 
 
@@ -110,7 +110,8 @@ def test_pool_output_size_vs_torch(rng):
                     continue
                 want = torch.nn.functional.max_pool2d(torch.zeros(1, 1, size, size), k, s, p,
                                                       ceil_mode=ceil).shape
-                got = F.max_pool2d(fastconv.tensor(randn(rng, 1, 1, size, size)), k, s, p, ceil)
+                got = F.max_pool2d(fastconv.tensor(randn(rng, 1, 1, size, size)), k, s, p,
+                                   ceil_mode=ceil)
                 assert got.shape == tuple(want), (size, k, s, p, ceil)
 
 
@@ -155,7 +156,7 @@ def test_max_pool2d_ties_overlapping_windows_match_reference_rule(rng):
             for j in range(idx.shape[3]):
                 np.add.at(want.reshape(2, 3, -1), (n, c, idx[:, :, i, j]), g[:, :, i, j])
         t = fastconv.tensor(x, requires_grad=True)
-        F.max_pool2d(t, k, s, p, ceil).backward(fastconv.tensor(g))
+        F.max_pool2d(t, k, s, p, ceil_mode=ceil).backward(fastconv.tensor(g))
         assert_close(to_numpy(t.grad), want, name=f"max_pool2d tie grad k={k} s={s} p={p}")
 
 

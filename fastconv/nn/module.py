@@ -124,14 +124,36 @@ class Module:
         for table in (self._parameters, self._buffers, self._modules):
             if name in table:
                 del table[name]
+                if table is self._buffers:
+                    self.__dict__.get("_buffer_names", set()).discard(name)
+                    self.__dict__.get("_non_persistent_buffers_set", set()).discard(name)
                 return
         object.__delattr__(self, name)
 
-    def register_buffer(self, name: str, tensor: Tensor | None) -> None:
-        """A non-trainable state tensor (e.g. running statistics) saved in the state_dict."""
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """A non-trainable state tensor (e.g. running statistics).
+
+        Persistent buffers (the default) are part of ``state_dict()``; with
+        ``persistent=False`` the buffer still moves with the module (``to()``) and is
+        listed by ``buffers()``, but is neither saved nor expected by ``load_state_dict``.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"buffer name should be a string, got {type(name).__name__}")
+        if "." in name:
+            raise KeyError(f'buffer name can\'t contain ".", got {name!r}')
+        if name == "":
+            raise KeyError('buffer name can\'t be empty string ""')
+        if hasattr(self, name) and name not in self._buffers:
+            raise KeyError(f"attribute {name!r} already exists")
         if tensor is not None and not isinstance(tensor, Tensor):
-            tensor = Tensor(tensor)
+            raise TypeError(f"cannot assign {type(tensor).__name__} object to buffer {name!r} "
+                            "(fastconv.Tensor or None required)")
         self.__dict__.setdefault("_buffer_names", set()).add(name)
+        non_persistent = self.__dict__.setdefault("_non_persistent_buffers_set", set())
+        if persistent:
+            non_persistent.discard(name)
+        else:
+            non_persistent.add(name)
         self.__dict__.pop(name, None)
         self._buffers[name] = tensor
 
@@ -145,44 +167,74 @@ class Module:
         self._modules[name] = module
 
     # ---- traversal --------------------------------------------------------------------------
-    def named_modules(self, prefix: str = ""):
+    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+        """(name, module) for this module and every submodule, depth first, each module
+        once (unless ``remove_duplicate`` is False), as PyTorch."""
+        if isinstance(memo, str):  # named_modules("prefix"): fastconv's former signature
+            memo, prefix = None, memo
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
-                yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+                yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                               remove_duplicate)
 
     def modules(self):
         for _, m in self.named_modules():
             yield m
 
     def named_children(self):
+        seen = set()
         for name, child in self._modules.items():
-            if child is not None:
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
                 yield name, child
 
     def children(self):
         for _, child in self.named_children():
             yield child
 
-    def named_parameters(self, prefix: str = ""):
-        for module_name, module in self.named_modules(prefix):
-            for name, p in module._parameters.items():
-                if p is not None:
-                    yield (f"{module_name}.{name}" if module_name else name), p
+    def _named_members(self, table: str, prefix: str, recurse: bool, remove_duplicate: bool):
+        modules = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+                   if recurse else [(prefix, self)])
+        seen = set()
+        for module_name, module in modules:
+            for name, t in getattr(module, table).items():
+                if t is None or (remove_duplicate and id(t) in seen):
+                    continue
+                seen.add(id(t))
+                yield (f"{module_name}.{name}" if module_name else name), t
 
-    def parameters(self):
-        for _, p in self.named_parameters():
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True):
+        """(name, parameter) module by module (each module's own parameters in the order
+        they were registered); a parameter shared by several modules comes once."""
+        yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse: bool = True):
+        for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = ""):
-        for module_name, module in self.named_modules(prefix):
-            for name, b in module._buffers.items():
-                if b is not None:
-                    yield (f"{module_name}.{name}" if module_name else name), b
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True):
+        yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
-    def buffers(self):
-        for _, b in self.named_buffers():
+    def buffers(self, recurse: bool = True):
+        for _, b in self.named_buffers(recurse=recurse):
             yield b
+
+    def apply(self, fn) -> Module:
+        """Call ``fn(module)`` on every submodule (children first) and then on this module,
+        as PyTorch; typically used to initialise weights. Returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     # ---- modes and devices ------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
@@ -274,11 +326,33 @@ class Module:
         return self
 
     # ---- state ------------------------------------------------------------------------------
-    def state_dict(self) -> OrderedDict:
-        """Parameters and buffers by dotted name, as host (NumPy) copies."""
-        state = OrderedDict()
-        for name, t in list(self.named_parameters()) + list(self.named_buffers()):
-            state[name] = np.array(t.__array__(), copy=True)
+    def _state_items(self, prefix: str = ""):
+        """(key, tensor) of the state in PyTorch's order: module by module, depth first,
+        each module's parameters, then its persistent buffers. A module reached under two
+        names appears under both (as in PyTorch's state_dict)."""
+        for name, p in self._parameters.items():
+            if p is not None:
+                yield prefix + name, p
+        skip = self.__dict__.get("_non_persistent_buffers_set", ())
+        for name, b in self._buffers.items():
+            if b is not None and name not in skip:
+                yield prefix + name, b
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child._state_items(f"{prefix}{name}.")
+
+    def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):
+        """Parameters and persistent buffers by dotted name, as host (NumPy) copies, in
+        PyTorch's order (module by module: each module's parameters, then its buffers), so
+        the keys of a PyTorch twin's state_dict line up by name and by position.
+
+        ``keep_vars=True`` gives the Tensors themselves instead of copies (PyTorch gives
+        detached tensors either way: fastconv's copies are its own difference, on purpose,
+        so that a saved state never changes under a training step).
+        """
+        state = OrderedDict() if destination is None else destination
+        for name, t in self._state_items(prefix):
+            state[name] = t if keep_vars else np.array(t.__array__(), copy=True)
         return state
 
     def load_state_dict(self, state_dict, strict: bool = True) -> _IncompatibleKeys:
@@ -294,7 +368,7 @@ class Module:
 
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
-        own = OrderedDict(list(self.named_parameters()) + list(self.named_buffers()))
+        own = OrderedDict(self._state_items())
         values = {k: (v.data if isinstance(v, Tensor) else v) for k, v in state_dict.items()}
         missing = [k for k in own if k not in values]
         unexpected = [k for k in values if k not in own]

@@ -1,6 +1,13 @@
-"""ReLU, dropout and the softmax family."""
+"""ReLU and its relatives (leaky ReLU, ELU, GELU, SiLU), dropout and the softmax family.
+
+The newer activations are written once in array code on ``self.xp`` (NumPy or CuPy):
+each is one elementwise pass forward and one backward, memory-bound, from the saved input.
+"""
 
 from __future__ import annotations
+
+import math
+import warnings
 
 import numpy as np
 
@@ -93,13 +100,203 @@ class LogSoftmax(Function):
         return dy - self.xp.exp(y) * dy.sum(axis=self.dim, keepdims=True), None
 
 
-def softmax(x, dim=-1):
-    """exp(x_i - max x) / sum_j exp(x_j - max x) along ``dim``."""
-    float_tensor(x, "input", "softmax")
-    return Softmax.apply(x, dim)
+def _softmax_dim(op, x, dim, stacklevel):
+    """PyTorch's rule for a softmax called without ``dim``: dim 0 for 0-, 1- and 3-D input,
+    else 1, with PyTorch's deprecation warning."""
+    if dim is None:
+        dim = 0 if x.ndim in (0, 1, 3) else 1
+        warnings.warn(f"Implicit dimension choice for {op} has been deprecated. Change the "
+                      "call to include dim=X as an argument.", UserWarning,
+                      stacklevel=stacklevel)
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    nd = max(x.ndim, 1)
+    if not -nd <= dim < nd:
+        raise IndexError(f"{op}: dim {dim} is out of range for input of shape {x.shape} "
+                         f"(expected to be in range of [{-nd}, {nd - 1}])")
+    return int(dim) % nd
 
 
-def log_softmax(x, dim=-1):
-    """log(softmax(x)) computed stably as (x - max) - log(sum(exp(x - max)))."""
-    float_tensor(x, "input", "log_softmax")
-    return LogSoftmax.apply(x, dim)
+def _no_dtype(op, dtype):
+    if dtype is not None and np.dtype(dtype) != np.float32:
+        raise TypeError(f"{op}: dtype={dtype!r} is not supported: fastconv computes in float32")
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x) along ``dim``.
+
+    Args:
+        input: float32 Tensor.
+        dim: the dim to normalise. None picks it as PyTorch does (0 for 0-, 1- and 3-D
+            input, else 1) and warns that the implicit choice is deprecated.
+        dtype: only None or float32 (fastconv computes in float32).
+    """
+    float_tensor(input, "input", "softmax")
+    _no_dtype("softmax", dtype)
+    return Softmax.apply(input, _softmax_dim("softmax", input, dim, _stacklevel))
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """log(softmax(x)) computed stably as (x - max) - log(sum(exp(x - max))).
+
+    Arguments as :func:`softmax` (the same implicit-``dim`` rule and warning).
+    """
+    float_tensor(input, "input", "log_softmax")
+    _no_dtype("log_softmax", dtype)
+    return LogSoftmax.apply(input, _softmax_dim("log_softmax", input, dim, _stacklevel))
+
+
+# ----------------------------------------------------------------------------- relatives of ReLU
+
+def warn_inplace(op: str, inplace: bool) -> None:
+    """fastconv has no in-place activations: ``inplace=True`` computes out of place, and says
+    so (the result is the same; the input tensor is left unchanged)."""
+    if inplace:
+        warnings.warn(f"{op}: inplace=True is accepted but fastconv computes out of place: the "
+                      "result is returned and the input tensor is left unchanged", UserWarning,
+                      stacklevel=3)
+
+
+class LeakyReLU(Function):
+    def forward(self, x, slope):
+        self.save_for_backward(x)
+        self.slope = slope
+        return self.xp.where(x > 0, x, x * np.float32(slope))
+
+    def backward(self, dy):
+        (x,) = self.saved
+        return self.xp.where(x > 0, dy, dy * np.float32(self.slope)), None
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """Leaky ReLU (Maas et al., 2013): y = x for x > 0, negative_slope * x otherwise.
+
+    Args:
+        input: float32 Tensor of any shape.
+        negative_slope: the slope for x <= 0 (default 0.01).
+        inplace: accepted; fastconv computes out of place and warns when it is True.
+    """
+    float_tensor(input, "input", "leaky_relu")
+    _number("leaky_relu", "negative_slope", negative_slope)
+    warn_inplace("leaky_relu", inplace)
+    return LeakyReLU.apply(input, float(negative_slope))
+
+
+class ELU(Function):
+    def forward(self, x, alpha):
+        xp = self.xp
+        self.alpha = np.float32(alpha)
+        # expm1 of min(x, 0): exact near 0 and no overflow on the branch that is not taken.
+        em1 = xp.expm1(xp.minimum(x, 0))
+        self.save_for_backward(x, em1)
+        return xp.where(x > 0, x, self.alpha * em1)
+
+    def backward(self, dy):
+        x, em1 = self.saved
+        return self.xp.where(x > 0, dy, dy * (self.alpha * (em1 + 1))), None
+
+
+def elu(input, alpha=1.0, inplace=False):
+    """Exponential linear unit (Clevert et al., 2016): y = x for x > 0, alpha * (exp(x) - 1)
+    otherwise. dy/dx = 1 for x > 0, alpha * exp(x) otherwise.
+
+    Args:
+        input: float32 Tensor of any shape.
+        alpha: the saturation value for large negative x (default 1.0).
+        inplace: accepted; fastconv computes out of place and warns when it is True.
+    """
+    float_tensor(input, "input", "elu")
+    _number("elu", "alpha", alpha)
+    warn_inplace("elu", inplace)
+    return ELU.apply(input, float(alpha))
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _erfc(xp, z):
+    """erfc(z) elementwise with a fractional error below 1.2e-7 everywhere (the Chebyshev
+    fit of Numerical Recipes, 2nd ed., section 6.2), in array code on NumPy or CuPy."""
+    a = xp.abs(z)
+    t = 1.0 / (1.0 + 0.5 * a)
+    poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    r = t * xp.exp(-a * a + poly)
+    return xp.where(z >= 0, r, 2.0 - r)
+
+
+class GELU(Function):
+    def forward(self, x, approximate):
+        xp = self.xp
+        self.approximate = approximate
+        if approximate == "tanh":
+            inner = np.float32(_SQRT_2_OVER_PI) * (x + np.float32(0.044715) * x * x * x)
+            t = xp.tanh(inner)
+            self.save_for_backward(x, t)
+            return np.float32(0.5) * x * (1 + t)
+        cdf = (np.float32(0.5) * _erfc(xp, x * np.float32(-1.0 / math.sqrt(2.0)))).astype(
+            np.float32, copy=False)
+        self.save_for_backward(x, cdf)
+        return x * cdf
+
+    def backward(self, dy):
+        x, s = self.saved
+        xp = self.xp
+        if self.approximate == "tanh":
+            d_inner = np.float32(_SQRT_2_OVER_PI) * (1 + np.float32(3 * 0.044715) * x * x)
+            grad = np.float32(0.5) * (1 + s) + np.float32(0.5) * x * (1 - s * s) * d_inner
+        else:
+            grad = s + x * (np.float32(_INV_SQRT_2PI) * xp.exp(np.float32(-0.5) * x * x))
+        return dy * grad, None
+
+
+def gelu(input, approximate="none"):
+    """Gaussian error linear unit (Hendrycks & Gimpel, 2016): y = x * Phi(x), with Phi the
+    standard normal CDF, Phi(x) = (1 + erf(x / sqrt(2))) / 2.
+
+    Args:
+        input: float32 Tensor of any shape.
+        approximate: "none" (the exact CDF) or "tanh":
+            y = x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))).
+    """
+    float_tensor(input, "input", "gelu")
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(input, approximate)
+
+
+def _sigmoid(xp, x):
+    """1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+class SiLU(Function):
+    def forward(self, x):
+        s = _sigmoid(self.xp, x)
+        self.save_for_backward(x, s)
+        return x * s
+
+    def backward(self, dy):
+        x, s = self.saved
+        return dy * (s * (1 + x * (1 - s)))
+
+
+def silu(input, inplace=False):
+    """Sigmoid linear unit, also called swish (Elfwing et al., 2018; Ramachandran et al.,
+    2017): y = x * sigmoid(x); dy/dx = s * (1 + x * (1 - s)) with s = sigmoid(x).
+
+    Args:
+        input: float32 Tensor of any shape.
+        inplace: accepted; fastconv computes out of place and warns when it is True.
+    """
+    float_tensor(input, "input", "silu")
+    warn_inplace("silu", inplace)
+    return SiLU.apply(input)
+
+
+def _number(op, name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{op}: {name} must be a number, got {value!r}")

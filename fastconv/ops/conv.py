@@ -11,7 +11,7 @@ class Conv2d(Function):
     """y = conv(x, w) + b via im2col + GEMM in the backend (1×1 kernels skip im2col)."""
 
     def forward(self, x, w, b, stride, padding, dilation, groups):
-        c = lambda a: contiguous(self.xp, a)  # noqa: E731
+        c = lambda a: contiguous(self.xp, a)
         x, w = c(x), c(w)
         b = None if b is None else c(b)
         self.args = (stride, padding, dilation, groups)
@@ -27,13 +27,42 @@ class Conv2d(Function):
         return dx, dw, db
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def same_padding(kernel, dilation):
+    """PyTorch's padding="same" split per axis: (before, after) with before = total // 2
+    and the odd pixel after, total = dilation * (kernel - 1)."""
+    return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
+                 for k, d in zip(kernel, dilation))
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     op = "conv2d"
-    float_tensor(x, "input", op, (4,))
+    float_tensor(input, "input", op, (3, 4))
     float_tensor(weight, "weight", op, (4,))
+    if input.ndim == 3:  # unbatched (C, H, W), as PyTorch accepts it
+        y = conv2d(input.reshape(1, *input.shape), weight, bias, stride, padding, dilation,
+                   groups)
+        return y.reshape(y.shape[1:])
+    x = input
     stride = pair(stride, "stride", op, 1)
-    padding = pair(padding, "padding", op, 0)
     dilation = pair(dilation, "dilation", op, 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = 0
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"{op}: padding='same' is not supported for strided "
+                                 f"convolutions (stride {stride})")
+            split = same_padding(weight.shape[2:], dilation)
+            extra = tuple(after - before for before, after in split)
+            if any(extra):  # an odd total: PyTorch pads the extra pixel at the bottom/right
+                from fastconv.ops.pad import pad
+
+                x = pad(x, (0, extra[1], 0, extra[0]))
+            padding = tuple(before for before, _ in split)
+        else:
+            raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of "
+                             "'valid', 'same'")
+    padding = pair(padding, "padding", op, 0)
     if not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
     N, C, H, W = x.shape

@@ -1,6 +1,8 @@
-"""Softmax cross-entropy and top-k accuracy."""
+"""The losses (cross-entropy, NLL, BCE with logits, MSE, L1), one_hot and top-k accuracy."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -26,39 +28,409 @@ class SoftmaxCrossEntropy(Function):
         return dlogits, None, None
 
 
-def _target_array(op, target, n, device):
+def legacy_reduction(op, size_average, reduce, reduction):
+    """The ``reduction`` string, from PyTorch's deprecated ``size_average``/``reduce`` flags
+    when either is given (with PyTorch's warning), and checked."""
+    if size_average is not None or reduce is not None:
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = ("mean" if size_average else "sum") if reduce else "none"
+        warnings.warn(f"{op}: size_average and reduce args will be deprecated, please use "
+                      f"reduction='{reduction}' instead.", UserWarning, stacklevel=3)
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction "
+                         "(expected 'none', 'mean' or 'sum')")
+    return reduction
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _class_weight(op, weight, C, device, name="weight"):
+    """The (C,) class-weight array (host or device), or None."""
+    if weight is None:
+        return None
+    float_tensor(weight, name, op, (1,))
+    if weight.shape != (C,):
+        raise ValueError(f"{op}: {name} must hold one value per class, shape ({C},), "
+                         f"got {weight.shape}")
+    if weight.device != device:
+        raise RuntimeError(f"{op}: {name} is on {weight.device}, the input on {device}")
+    return weight.data
+
+
+def _class_targets(op, input, target, ignore_index):
+    """Integer class targets for (C,), (N, C) or (N, C, d1, ...) input, checked: shape
+    input.shape without dim 1 (or () for unbatched (C,) input), values in [0, C) or
+    ``ignore_index``. Returns the int64 array on the input's device."""
     from fastconv.tensor import Tensor
 
     data = target.data if isinstance(target, Tensor) else target
-    xp = get_backend(device).xp
+    xp = get_backend(input.device).xp
     data = xp.asarray(data)
+    C = input.shape[0] if input.ndim == 1 else input.shape[1]
+    want = () if input.ndim == 1 else input.shape[:1] + input.shape[2:]
     if data.dtype.kind not in "iu":
-        raise TypeError(f"{op}: target must hold integer class indices, got dtype {data.dtype}")
-    if data.shape != (n,):
-        raise ValueError(f"{op}: target must have shape ({n},) to match the batch, got {data.shape}")
-    return xp.ascontiguousarray(data, dtype=np.int64)
+        raise TypeError(f"{op}: target must hold integer class indices (or, for cross_entropy, "
+                        f"class probabilities of the input's shape {input.shape}), got dtype "
+                        f"{data.dtype} and shape {tuple(data.shape)}")
+    if tuple(data.shape) != want:
+        raise ValueError(f"{op}: target must have shape {want} to match input of shape "
+                         f"{input.shape} (the input without its class dim 1), got "
+                         f"{tuple(data.shape)}")
+    t = xp.asarray(data, dtype=np.int64, order="C")  # (ascontiguousarray would make () (1,))
+    if t.size and not get_backend(input.device).is_capturing():
+        bad = t[(t != ignore_index) & ((t < 0) | (t >= C))]
+        if bad.size:
+            raise ValueError(f"{op}: target holds class index {int(bad[0])}, outside [0, {C}) "
+                             f"for input of shape {input.shape} (and not ignore_index="
+                             f"{ignore_index})")
+    return t
 
 
-def cross_entropy(logits, target, label_smoothing=0.0):
-    """Mean softmax cross-entropy between (N, K) logits and class indices (N,).
+def _rows(x, class_dim_last=True):
+    """(M, C) view of (C,), (N, C) or (N, C, d1, ...) input: the class dim moved last."""
+    if x.ndim == 1:
+        return x.reshape(1, x.shape[0])
+    if x.ndim == 2:
+        return x
+    perm = (0,) + tuple(range(2, x.ndim)) + (1,)
+    return x.permute(*perm).reshape(-1, x.shape[1])
 
-    loss_i = -(1 - ls) * log p_i[t_i] - ls * mean_k log p_i[k],  p = softmax(logits),
-    with label smoothing ``ls`` (Szegedy et al., 2016) as defined by PyTorch.
+
+class NLLLoss(Function):
+    """loss_m = -w[t_m] * x[m, t_m] over rows m of (M, C) log-probabilities, 0 where
+    t_m == ignore_index; 'mean' divides the sum by sum_m w[t_m] of the rows kept."""
+
+    def forward(self, x, target, weight, ignore_index, reduction):
+        xp = self.xp
+        keep = target != ignore_index
+        t = xp.where(keep, target, 0)
+        w = keep.astype(np.float32) if weight is None else weight[t] * keep
+        rows = xp.arange(x.shape[0])
+        losses = -x[rows, t] * w
+        self.shape, self.reduction = x.shape, reduction
+        self.index, self.w = (rows, t), w
+        if reduction == "none":
+            return losses
+        total = losses.sum(dtype=np.float32)
+        if reduction == "sum":
+            return xp.asarray(total, dtype=np.float32)
+        self.total_weight = w.sum(dtype=np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN
+            return xp.asarray(total / self.total_weight, dtype=np.float32)
+
+    def backward(self, dy):
+        xp = self.xp
+        scale = dy / self.total_weight if self.reduction == "mean" else dy
+        dx = xp.zeros(self.shape, dtype=np.float32)
+        dx[self.index] = -(self.w * scale)
+        return dx, None, None, None, None
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    """Negative log-likelihood of class indices given log-probabilities.
+
+        loss_n = -weight[t_n] * input[n, t_n]   (0 where t_n == ignore_index)
+
+    'mean' divides sum_n loss_n by sum_n weight[t_n] over the targets kept (PyTorch's
+    weighted mean), 'sum' sums, 'none' keeps the target's shape.
+
+    Args:
+        input: (N, C), unbatched (C,), or (N, C, d1, ...) float32 log-probabilities.
+        target: integer class indices of shape (N,), (), or (N, d1, ...), in [0, C) or
+            equal to ``ignore_index``.
+        weight: optional (C,) per-class weights.
+        size_average, reduce: PyTorch's deprecated flags (mapped to ``reduction``, with a
+            warning).
+        ignore_index: a target value that contributes neither loss nor gradient.
+        reduction: 'none' | 'mean' | 'sum'.
     """
+    op = "nll_loss"
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input, "input", op)
+    if input.ndim < 1:
+        raise ValueError(f"{op}: input must have a class dim: (C,), (N, C) or (N, C, d1, ...), "
+                         f"got shape {input.shape}")
+    C = input.shape[0] if input.ndim == 1 else input.shape[1]
+    t = _class_targets(op, input, target, ignore_index)
+    w = _class_weight(op, weight, C, input.device)
+    loss = NLLLoss.apply(_rows(input), t.reshape(-1), w, int(ignore_index), reduction)
+    return loss.reshape(t.shape) if reduction == "none" else loss
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    """Softmax cross-entropy between logits and class indices or class probabilities.
+
+    Class indices t (PyTorch's definition, with label smoothing ``ls``, Szegedy et al., 2016):
+
+        loss_n = (1 - ls) * nll_n + ls / C * sum_k -w[k] * log p_n[k],  p = softmax(input)
+
+    where nll_n = -w[t_n] log p_n[t_n], both terms 0 where t_n == ignore_index; 'mean'
+    divides by sum_n w[t_n] over the kept targets (the count without weights).
+
+    Class probabilities q (a float target of the input's shape):
+
+        loss_n = -sum_k w[k] * q'_n[k] * log p_n[k],  q' = (1 - ls) q + ls / C
+
+    and 'mean' divides by the number of rows (N times d1 ...).
+
+    Args:
+        input: (N, C), unbatched (C,), or (N, C, d1, ...) float32 logits.
+        target: integer class indices ((N,), (), (N, d1, ...)) or float32 probabilities of
+            the input's shape.
+        weight: optional (C,) per-class weights.
+        size_average, reduce: PyTorch's deprecated flags (mapped to ``reduction``, warned).
+        ignore_index: a class-index target value to skip (default -100).
+        reduction: 'none' | 'mean' | 'sum'.
+        label_smoothing: in [0, 1].
+
+    The common case (2-D logits, class indices, no weight, 'mean', no target equal to
+    ``ignore_index``) runs as one fused kernel per direction.
+    """
+    from fastconv.ops.activation import log_softmax
+    from fastconv.tensor import Tensor
+
     op = "cross_entropy"
-    float_tensor(logits, "input", op, (2,))
-    N, K = logits.shape
-    t = _target_array(op, target, N, logits.device)
-    # The range check reads the targets on the host, which a CUDA-graph capture cannot do;
-    # while capturing, the kernels guard the reads and an out-of-range target gives NaN.
-    capturing = get_backend(logits.device).is_capturing()
-    if N and not capturing and (int(t.min()) < 0 or int(t.max()) >= K):
-        bad = int(t.min()) if int(t.min()) < 0 else int(t.max())
-        raise ValueError(f"{op}: target holds class index {bad}, outside [0, {K}) for logits "
-                         f"of shape {logits.shape}")
-    if not 0.0 <= label_smoothing <= 1.0:
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input, "input", op)
+    if input.ndim < 1:
+        raise ValueError(f"{op}: input must have a class dim: (C,), (N, C) or (N, C, d1, ...), "
+                         f"got shape {input.shape}")
+    if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
-    return SoftmaxCrossEntropy.apply(logits, t, float(label_smoothing))
+    C = input.shape[0] if input.ndim == 1 else input.shape[1]
+    class_dim = 0 if input.ndim == 1 else 1
+    w = _class_weight(op, weight, C, input.device)
+    tdata = target.data if isinstance(target, Tensor) else target
+    if getattr(tdata, "dtype", np.asarray(tdata).dtype).kind == "f":
+        if tuple(np.shape(tdata)) != input.shape:
+            raise TypeError(f"{op}: a float target holds class probabilities and must have the "
+                            f"input's shape {input.shape}, got {tuple(np.shape(tdata))}; class "
+                            "indices must be an integer target")
+        q = target if isinstance(target, Tensor) else Tensor(
+            get_backend(input.device).xp.asarray(tdata, dtype=np.float32))
+        float_tensor(q, "target", op)
+        if label_smoothing > 0:
+            q = q * (1.0 - label_smoothing) + label_smoothing / C
+        terms = log_softmax(input, dim=class_dim) * q
+        if w is not None:
+            terms = terms * Tensor(w.reshape((C,) + (1,) * (input.ndim - 1 - class_dim)))
+        per_row = -terms.sum(dim=class_dim)
+        return _reduce(per_row, reduction)
+    t = _class_targets(op, input, target, ignore_index)
+    capturing = get_backend(input.device).is_capturing()
+    if (input.ndim == 2 and w is None and reduction == "mean"
+            and (capturing or not bool((t == ignore_index).any()))):
+        # The fused path. The targets' range was checked above; while a CUDA graph is
+        # captured nothing is read on the host and the kernels guard their reads.
+        return SoftmaxCrossEntropy.apply(input, t, float(label_smoothing))
+    logp = log_softmax(input, dim=class_dim)
+    nll = nll_loss(logp, t, weight, ignore_index=ignore_index, reduction=reduction)
+    if label_smoothing == 0:
+        return nll
+    rows = _rows(logp)
+    keep = (t.reshape(-1) != ignore_index).astype(np.float32)
+    if w is not None:
+        rows = rows * Tensor(w)
+    smooth = -rows.sum(dim=1) * Tensor(keep)
+    if reduction == "mean":
+        tc = get_backend(input.device).xp.where(keep > 0, t.reshape(-1), 0)
+        denom = float((w[tc] * keep).sum()) if w is not None else float(keep.sum())
+        smooth = smooth.sum() / denom
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    else:
+        smooth = smooth.reshape(t.shape)
+    return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / C)
+
+
+class BCEWithLogits(Function):
+    """Elementwise l = (1 - y) x + (1 + (pw - 1) y) softplus(-x), the stable form of
+    -[pw y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]."""
+
+    def forward(self, x, y, pos_weight):
+        xp = self.xp
+        sp = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)  # softplus(-x) = -log sigmoid(x)
+        lw = 1 + (pos_weight - 1) * y if pos_weight is not None else None
+        self.save_for_backward(x, y, pos_weight, sp, lw)
+        loss = (1 - y) * x + (sp if lw is None else lw * sp)
+        return loss.astype(np.float32, copy=False)
+
+    def backward(self, dy):
+        from fastconv.ops.activation import _sigmoid
+        from fastconv.ops.arith import unbroadcast
+
+        x, y, pos_weight, sp, lw = self.saved
+        xp = self.xp
+        need_x, need_y, need_pw = self.needs_input_grad
+        s = _sigmoid(xp, x)
+        dx = dy * ((1 - y) + (s - 1) * (1 if lw is None else lw)) if need_x else None
+        dyy = None
+        if need_y:
+            dyy = dy * (-x + (0 if pos_weight is None else (pos_weight - 1) * sp))
+            dyy = unbroadcast(xp, dyy, y.shape)
+        dpw = unbroadcast(xp, dy * y * sp, pos_weight.shape) if need_pw else None
+        return dx, dyy, dpw
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    """Sigmoid + binary cross-entropy in one numerically stable op.
+
+        l = -weight * [pos_weight * y * log sigmoid(x) + (1 - y) * log(1 - sigmoid(x))]
+
+    computed as weight * ((1 - y) x + (1 + (pos_weight - 1) y) * softplus(-x)).
+
+    Args:
+        input: float32 logits of any shape.
+        target: float32 of the input's shape, values in [0, 1] (soft labels allowed).
+        weight: optional float32 rescaling, broadcast to the input's shape.
+        size_average, reduce: PyTorch's deprecated flags (mapped to ``reduction``, warned).
+        reduction: 'none' | 'mean' | 'sum'.
+        pos_weight: optional weight of the positive term, broadcast along the input's last
+            dims (typically one value per class, shape (C,)).
+    Gradients flow to input, target, weight and pos_weight.
+    """
+    op = "binary_cross_entropy_with_logits"
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input, "input", op)
+    float_tensor(target, "target", op)
+    if target.shape != input.shape:
+        raise ValueError(f"{op}: target size {target.shape} must be the same as input size "
+                         f"{input.shape}")
+    for name, t in (("weight", weight), ("pos_weight", pos_weight)):
+        if t is None:
+            continue
+        float_tensor(t, name, op)
+        try:
+            np.broadcast_shapes(t.shape, input.shape)
+        except ValueError:
+            raise ValueError(f"{op}: {name} of shape {t.shape} does not broadcast to the input's "
+                             f"shape {input.shape}") from None
+        if len(np.broadcast_shapes(t.shape, input.shape)) != input.ndim:
+            raise ValueError(f"{op}: {name} of shape {t.shape} has more dims than the input "
+                             f"{input.shape}")
+    loss = BCEWithLogits.apply(input, target, pos_weight)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+class _AbsDiff(Function):
+    """|a - b| elementwise; the gradient is sign(a - b) (0 where a == b, as PyTorch)."""
+
+    def forward(self, a, b):
+        d = a - b
+        self.sign = self.xp.sign(d)
+        self.shapes = (a.shape, b.shape)
+        return self.xp.abs(d)
+
+    def backward(self, dy):
+        from fastconv.ops.arith import unbroadcast
+
+        g = dy * self.sign
+        need_a, need_b = self.needs_input_grad
+        return (unbroadcast(self.xp, g, self.shapes[0]) if need_a else None,
+                unbroadcast(self.xp, -g, self.shapes[1]) if need_b else None)
+
+
+def _pointwise_loss(op, input, target, size_average, reduce, reduction, weight, elementwise):
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input, "input", op)
+    float_tensor(target, "target", op)
+    if target.shape != input.shape:
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
+                      f"size ({input.shape}). This will likely lead to incorrect results due "
+                      "to broadcasting. Please ensure they have the same size.", UserWarning,
+                      stacklevel=3)
+        try:
+            np.broadcast_shapes(input.shape, target.shape)
+        except ValueError:
+            raise ValueError(f"{op}: target of shape {target.shape} does not broadcast with "
+                             f"input of shape {input.shape}") from None
+    loss = elementwise(input, target)
+    if weight is None:
+        return _reduce(loss, reduction)
+    float_tensor(weight, "weight", op)
+    if weight.shape != input.shape:
+        raise ValueError(f"{op}: weight must have the input's shape {input.shape}, got "
+                         f"{weight.shape}")
+    loss = loss * weight
+    if reduction == "mean":
+        return loss.sum() / weight.sum()
+    return _reduce(loss, reduction)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean squared error: l = (input - target)^2 elementwise, then reduced.
+
+    Args:
+        input, target: float32 of the same shape (a broadcastable target warns, as PyTorch).
+        size_average, reduce: PyTorch's deprecated flags (mapped to ``reduction``, warned).
+        reduction: 'none' | 'mean' | 'sum'.
+        weight: optional float32 of the input's shape; 'mean' is then
+            sum(weight * l) / sum(weight).
+    """
+    def squared(a, b):
+        d = a - b
+        return d * d
+
+    return _pointwise_loss("mse_loss", input, target, size_average, reduce, reduction, weight,
+                           squared)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean absolute error: l = |input - target| elementwise, then reduced; the gradient
+    is sign(input - target) (0 at equality, as PyTorch).
+
+    Arguments as :func:`mse_loss`.
+    """
+    return _pointwise_loss("l1_loss", input, target, size_average, reduce, reduction, weight,
+                           _AbsDiff.apply)
+
+
+def one_hot(tensor, num_classes=-1):
+    """One-hot encoding: an int64 Tensor of shape tensor.shape + (num_classes,) with 1 at
+    each index and 0 elsewhere. ``num_classes=-1`` takes max(tensor) + 1 (as PyTorch).
+
+    Args:
+        tensor: integer class indices (non-negative).
+        num_classes: the length of the new last dim, or -1.
+    """
+    from fastconv.tensor import Tensor
+
+    op = "one_hot"
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{op}: tensor must be a fastconv.Tensor of class indices, got "
+                        f"{type(tensor).__name__}")
+    if tensor.dtype.kind not in "iu":
+        raise TypeError(f"{op}: tensor must hold integer class indices (int64), got "
+                        f"{tensor.dtype}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise TypeError(f"{op}: num_classes must be an int, got {num_classes!r}")
+    xp = get_backend(tensor.device).xp
+    t = tensor.data
+    if t.size and int(t.min()) < 0:
+        raise ValueError(f"{op}: class values must be non-negative, got {int(t.min())}")
+    if num_classes == -1:
+        if t.size == 0:
+            raise ValueError(f"{op}: can not infer the total number of classes from an empty "
+                             "tensor; give num_classes")
+        num_classes = int(t.max()) + 1
+    elif num_classes < 1 and not (num_classes == 0 and t.size == 0):
+        raise ValueError(f"{op}: num_classes must be positive or -1, got {num_classes}")
+    elif t.size and int(t.max()) >= num_classes:
+        raise ValueError(f"{op}: class values must be smaller than num_classes={num_classes}, "
+                         f"got {int(t.max())}")
+    return Tensor((t[..., None] == xp.arange(num_classes)).astype(np.int64))
 
 
 def accuracy(logits, target, topk=(1, 5)):

@@ -142,3 +142,155 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
         x = x.reshape(x.shape[0], x.shape[1], x.shape[2], 1)
     y = LocalResponseNorm.apply(x, size, float(alpha), float(beta), float(k))
     return y.reshape(y.shape[:3]) if squeeze else y
+
+
+# ----------------------------------------------------------------------------- layer / group norm
+
+def _normalise_rows(xp, x, eps):
+    """xhat and 1/sqrt(var + eps) of the rows of a 2-D (M, K) array (biased variance)."""
+    mean = x.mean(axis=1, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=1, keepdims=True)
+    invstd = (1.0 / xp.sqrt(var + np.float32(eps))).astype(np.float32)
+    return centred * invstd, invstd
+
+
+def _normalise_rows_backward(g, xhat, invstd):
+    """dx of xhat = (x - mean) / sqrt(var + eps) per row, given g = dL/dxhat:
+    dx = invstd * (g - mean(g) - xhat * mean(g * xhat))."""
+    return invstd * (g - g.mean(axis=1, keepdims=True)
+                     - xhat * (g * xhat).mean(axis=1, keepdims=True))
+
+
+class LayerNorm(Function):
+    """Statistics over the last dims (flattened to K per row); affine per element of them."""
+
+    def forward(self, x, weight, bias, normalized_shape, eps):
+        xp = self.xp
+        self.shape, self.nshape = x.shape, normalized_shape
+        k = int(np.prod(normalized_shape))
+        rows = xp.ascontiguousarray(x, dtype=np.float32).reshape(-1, k)
+        xhat, invstd = _normalise_rows(xp, rows, eps)
+        self.save_for_backward(xhat, invstd, weight)
+        y = xhat
+        if weight is not None:
+            y = y * weight.reshape(1, k)
+        if bias is not None:
+            y = y + bias.reshape(1, k)
+        return y.reshape(self.shape)
+
+    def backward(self, dy):
+        xhat, invstd, weight = self.saved
+        k = xhat.shape[1]
+        g = dy.reshape(-1, k)
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        dw = (g * xhat).sum(axis=0).reshape(self.nshape) if need_w else None
+        db = g.sum(axis=0).reshape(self.nshape) if need_b else None
+        dx = None
+        if need_x:
+            gx = g * weight.reshape(1, k) if weight is not None else g
+            dx = _normalise_rows_backward(gx, xhat, invstd).reshape(self.shape)
+        return dx, dw, db, None, None
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalisation (Ba et al., 2016) over the last ``len(normalized_shape)`` dims.
+
+        y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias
+
+    with the mean and the (biased) variance taken over the normalised dims of each sample.
+
+    Args:
+        input: float32 Tensor whose trailing dims equal ``normalized_shape``.
+        normalized_shape: an int or a tuple of ints.
+        weight, bias: optional float32 Tensors of shape ``normalized_shape``.
+        eps: added to the variance.
+    """
+    op = "layer_norm"
+    float_tensor(input, "input", op)
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else \
+        tuple(normalized_shape)
+    if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
+                        for s in shape):
+        raise ValueError(f"{op}: normalized_shape must be a positive int or a non-empty tuple "
+                         f"of positive ints, got {normalized_shape!r}")
+    shape = tuple(int(s) for s in shape)
+    if input.shape[input.ndim - len(shape):] != shape or input.ndim < len(shape):
+        raise ValueError(f"{op}: given normalized_shape={list(shape)}, expected input with shape "
+                         f"[*, {', '.join(map(str, shape))}], but got input of size "
+                         f"{list(input.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None:
+            float_tensor(t, name, op)
+            if t.shape != shape:
+                raise ValueError(f"{op}: {name} must have the normalized_shape {shape}, got "
+                                 f"{t.shape}")
+    return LayerNorm.apply(input, weight, bias, shape, float(eps))
+
+
+class GroupNorm(Function):
+    """Statistics per (sample, group) over the group's channels and positions; affine per
+    channel."""
+
+    def forward(self, x, weight, bias, groups, eps):
+        xp = self.xp
+        self.shape = x.shape
+        N, C = x.shape[:2]
+        rows = xp.ascontiguousarray(x, dtype=np.float32).reshape(N * groups, -1)
+        xhat, invstd = _normalise_rows(xp, rows, eps)
+        self.save_for_backward(xhat, invstd, weight)
+        self.groups = groups
+        cshape = (1, C) + (1,) * (x.ndim - 2)
+        y = xhat.reshape(self.shape)
+        if weight is not None:
+            y = y * weight.reshape(cshape)
+        if bias is not None:
+            y = y + bias.reshape(cshape)
+        return y
+
+    def backward(self, dy):
+        xhat, invstd, weight = self.saved
+        C = self.shape[1]
+        cshape = (1, C) + (1,) * (len(self.shape) - 2)
+        axes = (0,) + tuple(range(2, len(self.shape)))
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        dw = (dy * xhat.reshape(self.shape)).sum(axis=axes) if need_w else None
+        db = dy.sum(axis=axes) if need_b else None
+        dx = None
+        if need_x:
+            g = dy * weight.reshape(cshape) if weight is not None else dy
+            dx = _normalise_rows_backward(g.reshape(xhat.shape), xhat, invstd).reshape(self.shape)
+        return dx, dw, db, None, None
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Group normalisation (Wu & He, 2018): the channels of each sample are split into
+    ``num_groups`` groups, and each group is normalised over its channels and positions:
+
+        y = (x - E_group[x]) / sqrt(Var_group[x] + eps) * weight[c] + bias[c]
+
+    Args:
+        input: (N, C, *) float32, C divisible by ``num_groups``.
+        num_groups: the number of groups.
+        weight, bias: optional (C,) float32 per-channel affine parameters.
+        eps: added to the (biased) variance.
+    """
+    op = "group_norm"
+    float_tensor(input, "input", op)
+    if input.ndim < 2:
+        raise ValueError(f"{op}: expected at least 2 dims (N, C, *), got input of shape "
+                         f"{input.shape}")
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) \
+            or num_groups < 1:
+        raise ValueError(f"{op}: num_groups must be a positive int, got {num_groups!r}")
+    C = input.shape[1]
+    if C % num_groups:
+        raise ValueError(f"{op}: expected the number of channels in input ({C}, input shape "
+                         f"{input.shape}) to be divisible by num_groups={num_groups}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None:
+            float_tensor(t, name, op, (1,))
+            if t.shape != (C,):
+                raise ValueError(f"{op}: {name} must have shape ({C},) for input {input.shape}, "
+                                 f"got {t.shape}")
+    return GroupNorm.apply(input, weight, bias, int(num_groups), float(eps))

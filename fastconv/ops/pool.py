@@ -1,4 +1,12 @@
-"""Max, average and adaptive average pooling over NCHW maps."""
+"""Max, average and adaptive (average and max) pooling over NCHW maps.
+
+Max pooling with dilation 1 and average pooling run the backend kernels. Dilated max
+pooling and adaptive max pooling run :class:`WindowMax`, array code on ``self.xp`` that
+gathers every window at once (an im2col-sized temporary).
+
+Unbatched (C, H, W) input is accepted wherever PyTorch accepts it (it runs as a batch of
+one and the batch dim is dropped again).
+"""
 
 from __future__ import annotations
 
@@ -9,30 +17,43 @@ from fastconv.ops.validate import contiguous, float_tensor, pair
 from fastconv.output_size import pool_output_size
 
 
-def _pool_args(op, x, kernel_size, stride, padding, ceil_mode):
+def _pool_args(op, x, kernel_size, stride, padding, ceil_mode, dilation=1):
     float_tensor(x, "input", op, (4,))
     kernel = pair(kernel_size, "kernel_size", op, 1)
     stride = kernel if stride is None else pair(stride, "stride", op, 1)
     padding = pair(padding, "padding", op, 0)
+    dilation = pair(dilation, "dilation", op, 1)
     for i, axis in enumerate(("height", "width")):
-        if padding[i] * 2 > kernel[i]:
-            raise ValueError(f"{op}: padding {padding} must be at most half of kernel_size "
-                             f"{kernel} (a window could then hold only padding)")
+        span = dilation[i] * (kernel[i] - 1) + 1  # the effective kernel size
+        if padding[i] * 2 > span:
+            what = "kernel_size" if dilation == (1, 1) else "the dilated kernel"
+            raise ValueError(f"{op}: padding {padding} must be at most half of {what} "
+                             f"{kernel if dilation == (1, 1) else span} (a window could then "
+                             "hold only padding)")
         size = x.shape[2 + i]
-        if size + 2 * padding[i] < kernel[i]:
-            raise ValueError(f"{op}: kernel_size {kernel} is larger than the padded input "
-                             f"({axis} {size} + 2*{padding[i]}); input shape {x.shape}")
-        if pool_output_size(size, kernel[i], stride[i], padding[i], ceil_mode) < 1:
+        if size + 2 * padding[i] < span:
+            raise ValueError(f"{op}: kernel_size {kernel} (dilation {dilation}) is larger than "
+                             f"the padded input ({axis} {size} + 2*{padding[i]}); input shape "
+                             f"{x.shape}")
+        if pool_output_size(size, kernel[i], stride[i], padding[i], ceil_mode, dilation[i]) < 1:
             raise ValueError(f"{op}: empty output for input {x.shape}")
-    return kernel, stride, padding
+    return kernel, stride, padding, dilation
+
+
+def _batched(op, x):
+    """(x as (N, C, H, W), whether it was unbatched (C, H, W))."""
+    float_tensor(x, "input", op, (3, 4))
+    return (x.reshape(1, *x.shape), True) if x.ndim == 3 else (x, False)
 
 
 class MaxPool2d(Function):
-    def forward(self, x, kernel, stride, padding, ceil_mode):
+    def forward(self, x, kernel, stride, padding, ceil_mode, indices_out=None):
         self.x_shape = x.shape
         self.window = (kernel, stride, padding)
         y, self.indices = self.kernels.max_pool2d_forward(
             contiguous(self.xp, x), kernel, stride, padding, ceil_mode)
+        if indices_out is not None:  # return_indices: hand the argmax positions out
+            indices_out.append(self.indices)
         return y
 
     def backward(self, dy):
@@ -40,9 +61,88 @@ class MaxPool2d(Function):
                                                 *self.window)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
-    kernel, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding, ceil_mode)
-    return MaxPool2d.apply(x, kernel, stride, padding, bool(ceil_mode))
+class WindowMax(Function):
+    """Max over arbitrary windows given by input rows (OH, KH) and columns (OW, KW), -1
+    marking a position outside the input. Gathers the windows into (N, C, OH, OW, KH*KW),
+    takes the first maximum (NaN wins, as in PyTorch) and scatters the gradient back
+    through the flat in-plane index h * W + w of each maximum."""
+
+    def forward(self, x, rows, cols, indices_out=None):
+        xp = self.xp
+        N, C, H, W = x.shape
+        rows, cols = xp.asarray(rows), xp.asarray(cols)
+        rc, cc = xp.clip(rows, 0, H - 1), xp.clip(cols, 0, W - 1)
+        valid = (rows >= 0)[:, None, :, None] & (cols >= 0)[None, :, None, :]
+        windows = x[:, :, rc[:, None, :, None], cc[None, :, None, :]]  # (N, C, OH, OW, KH, KW)
+        windows = xp.where(valid, windows, np.float32(-np.inf))
+        OH, OW, KH, KW = windows.shape[2:]
+        flat = windows.reshape(N, C, OH, OW, KH * KW)
+        k = flat.argmax(axis=-1)
+        y = xp.take_along_axis(flat, k[..., None], axis=-1)[..., 0]
+        self.index = (rc[xp.arange(OH)[:, None], k // KW] * W
+                      + cc[xp.arange(OW)[None, :], k % KW])
+        self.x_shape = x.shape
+        if indices_out is not None:
+            indices_out.append(self.index)
+        return xp.ascontiguousarray(y, dtype=np.float32)
+
+    def backward(self, dy):
+        xp = self.xp
+        N, C, H, W = self.x_shape
+        plane = (xp.arange(N * C) * (H * W)).reshape(N, C, 1, 1)
+        dx = xp.bincount((plane + self.index).ravel(), weights=dy.ravel(), minlength=N * C * H * W)
+        return dx.astype(np.float32).reshape(self.x_shape), None, None
+
+
+def _dilated_rows(size, out, kernel, stride, padding, dilation):
+    """(out, kernel) input positions of each window of a strided, dilated, padded pooling;
+    -1 where a window reaches into the padding or beyond the input."""
+    pos = (np.arange(out)[:, None] * stride - padding + np.arange(kernel)[None, :] * dilation)
+    return np.where((pos >= 0) & (pos < size), pos, -1)
+
+
+def _pool_result(op_unbatched, y, indices, return_indices):
+    from fastconv.tensor import Tensor
+
+    if op_unbatched:
+        y = y.reshape(y.shape[1:])
+    if not return_indices:
+        return y
+    idx = indices.astype(np.int64)
+    return y, Tensor(idx.reshape(idx.shape[1:]) if op_unbatched else idx)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max pooling over (N, C, H, W) or unbatched (C, H, W) input:
+
+        y[n, c, i, j] = max_{p, q} x[n, c, i*s_h - pad_h + p*d_h, j*s_w - pad_w + q*d_w]
+
+    Args:
+        kernel_size, stride (default: kernel_size), padding (implicit -inf, at most half
+            the dilated kernel), dilation: an int or an (h, w) pair.
+        ceil_mode: ceil instead of floor for the output size, as in PyTorch.
+        return_indices: also return the int64 flat index h * W + w of each maximum within
+            its input plane (what ``max_unpool2d`` takes in PyTorch).
+    Ties: the first maximum in row-major order of the window receives the gradient.
+    Dilation 1 runs the backend kernels; other dilations run array code (a gather of all
+    windows).
+    """
+    op = "max_pool2d"
+    x, unbatched = _batched(op, input)
+    kernel, stride, padding, dilation = _pool_args(op, x, kernel_size, stride, padding,
+                                                   ceil_mode, dilation)
+    box = [] if return_indices else None
+    if dilation == (1, 1):
+        y = MaxPool2d.apply(x, kernel, stride, padding, bool(ceil_mode), indices_out=box)
+    else:
+        H, W = x.shape[2:]
+        OH, OW = (pool_output_size(n, k, s, p, bool(ceil_mode), d) for n, k, s, p, d in
+                  zip((H, W), kernel, stride, padding, dilation))
+        rows = _dilated_rows(H, OH, kernel[0], stride[0], padding[0], dilation[0])
+        cols = _dilated_rows(W, OW, kernel[1], stride[1], padding[1], dilation[1])
+        y = WindowMax.apply(x, rows, cols, indices_out=box)
+    return _pool_result(unbatched, y, box[0] if box else None, return_indices)
 
 
 class AvgPool2d(Function):
@@ -55,9 +155,22 @@ class AvgPool2d(Function):
         return self.kernels.avg_pool2d_backward(contiguous(self.xp, dy), self.x_shape, *self.args)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    kernel, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding, ceil_mode)
-    return AvgPool2d.apply(x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad))
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """Average pooling over (N, C, H, W) or unbatched (C, H, W) input.
+
+    Args: kernel_size, stride (default: kernel_size), padding (zeros, at most half the
+    kernel), ceil_mode, count_include_pad (True: divide by the window size including
+    padding, clipped to the padded input as in PyTorch; False: by the number of real input
+    elements). ``divisor_override`` is not supported (an error names it).
+    """
+    op = "avg_pool2d"
+    if divisor_override is not None:
+        raise NotImplementedError(f"{op}: divisor_override is not supported by fastconv")
+    x, unbatched = _batched(op, input)
+    kernel, stride, padding, _ = _pool_args(op, x, kernel_size, stride, padding, ceil_mode)
+    y = AvgPool2d.apply(x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad))
+    return y.reshape(y.shape[1:]) if unbatched else y
 
 
 def _window_average_matrix(xp, size: int, out: int):
@@ -83,25 +196,61 @@ class AdaptiveAvgPool2d(Function):
         return self.xp.ascontiguousarray(self.ah.T @ dy @ self.aw)
 
 
-def adaptive_avg_pool2d(x, output_size):
+def _adaptive_size(op, x, output_size):
+    H, W = x.shape[2:]
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        output_size = tuple(size if s is None else s for s, size in zip(output_size, (H, W)))
+    return pair(output_size, "output_size", op, 1)
+
+
+def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed output size, with PyTorch's windows: output cell i
     along an axis of input size S averages cells floor(i*S/out) to ceil((i+1)*S/out) - 1.
 
-    ``output_size`` is an int or an (h, w) pair; None in the pair keeps that input size.
+    ``input`` is (N, C, H, W) or unbatched (C, H, W); ``output_size`` is an int or an
+    (h, w) pair; None in the pair keeps that input size.
     Output size 1 is the global average pooling of NIN and GoogLeNet (a mean over H and
     W), and sizes that divide the input run as avg_pool2d with kernel = stride =
     input / output; other sizes (windows of uneven size) take separable averaging
     matrices.
     """
     op = "adaptive_avg_pool2d"
-    float_tensor(x, "input", op, (4,))
+    x, unbatched = _batched(op, input)
     H, W = x.shape[2:]
-    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
-        output_size = tuple(size if s is None else s for s, size in zip(output_size, (H, W)))
-    out = pair(output_size, "output_size", op, 1)
+    out = _adaptive_size(op, x, output_size)
     if out == (1, 1):
-        return x.mean(dim=(2, 3), keepdim=True)
-    if H % out[0] == 0 and W % out[1] == 0:
+        y = x.mean(dim=(2, 3), keepdim=True)
+    elif H % out[0] == 0 and W % out[1] == 0:
         kernel = (H // out[0], W // out[1])
-        return avg_pool2d(x, kernel, kernel)
-    return AdaptiveAvgPool2d.apply(x, out)
+        y = avg_pool2d(x, kernel, kernel)
+    else:
+        y = AdaptiveAvgPool2d.apply(x, out)
+    return y.reshape(y.shape[1:]) if unbatched else y
+
+
+def _adaptive_rows(size, out):
+    """(out, longest window) input positions of PyTorch's adaptive windows along one axis,
+    [floor(i*size/out), ceil((i+1)*size/out)), -1 past a window's end."""
+    i = np.arange(out)
+    start, end = (i * size) // out, -(-((i + 1) * size) // out)
+    pos = start[:, None] + np.arange(int((end - start).max()))[None, :]
+    return np.where(pos < end[:, None], pos, -1)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max pooling to a fixed output size, with PyTorch's windows: output cell i along an
+    axis of input size S takes the maximum of cells floor(i*S/out) to ceil((i+1)*S/out) - 1.
+
+    Args:
+        input: (N, C, H, W) or unbatched (C, H, W) float32.
+        output_size: an int or an (h, w) pair; None in the pair keeps that input size.
+        return_indices: also return the int64 flat index h * W + w of each maximum.
+    """
+    op = "adaptive_max_pool2d"
+    x, unbatched = _batched(op, input)
+    H, W = x.shape[2:]
+    out = _adaptive_size(op, x, output_size)
+    box = [] if return_indices else None
+    y = WindowMax.apply(x, _adaptive_rows(H, out[0]), _adaptive_rows(W, out[1]),
+                        indices_out=box)
+    return _pool_result(unbatched, y, box[0] if box else None, return_indices)

@@ -1,0 +1,99 @@
+"""``fastconv.nn.utils``: gradient clipping and flat parameter vectors (PyTorch's names).
+
+The clipping functions are the ones in ``fastconv.optim.clip``; here they take PyTorch's
+signatures (``foreach`` is accepted and has no effect) and ``clip_grad_norm_`` returns
+the total norm as a Tensor, as PyTorch's does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastconv.tensor import Tensor
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector",
+           "vector_to_parameters"]
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
+                    foreach=None):
+    """Scale the gradients in place so that their joint ``norm_type``-norm (all gradients
+    as one vector) is at most ``max_norm``: every gradient is multiplied by
+    min(1, max_norm / (total_norm + 1e-6)) (Pascanu et al., 2013).
+
+    Args:
+        parameters: a Tensor or an iterable of Tensors; those without a gradient are skipped.
+        max_norm: the largest norm allowed.
+        norm_type: p of the p-norm (float('inf') for the largest absolute value).
+        error_if_nonfinite: raise a RuntimeError when the total norm is nan or inf.
+        foreach: accepted for PyTorch compatibility (no effect).
+    Returns the total norm before clipping, as a 0-d float32 Tensor.
+    """
+    from fastconv.optim import clip as _clip  # on first use: optim loads lazily
+
+    total = _clip.clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite)
+    return total if isinstance(total, Tensor) else Tensor(np.asarray(total, dtype=np.float32))
+
+
+def clip_grad_value_(parameters, clip_value, foreach=None):
+    """Clamp every gradient element to [-clip_value, clip_value] in place.
+
+    Args:
+        parameters: a Tensor or an iterable of Tensors (those without a gradient skipped).
+        clip_value: the largest absolute value allowed.
+        foreach: accepted for PyTorch compatibility (no effect).
+    """
+    from fastconv.optim import clip as _clip
+
+    _clip.clip_grad_value_(parameters, clip_value)
+
+
+def _parameter_list(parameters, op):
+    if isinstance(parameters, Tensor):
+        return [parameters]
+    params = list(parameters)
+    for p in params:
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{op}: expected fastconv.Tensors, but got: {type(p).__name__}")
+    return params
+
+
+def parameters_to_vector(parameters):
+    """Flatten and concatenate the parameters into one 1-D Tensor (differentiable: the
+    gradient flows back to each parameter). All must be on one device."""
+    from fastconv.functional import cat
+
+    params = _parameter_list(parameters, "parameters_to_vector")
+    if not params:
+        raise ValueError("parameters_to_vector: expected at least one parameter")
+    device = params[0].device
+    for p in params:
+        if p.device != device:
+            raise TypeError(f"parameters_to_vector: found two parameters on different devices, "
+                            f"{device} and {p.device}")
+    return cat([p.reshape(-1) for p in params])
+
+
+def vector_to_parameters(vec, parameters):
+    """Copy consecutive slices of the 1-D Tensor ``vec`` into the parameters, in order.
+
+    fastconv copies the values into each parameter's existing array (PyTorch rebinds
+    ``param.data`` to a view of ``vec``), so optimizers holding the parameters keep seeing
+    them; the values are the same either way.
+    """
+    if not isinstance(vec, Tensor):
+        raise TypeError(f"vector_to_parameters: expected vec to be a fastconv.Tensor, but got: "
+                        f"{type(vec).__name__}")
+    params = _parameter_list(parameters, "vector_to_parameters")
+    need = sum(p.numel() for p in params)
+    if vec.ndim != 1 or vec.numel() != need:
+        raise ValueError(f"vector_to_parameters: vec must be 1-D with {need} elements (the "
+                         f"parameters' total), got shape {vec.shape}")
+    offset = 0
+    for p in params:
+        if p.device != vec.device:
+            raise TypeError(f"vector_to_parameters: vec is on {vec.device} and a parameter on "
+                            f"{p.device}")
+        n = p.numel()
+        p.data[...] = vec.data[offset:offset + n].reshape(p.shape)
+        offset += n

@@ -1,0 +1,145 @@
+"""Resizing (``interpolate``): nearest, nearest-exact, bilinear and area.
+
+Nearest and bilinear resizing are separable: y = Ah x Aw^T per plane, with Ah (OH, H) and
+Aw (OW, W) holding each output position's interpolation weights (one 1 per row for nearest,
+two weights for bilinear). The gradient is dx = Ah^T dy Aw. Array code on NumPy or CuPy; the
+matrices are small (output size by input size along one axis).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fastconv.function import Function
+from fastconv.ops.validate import float_tensor
+
+MODES = ("nearest", "nearest-exact", "bilinear", "area")
+
+
+def _source_matrix(mode: str, size: int, out: int, scale: float | None,
+                   align_corners: bool) -> np.ndarray:
+    """(out, size) interpolation weights along one axis, with PyTorch's source positions.
+
+    ``scale`` is the user's scale factor when it sets the source positions (PyTorch then
+    maps back with 1 / scale_factor), else None (size / out).
+    """
+    m = np.zeros((out, size), dtype=np.float32)
+    dst = np.arange(out, dtype=np.float32)
+    if mode in ("nearest", "nearest-exact"):
+        # PyTorch computes the source index in float32: floor(dst * scale), clipped.
+        s = np.float32(1.0 / scale) if scale is not None else np.float32(size / out)
+        src = np.floor((dst + np.float32(0.5)) * s) if mode == "nearest-exact" \
+            else np.floor(dst * s)
+        src = np.minimum(src.astype(np.int64), size - 1)
+        m[np.arange(out), src] = 1.0
+        return m
+    # bilinear (per axis: linear)
+    if align_corners:
+        s = np.float32((size - 1) / (out - 1)) if out > 1 else np.float32(0.0)
+        src = dst * s
+    else:
+        s = np.float32(1.0 / scale) if scale is not None else np.float32(size / out)
+        src = np.maximum((dst + np.float32(0.5)) * s - np.float32(0.5), np.float32(0.0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), size - 1)
+    i1 = np.minimum(i0 + 1, size - 1)
+    l1 = (src - i0).astype(np.float32)
+    l0 = np.float32(1.0) - l1
+    rows = np.arange(out)
+    m[rows, i0] += l0
+    m[rows, i1] += l1
+    return m
+
+
+class Separable2d(Function):
+    """y = Ah x Aw^T for every (n, c) plane; dx = Ah^T dy Aw."""
+
+    def forward(self, x, ah, aw):
+        xp = self.xp
+        self.ah, self.aw = xp.asarray(ah), xp.asarray(aw)
+        return xp.ascontiguousarray(self.ah @ x @ self.aw.T)
+
+    def backward(self, dy):
+        return self.xp.ascontiguousarray(self.ah.T @ dy @ self.aw), None, None
+
+
+def _output_size(op, x, size, scale_factor, recompute_scale_factor):
+    """(output size, scales to map back with or None per axis) for the spatial dims."""
+    spatial = x.shape[2:]
+    k = len(spatial)
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"{op}: only one of size or scale_factor should be defined")
+    if size is not None:
+        if recompute_scale_factor:
+            raise ValueError(f"{op}: recompute_scale_factor is not meaningful with an explicit "
+                             "size.")
+        sizes = (size,) * k if isinstance(size, (int, np.integer)) else tuple(size)
+        if len(sizes) != k or any(isinstance(s, bool) or not isinstance(s, (int, np.integer))
+                                  or s < 1 for s in sizes):
+            raise ValueError(f"{op}: size must be a positive int or {k} positive ints for input "
+                             f"of shape {x.shape}, got {size!r}")
+        return tuple(int(s) for s in sizes), (None,) * k
+    scales = (scale_factor,) * k if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
+    if len(scales) != k or any(isinstance(s, bool) or not isinstance(s, (int, float))
+                               or s <= 0 for s in scales):
+        raise ValueError(f"{op}: scale_factor must be a positive number or {k} positive numbers "
+                         f"for input of shape {x.shape}, got {scale_factor!r}")
+    out = tuple(math.floor(float(n) * float(s)) for n, s in zip(spatial, scales))
+    if min(out) < 1:
+        raise ValueError(f"{op}: scale_factor {scale_factor} gives an empty output for input "
+                         f"of shape {x.shape}")
+    return out, ((None,) * k if recompute_scale_factor else tuple(float(s) for s in scales))
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """Resize (N, C, H, W) input (or (N, C, L) input for the nearest modes) to ``size``
+    or by ``scale_factor``, as PyTorch's ``interpolate``.
+
+    Modes (output position i, input size S, output size O, scale r = S / O, or
+    1 / scale_factor when a scale factor is given and ``recompute_scale_factor`` is not
+    set):
+        nearest: x[min(floor(i * r), S - 1)]  (PyTorch's "nearest", not pixel-centred)
+        nearest-exact: x[min(floor((i + 0.5) * r), S - 1)]
+        bilinear (4-D only): linear along each axis from source position
+            max((i + 0.5) * r - 0.5, 0), or i * (S - 1) / (O - 1) with align_corners=True
+        area: adaptive average pooling to the output size.
+
+    Args:
+        size: an int or one int per spatial dim.
+        scale_factor: a number or one per spatial dim; output = floor(input * scale).
+        align_corners: only for bilinear (default False); an error for the other modes.
+        recompute_scale_factor: with True, map back with S / O instead of 1 / scale_factor.
+        antialias: not supported (an error says so).
+    """
+    op = "interpolate"
+    float_tensor(input, "input", op)
+    if mode not in MODES:
+        raise NotImplementedError(f"{op}: mode {mode!r} is not supported by fastconv; "
+                                  f"supported: {', '.join(MODES)}")
+    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear | bicubic | trilinear")
+    if antialias:
+        raise NotImplementedError(f"{op}: antialias=True is not supported by fastconv")
+    want = (4,) if mode == "bilinear" else (3, 4)
+    if input.ndim not in want:
+        raise ValueError(f"{op}: mode {mode!r} needs a {' or '.join(f'{n}-D' for n in want)} "
+                         f"input (N, C, {'H, W' if want == (4,) else '[H,] W'}), got shape "
+                         f"{input.shape}")
+    out, scales = _output_size(op, input, size, scale_factor, recompute_scale_factor)
+    x = input
+    if input.ndim == 3:  # (N, C, L) runs as (N, C, 1, L)
+        x = input.reshape(input.shape[0], input.shape[1], 1, input.shape[2])
+        out, scales = (1,) + out, (None,) + scales
+    if mode == "area":
+        from fastconv.ops.pool import adaptive_avg_pool2d
+
+        y = adaptive_avg_pool2d(x, out)
+    else:
+        H, W = x.shape[2:]
+        ah = _source_matrix(mode, H, out[0], scales[0], bool(align_corners))
+        aw = _source_matrix(mode, W, out[1], scales[1], bool(align_corners))
+        y = Separable2d.apply(x, ah, aw)
+    return y.reshape(input.shape[:2] + out[1:]) if input.ndim == 3 else y
