@@ -214,7 +214,7 @@ def _linear(g, fn, out):
 
 
 def _max_pool(g, fn, out):
-    x, kernel, stride, padding, ceil_mode = fn.parents
+    x, kernel, stride, padding, ceil_mode = fn.parents[:5]  # then the indices box, if any
     g.add("MaxPool", [g.input_of(x)], [out], kernel_shape=list(kernel), strides=list(stride),
           pads=_pads(padding), ceil_mode=int(ceil_mode))
 

@@ -210,7 +210,7 @@ def _pool(kind):
                                   "is not supported")
         padding, ceil = _sym_pads(node, attrs), bool(attrs.get("ceil_mode", 0))
         if kind == "max":
-            return lambda x: F.max_pool2d(x, kernel, stride, padding, ceil)
+            return lambda x: F.max_pool2d(x, kernel, stride, padding, ceil_mode=ceil)
         include = bool(attrs.get("count_include_pad", 0))
         return lambda x: F.avg_pool2d(x, kernel, stride, padding, ceil, include)
     return build
