@@ -38,6 +38,16 @@ from fastconv.ops.pool import (
 )
 from fastconv.ops.upsample import interpolate
 
+
+def sigmoid(input):
+    """Logistic sigmoid, elementwise: 1 / (1 + exp(-x)) (torch.nn.functional.sigmoid)."""
+    return input.sigmoid()
+
+
+def tanh(input):
+    """Hyperbolic tangent, elementwise (torch.nn.functional.tanh)."""
+    return input.tanh()
+
 __all__ = [
     "accuracy",
     "adaptive_avg_pool2d",
@@ -67,8 +77,10 @@ __all__ = [
     "one_hot",
     "pad",
     "relu",
+    "sigmoid",
     "silu",
     "softmax",
+    "tanh",
 ]
 
 conv2d.__doc__ = """2-D convolution (cross-correlation) over (N, C, H, W) or unbatched (C, H, W)

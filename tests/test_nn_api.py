@@ -62,6 +62,8 @@ LAYERS = [
     ("GELU", lambda m: m.GELU(), (2, 6, 5, 4)),
     ("GELU(tanh)", lambda m: m.GELU(approximate="tanh"), (2, 6, 5, 4)),
     ("SiLU", lambda m: m.SiLU(), (2, 6, 5, 4)),
+    ("Sigmoid", lambda m: m.Sigmoid(), (2, 6, 5, 4)),
+    ("Tanh", lambda m: m.Tanh(), (3, 7)),
     ("Softmax", lambda m: m.Softmax(dim=1), (2, 6, 5, 4)),
     ("LogSoftmax", lambda m: m.LogSoftmax(dim=-1), (3, 7)),
     ("MaxPool2d(dilation)", lambda m: m.MaxPool2d(3, 2, 1, 2), (2, 6, 11, 10)),

@@ -221,6 +221,20 @@ class SiLU(Module):
         return F.silu(x)
 
 
+class Sigmoid(Module):
+    """Elementwise logistic sigmoid (see ``fastconv.functional.sigmoid``)."""
+
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    """Elementwise hyperbolic tangent (see ``fastconv.functional.tanh``)."""
+
+    def forward(self, x):
+        return F.tanh(x)
+
+
 class Softmax(Module):
     """See ``fastconv.functional.softmax`` (``dim=None`` picks PyTorch's implicit dim, warned)."""
 
