@@ -16,7 +16,13 @@ from fastconv import (
     functional,
     nn,
 )
-from fastconv.autograd import is_grad_enabled, no_grad, set_grad_enabled
+from fastconv.autograd import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from fastconv.creation import *
 from fastconv.creation import __all__ as _creation_names
 from fastconv.device import device
@@ -68,22 +74,40 @@ def get_num_threads() -> int:
     """Threads the CPU kernels use (see set_num_threads)."""
     return _cpu.get_num_threads()
 
+def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=None,
+            options=None, disable=False):
+    """torch.compile's signature; returns ``model`` (a Module or a function) unchanged.
+
+    fastconv has no graph compiler: it runs eagerly, with its kernels picked per shape. The
+    result computes what ``model`` computes, so a script's ``model = torch.compile(model)``
+    keeps working. Used as a decorator with arguments (``@compile(mode=...)``), it returns
+    the identity decorator."""
+    if model is None:
+        return lambda fn: fn
+    return model
+
+
 __all__ = [
-    "Tensor", "tensor", "no_grad", "set_grad_enabled", "is_grad_enabled", "manual_seed",
+    "Tensor", "tensor", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
+    "is_grad_enabled", "manual_seed",
     "get_rng_state", "set_rng_state", "set_num_threads", "get_num_threads", "functional", "nn",
     "optim", "save", "load", "cuda", "device", "dtype", "DtypeWarning", "float32", "float64",
     "float16", "int64", "int32", "int16", "int8", "uint8", "bool_", "float", "double", "half",
-    "long", "int", "short", "bool", "initial_seed",
+    "long", "int", "short", "bool", "initial_seed", "compile", "amp", "autocast", "backends",
 ] + list(_creation_names) + list(_toplevel_names)
 
 
 def __getattr__(name):
-    # optim, utils, onnx and the checkpoint functions load on first use (they pull in more
-    # modules).
-    if name in ("optim", "utils", "onnx"):
+    # optim, utils, onnx, amp, backends and the checkpoint functions load on first use (they
+    # pull in more modules).
+    if name in ("optim", "utils", "onnx", "amp", "backends"):
         import importlib
 
         return importlib.import_module(f"fastconv.{name}")
+    if name == "autocast":
+        from fastconv.amp import autocast
+
+        return autocast
     if name in ("save", "load"):
         from fastconv import checkpoint
 

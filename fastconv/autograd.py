@@ -22,20 +22,75 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-@contextlib.contextmanager
-def set_grad_enabled(mode: bool):
-    """Context manager that turns graph recording on or off."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, bool(mode)
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+class _GradMode(contextlib.ContextDecorator):
+    """Sets the flag on entry and restores it on exit; also a decorator (``@no_grad()``).
+    One instance may be entered again while active (a decorated function that recurses):
+    each entry keeps its own previous value."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._previous = []
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous.append(_grad_enabled)
+        _grad_enabled = self.mode
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous.pop()
+        return False
 
 
-def no_grad():
-    """``with fastconv.no_grad():`` runs ops without recording a graph."""
-    return set_grad_enabled(False)
+class no_grad(_GradMode):
+    """``with fastconv.no_grad():`` (or ``@fastconv.no_grad()``) runs ops without recording a
+    graph."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(_GradMode):
+    """Turns graph recording back on inside a ``no_grad`` region (torch.enable_grad)."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+class inference_mode(_GradMode):
+    """torch.inference_mode: here the same as ``no_grad`` when ``mode`` is True (fastconv has
+    no separate inference tensors, so their results may later enter a recorded graph, which
+    PyTorch refuses)."""
+
+    def __init__(self, mode: bool = True):
+        super().__init__(not mode)
+
+
+class set_grad_enabled(_GradMode):
+    """Turns graph recording on or off, as torch.set_grad_enabled: the call itself sets the
+    flag (``fastconv.set_grad_enabled(False)`` on its own line switches recording off for
+    good), and used as a context manager it restores the previous value on exit
+    (``with fastconv.set_grad_enabled(phase == "train"):``)."""
+
+    def __init__(self, mode: bool):
+        global _grad_enabled
+        super().__init__(mode)
+        self._previous.append(_grad_enabled)
+        _grad_enabled = self.mode
+
+    def __enter__(self):
+        pass
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous.pop() if self._previous else True
+        return False
+
+    def __call__(self, func):  # as a decorator the mode applies inside the function only
+        global _grad_enabled
+        if self._previous:  # undo the switch the decorator's construction made
+            _grad_enabled = self._previous.pop()
+        return _GradMode(self.mode)(func)
 
 
 def _topological_order(root):

@@ -85,10 +85,12 @@ def test_activations_at_extremes_stay_finite():
 def test_inplace_is_accepted_with_a_warning(rng):
     x = T(randn(rng, 4))
     before = x.data.copy()
-    for fn in (F.leaky_relu, F.elu, F.silu):
+    for fn in (F.relu, F.leaky_relu, F.elu, F.silu, F.dropout):
         with pytest.warns(UserWarning, match="out of place"):
             fn(x, inplace=True)
         np.testing.assert_array_equal(x.data, before)
+    with pytest.warns(UserWarning, match="out of place"):
+        F.dropout2d(T(randn(rng, 2, 3, 4, 4)), 0.5, True, True)
 
 
 def test_activation_errors(rng):

@@ -128,12 +128,14 @@ def test_conv2d_padding_mode_and_string_errors():
 
 def test_layers_with_inplace_warn_and_keep_torch_defaults():
     for make in (lambda: nn.ReLU(inplace=True), lambda: nn.LeakyReLU(inplace=True),
-                 lambda: nn.ELU(inplace=True), lambda: nn.SiLU(inplace=True)):
+                 lambda: nn.ELU(inplace=True), lambda: nn.SiLU(inplace=True),
+                 lambda: nn.Dropout(0.1, inplace=True), lambda: nn.Dropout2d(inplace=True)):
         with pytest.warns(UserWarning, match="out of place"):
             make()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        nn.ReLU(), nn.LeakyReLU(), nn.SiLU(), nn.ELU()
+        nn.ReLU(), nn.LeakyReLU(), nn.SiLU(), nn.ELU(), nn.Dropout(), nn.Dropout2d()
+    assert nn.Dropout().inplace is tnn.Dropout().inplace is False
     assert nn.LeakyReLU().negative_slope == tnn.LeakyReLU().negative_slope
     assert nn.ELU().alpha == tnn.ELU().alpha
     assert nn.GELU().approximate == tnn.GELU().approximate

@@ -358,6 +358,48 @@ def test_no_grad_restores_flag_after_exception():
     assert fastconv.is_grad_enabled()
 
 
+def test_grad_modes_as_torch():
+    """no_grad / enable_grad / inference_mode / set_grad_enabled as context managers, as
+    decorators and (set_grad_enabled) as a plain call, against torch's flags."""
+    torch = pytest.importorskip("torch")
+    seen = []
+    for lib in (torch, fastconv):
+        flags = []
+
+        @lib.no_grad()
+        def evaluate(depth=0, lib=lib, flags=flags):
+            flags.append(lib.is_grad_enabled())
+            if depth < 1:
+                evaluate(depth + 1)
+            with lib.enable_grad():
+                flags.append(lib.is_grad_enabled())
+
+        @lib.set_grad_enabled(False)
+        def frozen(lib=lib):
+            return lib.is_grad_enabled()
+
+        flags.append(lib.is_grad_enabled())  # decorating changed nothing
+        evaluate()
+        flags += [lib.is_grad_enabled(), frozen(), lib.is_grad_enabled()]
+        with lib.inference_mode():
+            flags.append(lib.is_grad_enabled())
+        with lib.inference_mode(False):
+            flags.append(lib.is_grad_enabled())
+        for phase in ("train", "val"):
+            with lib.set_grad_enabled(phase == "train"):
+                flags.append(lib.is_grad_enabled())
+        flags.append(lib.is_grad_enabled())
+        lib.set_grad_enabled(False)  # a plain call switches recording off until switched on
+        flags.append(lib.is_grad_enabled())
+        lib.set_grad_enabled(True)
+        flags.append(lib.is_grad_enabled())
+        seen.append(flags)
+    assert seen[1] == seen[0]
+    x = fastconv.tensor([1.0, 2.0], requires_grad=True)
+    with fastconv.inference_mode():
+        assert not (x * 2.0).requires_grad
+
+
 def test_no_grad_nested():
     with fastconv.no_grad():
         with fastconv.no_grad():

@@ -45,3 +45,12 @@ def manual_seed(seed: int) -> None:
 
 
 manual_seed_all = manual_seed
+
+
+def __getattr__(name):
+    # torch.cuda.amp.autocast / GradScaler: the same float32 stand-ins as fastconv.amp
+    if name == "amp":
+        from fastconv import amp
+
+        return amp
+    raise AttributeError(f"module 'fastconv.cuda' has no attribute {name!r}")

@@ -384,9 +384,13 @@ class LocalResponseNorm(Module):
 
 
 class Dropout(Module):
-    def __init__(self, p=0.5):
+    """Dropout (see ``F.dropout``). ``inplace=True`` is accepted and warned about: fastconv
+    computes out of place."""
+
+    def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        self.p = p
+        warn_inplace(type(self).__name__, inplace)
+        self.p, self.inplace = p, inplace
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)

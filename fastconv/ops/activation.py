@@ -26,9 +26,11 @@ class ReLU(Function):
         return self.kernels.relu_backward(self.saved[0], contiguous(self.xp, dy))
 
 
-def relu(x):
-    """max(x, 0) elementwise."""
+def relu(x, inplace=False):
+    """max(x, 0) elementwise. ``inplace``: accepted; fastconv computes out of place and warns
+    when it is True."""
     float_tensor(x, "input", "relu")
+    warn_inplace("relu", inplace)
     return ReLU.apply(x)
 
 
@@ -56,17 +58,21 @@ def _dropout(op, x, p, training, mask_shape):
     return MaskMultiply.apply(x, mask)
 
 
-def dropout(x, p=0.5, training=True):
+def dropout(x, p=0.5, training=True, inplace=False):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (Srivastava et al., 2014).
 
     Identity when ``training`` is False. Masks come from fastconv's generator
-    (reproducible under ``fastconv.manual_seed``).
+    (reproducible under ``fastconv.manual_seed``). ``inplace``: accepted; fastconv computes
+    out of place and warns when it is True.
     """
+    warn_inplace("dropout", inplace)
     return _dropout("dropout", x, p, training, x.shape)
 
 
-def dropout2d(x, p=0.5, training=True):
-    """Spatial dropout (Tompson et al., 2015): zero whole feature maps of (N, C, H, W) input."""
+def dropout2d(x, p=0.5, training=True, inplace=False):
+    """Spatial dropout (Tompson et al., 2015): zero whole feature maps of (N, C, H, W) input.
+    ``inplace``: as in :func:`dropout`."""
+    warn_inplace("dropout2d", inplace)
     if x.ndim != 4:
         raise ValueError(f"dropout2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
     return _dropout("dropout2d", x, p, training, x.shape[:2] + (1, 1))
