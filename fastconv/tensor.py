@@ -715,6 +715,27 @@ class Tensor:
         xp = get_backend(self.device).xp
         return self._inplace(lambda s: Tensor(xp.full(s.shape, value, dtype=s.dtype)))
 
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        """Fill with draws from N(mean, std^2) (fastconv's generator, or ``generator``)."""
+        return self._random_fill("normal_", lambda rng: rng.normal(mean, std, self.shape),
+                                 generator)
+
+    def uniform_(self, from_=0.0, to=1.0, *, generator=None, **kwargs):
+        """Fill with draws from U[from, to) (torch's first argument is named ``from``)."""
+        from_ = kwargs.pop("from", from_)
+        if kwargs:
+            raise TypeError(f"uniform_() got an unexpected keyword argument {next(iter(kwargs))!r}")
+        return self._random_fill("uniform_", lambda rng: rng.uniform(from_, to, self.shape),
+                                 generator)
+
+    def _random_fill(self, name, draw, generator):
+        from fastconv.creation import _rng
+
+        if self.dtype.kind != "f":
+            raise RuntimeError(f"{name}: expected a floating-point tensor, got {self.dtype}")
+        values = get_backend(self.device).xp.asarray(draw(_rng(generator)).astype(self.dtype))
+        return self._inplace(lambda s: Tensor(values))
+
     def copy_(self, src, non_blocking: bool = False):
         """Copy ``src``'s values into ``self`` (broadcast, converted to ``self``'s dtype and
         device); gradients flow to ``src``."""

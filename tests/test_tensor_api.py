@@ -506,6 +506,34 @@ def test_view_needs_compatible_strides_like_torch(rng):
 # ----------------------------------------------------------------------------- in-place
 
 
+def test_random_fills_in_place():
+    """``w.normal_(mean, std)`` / ``w.uniform_(a, b)`` as in ``with torch.no_grad():
+    m.weight.normal_(0, 0.01)``: same tensor, the right distribution, seeded, and refused
+    on a leaf that requires grad outside no_grad (torch's error)."""
+    w = fc.nn.Linear(300, 300).weight
+    with fc.no_grad():
+        assert w.normal_(0.5, 0.01) is w
+    a = w.detach().numpy()
+    assert abs(a.mean() - 0.5) < 1e-3 and abs(a.std() - 0.01) < 1e-3
+    with fc.no_grad():
+        w.uniform_(-2, -1)
+    a = w.detach().numpy()
+    assert a.min() >= -2 and a.max() < -1 and a.std() > 0.2
+    fc.manual_seed(3)
+    first = fc.empty(5).normal_().numpy()
+    fc.manual_seed(3)
+    np.testing.assert_array_equal(fc.empty(5).normal_().numpy(), first)
+    g = fc.Generator().manual_seed(1)
+    u = fc.zeros(4).uniform_(**{"from": 2.0, "to": 3.0}, generator=g)
+    np.testing.assert_array_equal(u.numpy(), fc.zeros(4).uniform_(
+        2.0, 3.0, generator=fc.Generator().manual_seed(1)).numpy())
+    for lib in (fc, torch):
+        with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+            lib.ones(2, requires_grad=True).normal_()
+    with pytest.raises(RuntimeError, match="floating-point"):
+        fc.zeros(2, dtype=fc.int64).normal_()
+
+
 def test_inplace_values_match_torch(rng):
     x, y = randn(rng, 3, 4), randn(rng, 4)
     ops = [
