@@ -8,8 +8,8 @@ batches are fastconv Tensors. Where fastconv differs it says so:
 * DataLoader workers are **threads**, not processes (why, and what follows from
   it: :mod:`fastconv.utils.data.dataloader`); ``multiprocessing_context`` is
   refused and ``pin_memory=True`` warns that it has no effect.
-* ``generator`` arguments take a ``numpy.random.Generator`` (there is no
-  ``torch.Generator``; anything else is a TypeError). Without one, randomness
+* ``generator`` arguments take a ``fastconv.Generator`` (torch.Generator's twin) or a
+  ``numpy.random.Generator`` (anything else is a TypeError). Without one, randomness
   comes from fastconv's global generator (``fastconv.manual_seed``).
 * Collation turns float64 (Python floats, float64 arrays) into float32 Tensors,
   with a warning: fastconv has no float64 Tensor.

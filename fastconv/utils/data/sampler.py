@@ -1,7 +1,7 @@
 """Samplers (``torch.utils.data.sampler``): streams of dataset indices.
 
-Randomness: a sampler's ``generator`` is a ``numpy.random.Generator`` (fastconv has no
-``torch.Generator``; passing anything else is a TypeError that says so). Without one,
+Randomness: a sampler's ``generator`` is a ``fastconv.Generator`` (torch.Generator's twin)
+or a ``numpy.random.Generator`` (anything else is a TypeError that says so). Without one,
 each pass draws a fresh generator from fastconv's global CPU generator, so
 ``fastconv.manual_seed(s)`` makes every shuffle reproducible -- as ``torch.manual_seed``
 does for PyTorch's samplers. The index streams follow PyTorch's definitions (a uniform
