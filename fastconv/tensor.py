@@ -14,8 +14,7 @@ Where fastconv differs from PyTorch on purpose
   shared with ``from_numpy`` arrays and views sees the change. When a graph is recorded the
   tensor gets the result as a new array (earlier graph nodes keep the old values), so views
   taken before do not see that change.
-* ``+=`` and the other augmented operators rebind the name to a new tensor (Python's
-  fallback), they are not in-place.
+* ``+=`` and the other augmented operators are in place (``add_`` and so on), as in PyTorch.
 """
 
 from __future__ import annotations
@@ -638,6 +637,9 @@ class Tensor:
         return self._binary(other if isinstance(other, Tensor) else self._lift_full(other),
                             fmath.Minimum)
 
+    def square(self) -> Tensor:
+        return self * self
+
     def sign(self) -> Tensor:
         return Tensor(get_backend(self.device).xp.sign(self.data))
 
@@ -660,6 +662,9 @@ class Tensor:
 
     def _assign(self, out: Tensor, tracked: bool) -> Tensor:
         """Make ``out`` (an out-of-place result) the new value of ``self``."""
+        if tuple(out.shape) != tuple(self.shape):
+            raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the "
+                               f"broadcast shape {list(out.shape)}")
         if out.dtype != self.dtype:
             if self.dtype.kind != "f" and out.dtype.kind == "f":
                 names = {"f": "Float", "i": "Long", "u": "Byte", "b": "Bool"}
@@ -697,6 +702,20 @@ class Tensor:
 
     def div_(self, other):
         return self._inplace(lambda s: s / other, other)
+
+    # ``x += y`` changes x in place, as in PyTorch (so ``p -= lr * p.grad`` under no_grad
+    # updates the parameter the model holds).
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
 
     def clamp_(self, min=None, max=None):
         return self._inplace(lambda s: s.clamp(min, max), min, max)

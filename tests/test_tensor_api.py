@@ -655,3 +655,40 @@ def test_module_device_and_dtype_methods(rng):
     if not fc.cuda.is_available():
         with pytest.raises((ImportError, RuntimeError)):
             net.cuda()
+
+
+def test_augmented_assignment_is_in_place_as_in_torch(rng):
+    torch = pytest.importorskip("torch")
+    from fastconv import nn
+
+    w = rng.standard_normal((2, 3)).astype(np.float32)
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    ours, theirs = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    ours.load_state_dict({"weight": w, "bias": np.zeros(2, np.float32)})
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(w))
+        theirs.bias.zero_()
+    ours(fc.tensor(x)).square().sum().backward()
+    theirs(torch.from_numpy(x)).square().sum().backward()
+    held = ours.weight
+    with fc.no_grad():  # the manual SGD step of many tutorials
+        for p in ours.parameters():
+            p -= 0.1 * p.grad
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p -= 0.1 * p.grad
+    assert ours.weight is held  # the model's parameter itself changed
+    np.testing.assert_allclose(ours.weight.detach().numpy(), theirs.weight.detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    a = fc.tensor(x)
+    view_of_data = a.data
+    a *= 2.0
+    a /= 4.0
+    a += 1.0
+    np.testing.assert_allclose(view_of_data, x / 2 + 1, rtol=1e-6)  # same memory
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        p = nn.Parameter(fc.tensor(x))
+        p += 1.0
+    with pytest.raises(RuntimeError, match="doesn't match the broadcast shape"):
+        b = fc.tensor(x[0])
+        b += fc.tensor(x)
