@@ -15,20 +15,19 @@ mode and the main logits alone in eval mode; :func:`main_logits` unwraps either.
 """
 
 from . import alexnet as _alexnet  # noqa: F401  (imports register the models)
+from . import bn_inception as _bn_inception  # noqa: F401
 from . import cifar_tutorial as _cifar_tutorial  # noqa: F401
-from . import inception as _inception  # noqa: F401
+from . import googlenet as _googlenet  # noqa: F401
+from . import inception_small as _inception_small  # noqa: F401
+from . import inception_v3 as _inception_v3  # noqa: F401
 from . import nin as _nin  # noqa: F401
 from .alexnet import AlexNet
+from .bn_inception import BNInception
 from .cifar_tutorial import Cifar10TutorialNet
-from .inception import (
-    BNInception,
-    GoogLeNet,
-    GoogLeNetOutputs,
-    Inception3,
-    InceptionOutputs,
-    InceptionSmall,
-    main_logits,
-)
+from .googlenet import GoogLeNet
+from .inception_blocks import GoogLeNetOutputs, InceptionOutputs, main_logits
+from .inception_small import InceptionSmall
+from .inception_v3 import Inception3
 from .nin import NIN
 from .registry import (
     ModelSpec,
