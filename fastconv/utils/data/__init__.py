@@ -23,6 +23,7 @@ The torchvision-style data sets (per-sample ``(image, label)`` with
 from ._collate import default_collate, default_convert
 from ._worker import WorkerInfo, get_worker_info, sample_rng
 from .dataloader import DataLoader
+from .distributed import DistributedSampler
 from .dataset import (
     ChainDataset,
     ConcatDataset,
@@ -48,6 +49,7 @@ __all__ = [
     "ConcatDataset",
     "DataLoader",
     "Dataset",
+    "DistributedSampler",
     "IterableDataset",
     "RandomSampler",
     "Sampler",
