@@ -244,7 +244,6 @@ def all_reduce(tensor, op: ReduceOp = ReduceOp.SUM, group=None, async_op: bool =
     _check_group(group)
     _check_sync(async_op)
     allreduce_array_(_default_group().comm, _cpu_array(tensor, "all_reduce"), op)
-    return None
 
 
 def broadcast(tensor, src: int, group=None, async_op: bool = False):
@@ -259,7 +258,6 @@ def broadcast(tensor, src: int, group=None, async_op: bool = False):
     comm.Bcast(buf, root=src)
     if buf is not array:
         array[...] = buf
-    return None
 
 
 def all_gather(tensor_list, tensor, group=None, async_op: bool = False):
@@ -282,7 +280,6 @@ def all_gather(tensor_list, tensor, group=None, async_op: bool = False):
     comm.Allgather(array, gathered)
     for out, part in zip(outs, gathered):
         out[...] = part
-    return None
 
 
 def all_gather_object(object_list, obj, group=None) -> None:

@@ -133,7 +133,6 @@ class DistributedDataParallel(Module):
         if self._armed:
             self._armed = False
             autograd.queue_callback(self._reduce_gradients)
-        return None
 
     def _reduce_gradients(self) -> None:
         """Average every trainable parameter's .grad across the ranks, one allreduce per

@@ -23,7 +23,6 @@ The torchvision-style data sets (per-sample ``(image, label)`` with
 from ._collate import default_collate, default_convert
 from ._worker import WorkerInfo, get_worker_info, sample_rng
 from .dataloader import DataLoader
-from .distributed import DistributedSampler
 from .dataset import (
     ChainDataset,
     ConcatDataset,
@@ -34,6 +33,7 @@ from .dataset import (
     TensorDataset,
     random_split,
 )
+from .distributed import DistributedSampler
 from .sampler import (
     BatchSampler,
     RandomSampler,
