@@ -114,8 +114,36 @@ def _topological_order(root):
     return order
 
 
+# Callbacks queued during the running backward pass (None outside one).
+_queued_callbacks = None
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` once the running backward pass has accumulated every leaf gradient
+    (torch's ``Variable._execution_engine.queue_callback``). Only valid during backward,
+    typically from a gradient hook: DistributedDataParallel uses it to average gradients
+    after the last one is accumulated."""
+    if _queued_callbacks is None:
+        raise RuntimeError("queue_callback() is only valid during a backward pass (call it from a "
+                           "gradient hook)")
+    _queued_callbacks.append(callback)
+
+
 def backward(root, grad, retain_graph: bool = False) -> None:
-    """Propagate ``grad`` (the gradient of some scalar w.r.t. ``root``) through the graph."""
+    """Propagate ``grad`` (the gradient of some scalar w.r.t. ``root``) through the graph,
+    then run the callbacks that hooks queued during it (``queue_callback``)."""
+    global _queued_callbacks
+    outer, _queued_callbacks = _queued_callbacks, []
+    try:
+        _backward(root, grad, retain_graph)
+        callbacks = _queued_callbacks
+    finally:
+        _queued_callbacks = outer
+    for callback in callbacks:
+        callback()
+
+
+def _backward(root, grad, retain_graph: bool) -> None:
     from fastconv.tensor import Tensor
 
     if root._ctx is None:  # a leaf: its gradient is the incoming one

@@ -56,6 +56,7 @@ from fastconv.nn.layers import (
     ZeroPad2d,
 )
 from fastconv.nn.module import Module, Parameter
+from fastconv.nn import parallel  # torch.nn.parallel: DistributedDataParallel
 
 _sys.modules[__name__ + ".functional"] = functional
 

