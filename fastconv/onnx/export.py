@@ -35,6 +35,7 @@ import numpy as np
 
 from fastconv import autograd
 from fastconv.ops import activation, arith, conv, norm, pool
+from fastconv.ops import math as fmath
 from fastconv.tensor import Tensor
 
 __all__ = ["CONVERTERS", "MIN_OPSET", "ExportError", "export", "to_model_proto"]
@@ -300,6 +301,36 @@ def _unary(op_type):
     return convert
 
 
+def _leaky_relu(g, fn, out):
+    x, slope = fn.parents
+    g.add("LeakyRelu", [g.input_of(x)], [out], alpha=float(slope))
+
+
+def _elu(g, fn, out):
+    x, alpha = fn.parents
+    g.add("Elu", [g.input_of(x)], [out], alpha=float(alpha))
+
+
+def _silu(g, fn, out):
+    x = g.input_of(fn.parents[0])
+    (s,) = g.add("Sigmoid", [x])
+    g.add("Mul", [x, s], [out])
+
+
+def _gelu(g, fn, out):
+    # Opset 17 has no Gelu: 0.5 x (1 + erf(x / sqrt 2)), the exact form.
+    x, approximate = fn.parents
+    if approximate != "none":
+        raise ExportError(f"gelu(approximate={approximate!r}) does not export; the exact "
+                          "form (approximate='none') does")
+    xin = g.input_of(x)
+    (z,) = g.add("Div", [xin, g.constant(np.float32(np.sqrt(2.0)), "sqrt2")])
+    (e,) = g.add("Erf", [z])
+    (one_e,) = g.add("Add", [e, g.constant(np.float32(1.0), "one")])
+    (xe,) = g.add("Mul", [xin, one_e])
+    g.add("Mul", [xe, g.constant(np.float32(0.5), "half")], [out])
+
+
 def _pow(g, fn, out):
     a, p = fn.parents
     g.add("Pow", [g.input_of(a), g.constant(np.asarray(p, np.float32), "exponent")], [out])
@@ -366,6 +397,12 @@ CONVERTERS: dict[type, Callable] = {
                                  "called F.batch_norm(training=True) itself"),
     norm.LocalResponseNorm: _lrn,
     activation.ReLU: _relu,
+    activation.LeakyReLU: _leaky_relu,
+    activation.ELU: _elu,
+    activation.SiLU: _silu,
+    activation.GELU: _gelu,
+    fmath.Sigmoid: _unary("Sigmoid"),
+    fmath.Tanh: _unary("Tanh"),
     activation.MaskMultiply: _refuse("dropout in training mode does not export; a module "
                                      "called F.dropout(training=True) itself"),
     activation.Softmax: _softmax("Softmax"),

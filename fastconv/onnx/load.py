@@ -355,6 +355,14 @@ def _binary(op):
     return build
 
 
+def _with_alpha(fn, default: float):
+    """An activation whose one ONNX attribute ``alpha`` is its second argument."""
+    def build(g, node, attrs):
+        alpha = float(attrs.get("alpha", default))
+        return lambda x: fn(x, alpha)
+    return build
+
+
 def _pow(g, node, attrs):
     p = _const(g, node.input[1], node, "exponent")
     if p.size != 1:
@@ -374,6 +382,10 @@ IMPORTERS: dict[str, Callable] = {
     "LRN": _lrn,
     "BatchNormalization": _batch_norm,
     "Relu": lambda g, n, a: F.relu,
+    "Sigmoid": _binary(lambda a: a.sigmoid()),
+    "Tanh": _binary(lambda a: a.tanh()),
+    "LeakyRelu": _with_alpha(F.leaky_relu, 0.01),
+    "Elu": _with_alpha(F.elu, 1.0),
     "Softmax": _softmax(F.softmax),
     "LogSoftmax": _softmax(F.log_softmax),
     "Concat": _concat,
