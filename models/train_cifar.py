@@ -20,6 +20,25 @@ top-1). ``--resume`` continues from ``last.npz`` -- also from the middle of an
 epoch after Ctrl-C -- and gives the same weights as a run that was never stopped
 (bit-exact on the CPU).
 
+Data parallel on several processes (CPU, MPI through mpi4py: ``pip install -e ".[mpi]"``)::
+
+    mpirun -np 4 python -m models.train_cifar --model nin_cifar --batch-size 32 ... --out runs/nin4
+    mpirun -np 8 --hostfile hosts python -m models.train_cifar ... --out /shared/runs/nin8
+
+Started by mpirun with more than one rank (or with ``--distributed``), the program joins the
+MPI process group and wraps the model in DistributedDataParallel. ``--batch-size`` is per
+rank: each step takes one global batch of N x batch-size images from the shared seeded
+order, rank r its r-th slice, and averages the gradients, so a step equals one process's step
+on the global batch (augmentation draws aside). The learning rate is NOT scaled: ``--lr`` (or
+the recipe's) applies to the global batch as given; for the linear scaling rule pass
+``--lr`` x N yourself (with a warm-up). Validation is sharded and its sums all-reduced. Rank 0
+alone prints and writes the run folder; ``config.json`` records ``world_size``. ``--resume``
+works with any number of ranks (every rank reads the checkpoint, so on several machines
+``--out`` must be on a shared file system); with another rank count the schedule is
+re-counted in the new steps per epoch and the augmentation (and the cut of a half-done
+epoch) differs from an unchanged run. Ctrl-C / SIGTERM on any rank stops every rank after
+the batch, with one checkpoint; an error on any rank ends the whole job (MPI_Abort).
+
 Everything also works from Python: ``train(config_dict, model=my_module)``.
 """
 
@@ -148,7 +167,7 @@ MODEL_DEFAULTS = {
 RESUME_OVERRIDES = ("epochs", "device", "workers", "progress", "plot", "early_stop",
                     "eval_batch_size", "cache_dir")
 #: Options of one session only: not stored in the run's configuration.
-SESSION_ONLY = ("stop_after_epochs", "resume", "overwrite")
+SESSION_ONLY = ("stop_after_epochs", "resume", "overwrite", "distributed")
 #: What a run folder holds; a folder holding any of these is a run (see _claim_run_dir).
 RUN_FILES = ("config.json", "history.csv", "curves.png", "last.npz", "best.npz")
 
@@ -495,7 +514,7 @@ def _resume_path(cfg_given: dict) -> str | None:
     return r
 
 
-def _resolve_run_config(given: dict, model, resume: str | None, log):
+def _resolve_run_config(given: dict, model, resume: str | None, log, claim: bool = True):
     """Step 1, the configuration: (config, resume checkpoint or None, files --overwrite
     replaces). On --resume the run's own configuration, with only RESUME_OVERRIDES taken
     from ``given`` (the others are reported as ignored)."""
@@ -534,7 +553,9 @@ def _resolve_run_config(given: dict, model, resume: str | None, log):
         cfg["model"] = type(model).__name__
     if model is not None:
         cfg["custom_model"] = True  # evaluate/predict cannot rebuild it from the registry
-    return cfg, None, _claim_run_dir(given["out"], bool(given.get("overwrite")))
+    # several ranks: rank 0 alone looks at (and later writes) the run folder
+    return cfg, None, (_claim_run_dir(given["out"], bool(given.get("overwrite"))) if claim
+                       else [])
 
 
 def _check_config(cfg: dict, model) -> None:
@@ -557,12 +578,97 @@ def _check_config(cfg: dict, model) -> None:
             raise ValueError(f"--device cuda is not available here: {e}") from e
 
 
+# ------------------------------------------------------------------------------------------------
+# data parallel over MPI
+# ------------------------------------------------------------------------------------------------
+
+#: Variables launchers set to the job's process count (Open MPI, MPICH/Intel MPI/Slurm PMI).
+_WORLD_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE")
+
+
+def launched_world_size() -> int:
+    """The number of processes mpirun started this one with (1 when not under MPI)."""
+    for var in _WORLD_SIZE_VARS:
+        v = os.environ.get(var)
+        if v and v.strip().isdigit():
+            return int(v)
+    return 1
+
+
+class _Comm:
+    """The collectives a run needs; on one process (no MPI) every one is the identity."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.rank, self.size = 0, 1
+        if enabled:
+            import fastconv.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group("mpi")
+            self.dist = dist
+            self.comm = dist._default_group().comm
+            self.rank, self.size = dist.get_rank(), dist.get_world_size()
+
+    def sum(self, values) -> np.ndarray:
+        a = np.array(values, dtype=np.float64)
+        if self.enabled and self.size > 1:
+            self.dist.allreduce_array_(self.comm, a, self.dist.ReduceOp.SUM)
+        return a
+
+    def max(self, values) -> np.ndarray:
+        a = np.array(values, dtype=np.float64)
+        if self.enabled and self.size > 1:
+            self.dist.allreduce_array_(self.comm, a, self.dist.ReduceOp.MAX)
+        return a
+
+    def barrier(self) -> None:
+        if self.enabled and self.size > 1:
+            self.dist.barrier()
+
+    def abort(self, code: int) -> None:
+        """End every rank of the job (a rank left waiting in a collective would hang)."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.comm.Abort(code)
+
+
+def _evaluate_shard(comm: _Comm, model, loader, device, num_classes: int) -> dict:
+    """evaluate_model on this rank's shard, its sums (loss, correct counts, confusion)
+    added over the ranks."""
+    ev = evaluate_model(model, loader, device, num_classes)
+    if comm.size == 1:
+        return ev
+    n = ev["n"]
+    K = num_classes
+    conf = ev["confusion"] if n else np.zeros((K, K), np.int64)
+    missing = ev["no_prediction"] if n else np.zeros(K, np.int64)
+    head = [ev["loss"] * n if n else 0.0, round(ev["top1"] * n / 100) if n else 0,
+            round(ev["top5"] * n / 100) if n else 0, n]
+    tot = comm.sum(head + list(conf.ravel()) + list(missing))
+    loss_sum, c1, c5, n = tot[0], int(tot[1]), int(tot[2]), int(tot[3])
+    conf = tot[4:4 + K * K].astype(np.int64).reshape(K, K)
+    missing = tot[4 + K * K:].astype(np.int64)
+    # each shard's logits constant (a shard of one image says nothing; it does not veto)
+    constant = comm.max([0.0 if (ev["constant_logits"] or ev["n"] <= 1) else 1.0])[0] == 0
+    if n == 0:
+        return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "n": 0,
+                "confusion": conf, "no_prediction": missing, "predicted": conf.sum(axis=0),
+                "constant_logits": False}
+    return {"loss": loss_sum / n, "top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "n": n,
+            "confusion": conf, "no_prediction": missing, "predicted": conf.sum(axis=0),
+            "constant_logits": bool(constant and n > 1)}
+
+
 class _Run:
     """One training run, in the steps a reader can hold in mind: :meth:`setup` (data, model,
     optimizer), :meth:`restore` (from a checkpoint), :meth:`train_epoch`, :meth:`end_epoch`."""
 
-    def __init__(self, cfg: dict, log):
-        self.cfg, self.log = cfg, log
+    def __init__(self, cfg: dict, log, comm: _Comm | None = None):
+        self.comm = comm or _Comm(False)
+        self.lead = self.comm.rank == 0  # prints and writes the run folder
+        self.cfg, self.log = cfg, (log if self.lead else (lambda *a, **k: None))
+        self.net = None  # what the training step calls: the model or its DDP wrapper
         self.run_dir, self.device = cfg["out"], cfg["device"]
         self.epochs = int(cfg["epochs"])
         self.history, self.best = [], {"val_top1": -math.inf, "epoch": 0}
@@ -579,8 +685,12 @@ class _Run:
 
     # -- step 2: data, model, optimizer -----------------------------------------------------------
     def setup(self, model, resume_ck) -> None:
-        cfg = self.cfg
+        cfg, comm = self.cfg, self.comm
+        if not self.lead:
+            comm.barrier()  # rank 0 decodes (and caches) the images first
         train_ds, val_ds, classes = load_datasets(cfg)
+        if self.lead:
+            comm.barrier()
         if resume_ck is not None and cfg.get("classes") and list(cfg["classes"]) != classes:
             raise DataError(f"the data's classes {classes} differ from the run's "
                             f"{cfg['classes']}")
@@ -594,7 +704,10 @@ class _Run:
             train_ds, batch_size=int(cfg["batch_size"]), shuffle=True, seed=int(cfg["seed"]),
             transform=make_transform(cfg["augment"], train=True, input_size=cfg["input_size"],
                                      image_size=image_hw),
-            drop_last=True, num_workers=int(cfg["workers"]))
+            drop_last=True, num_workers=int(cfg["workers"]), num_replicas=comm.size,
+            rank=comm.rank)
+        if val_ds is not None and comm.size > 1:
+            val_ds = Subset(val_ds, np.arange(len(val_ds))[comm.rank::comm.size])
         self.val_loader = None if val_ds is None else DataLoader(
             val_ds, batch_size=int(cfg["eval_batch_size"]), shuffle=False,
             transform=make_transform(cfg["augment"], train=False, input_size=cfg["input_size"],
@@ -602,7 +715,9 @@ class _Run:
             num_workers=int(cfg["workers"]))
         if len(self.train_loader) == 0:
             raise DataError(f"{len(train_ds)} training images make no batch of "
-                            f"{cfg['batch_size']}; lower --batch-size")
+                            f"{self.train_loader.global_batch_size}"
+                            + (f" ({comm.size} ranks x {cfg['batch_size']})"
+                               if comm.size > 1 else "") + "; lower --batch-size")
         self.steps_per_epoch = len(self.train_loader)
         if cfg.get("limit_batches"):
             self.steps_per_epoch = min(self.steps_per_epoch, int(cfg["limit_batches"]))
@@ -624,6 +739,25 @@ class _Run:
         self.per_epoch_sched = isinstance(self.sched, optim.ReduceLROnPlateau)
         self.ema = optim.ExponentialMovingAverage(model, decay=float(cfg["ema_decay"])) \
             if cfg["ema_decay"] else None
+        self.net = model
+
+    def distribute(self) -> None:
+        """Step 3b (several ranks): wrap the (restored) model in DistributedDataParallel,
+        which checks that every rank built the same model and copies rank 0's weights."""
+        from fastconv.nn.parallel import DistributedDataParallel
+
+        self.net = DistributedDataParallel(self.model)
+        if self.comm.rank > 0:  # dropout masks of their own (rank 0 keeps the saved stream)
+            seq = np.random.SeedSequence(int(self.cfg["seed"]), spawn_key=(self.comm.rank,
+                                                                           self.step))
+            fastconv.manual_seed(int(seq.generate_state(1)[0]))
+
+    def _sync_buffers(self) -> None:
+        """Rank 0's buffers (batch-norm statistics) to every rank before evaluating."""
+        if self.comm.size > 1:
+            with fastconv.no_grad():
+                for b in self.model.buffers():
+                    self.comm.dist.broadcast(b, src=0)
 
     # -- step 3: restore ---------------------------------------------------------------------------
     def restore(self, ck: dict, path: str) -> None:
@@ -637,10 +771,24 @@ class _Run:
         pos = ck["position"]
         self.epoch, self.start_batch = int(pos["epoch"]), int(pos["batch"])
         self.step = int(ck["step"])
+        saved_ranks = int((ck.get("config") or {}).get("world_size") or 1)
+        if saved_ranks != self.comm.size:
+            # the same images: global batch b of the old run ends at image b x old size;
+            # the step count is re-counted in the new steps per epoch (the schedule's clock)
+            done = self.start_batch * saved_ranks * int(self.cfg["batch_size"])
+            self.start_batch = min(-(-done // self.train_loader.global_batch_size),
+                                   self.steps_per_epoch)
+            self.step = self.epoch * self.steps_per_epoch + self.start_batch
+            self.log(f"the checkpoint was written by {saved_ranks} rank(s), this run has "
+                     f"{self.comm.size}: global batch {self.train_loader.global_batch_size}, "
+                     f"{self.steps_per_epoch} steps per epoch; the data order and "
+                     f"augmentation from here on differ from a run on {saved_ranks}")
         self.history = list(ck.get("history") or [])
         self.best = dict(ck.get("best") or self.best)
         self.bad_epochs = int(ck.get("bad_epochs", 0))
         self.partial = dict(ck.get("partial") or self.partial)
+        if not self.lead:  # the saved sums are over all ranks: count them once
+            self.partial.update(loss=0.0, c1=0, c5=0, n=0)
         if self.per_epoch_sched:
             self.sched.load_state_dict(ck["scheduler"])
         else:
@@ -656,10 +804,31 @@ class _Run:
                  f"{self.device}; {self.n_train} training / {self.n_val} validation images, "
                  f"{len(self.classes)} classes, input {cfg['input_size']}x{cfg['input_size']}, "
                  f"augment {cfg['augment']}; {cfg['optimizer']} lr {cfg['lr']} "
-                 f"{cfg['schedule']}")
+                 f"{cfg['schedule']}"
+                 + (f"; data parallel on {self.comm.size} ranks, global batch "
+                    f"{self.train_loader.global_batch_size} ({self.comm.size} x "
+                    f"{cfg['batch_size']})" if self.comm.size > 1 else ""))
 
-    def save(self, name: str, position: dict) -> str:
+    def _global_partial(self) -> dict:
+        """The epoch's sums so far over all ranks (time: rank 0's)."""
+        p = dict(self.partial)
+        if self.comm.size > 1:
+            tot = self.comm.sum([p["loss"], p["c1"], p["c5"], p["n"]])
+            p.update(loss=float(tot[0]), c1=int(tot[1]), c5=int(tot[2]), n=int(tot[3]))
+        return p
+
+    def save(self, name: str, position: dict, partial: dict | None = None) -> str:
+        path = os.path.join(self.run_dir, name)
+        if not self.lead:
+            return path
         _check_finite_weights(self.model, self.ema, name)
+        saved_partial, self.partial = self.partial, (partial or self.partial)
+        try:
+            return self._write_checkpoint(name, position)
+        finally:
+            self.partial = saved_partial
+
+    def _write_checkpoint(self, name: str, position: dict) -> str:
         return ckpt_io.save_training(
             os.path.join(self.run_dir, name), self.model, self.opt, scheduler=self.sched,
             ema=self.ema, epoch=position["epoch"], step=self.step, config=self.cfg,
@@ -675,7 +844,7 @@ class _Run:
         cfg, model, opt = self.cfg, self.model, self.opt
         ls = float(cfg["label_smoothing"])
         yt = fastconv.tensor(y, device=self.device)
-        main, aux = split_output(model(fastconv.tensor(x, device=self.device)))
+        main, aux = split_output(self.net(fastconv.tensor(x, device=self.device)))
         loss = F.cross_entropy(main, yt, label_smoothing=ls)
         total = loss
         for a in aux:
@@ -716,7 +885,7 @@ class _Run:
         _frozen_bn_to_eval(self.model)
         t0 = time.perf_counter() - self.partial["time"]
         bar = None
-        if self.cfg.get("progress", True):
+        if self.cfg.get("progress", True) and self.lead:
             from tqdm import tqdm
 
             bar = tqdm(total=self.steps_per_epoch, initial=self.start_batch, unit="batch",
@@ -736,8 +905,13 @@ class _Run:
                                     acc=f"{100.0 * p['c1'] / p['n']:.1f}%",
                                     img_s=f"{p['n'] / max(el, 1e-9):.0f}", refresh=False)
                     bar.update(1)
-                if intr.flag or (interrupt_after_steps and self.step >= interrupt_after_steps):
+                if interrupt_after_steps and self.step >= interrupt_after_steps:
                     intr.flag = True
+                if self.comm.size > 1:  # a signal on any rank stops them all here
+                    flag, signum = self.comm.max([float(intr.flag), float(intr.signum or 0)])
+                    if flag and not intr.flag:
+                        intr.flag, intr.signum = True, int(signum) or None
+                if intr.flag:
                     break
         finally:
             batches.close()
@@ -745,7 +919,8 @@ class _Run:
                 bar.close()
         self.partial["time"] = time.perf_counter() - t0
         if intr.flag and b < self.steps_per_epoch:
-            path = self.save("last.npz", {"epoch": self.epoch, "batch": b})
+            path = self.save("last.npz", {"epoch": self.epoch, "batch": b},
+                             partial=self._global_partial())
             self.log(f"saved {path} at epoch {self.epoch + 1}, batch {b}; continue with: "
                      f"{_resume_command(self.run_dir)}")
             self.stopped = "interrupted"
@@ -755,19 +930,21 @@ class _Run:
     # -- step 5: end of epoch ----------------------------------------------------------------------
     def end_epoch(self, intr, stop_after: int) -> None:
         """Validate, log, write the CSV, plot and checkpoints, decide whether to stop."""
-        cfg, p = self.cfg, self.partial
+        cfg, p = self.cfg, self._global_partial()
         n = max(p["n"], 1)
         row = {"epoch": self.epoch + 1, "lr": p.get("lr", self.opt.param_groups[0]["lr"]),
                "train_loss": p["loss"] / n, "train_top1": 100.0 * p["c1"] / n,
                "train_top5": 100.0 * p["c5"] / n, "epoch_time_s": p["time"],
                "images_per_s": p["n"] / max(p["time"], 1e-9)}
         if self.val_loader is not None:
+            self._sync_buffers()
             if self.ema is not None:
                 with self.ema.average_parameters(self.model):
-                    ev = evaluate_model(self.model, self.val_loader, self.device,
-                                        len(self.classes))
+                    ev = _evaluate_shard(self.comm, self.model, self.val_loader, self.device,
+                                         len(self.classes))
             else:
-                ev = evaluate_model(self.model, self.val_loader, self.device, len(self.classes))
+                ev = _evaluate_shard(self.comm, self.model, self.val_loader, self.device,
+                                     len(self.classes))
             row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
             _check_predictions(ev, self.classes, self.epoch + 1, self.log)
         self.history.append(row)
@@ -792,9 +969,10 @@ class _Run:
                     f"top-5 {row['val_top5']:.2f}%")
         self.log(msg + f"  lr {row['lr']:.4g}  {row['epoch_time_s']:.1f}s  "
                        f"{row['images_per_s']:.0f} img/s")
-        write_csv(os.path.join(self.run_dir, "history.csv"), self.history)
+        if self.lead:
+            write_csv(os.path.join(self.run_dir, "history.csv"), self.history)
         try:
-            if cfg.get("plot", True):
+            if cfg.get("plot", True) and self.lead:
                 plot_curves(os.path.join(self.run_dir, "curves.png"), self.history,
                             title=f"{cfg['model']} "
                                   f"({os.path.basename(os.path.abspath(self.run_dir))})")
@@ -826,27 +1004,38 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
     signal's number, if one stopped it) and ``model``.
     """
     given = dict(config)
+    comm = _Comm(bool(given.get("distributed")) or launched_world_size() > 1)
+    lead = comm.rank == 0
     resume = _resume_path(given)
-    cfg, resume_ck, replaced = _resolve_run_config(given, model, resume, log)
+    cfg, resume_ck, replaced = _resolve_run_config(given, model, resume,
+                                                   log if lead else (lambda *a: None),
+                                                   claim=lead)
     stop_after = int(given.get("stop_after_epochs") or 0)
     for k in SESSION_ONLY:
         cfg.pop(k, None)
     _check_config(cfg, model)
-    os.makedirs(cfg["out"], exist_ok=True)
+    if comm.size > 1 and cfg["device"] != "cpu":
+        raise ValueError("data-parallel training (several MPI ranks) runs on --device cpu "
+                         "only (GPU collectives through NCCL are not there yet)")
+    cfg["world_size"] = comm.size
+    if lead:
+        os.makedirs(cfg["out"], exist_ok=True)
 
-    run = _Run(cfg, log)
+    run = _Run(cfg, log, comm)
     run.setup(model, resume_ck)
     if resume_ck is not None:
         run.restore(resume_ck, resume)
-    else:
+    elif lead:
         for f in replaced:  # --overwrite: the old run goes only once the new one can start
             os.remove(os.path.join(run.run_dir, f))
         atomic_write(os.path.join(run.run_dir, "config.json"),
                      (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
+    if comm.size > 1:
+        run.distribute()
     run.announce()
 
     if run.epoch >= run.epochs:
-        log(f"the run is complete ({run.epoch} of {run.epochs} epochs); raise --epochs to go on")
+        run.log(f"the run is complete ({run.epoch} of {run.epochs} epochs); raise --epochs to go on")
         run.stopped = "complete"
     with _Interrupt() as intr:
         while run.epoch < run.epochs and run.stopped is None:
@@ -854,7 +1043,7 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
                 run.end_epoch(intr, stop_after)
     best = run.best
     if best["epoch"]:
-        log(f"best validation top-1 {best['val_top1']:.2f}% (top-5 {best['val_top5']:.2f}%) at "
+        run.log(f"best validation top-1 {best['val_top1']:.2f}% (top-5 {best['val_top5']:.2f}%) at "
             f"epoch {best['epoch']}; checkpoints in {run.run_dir}")
     return {"best_val_top1": best["val_top1"] if best["epoch"] else None,
             "best_epoch": best["epoch"], "epochs_done": run.epoch, "history": run.history,
@@ -959,6 +1148,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "loaded plus the last Linear)")
     g = p.add_argument_group("run")
     g.add_argument("--device", choices=["cpu", "cuda"], help="where to train")
+    g.add_argument("--distributed", action="store_true", default=None,
+                   help="train data parallel over MPI (mpi4py); implied when mpirun -np N "
+                        "started this with N > 1 (OMPI_COMM_WORLD_SIZE / PMI_SIZE). "
+                        "--batch-size is per rank (global batch N x batch size); the learning "
+                        "rate is used unchanged for the global batch (no automatic scaling: "
+                        "for the linear scaling rule give --lr x N); rank 0 writes the run "
+                        "folder, whose config.json records world_size; --resume works with "
+                        "any rank count (the data order then differs)")
     g.add_argument("--out", metavar="RUN_DIR", help="run folder for checkpoints, CSV and plot")
     g.add_argument("--resume", nargs="?", const="auto", metavar="CKPT",
                    help="continue the run in --out from last.npz (or from CKPT); only {} "
@@ -1038,10 +1235,20 @@ def main(argv=None) -> int:
     except (DataError, ckpt_io.CheckpointError, ValueError, FloatingPointError,
             DeadNetworkError) as e:
         print(f"error: {e}", file=sys.stderr)
+        _abort_other_ranks(2)
         return 2
     if result["stopped"] == "interrupted":
         return 128 + int(result.get("signal") or signal.SIGINT)  # 130 Ctrl-C, 143 SIGTERM
     return 0
+
+
+def _abort_other_ranks(code: int) -> None:
+    """After an error on one rank of a data-parallel job, end them all (the others would wait
+    in their next collective for ever)."""
+    import fastconv.distributed as dist
+
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        _Comm(True).abort(code)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,14 @@ class DataLoader:
         drop_last: drop the last, smaller batch.
         num_workers: preparation threads (0: prepare in the calling thread).
         prefetch: batches prepared ahead of the consumer (at least num_workers).
+        num_replicas, rank: data-parallel sharding (one loader per process). Every replica
+            draws the same permutation and walks the same *global* batches of
+            ``batch_size * num_replicas`` images; replica ``rank`` takes slice ``rank`` of
+            each (``batch_size`` images), so the replicas together see exactly what one
+            process with the global batch size sees, in the same order. ``len()`` counts
+            global batches (each replica yields that many). Augmentation of replica ``rank``
+            is seeded with ``(seed, epoch, batch, rank)`` when ``num_replicas > 1``, so its
+            random draws differ from a single process's.
 
     Yields ``(x, y)``: ``x`` as the transform returns it (float32 (N, C, H, W)
     for the standard pipelines), ``y`` int64 (N,).
@@ -51,7 +59,7 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, seed: int = 0,
                  transform=None, drop_last: bool = False, num_workers: int = 2,
-                 prefetch: int = 4):
+                 prefetch: int = 4, num_replicas: int = 1, rank: int = 0):
         if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:
@@ -64,6 +72,10 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.num_workers = int(num_workers)
         self.prefetch = max(int(prefetch), self.num_workers, 1)
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"DataLoader: need 0 <= rank < num_replicas, got rank {rank}, "
+                             f"num_replicas {num_replicas}")
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.epoch = 0
 
     # -- state ------------------------------------------------------------------------------------
@@ -80,9 +92,14 @@ class DataLoader:
         self.epoch = int(state["epoch"])
 
     # -- batches ----------------------------------------------------------------------------------
+    @property
+    def global_batch_size(self) -> int:
+        """Images per step over all replicas."""
+        return self.batch_size * self.num_replicas
+
     def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        n, g = len(self.dataset), self.global_batch_size
+        return n // g if self.drop_last else -(-n // g)
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample order of ``epoch`` (the identity without shuffle)."""
@@ -94,9 +111,10 @@ class DataLoader:
 
     def batch_rng(self, epoch: int, batch: int) -> np.random.Generator:
         """The generator that augments batch ``batch`` of ``epoch``."""
-        return np.random.default_rng(np.random.SeedSequence(self.seed,
-                                                            spawn_key=(int(epoch), _AUGMENT,
-                                                                       int(batch))))
+        key = (int(epoch), _AUGMENT, int(batch))
+        if self.num_replicas > 1:
+            key += (self.rank,)
+        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
 
     def _make_batch(self, indices, epoch, b):
         ds = self.dataset
@@ -113,9 +131,10 @@ class DataLoader:
     def iter_epoch(self, epoch: int, start_batch: int = 0):
         """Yield the batches of ``epoch`` from batch ``start_batch`` on (for a resumed run)."""
         order = self.order(epoch)
-        bs = self.batch_size
+        g, bs, r = self.global_batch_size, self.batch_size, self.rank
         nb = len(self)
-        starts = [(b, order[b * bs:(b + 1) * bs]) for b in range(start_batch, nb)]
+        starts = [(b, order[b * g:(b + 1) * g][r * bs:(r + 1) * bs])
+                  for b in range(start_batch, nb)]
         if self.num_workers == 0:
             for b, idx in starts:
                 yield self._make_batch(idx, epoch, b)
