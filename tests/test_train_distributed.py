@@ -144,3 +144,31 @@ def test_two_rank_step_equals_one_process_step_on_the_global_batch(tmp_path, rng
         scale = float(np.max(np.abs(b)))
         assert scale > 1e-6
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale, err_msg=f"grad {i}")
+
+
+def test_sigterm_on_one_rank_stops_both_after_one_checkpoint(tmp_path, rng):
+    """Rank 1 alone gets SIGTERM (a timer in the job): every rank stops after the batch, rank 0
+    writes last.npz once, and both exit with 128 + SIGTERM."""
+    data = make_folder(tmp_path / "data", rng, per_class=4, size=24)
+    out = tmp_path / "run"
+    job = tmp_path / "job.py"
+    job.write_text(
+        "import os, signal, sys, threading\n"
+        "from models import train_cifar\n"
+        "if os.environ.get('OMPI_COMM_WORLD_RANK', os.environ.get('PMI_RANK')) == '1':\n"
+        "    threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGTERM)).start()\n"
+        "sys.exit(train_cifar.main(sys.argv[1:]))\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    argv = _mpirun_command() + ["-np", "2", sys.executable, str(job), "--model",
+                                "cifar10_tutorial", "--data", data, "--out", str(out),
+                                "--epochs", "100000", "--batch-size", "2", "--val-per-class",
+                                "1", "--augment", "none", "--workers", "1", "--no-progress",
+                                "--no-plot", "--cache-dir", "none"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=REPO,
+                          check=False)
+    assert proc.returncode == 143, f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    assert proc.stderr.count("SIGTERM: saving a checkpoint") == 1  # rank 1 only got it
+    assert proc.stdout.count("continue with:") == 1  # one rank wrote, once
+    last = ck.load_checkpoint(str(out / "last.npz"))
+    assert 0 < last["step"] < 100000
