@@ -14,7 +14,8 @@ import fastconv
 
 def test_tensor_converts_float64_to_float32_and_copies(rng):
     a = rng.standard_normal((3, 4))
-    t = fastconv.tensor(a)
+    with pytest.warns(fastconv.DtypeWarning, match="float64"):
+        t = fastconv.tensor(a)
     assert t.dtype == np.float32
     assert t.shape == (3, 4) and t.ndim == 2 and t.numel() == 12
     assert t.size() == (3, 4) and t.size(1) == 4 and t.size(-1) == 4
