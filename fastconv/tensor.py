@@ -355,25 +355,7 @@ class Tensor:
         Returns ``self`` when nothing changes (unless ``copy=True``). A move to another device
         stays in the graph: gradients flow back to the source device.
         """
-        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-        copy = kwargs.pop("copy", False)
-        kwargs.pop("non_blocking", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        args = list(args)
-        if args and isinstance(args[0], Tensor):
-            other = args.pop(0)
-            device, dtype = other.device, other.dtype
-        elif args and (isinstance(args[0], (str, int)) and not isinstance(args[0], bool)):
-            device = args.pop(0)
-        if args and not isinstance(args[0], bool):
-            dtype = args.pop(0)
-        if args and isinstance(args[0], bool):  # non_blocking, then copy
-            args.pop(0)
-            if args:
-                copy = bool(args.pop(0))
-        if args:
-            raise TypeError(f"to() received an invalid combination of arguments: {args}")
+        device, dtype, copy = to_arguments(args, kwargs, allow_copy=True)
         t = self
         if dtype is not None:
             t = t._cast(dtypes.storable(dtype, "Tensor.to", stacklevel=2))
@@ -1176,3 +1158,30 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False) -> Ten
         array = _as_array(data, "cpu" if dev == "cuda" else dev, what="fastconv.tensor")
     array = np.array(array, copy=True) if dev == "cpu" else _as_array(array, dev)
     return Tensor(array, requires_grad=requires_grad)
+
+
+def to_arguments(args, kwargs, allow_copy: bool = False):
+    """``(device, dtype, copy)`` from the arguments of ``Tensor.to`` / ``Module.to``, read as
+    PyTorch reads them: ``(device)``, ``(dtype)``, ``(device, dtype)``, ``(tensor)``, then
+    ``non_blocking`` (accepted; copies are synchronous) and, for tensors, ``copy``."""
+    kwargs = dict(kwargs)
+    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+    copy = bool(kwargs.pop("copy", False)) if allow_copy else False
+    kwargs.pop("non_blocking", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+    args = list(args)
+    if args and isinstance(args[0], Tensor):
+        other = args.pop(0)
+        device, dtype = other.device, other.dtype
+    elif args and isinstance(args[0], (str, int)) and not isinstance(args[0], bool):
+        device = args.pop(0)
+    if args and not isinstance(args[0], bool):
+        dtype = args.pop(0)
+    if args and isinstance(args[0], bool):  # non_blocking, then (tensors) copy
+        args.pop(0)
+        if args and allow_copy:
+            copy = bool(args.pop(0))
+    if args:
+        raise TypeError(f"to() received an invalid combination of arguments: {args}")
+    return device, dtype, copy

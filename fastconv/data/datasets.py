@@ -71,7 +71,18 @@ def _stack(samples):
     return np.stack(items)
 
 
-class CIFAR10(_cifar.CIFAR10, Dataset):
+class _TransformedBatches:
+    """``get_batch`` of a per-sample dataset: the zoo's one-copy batch path when no transform
+    is set, else each sample through its transforms, stacked."""
+
+    def get_batch(self, indices):
+        if self.transform is None and self.target_transform is None:
+            return super().get_batch(indices)
+        items = [self[int(i)] for i in np.asarray(indices).ravel()]
+        return _stack([s for s, _ in items]), np.asarray([t for _, t in items])
+
+
+class CIFAR10(_TransformedBatches, _cifar.CIFAR10, Dataset):
     """CIFAR-10 as ``torchvision.datasets.CIFAR10(root, train=True, transform=None,
     target_transform=None, download=False)``: ``ds[i]`` is ``(transform(PIL image),
     target_transform(label))``. ``data`` is the uint8 (N, 32, 32, 3) array, ``classes``
@@ -97,19 +108,13 @@ class CIFAR10(_cifar.CIFAR10, Dataset):
         img = Image.fromarray(self.images[index])
         return _apply(img, int(self.targets[index]), self.transform, self.target_transform)
 
-    def get_batch(self, indices):
-        if self.transform is None and self.target_transform is None:
-            return super().get_batch(indices)
-        items = [self[int(i)] for i in np.asarray(indices).ravel()]
-        return _stack([s for s, _ in items]), np.asarray([t for _, t in items])
-
     def __repr__(self) -> str:
         return (f"Dataset CIFAR10\n    Number of datapoints: {len(self)}\n    Root location: "
                 f"{self.root}\n    Split: {'Train' if self.train else 'Test'}"
                 + (f"\n    Transform: {self.transform!r}" if self.transform is not None else ""))
 
 
-class ImageFolder(_image_folder.ImageFolder, Dataset):
+class ImageFolder(_TransformedBatches, _image_folder.ImageFolder, Dataset):
     """``root/<class>/<image>`` as ``torchvision.datasets.ImageFolder(root, transform=None,
     target_transform=None, loader=default_loader, is_valid_file=None, allow_empty=False)``:
     ``ds[i]`` is ``(transform(loader(path)), target_transform(class index))``, classes in
@@ -170,12 +175,6 @@ class ImageFolder(_image_folder.ImageFolder, Dataset):
             i += len(self)
         return _apply(self._load_pil(i), int(self.targets[i]), self.transform,
                       self.target_transform)
-
-    def get_batch(self, indices):
-        if self.transform is None and self.target_transform is None:
-            return super().get_batch(indices)
-        items = [self[int(i)] for i in np.asarray(indices).ravel()]
-        return _stack([s for s, _ in items]), np.asarray([t for _, t in items])
 
     def __repr__(self) -> str:
         return (f"Dataset ImageFolder\n    Number of datapoints: {len(self)}\n    Root location: "

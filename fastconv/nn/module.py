@@ -266,24 +266,9 @@ class Module:
         """
         from fastconv import dtypes
         from fastconv.device import as_device
-        from fastconv.tensor import _as_array
+        from fastconv.tensor import _as_array, to_arguments
 
-        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-        kwargs.pop("non_blocking", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        args = list(args)
-        if args and isinstance(args[0], Tensor):
-            other = args.pop(0)
-            device, dtype = other.device, other.dtype
-        elif args and isinstance(args[0], (str, int)) and not isinstance(args[0], bool):
-            device = args.pop(0)
-        if args and not isinstance(args[0], bool):
-            dtype = args.pop(0)
-        if args and isinstance(args[0], bool):
-            args.pop(0)
-        if args:
-            raise TypeError(f"to() received an invalid combination of arguments: {args}")
+        device, dtype, _ = to_arguments(args, kwargs)
         if dtype is not None:
             dt = dtypes.resolve(dtype)
             if dt.kind != "f":

@@ -470,6 +470,20 @@ class LinearLR(LRScheduler):
         return [b * self.factor(t) for b in self.base_lrs]
 
 
+
+def _check_members(owner: str, schedulers, optimizer) -> None:
+    """The schedulers a SequentialLR / ChainedScheduler combines: schedulers of ``optimizer``
+    that step without a metric (torch's messages)."""
+    for k, s in enumerate(schedulers):
+        if not hasattr(s, "optimizer"):
+            raise TypeError(f"{owner} at index {k} should have `optimizer` as its attribute.")
+        if isinstance(s, ReduceLROnPlateau):
+            raise ValueError(f"{owner} does not support `ReduceLROnPlateau` scheduler "  # noqa: TRY004 - torch's error type
+                             f"(at index {k}): it needs a metric in `step`")
+        if s.optimizer is not optimizer:
+            raise ValueError(f"{owner} expects all schedulers to belong to the same optimizer, "
+                             f"but scheduler {k} ({type(s).__name__}) has another")
+
 class SequentialLR(LRScheduler):
     """Run ``schedulers[k]`` from ``milestones[k-1]`` on, each restarting at its own step 0
     (PyTorch's SequentialLR). ``step(epoch)`` (fastconv's addition) jumps to step ``epoch``
@@ -479,16 +493,7 @@ class SequentialLR(LRScheduler):
         schedulers = list(schedulers)
         if len(schedulers) < 1:
             raise ValueError("SequentialLR expects at least one scheduler, but got no scheduler.")
-        for k, s in enumerate(schedulers):
-            if not hasattr(s, "optimizer"):
-                raise TypeError(f"SequentialLR at index {k} should have `optimizer` as its "
-                                "attribute.")
-            if isinstance(s, ReduceLROnPlateau):
-                raise ValueError("SequentialLR does not support `ReduceLROnPlateau` scheduler "  # noqa: TRY004 - torch's error type
-                                 f"(at index {k}): it needs a metric in `step`")
-            if s.optimizer is not optimizer:
-                raise ValueError("SequentialLR expects all schedulers to belong to the same "
-                                 f"optimizer, but scheduler {k} ({type(s).__name__}) has another")
+        _check_members("SequentialLR", schedulers, optimizer)
         if len(milestones) != len(schedulers) - 1:
             raise ValueError("Sequential Schedulers expects number of schedulers provided to be "
                              "one more than the number of milestone points, but got number of "
@@ -545,16 +550,7 @@ class ChainedScheduler(LRScheduler):
             raise ValueError("ChainedScheduler expects at least one scheduler to be chained, but "
                              "got no scheduler.")
         optimizer = optimizer or schedulers[0].optimizer
-        for k, s in enumerate(schedulers):
-            if not hasattr(s, "optimizer"):
-                raise TypeError(f"ChainedScheduler at index {k} should have `optimizer` as its "
-                                "attribute.")
-            if isinstance(s, ReduceLROnPlateau):
-                raise ValueError("ChainedScheduler does not support `ReduceLROnPlateau` "  # noqa: TRY004 - torch's error type
-                                 f"scheduler (at index {k}): it needs a metric in `step`")
-            if s.optimizer is not optimizer:
-                raise ValueError("ChainedScheduler expects all schedulers to belong to the same "
-                                 f"optimizer, but scheduler {k} ({type(s).__name__}) has another")
+        _check_members("ChainedScheduler", schedulers, optimizer)
         self._schedulers = schedulers
         self.optimizer = optimizer
         self._last_lr = [g["lr"] for g in optimizer.param_groups]
