@@ -20,6 +20,7 @@ __all__ = [
     "build_model",
     "check_model_options",
     "default_cache_dir",
+    "eval_logits",
     "eval_transform",
     "evaluate_model",
     "model_arguments",
@@ -96,15 +97,34 @@ def split_output(out):
     return out, []
 
 
+def eval_logits(model, x: np.ndarray, device: str = "cpu", tta: bool = False):
+    """The model's class scores for the batch ``x`` (N, C, H, W), in eval mode and without
+    gradients. With ``tta``, test-time flip averaging: the softmax probabilities of the
+    images and of their mirror images (flipped left-right, the flip training augments with)
+    are averaged and returned as log-probabilities, which are valid logits (their softmax is
+    the averaged probabilities), so loss and top-k read them as any logits."""
+    import fastconv.functional as F
+
+    logits, _ = split_output(model(fastconv.tensor(x, device=device)))
+    if not tta:
+        return logits
+    flipped, _ = split_output(model(fastconv.tensor(np.ascontiguousarray(x[..., ::-1]),
+                                                    device=device)))
+    a, b = F.log_softmax(logits, dim=1), F.log_softmax(flipped, dim=1)
+    m = fastconv.where(a > b, a, b)  # log((e^a + e^b) / 2) without underflow
+    return m + ((a - m).exp() + (b - m).exp()).log() - float(np.log(2.0))
+
+
 def evaluate_model(model, loader, device: str = "cpu", num_classes: int | None = None,
-                   max_batches: int = 0):
+                   max_batches: int = 0, tta: bool = False):
     """Evaluate ``model`` in eval mode over ``loader`` (batches of ``(images, labels)``).
 
     Returns a dict: ``loss`` (mean cross-entropy), ``top1`` and ``top5`` (percent), ``n``,
     ``confusion`` (rows: true class, columns: predicted class), ``no_prediction`` (per true
     class, the images whose scores held NaN: never counted correct), ``predicted`` (how many
     images each class was predicted for) and ``constant_logits`` (True when every image got
-    the same scores: the network ignores its input).
+    the same scores: the network ignores its input). ``tta``: score each image by test-time
+    flip averaging (:func:`eval_logits`).
     """
     import fastconv.functional as F
 
@@ -117,7 +137,7 @@ def evaluate_model(model, loader, device: str = "cpu", num_classes: int | None =
         for b, (x, y) in enumerate(loader):
             if max_batches and b >= max_batches:
                 break
-            logits, _ = split_output(model(fastconv.tensor(x, device=device)))
+            logits = eval_logits(model, x, device, tta)
             loss_sum += float(F.cross_entropy(logits, fastconv.tensor(y, device=device)).item()) \
                 * len(y)
             lg = logits.detach().numpy()

@@ -102,6 +102,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="[cpu]")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="data-preparation threads")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time flip averaging: each image's softmax averaged with its "
+                        "mirror image's")
     p.add_argument("--no-ema", dest="ema", action="store_false",
                    help="use the raw weights even if the run kept an average")
     add_model_arguments(p)
@@ -124,7 +127,7 @@ def main(argv=None) -> int:
         loader = DataLoader(ds, batch_size=args.batch_size, shuffle=False,
                             transform=eval_transform(cfg, ds.image_shape[:2]),
                             num_workers=args.workers)
-        res = evaluate_model(model, loader, args.device, len(cfg["classes"]))
+        res = evaluate_model(model, loader, args.device, len(cfg["classes"]), tta=args.tta)
     except (CheckpointError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from fastconv.checkpoint import CheckpointError
 from .common import (
     add_model_arguments,
     add_weights_arguments,
+    eval_logits,
     eval_transform,
     load_model,
     split_output,
@@ -48,10 +49,10 @@ def _load_image(path: str, size, keep_aspect: bool = False) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
-def predict(model, cfg: dict, paths, device: str = "cpu", topk: int = 5):
+def predict(model, cfg: dict, paths, device: str = "cpu", topk: int = 5, tta: bool = False):
     """[(path, [(class name, probability), ...])] for each image, best first (ties: the
     lower class index first, as torch.topk); an empty list for an image whose scores hold
-    NaN (the model has no prediction for it)."""
+    NaN (the model has no prediction for it). ``tta``: test-time flip averaging."""
     size = cfg.get("image_hw") or [cfg.get("image_size") or 32] * 2
     size = (int(size[0]), int(size[1]))
     tf = eval_transform(cfg, size)
@@ -61,7 +62,7 @@ def predict(model, cfg: dict, paths, device: str = "cpu", topk: int = 5):
     x = tf(batch, np.random.default_rng(0))
     model.eval()
     with fastconv.no_grad():
-        logits, _ = split_output(model(fastconv.tensor(x, device=device)))
+        logits = eval_logits(model, x, device, tta)
     z = logits.detach().numpy().astype(np.float64)
     z -= z.max(axis=1, keepdims=True)
     prob = np.exp(z)
@@ -93,6 +94,9 @@ def main(argv=None) -> int:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("--topk", type=int, default=5, help="classes to show per image [5]")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="[cpu]")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time flip averaging: each image's softmax averaged with its "
+                        "mirror image's")
     p.add_argument("--no-ema", dest="ema", action="store_false",
                    help="use the raw weights even if the run kept an average")
     add_model_arguments(p)
@@ -103,7 +107,7 @@ def main(argv=None) -> int:
         cfg = ck["config"]
         if cfg.get("classes") is None:  # imported weights without class names
             cfg["classes"] = [f"class {i}" for i in range(_num_outputs(model, cfg))]
-        results = predict(model, cfg, args.images, args.device, args.topk)
+        results = predict(model, cfg, args.images, args.device, args.topk, args.tta)
     except (CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -114,7 +114,7 @@ DEFAULTS = {
     "wd_bias_bn": False, "schedule": "cosine", "warmup_epochs": 0.0, "step_size": 30,
     "gamma": 0.1, "milestones": None, "min_lr": 0.0, "plateau_patience": 5,
     "label_smoothing": 0.0, "aux_weight": 0.3, "ema_decay": 0.0, "clip_grad": 0.0,
-    "early_stop": 0,
+    "early_stop": 0, "tta": False,
     # fine-tuning and the run
     "init_from": None, "freeze_backbone": False, "seed": 0, "workers": None, "device": "cpu",
     "out": None, "limit_batches": 0, "progress": True, "plot": True,
@@ -165,7 +165,7 @@ MODEL_DEFAULTS = {
 
 #: What --resume may change in a stopped run; everything else comes from its checkpoint.
 RESUME_OVERRIDES = ("epochs", "device", "workers", "progress", "plot", "early_stop",
-                    "eval_batch_size", "cache_dir")
+                    "eval_batch_size", "cache_dir", "tta")
 #: Options of one session only: not stored in the run's configuration.
 SESSION_ONLY = ("stop_after_epochs", "resume", "overwrite", "distributed")
 #: What a run folder holds; a folder holding any of these is a run (see _claim_run_dir).
@@ -633,10 +633,11 @@ class _Comm:
         self.comm.Abort(code)
 
 
-def _evaluate_shard(comm: _Comm, model, loader, device, num_classes: int) -> dict:
+def _evaluate_shard(comm: _Comm, model, loader, device, num_classes: int,
+                    tta: bool = False) -> dict:
     """evaluate_model on this rank's shard, its sums (loss, correct counts, confusion)
     added over the ranks."""
-    ev = evaluate_model(model, loader, device, num_classes)
+    ev = evaluate_model(model, loader, device, num_classes, tta=tta)
     if comm.size == 1:
         return ev
     n = ev["n"]
@@ -941,10 +942,10 @@ class _Run:
             if self.ema is not None:
                 with self.ema.average_parameters(self.model):
                     ev = _evaluate_shard(self.comm, self.model, self.val_loader, self.device,
-                                         len(self.classes))
+                                         len(self.classes), bool(self.cfg.get("tta")))
             else:
                 ev = _evaluate_shard(self.comm, self.model, self.val_loader, self.device,
-                                     len(self.classes))
+                                     len(self.classes), bool(self.cfg.get("tta")))
             row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
             _check_predictions(ev, self.classes, self.epoch + 1, self.log)
         self.history.append(row)
@@ -1136,6 +1137,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep an exponential moving average of the weights with this decay "
                         "and validate/checkpoint-evaluate with it (0: off)")
     g.add_argument("--clip-grad", type=float, help="clip the gradient norm to this (0: off)")
+    g.add_argument("--tta", action=argparse.BooleanOptionalAction,
+                   help="validate with test-time flip averaging: each image's softmax "
+                        "averaged with its mirror image's")
     g.add_argument("--early-stop", type=int,
                    help="stop after this many epochs without a better validation top-1 "
                         "(0: off)")

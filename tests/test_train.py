@@ -354,3 +354,34 @@ def test_lr_multipliers_of_a_model_scale_its_groups_through_the_schedule(schedul
     # weight decay still splits weights (decayed) from biases (not)
     decays = {opt.param_groups[g]["weight_decay"] for g in slow}
     assert decays == {0.0, 1e-3}
+
+
+def test_test_time_flip_averaging(tmp_path, rng, capsys):
+    """--tta scores an image by the mean of its and its mirror image's softmax: evaluate_model
+    with tta agrees with that computed by hand, and the flag reaches evaluation in the CLIs."""
+    from models.common import evaluate_model
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    x = rng.standard_normal((7, 3, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 5, 7)
+    with fastconv.no_grad():
+        a = model(fastconv.tensor(x)).numpy().astype(np.float64)
+        b = model(fastconv.tensor(x[..., ::-1].copy())).numpy().astype(np.float64)
+    soft = [np.exp(z - z.max(1, keepdims=True)) for z in (a, b)]
+    prob = sum(s / s.sum(1, keepdims=True) for s in soft) / 2
+    ev = evaluate_model(model, [(x, y)], "cpu", 5, tta=True)
+    assert ev["loss"] == pytest.approx(-np.log(prob[np.arange(7), y]).mean(), rel=1e-5)
+    assert ev["top1"] == pytest.approx(100 * np.mean(prob.argmax(1) == y))
+    plain = evaluate_model(model, [(x, y)], "cpu", 5)
+    assert plain["loss"] != pytest.approx(ev["loss"], rel=1e-4)  # the mirror images count
+
+    data = make_folder(tmp_path / "data", rng, per_class=3, size=28)
+    out = tmp_path / "run"
+    assert train_cifar.main(["--model", "cifar10_tutorial", "--epochs", "1", "--batch-size", "3",
+                             "--data", data, "--out", str(out), "--val-per-class", "1",
+                             "--workers", "1", "--tta"]) == 0
+    assert ck.load_checkpoint(str(out / "last.npz"))["config"]["tta"] is True
+    assert evaluate_cli.main(["--checkpoint", str(out / "last.npz"), "--data", data,
+                              "--tta"]) == 0
+    assert predict_cli.main(["--checkpoint", str(out / "last.npz"), "--tta",
+                             os.path.join(data, "red", "000.png")]) == 0
