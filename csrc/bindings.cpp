@@ -91,6 +91,8 @@ PYBIND11_MODULE(_C, m) {
     // ---- activations
     m.def("relu_forward", &relu_forward, "x"_a, "y = max(x, 0) for any shape.");
     m.def("relu_backward", &relu_backward, "y"_a, "dy"_a, "dx = dy where y > 0, else 0.");
+    m.def("round_bf16_inplace", &round_bf16_inplace, "x"_a,
+          "Round each float32 of x, in place, to the nearest bfloat16 (ties to even).");
     m.def("add_inplace", &add_inplace, "dst"_a, "src"_a,
           "dst += src for float32 C-contiguous arrays of one shape (not overlapping).");
 

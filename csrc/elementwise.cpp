@@ -1,10 +1,13 @@
-/* ReLU forward and backward, and the in-place sum of gradients.
+/* ReLU forward and backward, the in-place sum of gradients, and rounding to bfloat16.
  *
  * What: y = max(x, 0) (NaN passes through, as in PyTorch);
  *       dx = dy where y > 0, else 0;
  *       add_inplace: dst += src (autograd adds each new gradient of a leaf
  *       into its .grad; one thread managed ~25 GB/s, well under what the
- *       memory gives two).
+ *       memory gives two);
+ *       round_bf16_inplace: each x rounded to the nearest bfloat16 (ties to
+ *       even, as torch's float -> bfloat16 conversion; NaN -> 0x7FC0), kept
+ *       as float32: autocast's bf16 values in float32 storage.
  * Layout: any shape, C-contiguous float32, treated as one flat array.
  * Threads: OpenMP static split of the flat index range (small arrays stay on
  * one thread: waking the team costs more than the work).
@@ -32,6 +35,17 @@ void relu_grad_block(const float* __restrict y, const float* __restrict dy, floa
     for (index_t i = 0; i < n; ++i) {
         const float g = dy[i];  // loaded unconditionally so the select vectorises
         dx[i] = y[i] > 0.f ? g : 0.f;
+    }
+}
+
+// bfloat16 is the upper half of a float32: add half an ulp of bf16 (minus one
+// when the kept part is even, so ties go to even), then drop the lower half.
+void round_bf16_block(std::uint32_t* __restrict u, index_t n) {
+    for (index_t i = 0; i < n; ++i) {
+        const std::uint32_t b = u[i];
+        const bool nan = (b & 0x7FFFFFFFu) > 0x7F800000u;
+        const std::uint32_t r = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
+        u[i] = nan ? 0x7FC00000u : r;
     }
 }
 
@@ -96,6 +110,16 @@ void add_inplace(py::array dst, const py::array& src) {
     require(S + n <= D || D + n <= S || S == D, fn, ": src and dst overlap");
     py::gil_scoped_release nogil;
     split(n, [&](index_t i, index_t m) { add_block(D + i, S + i, m); });
+}
+
+void round_bf16_inplace(py::array x) {
+    const char* fn = "round_bf16_inplace";
+    float_data(x, fn, "x");
+    require(x.writeable(), fn, ": x must be writeable");
+    auto* U = static_cast<std::uint32_t*>(x.mutable_data());
+    const index_t n = x.size();
+    py::gil_scoped_release nogil;
+    split(n, [&](index_t i, index_t m) { round_bf16_block(U + i, m); });
 }
 
 }  // namespace fc

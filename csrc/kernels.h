@@ -9,7 +9,7 @@ namespace fc {
 
 // Bumped whenever a signature or a semantic of this module changes;
 // fastconv/backend/cpu.py refuses to run against a different value.
-constexpr int kAbiVersion = 4;
+constexpr int kAbiVersion = 5;
 
 // alloc.cpp
 py::dict cache_info();
@@ -62,6 +62,7 @@ py::tuple batch_norm_backward(const py::array& x, const std::optional<py::array>
 // elementwise.cpp
 py::array relu_forward(const py::array& x);
 py::array relu_backward(const py::array& y, const py::array& dy);
+void round_bf16_inplace(py::array x);
 void add_inplace(py::array dst, const py::array& src);
 
 // loss.cpp

@@ -29,6 +29,7 @@ from fastconv.device import device
 from fastconv.dtypes import ALIASES as _DTYPE_ALIASES
 from fastconv.dtypes import (
     DtypeWarning,
+    bfloat16,
     bool_,
     double,
     dtype,
@@ -92,8 +93,9 @@ __all__ = [
     "is_grad_enabled", "manual_seed",
     "get_rng_state", "set_rng_state", "set_num_threads", "get_num_threads", "functional", "nn",
     "optim", "save", "load", "cuda", "device", "dtype", "DtypeWarning", "float32", "float64",
-    "float16", "int64", "int32", "int16", "int8", "uint8", "bool_", "float", "double", "half",
-    "long", "int", "short", "bool", "initial_seed", "compile", "amp", "autocast", "backends",
+    "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool_", "float",
+    "double", "half", "long", "int", "short", "bool", "initial_seed", "compile", "amp",
+    "autocast", "is_autocast_enabled", "get_autocast_dtype", "backends",
 ] + list(_creation_names) + list(_toplevel_names)
 
 
@@ -104,10 +106,10 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(f"fastconv.{name}")
-    if name == "autocast":
-        from fastconv.amp import autocast
+    if name in ("autocast", "is_autocast_enabled", "get_autocast_dtype"):
+        from fastconv import amp
 
-        return autocast
+        return getattr(amp, name)
     if name in ("save", "load"):
         from fastconv import checkpoint
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import warnings
 
+import ml_dtypes
 import numpy as np
 
 dtype = np.dtype  # the class of the dtype objects, like torch.dtype
@@ -42,6 +43,7 @@ dtype = np.dtype  # the class of the dtype objects, like torch.dtype
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 float16 = np.dtype(np.float16)
+bfloat16 = np.dtype(ml_dtypes.bfloat16)  # autocast's lower precision (fastconv.amp)
 int64 = np.dtype(np.int64)
 int32 = np.dtype(np.int32)
 int16 = np.dtype(np.int16)
@@ -54,7 +56,7 @@ double, half, long, short = float64, float16, int64, int16
 # PyTorch's aliases (fastconv.float, .double, .half, .long, .int, .short, .bool).
 ALIASES = {
     "float32": float32, "float": float32, "float64": float64, "double": float64,
-    "float16": float16, "half": float16, "int64": int64, "long": int64, "int32": int32,
+    "float16": float16, "half": float16, "bfloat16": bfloat16, "int64": int64, "long": int64, "int32": int32,
     "int": int32, "int16": int16, "short": int16, "int8": int8, "uint8": uint8, "bool": bool_,
 }
 
@@ -95,7 +97,7 @@ def resolve(dt):
 def storable(dt, what: str, stacklevel: int = 3):
     """The dtype a tensor of requested dtype ``dt`` gets: other floats become float32 (warned)."""
     dt = resolve(dt)
-    if dt.kind == "f" and dt != float32:
+    if (dt.kind == "f" and dt != float32) or dt == bfloat16:
         warn_float32(what, dt, stacklevel + 1)
         return float32
     if dt.kind not in "biuf":

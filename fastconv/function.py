@@ -13,7 +13,7 @@ devices.
 
 from __future__ import annotations
 
-from fastconv import autograd
+from fastconv import amp, autograd
 from fastconv.backend import get_backend
 
 
@@ -29,6 +29,10 @@ class Function:
     saved = None          # arrays kept by save_for_backward
     hooks = None          # gradient hooks registered on the output tensor
     versions: tuple = ()  # the inputs' in-place versions when the op ran
+    # The ops of torch's autocast lower-precision list (conv2d, linear, matmul) set
+    # autocast_lowp; apply() then sets lowp when this call runs in bfloat16 (fastconv.amp).
+    autocast_lowp = False
+    lowp = False
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
@@ -38,6 +42,12 @@ class Function:
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
+
+    def bf16(self, a):
+        """A C-contiguous float32 copy of the array ``a``, rounded to bfloat16."""
+        a = self.xp.array(a, dtype=self.xp.float32, order="C", copy=True)
+        self.kernels.round_bf16_(a)
+        return a
 
     @classmethod
     def apply(cls, *args, **kwargs):
@@ -55,6 +65,7 @@ class Function:
         fn.kernels = get_backend(device)
         fn.xp = fn.kernels.xp
         fn.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        fn.lowp = cls.autocast_lowp and amp.lowp(device)
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         out = fn.forward(*raw, **kwargs)
         track = autograd.is_grad_enabled() and any(fn.needs_input_grad)

@@ -30,7 +30,7 @@ from fastconv.device import of as _device_object
 from fastconv.ops import arith
 from fastconv.ops import math as fmath
 
-_FLOAT_CONVERTED = (np.float64, np.float16)
+_FLOAT_CONVERTED = (np.float64, np.float16, dtypes.bfloat16.type)
 
 # PyTorch's torch.return_types: a (values, indices) pair that also unpacks.
 MaxResult = namedtuple("max", ["values", "indices"])
@@ -56,12 +56,12 @@ def _as_array(data, device: str, what: str | None = None):
         data = np.asarray(data)
         if data.dtype == np.float64:  # Python floats: PyTorch's default dtype is float32 too
             data = data.astype(np.float32)
-    if data.dtype.kind == "O" or data.dtype.kind in "USVc":
-        raise TypeError(f"cannot make a tensor from an array of dtype {data.dtype}")
     if data.dtype.type in _FLOAT_CONVERTED:
         if what is not None:
             dtypes.warn_float32(what, data.dtype, stacklevel=3)
         data = data.astype(np.float32)
+    if data.dtype.kind == "O" or data.dtype.kind in "USVc":
+        raise TypeError(f"cannot make a tensor from an array of dtype {data.dtype}")
     if device_of(data) != device:
         data = xp.asarray(data) if device == "cuda" else data.get()
     return data
@@ -334,6 +334,12 @@ class Tensor:
     def half(self) -> Tensor:
         """float32, with a DtypeWarning: fastconv has no float16 tensors (see fastconv.dtypes)."""
         dtypes.warn_float32("Tensor.half()", dtypes.float16, stacklevel=2)
+        return self._cast(dtypes.float32)
+
+    def bfloat16(self) -> Tensor:
+        """float32, with a DtypeWarning: fastconv has no bfloat16 tensors; ``fastconv.autocast``
+        computes in bfloat16 where torch's does (see fastconv.amp)."""
+        dtypes.warn_float32("Tensor.bfloat16()", dtypes.bfloat16, stacklevel=2)
         return self._cast(dtypes.float32)
 
     def long(self) -> Tensor:

@@ -45,6 +45,7 @@ Everything also works from Python: ``train(config_dict, model=my_module)``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -117,7 +118,7 @@ DEFAULTS = {
     "early_stop": 0, "tta": False,
     # fine-tuning and the run
     "init_from": None, "freeze_backbone": False, "seed": 0, "workers": None, "device": "cpu",
-    "out": None, "limit_batches": 0, "progress": True, "plot": True,
+    "out": None, "limit_batches": 0, "progress": True, "plot": True, "precision": "fp32",
 }
 
 _CIFAR_SGD = {"augment": "crop-flip", "optimizer": "sgd", "weight_decay": 5e-4,
@@ -806,6 +807,7 @@ class _Run:
                  f"{len(self.classes)} classes, input {cfg['input_size']}x{cfg['input_size']}, "
                  f"augment {cfg['augment']}; {cfg['optimizer']} lr {cfg['lr']} "
                  f"{cfg['schedule']}"
+                 + ("; bf16 autocast" if cfg.get("precision") == "bf16" else "")
                  + (f"; data parallel on {self.comm.size} ranks, global batch "
                     f"{self.train_loader.global_batch_size} ({self.comm.size} x "
                     f"{cfg['batch_size']})" if self.comm.size > 1 else ""))
@@ -838,6 +840,11 @@ class _Run:
             trainable=[n for n, p in self.model.named_parameters() if p.requires_grad])
 
     # -- step 4: one epoch -------------------------------------------------------------------------
+    def autocast(self):
+        """The region of forward passes: bfloat16 autocast with --precision bf16."""
+        return fastconv.autocast(self.device, dtype=fastconv.bfloat16,
+                                 enabled=self.cfg.get("precision", "fp32") == "bf16")
+
     def train_step(self, x, y) -> np.ndarray:
         """One optimisation step on a batch; returns the main logits (host array)."""
         import fastconv.functional as F
@@ -845,11 +852,13 @@ class _Run:
         cfg, model, opt = self.cfg, self.model, self.opt
         ls = float(cfg["label_smoothing"])
         yt = fastconv.tensor(y, device=self.device)
-        main, aux = split_output(self.net(fastconv.tensor(x, device=self.device)))
-        loss = F.cross_entropy(main, yt, label_smoothing=ls)
-        total = loss
-        for a in aux:
-            total = total + float(cfg["aux_weight"]) * F.cross_entropy(a, yt, label_smoothing=ls)
+        with self.autocast():
+            main, aux = split_output(self.net(fastconv.tensor(x, device=self.device)))
+            loss = F.cross_entropy(main, yt, label_smoothing=ls)
+            total = loss
+            for a in aux:
+                total = total + float(cfg["aux_weight"]) * F.cross_entropy(a, yt,
+                                                                           label_smoothing=ls)
         opt.zero_grad()
         total.backward()
         if float(cfg["clip_grad"]) > 0:
@@ -939,11 +948,10 @@ class _Run:
                "images_per_s": p["n"] / max(p["time"], 1e-9)}
         if self.val_loader is not None:
             self._sync_buffers()
-            if self.ema is not None:
-                with self.ema.average_parameters(self.model):
-                    ev = _evaluate_shard(self.comm, self.model, self.val_loader, self.device,
-                                         len(self.classes), bool(self.cfg.get("tta")))
-            else:
+            with contextlib.ExitStack() as region:
+                if self.ema is not None:
+                    region.enter_context(self.ema.average_parameters(self.model))
+                region.enter_context(self.autocast())
                 ev = _evaluate_shard(self.comm, self.model, self.val_loader, self.device,
                                      len(self.classes), bool(self.cfg.get("tta")))
             row.update(val_loss=ev["loss"], val_top1=ev["top1"], val_top5=ev["top5"])
@@ -1152,6 +1160,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "loaded plus the last Linear)")
     g = p.add_argument_group("run")
     g.add_argument("--device", choices=["cpu", "cuda"], help="where to train")
+    g.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="bf16: forward passes under fastconv.autocast (convolutions and linear "
+                        "layers in bfloat16, float32 master weights); fp32: float32 throughout")
     g.add_argument("--distributed", action="store_true", default=None,
                    help="train data parallel over MPI (mpi4py); implied when mpirun -np N "
                         "started this with N > 1 (OMPI_COMM_WORLD_SIZE / PMI_SIZE). "

@@ -385,3 +385,30 @@ def test_test_time_flip_averaging(tmp_path, rng, capsys):
                               "--tta"]) == 0
     assert predict_cli.main(["--checkpoint", str(out / "last.npz"), "--tta",
                              os.path.join(data, "red", "000.png")]) == 0
+
+
+def test_bf16_precision_is_stored_and_honoured_on_resume(tmp_path, rng, capsys):
+    """--precision bf16 runs the forward passes under autocast: the run differs from the same
+    run in float32, is stored in the run's configuration and kept by --resume."""
+    data = make_folder(tmp_path / "data", rng, per_class=4, size=28)
+    args = ["--model", "cifar10_tutorial", "--epochs", "2", "--batch-size", "4", "--data", data,
+            "--val-per-class", "1", "--workers", "1", "--no-plot", "--no-progress"]
+    assert train_cifar.main([*args, "--out", str(tmp_path / "fp32")]) == 0
+    assert train_cifar.main([*args, "--out", str(tmp_path / "bf16"), "--precision", "bf16",
+                             "--stop-after-epochs", "1"]) == 0
+    assert "bf16 autocast" in capsys.readouterr().out
+    run = ck.load_checkpoint(str(tmp_path / "bf16" / "last.npz"))
+    assert run["config"]["precision"] == "bf16" and run["epoch"] == 1
+    assert train_cifar.main(["--out", str(tmp_path / "bf16"), "--resume", "--no-plot",
+                             "--no-progress"]) == 0
+    assert "bf16 autocast" in capsys.readouterr().out
+    bf16 = ck.load_checkpoint(str(tmp_path / "bf16" / "last.npz"))
+    fp32 = ck.load_checkpoint(str(tmp_path / "fp32" / "last.npz"))
+    assert bf16["epoch"] == 2 and bf16["config"]["precision"] == "bf16"
+    assert fp32["config"]["precision"] == "fp32"
+    w16, w32 = bf16["model"], fp32["model"]
+    assert w16.keys() == w32.keys()
+    assert all(w16[k].dtype == np.float32 for k in w16)  # float32 master weights
+    assert any(not np.array_equal(w16[k], w32[k]) for k in w16)
+    for k in w16:  # the same training, only rounded differently
+        np.testing.assert_allclose(w16[k], w32[k], rtol=0.05, atol=0.05 * np.abs(w32[k]).max())

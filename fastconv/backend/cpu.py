@@ -23,7 +23,7 @@ __all__ = [
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "lrn_forward", "lrn_backward",
     "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
-    "relu_forward", "relu_backward", "accumulate_",
+    "relu_forward", "relu_backward", "accumulate_", "round_bf16_",
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
     "random_uniform", "is_capturing",
     # the CPU's controls (fastconv.backend.interface.CONTROLS["cpu"])
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 # Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 
@@ -214,6 +214,10 @@ def relu_forward(x):
 
 def relu_backward(y, dy):
     return _C.relu_backward(y, dy)
+
+
+def round_bf16_(x):
+    _C.round_bf16_inplace(x)
 
 
 def accumulate_(dst, src):

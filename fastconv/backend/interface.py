@@ -90,6 +90,10 @@ class Kernels(Protocol):
     def accumulate_(self, dst: Array, src: Array) -> None:
         """dst += src in place (autograd's sums of leaf gradients)."""
 
+    def round_bf16_(self, x: Array) -> None:
+        """Round float32 x (C-contiguous) in place to the nearest bfloat16, ties to even, NaN
+        to 0x7FC00000 (torch's conversion): autocast's bf16 values kept in float32."""
+
     def softmax_cross_entropy_forward(self, logits: Array, target: Array,
                                       label_smoothing: float) -> tuple[Array, Array]:
         """(loss, prob): logits (N, K) float32, target (N,) int64 in [0, K); loss is the mean

@@ -4,6 +4,8 @@
 // What it computes (float32, C-contiguous)
 //   relu_forward          y = max(x, 0)
 //   relu_backward         dx = dy where y > 0, else 0
+//   round_bf16            x[i] rounded in place to the nearest bfloat16, ties to even (NaN ->
+//                         0x7FC00000), kept as float32: autocast's bf16 values
 //   conv2d_forward_bias   y[n, c, p] += b[c]                       (in place, y is (N, C, P))
 //   conv2d_backward_bias  db[c] += sum over n, p of dy[n, c, p]    (bias gradient)
 //   random_uniform        out[i] = uniform [0, 1) float (24 random bits), Philox4x32-10 with
@@ -44,6 +46,16 @@ extern "C" __global__ void relu_backward(const float* __restrict__ y, const floa
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (long long)blockDim.x * gridDim.x) {
         dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    }
+}
+
+extern "C" __global__ void round_bf16(unsigned int* __restrict__ x, long long n)
+{
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)blockDim.x * gridDim.x) {
+        const unsigned int b = x[i];
+        const unsigned int r = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
+        x[i] = (b & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC00000u : r;
     }
 }
 

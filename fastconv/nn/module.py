@@ -310,6 +310,14 @@ class Module:
         dtypes.warn_float32("Module.half()", dtypes.float16, stacklevel=2)
         return self
 
+    def bfloat16(self) -> Module:
+        """Kept float32 with a DtypeWarning: fastconv has no bfloat16 parameters (autocast
+        computes in bfloat16 on float32 master weights, see fastconv.amp)."""
+        from fastconv import dtypes
+
+        dtypes.warn_float32("Module.bfloat16()", dtypes.bfloat16, stacklevel=2)
+        return self
+
     # ---- state ------------------------------------------------------------------------------
     def _state_items(self, prefix: str = ""):
         """(key, tensor) of the state in PyTorch's order: module by module, depth first,

@@ -112,13 +112,25 @@ class Log(Function):
 class MatMul(Function):
     """2-D matrix product through the backend BLAS (batched or 1-D operands via the array module)."""
 
+    autocast_lowp = True
+
     def forward(self, a, b):
+        if self.lowp:
+            a, b = self.bf16(a), self.bf16(b)
         self.save_for_backward(a, b)
-        if a.ndim == 2 and b.ndim == 2:
-            return self.kernels.gemm(a, b)
-        return self.xp.matmul(a, b)
+        y = self.kernels.gemm(a, b) if a.ndim == 2 and b.ndim == 2 else self.xp.matmul(a, b)
+        if self.lowp:
+            y = self.xp.ascontiguousarray(y)
+            self.kernels.round_bf16_(y)
+        return y
 
     def backward(self, dy):
+        grads = self._grads(self.bf16(dy) if self.lowp else dy)
+        if self.lowp:  # torch's input gradients of a bfloat16 product are bfloat16
+            grads = tuple(None if g is None else self.bf16(g) for g in grads)
+        return grads
+
+    def _grads(self, dy):
         a, b = self.saved
         xp = self.xp
         if a.ndim == 2 and b.ndim == 2:

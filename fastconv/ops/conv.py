@@ -10,20 +10,28 @@ from fastconv.output_size import conv_output_size
 class Conv2d(Function):
     """y = conv(x, w) + b via im2col + GEMM in the backend (1×1 kernels skip im2col)."""
 
+    autocast_lowp = True
+
     def forward(self, x, w, b, stride, padding, dilation, groups):
-        c = lambda a: contiguous(self.xp, a)
+        c = self.bf16 if self.lowp else (lambda a: contiguous(self.xp, a))
         x, w = c(x), c(w)
         b = None if b is None else c(b)
         self.args = (stride, padding, dilation, groups)
         self.save_for_backward(x, w)
         self.has_bias = b is not None
-        return self.kernels.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+        y = self.kernels.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+        if self.lowp:
+            self.kernels.round_bf16_(y)
+        return y
 
     def backward(self, dy):
         x, w = self.saved
         need_x, need_w, need_b = self.needs_input_grad[:3]
+        dy = self.bf16(dy) if self.lowp else contiguous(self.xp, dy)
         dx, dw, db = self.kernels.conv2d_backward(
-            x, w, contiguous(self.xp, dy), *self.args, need_x, need_w, need_b and self.has_bias)
+            x, w, dy, *self.args, need_x, need_w, need_b and self.has_bias)
+        if self.lowp and dx is not None:
+            self.kernels.round_bf16_(dx)
         return dx, dw, db
 
 
@@ -94,19 +102,26 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 class Linear(Function):
     """y = x w^T + b for x (N, in), w (out, in), through the backend BLAS."""
 
+    autocast_lowp = True
+
     def forward(self, x, w, b):
-        x, w = contiguous(self.xp, x), contiguous(self.xp, w)
+        c = self.bf16 if self.lowp else (lambda a: contiguous(self.xp, a))
+        x, w = c(x), c(w)
         self.save_for_backward(x, w)
         y = self.kernels.gemm(x, w, trans_b=True)
         if b is not None:
-            y += b
+            y += self.bf16(b) if self.lowp else b
+        if self.lowp:
+            self.kernels.round_bf16_(y)
         return y
 
     def backward(self, dy):
         x, w = self.saved
-        dy = contiguous(self.xp, dy)
+        dy = self.bf16(dy) if self.lowp else contiguous(self.xp, dy)
         need_x, need_w, need_b = self.needs_input_grad
         dx = self.kernels.gemm(dy, w) if need_x else None
+        if self.lowp and dx is not None:
+            self.kernels.round_bf16_(dx)
         dw = self.kernels.gemm(dy, x, trans_a=True) if need_w else None
         db = dy.sum(axis=0) if need_b else None
         return dx, dw, db

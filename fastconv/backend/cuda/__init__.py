@@ -10,7 +10,7 @@ and out, plus the GPU's controls. Where each part lives:
     conv.py         conv2d_forward / conv2d_backward (im2col + GEMM); set_workspace_limit
     pool.py         max / average / global average pooling
     norm.py         LRN and batch norm
-    elementwise.py  ReLU, accumulate_
+    elementwise.py  ReLU, accumulate_, round_bf16_
     loss.py         softmax cross-entropy
     rng.py          random_uniform (Philox4x32-10); manual_seed, get/set_rng_state
     graphs.py       is_capturing; CapturedStep / capture (a training step as a CUDA graph)
@@ -55,7 +55,7 @@ if device_count() == 0:
 
 from .blas import gemm, get_tf32, set_tf32  # noqa: E402
 from .conv import conv2d_backward, conv2d_forward, set_workspace_limit  # noqa: E402
-from .elementwise import accumulate_, relu_backward, relu_forward  # noqa: E402
+from .elementwise import accumulate_, relu_backward, relu_forward, round_bf16_  # noqa: E402
 from .graphs import CapturedStep, capture, is_capturing  # noqa: E402
 from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward  # noqa: E402
 from .norm import (  # noqa: E402
@@ -81,7 +81,7 @@ __all__ = [
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "lrn_forward", "lrn_backward",
     "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
-    "relu_forward", "relu_backward", "accumulate_",
+    "relu_forward", "relu_backward", "accumulate_", "round_bf16_",
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
     "random_uniform", "is_capturing",
     # the GPU's controls (fastconv.backend.interface.CONTROLS["cuda"])

@@ -1,4 +1,5 @@
-"""ReLU and the in-place sum of gradients (``fastconv/cuda/elementwise.cu``)."""
+"""ReLU, the in-place sum of gradients and rounding to bfloat16
+(``fastconv/cuda/elementwise.cu``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ def relu_backward(y, dy):
     dx = cupy.empty_like(dy)
     launch("elementwise.cu", "relu_backward", dy.size, (y, dy, dx, i64(dy.size)))
     return dx
+
+
+def round_bf16_(x):
+    """Round float32 x in place to the nearest bfloat16 (ties to even)."""
+    if device_f32(x, "x") is not x:  # a converted copy would be rounded, not x
+        raise ValueError("round_bf16_: x must be a C-contiguous float32 CUDA array")
+    launch("elementwise.cu", "round_bf16", x.size, (x, i64(x.size)))
 
 
 def accumulate_(dst, src):
