@@ -141,6 +141,9 @@ def relu_forward(x: F32) -> F32:
 def relu_backward(y: F32, dy: F32) -> F32:
     """dy where y > 0, else 0."""
 
+def round_bf16_inplace(x: F32) -> None:
+    """Round each float32 of x, in place, to the nearest bfloat16 (ties to even)."""
+
 def add_inplace(dst: F32, src: F32) -> None:
     """dst += src in place; same shape, C-contiguous, not overlapping."""
 

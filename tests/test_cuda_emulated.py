@@ -277,6 +277,22 @@ def test_relu(be):
     np.testing.assert_array_equal(be.relu_backward(y, dy), np.where(y > 0, dy, 0))
 
 
+def test_round_bf16(be):
+    """Round to nearest even bfloat16 in place, bit for bit as the CPU kernel (itself checked
+    against torch in tests/test_autocast.py)."""
+    from fastconv.backend import cpu
+
+    rng = np.random.default_rng(7)
+    x = (rand(rng, 1000) * np.exp2(rng.integers(-30, 30, 1000))).astype(np.float32)
+    x.view(np.uint32)[:50] = (x.view(np.uint32)[:50] & 0xFFFF0000) | 0x8000  # exact ties
+    x[50:53] = [np.nan, np.inf, -0.0]
+    got, want = x.copy(), x.copy()
+    be.round_bf16_(got)
+    cpu.round_bf16_(want)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert not np.array_equal(got, x)
+
+
 # ------------------------------------------------------------------------------------------
 # Loss
 # ------------------------------------------------------------------------------------------
