@@ -16,6 +16,9 @@ autograd engine and the optimizers work on float32, as JAX does when x64 is not 
   in each of these cases. Python floats and lists of them become float32 without a warning,
   as in PyTorch (its default dtype is float32). ``fastconv.Tensor(data)`` always makes float32
   (or keeps integers) like ``torch.Tensor(data)``.
+* ``fastconv.bfloat16`` (ml_dtypes' NumPy dtype) names autocast's lower precision
+  (:mod:`fastconv.amp`: bfloat16 values in float32 storage). bfloat16 data and
+  ``Tensor.bfloat16()`` become float32 with a warning, like float16.
 * Integer and bool tensors exist (class targets, indices, masks, counts). They follow
   PyTorch's promotion: integer (op) float tensor or Python float -> float32; integer /
   integer -> float32 (true division); integer (op) integer -> the wider integer type;
