@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import fastconv as fc
 import fastconv.functional as F
-import fastconv.nn as nn
+from fastconv import nn
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -328,8 +328,8 @@ def test_pow_with_tensor_exponent_and_scalar_base(rng):
 def test_division_modes_and_modulus(rng):
     a, b = randn(rng, 3, 4) * 5, _positive(rng, 4) * np.sign(randn(rng, 4))
     for mode in ("floor", "trunc"):
-        check_vs_torch(lambda x, y: x.div(y, rounding_mode=mode) * x,
-                       lambda x, y: x.div(y, rounding_mode=mode) * x, [a, b], rng=rng,
+        check_vs_torch(lambda x, y, mode=mode: x.div(y, rounding_mode=mode) * x,
+                       lambda x, y, mode=mode: x.div(y, rounding_mode=mode) * x, [a, b], rng=rng,
                        name=f"div {mode}")
     check_vs_torch(lambda x, y: x % y, lambda x, y: x % y, [a, b], rng=rng, name="remainder")
     check_vs_torch(lambda x, y: fc.fmod(x, y), lambda x, y: torch.fmod(x, y), [a, b], rng=rng,
@@ -557,9 +557,9 @@ def test_normalize_cosine_pairwise(rng):
 # ----------------------------------------------------------------------------- patches and pixels
 
 FOLDS = [
-    dict(kernel_size=2),
-    dict(kernel_size=(2, 3), padding=1, stride=2),
-    dict(kernel_size=3, dilation=2, padding=2),
+    {"kernel_size": 2},
+    {"kernel_size": (2, 3), "padding": 1, "stride": 2},
+    {"kernel_size": 3, "dilation": 2, "padding": 2},
 ]
 
 
