@@ -28,6 +28,7 @@ from fastconv.backend import device_of, get_backend
 from fastconv.device import as_device
 from fastconv.device import of as _device_object
 from fastconv.ops import arith
+from fastconv.ops import index as index_ops
 from fastconv.ops import math as fmath
 
 _FLOAT_CONVERTED = (np.float64, np.float16, dtypes.bfloat16.type)
@@ -37,6 +38,8 @@ MaxResult = namedtuple("max", ["values", "indices"])
 MinResult = namedtuple("min", ["values", "indices"])
 TopkResult = namedtuple("topk", ["values", "indices"])
 SortResult = namedtuple("sort", ["values", "indices"])
+MedianResult = namedtuple("median", ["values", "indices"])
+AminmaxResult = namedtuple("aminmax", ["min", "max"])
 
 _LEAF_INPLACE = "a leaf Variable that requires grad is being used in an in-place operation."
 _LEAF_VIEW_INPLACE = ("a view of a leaf Variable that requires grad is being used in an "
@@ -65,6 +68,10 @@ def _as_array(data, device: str, what: str | None = None):
     if device_of(data) != device:
         data = xp.asarray(data) if device == "cuda" else data.get()
     return data
+
+
+def _truth(b):
+    return b.astype(bool) if hasattr(b, "astype") else bool(b)
 
 
 def _contiguous_strides(shape):
@@ -196,6 +203,8 @@ class Tensor:
 
     def dim(self) -> int:
         return self.data.ndim
+
+    ndimension = dim
 
     def element_size(self) -> int:
         return int(self.data.dtype.itemsize)
@@ -354,6 +363,15 @@ class Tensor:
     def type_as(self, other: Tensor) -> Tensor:
         return self._cast(other.dtype)
 
+    def byte(self) -> Tensor:
+        return self._cast(dtypes.uint8)
+
+    def char(self) -> Tensor:
+        return self._cast(dtypes.int8)
+
+    def short(self) -> Tensor:
+        return self._cast(dtypes.int16)
+
     def to(self, *args, **kwargs) -> Tensor:
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other)`` and the keywords
         ``device``, ``dtype``, ``non_blocking`` (accepted, copies are synchronous) and ``copy``.
@@ -486,10 +504,13 @@ class Tensor:
         return arith.Neg.apply(self)
 
     def __pow__(self, p):
-        if isinstance(p, Tensor) and p.ndim == 0 and not p.requires_grad:
+        if isinstance(p, Tensor) and p.ndim == 0 and not p.requires_grad and self.ndim > 0:
             p = p.item()
+        if isinstance(p, Tensor) or (not isinstance(p, (int, float)) and hasattr(p, "shape")):
+            return self._binary(p, fmath.PowTensor)
         if not isinstance(p, (int, float)):
-            raise TypeError(f"only a constant exponent is supported, got {type(p).__name__}")
+            raise TypeError(f"pow: the exponent must be a number or a tensor, got "
+                            f"{type(p).__name__}")
         if self.dtype.kind != "f" and (isinstance(p, float) or p < 0):
             return self.float() ** p
         return arith.Pow.apply(self, float(p) if self.dtype.kind == "f" else p)
@@ -500,10 +521,82 @@ class Tensor:
     def __rmatmul__(self, other):
         return arith.MatMul.apply(self._lift(other), self)
 
-    add = __add__
-    sub = __sub__
+    def __rpow__(self, base):
+        return self._binary(base, fmath.PowTensor, swap=True)
+
+    def add(self, other, *, alpha=1):
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other, *, alpha=1):
+        return self - (other if alpha == 1 else other * alpha)
+
+    subtract = sub
+
+    def div(self, other, *, rounding_mode=None):
+        """True division, or with ``rounding_mode`` "trunc" / "floor" the rounded quotient
+        (integer tensors stay integer, as PyTorch)."""
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode not in ("trunc", "floor"):
+            raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or "
+                             f"'floor' but found '{rounding_mode}'")
+        other = self._lift(other)
+        target = dtypes.promote(self.dtype, other.dtype if isinstance(other, Tensor) else other)
+        if target.kind == "f":
+            q = self / other
+            return q.floor() if rounding_mode == "floor" else q.trunc()
+        xp = get_backend(self.device).xp
+        a = self.data.astype(target)
+        b = other.data if isinstance(other, Tensor) else other
+        if xp.any(b == 0):
+            raise ZeroDivisionError("ZeroDivisionError: integer division by zero")
+        if rounding_mode == "floor":
+            return Tensor(xp.floor_divide(a, b).astype(target))
+        q = xp.abs(a) // xp.abs(b)
+        return Tensor((q * xp.sign(a) * xp.sign(b)).astype(target))
+
+    divide = div
+
+    def true_divide(self, other):
+        return self / other
+
+    def floor_divide(self, other):
+        return self.div(other, rounding_mode="floor")
+
+    def __floordiv__(self, other):
+        return self.div(other, rounding_mode="floor")
+
+    def __rfloordiv__(self, other):
+        return self._lift_full(other).div(self, rounding_mode="floor")
+
+    def remainder(self, other):
+        """Python's modulus: the result has the sign of the divisor (``%``)."""
+        return self._modulus(other, "floor")
+
+    def fmod(self, other):
+        """C's fmod: the result has the sign of the dividend."""
+        return self._modulus(other, "trunc")
+
+    def _modulus(self, other, rounding):
+        other = self._lift(other)
+        target = dtypes.promote(self.dtype, other.dtype if isinstance(other, Tensor) else other)
+        if target.kind != "f":
+            xp = get_backend(self.device).xp
+            b = other.data if isinstance(other, Tensor) else other
+            if xp.any(b == 0):
+                raise ZeroDivisionError("ZeroDivisionError: integer modulus by zero")
+            fn = xp.mod if rounding == "floor" else xp.fmod
+            return Tensor(fn(self.data.astype(target), b).astype(target))
+        # a - round(a / b) * b: the gradient is 1 for a and -round(a / b) for b.
+        return self - self.div(other, rounding_mode=rounding) * other
+
+    __mod__ = remainder
+
+    def __rmod__(self, other):
+        return self._lift_full(other).remainder(self)
+
     mul = __mul__
-    div = __truediv__
+    multiply = __mul__
     pow = __pow__
     neg = __neg__
     matmul = __matmul__
@@ -543,6 +636,44 @@ class Tensor:
 
     def __or__(self, other):
         return self._compare(other, lambda a, b: a | b)
+
+    def __xor__(self, other):
+        return self._compare(other, lambda a, b: a ^ b)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+    bitwise_and, bitwise_or, bitwise_xor, bitwise_not = __and__, __or__, __xor__, __invert__
+    greater, greater_equal, less, less_equal, not_equal = __gt__, __ge__, __lt__, __le__, __ne__
+
+    def logical_not(self) -> Tensor:
+        return Tensor(~self.data.astype(bool))
+
+    def logical_and(self, other) -> Tensor:
+        return self._compare(other, lambda a, b: a.astype(bool) & _truth(b))
+
+    def logical_or(self, other) -> Tensor:
+        return self._compare(other, lambda a, b: a.astype(bool) | _truth(b))
+
+    def logical_xor(self, other) -> Tensor:
+        return self._compare(other, lambda a, b: a.astype(bool) ^ _truth(b))
+
+    def isnan(self) -> Tensor:
+        return Tensor(get_backend(self.device).xp.isnan(self.data))
+
+    def isinf(self) -> Tensor:
+        return Tensor(get_backend(self.device).xp.isinf(self.data))
+
+    def isfinite(self) -> Tensor:
+        return Tensor(get_backend(self.device).xp.isfinite(self.data))
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+        from fastconv.toplevel import allclose
+
+        return allclose(self, other, rtol, atol, equal_nan)
+
+    def equal(self, other) -> bool:
+        from fastconv.toplevel import equal
+
+        return equal(self, other)
 
     __hash__ = object.__hash__
 
@@ -628,14 +759,107 @@ class Tensor:
     def square(self) -> Tensor:
         return self * self
 
+    def _pointwise(self, name) -> Tensor:
+        """An entry of fastconv.ops.math.POINTWISE (integer input becomes float32)."""
+        return fmath.Pointwise.apply(self._floating(), name)
+
+    def expm1(self):
+        return self._pointwise("expm1")
+
+    def log1p(self):
+        return self._pointwise("log1p")
+
+    def log2(self):
+        return self._pointwise("log2")
+
+    def log10(self):
+        return self._pointwise("log10")
+
+    def erf(self):
+        return self._pointwise("erf")
+
+    def _rounding(self, name):
+        # Integers are already whole: a copy of the same dtype, as PyTorch.
+        return self.clone() if self.dtype.kind != "f" else fmath.Pointwise.apply(self, name)
+
+    def round(self, decimals: int = 0):
+        """Round half to even (as PyTorch), to ``decimals`` places; the gradient is zero."""
+        if decimals and self.dtype.kind == "f":
+            scale = 10.0 ** decimals
+            return fmath.Pointwise.apply(self * scale, "round") / scale
+        return self._rounding("round")
+
+    def floor(self):
+        return self._rounding("floor")
+
+    def ceil(self):
+        return self._rounding("ceil")
+
+    def trunc(self):
+        return self._rounding("trunc")
+
+    fix = trunc
+
+    def frac(self):
+        if self.dtype.kind != "f":
+            raise RuntimeError(f"frac: expected a floating-point tensor, got {self.dtype}")
+        return fmath.Pointwise.apply(self, "frac")
+
     def sign(self) -> Tensor:
-        return Tensor(get_backend(self.device).xp.sign(self.data))
+        if self.dtype.kind == "b":
+            return self.clone()
+        return self._rounding("sign") if self.dtype.kind == "f" else Tensor(
+            get_backend(self.device).xp.sign(self.data))
+
+    def clamp_min(self, min):
+        return self.clamp(min=min)
+
+    def clamp_max(self, max):
+        return self.clamp(max=max)
+
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        return self + value * tensor1 * tensor2
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        return self + value * tensor1 / tensor2
+
+    def lerp(self, end, weight):
+        """``self + weight * (end - self)``."""
+        return self + weight * (end - self)
+
+    def _mask(self, mask, op) -> Tensor:
+        if not isinstance(mask, Tensor):
+            mask = Tensor(_as_array(mask, self.device))
+        if mask.dtype != np.bool_:
+            raise RuntimeError(f"{op} only supports boolean masks, but got mask with dtype "
+                               f"{mask.dtype}")
+        return mask
 
     def masked_fill(self, mask, value) -> Tensor:
-        """``value`` where ``mask`` is True, else ``self`` (differentiable in ``self``)."""
+        """``value`` (a number or a 0-dim tensor) where the bool ``mask`` (broadcast to
+        ``self``'s shape) is True, else ``self``; differentiable in both."""
         from fastconv.toplevel import where
 
+        mask = self._mask(mask, "masked_fill_")
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but "
+                               f"got tensor with {value.ndim} dimension(s).")
+        if np.broadcast_shapes(mask.shape, self.shape) != self.shape:
+            raise RuntimeError(f"masked_fill: mask of shape {list(mask.shape)} does not "
+                               f"broadcast to the tensor's shape {list(self.shape)}")
+        if isinstance(value, Tensor):
+            value = value._cast(self.dtype) if value.dtype != self.dtype else value
+        elif self.dtype.kind != "f":
+            value = self.dtype.type(value).item()
         return where(mask, value, self)
+
+    def masked_select(self, mask) -> Tensor:
+        """The entries where ``mask`` is True (both broadcast), as a 1-D tensor."""
+        mask = self._mask(mask, "masked_select:")
+        shape = np.broadcast_shapes(mask.shape, self.shape)
+        full = self.expand(*shape) if shape != self.shape else self
+        xp = get_backend(self.device).xp
+        return full[xp.broadcast_to(mask.data, shape)]
 
     # ---- in-place ---------------------------------------------------------------------------
     def _check_inplace(self, *others, view=False) -> bool:
@@ -688,8 +912,8 @@ class Tensor:
     def mul_(self, other):
         return self._inplace(lambda s: s * other, other)
 
-    def div_(self, other):
-        return self._inplace(lambda s: s / other, other)
+    def div_(self, other, *, rounding_mode=None):
+        return self._inplace(lambda s: s.div(other, rounding_mode=rounding_mode), other)
 
     # ``x += y`` changes x in place, as in PyTorch (so ``p -= lr * p.grad`` under no_grad
     # updates the parameter the model holds).
@@ -829,11 +1053,199 @@ class Tensor:
             return (self.abs() ** float(p)).sum(dim, keepdim) ** (1.0 / p)
         raise ValueError(f"norm: unsupported p={p!r} (use 'fro', 1, 2, inf or a positive number)")
 
-    def amax(self, dim, keepdim: bool = False):
-        return self.max(dim, keepdim).values
+    def amax(self, dim=(), keepdim: bool = False):
+        """Max over ``dim`` (an int or a tuple; () or None: all dims); ties share the
+        gradient equally, as PyTorch's amax."""
+        return self._extreme(dim, keepdim, True)
 
-    def amin(self, dim, keepdim: bool = False):
-        return self.min(dim, keepdim).values
+    def amin(self, dim=(), keepdim: bool = False):
+        return self._extreme(dim, keepdim, False)
+
+    def _extreme(self, dim, keepdim, largest):
+        dims = arith._normalise_dims(None if dim in ((), None) else dim, self.ndim)
+        if any(self.shape[d] == 0 for d in dims):
+            raise IndexError(f"{'amax' if largest else 'amin'}(): Expected reduction dim "
+                             f"{dims[0]} to have non-zero size.")
+        return fmath.AMax.apply(self, dims, keepdim, largest)
+
+    def aminmax(self, *, dim=None, keepdim: bool = False):
+        d = () if dim is None else dim
+        return AminmaxResult(self.amin(d, keepdim), self.amax(d, keepdim))
+
+    def prod(self, dim=None, keepdim: bool = False, dtype=None):
+        """Product over ``dim`` (all elements by default); integers give int64."""
+        t = self._reduce_dtype(dtype, "prod")
+        return fmath.Prod.apply(t, arith._normalise_dims(dim, t.ndim), keepdim)
+
+    def _reduce_dtype(self, dtype, op):
+        """PyTorch's accumulating dtype: ``dtype`` if given, else int64 for integers/bools."""
+        t = self if dtype is None else self._cast(dtypes.storable(dtype, op, stacklevel=3))
+        return t._cast(dtypes.int64) if t.dtype.kind in "bui" else t
+
+    def cumsum(self, dim, dtype=None):
+        t = self._reduce_dtype(dtype, "cumsum")
+        (d,) = arith._normalise_dims(dim, t.ndim)
+        return fmath.Cumsum.apply(t, d) if t.ndim else t.clone()
+
+    def cumprod(self, dim, dtype=None):
+        t = self._reduce_dtype(dtype, "cumprod")
+        (d,) = arith._normalise_dims(dim, t.ndim)
+        return fmath.Cumprod.apply(t, d) if t.ndim else t.clone()
+
+    def logsumexp(self, dim=None, keepdim: bool = False):
+        """log(sum(exp(x))) over ``dim``, computed stably; the gradient is the softmax."""
+        t = self._floating()
+        dims = arith._normalise_dims(None if dim in ((), None) else dim, t.ndim)
+        return fmath.LogSumExp.apply(t, dims, keepdim)
+
+    def median(self, dim=None, keepdim: bool = False):
+        """The lower median of all elements, or (values, indices) along ``dim``."""
+        if dim is None:
+            flat = self.reshape(-1)
+            if flat.numel() == 0:
+                raise IndexError("median() input tensor cannot be empty")
+            return flat.sort().values[(flat.numel() - 1) // 2]
+        (d,) = arith._normalise_dims(dim, self.ndim)
+        order = self._order(d, False)
+        xp = get_backend(self.device).xp
+        pick = xp.take(order, [(self.shape[d] - 1) // 2], axis=d)
+        values = fmath.TakeAlong.apply(self, pick, d)
+        if not keepdim:
+            values, pick = values.squeeze(d), pick.squeeze(d)
+        return MedianResult(values, Tensor(pick))
+
+    def count_nonzero(self, dim=None) -> Tensor:
+        return Tensor(get_backend(self.device).xp.asarray(
+            (self.data != 0).sum(axis=dim), dtype=np.int64))
+
+    def nonzero(self, *, as_tuple: bool = False):
+        """Indices of the non-zero entries: an (n, ndim) int64 tensor, or one tensor per
+        dim with ``as_tuple=True``."""
+        xp = get_backend(self.device).xp
+        data = self.data.reshape(1) if self.ndim == 0 else self.data
+        where = xp.nonzero(data)
+        if as_tuple:
+            return tuple(Tensor(i.astype(np.int64)) for i in where)
+        return Tensor(xp.stack(where, axis=1).astype(np.int64)[:, :self.ndim])
+
+    argwhere = nonzero
+
+    def unique(self, sorted: bool = True, return_inverse: bool = False,
+               return_counts: bool = False, dim=None):
+        """The distinct values, sorted (and the inverse indices / counts when asked)."""
+        from fastconv.toplevel import unique
+
+        return unique(self, sorted, return_inverse, return_counts, dim)
+
+    def bincount(self, weights=None, minlength: int = 0) -> Tensor:
+        from fastconv.toplevel import bincount
+
+        return bincount(self, weights, minlength)
+
+    # ---- indexing along a dim -----------------------------------------------------------------
+    def _index_arg(self, index, op) -> Tensor:
+        if not isinstance(index, Tensor):
+            index = Tensor(_as_array(index, self.device))
+        if index.dtype.kind not in "iu":
+            raise RuntimeError(f"{op}(): Expected dtype int32/int64 for index, got "
+                               f"{index.dtype}")
+        if index.device != self.device:
+            raise RuntimeError(f"{op}(): index is on {index.device} but the tensor is on "
+                               f"{self.device}")
+        return index
+
+    def _index_along(self, dim, index, op, other=None):
+        """Check torch's gather/scatter rules: same ndim, index no larger than ``self`` on
+        every dim but ``dim`` (nor than ``other``, scatter's src, on any), entries in range."""
+        index = self._index_arg(index, op)
+        (d,) = arith._normalise_dims(dim, self.ndim)
+        if index.ndim != max(self.ndim, 1) and not (index.ndim == 0 and self.ndim == 0):
+            raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions "
+                               f"as input tensor (index {list(index.shape)}, input "
+                               f"{list(self.shape)})")
+        shape = self.shape or (1,)
+        # An empty index selects nothing: torch checks no sizes then.
+        for k, n in enumerate(index.shape if index.numel() else ()):
+            if k != d and n > shape[k]:
+                raise RuntimeError(f"{op}(): Size does not match at dimension {k} expected "
+                                   f"index {list(index.shape)} to be no larger than self "
+                                   f"{list(self.shape)} apart from dimension {d}")
+            if other is not None and n > (other.shape or (1,))[k]:
+                raise RuntimeError(f"{op}(): Expected index {list(index.shape)} to be no "
+                                   f"larger than self {list(self.shape)} apart from dimension "
+                                   f"{d} and to be no larger size than src "
+                                   f"{list(other.shape)}")
+        idx = index.data.astype(np.int64, copy=False)
+        index_ops.check_index(op, idx, shape[d], d)
+        return d, idx if self.ndim else idx.reshape(())
+
+    def gather(self, dim, index, *, sparse_grad: bool = False) -> Tensor:
+        """``out[i][j] = self[index[i][j]][j]`` for dim 0 (and so on): a tensor of index's
+        shape; the gradient adds back to the gathered entries."""
+        d, idx = self._index_along(dim, index, "gather")
+        if self.ndim == 0:
+            return self.clone()
+        return index_ops.Gather.apply(self, idx, d)
+
+    def scatter(self, dim, index, src=None, *, value=None, reduce=None) -> Tensor:
+        """A copy of ``self`` with ``src`` (a tensor or a number; or ``value=``) written at
+        ``index`` along ``dim``: ``out[index[i][j]][j] = src[i][j]`` for dim 0.
+        ``reduce="add"`` adds instead (see scatter_add)."""
+        if src is None:
+            src = value
+        if src is None:
+            raise TypeError("scatter() missing 1 required argument: 'src' (or 'value')")
+        if reduce not in (None, "add"):
+            raise NotImplementedError(f"scatter(reduce={reduce!r}) is not supported by "
+                                      "fastconv; use reduce='add' or scatter_reduce-free code")
+        return self._scatter(dim, index, src, reduce == "add", "scatter")
+
+    def scatter_add(self, dim, index, src) -> Tensor:
+        """A copy of ``self`` with ``src`` added at ``index`` along ``dim`` (repeated
+        indices add up); gradients flow to both."""
+        return self._scatter(dim, index, src, True, "scatter_add")
+
+    def _scatter(self, dim, index, src, add, op):
+        if isinstance(src, Tensor):
+            if src.device != self.device:
+                raise RuntimeError(f"{op}(): src is on {src.device} but the tensor is on "
+                                   f"{self.device}")
+            if src.ndim != self.ndim:
+                raise RuntimeError(f"{op}(): Index tensor must have the same number of "
+                                   f"dimensions as src tensor")
+            src = src._cast(self.dtype) if src.dtype != self.dtype else src
+        elif add:
+            raise TypeError(f"{op}(): src must be a tensor, got {type(src).__name__}")
+        elif not isinstance(src, (bool, int, float)):
+            raise TypeError(f"{op}(): value must be a number, got {type(src).__name__}")
+        d, idx = self._index_along(dim, index, op, src if isinstance(src, Tensor) else None)
+        if self.ndim == 0:
+            idx = idx.reshape(1)
+            out = index_ops.Scatter.apply(self.reshape(1), idx, src.reshape(1) if
+                                             isinstance(src, Tensor) else src, 0, add)
+            return out.reshape(())
+        return index_ops.Scatter.apply(self, idx, src, d, add)
+
+    def scatter_(self, dim, index, src=None, *, value=None, reduce=None) -> Tensor:
+        return self._inplace(lambda s: s.scatter(dim, index, src, value=value, reduce=reduce),
+                             src)
+
+    def scatter_add_(self, dim, index, src) -> Tensor:
+        return self._inplace(lambda s: s.scatter_add(dim, index, src), src)
+
+    def index_select(self, dim, index) -> Tensor:
+        """The entries at the 1-D ``index`` along ``dim``; repeated indices add their
+        gradients."""
+        index = self._index_arg(index, "index_select")
+        if index.ndim > 1:
+            raise IndexError("index_select(): Index is supposed to be a vector")
+        (d,) = arith._normalise_dims(dim, self.ndim)
+        size = self.shape[d] if self.ndim else 1
+        idx = index.data.astype(np.int64, copy=False).reshape(-1)
+        index_ops.check_index("index_select", idx, size, d)
+        if self.ndim == 0:
+            return self.reshape(1)[Tensor(idx)].reshape(())
+        return index_ops.IndexSelect.apply(self, idx, d)
 
     def _select_along(self, index, dim, keepdim):
         xp = get_backend(self.device).xp
@@ -1051,7 +1463,11 @@ class Tensor:
                                "number of dimensions of tensor")
         return fmath.Repeat.apply(self, sizes)
 
-    def flip(self, *dims):
+    def flip(self, *dims, **kwargs):
+        if "dims" in kwargs:
+            dims = (kwargs.pop("dims"),)
+        if kwargs:
+            raise TypeError(f"flip() got an unexpected keyword argument {next(iter(kwargs))!r}")
         dims = arith._normalise_dims(_shape_args(dims), self.ndim)
         return fmath.Flip.apply(self, dims)
 
@@ -1102,6 +1518,158 @@ class Tensor:
     def __getitem__(self, index):
         return arith.GetItem.apply(self, self._raw_index(index))
 
+    def narrow(self, dim, start, length) -> Tensor:
+        """The entries start .. start+length-1 along ``dim`` (a negative start counts from
+        the end)."""
+        (d,) = arith._normalise_dims(dim, self.ndim)
+        n = self.shape[d]
+        if not -n <= start <= n:
+            raise IndexError(f"start out of range (expected to be in range of [{-n}, {n}], but "
+                             f"got {start})")
+        start = start + n if start < 0 else start
+        if length < 0 or start + length > n:
+            raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
+                               f"({n}).")
+        return self[(slice(None),) * d + (slice(start, start + length),)]
+
+    def movedim(self, source, destination) -> Tensor:
+        src = (source,) if isinstance(source, int) else tuple(source)
+        dst = (destination,) if isinstance(destination, int) else tuple(destination)
+        if len(src) != len(dst):
+            raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)}"
+                               f" dims) should contain the same number of dims as destination "
+                               f"({list(dst)} dims)")
+        src = [arith._normalise_dims(d, self.ndim)[0] for d in src]
+        dst = [arith._normalise_dims(d, self.ndim)[0] for d in dst]
+        if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+            raise RuntimeError("movedim: repeated dim in source or destination")
+        order = [None] * self.ndim
+        for s_, d_ in zip(src, dst):
+            order[d_] = s_
+        rest = iter(d for d in range(self.ndim) if d not in src)
+        return self.permute(*[o if o is not None else next(rest) for o in order])
+
+    moveaxis = movedim
+
+    def swapaxes(self, axis0, axis1) -> Tensor:
+        return self.transpose(axis0, axis1)
+
+    swapdims = swapaxes
+
+    def unflatten(self, dim, sizes) -> Tensor:
+        """Split dim ``dim`` into ``sizes`` (one of them may be -1)."""
+        (d,) = arith._normalise_dims(dim, self.ndim)
+        sizes = tuple(int(n) for n in sizes)
+        if not sizes:
+            raise RuntimeError("unflatten: sizes must be non-empty")
+        known = int(np.prod([n for n in sizes if n != -1]))
+        if sizes.count(-1) > 1 or (-1 in sizes and (known == 0 or self.shape[d] % known)) or (
+                -1 not in sizes and known != self.shape[d]):
+            raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the "
+                               f"size of dim {dim} ({self.shape[d]}) in the input tensor")
+        sizes = tuple(self.shape[d] // known if n == -1 else n for n in sizes)
+        return self.reshape(self.shape[:d] + sizes + self.shape[d + 1:])
+
+    def ravel(self) -> Tensor:
+        return self.reshape(-1)
+
+    def roll(self, shifts, dims=None) -> Tensor:
+        """Rotate the entries by ``shifts`` along ``dims`` (the flattened tensor when None)."""
+        if self.numel() == 0:  # nothing moves (torch checks no dims then)
+            return self.clone()
+        if dims is None:
+            if not isinstance(shifts, int) and len(shifts) != 1:
+                raise RuntimeError(f"roll: shifts must have one entry when dims is None, got "
+                                   f"{shifts}")
+            shift = shifts if isinstance(shifts, int) else shifts[0]
+            return self.reshape(-1).roll(shift, 0).reshape(self.shape)
+        shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        if len(shifts) != len(dims):
+            raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, "
+                               f"dims:{len(dims)}")
+        out = self
+        for shift, dim in zip(shifts, dims):
+            (d,) = arith._normalise_dims(dim, self.ndim)
+            n = self.shape[d]
+            k = shift % n if n else 0
+            if k:
+                head = (slice(None),) * d
+                out = arith.Cat.apply(out[head + (slice(n - k, n),)], out[head + (slice(0, n - k),)],
+                                      dim=d)
+        return out if out is not self else self.clone()
+
+    def _triangle(self, diagonal, lower, op):
+        if self.ndim < 2:
+            raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions")
+        xp = get_backend(self.device).xp
+        rows, cols = self.shape[-2:]
+        keep = (xp.arange(cols)[None, :] - xp.arange(rows)[:, None])
+        keep = keep <= diagonal if lower else keep >= diagonal
+        return fmath.Where.apply(keep, self, self.dtype.type(0))
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        """The lower triangle of the last two dims (entries with col - row <= diagonal)."""
+        return self._triangle(diagonal, True, "tril")
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        """The upper triangle of the last two dims (entries with col - row >= diagonal)."""
+        return self._triangle(diagonal, False, "triu")
+
+    def _vector(self, other, op):
+        for name, t in (("self", self), ("vec2", other)):
+            if not isinstance(t, Tensor) or t.ndim != 1:
+                raise RuntimeError(f"{op}: Expected 1-D argument {name}, but got "
+                                   f"{getattr(t, 'ndim', '?')}-D")
+
+    def outer(self, vec2) -> Tensor:
+        self._vector(vec2, "outer")
+        return self.reshape(-1, 1) * vec2.reshape(1, -1)
+
+    ger = outer
+
+    def dot(self, other) -> Tensor:
+        self._vector(other, "dot")
+        if self.shape != other.shape:
+            raise RuntimeError(f"inconsistent tensor size, expected tensor [{self.shape[0]}] and "
+                               f"src [{other.shape[0]}] to have the same number of elements, but "
+                               f"got {self.shape[0]} and {other.shape[0]} elements respectively")
+        return (self * other).sum()
+
+    inner = dot
+
+    def mv(self, vec) -> Tensor:
+        if self.ndim != 2 or getattr(vec, "ndim", 0) != 1:
+            raise RuntimeError(f"vector + matrix @ vector expected, got {self.ndim}, "
+                               f"{getattr(vec, 'ndim', '?')}")
+        return self @ vec
+
+    def mm(self, mat2) -> Tensor:
+        from fastconv.toplevel import mm
+
+        return mm(self, mat2)
+
+    def bmm(self, mat2) -> Tensor:
+        from fastconv.toplevel import bmm
+
+        return bmm(self, mat2)
+
+    def repeat_interleave(self, repeats, dim=None) -> Tensor:
+        """Each entry repeated ``repeats`` times (an int, or one count per entry) along
+        ``dim`` (the flattened tensor when None)."""
+        t = self.reshape(-1) if dim is None else self
+        (d,) = arith._normalise_dims(0 if dim is None else dim, t.ndim)
+        n = t.shape[d]
+        counts = repeats.data if isinstance(repeats, Tensor) else np.asarray(repeats)
+        counts = np.asarray(counts.get() if hasattr(counts, "get") else counts)
+        if counts.ndim == 0:
+            counts = np.full(n, int(counts))
+        if counts.shape != (n,) or (counts < 0).any():
+            raise RuntimeError(f"repeats must have the same size as input along dim ({n}) and be "
+                               f"non-negative, got {counts.tolist()}")
+        idx = np.repeat(np.arange(n), counts)
+        return t.index_select(d, Tensor(get_backend(self.device).xp.asarray(idx)))
+
     # ---- factories on an existing tensor ----------------------------------------------------
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         from fastconv import creation
@@ -1120,6 +1688,9 @@ class Tensor:
 
         return creation.full(size, fill_value, dtype=dtype or self.dtype,
                              device=device or self.device, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return self.new_zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
@@ -1191,3 +1762,25 @@ def to_arguments(args, kwargs, allow_copy: bool = False):
     if args:
         raise TypeError(f"to() received an invalid combination of arguments: {args}")
     return device, dtype, copy
+
+
+def _inplace_method(name):
+    """``Tensor.<name>_``: the out-of-place method's result written into the tensor (see
+    Tensor._inplace: in the same array unless a graph is recorded)."""
+
+    def method(self, *args, **kwargs):
+        return self._inplace(lambda s: getattr(s, name)(*args, **kwargs), *args,
+                             *kwargs.values())
+
+    method.__name__ = name + "_"
+    method.__doc__ = f"In-place :meth:`Tensor.{name}`."
+    return method
+
+
+for _name in ("abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "pow",
+              "floor", "ceil", "round", "trunc", "frac", "sign", "reciprocal", "square",
+              "expm1", "log1p", "log2", "log10", "erf", "sin", "cos", "masked_fill", "lerp", "addcmul", "addcdiv",
+              "clamp_min", "clamp_max", "remainder", "fmod", "floor_divide", "true_divide",
+              "logical_not"):
+    setattr(Tensor, _name + "_", _inplace_method(_name))
+del _name

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins as _builtins
 
 from fastconv import dtypes
+from fastconv.backend import get_backend
 from fastconv.ops import arith
 from fastconv.ops import math as fmath
 from fastconv.tensor import Tensor, _as_array
@@ -14,65 +15,153 @@ from fastconv.tensor import Tensor, _as_array
 __all__ = [
     "abs",
     "add",
+    "addcdiv",
+    "addcmul",
+    "addmm",
     "all",
     "allclose",
     "amax",
     "amin",
+    "aminmax",
     "any",
     "argmax",
     "argmin",
     "argsort",
+    "argwhere",
+    "baddbmm",
+    "bincount",
     "bmm",
+    "broadcast_tensors",
+    "broadcast_to",
     "cat",
+    "ceil",
     "chunk",
     "clamp",
+    "clamp_max",
+    "clamp_min",
     "clip",
     "clone",
     "concat",
     "concatenate",
     "cos",
+    "count_nonzero",
+    "cumprod",
+    "cumsum",
     "div",
+    "divide",
+    "dot",
+    "einsum",
+    "eq",
     "equal",
+    "erf",
     "exp",
+    "expm1",
+    "finfo",
     "flatten",
     "flip",
+    "floor",
+    "floor_divide",
+    "fmod",
+    "frac",
+    "gather",
+    "ge",
+    "ger",
+    "get_default_dtype",
+    "greater",
+    "greater_equal",
+    "gt",
+    "hstack",
+    "iinfo",
+    "index_select",
     "is_floating_point",
     "is_tensor",
+    "isfinite",
+    "isinf",
+    "isnan",
+    "le",
+    "lerp",
+    "less",
+    "less_equal",
     "log",
+    "log1p",
+    "log2",
+    "log10",
     "log_softmax",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "logsumexp",
+    "lt",
+    "masked_fill",
+    "masked_select",
     "matmul",
     "max",
     "maximum",
     "mean",
+    "median",
+    "meshgrid",
     "min",
     "minimum",
     "mm",
+    "moveaxis",
+    "movedim",
     "mul",
+    "multiply",
+    "mv",
+    "narrow",
+    "ne",
     "neg",
+    "nonzero",
     "norm",
+    "not_equal",
     "numel",
+    "outer",
     "permute",
     "pow",
+    "prod",
+    "ravel",
     "relu",
+    "remainder",
+    "repeat_interleave",
     "reshape",
+    "roll",
+    "round",
+    "rsqrt",
+    "scatter",
+    "scatter_add",
     "sigmoid",
+    "sign",
     "sin",
     "softmax",
     "sort",
     "split",
     "sqrt",
+    "square",
     "squeeze",
     "stack",
     "std",
+    "std_mean",
     "sub",
+    "subtract",
     "sum",
+    "swapaxes",
+    "swapdims",
     "t",
     "tanh",
     "topk",
     "transpose",
+    "tril",
+    "triu",
+    "true_divide",
+    "trunc",
     "unbind",
+    "unflatten",
+    "unique",
     "unsqueeze",
     "var",
+    "var_mean",
+    "vstack",
     "where",
 ]
 
@@ -192,6 +281,68 @@ chunk = _method("chunk")
 unbind = _method("unbind")
 clone = _method("clone")
 t = _method("t")
+square = _method("square")
+rsqrt = _method("rsqrt")
+expm1 = _method("expm1")
+log1p = _method("log1p")
+log2 = _method("log2")
+log10 = _method("log10")
+erf = _method("erf")
+round = _method("round")
+floor = _method("floor")
+ceil = _method("ceil")
+trunc = _method("trunc")
+frac = _method("frac")
+sign = _method("sign")
+clamp_min = _method("clamp_min")
+clamp_max = _method("clamp_max")
+isnan = _method("isnan")
+isinf = _method("isinf")
+isfinite = _method("isfinite")
+eq = _method("eq")
+ne = not_equal = _method("ne")
+gt = greater = _method("gt")
+ge = greater_equal = _method("ge")
+lt = less = _method("lt")
+le = less_equal = _method("le")
+logical_and = _method("logical_and")
+logical_or = _method("logical_or")
+logical_xor = _method("logical_xor")
+logical_not = _method("logical_not")
+remainder = _method("remainder")
+fmod = _method("fmod")
+floor_divide = _method("floor_divide")
+true_divide = _method("true_divide")
+lerp = _method("lerp")
+addcmul = _method("addcmul")
+addcdiv = _method("addcdiv")
+prod = _method("prod")
+cumsum = _method("cumsum")
+cumprod = _method("cumprod")
+logsumexp = _method("logsumexp")
+median = _method("median")
+aminmax = _method("aminmax")
+count_nonzero = _method("count_nonzero")
+nonzero = _method("nonzero")
+argwhere = _method("argwhere")
+unflatten = _method("unflatten")
+ravel = _method("ravel")
+narrow = _method("narrow")
+roll = _method("roll")
+tril = _method("tril")
+triu = _method("triu")
+movedim = moveaxis = _method("movedim")
+swapaxes = swapdims = _method("swapaxes")
+outer = ger = _method("outer")
+dot = _method("dot")
+mv = _method("mv")
+repeat_interleave = _method("repeat_interleave")
+gather = _method("gather")
+scatter = _method("scatter")
+scatter_add = _method("scatter_add")
+index_select = _method("index_select")
+masked_fill = _method("masked_fill")
+masked_select = _method("masked_select")
 
 
 def softmax(input, dim, dtype=None):
@@ -233,15 +384,27 @@ def sub(input, other, *, alpha=1):
     return _tensor(input) - (other if alpha == 1 else other * alpha)
 
 
+subtract = sub
+
+
 def mul(input, other):
     return _tensor(input) * other
 
 
-def div(input, other):
-    return _tensor(input) / other
+multiply = mul
+
+
+def div(input, other, *, rounding_mode=None):
+    return _tensor(input).div(other, rounding_mode=rounding_mode)
+
+
+divide = div
 
 
 def pow(input, exponent):
+    """``input ** exponent``; either may be a number (not both), either a tensor."""
+    if not isinstance(input, Tensor) and isinstance(exponent, Tensor):
+        return input ** exponent  # Tensor.__rpow__
     return _tensor(input) ** exponent
 
 
@@ -288,3 +451,211 @@ def equal(input, other) -> bool:
 
     return input.shape == other.shape and bool(np.array_equal(np.asarray(input),
                                                               np.asarray(other)))
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    """(std, mean) over ``dim`` (Tensor.std's arguments)."""
+    x = _tensor(input)
+    return (x.std(dim, unbiased, keepdim, correction=correction),
+            x.mean(dim if dim is not None else None, keepdim))
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    """(var, mean) over ``dim`` (Tensor.var's arguments)."""
+    x = _tensor(input)
+    return (x.var(dim, unbiased, keepdim, correction=correction),
+            x.mean(dim if dim is not None else None, keepdim))
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """``beta * input + alpha * (mat1 @ mat2)`` (input broadcast; ignored when beta == 0)."""
+    return _scaled_sum(input, mm(mat1, mat2), beta, alpha)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """``beta * input + alpha * (batch1 @ batch2)`` per batch (input broadcast; ignored when
+    beta == 0, as PyTorch: NaNs in it do not propagate)."""
+    return _scaled_sum(input, bmm(batch1, batch2), beta, alpha)
+
+
+def _scaled_sum(input, product, beta, alpha):
+    out = product if alpha == 1 else product * alpha
+    if beta == 0:
+        return out
+    return out + (input if beta == 1 else input * beta)
+
+
+def einsum(equation, *operands) -> Tensor:
+    """Einstein summation as ``torch.einsum``: ``einsum("ij,jk->ik", a, b)``, with an
+    implicit output (the subscripts that appear once, sorted), ``...`` for broadcast
+    leading dims, and the operands given one by one or as one list. Differentiable in every
+    operand."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum(): the equation must be a str, got {type(equation).__name__}")
+    ts = [_tensor(o) for o in operands]
+    if not ts:
+        raise RuntimeError("einsum(): must provide at least one operand")
+    equation = _explicit_einsum(equation.replace(" ", ""), [t.ndim for t in ts], ts)
+    dtype = ts[0].dtype
+    for t in ts[1:]:
+        dtype = dtypes.promote(dtype, t.dtype)
+    return fmath.Einsum.apply(equation, *[t._cast(dtype) for t in ts])
+
+
+def _explicit_einsum(equation, ndims, ts):
+    """``equation`` with its output written out and each ``...`` replaced by letters (the
+    shape checks PyTorch makes, with its messages)."""
+    lhs, arrow, out = equation.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ndims):
+        raise RuntimeError(f"einsum(): {len(terms)} operands were specified in the equation "
+                           f"but {len(ndims)} operands were provided")
+    letters = {c for c in equation if c.isalpha()}
+    for c in equation:
+        if not (c.isalpha() or c in ",.->"):
+            raise RuntimeError(f"einsum(): invalid subscript given at index {equation.index(c)} "
+                               f"in the equation string, subscripts must be in [a-zA-Z]")
+    spare = [c for c in "ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqponmlkjihgfedcba"
+             if c not in letters]
+    widest = 0
+    for term, nd in zip(terms, ndims):
+        named = len(term.replace("...", ""))
+        if "..." in term:
+            widest = _builtins.max(widest, nd - named)
+        elif named != nd:
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({named}) "
+                               f"does not match the number of dimensions ({nd}) for operand "
+                               f"{terms.index(term)} and no ellipsis was given")
+    ell = "".join(spare[:widest])
+    new_terms = []
+    for term, nd in zip(terms, ndims):
+        if "..." in term:
+            k = nd - len(term.replace("...", ""))
+            if k < 0:
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation "
+                                   f"does not match the number of dimensions ({nd})")
+            term = term.replace("...", ell[widest - k:])
+        new_terms.append(term)
+    if arrow:
+        out = out.replace("...", ell)
+    else:
+        counts = {c: "".join(new_terms).count(c) for c in set("".join(new_terms))}
+        out = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    sizes = {}
+    for i, (term, t) in enumerate(zip(new_terms, ts)):
+        for c, n in zip(term, t.shape):
+            if c in sizes and n != sizes[c] and 1 not in (n, sizes[c]):
+                raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {i} "
+                                   f"which does not broadcast with previously seen size "
+                                   f"{sizes[c]}")
+            sizes[c] = _builtins.max(sizes.get(c, 1), n)
+    for c in out:
+        if c not in sizes:
+            raise RuntimeError(f"einsum(): output subscript {c} does not appear in the "
+                               f"equation for any input operand")
+    return ",".join(new_terms) + "->" + out
+
+
+def unique(input, sorted: bool = True, return_inverse: bool = False,
+           return_counts: bool = False, dim=None):
+    """The distinct values (sorted), and the inverse indices and counts when asked, as
+    ``torch.unique`` returns them (a tensor, or a tuple). Not differentiable."""
+    import numpy as np
+
+    x = _tensor(input)
+    data = x.data
+    if dim is not None:
+        (dim,) = arith._normalise_dims(dim, x.ndim)
+    res = np.unique(np.asarray(x.__array__()), return_inverse=True, return_counts=True,
+                    axis=dim)
+    values, inverse, counts = res
+    xp = get_backend(x.device).xp
+    out = [Tensor(xp.asarray(values.astype(data.dtype, copy=False)))]
+    if return_inverse:
+        shape = x.shape if dim is None else (x.shape[dim],)
+        out.append(Tensor(xp.asarray(inverse.reshape(shape).astype(np.int64))))
+    if return_counts:
+        out.append(Tensor(xp.asarray(counts.astype(np.int64))))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def bincount(input, weights=None, minlength: int = 0) -> Tensor:
+    """Counts of each value of a 1-D non-negative integer tensor (or the sums of
+    ``weights`` at each value), at least ``minlength`` long."""
+    x = _tensor(input)
+    if x.ndim != 1 or x.dtype.kind not in "iub" or (x.numel() and int(x.data.min()) < 0):
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    if minlength < 0:
+        raise RuntimeError("minlength should be >= 0")
+    xp = get_backend(x.device).xp
+    w = None
+    if weights is not None:
+        w = _tensor(weights, x)
+        if w.shape != x.shape:
+            raise RuntimeError("weights should be 1-d and have the same length as input")
+        w = w.data
+    counts = xp.bincount(x.data.astype("int64"), weights=w, minlength=minlength)
+    import numpy as np
+
+    return Tensor(counts.astype(np.int64 if w is None else np.float32))
+
+
+def broadcast_to(input, size) -> Tensor:
+    return _tensor(input).expand(*size)
+
+
+def broadcast_tensors(*tensors):
+    import numpy as np
+
+    shape = np.broadcast_shapes(*[t.shape for t in tensors])
+    return tuple(t.expand(*shape) for t in tensors)
+
+
+def meshgrid(*tensors, indexing: str = "ij"):
+    """Coordinate grids of 1-D tensors; ``indexing="xy"`` swaps the first two (as NumPy).
+    PyTorch's default is "ij" (it warns when indexing is not given; fastconv does not)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but "
+                         f"received: {indexing}")
+    for t in tensors:
+        if t.ndim > 1:
+            raise RuntimeError("torch.meshgrid: Expected 0D or 1D tensor in the tensor list")
+    ts = [t.reshape(-1) for t in tensors]
+    shape = tuple(t.shape[0] for t in ts)
+    grids = [t.reshape([-1 if k == i else 1 for k in range(len(ts))]).expand(*shape)
+             for i, t in enumerate(ts)]
+    if indexing == "xy" and len(ts) >= 2:
+        grids = [g.transpose(0, 1) for g in grids]
+    return tuple(grids)
+
+
+def hstack(tensors) -> Tensor:
+    tensors = list(tensors)
+    return cat(tensors, 0 if tensors and tensors[0].ndim == 1 else 1)
+
+
+def vstack(tensors) -> Tensor:
+    return cat([t.reshape(1, -1) if t.ndim < 2 else t for t in tensors], 0)
+
+
+def get_default_dtype():
+    """float32: fastconv's only floating-point compute type (see fastconv.dtypes)."""
+    return dtypes.float32
+
+
+def finfo(type=None):
+    """Machine limits of a float dtype (NumPy's finfo: eps, max, min, tiny, resolution)."""
+    import numpy as np
+
+    return np.finfo(dtypes.float32 if type is None else type)
+
+
+def iinfo(type):
+    """Machine limits of an integer dtype (NumPy's iinfo: max, min, bits)."""
+    import numpy as np
+
+    return np.iinfo(type)

@@ -145,6 +145,39 @@ OP_CASES = {
         lambda s, x: (x.permute(0, 2, 3, 1) @ fc.tensor(np.eye(3, 5, dtype=np.float32)))
         .reshape(x.shape[0], -1, 5).flatten(1)), (3, 4, 2)),
     "slice": (lambda: Functional(lambda s, x: x[:, 1:3, ::2] + x[:, 0:2, 1::2]), (4, 6, 5)),
+    "layer norm": (lambda: nn.LayerNorm([5, 4]), (3, 5, 4)),
+    "layer norm no affine": (lambda: nn.LayerNorm(6, elementwise_affine=False), (6,)),
+    "group norm": (lambda: nn.GroupNorm(2, 6, eps=1e-3), (6, 5, 4)),
+    "group norm no affine": (lambda: nn.GroupNorm(3, 3, affine=False), (3, 4, 4)),
+    "instance norm": (lambda: nn.InstanceNorm2d(4, affine=True), (4, 5, 3)),
+    "zero pad": (lambda: nn.ZeroPad2d((1, 0, 2, 1)), (3, 4, 5)),
+    "constant pad": (lambda: Functional(lambda s, x: F.pad(x, (1, 2, 0, 1), value=0.5)),
+                     (2, 4, 5)),
+    "reflect pad": (lambda: nn.ReflectionPad2d((2, 1, 1, 2)), (2, 5, 4)),
+    "replicate pad": (lambda: nn.ReplicationPad2d(2), (2, 3, 4)),
+    "circular pad": (lambda: Functional(lambda s, x: F.pad(x, (1, 2, 2, 1), "circular")),
+                     (2, 4, 5)),
+    "conv reflect padding": (lambda: nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"),
+                             (3, 6, 5)),
+    "conv circular same": (lambda: nn.Conv2d(3, 2, 4, padding="same", padding_mode="circular"),
+                           (3, 6, 7)),
+    "upsample nearest": (lambda: nn.Upsample(scale_factor=2), (3, 4, 5)),
+    "upsample nearest size": (lambda: nn.Upsample(size=(7, 9)), (2, 4, 5)),
+    "upsample bilinear": (lambda: nn.Upsample(scale_factor=2, mode="bilinear"), (3, 4, 5)),
+    "upsample bilinear align corners": (lambda: nn.UpsamplingBilinear2d(size=(7, 6)),
+                                        (2, 4, 5)),
+    "interpolate area": (lambda: Functional(lambda s, x: F.interpolate(x, size=(3, 2),
+                                                                       mode="area")), (2, 7, 5)),
+    "max pool dilation": (lambda: nn.MaxPool2d(3, stride=2, padding=1, dilation=2), (3, 9, 8)),
+    "adaptive max pool": (lambda: nn.AdaptiveMaxPool2d((3, 2)), (3, 7, 5)),
+    "relu6": (lambda: nn.ReLU6(), (3, 5, 4)),
+    "hardtanh": (lambda: nn.Hardtanh(-0.5, 0.3), (3, 5, 4)),
+    "hardsigmoid": (lambda: nn.Hardsigmoid(), (3, 5, 4)),
+    "hardswish": (lambda: nn.Hardswish(), (3, 5, 4)),
+    "selu": (lambda: nn.SELU(), (3, 5, 4)),
+    "celu": (lambda: nn.CELU(0.7), (3, 5, 4)),
+    "softmax module": (lambda: nn.Softmax(dim=1), (4, 3, 2)),
+    "log softmax module": (lambda: nn.LogSoftmax(dim=-1), (5,)),
 }
 
 
@@ -337,3 +370,29 @@ def test_torch_onnx_export_of_the_twins_imports_and_matches_torch(name, dynamic,
         with torch.no_grad():
             want = net(torch.from_numpy(x)).numpy()
         assert rel_err(run_fastconv(module, x), want) <= RTOL
+
+
+def test_torch_onnx_export_of_the_newer_layers_imports_and_matches_torch(rng):
+    """PyTorch's own exporter writes these layers (LayerNormalization, Clip, HardSwish,
+    HardSigmoid, InstanceNormalization, Selu); fastconv imports its graph and computes what
+    torch computes. (torch writes F.pad's pads as a computed ConstantOfShape/Concat
+    subgraph, which the importer does not fold; fastconv's own Pad export imports.)"""
+    torch = pytest.importorskip("torch")
+    tnn = torch.nn
+    torch.manual_seed(int(rng.integers(2**31)))
+    net = tnn.Sequential(
+        tnn.Conv2d(3, 4, 3, padding=1), tnn.ReLU6(),
+        tnn.Conv2d(4, 4, 1, padding=1), tnn.Hardswish(),
+        tnn.InstanceNorm2d(4, affine=True), tnn.Hardsigmoid(), tnn.LayerNorm([8, 8]),
+        tnn.SELU(), tnn.Flatten(), tnn.Linear(4 * 64, 5)).eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.randn(2, 3, 6, 6),), buf, dynamo=False, opset_version=17,
+                          input_names=["input"], output_names=["logits"])
+    buf.seek(0)
+    module = fonnx.load(buf)
+    x = rng.standard_normal((2, 3, 6, 6), dtype=np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    assert rel_err(run_fastconv(module, x), want) <= RTOL

@@ -44,6 +44,11 @@ class Concat(Module):
 
 
 class Identity(Module):
+    """Returns its input; any constructor arguments are accepted and ignored (as PyTorch)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
     def forward(self, x):
         return x
 
@@ -404,6 +409,11 @@ class Dropout2d(Dropout):
         return F.dropout2d(x, self.p, self.training)
 
 
+class Dropout1d(Dropout):
+    def forward(self, x):
+        return F.dropout1d(x, self.p, self.training)
+
+
 class Flatten(Module):
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
@@ -411,6 +421,23 @@ class Flatten(Module):
 
     def forward(self, x):
         return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Splits dim ``dim`` into ``unflattened_size`` (see ``Tensor.unflatten``)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        return x.unflatten(self.dim, self.unflattened_size)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 # ----------------------------------------------------------------------------- normalisation
@@ -628,3 +655,241 @@ class BCEWithLogitsLoss(_Loss):
         return F.binary_cross_entropy_with_logits(input, target, self.weight,
                                                   pos_weight=self.pos_weight,
                                                   reduction=self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    """See ``fastconv.functional.smooth_l1_loss``."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
+        super().__init__(size_average, reduce, reduction)
+        self.beta = beta
+
+    def forward(self, input, target):
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_Loss):
+    """See ``fastconv.functional.huber_loss``."""
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction=reduction)
+        self.delta = delta
+
+    def forward(self, input, target):
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class BCELoss(_WeightedLoss):
+    """See ``fastconv.functional.binary_cross_entropy``; ``weight`` is kept as a buffer."""
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy(input, target, weight=self.weight,
+                                      reduction=self.reduction)
+
+
+class KLDivLoss(Module):
+    """See ``fastconv.functional.kl_div`` (reduction may also be 'batchmean')."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
+        super().__init__()
+        if reduction != "batchmean":
+            reduction = legacy_reduction("KLDivLoss", size_average, reduce, reduction)
+        self.reduction, self.log_target = reduction, log_target
+
+    def forward(self, input, target):
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class CosineSimilarity(Module):
+    """See ``fastconv.functional.cosine_similarity``."""
+
+    def __init__(self, dim=1, eps=1e-8):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+
+    def forward(self, x1, x2):
+        return F.cosine_similarity(x1, x2, self.dim, self.eps)
+
+
+class PairwiseDistance(Module):
+    """See ``fastconv.functional.pairwise_distance``."""
+
+    def __init__(self, p=2.0, eps=1e-6, keepdim=False):
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim
+
+    def forward(self, x1, x2):
+        return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+
+
+# ----------------------------------------------------------------------------- more activations
+
+def _activation(name, fn, params=(), doc=None):
+    """A Module class calling ``fn(x, *params)``; ``params`` are (name, default) pairs,
+    the constructor's arguments in PyTorch's order (``inplace`` is accepted and warned
+    about where PyTorch has it)."""
+    names = [p for p, _ in params]
+
+    def __init__(self, *args, **kwargs):
+        Module.__init__(self)
+        values = dict(params)
+        for key, value in zip(names, args):
+            values[key] = value
+        if len(args) > len(names):
+            raise TypeError(f"{name}() takes at most {len(names)} arguments")
+        for key, value in kwargs.items():
+            if key not in values:
+                raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
+            values[key] = value
+        if values.pop("inplace", False):
+            warn_inplace(name, True)
+            self.inplace = True
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    def forward(self, x):
+        return fn(x, *[getattr(self, p) for p in names if p != "inplace"])
+
+    def extra_repr(self):
+        return ", ".join(f"{p}={getattr(self, p)}" for p in names if p != "inplace")
+
+    return type(name, (Module,), {"__init__": __init__, "forward": forward,
+                                  "extra_repr": extra_repr,
+                                  "__doc__": doc or f"See ``fastconv.functional.{fn.__name__}``."})
+
+
+ReLU6 = _activation("ReLU6", F.relu6, [("inplace", False)])
+Hardtanh = _activation("Hardtanh", F.hardtanh, [("min_val", -1.0), ("max_val", 1.0),
+                                                ("inplace", False)])
+Hardsigmoid = _activation("Hardsigmoid", F.hardsigmoid, [("inplace", False)])
+Hardswish = _activation("Hardswish", F.hardswish, [("inplace", False)])
+Softplus = _activation("Softplus", F.softplus, [("beta", 1.0), ("threshold", 20.0)])
+Mish = _activation("Mish", F.mish, [("inplace", False)])
+SELU = _activation("SELU", F.selu, [("inplace", False)])
+CELU = _activation("CELU", F.celu, [("alpha", 1.0), ("inplace", False)])
+LogSigmoid = _activation("LogSigmoid", F.logsigmoid)
+Threshold = _activation("Threshold", F.threshold, [("threshold", None), ("value", None),
+                                                   ("inplace", False)])
+Softmin = _activation("Softmin", F.softmin, [("dim", None)])
+GLU = _activation("GLU", F.glu, [("dim", -1)])
+PixelShuffle = _activation("PixelShuffle", F.pixel_shuffle, [("upscale_factor", None)])
+PixelUnshuffle = _activation("PixelUnshuffle", F.pixel_unshuffle, [("downscale_factor", None)])
+Unfold = _activation("Unfold", F.unfold, [("kernel_size", None), ("dilation", 1),
+                                          ("padding", 0), ("stride", 1)])
+Fold = _activation("Fold", F.fold, [("output_size", None), ("kernel_size", None),
+                                    ("dilation", 1), ("padding", 0), ("stride", 1)])
+
+
+class PReLU(Module):
+    """See ``fastconv.functional.prelu``: ``num_parameters`` slopes (1, or one per channel),
+    each initialised to ``init``."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25):
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.weight = Parameter(Tensor(np.full(num_parameters, init, dtype=np.float32)))
+
+    def forward(self, x):
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
+
+
+class Embedding(Module):
+    """A lookup table of ``num_embeddings`` vectors of size ``embedding_dim``, drawn from
+    N(0, 1) (the row at ``padding_idx`` is zero and gets no gradient); see
+    ``fastconv.functional.embedding``."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
+                 norm_type=2.0, scale_grad_by_freq=False, sparse=False, _weight=None,
+                 _freeze=False, device=None, dtype=None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise AssertionError("Padding_idx must be within num_embeddings")
+            padding_idx %= num_embeddings
+        self.padding_idx = padding_idx
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        if _weight is None:
+            self.weight = Parameter(Tensor(np.zeros((num_embeddings, embedding_dim), np.float32)))
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise AssertionError("Shape of weight does not match num_embeddings and "
+                                     "embedding_dim")
+            self.weight = Parameter(Tensor(np.asarray(_weight, dtype=np.float32)),
+                                    requires_grad=not _freeze)
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
+
+    def reset_parameters(self):
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            from fastconv.autograd import no_grad
+
+            with no_grad():
+                self.weight[self.padding_idx] = 0.0
+
+    def forward(self, input):
+        return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq, self.sparse)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None,
+                        norm_type=2.0, scale_grad_by_freq=False, sparse=False):
+        """An Embedding holding ``embeddings`` (2-D); ``freeze`` stops its gradient."""
+        if embeddings.ndim != 2:
+            raise AssertionError("Embeddings parameter is expected to be 2-dimensional")
+        n, d = embeddings.shape
+        return cls(n, d, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                   _weight=np.asarray(embeddings), _freeze=freeze)
+
+    def extra_repr(self):
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+
+
+class InstanceNorm2d(Module):
+    """See ``fastconv.functional.instance_norm``: (N, C, H, W) or (C, H, W) input; no
+    affine parameters and no running statistics by default (PyTorch's defaults)."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False, device=None, dtype=None):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = Parameter(Tensor(np.ones(num_features, np.float32)))
+            self.bias = Parameter(Tensor(np.zeros(num_features, np.float32)))
+        else:
+            self.weight = self.bias = None
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+        else:
+            self.running_mean = self.running_var = None
+
+    def forward(self, x):
+        if x.ndim not in (3, 4):
+            raise ValueError(f"InstanceNorm2d: expected 3D or 4D input (got {x.ndim}D input)")
+        unbatched = x.ndim == 3
+        if unbatched:
+            x = x.unsqueeze(0)
+        if x.shape[1] != self.num_features and self.affine:
+            raise ValueError(f"InstanceNorm2d: expected input's size at dim=1 to match "
+                             f"num_features ({self.num_features}), but got: {x.shape[1]}.")
+        use_input_stats = self.training or not self.track_running_stats
+        y = F.instance_norm(x, self.running_mean if self.training else
+                            (None if use_input_stats else self.running_mean),
+                            self.running_var if self.training else
+                            (None if use_input_stats else self.running_var),
+                            self.weight, self.bias, use_input_stats, self.momentum, self.eps)
+        return y.squeeze(0) if unbatched else y
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")

@@ -34,7 +34,7 @@ from collections.abc import Callable
 import numpy as np
 
 from fastconv import autograd
-from fastconv.ops import activation, arith, conv, norm, pool
+from fastconv.ops import activation, arith, conv, norm, pad, pool, upsample
 from fastconv.ops import math as fmath
 from fastconv.tensor import Tensor
 
@@ -378,6 +378,103 @@ def _get_item(g, fn, out):
         g.add("Identity", [name], [out])
 
 
+def _layer_norm(g, fn, out):
+    x, weight, bias, normalized_shape, eps = fn.parents
+    if g.opset < 17:
+        raise ExportError(f"LayerNorm exports as LayerNormalization (opset 17); export with "
+                          f"opset_version >= 17, not {g.opset}")
+    shape = tuple(int(n) for n in normalized_shape)
+    scale = (g.input_of(weight) if weight is not None
+             else g.constant(np.ones(shape, np.float32), "ln_scale"))
+    inputs = [g.input_of(x), scale] + ([g.input_of(bias)] if bias is not None else [])
+    g.add("LayerNormalization", inputs, [out], axis=-len(shape), epsilon=float(eps))
+
+
+def _group_norm(g, fn, out):
+    # (N, G, rest) rows through InstanceNormalization (every opset; GroupNormalization needs
+    # 18 and has changed meaning since), then the per-channel affine.
+    x, weight, bias, groups, eps = fn.parents
+    c, rest = x.shape[1], list(x.shape[2:])
+    (rows,) = g.add("Reshape", [g.input_of(x), g.ints([0, groups, -1], "group_shape")])
+    (normed,) = g.add("InstanceNormalization",
+                      [rows, g.constant(np.ones(groups, np.float32), "gn_ones"),
+                       g.constant(np.zeros(groups, np.float32), "gn_zeros")], epsilon=float(eps))
+    affine = [(t, op) for t, op in ((weight, "Mul"), (bias, "Add")) if t is not None]
+    (y,) = g.add("Reshape", [normed, g.ints([0, c] + rest, "input_shape")],
+                 None if affine else [out])
+    cshape = g.ints([c] + [1] * len(rest), "channel_shape")
+    for i, (t, op) in enumerate(affine):
+        (param,) = g.add("Reshape", [g.input_of(t), cshape])
+        (y,) = g.add(op, [y, param], [out] if i == len(affine) - 1 else None)
+
+
+def _constant_pad(g, fn, out):
+    x, pads, value = fn.parents
+    begin, end = [0] * x.ndim, [0] * x.ndim
+    for d, (before, after) in pads.items():
+        begin[d], end[d] = int(before), int(after)
+    g.add("Pad", [g.input_of(x), g.ints(begin + end, "pads"),
+                  g.constant(np.float32(value), "pad_value")], [out], mode="constant")
+
+
+def _index_pad(g, fn, out):
+    # reflect / replicate / circular as one Gather per padded dim, with the index array
+    # fastconv itself gathers through (exact for every mode and opset).
+    x, pads, mode = fn.parents
+    name = g.input_of(x)
+    items = list(pads.items())
+    for i, (d, (before, after)) in enumerate(items):
+        idx = pad._source_index(mode, x.shape[d], before, after)
+        (name,) = g.add("Gather", [name, g.ints(idx, f"{mode}_index")],
+                        [out] if i == len(items) - 1 else None, axis=int(d))
+
+
+def _separable(g, fn, out):
+    # interpolate (nearest, bilinear, area): y = Ah x Aw^T per plane, as fastconv runs it.
+    x = fn.parents[0]
+    cols = g.add("MatMul", [g.constant(_host(fn.ah), "resize_ah"), g.input_of(x)])
+    g.add("MatMul", [cols[0], g.constant(_host(fn.aw).T, "resize_aw_t")], [out])
+
+
+def _window_max(g, fn, out):
+    # Dilated and adaptive max pooling: gather the windows' rows, then their columns, and
+    # take the max over both kernel axes. Positions outside the input (-1) read a -inf
+    # border added in front.
+    x, rows, cols = fn.parents[:3]
+    rows, cols = _host(rows).astype(np.int64), _host(cols).astype(np.int64)
+    name = g.input_of(x)
+    if (rows < 0).any() or (cols < 0).any():
+        (name,) = g.add("Pad", [name, g.ints([0, 0, 1, 1, 0, 0, 0, 0], "pads"),
+                                g.constant(np.float32(-np.inf), "minus_inf")], mode="constant")
+        rows, cols = rows + 1, cols + 1
+    (r,) = g.add("Gather", [name, g.ints(rows, "window_rows")], axis=2)   # N C OH KH W
+    (c,) = g.add("Gather", [r, g.ints(cols, "window_cols")], axis=4)      # N C OH KH OW KW
+    if g.opset >= 18:
+        g.add("ReduceMax", [c, g.ints([3, 5], "axes")], [out], keepdims=0)
+    else:
+        g.add("ReduceMax", [c], [out], axes=[3, 5], keepdims=0)
+
+
+def _pointwise_activation(g, fn, out):
+    x, name, *params = fn.parents
+    xin = g.input_of(x)
+    if name == "hardtanh":
+        lo, hi = params
+        g.add("Clip", [xin, g.constant(np.float32(lo), "clip_min"),
+                       g.constant(np.float32(hi), "clip_max")], [out])
+    elif name == "hardsigmoid":
+        g.add("HardSigmoid", [xin], [out], alpha=1.0 / 6, beta=0.5)
+    elif name == "hardswish":
+        g.add("HardSwish", [xin], [out])
+    elif name == "selu":
+        g.add("Selu", [xin], [out])
+    elif name == "celu":
+        g.add("Celu", [xin], [out], alpha=float(params[0]))
+    else:
+        raise ExportError(f"activation {name} does not export (hardtanh/relu6, hardsigmoid, "
+                          "hardswish, selu and celu do)")
+
+
 def _refuse(why):
     def convert(g, fn, out):
         raise ExportError(why)
@@ -423,6 +520,13 @@ CONVERTERS: dict[type, Callable] = {
     arith.Mean: _reduce("ReduceMean"),
     arith.Max: _reduce("ReduceMax"),
     arith.GetItem: _get_item,
+    norm.LayerNorm: _layer_norm,
+    norm.GroupNorm: _group_norm,
+    pad.ConstantPad: _constant_pad,
+    pad.IndexPad: _index_pad,
+    upsample.Separable2d: _separable,
+    pool.WindowMax: _window_max,
+    activation.Pointwise: _pointwise_activation,
 }
 
 

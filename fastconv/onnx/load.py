@@ -299,10 +299,7 @@ def _reduce(method):
     def build(g, node, attrs):
         axes, keep = _axes(g, node, attrs), bool(attrs.get("keepdims", 1))
         if method == "max":
-            if axes is None or len(axes) != 1:
-                raise OnnxImportError(f"node {node.name!r} (ReduceMax): only one axis "
-                                      "is supported")
-            return lambda x, *_: x.max(dim=axes[0], keepdim=keep).values
+            return lambda x, *_: x.amax(dim=() if not axes else tuple(axes), keepdim=keep)
         if axes == [] and attrs.get("noop_with_empty_axes", 0):
             return lambda x, *_: x
         return lambda x, *_: getattr(x, method)(dim=None if not axes else tuple(axes),
@@ -371,6 +368,83 @@ def _pow(g, node, attrs):
     return lambda x, _: x ** p
 
 
+def _layer_norm(g, node, attrs):
+    axis, eps = int(attrs.get("axis", -1)), float(attrs.get("epsilon", 1e-5))
+    if attrs.get("stash_type", 1) != 1 or len([o for o in node.output if o]) > 1:
+        raise OnnxImportError(f"node {node.name!r} (LayerNormalization): only float32 "
+                              "statistics and one output are supported")
+    scale = g.param(node.input[1])
+    bias = g.param(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    return lambda x, *_: F.layer_norm(x, x.shape[axis:], scale, bias, eps)
+
+
+def _instance_norm(g, node, attrs):
+    scale, bias = g.param(node.input[1]), g.param(node.input[2])
+    eps = float(attrs.get("epsilon", 1e-5))
+    return lambda x, *_: F.instance_norm(x, weight=scale, bias=bias, eps=eps)
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate",
+              "wrap": "circular"}
+
+
+def _pad(g, node, attrs):
+    mode = attrs.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode not in _PAD_MODES:
+        raise OnnxImportError(f"node {node.name!r} (Pad): mode {mode!r} is not supported")
+    pads = [int(p) for p in _const(g, node.input[1], node, "pads").reshape(-1)]
+    value = 0.0
+    if len(node.input) > 2 and node.input[2]:
+        value = float(_const(g, node.input[2], node, "constant_value").reshape(-1)[0])
+    if len(node.input) > 3 and node.input[3]:
+        raise OnnxImportError(f"node {node.name!r} (Pad): the axes input is not supported")
+    n = len(pads) // 2
+    # F.pad lists (before, after) from the last dim backwards, up to the last padded dim.
+    padded = [d for d in range(n) if pads[d] or pads[d + n]]
+    torch_pads = []
+    for d in range(n - 1, (min(padded) if padded else n) - 1, -1):
+        torch_pads += [pads[d], pads[d + n]]
+    if not torch_pads:
+        return lambda x, *_: x
+    kind = _PAD_MODES[mode]
+    return lambda x, *_: F.pad(x, tuple(torch_pads), kind,
+                               value if kind == "constant" else None)
+
+
+def _gather(g, node, attrs):
+    axis = int(attrs.get("axis", 0))
+    idx = _const(g, node.input[1], node, "indices").astype(np.int64)
+
+    def run(x, *_):
+        a = axis % x.ndim
+        flat = Tensor(np.ascontiguousarray((idx % x.shape[a]).reshape(-1)))
+        out = x.index_select(a, flat if x.device == "cpu" else flat.to(x.device))
+        return out.reshape(x.shape[:a] + idx.shape + x.shape[a + 1:])
+    return run
+
+
+def _clip(g, node, attrs):
+    lo, hi = [float(_const(g, node.input[i], node, what).reshape(-1)[0])
+              if len(node.input) > i and node.input[i] else None
+              for i, what in ((1, "min"), (2, "max"))]
+    return lambda x, *_: F.hardtanh(x, lo, hi) if lo is not None and hi is not None         else x.clamp(lo, hi)
+
+
+def _hard_sigmoid(g, node, attrs):
+    alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+    if abs(alpha - 1 / 6) < 1e-7 and beta == 0.5:
+        return lambda x: F.hardsigmoid(x)
+    return lambda x: (x * alpha + beta).clamp(0.0, 1.0)
+
+
+def _selu(g, node, attrs):
+    if "alpha" in attrs or "gamma" in attrs:
+        alpha, gamma = float(attrs.get("alpha", 1.67326319217681884765625)),             float(attrs.get("gamma", 1.05070102214813232421875))
+        return lambda x: gamma * (x.clamp(min=0) + alpha * (x.clamp(max=0).exp() - 1))
+    return lambda x: F.selu(x)
+
+
 #: ONNX op type -> importer building the callable that runs the node.
 IMPORTERS: dict[str, Callable] = {
     "Conv": _conv,
@@ -410,6 +484,15 @@ IMPORTERS: dict[str, Callable] = {
     "Sqrt": _binary(lambda a: a ** 0.5),
     "Reciprocal": _binary(lambda a: a ** -1.0),
     "Pow": _pow,
+    "LayerNormalization": _layer_norm,
+    "InstanceNormalization": _instance_norm,
+    "Pad": _pad,
+    "Gather": _gather,
+    "Clip": _clip,
+    "HardSigmoid": _hard_sigmoid,
+    "HardSwish": lambda g, n, a: F.hardswish,
+    "Selu": _selu,
+    "Celu": _with_alpha(F.celu, 1.0),
 }
 
 

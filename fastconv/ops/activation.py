@@ -306,3 +306,183 @@ def silu(input, inplace=False):
 def _number(op, name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{op}: {name} must be a number, got {value!r}")
+
+
+# ----------------------------------------------------------------------------- more activations
+# The less common activations: y = f(x) and dy/dx = df(x, y) as formulas in array code, one
+# Function (Pointwise) for all of them. Where a formula has a kink, the gradient at the kink
+# is PyTorch's.
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _softplus(xp, x, beta, threshold):
+    bx = beta * x
+    smooth = (xp.log1p(xp.exp(-xp.abs(bx))) + xp.maximum(bx, 0)) / beta
+    return xp.where(bx > threshold, x, smooth)
+
+
+def _mish_grad(xp, x, y):
+    t = xp.tanh(_softplus(xp, x, 1.0, 20.0))
+    return t + x * _sigmoid(xp, x) * (1 - t * t)
+
+
+POINTWISE = {
+    # name: (f(xp, x, *params), df(xp, x, y, *params))
+    "hardtanh": (lambda xp, x, lo, hi: xp.clip(x, lo, hi),
+                 lambda xp, x, y, lo, hi: (x > lo) & (x < hi)),
+    "hardsigmoid": (lambda xp, x: xp.clip(x / 6 + 0.5, 0, 1),
+                    lambda xp, x, y: ((x > -3) & (x < 3)) / 6.0),
+    "hardswish": (lambda xp, x: x * xp.clip(x + 3, 0, 6) / 6,
+                  lambda xp, x, y: xp.where(x < -3, 0, xp.where(x <= 3, x / 3 + 0.5, 1))),
+    "softplus": (_softplus,
+                 lambda xp, x, y, beta, threshold: xp.where(beta * x > threshold, 1,
+                                                           _sigmoid(xp, beta * x))),
+    "mish": (lambda xp, x: x * xp.tanh(_softplus(xp, x, 1.0, 20.0)), _mish_grad),
+    "selu": (lambda xp, x: _SELU_SCALE * xp.where(x > 0, x, _SELU_ALPHA * xp.expm1(
+                 xp.minimum(x, 0))),
+             lambda xp, x, y: _SELU_SCALE * xp.where(x > 0, 1, _SELU_ALPHA * xp.exp(
+                 xp.minimum(x, 0)))),
+    "celu": (lambda xp, x, alpha: xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0) / alpha)),
+             lambda xp, x, y, alpha: xp.where(x > 0, 1, xp.exp(xp.minimum(x, 0) / alpha))),
+    "logsigmoid": (lambda xp, x: -_softplus(xp, -x, 1.0, math.inf),
+                   lambda xp, x, y: 1 - _sigmoid(xp, x)),
+    "threshold": (lambda xp, x, threshold, value: xp.where(x > threshold, x, value),
+                  lambda xp, x, y, threshold, value: x > threshold),
+}
+
+
+class Pointwise(Function):
+    """One entry of :data:`POINTWISE` with its parameters."""
+
+    def forward(self, x, name, *params):
+        f, self.df = POINTWISE[name]
+        self.params = params
+        y = f(self.xp, x, *params).astype(x.dtype, copy=False)
+        self.save_for_backward(x, y)
+        return y
+
+    def backward(self, dy):
+        x, y = self.saved
+        g = self.df(self.xp, x, y, *self.params)
+        return (dy * g).astype(dy.dtype, copy=False), *([None] * (1 + len(self.params)))
+
+
+def _pointwise(op, input, *params, inplace=False):
+    float_tensor(input, "input", op)
+    warn_inplace(op, inplace)
+    return Pointwise.apply(input, op, *params)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """clamp(x, min_val, max_val); the gradient is 1 strictly inside the bounds."""
+    _number("hardtanh", "min_val", min_val)
+    _number("hardtanh", "max_val", max_val)
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
+                         f"({max_val})")
+    return _pointwise("hardtanh", input, float(min_val), float(max_val), inplace=inplace)
+
+
+def relu6(input, inplace=False):
+    """min(max(x, 0), 6) (MobileNet; Howard et al., 2017)."""
+    return _pointwise("hardtanh", input, 0.0, 6.0, inplace=inplace)
+
+
+def hardsigmoid(input, inplace=False):
+    """relu6(x + 3) / 6 (Howard et al., 2019, "Searching for MobileNetV3")."""
+    return _pointwise("hardsigmoid", input, inplace=inplace)
+
+
+def hardswish(input, inplace=False):
+    """x * relu6(x + 3) / 6 (Howard et al., 2019)."""
+    return _pointwise("hardswish", input, inplace=inplace)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold."""
+    _number("softplus", "beta", beta)
+    _number("softplus", "threshold", threshold)
+    return _pointwise("softplus", input, float(beta), float(threshold))
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x)) (Misra, 2019)."""
+    return _pointwise("mish", input, inplace=inplace)
+
+
+def selu(input, inplace=False):
+    """scale * (x if x > 0 else alpha (exp(x) - 1)), the self-normalising constants of
+    Klambauer et al., 2017."""
+    return _pointwise("selu", input, inplace=inplace)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """x if x > 0 else alpha (exp(x / alpha) - 1) (Barron, 2017)."""
+    _number("celu", "alpha", alpha)
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0 (it divides x)")
+    return _pointwise("celu", input, float(alpha), inplace=inplace)
+
+
+def logsigmoid(input):
+    """log(sigmoid(x)) = -softplus(-x), computed without overflow."""
+    return _pointwise("logsigmoid", input)
+
+
+def threshold(input, threshold, value, inplace=False):
+    """x where x > threshold, else ``value``."""
+    _number("threshold", "threshold", threshold)
+    _number("threshold", "value", value)
+    return _pointwise("threshold", input, float(threshold), float(value), inplace=inplace)
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    """softmax(-x) along ``dim``."""
+    float_tensor(input, "input", "softmin")
+    return softmax(-input, dim, _stacklevel + 1, dtype)
+
+
+def glu(input, dim=-1):
+    """Gated linear unit (Dauphin et al., 2017): a * sigmoid(b), where a and b are the two
+    halves of ``input`` along ``dim``."""
+    float_tensor(input, "input", "glu")
+    if input.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    n = input.shape[dim]
+    if n % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {dim % input.ndim} is "
+                           f"size {n}")
+    a, b = input.split(n // 2, dim)
+    return a * b.sigmoid()
+
+
+def prelu(input, weight):
+    """max(0, x) + weight * min(0, x), with one learned slope (weight of shape (1,)) or one
+    per channel (dim 1; He et al., 2015). Differentiable in both."""
+    float_tensor(input, "input", "prelu")
+    float_tensor(weight, "weight", "prelu")
+    if weight.ndim > 1:
+        raise ValueError(f"prelu: weight must be 1-D, got shape {weight.shape}")
+    c = weight.numel()
+    if c != 1:
+        channels = input.shape[1] if input.ndim >= 2 else (input.shape[0] if input.ndim else 1)
+        if c != channels:
+            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
+                               f"parameter numbers = {c} and channel size = {channels}.")
+        if input.ndim >= 2:
+            weight = weight.reshape((1, c) + (1,) * (input.ndim - 2))
+    elif weight.ndim:
+        weight = weight.reshape(())
+    return input.clamp(min=0) + weight * input.clamp(max=0)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    """Channel dropout of (N, C, L) or (C, L) input: whole channels are zeroed.
+    ``inplace``: as in :func:`dropout`."""
+    warn_inplace("dropout1d", inplace)
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a "
+                           f"{input.ndim}D input")
+    return _dropout("dropout1d", input, p, training, input.shape[:-1] + (1,))

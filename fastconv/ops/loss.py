@@ -446,3 +446,117 @@ def accuracy(logits, target, topk=(1, 5)):
     ks = (topk,) if isinstance(topk, int) else tuple(topk)
     return [float(topk_hits(logits, target, k).mean() * 100.0) if len(target) else 0.0
             for k in ks]
+
+
+# ----------------------------------------------------------------------------- more losses
+# Written with the differentiable Tensor ops: gradients flow to input and target.
+
+
+def _piecewise_quadratic(op, input, target, size_average, reduce, reduction, knot, outer_scale,
+                         weight=None):
+    """0.5 d^2 / s inside |d| < knot, else a line that continues it (d = |input - target|)."""
+    from fastconv.toplevel import where
+
+    _number_at_least(op, "beta" if op == "smooth_l1_loss" else "delta", knot, 0.0,
+                     strict=op == "huber_loss")
+
+    def elementwise(a, b):
+        d = _AbsDiff.apply(a, b)
+        if knot == 0:
+            return d
+        inner = d * d * (0.5 / knot if op == "smooth_l1_loss" else 0.5)
+        outer = (d - 0.5 * knot) * outer_scale
+        return where(d < knot, inner, outer)
+
+    return _pointwise_loss(op, input, target, size_average, reduce, reduction, weight,
+                           elementwise)
+
+
+def _number_at_least(op, name, value, low, strict=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{op}: {name} must be a number, got {value!r}")
+    if value < low or (strict and value == low):
+        raise ValueError(f"{op}: {name} must be {'>' if strict else '>='} {low}, got {value}")
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """Smooth L1 (Girshick, 2015, Fast R-CNN): 0.5 d^2 / beta where d = |input - target| <
+    beta, else d - 0.5 beta; beta = 0 is the L1 loss."""
+    return _piecewise_quadratic("smooth_l1_loss", input, target, size_average, reduce,
+                                reduction, beta, 1.0)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """Huber loss (Huber, 1964): 0.5 d^2 where d = |input - target| < delta, else
+    delta (d - 0.5 delta). ``weight`` (the input's shape) weighs each element."""
+    return _piecewise_quadratic("huber_loss", input, target, None, None, reduction, delta,
+                                delta, weight)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean"):
+    """-weight * (t log p + (1 - t) log(1 - p)) for probabilities p = ``input`` in [0, 1],
+    each log clamped at -100 as PyTorch does (so p = 0 or 1 gives a finite loss).
+
+    Args: input, target: float32 of the same shape; weight: broadcast to the input's
+    shape; size_average / reduce / reduction as :func:`mse_loss`.
+    """
+    op = "binary_cross_entropy"
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input, "input", op)
+    float_tensor(target, "target", op)
+    if target.shape != input.shape:
+        raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
+                         f"size ({input.shape}) is deprecated. Please ensure they have the same "
+                         "size.")
+    data = input.data
+    if data.size and not bool(((data >= 0) & (data <= 1)).all()):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    loss = -(target * input.log().clamp(min=-100) +
+             (1 - target) * (1 - input).log().clamp(min=-100))
+    if weight is not None:
+        float_tensor(weight, "weight", op)
+        if np.broadcast_shapes(weight.shape, input.shape) != input.shape:
+            raise ValueError(f"{op}: weight of shape {weight.shape} does not broadcast to the "
+                             f"input's shape {input.shape}")
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Kullback-Leibler divergence with ``input`` as log-probabilities:
+    target * (log(target) - input) pointwise (0 where target = 0), or with
+    ``log_target=True`` exp(target) * (target - input).
+
+    reduction: 'batchmean' (the sum over the batch's first dim's size: the true KL per
+    sample), 'sum', 'none', or 'mean' (the mean over every element, which PyTorch warns
+    about and so does fastconv).
+    """
+    from fastconv.toplevel import where
+
+    op = "kl_div"
+    if reduction == "batchmean":
+        legacy_reduction(op, size_average, reduce, "mean")
+    else:
+        reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input, "input", op)
+    float_tensor(target, "target", op)
+    if np.broadcast_shapes(input.shape, target.shape) != input.shape:
+        raise ValueError(f"{op}: target of shape {target.shape} does not broadcast to the "
+                         f"input's shape {input.shape}")
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        from fastconv.tensor import Tensor
+
+        positive = Tensor(target.data > 0)
+        safe = where(positive, target, 1.0)
+        loss = where(positive, target * safe.log(), 0.0) - target * input
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the "
+                      "support size.'batchmean' divides only by the batch size, and aligns with "
+                      "the KL div math definition.'mean' will be changed to behave the same as "
+                      "'batchmean' in the next major release.", UserWarning, stacklevel=2)
+    return _reduce(loss, reduction)

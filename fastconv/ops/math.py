@@ -301,3 +301,244 @@ class SetItem(Function):
         if self.needs_input_grad[1]:
             dv = unbroadcast(self.xp, dy[self.index], self.v_shape)
         return da, dv, None
+
+
+# ----------------------------------------------------------------------------- pointwise tables
+
+
+def _erf(xp, a):
+    if xp is np:
+        from math import erf
+
+        return np.vectorize(erf, otypes=[a.dtype])(a) if a.size else a.copy()
+    import cupyx.scipy.special
+
+    return cupyx.scipy.special.erf(a)
+
+
+#: name -> (f(xp, a), df(xp, a, y)): the elementwise functions whose gradient is a formula of
+#: the input and output. Rounding has gradient zero (as PyTorch: a step function).
+POINTWISE = {
+    "expm1": (lambda xp, a: xp.expm1(a), lambda xp, a, y: y + 1),
+    "log1p": (lambda xp, a: xp.log1p(a), lambda xp, a, y: 1 / (1 + a)),
+    "log2": (lambda xp, a: xp.log2(a), lambda xp, a, y: 1 / (a * np.log(2.0))),
+    "log10": (lambda xp, a: xp.log10(a), lambda xp, a, y: 1 / (a * np.log(10.0))),
+    "erf": (_erf, lambda xp, a, y: (2 / np.sqrt(np.pi)) * xp.exp(-a * a)),
+    "round": (lambda xp, a: xp.round(a), None),
+    "floor": (lambda xp, a: xp.floor(a), None),
+    "ceil": (lambda xp, a: xp.ceil(a), None),
+    "trunc": (lambda xp, a: xp.trunc(a), None),
+    "frac": (lambda xp, a: a - xp.trunc(a), lambda xp, a, y: xp.ones_like(a)),
+    "sign": (lambda xp, a: xp.sign(a), None),
+    "rsqrt": (lambda xp, a: 1 / xp.sqrt(a), lambda xp, a, y: -0.5 * y * y * y),
+}
+
+
+class Pointwise(Function):
+    """One entry of :data:`POINTWISE` applied elementwise."""
+
+    def forward(self, a, name):
+        f, self.df = POINTWISE[name]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = f(self.xp, a).astype(a.dtype, copy=False)
+        if self.df is not None:
+            self.save_for_backward(a, y)
+        return y
+
+    def backward(self, dy):
+        if self.df is None:
+            return self.xp.zeros_like(dy), None
+        a, y = self.saved
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (dy * self.df(self.xp, a, y)).astype(dy.dtype, copy=False), None
+
+
+class PowTensor(Function):
+    """``a ** b`` with a tensor exponent (either may be a number, broadcast)."""
+
+    def forward(self, a, b):
+        self.shapes = (np.shape(a), np.shape(b))
+        y = self.xp.power(a, b)
+        self.save_for_backward(a, b, y)
+        return y
+
+    def backward(self, dy):
+        xp = self.xp
+        a, b, y = self.saved
+        da = db = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.needs_input_grad[0]:
+                # b * a^(b-1), with PyTorch's 0 where b == 0 (also at a == 0)
+                g = xp.where(b == 0, 0, b * xp.power(a, b - 1))
+                da = unbroadcast(xp, (dy * g).astype(dy.dtype), self.shapes[0])
+            if self.needs_input_grad[1]:
+                # y * log(a), with PyTorch's 0 where a == 0 and b >= 0
+                g = xp.where((a == 0) & (b >= 0), 0, y * xp.log(a))
+                db = unbroadcast(xp, (dy * g).astype(dy.dtype), self.shapes[1])
+        return da, db
+
+
+# ----------------------------------------------------------------------------- scans and products
+
+
+def _exclusive_cumprod(xp, a, axis, reverse=False):
+    """prod of the entries before (or, reversed, after) each one along ``axis``."""
+    if reverse:
+        return xp.flip(_exclusive_cumprod(xp, xp.flip(a, axis), axis), axis)
+    ones = xp.ones_like(xp.take(a, [0], axis=axis))
+    head = xp.take(a, xp.arange(a.shape[axis] - 1), axis=axis)
+    return xp.cumprod(xp.concatenate([ones, head], axis=axis), axis=axis)
+
+
+class Cumsum(Function):
+    def forward(self, a, dim):
+        self.dim = dim
+        return self.xp.cumsum(a, axis=dim, dtype=a.dtype)
+
+    def backward(self, dy):
+        xp = self.xp
+        return xp.flip(xp.cumsum(xp.flip(dy, self.dim), axis=self.dim), self.dim).copy(), None
+
+
+class Cumprod(Function):
+    """Running product. The gradient, d y_k / d x_i = prod_{j<=k, j!=i} x_j, is computed
+    without dividing by x_i, so zeros in the input get PyTorch's exact gradient."""
+
+    def forward(self, a, dim):
+        self.dim = dim
+        self.save_for_backward(a)
+        return self.xp.cumprod(a, axis=dim, dtype=a.dtype)
+
+    def backward(self, dy):
+        xp = self.xp
+        (a,) = self.saved
+        d = self.dim
+        n = a.shape[d]
+        a_last, dy_last = xp.moveaxis(a, d, -1), xp.moveaxis(dy, d, -1)
+        before = _exclusive_cumprod(xp, a_last, -1)
+        dx = xp.empty_like(a_last)
+        for i in range(n):
+            # prod_{i<j<=k} x_j for k >= i, times prod_{j<i} x_j
+            after = xp.cumprod(xp.concatenate([xp.ones_like(a_last[..., :1]),
+                                               a_last[..., i + 1:]], axis=-1), axis=-1)
+            dx[..., i] = before[..., i] * (dy_last[..., i:] * after).sum(-1)
+        return xp.ascontiguousarray(xp.moveaxis(dx, -1, d)), None
+
+
+class Prod(Function):
+    """Product over ``dims`` (all by default); the gradient is the product of the other
+    entries (exclusive products from both sides: exact with zeros in the input)."""
+
+    def forward(self, a, dims, keepdim=False):
+        self.shape, self.dims, self.keepdim = a.shape, dims, keepdim
+        self.save_for_backward(a)
+        return a.prod(axis=dims, keepdims=keepdim, dtype=a.dtype)
+
+    def backward(self, dy):
+        xp = self.xp
+        (a,) = self.saved
+        rest = [d for d in range(a.ndim) if d not in self.dims]
+        # The reduced dims last, flattened into one axis.
+        moved = xp.transpose(a, rest + list(self.dims))
+        flat = moved.reshape(moved.shape[:len(rest)] + (-1,))
+        others = _exclusive_cumprod(xp, flat, -1) * _exclusive_cumprod(xp, flat, -1, True)
+        dy = _expand_reduced(xp, dy, self.shape, self.dims, self.keepdim)
+        dy = xp.transpose(dy, rest + list(self.dims)).reshape(flat.shape[:-1] + (1,))
+        g = (others * dy).reshape(moved.shape)
+        return xp.ascontiguousarray(xp.transpose(g, np.argsort(rest + list(self.dims)))), None, None
+
+
+class LogSumExp(Function):
+    """log(sum(exp(a))) over ``dims``, shifted by the max for stability; the gradient is
+    the softmax over those dims."""
+
+    def forward(self, a, dims, keepdim=False):
+        xp = self.xp
+        self.shape, self.dims, self.keepdim = a.shape, dims, keepdim
+        m = a.max(axis=dims, keepdims=True) if a.size else xp.zeros((1,) * a.ndim, a.dtype)
+        m = xp.where(xp.isfinite(m), m, 0)
+        with np.errstate(divide="ignore"):
+            y = xp.log(xp.exp(a - m).sum(axis=dims, keepdims=True)) + m
+        self.save_for_backward(a, y)
+        return y if keepdim else y.reshape([n for i, n in enumerate(a.shape) if i not in dims])
+
+    def backward(self, dy):
+        a, y = self.saved
+        dy = _expand_reduced(self.xp, dy, self.shape, self.dims, self.keepdim)
+        with np.errstate(invalid="ignore"):
+            return (dy * self.xp.exp(a - y)).astype(dy.dtype), None, None
+
+
+class AMax(Function):
+    """Max (or min) over ``dims``; ties share the gradient equally (as PyTorch's amax)."""
+
+    def forward(self, a, dims, keepdim=False, largest=True):
+        self.shape, self.dims, self.keepdim = a.shape, dims, keepdim
+        y = a.max(axis=dims, keepdims=True) if largest else a.min(axis=dims, keepdims=True)
+        self.mask = a == y
+        return y if keepdim else y.reshape([n for i, n in enumerate(a.shape) if i not in dims])
+
+    def backward(self, dy):
+        mask = self.mask.astype(dy.dtype)
+        dy = _expand_reduced(self.xp, dy, self.shape, self.dims, self.keepdim)
+        return dy * mask / mask.sum(axis=self.dims, keepdims=True), None, None, None
+
+
+# ----------------------------------------------------------------------------- einsum
+
+
+class Einsum(Function):
+    """``einsum(equation, *operands)``; ``equation`` is explicit (``"ij,jk->ik"``, no
+    ellipsis: :func:`fastconv.toplevel.einsum` rewrites it so). The gradient of operand i is
+    the einsum of the output gradient with the other operands, written to operand i's
+    subscripts; a subscript that repeats within an operand (a diagonal) is put back with
+    an identity factor, one that appears only in operand i is broadcast back."""
+
+    def forward(self, equation, *operands):
+        self.equation = equation
+        self.shapes = [o.shape for o in operands]
+        self.save_for_backward(*operands)
+        return self.xp.einsum(equation, *operands)
+
+    def backward(self, dy):
+        xp = self.xp
+        lhs, out = self.equation.split("->")
+        terms = lhs.split(",")
+        sizes = {}
+        for term, shape in zip(terms, self.shapes):
+            for c, n in zip(term, shape):
+                sizes[c] = max(sizes.get(c, 1), n)
+        grads = [None]
+        for i, term in enumerate(terms):
+            if not self.needs_input_grad[i + 1]:
+                grads.append(None)
+                continue
+            others = [t for j, t in enumerate(terms) if j != i]
+            arrays = [o for j, o in enumerate(self.saved) if j != i]
+            # Size-1 (broadcast) dims are stretched to the label's size, then summed back.
+            arrays = [xp.broadcast_to(o, [sizes[c] for c in t]) for o, t in zip(arrays, others)]
+            known = set(out) | set("".join(others))
+            target = "".join(dict.fromkeys(c for c in term if c in known))
+            g = xp.einsum(f"{out},{','.join(others)}->{target}" if others else f"{out}->{target}",
+                          dy, *arrays)
+            # Put the gradient on operand i's own subscripts: identity factors for repeats.
+            factors, names = [g], [target]
+            letters = iter(c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                           if c not in lhs + out)
+            full, seen = "", set()
+            for c in term:
+                if c in seen:
+                    fresh = next(letters)
+                    factors.append(xp.eye(sizes[c], dtype=dy.dtype))
+                    names.append(c + fresh)
+                    c = fresh
+                elif c not in known:
+                    factors.append(xp.ones(sizes[c], dtype=dy.dtype))
+                    names.append(c)
+                seen.add(c)
+                full += c
+            if len(factors) > 1:
+                g = xp.einsum(f"{','.join(names)}->{full}", *factors)
+            g = unbroadcast(xp, xp.ascontiguousarray(g), self.shapes[i])
+            grads.append(g.astype(dy.dtype, copy=False))
+        return tuple(grads)

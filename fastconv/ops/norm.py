@@ -294,3 +294,37 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
                 raise ValueError(f"{op}: {name} must have shape ({C},) for input {input.shape}, "
                                  f"got {t.shape}")
     return GroupNorm.apply(input, weight, bias, int(num_groups), float(eps))
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """Instance normalisation (Ulyanov et al., 2016): each channel of each sample normalised
+    over its positions (group norm with one channel per group). With ``running_mean`` /
+    ``running_var`` given, they are updated with the batch's average instance statistics;
+    ``use_input_stats=False`` normalises with them instead."""
+    op = "instance_norm"
+    float_tensor(input, "input", op)
+    if input.ndim < 3:
+        raise ValueError(f"{op}: expected at least 3 dims (N, C, *), got input of shape "
+                         f"{input.shape}")
+    C = input.shape[1]
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise ValueError(f"{op}: Expected running_mean and running_var to be defined when "
+                             "use_input_stats is false")
+        shape = (1, C) + (1,) * (input.ndim - 2)
+        y = (input - running_mean.reshape(shape)) / (running_var.reshape(shape) + eps).sqrt()
+        if weight is not None:
+            y = y * weight.reshape(shape)
+        return y + bias.reshape(shape) if bias is not None else y
+    if running_mean is not None or running_var is not None:
+        axes = tuple(range(2, input.ndim))
+        x = input.data
+        n = int(np.prod([input.shape[a] for a in axes]))
+        mean = x.mean(axis=axes).mean(axis=0)
+        var = (x.var(axis=axes) * (n / max(n - 1, 1))).mean(axis=0)
+        if running_mean is not None:
+            running_mean.data[...] = (1 - momentum) * running_mean.data + momentum * mean
+        if running_var is not None:
+            running_var.data[...] = (1 - momentum) * running_var.data + momentum * var
+    return group_norm(input, C, weight, bias, eps)

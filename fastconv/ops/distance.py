@@ -1,0 +1,49 @@
+"""Norms and similarities between vectors along a dim: ``normalize``,
+``cosine_similarity``, ``pairwise_distance``. Written with the differentiable Tensor ops."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastconv.ops.validate import float_tensor
+
+
+def _broadcast(op, x1, x2):
+    try:
+        return np.broadcast_shapes(x1.shape, x2.shape)
+    except ValueError:
+        raise RuntimeError(f"{op}: x1 of shape {x1.shape} and x2 of shape {x2.shape} do not "
+                           "broadcast") from None
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """input / max(||input||_p, eps) along ``dim`` (unit vectors, e.g. embeddings)."""
+    float_tensor(input, "input", "normalize")
+    if out is not None:
+        raise NotImplementedError("normalize: out= is not supported by fastconv; use the "
+                                  "returned tensor")
+    return input / input.norm(p, dim, keepdim=True).clamp(min=eps)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """sum(x1 * x2) / (max(||x1||, eps) * max(||x2||, eps)) along ``dim`` (x1 and x2
+    broadcast); each norm is bounded below by ``eps`` as PyTorch does."""
+    op = "cosine_similarity"
+    float_tensor(x1, "x1", op)
+    float_tensor(x2, "x2", op)
+    shape = _broadcast(op, x1, x2)
+    if not -len(shape) <= dim < max(len(shape), 1):
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-len(shape)}, "
+                         f"{len(shape) - 1}], but got {dim})")
+    n1 = x1.norm(2, dim if x1.ndim == len(shape) else dim - len(shape), keepdim=True)
+    n2 = x2.norm(2, dim if x2.ndim == len(shape) else dim - len(shape), keepdim=True)
+    return ((x1 / n1.clamp(min=eps)) * (x2 / n2.clamp(min=eps))).sum(dim)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """||x1 - x2 + eps||_p over the last dim."""
+    op = "pairwise_distance"
+    float_tensor(x1, "x1", op)
+    float_tensor(x2, "x2", op)
+    _broadcast(op, x1, x2)
+    return (x1 - x2 + eps).norm(p, -1, keepdim)

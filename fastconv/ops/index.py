@@ -1,0 +1,153 @@
+"""Indexing ops along one dim: gather, scatter, scatter_add, index_select, embedding.
+
+Array code on the inputs' array module (NumPy or CuPy), each backward next to its forward.
+The index checks live in :func:`check_index` (called by the Tensor methods before
+``apply``), so the ops themselves only compute. Out-of-range indices raise as PyTorch does
+(RuntimeError naming the index, the dim and its size), never wrap around like NumPy's
+negative indices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastconv.function import Function
+
+
+def _grids(xp, index, dim):
+    """Open index grids addressing every entry of ``index``, with ``index`` itself on
+    ``dim``: ``a[_grids(index, d)]`` is torch's gather of ``a`` along ``d``."""
+    grids = list(xp.ix_(*[xp.arange(n) for n in index.shape])) if index.ndim else []
+    grids[dim] = index
+    return tuple(grids)
+
+
+def _add_at(xp, target, where, values):
+    # add.at, not +=: an index that repeats must add each contribution.
+    if xp is np:
+        np.add.at(target, where, values)
+    else:
+        xp.add.at(target, where, values)
+
+
+def _leading(src, shape):
+    """The leading ``shape`` block of ``src`` (torch reads only that part of src)."""
+    return src[tuple(slice(0, n) for n in shape)]
+
+
+def check_index(op, index, size, dim, what="index"):
+    """Raise PyTorch's RuntimeError when an entry of ``index`` is outside [0, size)."""
+    if index.size == 0:
+        return
+    lo, hi = int(index.min()), int(index.max())
+    if lo < 0 or hi >= size:
+        bad = lo if lo < 0 else hi
+        raise RuntimeError(f"{op}: {what} {bad} is out of bounds for dimension {dim} with "
+                           f"size {size}")
+
+
+class Gather(Function):
+    """``out[i][j] = a[index[i][j]][j]`` (for dim 0); the gradient adds back to the
+    gathered positions."""
+
+    def forward(self, a, index, dim):
+        self.shape, self.dim = a.shape, dim
+        self.where = _grids(self.xp, index, dim)
+        return a[self.where]
+
+    def backward(self, dy):
+        dx = self.xp.zeros(self.shape, dtype=dy.dtype)
+        _add_at(self.xp, dx, self.where, dy)
+        return dx, None, None
+
+
+class Scatter(Function):
+    """``out = a`` with ``out[index[i][j]][j] = src[i][j]`` (dim 0), or added to it when
+    ``add``. ``src`` is a tensor or a number. Overwritten entries pass no gradient to
+    ``a``; ``src`` gets the gradient of the entries it was written to (gathered)."""
+
+    def forward(self, a, index, src, dim, add=False):
+        self.where = _grids(self.xp, index, dim)
+        self.index_shape = index.shape
+        self.add = add
+        values = _leading(src, index.shape) if hasattr(src, "shape") and np.ndim(src) else src
+        self.src_shape = np.shape(src)
+        out = a.copy()
+        if add:
+            _add_at(self.xp, out, self.where, values)
+        else:
+            out[self.where] = values
+        return out
+
+    def backward(self, dy):
+        xp = self.xp
+        da = dsrc = None
+        if self.needs_input_grad[0]:
+            da = dy
+            if not self.add:
+                da = dy.copy()
+                da[self.where] = 0
+        if self.needs_input_grad[2]:
+            dsrc = xp.zeros(self.src_shape, dtype=dy.dtype)
+            dsrc[tuple(slice(0, n) for n in self.index_shape)] = dy[self.where]
+        return da, None, dsrc, None, None
+
+
+class IndexSelect(Function):
+    """The entries of ``a`` at ``index`` (1-D) along ``dim``; repeated indices add their
+    gradients."""
+
+    def forward(self, a, index, dim):
+        self.shape, self.index, self.dim = a.shape, index, dim
+        return self.xp.take(a, index, axis=dim)
+
+    def backward(self, dy):
+        dx = self.xp.zeros(self.shape, dtype=dy.dtype)
+        where = (slice(None),) * self.dim + (self.index,)
+        _add_at(self.xp, dx, where, dy)
+        return dx, None, None
+
+
+class Embedding(Function):
+    """Rows of ``weight`` at ``index`` (any shape); rows at ``padding_idx`` get no gradient."""
+
+    def forward(self, weight, index, padding_idx=None):
+        self.shape, self.index, self.padding_idx = weight.shape, index, padding_idx
+        return weight[index]
+
+    def backward(self, dy):
+        dw = self.xp.zeros(self.shape, dtype=dy.dtype)
+        _add_at(self.xp, dw, self.index.reshape(-1), dy.reshape(-1, self.shape[1]))
+        if self.padding_idx is not None:
+            dw[self.padding_idx] = 0
+        return dw, None, None
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
+    """Rows of ``weight`` (num_embeddings, embedding_dim) at the integer ``input`` (any
+    shape): output shape input.shape + (embedding_dim,). The row at ``padding_idx`` gets
+    no gradient."""
+    from fastconv.ops.validate import float_tensor
+    from fastconv.tensor import Tensor
+
+    op = "embedding"
+    float_tensor(weight, "weight", op, (2,))
+    if not isinstance(input, Tensor) or input.dtype.kind not in "iu":
+        raise RuntimeError(f"{op}: Expected tensor for argument #1 'indices' to have one of the "
+                           f"following scalar types: Long, Int; but got "
+                           f"{getattr(input, 'dtype', type(input).__name__)} instead")
+    for name, value, default in (("max_norm", max_norm, None),
+                                 ("scale_grad_by_freq", scale_grad_by_freq, False),
+                                 ("sparse", sparse, False)):
+        if value != default:
+            raise NotImplementedError(f"{op}: {name}={value!r} is not supported by fastconv")
+    n = weight.shape[0]
+    if padding_idx is not None:
+        if not -n <= padding_idx < n:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        padding_idx %= n
+    idx = input.data.astype(np.int64, copy=False)
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
+        raise IndexError("index out of range in self")
+    return Embedding.apply(weight, idx, padding_idx)
