@@ -26,9 +26,7 @@
 // Gradient convention (whole backend): parameter gradients accumulate (dweight += , dbias +=)
 // into the buffers passed in; activation gradients (dx) are written (=).
 
-#ifndef FC_WARP
-#define FC_WARP 32   // lanes per warp (the host-emulation test builds with 1)
-#endif
+#define FC_WARP 32   // lanes per warp: the shuffle reductions below assume all 32
 #define FC_MAX_WARPS 32
 
 struct Welford { float n, mean, m2; };
