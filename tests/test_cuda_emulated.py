@@ -10,7 +10,7 @@ synchronisation and bad launches); every function of the kernel interface (Philo
 bit against a reference) against PyTorch's CPU operators at float32 tolerances, on shapes
 with stride, padding, dilation, groups, 1x1 kernels, ceil_mode, ties, small and chunked
 batches, partial blocks and warps, empty batches; that no kernel's result depends on the
-order in which threads run.
+order in which threads run; that launches stay within CUDA's limits for large shapes.
 
 What it cannot check: CuPy's real launch path, real cuBLAS, memory-model effects beyond
 thread order (the emulation is sequentially consistent), and speed. tests/test_gpu.py covers
@@ -28,6 +28,7 @@ import pytest
 from cuda_emulation import (
     ROOT,
     LaunchError,
+    checks_only,
     compile_module,
     load_emulated_backend,
     thread_order,
@@ -668,6 +669,25 @@ def test_empty_batch(be):
     assert be.relu_forward(x).shape == x.shape
     ye = be.batch_norm_forward_eval(x, rand(rng, 3), np.ones(3, np.float32), None, None, 1e-5)
     assert ye.shape == x.shape
+
+
+def test_launches_fit_cuda_limits_for_large_shapes(be):
+    """Shapes too large to run here, launched with checks only: every grid and block within
+    CUDA's limits (gridDim.y and .z at most 65535) and every argument of its C type."""
+    big = 65535 + 2
+    with checks_only() as launched:
+        x = np.empty((2, big), np.float32)       # BatchNorm1d over 65537 features
+        _, mean, var = be.batch_norm_forward_train(x, None, None, 1e-5)
+        be.batch_norm_backward(x, None, mean, var, 1e-5, x)
+        be.conv2d_backward(np.empty((1, 1, 2, 2), np.float32), np.empty((big, 1, 1, 1),
+                           np.float32), np.empty((1, big, 2, 2), np.float32), (1, 1), (0, 0),
+                           (1, 1), 1, False, False, True)
+        be.softmax_cross_entropy_forward(np.empty((big * 9, 2), np.float32),
+                                         np.zeros(big * 9, np.int64), 0.0)
+        be.pool.global_avg_pool2d_forward(np.empty((big, 9, 1, 1), np.float32))
+    assert {name for name, _, _ in launched} >= {
+        "batch_norm_forward_partial", "batch_norm_backward_partial", "conv2d_backward_bias",
+        "softmax_cross_entropy_forward", "global_avg_pool2d_forward"}
 
 
 # ------------------------------------------------------------------------------------------
