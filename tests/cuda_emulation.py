@@ -4,15 +4,21 @@ fastconv/cuda/*.cu are compiled as C++ and driven by the CUDA backend (fastconv/
 through this stand-in. No GPU, no CuPy, no nvcc needed.
 
 How it works
-  * Each .cu file is compiled by g++ with a small prelude that turns the CUDA keywords into
-    C++ (``__global__`` -> nothing, ``__shared__`` -> static, blockIdx / gridDim -> globals
-    set before each call) and with ``FC_WARP=1``: one thread per block, so the warp-shuffle
-    loops do not run and every block reduction degenerates to its single thread. A launch of
-    ``grid`` blocks calls the kernel once per block; the grid-stride loops then cover every
-    element exactly as on a GPU with a block size of 1. Compilation happens at the first
-    launch, so loading the backend alone needs no compiler.
-  * The stand-in CuPy module maps arrays to NumPy arrays, ``RawModule`` to the compiled
-    library (through ctypes) and cuBLAS's ``sgemm`` / ``sgemmStridedBatched`` to a
+  * Each .cu file is compiled by g++ behind tests/cuda_emulation.hpp, the device runtime:
+    a launch runs every block of the grid with its real blockDim threads as cooperative
+    fibers, with real barriers, 32-lane warp intrinsics, per-block shared memory and the
+    checks listed at the top of that header. Compilation happens at the first launch, so
+    loading the backend alone needs no compiler.
+  * A launch is checked as CUDA would check it: grid and block within the device limits,
+    static + dynamic shared memory within the 48 KiB default, and every argument of the C
+    type of its parameter (an array's dtype that of the pointer; CuPy passes a NumPy scalar
+    by its own size, so a mismatch would be garbage on a GPU, not an error).
+  * ``thread_order(...)`` (or ``FC_EMU_ORDER=ascending|descending|random:<seed>``) sets the
+    order in which threads run between sync points, and blocks run: a kernel whose result
+    depends on it has a race.
+  * The stand-in CuPy module maps arrays to NumPy arrays (``empty`` ones are filled with 0xff
+    bytes, NaN as float32, like the stale memory a real pool hands out), ``RawModule`` to the
+    compiled library (through ctypes) and cuBLAS's ``sgemm`` / ``sgemmStridedBatched`` to a
     column-major NumPy implementation that reads and writes raw addresses with the given
     leading dimensions and batch strides, so the backend's pointer/stride arithmetic for
     cuBLAS is exercised too. Without cuBLAS the backend takes its ``cupy.matmul`` path.
@@ -22,9 +28,13 @@ How it works
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import importlib.util
+import itertools
+import os
+import re
 import subprocess
 import sys
 import types
@@ -35,42 +45,68 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_DIR = ROOT / "fastconv" / "cuda"
 CUDA_PKG = ROOT / "fastconv" / "backend" / "cuda"
+RUNTIME = Path(__file__).resolve().with_name("cuda_emulation.hpp")
+CXXFLAGS = ("-std=c++14", "-O1", "-shared", "-fPIC", "-Wall", "-Wno-unused-function")
 
-PRELUDE = r"""
-#include <cmath>
-#include <cstring>
-#define __global__
-#define __device__
-#define __host__
-#define __forceinline__ inline
-#define __restrict__ __restrict
-#define __shared__ static
-struct FcEmuDim3 { unsigned int x, y, z; };
-static FcEmuDim3 threadIdx = {0u, 0u, 0u};
-static FcEmuDim3 blockIdx = {0u, 0u, 0u};
-static FcEmuDim3 blockDim = {1u, 1u, 1u};
-static FcEmuDim3 gridDim = {1u, 1u, 1u};
-static inline void __syncthreads() {}
-template <class T> static inline T __shfl_down_sync(unsigned int, T v, int) { return v; }
-template <class T> static inline T __shfl_xor_sync(unsigned int, T v, int) { return v; }
-static inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, sizeof f); return f; }
-static inline unsigned int __umulhi(unsigned int a, unsigned int b)
-{ return (unsigned int)(((unsigned long long)a * (unsigned long long)b) >> 32); }
-static inline float fc_emu_rsqrtf(float x) { return 1.0f / std::sqrt(x); }
-#define rsqrtf fc_emu_rsqrtf
-static inline float atomicAdd(float* p, float v) { float o = *p; *p = o + v; return o; }
-template <class T> static inline T min(T a, T b) { return a < b ? a : b; }
-template <class T> static inline T max(T a, T b) { return a > b ? a : b; }
-"""
+KERNEL_RE = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(')
+# extern __shared__ [__align__(n)] T name[];  ->  a pointer to the runtime's dynamic buffer
+DYN_SHARED_RE = re.compile(r"extern\s+__shared__\s+(?:__align__\s*\(\s*\d+\s*\)\s+)?"
+                           r"(?P<type>[A-Za-z_][\w\s]*?)\s+(?P<name>\w+)\s*\[\s*\]\s*;")
 
-EPILOGUE = r"""
-extern "C" void fc_emu_set_block(unsigned int gx, unsigned int gy, unsigned int bx,
-                                 unsigned int by)
-{
-    gridDim.x = gx; gridDim.y = gy; gridDim.z = 1u;
-    blockIdx.x = bx; blockIdx.y = by; blockIdx.z = 0u;
-}
-"""
+# CUDA's limits on a launch (compute capability 7.0 and later) and the shared memory a block
+# gets without opting in (cudaFuncAttributeMaxDynamicSharedMemorySize).
+MAX_BLOCK_THREADS = 1024
+MAX_BLOCK = (1024, 1024, 64)
+MAX_GRID = (2**31 - 1, 65535, 65535)
+SHARED_LIMIT = 48 * 1024
+
+
+class LaunchError(RuntimeError):
+    """What CUDA would report for a launch: a bad configuration, or a failed runtime check."""
+
+
+# ------------------------------------------------------------------------------------------
+# Thread order
+# ------------------------------------------------------------------------------------------
+
+ORDERS = {"ascending": 0, "descending": 1, "random": 2}
+
+
+def _parse_order(text: str) -> tuple[str, int]:
+    mode, _, seed = text.partition(":")
+    if mode not in ORDERS:
+        raise ValueError(f"FC_EMU_ORDER: expected ascending, descending or random:<seed>, "
+                         f"got {text!r}")
+    return mode, int(seed or 0)
+
+
+_order = _parse_order(os.environ.get("FC_EMU_ORDER", "ascending"))
+_launches = itertools.count()
+_checks_only: list | None = None     # the launches checked but not run, inside checks_only()
+
+
+@contextlib.contextmanager
+def thread_order(mode: str, seed: int = 0):
+    """Run the launches inside in ``mode`` order (``random``: a fresh permutation per launch
+    and per round between sync points, drawn from ``seed``)."""
+    global _order
+    saved, _order = _order, _parse_order(f"{mode}:{seed}")
+    try:
+        yield
+    finally:
+        _order = saved
+
+
+@contextlib.contextmanager
+def checks_only():
+    """Inside, launches are checked (configuration, shared memory, argument types) but not
+    run: for shapes too large to emulate. Yields the list of (kernel, grid, block) checked."""
+    global _checks_only
+    saved, _checks_only = _checks_only, []
+    try:
+        yield _checks_only
+    finally:
+        _checks_only = saved
 
 
 # ------------------------------------------------------------------------------------------
@@ -80,39 +116,126 @@ extern "C" void fc_emu_set_block(unsigned int gx, unsigned int gy, unsigned int 
 _CTYPES = {
     np.dtype(np.int32): ctypes.c_int32,
     np.dtype(np.int64): ctypes.c_int64,
+    np.dtype(np.uint32): ctypes.c_uint32,
     np.dtype(np.uint64): ctypes.c_uint64,
     np.dtype(np.float32): ctypes.c_float,
+    np.dtype(np.float64): ctypes.c_double,
 }
 
 
-class _Kernel:
-    def __init__(self, lib, name):
-        self.lib, self.name = lib, name
-        self.fn = getattr(lib, name)
-        self.fn.restype = None
+def _code(dtype: np.dtype) -> str:
+    """The runtime's name of a C type (cuda_emulation.hpp, fcemu::code): f4, i8, u8, ..."""
+    return {"f": "f", "i": "i", "u": "u"}[dtype.kind] + str(dtype.itemsize)
 
-    def __call__(self, grid, block, args, **_):
-        types_, values = [], []
-        for a in args:
-            if isinstance(a, np.ndarray):
-                assert a.flags.c_contiguous, f"{self.name}: non-contiguous array argument"
-                types_.append(ctypes.c_void_p)
-                values.append(ctypes.c_void_p(a.ctypes.data))
-            elif isinstance(a, np.generic) and a.dtype in _CTYPES:
-                t = _CTYPES[a.dtype]
-                types_.append(t)
-                values.append(t(a.item()))
-            else:
-                raise TypeError(f"{self.name}: argument {a!r} is not a NumPy scalar of a fixed "
-                                "C type (CuPy would pass a Python int as int64 / float as "
-                                "double)")
-        self.fn.argtypes = types_
-        gx = int(grid[0])
-        gy = int(grid[1]) if len(grid) > 1 else 1
-        for by in range(gy):
-            for bx in range(gx):
-                self.lib.fc_emu_set_block(gx, gy, bx, by)
-                self.fn(*values)
+
+class _Config(ctypes.Structure):   # fcemu::Config
+    _fields_ = [("grid", ctypes.c_uint * 3), ("block", ctypes.c_uint * 3),
+                ("dyn_smem", ctypes.c_ulonglong), ("order", ctypes.c_int),
+                ("seed", ctypes.c_ulonglong)]
+
+
+def _dims(value, name, kernel) -> tuple[int, int, int]:
+    dims = tuple(int(v) for v in (value if isinstance(value, tuple) else (value,)))
+    if not 1 <= len(dims) <= 3:
+        raise LaunchError(f"{kernel}: {name} must have 1 to 3 dimensions, got {value!r}")
+    return dims + (1,) * (3 - len(dims))
+
+
+class _Kernel:
+    def __init__(self, module, name):
+        self.name = name
+        self.static_shared = module.static_shared.get(name, 0)
+        self.launch = getattr(module.lib, f"fc_emu_launch_{name}")
+        self.launch.restype = ctypes.c_int
+        self.launch.argtypes = [ctypes.POINTER(_Config), ctypes.c_void_p, ctypes.c_char_p,
+                                ctypes.c_size_t]
+        sig = getattr(module.lib, f"fc_emu_signature_{name}")
+        sig.restype = ctypes.c_char_p
+        self.params = sig().decode().split()
+
+    def _value(self, i, a, param):
+        """A ctypes value of argument ``a`` for parameter ``param``, or a TypeError."""
+        where = f"{self.name}: argument {i}"
+        if isinstance(a, np.ndarray):
+            assert a.flags.c_contiguous, f"{where}: non-contiguous array argument"
+            if not param.startswith("p:"):
+                raise TypeError(f"{where}: an array for a by-value {param} parameter")
+            if param != "p:v" and param != "p:" + _code(a.dtype):
+                raise TypeError(f"{where}: a {a.dtype} array for a {param[2:]} pointer")
+            return ctypes.c_void_p(a.ctypes.data)
+        if isinstance(a, np.generic) and a.dtype in _CTYPES:
+            code = _code(a.dtype)
+            if param.startswith("p:") and code == "u8" and int(a) == 0:
+                return ctypes.c_void_p(0)      # NULL passed as np.uint64(0)
+            if code != param:
+                raise TypeError(f"{where}: a {a.dtype} scalar for a {param} parameter (CuPy "
+                                "passes it by its own size: garbage on a GPU)")
+            return _CTYPES[a.dtype](a.item())
+        raise TypeError(f"{where}: {a!r} is not a NumPy scalar of a fixed C type (CuPy would "
+                        "pass a Python int as int64 / float as double)")
+
+    def __call__(self, grid, block, args, shared_mem=0, **_):
+        grid, block = _dims(grid, "grid", self.name), _dims(block, "block", self.name)
+        if (min(grid + block) < 1 or any(g > m for g, m in zip(grid, MAX_GRID))
+                or any(b > m for b, m in zip(block, MAX_BLOCK))
+                or block[0] * block[1] * block[2] > MAX_BLOCK_THREADS):
+            raise LaunchError(f"{self.name}: invalid configuration argument: grid {grid}, "
+                              f"block {block} (limits: grid {MAX_GRID}, block {MAX_BLOCK}, "
+                              f"{MAX_BLOCK_THREADS} threads)")
+        shared_mem = int(shared_mem)
+        if shared_mem < 0 or self.static_shared + shared_mem > SHARED_LIMIT:
+            raise LaunchError(f"{self.name}: {self.static_shared} bytes of static + "
+                              f"{shared_mem} of dynamic shared memory exceed the "
+                              f"{SHARED_LIMIT}-byte limit of a block")
+        if len(args) != len(self.params):
+            raise TypeError(f"{self.name}: {len(args)} arguments for {len(self.params)} "
+                            "parameters")
+        values = [self._value(i, a, p) for i, (a, p) in enumerate(zip(args, self.params))]
+        if _checks_only is not None:
+            _checks_only.append((self.name, grid, block))
+            return
+        argv = (ctypes.c_void_p * max(len(values), 1))(
+            *[ctypes.addressof(v) for v in values])
+        mode, seed = _order
+        cfg = _Config((ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block), shared_mem,
+                      ORDERS[mode], seed * 1_000_003 + next(_launches))
+        err = ctypes.create_string_buffer(1024)
+        if self.launch(ctypes.byref(cfg), argv, err, len(err)):
+            raise LaunchError(f"{self.name}: {err.value.decode(errors='replace')}")
+
+
+def _emulated_source(code: str) -> str:
+    """The .cu text as the runtime compiles it: header, the source with its line numbers
+    kept, and one typed entry point per kernel."""
+    body = DYN_SHARED_RE.sub(
+        lambda m: f"{m['type']}* const {m['name']} = "
+                  f"reinterpret_cast<{m['type']}*>(fcemu::fc_emu_dyn_smem);", code)
+    entries = "".join(
+        f'extern "C" int fc_emu_launch_{k}(const fcemu::Config* c, void** a, char* e, '
+        f"size_t n)\n{{ return fcemu::launch({k}, c, a, e, n); }}\n"
+        f'extern "C" const char* fc_emu_signature_{k}() {{ return fcemu::signature({k}); }}\n'
+        for k in KERNEL_RE.findall(code))
+    return f'#include "{RUNTIME}"\n#line 1\n{body}\n{entries}'
+
+
+def _static_shared(so: Path) -> dict[str, int]:
+    """Bytes of static __shared__ memory per kernel: the sizes of the function-local statics
+    (mangled _ZZ<len><kernel>E...) in the section the runtime puts them in."""
+    out = subprocess.run(["nm", "-S", "--defined-only", str(so)], capture_output=True,
+                         text=True, check=True).stdout
+    symbols = [line.split() for line in out.splitlines()]
+    bounds = {p[-1]: int(p[0], 16) for p in symbols
+              if p[-1] in ("__start_fc_emu_shared", "__stop_fc_emu_shared")}
+    sizes: dict[str, int] = {}
+    for p in symbols:
+        m = re.match(r"_ZZ(\d+)", p[-1])
+        if len(p) != 4 or m is None or not (bounds.get("__start_fc_emu_shared", 0)
+                                            <= int(p[0], 16)
+                                            < bounds.get("__stop_fc_emu_shared", 0)):
+            continue
+        kernel = p[-1][m.end():m.end() + int(m.group(1))]
+        sizes[kernel] = sizes.get(kernel, 0) + int(p[1], 16)
+    return sizes
 
 
 class _RawModule:
@@ -120,23 +243,34 @@ class _RawModule:
 
     def __init__(self, code, options=(), **_):
         self.code = code
-        self._lib = None
+        self.lib = None
+        self.static_shared: dict[str, int] = {}
+
+    def _build(self):
+        src = _emulated_source(self.code)
+        digest = hashlib.sha1((src + RUNTIME.read_text() + " ".join(CXXFLAGS)).encode())
+        so = self.build_dir / f"emu_{digest.hexdigest()[:16]}.so"
+        if not so.exists():
+            cpp = so.with_suffix(".cpp")
+            cpp.write_text(src)
+            tmp = so.parent / f"{so.name}.{os.getpid()}.tmp"   # parallel builds: no torn .so
+            r = subprocess.run(["g++", *CXXFLAGS, "-o", str(tmp), str(cpp)],
+                               capture_output=True, text=True, check=False)
+            assert r.returncode == 0, r.stderr[-4000:]
+            tmp.replace(so)
+        self.lib = ctypes.CDLL(str(so.resolve()))
+        self.static_shared = _static_shared(so)
 
     def get_function(self, name):
-        if self._lib is None:
-            src = PRELUDE + self.code + EPILOGUE
-            digest = hashlib.sha1(src.encode()).hexdigest()[:16]
-            so = self.build_dir / f"emu_{digest}.so"
-            if not so.exists():
-                cpp = self.build_dir / f"emu_{digest}.cpp"
-                cpp.write_text(src)
-                r = subprocess.run(["g++", "-std=c++14", "-O1", "-shared", "-fPIC",
-                                    "-DFC_WARP=1", "-o", str(so), str(cpp)],
-                                   capture_output=True, text=True)
-                assert r.returncode == 0, r.stderr[-4000:]
-            self._lib = ctypes.CDLL(str(so))
-            self._lib.fc_emu_set_block.argtypes = [ctypes.c_uint] * 4
-        return _Kernel(self._lib, name)
+        if self.lib is None:
+            self._build()
+        return _Kernel(self, name)
+
+
+def compile_module(code: str, build_dir: Path) -> _RawModule:
+    """The stand-in ``cupy.RawModule(code=code)``, building into ``build_dir``."""
+    module = type("RawModule", (_RawModule,), {"build_dir": build_dir})
+    return module(code=code)
 
 
 def _strided(ptr, shape, strides_elems):
@@ -175,12 +309,21 @@ def _sgemm(handle, transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
                            C, ldc, 0, 1)
 
 
+def _poisoned(a: np.ndarray) -> np.ndarray:
+    """``a`` filled with 0xff bytes: NaN as float32, -1 as int, so an output element that no
+    kernel wrote shows."""
+    ctypes.memset(a.ctypes.data, 0xFF, a.nbytes)
+    return a
+
+
 def _fake_cupy(build_dir: Path, with_cublas: bool, devices: int = 1):
     cp = types.ModuleType("cupy")
     cp.ndarray = np.ndarray
-    for name in ("empty", "zeros", "ones", "empty_like", "zeros_like", "ascontiguousarray",
-                 "asarray", "matmul", "array", "arange", "float32", "int32", "int64", "uint64"):
+    for name in ("zeros", "ones", "zeros_like", "ascontiguousarray", "asarray", "matmul",
+                 "array", "arange", "float32", "int32", "int64", "uint64"):
         setattr(cp, name, getattr(np, name))
+    cp.empty = lambda *a, **k: _poisoned(np.empty(*a, **k))
+    cp.empty_like = lambda *a, **k: _poisoned(np.empty_like(*a, **k))
     cp.asnumpy = lambda a: np.array(a)
     cp.lib = types.SimpleNamespace(
         stride_tricks=types.SimpleNamespace(as_strided=np.lib.stride_tricks.as_strided))
@@ -203,8 +346,7 @@ def _fake_cupy(build_dir: Path, with_cublas: bool, devices: int = 1):
             setMathMode=lambda h, m: None, CUBLAS_DEFAULT_MATH=0,
             CUBLAS_TF32_TENSOR_OP_MATH=3)
     cp.cuda = cuda
-    raw = type("RawModule", (_RawModule,), {"build_dir": build_dir})
-    cp.RawModule = raw
+    cp.RawModule = lambda code, options=(), **_: compile_module(code, build_dir)
     return cp
 
 

@@ -4,13 +4,17 @@ fastconv/backend/cuda through a stand-in for CuPy. No GPU, no CuPy, no nvcc need
 How the emulation works: see tests/cuda_emulation.py (the stand-in CuPy). Both the direct
 cuBLAS path and the ``cupy.matmul`` fallback path are tested.
 
-What it checks: every function of the kernel interface (Philox bit for bit against a
-reference) against PyTorch's CPU operators at float32 tolerances, on shapes with
-stride, padding, dilation, groups, 1x1 kernels, ceil_mode, ties, small and chunked batches.
+What it checks: the emulated device itself (32-lane warp intrinsics against CUDA's
+documented semantics, barriers, per-block and dynamic shared memory, the errors for broken
+synchronisation and bad launches); every function of the kernel interface (Philox bit for
+bit against a reference) against PyTorch's CPU operators at float32 tolerances, on shapes
+with stride, padding, dilation, groups, 1x1 kernels, ceil_mode, ties, small and chunked
+batches, partial blocks and warps, empty batches; that no kernel's result depends on the
+order in which threads run; that launches stay within CUDA's limits for large shapes.
 
-What it cannot check: warp shuffles with 32 lanes, races between threads, shared-memory
-sizing, CuPy's real launch path, real cuBLAS, and speed. tests/test_gpu.py covers those on a
-GPU.
+What it cannot check: CuPy's real launch path, real cuBLAS, memory-model effects beyond
+thread order (the emulation is sequentially consistent), and speed. tests/test_gpu.py covers
+those on a GPU.
 """
 
 from __future__ import annotations
@@ -21,19 +25,31 @@ import sys
 
 import numpy as np
 import pytest
-from cuda_emulation import ROOT, load_emulated_backend
+from cuda_emulation import (
+    ROOT,
+    LaunchError,
+    checks_only,
+    compile_module,
+    load_emulated_backend,
+    thread_order,
+)
 from helpers import assert_close
 
 
-@pytest.fixture(scope="module", params=["cublas", "matmul"])
-def be(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    """One build folder for the module: each .cu file is compiled once."""
     if shutil.which("g++") is None:
         pytest.skip("g++ is not on the PATH")
+    return tmp_path_factory.mktemp("cuda_emu")
+
+
+@pytest.fixture(scope="module", params=["cublas", "matmul"])
+def be(request, build):
     try:
         import fastconv.backend  # noqa: F401
     except Exception as exc:  # noqa: BLE001 -- fastconv does not import (e.g. unbuilt extension)
         pytest.skip(f"fastconv does not import: {exc}")
-    build = tmp_path_factory.mktemp("cuda_emu")
     return load_emulated_backend(build, with_cublas=request.param == "cublas")
 
 
@@ -43,6 +59,220 @@ F = torch.nn.functional
 
 def rand(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------
+# The emulated device itself: small kernels whose results CUDA's documentation fixes
+# ------------------------------------------------------------------------------------------
+
+PROBES = r"""
+extern "C" __global__ void shuffles(const float* x, float* out, int width, int arg)
+{
+    const int t = blockIdx.x * blockDim.x + threadIdx.x;
+    const float v = x[t];
+    out[4 * t + 0] = __shfl_sync(0xffffffffu, v, arg, width);
+    out[4 * t + 1] = __shfl_up_sync(0xffffffffu, v, arg, width);
+    out[4 * t + 2] = __shfl_down_sync(0xffffffffu, v, arg, width);
+    out[4 * t + 3] = __shfl_xor_sync(0xffffffffu, v, arg, width);
+}
+
+extern "C" __global__ void votes(const int* p, unsigned int* out, unsigned int mask)
+{
+    const int t = threadIdx.x;
+    if ((mask >> (t % 32)) & 1u) {
+        out[3 * t + 0] = __ballot_sync(mask, p[t]);
+        out[3 * t + 1] = __any_sync(mask, p[t]);
+        out[3 * t + 2] = __all_sync(mask, p[t]);
+    }
+}
+
+// y[i] = x[i] + x[i + 1 within the block], through shared memory; with sync = 0 the barrier
+// between the writes and the reads is missing: a race.
+extern "C" __global__ void neighbour_sum(const float* x, float* y, int sync)
+{
+    __shared__ float sh[1024];
+    const int t = threadIdx.x, i = blockIdx.x * blockDim.x + t;
+    sh[t] = x[i];
+    if (sync) __syncthreads();
+    y[i] = sh[t] + sh[(t + 1) % blockDim.x];
+}
+
+// Reads shared memory before writing it: what an earlier block left must not show.
+extern "C" __global__ void read_before_write(const float* x, float* y)
+{
+    __shared__ float sh[256];
+    const int t = threadIdx.x, i = blockIdx.x * blockDim.x + t;
+    y[i] = sh[t];
+    sh[t] = x[i];
+}
+
+extern "C" __global__ void reverse_block(const float* x, float* y)
+{
+    extern __shared__ __align__(16) float buf[];
+    const int t = threadIdx.x, i = blockIdx.x * blockDim.x + t;
+    buf[t] = x[i];
+    __syncthreads();
+    y[i] = buf[blockDim.x - 1 - t];
+}
+
+extern "C" __global__ void histogram(const int* v, int* h, int n)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
+        atomicAdd(&h[v[i]], 1);
+}
+
+extern "C" __global__ void broken(float* y, int which)
+{
+    const int t = threadIdx.x;
+    float v = y[t];
+    if (which == 0) {                 // divergent barriers
+        if (t < 16) __syncthreads();
+        else __syncthreads();
+    } else if (which == 1) {          // some threads exit before the barrier
+        if (t >= 40) return;
+        __syncthreads();
+    } else if (which == 2) {          // a mask without the calling lane
+        v = __shfl_sync(1u, v, 0);
+    } else if (which == 3) {          // lanes of one mask at different intrinsics
+        if (t % 32 < 16) v = __shfl_down_sync(0xffffffffu, v, 1);
+        else v = __shfl_xor_sync(0xffffffffu, v, 1);
+    } else if (which == 4) {          // lane 0 waits for lanes that wait at a barrier
+        if (t == 0) v = __shfl_sync(0xffffffffu, v, 1);
+        __syncthreads();
+    }
+    y[t] = v;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def probes(build):
+    mod = compile_module(PROBES, build)
+    return lambda name: mod.get_function(name)
+
+
+def _cuda_shuffle_sources(lane, width, arg):
+    """Source lane of __shfl_sync / _up / _down / _xor for ``lane`` (CUDA Programming Guide,
+    "Warp Shuffle Functions"): each segment of ``width`` lanes shuffles on its own; up / down
+    past the segment and xor into a later segment return the lane's own value."""
+    seg = lane - lane % width
+    xor = lane ^ arg
+    return (seg + arg % width,
+            lane - arg if lane - seg >= arg else lane,
+            lane + arg if lane - seg + arg < width else lane,
+            xor if xor < seg + width else lane)
+
+
+@pytest.mark.parametrize("width,arg", [(32, 1), (32, 16), (32, 7), (16, 3), (8, 5), (4, 6)])
+def test_emulated_shuffles_follow_cuda(probes, width, arg):
+    rng = np.random.default_rng(width * 100 + arg)
+    x = rand(rng, 2 * 64)
+    out = np.empty((2 * 64, 4), np.float32)
+    probes("shuffles")((2,), (64,), (x, out, np.int32(width), np.int32(arg)))
+    for t in range(x.size):
+        base = t - t % 32
+        srcs = _cuda_shuffle_sources(t % 32, width, arg)
+        np.testing.assert_array_equal(out[t], x[[base + s for s in srcs]], err_msg=f"thread {t}")
+
+
+def test_emulated_shuffle_from_a_missing_lane_reads_poison(probes):
+    """48 threads: the second warp has 16 lanes, so a full-mask shuffle down by 16 reads lanes
+    the block does not have. On a GPU that value is undefined; here it is NaN."""
+    x = rand(np.random.default_rng(1), 48)
+    out = np.empty((48, 4), np.float32)
+    probes("shuffles")((1,), (48,), (x, out, np.int32(32), np.int32(16)))
+    np.testing.assert_array_equal(out[:16, 2], x[16:32])
+    assert np.isnan(out[32:48, 2]).all()
+
+
+@pytest.mark.parametrize("mask", [0xFFFFFFFF, 0x0F0F00FF, 0x80000001])
+def test_emulated_votes_honour_the_mask(probes, mask):
+    rng = np.random.default_rng(mask % 1000)
+    p = rng.integers(0, 2, size=64).astype(np.int32)
+    p[:32] = 1 if mask == 0x80000001 else p[:32]   # one warp where every lane votes yes
+    out = np.full((64, 3), 0xDEAD, np.uint32)
+    probes("votes")((1,), (64,), (p, out, np.uint32(mask)))
+    for t in range(64):
+        lane, base = t % 32, t - t % 32
+        if not (mask >> lane) & 1:
+            assert out[t].tolist() == [0xDEAD] * 3       # never called the intrinsic
+            continue
+        members = [j for j in range(32) if (mask >> j) & 1]
+        ballot = sum(1 << j for j in members if p[base + j])
+        assert out[t].tolist() == [ballot, int(ballot != 0),
+                                   int(all(p[base + j] for j in members))], f"thread {t}"
+
+
+def test_emulated_race_shows_in_thread_order(probes):
+    """Without the barrier the result depends on the order threads run in; with it, never."""
+    x = rand(np.random.default_rng(2), 2 * 100)
+    want = (x.reshape(2, 100) + np.roll(x.reshape(2, 100), -1, axis=1)).ravel()
+    results = {}
+    for order, seed in (("ascending", 0), ("descending", 0), ("random", 5)):
+        for sync in (0, 1):
+            y = np.empty_like(x)
+            with thread_order(order, seed):
+                probes("neighbour_sum")((2,), (100,), (x, y, np.int32(sync)))
+            results[order, sync] = y
+        np.testing.assert_array_equal(results[order, 1], want)
+    racy = [results[o, 0] for o in ("ascending", "descending", "random")]
+    assert not np.array_equal(racy[0], racy[1], equal_nan=True)
+    assert not np.array_equal(racy[0], racy[2], equal_nan=True)
+
+
+def test_emulated_shared_memory_is_per_block(probes):
+    x = rand(np.random.default_rng(3), 3 * 256)
+    y = np.zeros_like(x)
+    probes("read_before_write")((3,), (256,), (x, y))
+    assert (y.view(np.uint32) == 0xFFFFFFFF).all()   # fresh (poisoned) in every block
+
+
+def test_emulated_dynamic_shared_memory(probes):
+    x = rand(np.random.default_rng(4), 3 * 96)
+    y = np.empty_like(x)
+    probes("reverse_block")((3,), (96,), (x, y), shared_mem=96 * 4)
+    np.testing.assert_array_equal(y, x.reshape(3, 96)[:, ::-1].ravel())
+    with pytest.raises(LaunchError, match="past the 256 bytes"):
+        probes("reverse_block")((3,), (96,), (x, y), shared_mem=256)
+    with pytest.raises(LaunchError, match="exceed the 49152-byte limit"):
+        probes("reverse_block")((3,), (96,), (x, y), shared_mem=48 * 1024 + 4)
+
+
+def test_emulated_atomic_add_is_exact_in_any_order(probes):
+    v = np.random.default_rng(5).integers(0, 7, size=1000).astype(np.int32)
+    with thread_order("random", 9):
+        h = np.zeros(7, np.int32)
+        probes("histogram")((3,), (128,), (v, h, np.int32(v.size)))
+    np.testing.assert_array_equal(h, np.bincount(v, minlength=7))
+
+
+@pytest.mark.parametrize("which,message", [
+    (0, "divergent __syncthreads"),
+    (1, "while 24 exited"),
+    (2, "which does not name it"),
+    (3, "must execute the same intrinsic"),
+    (4, "deadlock"),
+])
+def test_emulated_broken_synchronisation_is_an_error(probes, which, message):
+    y = rand(np.random.default_rng(6), 64)
+    with pytest.raises(LaunchError, match=message):
+        probes("broken")((1,), (64,), (y, np.int32(which)))
+
+
+def test_emulated_launches_are_checked(probes):
+    x, y = np.ones(1024, np.float32), np.empty(1024, np.float32)
+    for grid, block in (((1,), (1025,)), ((1, 65536), (32,)), ((1,), (32, 32, 2)),
+                        ((0,), (32,))):
+        with pytest.raises(LaunchError, match="invalid configuration"):
+            probes("neighbour_sum")(grid, block, (x, y, np.int32(1)))
+    with pytest.raises(TypeError, match="int64 scalar for a i4"):
+        probes("neighbour_sum")((1,), (32,), (x, y, np.int64(1)))
+    with pytest.raises(TypeError, match="float64 array for a f4"):
+        probes("neighbour_sum")((1,), (32,), (x.astype(np.float64), y, np.int32(1)))
+    with pytest.raises(TypeError, match="not a NumPy scalar"):
+        probes("neighbour_sum")((1,), (32,), (x, y, 1))
+    with pytest.raises(TypeError, match="2 arguments for 3"):
+        probes("neighbour_sum")((1,), (32,), (x, y))
 
 
 # ------------------------------------------------------------------------------------------
@@ -379,6 +609,101 @@ def test_random_uniform_seeding(be):
 def test_device_mixups_are_type_errors(be):
     with pytest.raises(TypeError, match="CUDA"):
         be.relu_forward([1.0, 2.0])
+
+
+# ------------------------------------------------------------------------------------------
+# Every kernel under the real launch shapes: thread order, empty batches, large shapes
+# ------------------------------------------------------------------------------------------
+
+def _every_kernel(be, rng):
+    """One call of every kernel-interface function on shapes with several blocks, partial
+    blocks and warps (sizes that are not multiples of 32 or 256); returns all outputs."""
+    x = rand(rng, 3, 5, 13, 11)
+    w, b = rand(rng, 7, 5, 3, 3) * 0.3, rand(rng, 7)
+    y = be.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1)
+    outs = [y, *be.conv2d_backward(x, w, rand(rng, *y.shape), (1, 1), (1, 1), (1, 1), 1,
+                                   True, True, True)]
+    w1 = rand(rng, 6, 5, 1, 1)
+    outs += be.conv2d_backward(x, w1, rand(rng, 3, 6, 13, 11), (1, 1), (0, 0), (1, 1), 1,
+                               True, True, True)
+    p, idx = be.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1), True)
+    outs += [p, idx, be.max_pool2d_backward(rand(rng, *p.shape), idx, x.shape, (3, 3), (2, 2),
+                                            (1, 1))]
+    a = be.avg_pool2d_forward(x, (3, 2), (2, 2), (1, 0), True, False)
+    outs += [a, be.avg_pool2d_backward(rand(rng, *a.shape), x.shape, (3, 2), (2, 2), (1, 0),
+                                       True, False)]
+    outs += [be.pool.global_avg_pool2d_forward(x),
+             be.pool.global_avg_pool2d_backward(rand(rng, 3, 5, 1, 1), x.shape)]
+    ly, scale = be.lrn_forward(x, 3, 1e-2, 0.75, 2.0)
+    outs += [ly, scale, be.lrn_backward(x, ly, scale, rand(rng, *x.shape), 3, 1e-2, 0.75, 2.0)]
+    xb = rand(rng, 37, 3, 9, 8) + 2.0        # 592 elements per channel: several slices
+    g, beta = rand(rng, 3), rand(rng, 3)
+    by, mean, var = be.batch_norm_forward_train(xb, g, beta, 1e-5)
+    outs += [by, mean, var, *be.batch_norm_backward(xb, g, mean, var, 1e-5, rand(rng, *xb.shape))]
+    outs += [be.relu_forward(x), be.relu_backward(x, rand(rng, *x.shape))]
+    logits = rand(rng, 37, 45)
+    target = rng.integers(0, 45, size=37)
+    loss, prob = be.softmax_cross_entropy_forward(logits, target, 0.1)
+    outs += [loss, prob, be.softmax_cross_entropy_backward(prob, target, 0.1, 1.5)]
+    be.manual_seed(5)
+    outs += [be.random_uniform(1001)]
+    return outs
+
+
+@pytest.mark.parametrize("order,seed", [("descending", 0), ("random", 1), ("random", 2)])
+def test_no_kernel_depends_on_thread_order(be, order, seed, monkeypatch):
+    """Every output bit for bit the same whatever order threads and blocks run in: no races,
+    and every reduction sums in a fixed order (the backend promises determinism)."""
+    monkeypatch.setattr(be.norm, "sms", lambda: 64)   # several batch-norm slices per channel
+    want = _every_kernel(be, np.random.default_rng(8))
+    with thread_order(order, seed):
+        got = _every_kernel(be, np.random.default_rng(8))
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g.dtype == w.dtype and g.shape == w.shape, f"output {i}"
+        assert np.array_equal(g, w), f"output {i} depends on the thread order"
+
+
+def test_empty_batch(be):
+    """N = 0 through every op whose public function allows it: empty outputs, zero
+    parameter gradients, no launch of an empty grid."""
+    rng = np.random.default_rng(9)
+    x, w, b = np.empty((0, 3, 6, 5), np.float32), rand(rng, 4, 3, 3, 3), rand(rng, 4)
+    y = be.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1)
+    assert y.shape == (0, 4, 6, 5)
+    dx, dw, db = be.conv2d_backward(x, w, y, (1, 1), (1, 1), (1, 1), 1, True, True, True)
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(dw, np.zeros_like(w))
+    np.testing.assert_array_equal(db, np.zeros_like(b))
+    p, idx = be.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), False)
+    assert p.shape == (0, 3, 3, 2)
+    assert be.max_pool2d_backward(p, idx, x.shape, (2, 2), (2, 2), (0, 0)).shape == x.shape
+    a = be.avg_pool2d_forward(x, (2, 2), (1, 1), (1, 1), True, True)
+    assert be.avg_pool2d_backward(a, x.shape, (2, 2), (1, 1), (1, 1), True, True).shape == x.shape
+    assert be.pool.global_avg_pool2d_forward(x).shape == (0, 3, 1, 1)
+    ly, scale = be.lrn_forward(x, 3, 1e-2, 0.75, 2.0)
+    assert be.lrn_backward(x, ly, scale, ly, 3, 1e-2, 0.75, 2.0).shape == x.shape
+    assert be.relu_forward(x).shape == x.shape
+    ye = be.batch_norm_forward_eval(x, rand(rng, 3), np.ones(3, np.float32), None, None, 1e-5)
+    assert ye.shape == x.shape
+
+
+def test_launches_fit_cuda_limits_for_large_shapes(be):
+    """Shapes too large to run here, launched with checks only: every grid and block within
+    CUDA's limits (gridDim.y and .z at most 65535) and every argument of its C type."""
+    big = 65535 + 2
+    with checks_only() as launched:
+        x = np.empty((2, big), np.float32)       # BatchNorm1d over 65537 features
+        _, mean, var = be.batch_norm_forward_train(x, None, None, 1e-5)
+        be.batch_norm_backward(x, None, mean, var, 1e-5, x)
+        be.conv2d_backward(np.empty((1, 1, 2, 2), np.float32), np.empty((big, 1, 1, 1),
+                           np.float32), np.empty((1, big, 2, 2), np.float32), (1, 1), (0, 0),
+                           (1, 1), 1, False, False, True)
+        be.softmax_cross_entropy_forward(np.empty((big * 9, 2), np.float32),
+                                         np.zeros(big * 9, np.int64), 0.0)
+        be.pool.global_avg_pool2d_forward(np.empty((big, 9, 1, 1), np.float32))
+    assert {name for name, _, _ in launched} >= {
+        "batch_norm_forward_partial", "batch_norm_backward_partial", "conv2d_backward_bias",
+        "softmax_cross_entropy_forward", "global_avg_pool2d_forward"}
 
 
 # ------------------------------------------------------------------------------------------

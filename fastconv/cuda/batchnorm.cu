@@ -14,21 +14,21 @@
 //
 // How the work maps onto threads and blocks
 //   Reductions (batch_norm_forward_partial, batch_norm_backward_partial): a 2-D grid
-//   (splits, C). Block (s, c) reduces the s-th slice of channel c's M elements: each thread
-//   walks the slice with a stride of blockDim.x, keeping a private Welford triple (count, mean,
-//   M2) or a pair of sums; lanes merge with warp shuffles, warps merge through shared memory,
-//   and thread 0 writes one partial per block. The Python side picks splits so that splits * C
-//   blocks fill the GPU even when C is small and M is large. A finalize kernel (one thread per
-//   channel) merges the splits partials in a fixed order: the result is deterministic.
+//   (C, splits), channels on x (up to 2^31 - 1 of them; y is limited to 65535, and a
+//   BatchNorm1d layer can have more features than that). Block (c, s) reduces the s-th slice of
+//   channel c's M elements: each thread walks the slice with a stride of blockDim.x, keeping a
+//   private Welford triple (count, mean, M2) or a pair of sums; lanes merge with warp
+//   shuffles, warps merge through shared memory, and thread 0 writes one partial per block.
+//   The Python side picks splits so that splits * C blocks fill the GPU even when C is small
+//   and M is large. A finalize kernel (one thread per channel) merges the splits partials in a
+//   fixed order: the result is deterministic.
 //   Elementwise passes (batch_norm_forward_apply, batch_norm_backward_apply): 1-D grid of
 //   256-thread blocks, one thread per element, grid-stride loop; channel = (i / HW) % C.
 //
 // Gradient convention (whole backend): parameter gradients accumulate (dweight += , dbias +=)
 // into the buffers passed in; activation gradients (dx) are written (=).
 
-#ifndef FC_WARP
-#define FC_WARP 32   // lanes per warp (the host-emulation test builds with 1)
-#endif
+#define FC_WARP 32   // lanes per warp: the shuffle reductions below assume all 32
 #define FC_MAX_WARPS 32
 
 struct Welford { float n, mean, m2; };
@@ -70,8 +70,8 @@ extern "C" __global__ void batch_norm_forward_partial(const float* __restrict__ 
                                                       long long HW, int splits)
 {
     __shared__ float sh[FC_MAX_WARPS][3];
-    const int c = blockIdx.y;
-    const int s = blockIdx.x;
+    const int c = blockIdx.x;
+    const int s = blockIdx.y;
     const long long M = (long long)N * HW;
     const long long chunk = (M + splits - 1) / splits;
     const long long start = (long long)s * chunk;
@@ -148,8 +148,8 @@ extern "C" __global__ void batch_norm_backward_partial(const float* __restrict__
                                                        long long HW, int splits)
 {
     __shared__ float sh[FC_MAX_WARPS][2];
-    const int c = blockIdx.y;
-    const int s = blockIdx.x;
+    const int c = blockIdx.x;
+    const int s = blockIdx.y;
     const long long M = (long long)N * HW;
     const long long chunk = (M + splits - 1) / splits;
     const long long start = (long long)s * chunk;

@@ -25,9 +25,7 @@
 // Gradient convention (whole backend): activation gradients (dx) are written (=); parameter
 // gradients accumulate (+=): conv2d_backward_bias adds into db.
 
-#ifndef FC_WARP
-#define FC_WARP 32   // lanes per warp (the host-emulation test builds with 1)
-#endif
+#define FC_WARP 32   // lanes per warp: the shuffle reductions below assume all 32
 #define FC_MAX_WARPS 32
 
 extern "C" __global__ void relu_forward(const float* __restrict__ x, float* __restrict__ y,

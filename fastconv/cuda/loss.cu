@@ -23,9 +23,7 @@
 // Gradient convention (whole backend): activation gradients (dlogits) are written (=);
 // parameter gradients accumulate (+=). The loss has no parameters.
 
-#ifndef FC_WARP
-#define FC_WARP 32   // lanes per warp (the host-emulation test builds with 1)
-#endif
+#define FC_WARP 32   // lanes per warp: the shuffle reductions below assume all 32
 #define FC_MAX_WARPS 32
 
 __device__ __forceinline__ float fc_warp_sum(float v)

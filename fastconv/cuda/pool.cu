@@ -31,9 +31,7 @@
 // Gradient convention (whole backend): activation gradients (dx) are written (=); parameter
 // gradients accumulate (+=). Pooling has no parameters.
 
-#ifndef FC_WARP
-#define FC_WARP 32   // lanes per warp (the host-emulation test builds with 1)
-#endif
+#define FC_WARP 32   // lanes per warp: the shuffle reductions below assume all 32
 #define FC_NEG_INF __int_as_float(0xff800000)
 
 extern "C" __global__ void max_pool2d_forward(const float* __restrict__ x, float* __restrict__ y,

@@ -81,7 +81,9 @@ def _bn_dims(x):
 
 
 def _bn_splits(C, M) -> int:
-    """Slices per channel for the statistics: enough blocks to fill the GPU, >= 1024 elems each."""
+    """Slices per channel for the statistics: enough blocks to fill the GPU, >= 1024 elems each.
+
+    The slices are gridDim.y of the reductions, so at most 65535 (CUDA's limit)."""
     want = -(-4 * sms() // max(C, 1))
     return int(max(1, min(want, max(1, M // 1024), 65535)))
 
@@ -111,7 +113,7 @@ def batch_norm_forward_train(x, weight, bias, eps):
     splits = _bn_splits(C, M)
     part = cupy.empty((C, splits, 3), dtype=np.float32)
     get_kernel("batchnorm.cu", "batch_norm_forward_partial")(
-        (splits, C), (BLOCK,), (x, part, i32(N), i32(C), i64(HW), i32(splits)))
+        (C, splits), (BLOCK,), (x, part, i32(N), i32(C), i64(HW), i32(splits)))
     launch("batchnorm.cu", "batch_norm_forward_finalize", C, (part, mean, var, i32(C), i32(splits)))
     launch("batchnorm.cu", "batch_norm_forward_apply", x.size,
             (x, mean, var, weight if weight is not None else NULL,
@@ -154,7 +156,7 @@ def batch_norm_backward(x, weight, mean, var, eps, dy):
     splits = _bn_splits(C, M)
     part = cupy.empty((C, splits, 2), dtype=np.float32)
     get_kernel("batchnorm.cu", "batch_norm_backward_partial")(
-        (splits, C), (BLOCK,), (x, dy, mean, part, i32(N), i32(C), i64(HW), i32(splits)))
+        (C, splits), (BLOCK,), (x, dy, mean, part, i32(N), i32(C), i64(HW), i32(splits)))
     sums = cupy.empty((C, 2), dtype=np.float32)
     launch("batchnorm.cu", "batch_norm_backward_finalize", C,
             (part, var, sums, dweight, dbias, i32(C), i32(splits), f32(eps)))
