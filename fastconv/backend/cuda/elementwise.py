@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import cupy
+import numpy as np
 
 from .launch import device_f32, i64, launch
 
@@ -29,7 +30,7 @@ def round_bf16_(x):
     """Round float32 x in place to the nearest bfloat16 (ties to even)."""
     if device_f32(x, "x") is not x:  # a converted copy would be rounded, not x
         raise ValueError("round_bf16_: x must be a C-contiguous float32 CUDA array")
-    launch("elementwise.cu", "round_bf16", x.size, (x, i64(x.size)))
+    launch("elementwise.cu", "round_bf16", x.size, (x.view(np.uint32), i64(x.size)))
 
 
 def accumulate_(dst, src):
