@@ -85,11 +85,44 @@ def test_not_initialized_errors():
             call()
     with pytest.raises(RuntimeError, match="init_process_group"):
         fastconv.nn.parallel.DistributedDataParallel(fastconv.nn.Linear(2, 2))
-    with pytest.raises(NotImplementedError, match="nccl"):
-        dist.init_process_group("nccl")
+    if not dist.is_nccl_available():
+        with pytest.raises(RuntimeError, match="backend='nccl' needs CuPy"):
+            dist.init_process_group("nccl")
     with pytest.raises(ValueError, match="backend"):
         dist.init_process_group("gloo")
     assert not dist.is_initialized()
+
+
+# ---- the autograd hook DDP starts its buckets from ---------------------------------------------
+def test_post_accumulate_grad_hook_runs_once_with_the_complete_gradient(rng):
+    """A leaf used by three nodes (one of them twice) gets its hook once per backward, after
+    the last contribution, as torch's; a leaf outside the output's graph gets none."""
+    torch = pytest.importorskip("torch")
+    a0, b0 = rng.standard_normal(5), rng.standard_normal(5)
+
+    def run(lib, make):
+        a, b, unused = make(a0), make(b0), make(b0)
+        seen = []
+        for name, t in (("a", a), ("b", b), ("unused", unused)):
+            t.register_post_accumulate_grad_hook(
+                lambda t, name=name: seen.append((name, np.array(t.grad.tolist()))))
+        h = a * b
+        ((h * a).sum() + (a * 3).sum() + (h.tanh() * b).sum()).backward()
+        first = sorted(seen, key=lambda e: e[0])  # the engines may visit a and b in any order
+        ((a * a).sum()).backward()  # a second backward: a's hook again, with the sum
+        return first + seen[len(first):]
+
+    ours = run(fastconv, lambda v: fastconv.tensor(v.astype(np.float32), requires_grad=True))
+    theirs = run(torch, lambda v: torch.tensor(v, requires_grad=True))
+    assert [n for n, _ in ours] == [n for n, _ in theirs] == ["a", "b", "a"]
+    for (_, g), (_, ref) in zip(ours, theirs):
+        np.testing.assert_allclose(g, ref, rtol=1e-5, atol=1e-6)
+    leaf = fastconv.tensor(a0.astype(np.float32), requires_grad=True)
+    handle = leaf.register_post_accumulate_grad_hook(lambda t: pytest.fail("removed"))
+    handle.remove()
+    (leaf * 2).sum().backward()
+    with pytest.raises(RuntimeError, match="non-leaf"):
+        (leaf * 2).register_post_accumulate_grad_hook(lambda t: None)
 
 
 # ---- DistributedSampler against torch's ----------------------------------------------------------
@@ -231,22 +264,60 @@ DDP_JOB = """
     loss_of(ddp, x[half], y[half]).backward()
     accumulated = [p.grad.data.tolist() for p in model.parameters()]
 
+    # Overlap: an instrumented communicator records when each bucket's all-reduce starts and
+    # is waited on; the input's gradient hook marks the last node of the backward pass.
+    events = []
+
+    class RecordingWork:
+        def __init__(self, work):
+            self.work = work
+
+        def poll(self):
+            return self.work.poll()
+
+        def wait(self):
+            events.append("wait")
+            self.work.wait()
+
+    class Recording:
+        def __init__(self, inner):
+            self.inner, self.xp = inner, inner.xp
+
+        def start_all_reduce_(self, array, op):
+            events.append("start")
+            return RecordingWork(self.inner.start_all_reduce_(array, op))
+
+    ddp._collectives = Recording(ddp._collectives)
+    for p in model.parameters():
+        p.grad = None
+    xin = fastconv.tensor(x[half], requires_grad=True)
+    xin.register_hook(lambda g: events.append("input grad"))
+    F.cross_entropy(ddp(xin), fastconv.tensor(y[half])).backward()
+    recorded_grads = [p.grad.data.tolist() for p in model.parameters()]
+
     # One process, the whole batch, no DDP (rank 0's weights are every rank's weights now).
     for p in model.parameters():
         p.grad = None
     loss_of(model, x, y).backward()
     full_grads = [p.grad.data.tolist() for p in model.parameters()]
     report({"weights": [w.tolist() for w in weights], "ddp": ddp_grads, "full": full_grads,
+            "events": events, "recorded": recorded_grads,
             "accumulated": accumulated, "buckets": len(ddp._buckets),
             "local_after_no_sync": [g.tolist() for g in local_after_no_sync],
             "state_keys": list(ddp.state_dict())[:2]})
 """
 
 
-def test_ddp_gradients_equal_single_process_gradients(tmp_path):
-    proc, results = _run_ranks(tmp_path, DDP_JOB)
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory):
+    """DDP_JOB's two reports (one launch for the tests that read them)."""
+    proc, results = _run_ranks(tmp_path_factory.mktemp("ddp"), DDP_JOB)
     _check_ok(proc)
-    r0, r1 = results
+    return results
+
+
+def test_ddp_gradients_equal_single_process_gradients(ddp_results):
+    r0, r1 = ddp_results
     for a, b in zip(r0["weights"], r1["weights"]):
         assert np.array_equal(a, b)  # rank 0's parameters, bit for bit, on rank 1
     assert r0["buckets"] > 2 and r0["state_keys"] == ["module.0.weight", "module.0.bias"]
@@ -263,6 +334,19 @@ def test_ddp_gradients_equal_single_process_gradients(tmp_path):
     for acc0, acc1, full in zip(r0["accumulated"], r1["accumulated"], r0["full"]):
         assert np.array_equal(acc0, acc1)
         np.testing.assert_allclose(acc0, 2 * np.asarray(full), rtol=1e-5, atol=2e-6)
+
+
+def test_ddp_bucket_allreduce_starts_during_backward(ddp_results):
+    """The run of DDP_JOB recorded, for one backward, when each bucket's all-reduce started
+    and was waited on, and when backward reached the input's gradient (its last node)."""
+    for out in ddp_results:
+        events = out["events"]
+        assert events.count("start") == events.count("wait") == out["buckets"] > 2
+        end = events.index("input grad")
+        assert events.index("start") < end  # the last layer's bucket went out during backward
+        assert events[:end].count("start") >= out["buckets"] - 2  # all but the first layer's
+        assert "wait" not in events[:end]  # nobody waited before backward was done
+        assert out["recorded"] == out["ddp"]  # the same reduction, the same gradients
 
 
 def test_ddp_refuses_different_models(tmp_path):
