@@ -383,3 +383,160 @@ def test_uncaught_exception_on_one_rank_ends_the_job(tmp_path):
     assert "MPI_Abort" in proc.stderr + proc.stdout
     assert not (tmp_path / "rank0.json").exists()
     assert time.monotonic() - start < 60
+
+
+# ---- SyncBatchNorm ---------------------------------------------------------------------------
+SYNC_BN_SHAPES = {"4d": (6, 3, 4, 5), "3d": (6, 3, 7), "2d": (6, 3)}
+SYNC_BN_SHARES = (slice(0, 2), slice(2, 6))  # uneven: the merge must weigh by counts
+
+def test_sync_batch_norm_without_a_group_is_batch_norm(rng):
+    """One process: the same outputs, gradients and running statistics as BatchNorm2d, in
+    training and evaluation; convert_sync_batchnorm keeps the tensors, names and mode."""
+    from fastconv import nn
+
+    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32) * 3 + 1
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3, momentum=0.2),
+                          nn.Sequential(nn.BatchNorm2d(3, affine=False)))
+    model[1].weight.data[...] = rng.standard_normal(3)
+    tensors = [id(t) for t in list(model.parameters()) + list(model.buffers())]
+    names = list(model.state_dict())
+    reference = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3, momentum=0.2),
+                              nn.Sequential(nn.BatchNorm2d(3, affine=False)))
+    reference.load_state_dict(model.state_dict())
+    synced = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert synced is model and isinstance(model[1], nn.SyncBatchNorm)
+    assert isinstance(model[2][0], nn.SyncBatchNorm) and not model[2][0].affine
+    assert [id(t) for t in list(model.parameters()) + list(model.buffers())] == tensors
+    assert list(model.state_dict()) == names
+    for mode in ("train", "eval"):
+        outs = []
+        for net in (model, reference):
+            getattr(net, mode)()
+            xs = fastconv.tensor(x, requires_grad=True)
+            (net(xs) * fastconv.tensor(g)).sum().backward()
+            outs.append([xs.grad.data] + [np.array(v) for v in net.state_dict().values()]
+                        + [p.grad.data.copy() for p in net.parameters()])
+        for a, b in zip(*outs):
+            np.testing.assert_array_equal(a, b)
+    model.eval()
+    assert not nn.SyncBatchNorm.convert_sync_batchnorm(nn.BatchNorm2d(2).eval()).training
+    with pytest.raises(NotImplementedError, match="process_group"):
+        nn.SyncBatchNorm(3, process_group=object())
+    with pytest.raises(ValueError, match="2-D, 3-D or 4-D"):
+        nn.SyncBatchNorm(3)(fastconv.tensor(np.ones((2, 3, 2, 2, 2), np.float32)))
+
+
+SYNC_BN_JOB = """
+    from fastconv import nn
+    from fastconv.nn.parallel import DistributedDataParallel as DDP
+    import fastconv.nn.functional as F
+    dist.init_process_group("mpi")
+    rank = dist.get_rank()
+    share = (slice(0, 2), slice(2, 6))[rank]
+    rng = np.random.default_rng(11)  # the same draws on every rank: the global batch
+    out = {}
+    for case, shape in (("4d", (6, 3, 4, 5)), ("3d", (6, 3, 7)), ("2d", (6, 3))):
+        x = (rng.standard_normal(shape) * 2 + 0.5).astype(np.float32)
+        g = rng.standard_normal(shape).astype(np.float32)
+        w, b = rng.standard_normal((2, 3)).astype(np.float32)
+        rm, rv = rng.standard_normal(3).astype(np.float32), rng.uniform(0.5, 2, 3).astype(np.float32)
+        bn = nn.SyncBatchNorm(3, momentum=0.3)
+        bn.weight.data[...], bn.bias.data[...] = w, b
+        bn.running_mean.data[...], bn.running_var.data[...] = rm, rv
+        xs = fastconv.tensor(x[share], requires_grad=True)
+        y = bn(xs)
+        (y * fastconv.tensor(g[share])).sum().backward()
+        bn.eval()
+        y_eval = bn(fastconv.tensor(x[share]))
+        out[case] = {"x": x.tolist(), "g": g.tolist(), "w": w.tolist(), "b": b.tolist(),
+                     "rm0": rm.tolist(), "rv0": rv.tolist(), "y": y.data.tolist(),
+                     "dx": xs.grad.data.tolist(), "dw": bn.weight.grad.data.tolist(),
+                     "db": bn.bias.grad.data.tolist(), "rm": bn.running_mean.data.tolist(),
+                     "rv": bn.running_var.data.tolist(), "y_eval": y_eval.data.tolist()}
+
+    # Three SGD steps: DDP + SyncBatchNorm on halves, DDP + BatchNorm2d on halves, and one
+    # process with BatchNorm2d on the whole batch, from the same weights.
+    def build():
+        fastconv.manual_seed(5)
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                             nn.Flatten(), nn.Linear(4 * 5 * 5, 3))
+
+    synced = DDP(nn.SyncBatchNorm.convert_sync_batchnorm(build()))
+    plain, whole = DDP(build()), build()
+    nets = {"sync": synced, "plain": plain, "whole": whole}
+    opts = {k: fastconv.optim.SGD(n.parameters(), lr=0.1, momentum=0.9) for k, n in nets.items()}
+    half = slice(4 * rank, 4 * rank + 4)
+    for step in range(3):
+        x = rng.standard_normal((8, 3, 5, 5)).astype(np.float32) + 1.0
+        y = rng.integers(0, 3, 8)
+        for k, net in nets.items():
+            part = slice(None) if k == "whole" else half
+            opts[k].zero_grad()
+            F.cross_entropy(net(fastconv.tensor(x[part])), fastconv.tensor(y[part])).backward()
+            opts[k].step()
+    for k, net in nets.items():
+        out[k] = {name: t.data.tolist() for name, t in net.state_dict().items()}
+    report(out)
+"""
+
+
+def _torch_batch_norm(case: dict, shape):
+    """Float64 torch BatchNorm on the whole batch: y, dx, dweight, dbias, running stats and
+    the evaluation output with the updated statistics."""
+    torch = pytest.importorskip("torch")
+    bn = {2: torch.nn.BatchNorm1d, 3: torch.nn.BatchNorm1d,
+          4: torch.nn.BatchNorm2d}[len(shape)](3, momentum=0.3).double()
+    with torch.no_grad():
+        for name in ("w", "b", "rm0", "rv0"):
+            target = {"w": bn.weight, "b": bn.bias, "rm0": bn.running_mean,
+                      "rv0": bn.running_var}[name]
+            target.copy_(torch.tensor(case[name], dtype=torch.float64))
+    x = torch.tensor(case["x"], dtype=torch.float64, requires_grad=True)
+    y = bn(x)
+    (y * torch.tensor(case["g"], dtype=torch.float64)).sum().backward()
+    bn.eval()
+    y_eval = bn(x.detach())
+    return {"y": y.detach().numpy(), "dx": x.grad.numpy(), "dw": bn.weight.grad.numpy(),
+            "db": bn.bias.grad.numpy(), "rm": bn.running_mean.numpy(),
+            "rv": bn.running_var.numpy(), "y_eval": y_eval.detach().numpy()}
+
+
+@pytest.fixture(scope="module")
+def sync_bn_results(tmp_path_factory):
+    proc, results = _run_ranks(tmp_path_factory.mktemp("syncbn"), SYNC_BN_JOB)
+    _check_ok(proc)
+    return results
+
+
+@pytest.mark.parametrize("case", list(SYNC_BN_SHAPES))
+def test_sync_batch_norm_equals_batch_norm_on_the_whole_batch(sync_bn_results, case):
+    """Each rank holds an uneven share of one batch; forward, input gradients and running
+    statistics equal float64 torch BatchNorm on the whole batch, and the ranks' own weight and
+    bias gradients add up to the whole batch's (DDP's averaging then divides by 2, as it does
+    for every parameter)."""
+    ref = _torch_batch_norm(sync_bn_results[0][case], SYNC_BN_SHAPES[case])
+    tol = {"rtol": 1e-4, "atol": 1e-5}
+    for rank, share in enumerate(SYNC_BN_SHARES):
+        out = sync_bn_results[rank][case]
+        for key in ("y", "dx", "y_eval"):
+            np.testing.assert_allclose(out[key], ref[key][share], err_msg=key, **tol)
+        for key in ("rm", "rv"):
+            np.testing.assert_allclose(out[key], ref[key], err_msg=key, **tol)
+    for key in ("dw", "db"):
+        total = np.add(sync_bn_results[0][case][key], sync_bn_results[1][case][key])
+        np.testing.assert_allclose(total, ref[key], err_msg=key, **tol)
+
+
+def test_sync_batch_norm_training_matches_one_process(sync_bn_results):
+    """Three steps of DDP + SyncBatchNorm on two halves equal three steps of one process on
+    the whole batch (float sums in another order: rtol 1e-5); with per-rank BatchNorm2d the
+    statistics of 4 images differ from those of 8, and so do the weights (by far more)."""
+    for out in sync_bn_results:
+        whole = out["whole"]
+        for name, value in whole.items():
+            np.testing.assert_allclose(out["sync"]["module." + name], value, rtol=1e-5,
+                                       atol=1e-6, err_msg=name)
+        worst = max(np.max(np.abs(np.subtract(out["plain"]["module." + name], value)))
+                    for name, value in whole.items())
+        assert worst > 1e-3

@@ -172,3 +172,35 @@ def test_sigterm_on_one_rank_stops_both_after_one_checkpoint(tmp_path, rng):
     assert proc.stdout.count("continue with:") == 1  # one rank wrote, once
     last = ck.load_checkpoint(str(out / "last.npz"))
     assert 0 < last["step"] < 100000
+
+
+def test_sync_bn_two_rank_step_equals_one_process_step(tmp_path, rng):
+    """--sync-bn on a batch-norm network (inception_small without dropout): the 2-rank step
+    on halves of global batch 0 equals the 1-process step on the whole batch up to float
+    sums, running statistics included; the option is stored in the run's configuration, so
+    --resume keeps it. Ten batch-norm layers over a batch of 4 (dx subtracts the batch means
+    of dy: cancellation) carry the float32 rounding of the other summation order to a few
+    1e-6 of each gradient's scale (measured: at most 1.4e-5), so the tolerances are the
+    project's float32 ones, rtol 1e-4 / atol 1e-5."""
+    data = make_folder(tmp_path / "data", rng, per_class=4, size=16)
+    common = ["--model", "inception_small", "--model-opt", "input_size=16",
+              "--model-opt", "dropout=0", "--model-opt", "spatial_dropout=0",
+              "--data", data, "--input-size", "16", "--epochs", "1", "--limit-batches", "1",
+              "--val-per-class", "0", "--augment", "none", "--optimizer", "sgd", "--lr", "0.1",
+              "--warmup-epochs", "0", "--ema-decay", "0", "--workers", "1", "--no-progress",
+              "--no-plot", "--cache-dir", "none"]
+    _train_on_ranks(common + ["--batch-size", "2", "--sync-bn", "--out", str(tmp_path / "two")])
+    assert train_cifar.main(common + ["--batch-size", "4", "--out", str(tmp_path / "one")]) == 0
+    two = ck.load_checkpoint(str(tmp_path / "two" / "last.npz"))
+    one = ck.load_checkpoint(str(tmp_path / "one" / "last.npz"))
+    assert two["config"]["sync_bn"] is True and one["config"]["sync_bn"] is False
+    assert any("running_var" in k for k in one["model"])
+    for k in one["model"]:
+        np.testing.assert_allclose(two["model"][k], one["model"][k], rtol=1e-4, atol=1e-5,
+                                   err_msg=k)
+    g2, g1 = two["optimizer"]["state"], one["optimizer"]["state"]
+    for i in g1:  # after one step the momentum buffer is the gradient
+        a, b = g2[i]["momentum_buffer"], g1[i]["momentum_buffer"]
+        scale = float(np.max(np.abs(b)))
+        assert scale > 1e-6
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * scale, err_msg=f"grad {i}")
