@@ -540,3 +540,194 @@ def test_sync_batch_norm_training_matches_one_process(sync_bn_results):
         worst = max(np.max(np.abs(np.subtract(out["plain"]["module." + name], value)))
                     for name, value in whole.items())
         assert worst > 1e-3
+
+
+# ---- backend "nccl" through the CPU stand-in of CuPy and NCCL (tests/nccl_emulation.py) ---------
+NCCL_JOB = """
+    import os
+    sys.path.insert(0, TESTS_DIR)
+    import nccl_emulation
+    emu = nccl_emulation.install(devices=2)
+    import cupy
+    from fastconv import nn
+    from fastconv.nn.parallel import DistributedDataParallel as DDP
+    from fastconv.distributed import nccl as nccl_backend
+    from fastconv.tensor import Tensor
+
+    dist.init_process_group("nccl")
+    rank = dist.get_rank()
+    out = {"backend": dist.get_backend(), "device": cupy.cuda.Device().id,
+           "local_rank_by_split": None}
+    saved = os.environ.pop("OMPI_COMM_WORLD_LOCAL_RANK", None)  # the launcher-neutral way
+    out["local_rank_by_split"] = nccl_backend.local_rank(dist._default_group().comm)
+    if saved is not None:
+        os.environ["OMPI_COMM_WORLD_LOCAL_RANK"] = saved
+
+    def gpu(a):
+        return Tensor(cupy.asarray(a))
+
+    rng = np.random.default_rng(3 + rank)
+    base = rng.standard_normal((3, 4)).astype(np.float32)
+    for op in ("SUM", "AVG", "MAX", "MIN", "PRODUCT"):
+        t = gpu(base)
+        dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
+        out[op] = t.data.get().tolist()
+    out["local"] = base.tolist()
+    t = Tensor(cupy.asarray(base).T)  # not contiguous: reduced through a contiguous copy
+    dist.all_reduce(t)
+    out["SUM_T"] = t.data.get().tolist()
+    for dtype in ("int64", "uint8", "int32"):
+        t = gpu(np.arange(5, dtype=dtype) * (rank + 1))
+        dist.all_reduce(t)
+        out[dtype] = t.data.get().tolist()
+    f64 = cupy.asarray(np.arange(5, dtype=np.float64) * (rank + 1))  # SyncBatchNorm's sums
+    dist._default_group().collectives.all_reduce_(f64)
+    out["float64"] = f64.get().tolist()
+    t = gpu(base)
+    dist.broadcast(t, src=1)
+    out["broadcast"] = t.data.get().tolist()
+    gathered = [gpu(np.zeros(4, np.float32)) for _ in range(2)]
+    dist.all_gather(gathered, gpu(np.full(4, rank + 0.5, np.float32)))
+    out["all_gather"] = [g.data.get().tolist() for g in gathered]
+    dist.barrier()
+    errors = []
+    for call in (lambda: dist.all_reduce(fastconv.tensor(base)),
+                 lambda: dist.all_reduce(gpu(np.ones(2, bool))),
+                 lambda: dist.all_reduce(gpu(np.ones(2, np.int64)), dist.ReduceOp.AVG)):
+        try:
+            call()
+        except (TypeError, ValueError) as e:
+            errors.append(f"{type(e).__name__}: {e}")
+    out["errors"] = errors
+    public_calls = list(emu.calls)
+
+    # DDP: GPU parameters whose gradients become ready, last layer first, while a backward
+    # pass runs (a CPU graph's leaf hook hands them over: the stand-in has no GPU kernels).
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            for i, shape in enumerate([(5, 3), (5,), (4, 5), (64,)]):
+                setattr(self, f"p{i}", nn.Parameter(cupy.asarray(
+                    np.random.default_rng(10 * rank + i).standard_normal(shape)
+                    .astype(np.float32))))
+
+        def forward(self, x):
+            return x
+
+    net = Net()
+    ddp = DDP(net, bucket_cap_mb=100 / 2**20)  # 100 bytes: [p3], [p2, p1], [p0]
+    out["weights"] = [p.data.get().tolist() for p in net.parameters()]
+    grads = [np.random.default_rng(100 + 10 * rank + i).standard_normal(p.shape)
+             .astype(np.float32) for i, p in enumerate(net.parameters())]
+    out["grads"] = [g.tolist() for g in grads]
+    calls_before = len(emu.calls)
+    order = []
+
+    def produce(leaf):
+        for i in (3, 2, 1, 0):
+            p = list(net.parameters())[i]
+            p.grad = Tensor(cupy.asarray(grads[i]))
+            ddp._on_grad_ready(p)
+            order.append(("ready", i, len(emu.calls) - calls_before))
+
+    leaf = fastconv.tensor(np.ones(2, np.float32), requires_grad=True)
+    leaf.register_post_accumulate_grad_hook(produce)
+    ddp(leaf).sum().backward()
+    out["averaged"] = [p.grad.data.get().tolist() for p in net.parameters()]
+    out["ddp_order"] = order
+    ids = [id(p) for p in net.parameters()]
+    out["buckets"] = [[ids.index(id(p)) for p in b] for b in ddp._buckets]
+    dist.destroy_process_group()
+    out["calls"] = public_calls
+    out["ddp_calls"] = emu.calls[calls_before:]
+    out["current_stream"] = cupy.cuda.get_current_stream().ptr
+    with open(f"{OUT}/rank{rank}.json", "w") as f:
+        json.dump(out, f)
+""".replace("TESTS_DIR", repr(str(Path(__file__).resolve().parent)))
+
+
+@pytest.fixture(scope="module")
+def nccl_results(tmp_path_factory):
+    proc, results = _run_ranks(tmp_path_factory.mktemp("nccl"), NCCL_JOB)
+    _check_ok(proc)
+    return results
+
+
+def test_nccl_backend_collectives(nccl_results):
+    r0, r1 = nccl_results
+    a, b = np.array(r0["local"]), np.array(r1["local"])
+    for rank, out in enumerate(nccl_results):
+        assert out["backend"] == "nccl" and out["device"] == rank  # the GPU of its local rank
+        assert out["local_rank_by_split"] == rank
+        np.testing.assert_allclose(out["SUM"], a + b, rtol=1e-6)
+        np.testing.assert_allclose(out["AVG"], (a + b) / 2, rtol=1e-6)
+        np.testing.assert_array_equal(out["MAX"], np.maximum(a, b).astype(np.float32))
+        np.testing.assert_array_equal(out["MIN"], np.minimum(a, b).astype(np.float32))
+        np.testing.assert_allclose(out["PRODUCT"], a * b, rtol=1e-6)
+        np.testing.assert_allclose(out["SUM_T"], (a + b).T, rtol=1e-6)
+        for dtype in ("int64", "uint8", "int32", "float64"):
+            assert out[dtype] == (np.arange(5) * 3).tolist()
+        assert out["broadcast"] == r1["local"]
+        assert out["all_gather"] == [[0.5] * 4, [1.5] * 4]
+        e_device, e_bool, e_avg = out["errors"]
+        assert e_device.startswith("ValueError") and "backend 'nccl' takes CUDA tensors" in e_device
+        assert e_bool.startswith("TypeError") and "bool" in e_bool
+        assert e_avg.startswith("TypeError") and "AVG" in e_avg
+        calls = [c for c in out["calls"] if c[0] != "init"]
+        # what NCCL was asked: codes of nccl.h, counts in elements, the current stream
+        ops = [(c["datatype"], c["op"], c["count"]) for n, c in calls if n == "allReduce"]
+        assert ops[:6] == [(7, 0, 12), (7, 0, 12), (7, 2, 12), (7, 3, 12), (7, 1, 12),
+                           (7, 0, 12)]
+        assert ops[6:10] == [(4, 0, 5), (1, 0, 5), (2, 0, 5), (8, 0, 5)]
+        assert ops[10] == (7, 0, 1)  # the barrier's token
+        assert [(c["root"], c["count"]) for n, c in calls if n == "broadcast"] == [(1, 12)]
+        assert [(c["count"], c["datatype"]) for n, c in calls if n == "allGather"] == [(4, 7)]
+        assert {c["stream"] for _, c in calls} == {out["current_stream"]}
+        assert out["ddp_calls"][-1][0] == "destroy"
+
+
+def test_ddp_on_the_nccl_backend(nccl_results):
+    """DDP broadcast rank 0's GPU weights, and averaged the GPU gradients in three buckets,
+    each started as soon as its last gradient was ready, on a stream other than the current
+    one."""
+    r0, r1 = nccl_results
+    assert r0["weights"] == r1["weights"]
+    assert r0["buckets"] == [[3], [2, 1], [0]]
+    expected = [(np.array(g0) + np.array(g1)) / 2 for g0, g1 in zip(r0["grads"], r1["grads"])]
+    for out in nccl_results:
+        for got, want in zip(out["averaged"], expected):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+        # NCCL calls made by the time each gradient was ready: p3 -> bucket 0 out at once;
+        # p2 alone leaves bucket 1 waiting for p1; p0 completes the last bucket
+        assert [(i, n) for _, i, n in out["ddp_order"]] == [(3, 1), (2, 1), (1, 2), (0, 3)]
+        reduces = [c for n, c in out["ddp_calls"] if n == "allReduce"]
+        assert [c["count"] for c in reduces] == [64, 20 + 5, 15]
+        assert all(c["op"] == 0 and c["datatype"] == 7 for c in reduces)
+        assert {c["stream"] for c in reduces}.isdisjoint({out["current_stream"]})
+
+
+def test_nccl_backend_errors(monkeypatch):
+    """Without a process: more ranks on a machine than GPUs, and CuPy without NCCL."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import nccl_emulation
+
+    from fastconv.distributed import nccl as nccl_backend
+
+    for name in ("cupy", "cupy.cuda", "cupy.cuda.nccl"):
+        monkeypatch.setitem(sys.modules, name, None)  # restored (removed) after the test
+    nccl_emulation.install(devices=1)
+
+    class World:
+        def Get_rank(self):
+            return 1
+
+        def Get_size(self):
+            return 2
+
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1")
+    with pytest.raises(RuntimeError, match="local rank 1 but this machine shows 1 GPU"):
+        nccl_backend.NcclCollectives(World())
+    monkeypatch.setattr(sys.modules["cupy.cuda.nccl"], "available", False)
+    with pytest.raises(RuntimeError, match="found no NCCL library"):
+        nccl_backend.import_nccl()
+    assert not dist.is_nccl_available()
