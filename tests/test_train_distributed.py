@@ -204,3 +204,33 @@ def test_sync_bn_two_rank_step_equals_one_process_step(tmp_path, rng):
         scale = float(np.max(np.abs(b)))
         assert scale > 1e-6
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * scale, err_msg=f"grad {i}")
+
+
+def test_a_rank_killed_mid_run_ends_the_job_in_bounded_time(tmp_path, rng):
+    """Rank 1 is killed (SIGKILL: no handler, no MPI_Abort) while training; rank 0, left in its
+    next collective, must not hang: mpirun sees the death and ends the job with an error."""
+    import time
+
+    data = make_folder(tmp_path / "data", rng, per_class=4, size=24)
+    job = tmp_path / "job.py"
+    job.write_text(
+        "import os, signal, sys, threading\n"
+        "from models import train_cifar\n"
+        "if os.environ.get('OMPI_COMM_WORLD_RANK', os.environ.get('PMI_RANK')) == '1':\n"
+        "    threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGKILL)).start()\n"
+        "sys.exit(train_cifar.main(sys.argv[1:]))\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    argv = _mpirun_command() + ["-np", "2", sys.executable, str(job), "--model",
+                                "cifar10_tutorial", "--data", data, "--out",
+                                str(tmp_path / "run"), "--epochs", "100000", "--batch-size",
+                                "2", "--val-per-class", "1", "--augment", "none", "--workers",
+                                "1", "--no-progress", "--no-plot", "--cache-dir", "none"]
+    start = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=REPO,
+                          check=False)
+    elapsed = time.monotonic() - start
+    assert proc.returncode != 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    assert "signal 9" in proc.stdout + proc.stderr or "Killed" in proc.stdout + proc.stderr
+    assert "epoch 1/100000" in proc.stdout  # it was training when the rank died
+    assert elapsed < 60
