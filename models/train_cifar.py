@@ -1018,8 +1018,9 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
         cfg.pop(k, None)
     _check_config(cfg, model)
     if comm.size > 1 and cfg["device"] != "cpu":
-        raise ValueError("data-parallel training (several MPI ranks) runs on --device cpu "
-                         "only (GPU collectives through NCCL are not there yet)")
+        raise ValueError("data-parallel training (several MPI ranks) in models.train_cifar "
+                         "runs on --device cpu only (scripts can use GPUs through "
+                         "fastconv.distributed.init_process_group('nccl'))")
     cfg["world_size"] = comm.size
     if lead:
         os.makedirs(cfg["out"], exist_ok=True)
