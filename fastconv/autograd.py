@@ -118,6 +118,33 @@ def _topological_order(root):
 _queued_callbacks = None
 
 
+def _leaf_edge_counts(order) -> dict:
+    """For each leaf with post-accumulate-grad hooks: how many graph edges lead to it. Its
+    gradient is complete once every node holding such an edge has been visited."""
+    counts = {}
+    for fn in order:
+        for parent in fn.parents:
+            if getattr(parent, "_post_accumulate_hooks", None) and parent._ctx is None:
+                counts[id(parent)] = counts.get(id(parent), 0) + 1
+    return counts
+
+
+def _settle_leaf_edges(fn, counts: dict, received: set) -> None:
+    """``fn`` has delivered its gradients (or none, if the output did not depend on it): run
+    the post-accumulate-grad hooks of the leaves whose last edge this was."""
+    for parent in fn.parents:
+        key = id(parent)
+        if key in counts:
+            counts[key] -= 1
+            if counts[key] == 0 and key in received:
+                _run_post_accumulate_hooks(parent)
+
+
+def _run_post_accumulate_hooks(leaf) -> None:
+    for hook in list(leaf._post_accumulate_hooks):
+        hook(leaf)
+
+
 def queue_callback(callback) -> None:
     """Run ``callback()`` once the running backward pass has accumulated every leaf gradient
     (torch's ``Variable._execution_engine.queue_callback``). Only valid during backward,
@@ -148,6 +175,8 @@ def _backward(root, grad, retain_graph: bool) -> None:
 
     if root._ctx is None:  # a leaf: its gradient is the incoming one
         _accumulate(root, grad)
+        if root.requires_grad and root._post_accumulate_hooks:
+            _run_post_accumulate_hooks(root)
         return
     if root._ctx.released:
         raise RuntimeError(
@@ -155,8 +184,12 @@ def _backward(root, grad, retain_graph: bool) -> None:
             "same graph needs retain_graph=True on the first call"
         )
     grads = {id(root._ctx): grad}  # gradient flowing into each Function's output
+    order = _topological_order(root)
+    # Leaves with post-accumulate-grad hooks: edges still to come, and those that got a
+    # gradient (a leaf may be used by several nodes; its hooks run once, when it is complete).
+    pending, received = _leaf_edge_counts(order), set()
     with set_grad_enabled(False):
-        for fn in _topological_order(root):
+        for fn in order:
             dy = grads.pop(id(fn), None)
             if fn.released:
                 raise RuntimeError(
@@ -164,6 +197,8 @@ def _backward(root, grad, retain_graph: bool) -> None:
                     "backward(retain_graph=True) the first time to backpropagate twice"
                 )
             if dy is None:  # this branch does not influence the output
+                if pending:
+                    _settle_leaf_edges(fn, pending, received)
                 continue
             if fn.saved is not None:
                 _check_versions(fn)
@@ -177,9 +212,12 @@ def _backward(root, grad, retain_graph: bool) -> None:
                     continue
                 if parent._ctx is None:
                     _accumulate(parent, g)
+                    received.add(id(parent))
                 else:
                     key = id(parent._ctx)
                     grads[key] = g if key not in grads else grads[key] + g
+            if pending:
+                _settle_leaf_edges(fn, pending, received)
             if not retain_graph:
                 fn.saved = None
                 fn.parents = ()

@@ -140,6 +140,7 @@ class Tensor:
     _version = 0      # bumped by each in-place change (checked by backward)
     _strides = None   # the strides PyTorch would have (None: those of ``data``)
     _hooks = None     # gradient hooks of a leaf
+    _post_accumulate_hooks = None  # hooks run once a leaf's .grad is complete in a backward
 
     def __init__(self, data, requires_grad: bool = False, _ctx=None):
         if isinstance(data, Tensor):
@@ -441,6 +442,21 @@ class Tensor:
             hooks = self._hooks
         hooks.append(hook)
         return _HookHandle(hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` once per backward pass, after every gradient of this leaf
+        has been accumulated into its ``.grad`` (torch's hook of the same name;
+        DistributedDataParallel starts a bucket's all-reduce from it). Returns a handle with
+        ``remove()``."""
+        if self._ctx is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = []
+        self._post_accumulate_hooks.append(hook)
+        return _HookHandle(self._post_accumulate_hooks, hook)
 
     def retain_grad(self) -> None:
         """Keep the gradient of a non-leaf tensor in ``.grad`` after backward."""

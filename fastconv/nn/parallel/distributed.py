@@ -1,13 +1,12 @@
 """DistributedDataParallel (torch.nn.parallel.DistributedDataParallel's names and semantics).
 
-    dist.init_process_group("mpi")
+    dist.init_process_group("mpi")               # or "nccl", with the model on "cuda"
     model = DistributedDataParallel(net)         # every rank now holds rank 0's weights
     loss = criterion(model(x_local), y_local)
     loss.backward()                              # .grad is the average over the ranks
     optimizer.step()
 
-How the gradients are averaged (the design of ChainerMN's and Horovod's communicators, with
-torch's user-facing names):
+How the gradients are averaged (the design of torch's reducer and Horovod's fusion buffers):
 
 * Wrap time: the ranks compare their models' signatures (name, shape, dtype of every
   parameter and buffer, exchanged with an allgather) and refuse to start if they differ; then
@@ -15,31 +14,32 @@ torch's user-facing names):
 * Buckets: the trainable parameters, in reverse registration order (roughly the order backward
   produces their gradients), are grouped into flat buckets of at most ``bucket_cap_mb``
   megabytes (one dtype per bucket; a larger parameter is a bucket of its own). One
-  MPI_Allreduce per bucket instead of one per parameter.
-* Trigger: each parameter carries a gradient hook. A forward through the wrapper (with grad
-  enabled and outside ``no_sync``) arms it; the first hook that fires in the following
-  backward queues a callback with ``fastconv.autograd.queue_callback``, which the backward
-  pass runs after it has accumulated every leaf gradient. The callback packs each bucket's
-  gradients, sums them across ranks, divides by the world size and writes them back to
-  ``.grad``. A plain ``loss.backward()`` is therefore all a training loop needs.
+  all-reduce per bucket instead of one per parameter.
+* Overlap: each parameter carries a post-accumulate-grad hook, which the backward pass runs
+  once that parameter's gradient is complete. When the last gradient of a bucket is in, the
+  bucket is packed and its all-reduce started without waiting (MPI_Iallreduce; NCCL on a
+  stream of its own), while backward goes on computing the earlier layers' gradients.
+  Buckets start in index order on every rank (a ready bucket waits for the ones before it),
+  because the ranks must issue their collectives in the same order. The first hook queues a
+  callback (``fastconv.autograd.queue_callback``) that runs when backward has finished: it
+  starts any bucket left (parameters that got no gradient contribute zeros), waits for each
+  all-reduce, divides by the world size and writes the averages back to ``.grad``. A plain
+  ``loss.backward()`` is therefore all a training loop needs.
 * ``no_sync()``: forwards inside it do not arm the hooks, so their backwards only accumulate
   locally; the next synchronised backward averages the accumulated gradients (torch's gradient
   accumulation recipe).
-* A parameter that got no gradient on a rank contributes zeros; after the reduction every
-  trainable parameter has a ``.grad`` (the same on all ranks), so replicas never drift.
+* After the reduction every trainable parameter has a ``.grad`` (the same on all ranks), so
+  replicas never drift.
 * ``broadcast_buffers=True`` (torch's default) copies rank 0's buffers (batch-norm running
   statistics) to every rank at the start of each forward.
 
-Differences from torch: communication does not overlap the backward pass (the buckets are
-reduced after it, one after the other); there is no smaller first bucket; only CPU tensors and
-the default process group (backend "mpi").
+Differences from torch: no smaller first bucket; the bucket order is fixed at wrap time (no
+rebuild after the first iteration); only the default process group.
 """
 
 from __future__ import annotations
 
 import contextlib
-
-import numpy as np
 
 import fastconv.distributed as dist
 from fastconv import autograd
@@ -66,20 +66,27 @@ class DistributedDataParallel(Module):
         self.bucket_cap_mb = bucket_cap_mb
         self.find_unused_parameters = find_unused_parameters  # unused ones contribute zeros
         self.require_backward_grad_sync = True
-        self._comm = dist._default_group().comm
+        group = dist._default_group()
+        self._comm = group.comm
         self._world_size = self._comm.Get_size()
         named = list(module.named_parameters()) + list(module.named_buffers())
         for name, t in named:
-            if not isinstance(t.data, np.ndarray):
-                raise NotImplementedError(
-                    f"DistributedDataParallel: {name} is on {t.device}; backend 'mpi' averages "
-                    "CPU tensors only (GPU needs backend='nccl', not there yet)")
+            if t.device != group.collectives.device:
+                raise ValueError(
+                    f"DistributedDataParallel: {name} is on {t.device}; backend "
+                    f"{group.backend!r} averages {group.collectives.device.upper()} tensors "
+                    "(CPU: backend='mpi', GPU: backend='nccl' with the model moved to 'cuda')")
         self._check_same_model(named)
         self._sync_module_states()
+        # The buckets' collectives on a communicator of their own: they are in flight while
+        # the backward pass may run other collectives (SyncBatchNorm's) on the default group.
+        self._collectives = group.collectives.dup()
         self._params = [p for p in module.parameters() if p.requires_grad]
         self._buckets = self._make_buckets(self._params, int(bucket_cap_mb * 1024 * 1024))
+        self._bucket_of = {id(p): i for i, bucket in enumerate(self._buckets) for p in bucket}
         self._armed = False
-        self._hook_handles = [p.register_hook(self._on_grad) for p in self._params]
+        self._hook_handles = [p.register_post_accumulate_grad_hook(self._on_grad_ready)
+                              for p in self._params]
 
     # ---- wrap time ------------------------------------------------------------------------
     def _check_same_model(self, named) -> None:
@@ -127,26 +134,52 @@ class DistributedDataParallel(Module):
                 for b in self.module.buffers():
                     dist.broadcast(b, src=0)
         self._armed = self.require_backward_grad_sync and autograd.is_grad_enabled()
+        if self._armed:  # the state of the next backward's reduction
+            self._missing = [len(bucket) for bucket in self._buckets]  # gradients not yet in
+            self._started = []  # (flat buffer, work) of buckets 0, 1, ... in order
+            self._finish_queued = False
         return self.module(*args, **kwargs)
 
-    def _on_grad(self, grad):
-        if self._armed:
-            self._armed = False
-            autograd.queue_callback(self._reduce_gradients)
+    def _on_grad_ready(self, param) -> None:
+        """Post-accumulate-grad hook: ``param``'s gradient is complete for this backward."""
+        if not self._armed:
+            return
+        if not self._finish_queued:
+            self._finish_queued = True
+            autograd.queue_callback(self._finish_reduction)
+        self._missing[self._bucket_of[id(param)]] -= 1
+        self._start_ready_buckets()
+        for _, work in self._started:  # let MPI progress what is in flight
+            if not work.poll():
+                break
 
-    def _reduce_gradients(self) -> None:
-        """Average every trainable parameter's .grad across the ranks, one allreduce per
-        bucket."""
+    def _start_ready_buckets(self, all_left: bool = False) -> None:
+        """Start, in index order, every bucket whose gradients are all in (every bucket left
+        when ``all_left``: after backward, a missing gradient is an unused parameter)."""
+        while len(self._started) < len(self._buckets):
+            i = len(self._started)
+            if self._missing[i] and not all_left:
+                return
+            self._started.append(self._start_bucket(self._buckets[i]))
+
+    def _start_bucket(self, bucket):
+        xp = self._collectives.xp
+        flat = xp.empty(sum(p.data.size for p in bucket), dtype=bucket[0].data.dtype)
+        offset = 0
+        for p in bucket:
+            n = p.data.size
+            flat[offset:offset + n] = 0 if p.grad is None else p.grad.data.reshape(-1)
+            offset += n
+        return flat, self._collectives.start_all_reduce_(flat, dist.ReduceOp.AVG)
+
+    def _finish_reduction(self) -> None:
+        """After backward: start what is left, wait for every bucket, write the averages."""
         from fastconv.tensor import Tensor
 
-        for bucket in self._buckets:
-            flat = np.empty(sum(p.data.size for p in bucket), dtype=bucket[0].data.dtype)
-            offset = 0
-            for p in bucket:
-                n = p.data.size
-                flat[offset:offset + n] = 0 if p.grad is None else p.grad.data.reshape(-1)
-                offset += n
-            dist.allreduce_array_(self._comm, flat, dist.ReduceOp.AVG)
+        self._armed = False
+        self._start_ready_buckets(all_left=True)
+        for bucket, (flat, work) in zip(self._buckets, self._started):
+            work.wait()
             offset = 0
             for p in bucket:
                 n = p.data.size
@@ -156,6 +189,7 @@ class DistributedDataParallel(Module):
                 else:
                     p.grad.data[...] = averaged
                 offset += n
+        self._started = []
 
     @contextlib.contextmanager
     def no_sync(self):
