@@ -905,7 +905,7 @@ class _Run:
             bar = tqdm(total=self.steps_per_epoch, initial=self.start_batch, unit="batch",
                        desc=f"epoch {self.epoch + 1}/{self.epochs}", dynamic_ncols=True,
                        leave=True, file=sys.stderr)
-        b = self.start_batch
+        b, stopping = self.start_batch, False
         batches = self.train_loader.iter_epoch(self.epoch, start_batch=self.start_batch)
         try:
             for x, y in batches:
@@ -921,18 +921,15 @@ class _Run:
                     bar.update(1)
                 if interrupt_after_steps and self.step >= interrupt_after_steps:
                     intr.flag = True
-                if self.comm.size > 1:  # a signal on any rank stops them all here
-                    flag, signum = self.comm.max([float(intr.flag), float(intr.signum or 0)])
-                    if flag and not intr.flag:
-                        intr.flag, intr.signum = True, int(signum) or None
-                if intr.flag:
+                if self._agree_on_stop(intr):
+                    stopping = True
                     break
         finally:
             batches.close()
             if bar is not None:
                 bar.close()
         self.partial["time"] = time.perf_counter() - t0
-        if intr.flag and b < self.steps_per_epoch:
+        if stopping and b < self.steps_per_epoch:
             path = self.save("last.npz", {"epoch": self.epoch, "batch": b},
                              partial=self._global_partial())
             self.log(f"saved {path} at epoch {self.epoch + 1}, batch {b}; continue with: "
@@ -940,6 +937,18 @@ class _Run:
             self.stopped = "interrupted"
             return False
         return True
+
+    def _agree_on_stop(self, intr) -> bool:
+        """Whether to stop: a signal on any rank stops them all at the same point (each rank
+        must leave the loop where the others do, or one waits in a collective for ever). The
+        answer is the reduced flag, never the local one: a signal handled during the reduction
+        sets the local flag after the others have read it; the next call carries it."""
+        if self.comm.size == 1:
+            return bool(intr.flag)
+        flag, signum = self.comm.max([float(intr.flag), float(intr.signum or 0)])
+        if flag and not intr.flag:
+            intr.flag, intr.signum = True, int(signum) or None
+        return bool(flag)
 
     # -- step 5: end of epoch ----------------------------------------------------------------------
     def end_epoch(self, intr, stop_after: int) -> None:
@@ -1001,7 +1010,7 @@ class _Run:
         if self.stopped == "early_stop":
             self.log(f"early stop: no better validation top-1 for {self.bad_epochs} epochs "
                      f"(best {self.best['val_top1']:.2f}% at epoch {self.best['epoch']})")
-        if intr.flag:
+        if self._agree_on_stop(intr):  # a signal during validation or the saves
             self.stopped = "interrupted"
             self.log(f"saved {os.path.join(self.run_dir, 'last.npz')} after epoch "
                      f"{self.epoch}; continue with: {_resume_command(self.run_dir)}")

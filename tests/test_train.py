@@ -410,5 +410,7 @@ def test_bf16_precision_is_stored_and_honoured_on_resume(tmp_path, rng, capsys):
     assert w16.keys() == w32.keys()
     assert all(w16[k].dtype == np.float32 for k in w16)  # float32 master weights
     assert any(not np.array_equal(w16[k], w32[k]) for k in w16)
-    for k in w16:  # the same training, only rounded differently
-        np.testing.assert_allclose(w16[k], w32[k], rtol=0.05, atol=0.05 * np.abs(w32[k]).max())
+    # the same training, only rounded differently: all weights as one vector within 0.2%
+    # (measured: 0.012%)
+    v16, v32 = (np.concatenate([w[k].ravel() for k in sorted(w)]) for w in (w16, w32))
+    assert np.linalg.norm(v16 - v32) <= 2e-3 * np.linalg.norm(v32)

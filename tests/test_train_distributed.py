@@ -147,16 +147,23 @@ def test_two_rank_step_equals_one_process_step_on_the_global_batch(tmp_path, rng
 
 
 def test_sigterm_on_one_rank_stops_both_after_one_checkpoint(tmp_path, rng):
-    """Rank 1 alone gets SIGTERM (a timer in the job): every rank stops after the batch, rank 0
-    writes last.npz once, and both exit with 128 + SIGTERM."""
+    """Rank 1 alone gets SIGTERM (from a thread of the job, a second after training set up its
+    run folder: under load the start-up alone can take seconds): every rank stops after the
+    batch, rank 0 writes last.npz once, and both exit with 128 + SIGTERM."""
     data = make_folder(tmp_path / "data", rng, per_class=4, size=24)
     out = tmp_path / "run"
     job = tmp_path / "job.py"
     job.write_text(
-        "import os, signal, sys, threading\n"
+        "import os, signal, sys, threading, time\n"
         "from models import train_cifar\n"
+        "def stop_later():\n"
+        "    config = os.path.join(sys.argv[sys.argv.index('--out') + 1], 'config.json')\n"
+        "    while not os.path.exists(config):\n"
+        "        time.sleep(0.05)\n"
+        "    time.sleep(1.0)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
         "if os.environ.get('OMPI_COMM_WORLD_RANK', os.environ.get('PMI_RANK')) == '1':\n"
-        "    threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGTERM)).start()\n"
+        "    threading.Thread(target=stop_later, daemon=True).start()\n"
         "sys.exit(train_cifar.main(sys.argv[1:]))\n")
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -214,10 +221,16 @@ def test_a_rank_killed_mid_run_ends_the_job_in_bounded_time(tmp_path, rng):
     data = make_folder(tmp_path / "data", rng, per_class=4, size=24)
     job = tmp_path / "job.py"
     job.write_text(
-        "import os, signal, sys, threading\n"
+        "import os, signal, sys, threading, time\n"
         "from models import train_cifar\n"
+        "def kill_later():  # once the first epoch is logged, whatever the start-up took\n"
+        "    log = os.path.join(sys.argv[sys.argv.index('--out') + 1], 'history.csv')\n"
+        "    while not os.path.exists(log):\n"
+        "        time.sleep(0.05)\n"
+        "    time.sleep(0.5)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "if os.environ.get('OMPI_COMM_WORLD_RANK', os.environ.get('PMI_RANK')) == '1':\n"
-        "    threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGKILL)).start()\n"
+        "    threading.Thread(target=kill_later, daemon=True).start()\n"
         "sys.exit(train_cifar.main(sys.argv[1:]))\n")
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -226,10 +239,16 @@ def test_a_rank_killed_mid_run_ends_the_job_in_bounded_time(tmp_path, rng):
                                 str(tmp_path / "run"), "--epochs", "100000", "--batch-size",
                                 "2", "--val-per-class", "1", "--augment", "none", "--workers",
                                 "1", "--no-progress", "--no-plot", "--cache-dir", "none"]
-    start = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=REPO,
-                          check=False)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=REPO)
+    log = tmp_path / "run" / "history.csv"
+    deadline = time.monotonic() + 120
+    while not log.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    start = time.monotonic()  # the kill comes half a second after this
+    out, err = proc.communicate(timeout=120)
     elapsed = time.monotonic() - start
+    proc = subprocess.CompletedProcess(argv, proc.returncode, out, err)
     assert proc.returncode != 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     assert "signal 9" in proc.stdout + proc.stderr or "Killed" in proc.stdout + proc.stderr
     assert "epoch 1/100000" in proc.stdout  # it was training when the rank died
