@@ -160,9 +160,16 @@ py::tuple group_norm_forward(const py::array& x, const std::optional<py::array>&
             MEAN[r] = mu;
             RSTD[r] = rs;
             const index_t c0 = (r % s.G) * Cg;
-            if (S == 1 && Wt && B) {  // layer norm: one affine pair per element
-                const float *w = Wt + c0, *b = B + c0;
-                for (index_t j = 0; j < Cg; ++j) yr[j] = (xr[j] - mu) * rs * w[j] + b[j];
+            if (S == 1) {  // layer norm: an affine pair per element; one vector loop per case
+                const float *w = Wt ? Wt + c0 : nullptr, *b = B ? B + c0 : nullptr;
+                if (w && b)
+                    for (index_t j = 0; j < Cg; ++j) yr[j] = (xr[j] - mu) * rs * w[j] + b[j];
+                else if (w)
+                    for (index_t j = 0; j < Cg; ++j) yr[j] = (xr[j] - mu) * rs * w[j];
+                else if (b)
+                    for (index_t j = 0; j < Cg; ++j) yr[j] = (xr[j] - mu) * rs + b[j];
+                else
+                    for (index_t j = 0; j < Cg; ++j) yr[j] = (xr[j] - mu) * rs;
                 continue;
             }
             for (index_t j = 0; j < Cg; ++j) {
@@ -219,10 +226,15 @@ py::tuple group_norm_backward(const py::array& x, const std::optional<py::array>
                 row_grad_sums(xr, dr, Wt ? Wt + c0 : nullptr, Cg, S, mu, rs, sum_g, sum_gx);
                 const float mean_g = K ? static_cast<float>(sum_g / K) : 0.f;
                 const float mean_gx = K ? static_cast<float>(sum_gx / K) : 0.f;
-                if (S == 1 && Wt) {  // layer norm: a weight per element
-                    const float* w = Wt + c0;
-                    for (index_t j = 0; j < Cg; ++j)
-                        out[j] = rs * (dr[j] * w[j] - mean_g - (xr[j] - mu) * rs * mean_gx);
+                if (S == 1) {  // layer norm: a weight per element, or none
+                    if (Wt) {
+                        const float* w = Wt + c0;
+                        for (index_t j = 0; j < Cg; ++j)
+                            out[j] = rs * (dr[j] * w[j] - mean_g - (xr[j] - mu) * rs * mean_gx);
+                    } else {
+                        for (index_t j = 0; j < Cg; ++j)
+                            out[j] = rs * (dr[j] - mean_g - (xr[j] - mu) * rs * mean_gx);
+                    }
                     continue;
                 }
                 for (index_t j = 0; j < Cg; ++j) {
