@@ -5,7 +5,8 @@
  *   adaptive max: the window of output (oh, ow) is rows [oh*H/OH, ceil((oh+1)*H/OH))
  *        and columns likewise (PyTorch's adaptive windows); indices as max.
  *   max: y = the largest value; indices = its flat offset ih*W + iw in the
- *        input plane (int32). Ties: the first maximum in row-major scan order
+ *        input plane (int32), or -1 (and y = -inf) for a dilated window whose
+ *        taps all miss the input. Ties: the first maximum in row-major scan order
  *        of the window wins; padding never wins; a NaN wins (it propagates).
  *   avg: y = sum / divisor, divisor = window area including padding (but not
  *        the part past the padded edge that ceil_mode adds) when
@@ -114,8 +115,10 @@ void max_pool_plane(const float* __restrict x, float* __restrict y, std::int32_t
             const index_t len = std::min(kPoolBlock, OW - o0);
             for (index_t j = 0; j < len; ++j) {
                 best[j] = -std::numeric_limits<float>::infinity();
-                // the window's first real pixel, until a larger value is seen
-                arg[j] = static_cast<std::int32_t>(hs * W + first_tap((o0 + j) * SW - PW, DW));
+                // the window's first real pixel, until a larger value is seen; -1 for a
+                // dilated window whose taps all miss the input (its y stays -inf)
+                const index_t ws = first_tap((o0 + j) * SW - PW, DW);
+                arg[j] = hs < H && ws < W ? static_cast<std::int32_t>(hs * W + ws) : -1;
             }
             for (index_t kh = 0; kh < KH; ++kh) {
                 const index_t ih = h0 + kh * DH;
@@ -219,6 +222,7 @@ py::array max_pool2d_backward(const py::array& dy, const py::array& indices,
             std::fill(d, d + HW, 0.f);
             for (index_t o = 0; o < OHW; ++o) {
                 const index_t k = ip[o];
+                if (k == -1) continue;  // a window without input pixels
                 if (k < 0 || k >= HW) {  // never write outside the plane
                     bad = true;
                     continue;

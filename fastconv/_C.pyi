@@ -92,7 +92,8 @@ def conv2d_backward(x: F32, w: F32, dy: F32, stride: Pair, padding: Pair, dilati
 def max_pool2d_forward(x: F32, kernel: Pair, stride: Pair, padding: Pair,
                        ceil_mode: bool, dilation: Pair = (1, 1)) -> Tuple[F32, I32]:
     """(y, indices) for x (N, C, H, W); indices int32 (N, C, OH, OW) = ih*W + iw of the max.
-    Window taps oh*SH - PH + kh*DH, columns likewise.
+    Window taps oh*SH - PH + kh*DH, columns likewise; a dilated window whose taps all miss the
+    input gives y = -inf and index -1 (max_pool2d_backward skips it).
 
     Ties: the first maximum in row-major window order wins; padding never wins; NaN wins.
     PyTorch's rule padding <= kernel // 2 is checked by the caller (fastconv.ops.pool), not here.

@@ -165,6 +165,14 @@ def test_max_pool2d_dilated(be, k, s, p, d, ceil, rng):
                                              pair(d)), xt.grad)
 
 
+def test_max_pool2d_dilated_window_that_misses_the_input(be, rng):
+    x = randn(rng, 2, 3, 1, 5)
+    y, idx = be.max_pool2d_forward(x, (2, 1), (1, 1), (2, 0), False, (3, 1))
+    assert np.all(y == -np.inf) and np.all(idx == -1)
+    dx = be.max_pool2d_backward(randn(rng, *y.shape), idx, x.shape, (2, 1), (1, 1), (2, 0), (3, 1))
+    np.testing.assert_array_equal(dx, 0)
+
+
 @pytest.mark.parametrize("out", [(4, 3), (1, 1), (11, 10), (13, 4), (3, 7)], ids=str)
 def test_adaptive_max_pool2d(be, out, rng):
     x = distinct(rng, 2, 3, 11, 10)

@@ -43,8 +43,17 @@ def _run(fc_fn, torch_fn, x, grad=True):
         yt = torch_fn(xt)
     except (RuntimeError, ValueError, IndexError, NotImplementedError):
         return  # fastconv accepts more than torch here; the values are checked elsewhere
-    assert_close(to_numpy(y), yt, name="forward vs torch")
+    got, want = to_numpy(y), yt.detach().numpy()
+    assert got.shape == want.shape, f"shape {got.shape}, torch {want.shape}"
+    special = ~np.isfinite(want)  # -inf of a max window that misses the input: equal, not close
+    np.testing.assert_array_equal(got[special], want[special])
+    assert_close(got[~special], want[~special], name="forward vs torch")
     if not grad or y.numel() == 0 or x.size == 0:
+        return
+    if special.any():
+        # torch's index for such a window points past its plane (into the next one, which
+        # then receives the gradient); fastconv's is -1 and adds nothing, checked in
+        # test_layer_kernels.py
         return
     g = np.random.default_rng(0).standard_normal(y.shape).astype(np.float32)
     y.backward(fastconv.tensor(g))

@@ -236,6 +236,17 @@ def test_max_pool2d_dilated_kernels(rng):
         _check_max_pool2d_dilated(rng)
 
 
+def test_max_pool2d_dilated_window_that_misses_the_input(rng):
+    """Taps at rows -2 and 1 of a 1-row input (fastconv's padding rule allows half the dilated
+    kernel; torch's refuses this): y = -inf, index -1, no gradient, nothing out of bounds."""
+    x = T(randn(rng, 2, 3, 1, 5), requires_grad=True)
+    y, idx = F.max_pool2d(x, (2, 1), 1, (2, 0), (3, 1), return_indices=True)
+    assert y.shape == (2, 3, 2, 5)
+    assert np.all(to_numpy(y) == -np.inf) and np.all(to_numpy(idx) == -1)
+    y.backward(fastconv.tensor(randn(rng, *y.shape)))
+    np.testing.assert_array_equal(to_numpy(x.grad), 0)
+
+
 def test_max_pool2d_dilated_non_contiguous(rng):
     check_vs_torch(_permuted(lambda t: F.max_pool2d(t, 3, 2, 1, 2)),
                    _permuted(lambda t: tF.max_pool2d(t, 3, 2, 1, 2)), [distinct(rng, 2, 3, 9, 14)],

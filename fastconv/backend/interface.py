@@ -43,7 +43,8 @@ class Kernels(Protocol):
                            ceil_mode: bool, dilation: Pair = (1, 1)) -> tuple[Array, Array]:
         """(y, indices): indices int32 (N, C, OH, OW), the flat offset oh*W + ow of the max
         inside its input plane. Window taps oh*SH - PH + kh*DH (columns likewise). The first
-        maximum in row-major order of the window wins (as in PyTorch); padding never wins."""
+        maximum in row-major order of the window wins (as in PyTorch); padding never wins. A
+        dilated window whose taps all miss the input gets y = -inf and index -1 (no gradient)."""
 
     def max_pool2d_backward(self, dy: Array, indices: Array, x_shape: tuple, kernel: Pair,
                             stride: Pair, padding: Pair, dilation: Pair = (1, 1)) -> Array:

@@ -60,7 +60,8 @@ extern "C" __global__ void max_pool2d_forward(const float* __restrict__ x, float
         while (hstart < 0) hstart += DH;
         while (wstart < 0) wstart += DW;
         float best = FC_NEG_INF;
-        int best_idx = hstart * W + wstart;
+        // -1: a dilated window whose taps all miss the input (y stays -inf)
+        int best_idx = hstart < H && wstart < W ? hstart * W + wstart : -1;
         for (int h = hstart; h < hend; h += DH) {
             for (int w = wstart; w < wend; w += DW) {
                 const int idx = h * W + w;
