@@ -117,11 +117,11 @@ def _fwd_bwd(impl, fn_fc, fn_torch, x, torch):
     return run
 
 
-def _bench_layer(benchmark, request, impl, group, x, fn_fc, fn_torch):
+def _bench_layer(benchmark, request, impl, group, x, fn_fc, fn_torch, rounds=ROUNDS):
     torch = request.getfixturevalue("torch_or_skip") if impl == "torch" else None
     run = _fwd_bwd(impl, fn_fc, fn_torch, x, torch)
     benchmark.group = group
-    benchmark.pedantic(run, **ROUNDS)
+    benchmark.pedantic(run, **rounds)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -161,3 +161,52 @@ def test_batch_norm(benchmark, request, impl, shape):
         torch = request.getfixturevalue("torch_or_skip")
         fn_fc, fn_t = None, torch.nn.BatchNorm2d(C)
     _bench_layer(benchmark, request, impl, f"batch_norm train fwd+bwd {name}", x, fn_fc, fn_t)
+
+
+# The layers of the PyTorch surface (activations, layer / group norm, padding, dilated and
+# adaptive max pooling, resizing), forward and backward, at CIFAR-network sizes.
+LAYER_X = ("batch32.c64.32x32", 32, 64, 32, 32)
+# Each of these takes a few milliseconds, about the scheduler's tick on a shared VM, where
+# single calls came out in steps of 4 ms: five calls per round average over the steps.
+LAYER_ROUNDS = dict(rounds=7, warmup_rounds=2, iterations=5)
+
+
+def _torch_f():
+    return __import__("torch").nn.functional
+
+
+LAYER_CASES = {  # name: (fastconv fn, torch fn)
+    "leaky_relu": (lambda t: F.leaky_relu(t, 0.1), lambda t: _torch_f().leaky_relu(t, 0.1)),
+    "elu": (F.elu, lambda t: _torch_f().elu(t)),
+    "gelu": (F.gelu, lambda t: _torch_f().gelu(t)),
+    "gelu_tanh": (lambda t: F.gelu(t, approximate="tanh"),
+                  lambda t: _torch_f().gelu(t, approximate="tanh")),
+    "silu": (F.silu, lambda t: _torch_f().silu(t)),
+    "sigmoid": (lambda t: t.sigmoid(), lambda t: t.sigmoid()),
+    "tanh": (lambda t: t.tanh(), lambda t: t.tanh()),
+    "layer_norm (C, H, W)": (lambda t: F.layer_norm(t, t.shape[1:]),
+                             lambda t: _torch_f().layer_norm(t, t.shape[1:])),
+    "group_norm 8 groups": (lambda t: F.group_norm(t, 8), lambda t: _torch_f().group_norm(t, 8)),
+    "pad zeros 1": (lambda t: F.pad(t, (1, 1, 1, 1)), lambda t: _torch_f().pad(t, (1, 1, 1, 1))),
+    "pad reflect 2": (lambda t: F.pad(t, (2, 2, 2, 2), mode="reflect"),
+                      lambda t: _torch_f().pad(t, (2, 2, 2, 2), mode="reflect")),
+    "max_pool 3/2 dilation 2": (lambda t: F.max_pool2d(t, 3, 2, 1, 2),
+                                lambda t: _torch_f().max_pool2d(t, 3, 2, 1, 2)),
+    "adaptive_max_pool 5x5": (lambda t: F.adaptive_max_pool2d(t, 5),
+                              lambda t: _torch_f().adaptive_max_pool2d(t, 5)),
+    "upsample nearest x2": (lambda t: F.interpolate(t, scale_factor=2),
+                            lambda t: _torch_f().interpolate(t, scale_factor=2)),
+    "upsample bilinear x2": (lambda t: F.interpolate(t, scale_factor=2, mode="bilinear"),
+                             lambda t: _torch_f().interpolate(t, scale_factor=2,
+                                                              mode="bilinear")),
+}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", list(LAYER_CASES))
+def test_layer(benchmark, request, impl, case):
+    name, *dims = LAYER_X
+    x = np.random.default_rng(0).standard_normal(dims, dtype=np.float32)
+    fn_fc, fn_t = LAYER_CASES[case]
+    _bench_layer(benchmark, request, impl, f"{case} fwd+bwd {name}", x, fn_fc, fn_t,
+                 LAYER_ROUNDS)

@@ -54,10 +54,14 @@ PYBIND11_MODULE(_C, m) {
 
     // ---- pooling
     m.def("max_pool2d_forward", &max_pool2d_forward, "x"_a, "kernel"_a, "stride"_a, "padding"_a,
-          "ceil_mode"_a,
+          "ceil_mode"_a, "dilation"_a = Pair{1, 1},
           "Max pooling of x (N, C, H, W). Returns (y, indices): indices int32 (N, C, OH, OW), "
           "the flat offset ih*W + iw of the max in its input plane. Ties: the first maximum in "
           "row-major window order; padding never wins; NaN propagates.");
+    m.def("adaptive_max_pool2d_forward", &adaptive_max_pool2d_forward, "x"_a, "output_size"_a,
+          "Max over PyTorch's adaptive windows (rows [i*H/OH, ceil((i+1)*H/OH)), columns "
+          "likewise) of x (N, C, H, W). Returns (y, indices) as max_pool2d_forward; its "
+          "backward is max_pool2d_backward.");
     m.def("max_pool2d_backward", &max_pool2d_backward, "dy"_a, "indices"_a, "x_shape"_a,
           "dx (x_shape) with dy scattered (summed) onto the positions in indices.");
     m.def("avg_pool2d_forward", &avg_pool2d_forward, "x"_a, "kernel"_a, "stride"_a, "padding"_a,
@@ -95,6 +99,51 @@ PYBIND11_MODULE(_C, m) {
           "Round each float32 of x, in place, to the nearest bfloat16 (ties to even).");
     m.def("add_inplace", &add_inplace, "dst"_a, "src"_a,
           "dst += src for float32 C-contiguous arrays of one shape (not overlapping).");
+
+    // ---- activations beyond ReLU (the backward passes take x, or y for sigmoid and tanh)
+    m.def("leaky_relu_forward", &leaky_relu_forward, "x"_a, "negative_slope"_a,
+          "y = x > 0 ? x : negative_slope * x.");
+    m.def("leaky_relu_backward", &leaky_relu_backward, "x"_a, "dy"_a, "negative_slope"_a,
+          "dx = dy * (x > 0 ? 1 : negative_slope).");
+    m.def("elu_forward", &elu_forward, "x"_a, "alpha"_a, "y = x > 0 ? x : alpha * (exp(x) - 1).");
+    m.def("elu_backward", &elu_backward, "x"_a, "dy"_a, "alpha"_a,
+          "dx = dy * (x > 0 ? 1 : alpha * exp(x)).");
+    m.def("gelu_forward", &gelu_forward, "x"_a, "tanh_approximation"_a,
+          "y = x * Phi(x) (exact normal CDF), or x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).");
+    m.def("gelu_backward", &gelu_backward, "x"_a, "dy"_a, "tanh_approximation"_a,
+          "dx of gelu_forward.");
+    m.def("silu_forward", &silu_forward, "x"_a, "y = x * sigmoid(x).");
+    m.def("silu_backward", &silu_backward, "x"_a, "dy"_a, "dx = dy * s * (1 + x (1 - s)).");
+    m.def("sigmoid_forward", &sigmoid_forward, "x"_a, "y = 1 / (1 + exp(-x)).");
+    m.def("sigmoid_backward", &sigmoid_backward, "y"_a, "dy"_a, "dx = dy * y * (1 - y).");
+    m.def("tanh_forward", &tanh_forward, "x"_a, "y = tanh(x).");
+    m.def("tanh_backward", &tanh_backward, "y"_a, "dy"_a, "dx = dy * (1 - y^2).");
+
+    // ---- group and layer normalisation
+    m.def("group_norm_forward", &group_norm_forward, "x"_a, "weight"_a, "bias"_a, "groups"_a,
+          "eps"_a,
+          "Group norm of x (N, C, *): statistics per (n, group of C/groups channels), "
+          "weight/bias (C,) or None. Returns (y, mean, rstd), mean and rstd (N * groups,). "
+          "Layer norm is x viewed as (rows, K) with groups = 1.");
+    m.def("group_norm_backward", &group_norm_backward, "x"_a, "weight"_a, "mean"_a, "rstd"_a,
+          "dy"_a, "groups"_a, "need_dx"_a = true, "need_dparams"_a = true,
+          "Returns (dx, dweight, dbias); dx is None unless need_dx, dweight and dbias None "
+          "unless need_dparams.");
+
+    // ---- padding and resizing
+    m.def("pad_forward", &pad_forward, "x"_a, "index"_a, "value"_a,
+          "y gathered from x through one int64 table per dim (None keeps the dim): output "
+          "position o along dim d reads index[d][o], or is value where that is -1.");
+    m.def("pad_backward", &pad_backward, "dy"_a, "x_shape"_a, "index"_a,
+          "dx (x_shape): each dy added onto the input position it was read from.");
+    m.def("interpolate_forward", &interpolate_forward, "x"_a, "h_index"_a, "h_weight"_a,
+          "w_index"_a, "w_weight"_a,
+          "Nearest (weights None) or bilinear resize of x (N, C, H, W): output row oh reads rows "
+          "h_index[oh] and min(h_index[oh] + 1, H - 1) with weights 1 - h_weight[oh] and "
+          "h_weight[oh]; columns likewise.");
+    m.def("interpolate_backward", &interpolate_backward, "dy"_a, "x_shape"_a, "h_index"_a,
+          "h_weight"_a, "w_index"_a, "w_weight"_a,
+          "dx (x_shape) of interpolate_forward: each dy added to the inputs it read, weighted.");
 
     // ---- loss
     m.def("softmax_cross_entropy_forward", &softmax_cross_entropy_forward, "logits"_a, "target"_a,

@@ -9,7 +9,7 @@ namespace fc {
 
 // Bumped whenever a signature or a semantic of this module changes;
 // fastconv/backend/cpu.py refuses to run against a different value.
-constexpr int kAbiVersion = 5;
+constexpr int kAbiVersion = 6;
 
 // alloc.cpp
 py::dict cache_info();
@@ -35,9 +35,10 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
 
 // pool.cpp
 py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
-                             const Pair& padding, bool ceil_mode);
+                             const Pair& padding, bool ceil_mode, const Pair& dilation);
 py::array max_pool2d_backward(const py::array& dy, const py::array& indices,
                               const std::vector<index_t>& x_shape);
+py::tuple adaptive_max_pool2d_forward(const py::array& x, const Pair& output_size);
 py::array avg_pool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
                              const Pair& padding, bool ceil_mode, bool count_include_pad);
 py::array avg_pool2d_backward(const py::array& dy, const std::vector<index_t>& x_shape,
@@ -64,6 +65,41 @@ py::array relu_forward(const py::array& x);
 py::array relu_backward(const py::array& y, const py::array& dy);
 void round_bf16_inplace(py::array x);
 void add_inplace(py::array dst, const py::array& src);
+
+// activation.cpp
+py::array leaky_relu_forward(const py::array& x, float negative_slope);
+py::array leaky_relu_backward(const py::array& x, const py::array& dy, float negative_slope);
+py::array elu_forward(const py::array& x, float alpha);
+py::array elu_backward(const py::array& x, const py::array& dy, float alpha);
+py::array gelu_forward(const py::array& x, bool tanh_approximation);
+py::array gelu_backward(const py::array& x, const py::array& dy, bool tanh_approximation);
+py::array silu_forward(const py::array& x);
+py::array silu_backward(const py::array& x, const py::array& dy);
+py::array sigmoid_forward(const py::array& x);
+py::array sigmoid_backward(const py::array& y, const py::array& dy);
+py::array tanh_forward(const py::array& x);
+py::array tanh_backward(const py::array& y, const py::array& dy);
+
+// norm_layer.cpp
+py::tuple group_norm_forward(const py::array& x, const std::optional<py::array>& weight,
+                             const std::optional<py::array>& bias, index_t groups, float eps);
+py::tuple group_norm_backward(const py::array& x, const std::optional<py::array>& weight,
+                              const py::array& mean, const py::array& rstd, const py::array& dy,
+                              index_t groups, bool need_dx, bool need_dparams);
+
+// pad.cpp
+py::array pad_forward(const py::array& x, const std::vector<std::optional<py::array>>& index,
+                      float value);
+py::array pad_backward(const py::array& dy, const std::vector<index_t>& x_shape,
+                       const std::vector<std::optional<py::array>>& index);
+
+// resize.cpp
+py::array interpolate_forward(const py::array& x, const py::array& h_index,
+                              const std::optional<py::array>& h_weight, const py::array& w_index,
+                              const std::optional<py::array>& w_weight);
+py::array interpolate_backward(const py::array& dy, const std::vector<index_t>& x_shape,
+                               const py::array& h_index, const std::optional<py::array>& h_weight,
+                               const py::array& w_index, const std::optional<py::array>& w_weight);
 
 // loss.cpp
 py::tuple softmax_cross_entropy_forward(const py::array& logits, const py::array& target,

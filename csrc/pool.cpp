@@ -1,14 +1,17 @@
 /* Max and average pooling over 2-D windows (PyTorch semantics).
  *
- * What: for each output pixel the window rows [oh*SH - PH, oh*SH - PH + KH)
- * and columns likewise, clipped to the input.
+ * What: for each output pixel the window rows oh*SH - PH + kh*DH (kh < KH)
+ * and columns likewise, clipped to the input (dilation D: max pooling only).
+ *   adaptive max: the window of output (oh, ow) is rows [oh*H/OH, ceil((oh+1)*H/OH))
+ *        and columns likewise (PyTorch's adaptive windows); indices as max.
  *   max: y = the largest value; indices = its flat offset ih*W + iw in the
- *        input plane (int32). Ties: the first maximum in row-major scan order
+ *        input plane (int32), or -1 (and y = -inf) for a dilated window whose
+ *        taps all miss the input. Ties: the first maximum in row-major scan order
  *        of the window wins; padding never wins; a NaN wins (it propagates).
  *   avg: y = sum / divisor, divisor = window area including padding (but not
  *        the part past the padded edge that ceil_mode adds) when
  *        count_include_pad, else the number of real input pixels.
- * Output size: floor((H + 2P - K) / S) + 1, or ceil with ceil_mode where the
+ * Output size: floor((H + 2P - D(K-1) - 1) / S) + 1, or ceil with ceil_mode where the
  * last window must still start inside the input or the left padding.
  * Layout: NCHW float32; every (n, c) plane is independent.
  * Threads: OpenMP over the N*C planes; in the backward passes each thread
@@ -27,11 +30,11 @@ namespace fc {
 namespace {
 
 struct PoolGeom {
-    index_t N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW;
+    index_t N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, DH = 1, DW = 1;
 };
 
-index_t pool_out(index_t size, index_t k, index_t s, index_t p, bool ceil_mode) {
-    const index_t span = size + 2 * p - (k - 1) - 1;
+index_t pool_out(index_t size, index_t k, index_t s, index_t p, bool ceil_mode, index_t d = 1) {
+    const index_t span = size + 2 * p - d * (k - 1) - 1;
     if (!ceil_mode) return span / s + 1;
     index_t out = (span + s - 1) / s + 1;
     if ((out - 1) * s >= size + p) --out;  // the last window must start inside input or left pad
@@ -39,19 +42,24 @@ index_t pool_out(index_t size, index_t k, index_t s, index_t p, bool ceil_mode) 
 }
 
 PoolGeom check_pool(const char* fn, const std::vector<index_t>& x_shape, const Pair& kernel,
-                    const Pair& stride, const Pair& padding, bool ceil_mode) {
+                    const Pair& stride, const Pair& padding, bool ceil_mode,
+                    const Pair& dilation = {1, 1}) {
     require(x_shape.size() == 4, fn, ": input must be 4-D (N, C, H, W), got shape ",
             shape_str(x_shape));
     for (index_t s : x_shape) require(s >= 0, fn, ": negative size in shape ", shape_str(x_shape));
     require_pair(kernel, 1, fn, "kernel");
     require_pair(stride, 1, fn, "stride");
     require_pair(padding, 0, fn, "padding");
+    require_pair(dilation, 1, fn, "dilation");
     PoolGeom g{x_shape[0], x_shape[1], x_shape[2], x_shape[3], kernel.first, kernel.second,
-               stride.first, stride.second, padding.first, padding.second, 0, 0};
-    require(g.H + 2 * g.PH >= g.KH && g.W + 2 * g.PW >= g.KW, fn, ": kernel (", g.KH, ", ", g.KW,
-            ") is larger than the padded input (", g.H + 2 * g.PH, ", ", g.W + 2 * g.PW, ")");
-    g.OH = pool_out(g.H, g.KH, g.SH, g.PH, ceil_mode);
-    g.OW = pool_out(g.W, g.KW, g.SW, g.PW, ceil_mode);
+               stride.first, stride.second, padding.first, padding.second, 0, 0,
+               dilation.first, dilation.second};
+    const index_t span_h = g.DH * (g.KH - 1) + 1, span_w = g.DW * (g.KW - 1) + 1;
+    require(g.H + 2 * g.PH >= span_h && g.W + 2 * g.PW >= span_w, fn, ": kernel (", g.KH, ", ",
+            g.KW, ") with dilation (", g.DH, ", ", g.DW, ") is larger than the padded input (",
+            g.H + 2 * g.PH, ", ", g.W + 2 * g.PW, ")");
+    g.OH = pool_out(g.H, g.KH, g.SH, g.PH, ceil_mode, g.DH);
+    g.OW = pool_out(g.W, g.KW, g.SW, g.PW, ceil_mode, g.DW);
     return g;
 }
 
@@ -80,7 +88,13 @@ inline void valid_columns(index_t k, index_t size, index_t S, index_t P, index_t
 
 constexpr index_t kPoolBlock = 64;  // output columns kept in registers / L1 at once
 
-// One plane of max pooling. The loops run over the window taps (ih, kw) on
+// First of start, start + d, start + 2d, ... that is >= 0: a window's first row or
+// column inside the input (or past it, when none of its taps is), as PyTorch finds it.
+inline index_t first_tap(index_t start, index_t d) {
+    return start >= 0 ? start : start + (-start + d - 1) / d * d;
+}
+
+// One plane of max pooling. The loops run over the window taps (kh, kw) on
 // the outside and over a block of output columns on the inside: the running
 // maxima of different outputs are independent, so the inner loop pipelines
 // (a per-output scan would wait on each compare in turn). Taps are visited in
@@ -90,27 +104,31 @@ constexpr index_t kPoolBlock = 64;  // output columns kept in registers / L1 at 
 // lies inside the input (the same for every row, so computed once per call).
 void max_pool_plane(const float* __restrict x, float* __restrict y, std::int32_t* __restrict idx,
                     index_t H, index_t W, index_t OH, index_t OW, index_t KH, index_t KW,
-                    index_t SH, index_t SW, index_t PH, index_t PW, const index_t* col_lo,
-                    const index_t* col_hi) {
+                    index_t SH, index_t SW, index_t PH, index_t PW, index_t DH, index_t DW,
+                    const index_t* col_lo, const index_t* col_hi) {
     float best[kPoolBlock];
     std::int32_t arg[kPoolBlock];
     for (index_t oh = 0; oh < OH; ++oh) {
-        const index_t hs = std::max<index_t>(oh * SH - PH, 0);
-        const index_t he = std::min(oh * SH - PH + KH, H);
+        const index_t h0 = oh * SH - PH;
+        const index_t hs = first_tap(h0, DH);
         for (index_t o0 = 0; o0 < OW; o0 += kPoolBlock) {
             const index_t len = std::min(kPoolBlock, OW - o0);
             for (index_t j = 0; j < len; ++j) {
                 best[j] = -std::numeric_limits<float>::infinity();
-                // the window's first real pixel, until a larger value is seen
-                arg[j] = static_cast<std::int32_t>(hs * W + std::max<index_t>((o0 + j) * SW - PW, 0));
+                // the window's first real pixel, until a larger value is seen; -1 for a
+                // dilated window whose taps all miss the input (its y stays -inf)
+                const index_t ws = first_tap((o0 + j) * SW - PW, DW);
+                arg[j] = hs < H && ws < W ? static_cast<std::int32_t>(hs * W + ws) : -1;
             }
-            for (index_t ih = hs; ih < he; ++ih) {
+            for (index_t kh = 0; kh < KH; ++kh) {
+                const index_t ih = h0 + kh * DH;
+                if (ih < 0 || ih >= H) continue;
                 const float* row = x + ih * W;
                 for (index_t kw = 0; kw < KW; ++kw) {
                     const index_t lo = std::max(col_lo[kw], o0);
                     const index_t hi = std::min(col_hi[kw], o0 + len);
                     for (index_t ow = lo; ow < hi; ++ow) {
-                        const index_t iw = ow * SW - PW + kw;
+                        const index_t iw = ow * SW - PW + kw * DW;
                         const float v = row[iw];
                         // v != v: a NaN wins and then stays (nothing compares above it).
                         // Blended with a bit mask rather than branched on: which tap
@@ -137,15 +155,26 @@ void max_pool_plane(const float* __restrict x, float* __restrict y, std::int32_t
     }
 }
 
+// Adaptive windows along one axis: output i covers [start[i], end[i]).
+void adaptive_windows(index_t size, index_t out, std::vector<index_t>& start,
+                      std::vector<index_t>& end) {
+    start.resize(out);
+    end.resize(out);
+    for (index_t i = 0; i < out; ++i) {
+        start[i] = i * size / out;
+        end[i] = ((i + 1) * size + out - 1) / out;
+    }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- max pooling
 
 py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
-                             const Pair& padding, bool ceil_mode) {
+                             const Pair& padding, bool ceil_mode, const Pair& dilation) {
     const char* fn = "max_pool2d_forward";
     const float* X = float_data(x, fn, "x");
-    const PoolGeom g = check_pool(fn, shape_of(x), kernel, stride, padding, ceil_mode);
+    const PoolGeom g = check_pool(fn, shape_of(x), kernel, stride, padding, ceil_mode, dilation);
     require(g.H * g.W <= std::numeric_limits<std::int32_t>::max(), fn,
             ": plane too large for int32 indices");
     auto y = new_float({g.N, g.C, g.OH, g.OW});
@@ -156,12 +185,13 @@ py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair&
         py::gil_scoped_release nogil;
         const index_t HW = g.H * g.W, OHW = g.OH * g.OW;
         std::vector<index_t> lo(g.KW), hi(g.KW);
-        for (index_t kw = 0; kw < g.KW; ++kw) valid_columns(kw, g.W, g.SW, g.PW, g.OW, lo[kw], hi[kw]);
+        for (index_t kw = 0; kw < g.KW; ++kw)
+            valid_columns(kw * g.DW, g.W, g.SW, g.PW, g.OW, lo[kw], hi[kw]);
         const index_t *LO = lo.data(), *HI = hi.data();
 #pragma omp parallel for schedule(static)
         for (index_t t = 0; t < g.N * g.C; ++t)
             max_pool_plane(X + t * HW, Y + t * OHW, I + t * OHW, g.H, g.W, g.OH, g.OW, g.KH, g.KW,
-                           g.SH, g.SW, g.PH, g.PW, LO, HI);
+                           g.SH, g.SW, g.PH, g.PW, g.DH, g.DW, LO, HI);
     }
     return py::make_tuple(y, idx);
 }
@@ -192,6 +222,7 @@ py::array max_pool2d_backward(const py::array& dy, const py::array& indices,
             std::fill(d, d + HW, 0.f);
             for (index_t o = 0; o < OHW; ++o) {
                 const index_t k = ip[o];
+                if (k == -1) continue;  // a window without input pixels
                 if (k < 0 || k >= HW) {  // never write outside the plane
                     bad = true;
                     continue;
@@ -202,6 +233,50 @@ py::array max_pool2d_backward(const py::array& dy, const py::array& indices,
     }
     require(!bad, fn, ": indices out of range for input planes of ", x_shape[2], "x", x_shape[3]);
     return std::move(dx);
+}
+
+py::tuple adaptive_max_pool2d_forward(const py::array& x, const Pair& output_size) {
+    const char* fn = "adaptive_max_pool2d_forward";
+    const float* X = float_data(x, fn, "x");
+    require_ndim(x, 4, fn, "x");
+    require_pair(output_size, 1, fn, "output_size");
+    const index_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+    const index_t OH = output_size.first, OW = output_size.second;
+    require(H * W <= std::numeric_limits<std::int32_t>::max(), fn,
+            ": plane too large for int32 indices");
+    require((H > 0 && W > 0) || N * C == 0, fn, ": x ", shape_str(x),
+            " has an empty plane: no window has a maximum");
+    auto y = new_float({N, C, OH, OW});
+    py::array_t<std::int32_t> idx(std::vector<py::ssize_t>{N, C, OH, OW});
+    float* Y = mut(y);
+    std::int32_t* I = idx.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        std::vector<index_t> hs, he, ws, we;
+        adaptive_windows(H, OH, hs, he);
+        adaptive_windows(W, OW, ws, we);
+        const index_t HW = H * W, OHW = OH * OW;
+#pragma omp parallel for schedule(static)
+        for (index_t t = 0; t < N * C; ++t) {
+            const float* xp = X + t * HW;
+            for (index_t oh = 0; oh < OH; ++oh)
+                for (index_t ow = 0; ow < OW; ++ow) {
+                    float best = -std::numeric_limits<float>::infinity();
+                    index_t arg = hs[oh] * W + ws[ow];
+                    for (index_t ih = hs[oh]; ih < he[oh]; ++ih)
+                        for (index_t iw = ws[ow]; iw < we[ow]; ++iw) {
+                            const float v = xp[ih * W + iw];
+                            if (v > best || v != v) {  // the first maximum; a NaN wins
+                                best = v;
+                                arg = ih * W + iw;
+                            }
+                        }
+                    Y[t * OHW + oh * OW + ow] = best;
+                    I[t * OHW + oh * OW + ow] = static_cast<std::int32_t>(arg);
+                }
+        }
+    }
+    return py::make_tuple(y, idx);
 }
 
 // ---------------------------------------------------------------- average pooling

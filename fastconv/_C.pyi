@@ -90,8 +90,10 @@ def conv2d_backward(x: F32, w: F32, dy: F32, stride: Pair, padding: Pair, dilati
 # ---------------------------------------------------------------- pooling
 
 def max_pool2d_forward(x: F32, kernel: Pair, stride: Pair, padding: Pair,
-                       ceil_mode: bool) -> Tuple[F32, I32]:
+                       ceil_mode: bool, dilation: Pair = (1, 1)) -> Tuple[F32, I32]:
     """(y, indices) for x (N, C, H, W); indices int32 (N, C, OH, OW) = ih*W + iw of the max.
+    Window taps oh*SH - PH + kh*DH, columns likewise; a dilated window whose taps all miss the
+    input gives y = -inf and index -1 (max_pool2d_backward skips it).
 
     Ties: the first maximum in row-major window order wins; padding never wins; NaN wins.
     PyTorch's rule padding <= kernel // 2 is checked by the caller (fastconv.ops.pool), not here.
@@ -99,6 +101,11 @@ def max_pool2d_forward(x: F32, kernel: Pair, stride: Pair, padding: Pair,
 
 def max_pool2d_backward(dy: F32, indices: I32, x_shape: Sequence[int]) -> F32:
     """dx of shape x_shape: dy summed onto the positions in indices (checked to lie in range)."""
+
+def adaptive_max_pool2d_forward(x: F32, output_size: Pair) -> Tuple[F32, I32]:
+    """(y, indices) as max_pool2d_forward over PyTorch's adaptive windows: output row oh
+    covers rows [oh*H // OH, ceil((oh+1)*H / OH)), columns likewise. The backward is
+    max_pool2d_backward."""
 
 def avg_pool2d_forward(x: F32, kernel: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
                        count_include_pad: bool) -> F32:
@@ -157,3 +164,72 @@ def softmax_cross_entropy_forward(logits: F32, target: I64,
 def softmax_cross_entropy_backward(prob: F32, target: I64, label_smoothing: float,
                                    dloss: float) -> F32:
     """dlogits = dloss / N * (prob - (1 - ls) * onehot(target) - ls / K)."""
+
+# ---------------------------------------------------------------- activations beyond ReLU
+# The backward passes take the forward's input x, except sigmoid and tanh (its output y).
+
+def leaky_relu_forward(x: F32, negative_slope: float) -> F32:
+    """y = x > 0 ? x : negative_slope * x."""
+
+def leaky_relu_backward(x: F32, dy: F32, negative_slope: float) -> F32:
+    """dx = dy * (x > 0 ? 1 : negative_slope)."""
+
+def elu_forward(x: F32, alpha: float) -> F32:
+    """y = x > 0 ? x : alpha * (exp(x) - 1)."""
+
+def elu_backward(x: F32, dy: F32, alpha: float) -> F32:
+    """dx = dy * (x > 0 ? 1 : alpha * exp(x))."""
+
+def gelu_forward(x: F32, tanh_approximation: bool) -> F32:
+    """y = x * Phi(x), or x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+
+def gelu_backward(x: F32, dy: F32, tanh_approximation: bool) -> F32:
+    """dx of gelu_forward."""
+
+def silu_forward(x: F32) -> F32:
+    """y = x * sigmoid(x)."""
+
+def silu_backward(x: F32, dy: F32) -> F32:
+    """dx = dy * s * (1 + x (1 - s)), s = sigmoid(x)."""
+
+def sigmoid_forward(x: F32) -> F32:
+    """y = 1 / (1 + exp(-x))."""
+
+def sigmoid_backward(y: F32, dy: F32) -> F32:
+    """dx = dy * y * (1 - y)."""
+
+def tanh_forward(x: F32) -> F32:
+    """y = tanh(x)."""
+
+def tanh_backward(y: F32, dy: F32) -> F32:
+    """dx = dy * (1 - y^2)."""
+
+# ---------------------------------------------------------------- group and layer norm
+
+def group_norm_forward(x: F32, weight: Optional[F32], bias: Optional[F32], groups: int,
+                       eps: float) -> Tuple[F32, F32, F32]:
+    """(y, mean, rstd) for x (N, C, *): statistics per (n, group of C/groups channels),
+    mean and rstd (N * groups,). Layer norm: x viewed as (rows, K), groups = 1."""
+
+def group_norm_backward(x: F32, weight: Optional[F32], mean: F32, rstd: F32, dy: F32,
+                        groups: int, need_dx: bool = True,
+                        need_dparams: bool = True) -> Tuple[Optional[F32], Optional[F32],
+                                                            Optional[F32]]:
+    """(dx, dweight, dbias); None where not asked for."""
+
+# ---------------------------------------------------------------- padding and resizing
+
+def pad_forward(x: F32, index: Sequence[Optional[I64]], value: float) -> F32:
+    """y gathered through one int64 table per dim (None keeps the dim); -1 reads value."""
+
+def pad_backward(dy: F32, x_shape: Sequence[int], index: Sequence[Optional[I64]]) -> F32:
+    """dx: each dy added onto the input position it read."""
+
+def interpolate_forward(x: F32, h_index: I64, h_weight: Optional[F32], w_index: I64,
+                        w_weight: Optional[F32]) -> F32:
+    """Nearest (weights None) or bilinear resize of x (N, C, H, W) through per-axis tables."""
+
+def interpolate_backward(dy: F32, x_shape: Sequence[int], h_index: I64,
+                         h_weight: Optional[F32], w_index: I64,
+                         w_weight: Optional[F32]) -> F32:
+    """dx of interpolate_forward."""

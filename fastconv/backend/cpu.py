@@ -2,8 +2,8 @@
 
 Exports the kernel interface of :mod:`fastconv.backend.interface`, plus the CPU's controls
 (threads, caches, which BLAS and SIMD kernels run).
-The heavy lifting (convolution, pooling, LRN, batch norm, ReLU, the loss) is
-C++ with OpenMP; every matrix product goes through a private OpenBLAS (the
+The heavy lifting (convolution, pooling, normalisation, activations, padding,
+resizing, the loss) is C++ with OpenMP; every matrix product goes through a private OpenBLAS (the
 ``scipy-openblas32`` wheel) that ``_C`` loads at import, so fastconv's GEMM speed
 does not depend on which BLAS NumPy happens to use.
 
@@ -21,9 +21,15 @@ __all__ = [
     # the kernel interface (fastconv.backend.interface.KERNELS)
     "xp", "gemm", "conv2d_forward", "conv2d_backward",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+    "adaptive_max_pool2d_forward", "adaptive_max_pool2d_backward",
     "lrn_forward", "lrn_backward",
     "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
+    "group_norm_forward", "group_norm_backward",
     "relu_forward", "relu_backward", "accumulate_", "round_bf16_",
+    "leaky_relu_forward", "leaky_relu_backward", "elu_forward", "elu_backward",
+    "gelu_forward", "gelu_backward", "silu_forward", "silu_backward",
+    "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
+    "pad_forward", "pad_backward", "interpolate_forward", "interpolate_backward",
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
     "random_uniform", "is_capturing",
     # the CPU's controls (fastconv.backend.interface.CONTROLS["cpu"])
@@ -32,7 +38,7 @@ __all__ = [
 ]
 
 # Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
-ABI_VERSION = 5
+ABI_VERSION = 6
 
 _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 
@@ -164,13 +170,23 @@ def conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx, need_d
 
 # ---------------------------------------------------------------- pooling
 
-def max_pool2d_forward(x, kernel, stride, padding, ceil_mode):
-    return _C.max_pool2d_forward(x, tuple(kernel), tuple(stride), tuple(padding), bool(ceil_mode))
+def max_pool2d_forward(x, kernel, stride, padding, ceil_mode, dilation=(1, 1)):
+    return _C.max_pool2d_forward(x, tuple(kernel), tuple(stride), tuple(padding), bool(ceil_mode),
+                                 tuple(dilation))
 
 
-def max_pool2d_backward(dy, indices, x_shape, kernel, stride, padding):
+def max_pool2d_backward(dy, indices, x_shape, kernel, stride, padding, dilation=(1, 1)):
     # The window is not needed here: one thread scatters each plane in order, which is
     # already deterministic. (The CUDA backend uses it to gather instead of using atomics.)
+    return _C.max_pool2d_backward(dy, indices, list(x_shape))
+
+
+def adaptive_max_pool2d_forward(x, output_size):
+    return _C.adaptive_max_pool2d_forward(x, tuple(output_size))
+
+
+def adaptive_max_pool2d_backward(dy, indices, x_shape):
+    # The saved argmax is all the scatter needs, whatever the windows were.
     return _C.max_pool2d_backward(dy, indices, list(x_shape))
 
 
@@ -206,6 +222,33 @@ def batch_norm_backward(x, weight, mean, var, eps, dy):
     return _C.batch_norm_backward(x, weight, mean, var, float(eps), dy)
 
 
+def group_norm_forward(x, weight, bias, groups, eps):
+    return _C.group_norm_forward(x, weight, bias, int(groups), float(eps))
+
+
+def group_norm_backward(x, weight, mean, rstd, dy, groups, need_dx, need_dparams):
+    return _C.group_norm_backward(x, weight, mean, rstd, dy, int(groups), bool(need_dx),
+                                  bool(need_dparams))
+
+
+# ---------------------------------------------------------------- padding and resizing
+
+def pad_forward(x, index, value):
+    return _C.pad_forward(x, list(index), float(value))
+
+
+def pad_backward(dy, x_shape, index):
+    return _C.pad_backward(dy, list(x_shape), list(index))
+
+
+def interpolate_forward(x, h_index, h_weight, w_index, w_weight):
+    return _C.interpolate_forward(x, h_index, h_weight, w_index, w_weight)
+
+
+def interpolate_backward(dy, x_shape, h_index, h_weight, w_index, w_weight):
+    return _C.interpolate_backward(dy, list(x_shape), h_index, h_weight, w_index, w_weight)
+
+
 # ---------------------------------------------------------------- activation and loss
 
 def relu_forward(x):
@@ -218,6 +261,54 @@ def relu_backward(y, dy):
 
 def round_bf16_(x):
     _C.round_bf16_inplace(x)
+
+
+def leaky_relu_forward(x, negative_slope):
+    return _C.leaky_relu_forward(x, float(negative_slope))
+
+
+def leaky_relu_backward(x, dy, negative_slope):
+    return _C.leaky_relu_backward(x, dy, float(negative_slope))
+
+
+def elu_forward(x, alpha):
+    return _C.elu_forward(x, float(alpha))
+
+
+def elu_backward(x, dy, alpha):
+    return _C.elu_backward(x, dy, float(alpha))
+
+
+def gelu_forward(x, approximate):
+    return _C.gelu_forward(x, approximate == "tanh")
+
+
+def gelu_backward(x, dy, approximate):
+    return _C.gelu_backward(x, dy, approximate == "tanh")
+
+
+def silu_forward(x):
+    return _C.silu_forward(x)
+
+
+def silu_backward(x, dy):
+    return _C.silu_backward(x, dy)
+
+
+def sigmoid_forward(x):
+    return _C.sigmoid_forward(x)
+
+
+def sigmoid_backward(y, dy):
+    return _C.sigmoid_backward(y, dy)
+
+
+def tanh_forward(x):
+    return _C.tanh_forward(x)
+
+
+def tanh_backward(y, dy):
+    return _C.tanh_backward(y, dy)
 
 
 def accumulate_(dst, src):

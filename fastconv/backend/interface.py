@@ -40,16 +40,24 @@ class Kernels(Protocol):
         """(dx, dw, db); each is None unless its ``need_*`` is set."""
 
     def max_pool2d_forward(self, x: Array, kernel: Pair, stride: Pair, padding: Pair,
-                           ceil_mode: bool) -> tuple[Array, Array]:
+                           ceil_mode: bool, dilation: Pair = (1, 1)) -> tuple[Array, Array]:
         """(y, indices): indices int32 (N, C, OH, OW), the flat offset oh*W + ow of the max
-        inside its input plane. The first maximum in row-major order of the window wins (as
-        in PyTorch); padding never wins."""
+        inside its input plane. Window taps oh*SH - PH + kh*DH (columns likewise). The first
+        maximum in row-major order of the window wins (as in PyTorch); padding never wins. A
+        dilated window whose taps all miss the input gets y = -inf and index -1 (no gradient)."""
 
     def max_pool2d_backward(self, dy: Array, indices: Array, x_shape: tuple, kernel: Pair,
-                            stride: Pair, padding: Pair) -> Array:
+                            stride: Pair, padding: Pair, dilation: Pair = (1, 1)) -> Array:
         """dx, the same on every run. The window lets a backend gather per input element
         instead of scattering with atomics (the CPU, which scatters each plane in order
         on one thread, does not need it)."""
+
+    def adaptive_max_pool2d_forward(self, x: Array, output_size: Pair) -> tuple[Array, Array]:
+        """(y, indices) as max_pool2d_forward, over PyTorch's adaptive windows: output row oh
+        covers input rows [oh*H // OH, ceil((oh+1)*H / OH)), columns likewise."""
+
+    def adaptive_max_pool2d_backward(self, dy: Array, indices: Array, x_shape: tuple) -> Array:
+        """dx of adaptive_max_pool2d_forward, the same on every run."""
 
     def avg_pool2d_forward(self, x: Array, kernel: Pair, stride: Pair, padding: Pair,
                            ceil_mode: bool, count_include_pad: bool) -> Array:
@@ -86,6 +94,79 @@ class Kernels(Protocol):
 
     def relu_backward(self, y: Array, dy: Array) -> Array:
         """dx = dy where y > 0, else 0."""
+
+    def leaky_relu_forward(self, x: Array, negative_slope: float) -> Array:
+        """y = x where x > 0, else negative_slope * x."""
+
+    def leaky_relu_backward(self, x: Array, dy: Array, negative_slope: float) -> Array:
+        """dx = dy where x > 0, else negative_slope * dy."""
+
+    def elu_forward(self, x: Array, alpha: float) -> Array:
+        """y = x where x > 0, else alpha * (exp(x) - 1)."""
+
+    def elu_backward(self, x: Array, dy: Array, alpha: float) -> Array:
+        """dx = dy where x > 0, else dy * alpha * exp(x)."""
+
+    def gelu_forward(self, x: Array, approximate: str) -> Array:
+        """y = x * Phi(x) ("none": the exact normal CDF) or, with "tanh",
+        x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))."""
+
+    def gelu_backward(self, x: Array, dy: Array, approximate: str) -> Array:
+        """dx of gelu_forward, from its input x."""
+
+    def silu_forward(self, x: Array) -> Array:
+        """y = x * sigmoid(x)."""
+
+    def silu_backward(self, x: Array, dy: Array) -> Array:
+        """dx = dy * s * (1 + x * (1 - s)), s = sigmoid(x)."""
+
+    def sigmoid_forward(self, x: Array) -> Array:
+        """y = 1 / (1 + exp(-x))."""
+
+    def sigmoid_backward(self, y: Array, dy: Array) -> Array:
+        """dx = dy * y * (1 - y), from the forward's output y."""
+
+    def tanh_forward(self, x: Array) -> Array:
+        """y = tanh(x)."""
+
+    def tanh_backward(self, y: Array, dy: Array) -> Array:
+        """dx = dy * (1 - y^2), from the forward's output y."""
+
+    def group_norm_forward(self, x: Array, weight: Array | None, bias: Array | None,
+                           groups: int, eps: float) -> tuple[Array, Array, Array]:
+        """(y, mean, rstd) of group norm over x (N, C, *): statistics per sample and group of
+        C // groups channels (biased variance), mean and rstd = 1 / sqrt(var + eps) of shape
+        (N * groups,); weight, bias (C,) or None. Layer norm is x viewed as (rows, K) with
+        groups = 1 and weight, bias (K,)."""
+
+    def group_norm_backward(self, x: Array, weight: Array | None, mean: Array, rstd: Array,
+                            dy: Array, groups: int, need_dx: bool,
+                            need_dparams: bool) -> tuple[Array | None, Array | None,
+                                                         Array | None]:
+        """(dx, dweight, dbias) of group_norm_forward given its mean and rstd; dx is None unless
+        ``need_dx``, dweight and dbias None unless ``need_dparams``."""
+
+    def pad_forward(self, x: Array, index: tuple, value: float) -> Array:
+        """y gathered from x through one table per dim: ``index[d]`` is None (dim d kept) or a
+        NumPy int64 array of the output's length along d whose entry o is the input position
+        that output position o reads, or -1 for ``value``. Every padding mode is such a table
+        (fastconv/ops/pad.py builds them)."""
+
+    def pad_backward(self, dy: Array, x_shape: tuple, index: tuple) -> Array:
+        """dx of pad_forward: each dy added onto the input position it read; the same on every
+        run."""
+
+    def interpolate_forward(self, x: Array, h_index: Any, h_weight: Any, w_index: Any,
+                            w_weight: Any) -> Array:
+        """Nearest or bilinear resize of x (N, C, H, W), with the source positions in NumPy
+        tables: output row oh reads rows h0 = h_index[oh] (int64) and min(h0 + 1, H - 1) with
+        weights 1 - h_weight[oh] and h_weight[oh] (float32); columns likewise. Both weights
+        None: nearest (y = x[h0, w0])."""
+
+    def interpolate_backward(self, dy: Array, x_shape: tuple, h_index: Any, h_weight: Any,
+                             w_index: Any, w_weight: Any) -> Array:
+        """dx of interpolate_forward: each dy added to the inputs it read, with the same
+        weights; the same on every run."""
 
     def accumulate_(self, dst: Array, src: Array) -> None:
         """dst += src in place (autograd's sums of leaf gradients)."""

@@ -215,9 +215,9 @@ def _linear(g, fn, out):
 
 
 def _max_pool(g, fn, out):
-    x, kernel, stride, padding, ceil_mode = fn.parents[:5]  # then the indices box, if any
+    x, kernel, stride, padding, ceil_mode, dilation = fn.parents[:6]
     g.add("MaxPool", [g.input_of(x)], [out], kernel_shape=list(kernel), strides=list(stride),
-          pads=_pads(padding), ceil_mode=int(ceil_mode))
+          pads=_pads(padding), ceil_mode=int(ceil_mode), dilations=list(dilation))
 
 
 def _avg_pool(g, fn, out):

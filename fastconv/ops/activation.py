@@ -1,12 +1,12 @@
 """ReLU and its relatives (leaky ReLU, ELU, GELU, SiLU), dropout and the softmax family.
 
-The newer activations are written once in array code on ``self.xp`` (NumPy or CuPy):
-each is one elementwise pass forward and one backward, memory-bound, from the saved input.
+ReLU and its relatives run the backend kernels (csrc/elementwise.cpp, csrc/activation.cpp;
+fastconv/cuda/elementwise.cu, activation.cu): one elementwise pass forward and one backward
+from the saved input.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -165,13 +165,14 @@ def warn_inplace(op: str, inplace: bool) -> None:
 
 class LeakyReLU(Function):
     def forward(self, x, slope):
+        x = contiguous(self.xp, x)
         self.save_for_backward(x)
         self.slope = slope
-        return self.xp.where(x > 0, x, x * np.float32(slope))
+        return self.kernels.leaky_relu_forward(x, slope)
 
     def backward(self, dy):
         (x,) = self.saved
-        return self.xp.where(x > 0, dy, dy * np.float32(self.slope)), None
+        return self.kernels.leaky_relu_backward(x, contiguous(self.xp, dy), self.slope), None
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
@@ -190,16 +191,14 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
 
 class ELU(Function):
     def forward(self, x, alpha):
-        xp = self.xp
-        self.alpha = np.float32(alpha)
-        # expm1 of min(x, 0): exact near 0 and no overflow on the branch that is not taken.
-        em1 = xp.expm1(xp.minimum(x, 0))
-        self.save_for_backward(x, em1)
-        return xp.where(x > 0, x, self.alpha * em1)
+        x = contiguous(self.xp, x)
+        self.save_for_backward(x)
+        self.alpha = alpha
+        return self.kernels.elu_forward(x, alpha)
 
     def backward(self, dy):
-        x, em1 = self.saved
-        return self.xp.where(x > 0, dy, dy * (self.alpha * (em1 + 1))), None
+        (x,) = self.saved
+        return self.kernels.elu_backward(x, contiguous(self.xp, dy), self.alpha), None
 
 
 def elu(input, alpha=1.0, inplace=False):
@@ -217,45 +216,16 @@ def elu(input, alpha=1.0, inplace=False):
     return ELU.apply(input, float(alpha))
 
 
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-def _erfc(xp, z):
-    """erfc(z) elementwise with a fractional error below 1.2e-7 everywhere (the Chebyshev
-    fit of Numerical Recipes, 2nd ed., section 6.2), in array code on NumPy or CuPy."""
-    a = xp.abs(z)
-    t = 1.0 / (1.0 + 0.5 * a)
-    poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
-            -0.82215223 + t * 0.17087277))))))))
-    r = t * xp.exp(-a * a + poly)
-    return xp.where(z >= 0, r, 2.0 - r)
-
-
 class GELU(Function):
     def forward(self, x, approximate):
-        xp = self.xp
+        x = contiguous(self.xp, x)
+        self.save_for_backward(x)
         self.approximate = approximate
-        if approximate == "tanh":
-            inner = np.float32(_SQRT_2_OVER_PI) * (x + np.float32(0.044715) * x * x * x)
-            t = xp.tanh(inner)
-            self.save_for_backward(x, t)
-            return np.float32(0.5) * x * (1 + t)
-        cdf = (np.float32(0.5) * _erfc(xp, x * np.float32(-1.0 / math.sqrt(2.0)))).astype(
-            np.float32, copy=False)
-        self.save_for_backward(x, cdf)
-        return x * cdf
+        return self.kernels.gelu_forward(x, approximate)
 
     def backward(self, dy):
-        x, s = self.saved
-        xp = self.xp
-        if self.approximate == "tanh":
-            d_inner = np.float32(_SQRT_2_OVER_PI) * (1 + np.float32(3 * 0.044715) * x * x)
-            grad = np.float32(0.5) * (1 + s) + np.float32(0.5) * x * (1 - s * s) * d_inner
-        else:
-            grad = s + x * (np.float32(_INV_SQRT_2PI) * xp.exp(np.float32(-0.5) * x * x))
-        return dy * grad, None
+        (x,) = self.saved
+        return self.kernels.gelu_backward(x, contiguous(self.xp, dy), self.approximate), None
 
 
 def gelu(input, approximate="none"):
@@ -281,13 +251,12 @@ def _sigmoid(xp, x):
 
 class SiLU(Function):
     def forward(self, x):
-        s = _sigmoid(self.xp, x)
-        self.save_for_backward(x, s)
-        return x * s
+        x = contiguous(self.xp, x)
+        self.save_for_backward(x)
+        return self.kernels.silu_forward(x)
 
     def backward(self, dy):
-        x, s = self.saved
-        return dy * (s * (1 + x * (1 - s)))
+        return self.kernels.silu_backward(self.saved[0], contiguous(self.xp, dy))
 
 
 def silu(input, inplace=False):

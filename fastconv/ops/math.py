@@ -12,6 +12,7 @@ import numpy as np
 
 from fastconv.function import Function
 from fastconv.ops.arith import _normalise_dims, unbroadcast
+from fastconv.ops.validate import contiguous
 
 # ----------------------------------------------------------------------------- elementwise
 
@@ -36,28 +37,27 @@ class Sqrt(Function):
 
 
 class Sigmoid(Function):
+    """On the backend kernels (csrc/activation.cpp, fastconv/cuda/activation.cu)."""
+
     def forward(self, a):
-        xp = self.xp
-        # exp of -|a| only: no overflow for large |a|.
-        e = xp.exp(-xp.abs(a))
-        y = xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype)
+        y = self.kernels.sigmoid_forward(contiguous(self.xp, a))
         self.save_for_backward(y)
         return y
 
     def backward(self, dy):
-        (y,) = self.saved
-        return dy * y * (1 - y)
+        return self.kernels.sigmoid_backward(self.saved[0], contiguous(self.xp, dy))
 
 
 class Tanh(Function):
+    """On the backend kernels (csrc/activation.cpp, fastconv/cuda/activation.cu)."""
+
     def forward(self, a):
-        y = self.xp.tanh(a)
+        y = self.kernels.tanh_forward(contiguous(self.xp, a))
         self.save_for_backward(y)
         return y
 
     def backward(self, dy):
-        (y,) = self.saved
-        return dy * (1 - y * y)
+        return self.kernels.tanh_backward(self.saved[0], contiguous(self.xp, dy))
 
 
 class Sin(Function):

@@ -146,51 +146,34 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
 
 # ----------------------------------------------------------------------------- layer / group norm
 
-def _normalise_rows(xp, x, eps):
-    """xhat and 1/sqrt(var + eps) of the rows of a 2-D (M, K) array (biased variance)."""
-    mean = x.mean(axis=1, keepdims=True)
-    centred = x - mean
-    var = (centred * centred).mean(axis=1, keepdims=True)
-    invstd = (1.0 / xp.sqrt(var + np.float32(eps))).astype(np.float32)
-    return centred * invstd, invstd
+class GroupNorm(Function):
+    """Statistics per (sample, group) over the group's channels and positions; affine per
+    channel. Layer norm runs here too: x viewed as (rows, K), one group, K "channels"."""
 
-
-def _normalise_rows_backward(g, xhat, invstd):
-    """dx of xhat = (x - mean) / sqrt(var + eps) per row, given g = dL/dxhat:
-    dx = invstd * (g - mean(g) - xhat * mean(g * xhat))."""
-    return invstd * (g - g.mean(axis=1, keepdims=True)
-                     - xhat * (g * xhat).mean(axis=1, keepdims=True))
-
-
-class LayerNorm(Function):
-    """Statistics over the last dims (flattened to K per row); affine per element of them."""
-
-    def forward(self, x, weight, bias, normalized_shape, eps):
+    def forward(self, x, weight, bias, groups, eps, view=None):
         xp = self.xp
-        self.shape, self.nshape = x.shape, normalized_shape
-        k = int(np.prod(normalized_shape))
-        rows = xp.ascontiguousarray(x, dtype=np.float32).reshape(-1, k)
-        xhat, invstd = _normalise_rows(xp, rows, eps)
-        self.save_for_backward(xhat, invstd, weight)
-        y = xhat
-        if weight is not None:
-            y = y * weight.reshape(1, k)
-        if bias is not None:
-            y = y + bias.reshape(1, k)
+        self.shape, self.groups = x.shape, groups
+        x = contiguous(xp, x)
+        if view is not None:  # layer norm: (rows, K)
+            x = x.reshape(view)
+        self.param_shapes = tuple(None if t is None else t.shape for t in (weight, bias))
+        self.weight = None if weight is None else contiguous(xp, weight).reshape(-1)
+        y, mean, rstd = self.kernels.group_norm_forward(
+            x, self.weight, None if bias is None else contiguous(xp, bias).reshape(-1),
+            groups, eps)
+        self.save_for_backward(x, mean, rstd)
         return y.reshape(self.shape)
 
     def backward(self, dy):
-        xhat, invstd, weight = self.saved
-        k = xhat.shape[1]
-        g = dy.reshape(-1, k)
+        x, mean, rstd = self.saved
         need_x, need_w, need_b = self.needs_input_grad[:3]
-        dw = (g * xhat).sum(axis=0).reshape(self.nshape) if need_w else None
-        db = g.sum(axis=0).reshape(self.nshape) if need_b else None
-        dx = None
-        if need_x:
-            gx = g * weight.reshape(1, k) if weight is not None else g
-            dx = _normalise_rows_backward(gx, xhat, invstd).reshape(self.shape)
-        return dx, dw, db, None, None
+        dx, dw, db = self.kernels.group_norm_backward(
+            x, self.weight, mean, rstd, contiguous(self.xp, dy).reshape(x.shape), self.groups,
+            need_x, need_w or need_b)
+        wshape, bshape = self.param_shapes
+        return (dx.reshape(self.shape) if need_x else None,
+                dw.reshape(wshape) if need_w else None,
+                db.reshape(bshape) if need_b else None, None, None)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -225,42 +208,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
             if t.shape != shape:
                 raise ValueError(f"{op}: {name} must have the normalized_shape {shape}, got "
                                  f"{t.shape}")
-    return LayerNorm.apply(input, weight, bias, shape, float(eps))
-
-
-class GroupNorm(Function):
-    """Statistics per (sample, group) over the group's channels and positions; affine per
-    channel."""
-
-    def forward(self, x, weight, bias, groups, eps):
-        xp = self.xp
-        self.shape = x.shape
-        N, C = x.shape[:2]
-        rows = xp.ascontiguousarray(x, dtype=np.float32).reshape(N * groups, -1)
-        xhat, invstd = _normalise_rows(xp, rows, eps)
-        self.save_for_backward(xhat, invstd, weight)
-        self.groups = groups
-        cshape = (1, C) + (1,) * (x.ndim - 2)
-        y = xhat.reshape(self.shape)
-        if weight is not None:
-            y = y * weight.reshape(cshape)
-        if bias is not None:
-            y = y + bias.reshape(cshape)
-        return y
-
-    def backward(self, dy):
-        xhat, invstd, weight = self.saved
-        C = self.shape[1]
-        cshape = (1, C) + (1,) * (len(self.shape) - 2)
-        axes = (0,) + tuple(range(2, len(self.shape)))
-        need_x, need_w, need_b = self.needs_input_grad[:3]
-        dw = (dy * xhat.reshape(self.shape)).sum(axis=axes) if need_w else None
-        db = dy.sum(axis=axes) if need_b else None
-        dx = None
-        if need_x:
-            g = dy * weight.reshape(cshape) if weight is not None else dy
-            dx = _normalise_rows_backward(g.reshape(xhat.shape), xhat, invstd).reshape(self.shape)
-        return dx, dw, db, None, None
+    k = int(np.prod(shape))
+    return GroupNorm.apply(input, weight, bias, 1, float(eps), view=(input.numel() // k, k))
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
@@ -287,6 +236,10 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if C % num_groups:
         raise ValueError(f"{op}: expected the number of channels in input ({C}, input shape "
                          f"{input.shape}) to be divisible by num_groups={num_groups}")
+    if input.shape[0] * (C // num_groups) * int(np.prod(input.shape[2:])) == 1:
+        # PyTorch's check (it refuses a single value to normalise over for the batch)
+        raise ValueError(f"{op}: expected more than 1 value per channel when training, got "
+                         f"input of shape {input.shape} with num_groups={num_groups}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None:
             float_tensor(t, name, op, (1,))

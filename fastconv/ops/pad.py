@@ -1,10 +1,10 @@
 """Padding: constant (negative amounts crop), reflect, replicate and circular.
 
-Array code on the backend's array module (NumPy or CuPy). Constant padding is one slice
-copy each way. The other modes take, per padded dim, an index array mapping each output
-position to its input position; the gradient is the interior slice plus the few border
-columns added back onto the positions they copied (a loop over the pad widths, never over
-pixels).
+Every mode is a gather through one index table per padded dim: output position o along a
+dim reads the input position the mode maps it to (:func:`_source_index`), or the constant
+value where that is -1. The backend kernels (csrc/pad.cpp, fastconv/cuda/pad.cu) take the
+tables, so the modes' rules live only here; the gradient adds each output's dy back onto
+the position it read.
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ from __future__ import annotations
 import numpy as np
 
 from fastconv.function import Function
-from fastconv.ops.validate import float_tensor
+from fastconv.ops.validate import contiguous, float_tensor
 
 MODES = ("constant", "reflect", "replicate", "circular")
 
 
 def _source_index(mode: str, size: int, before: int, after: int) -> np.ndarray:
     """For each of the ``before + size + after`` output positions, the input position it
-    copies."""
-    j = np.arange(-before, size + after)
+    copies (int64), or -1 for the constant value. Negative amounts (constant mode) crop."""
+    j = np.arange(-before, size + after, dtype=np.int64)
+    if mode == "constant":
+        return np.where((j >= 0) & (j < size), j, -1)
     if mode == "reflect":  # mirror without repeating the edge: -1 -> 1, size -> size - 2
         period = 2 * (size - 1)
         j = np.abs(j) % period if period else np.zeros_like(j)
@@ -30,52 +32,26 @@ def _source_index(mode: str, size: int, before: int, after: int) -> np.ndarray:
     return j % size  # circular
 
 
-class ConstantPad(Function):
-    """y = value everywhere, then the (possibly cropped) input copied into its place."""
+class Pad(Function):
+    """y = x gathered through one index table per padded dim (None: the dim is kept)."""
 
-    def forward(self, x, pads, value):
-        xp = self.xp
-        shape, src, dst = list(x.shape), [slice(None)] * x.ndim, [slice(None)] * x.ndim
-        for d, (before, after) in pads.items():
-            n = x.shape[d]
-            shape[d] = n + before + after
-            src[d] = slice(max(-before, 0), n - max(-after, 0))
-            dst[d] = slice(max(before, 0), max(before, 0) + (src[d].stop - src[d].start))
-        self.x_shape, self.src, self.dst = x.shape, tuple(src), tuple(dst)
-        y = xp.full(shape, value, dtype=x.dtype)
-        y[self.dst] = x[self.src]
-        return y
+    def forward(self, x, index, value):
+        self.x_shape, self.index = x.shape, index
+        return self.kernels.pad_forward(contiguous(self.xp, x), index, value)
 
     def backward(self, dy):
-        dx = self.xp.zeros(self.x_shape, dtype=dy.dtype)
-        dx[self.src] = dy[self.dst]
-        return dx, None, None
+        return (self.kernels.pad_backward(contiguous(self.xp, dy), self.x_shape, self.index),
+                None, None)
 
 
-class IndexPad(Function):
-    """Reflect, replicate or circular padding: y = x gathered through one index array per
-    padded dim."""
-
-    def forward(self, x, pads, mode):
-        xp = self.xp
-        self.steps = []
-        y = x
-        for d, (before, after) in pads.items():
-            idx = _source_index(mode, x.shape[d], before, after)
-            self.steps.append((d, idx, before, x.shape[d]))
-            y = xp.take(y, xp.asarray(idx), axis=d)
-        return xp.ascontiguousarray(y)
-
-    def backward(self, dy):
-        xp = self.xp
-        g = dy
-        for d, idx, before, size in reversed(self.steps):
-            g = xp.moveaxis(g, d, -1)
-            dx = g[..., before:before + size].copy()
-            for j in list(range(before)) + list(range(before + size, len(idx))):
-                dx[..., int(idx[j])] += g[..., j]
-            g = xp.moveaxis(dx, -1, d)
-        return xp.ascontiguousarray(g), None, None
+def _pad(x, pads, mode, value):
+    index = [None] * x.ndim
+    for d, (before, after) in pads.items():
+        if before or after:
+            index[d] = _source_index(mode, x.shape[d], before, after)
+    if x.ndim == 0:  # nothing to pad: the kernels see a 1-element vector
+        return Pad.apply(x.reshape(1), [None], value).reshape(())
+    return Pad.apply(x, tuple(index), value)
 
 
 def pad(input, pad, mode="constant", value=None):
@@ -111,7 +87,7 @@ def pad(input, pad, mode="constant", value=None):
             if input.shape[d] + before + after < 0:
                 raise ValueError(f"{op}: padding {pad} crops dim {d} of input {input.shape} "
                                  "below size 0")
-        return ConstantPad.apply(input, pads, 0.0 if value is None else float(value))
+        return _pad(input, pads, mode, 0.0 if value is None else float(value))
     if value not in (None, 0, 0.0):
         raise ValueError(f"{op}: padding mode {mode!r} doesn't take in value argument")
     if k not in (1, 2, 3) or input.ndim not in (k + 1, k + 2):
@@ -131,4 +107,4 @@ def pad(input, pad, mode="constant", value=None):
                              f"than that dim of input {input.shape}")
         if mode == "replicate" and n == 0 and before + after:
             raise ValueError(f"{op}: cannot replicate an empty dim {d} of input {input.shape}")
-    return IndexPad.apply(input, pads, mode)
+    return _pad(input, pads, mode, 0.0)

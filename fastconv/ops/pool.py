@@ -1,8 +1,8 @@
 """Max, average and adaptive (average and max) pooling over NCHW maps.
 
-Max pooling with dilation 1 and average pooling run the backend kernels. Dilated max
-pooling and adaptive max pooling run :class:`WindowMax`, array code on ``self.xp`` that
-gathers every window at once (an im2col-sized temporary).
+Max pooling (any dilation), adaptive max pooling and average pooling run the backend
+kernels; adaptive average pooling to sizes that do not divide the input runs separable
+averaging matrices (array code).
 
 Unbatched (C, H, W) input is accepted wherever PyTorch accepts it (it runs as a batch of
 one and the batch dim is dropped again).
@@ -47,11 +47,11 @@ def _batched(op, x):
 
 
 class MaxPool2d(Function):
-    def forward(self, x, kernel, stride, padding, ceil_mode, indices_out=None):
+    def forward(self, x, kernel, stride, padding, ceil_mode, dilation, indices_out=None):
         self.x_shape = x.shape
-        self.window = (kernel, stride, padding)
+        self.window = (kernel, stride, padding, dilation)
         y, self.indices = self.kernels.max_pool2d_forward(
-            contiguous(self.xp, x), kernel, stride, padding, ceil_mode)
+            contiguous(self.xp, x), kernel, stride, padding, ceil_mode, dilation)
         if indices_out is not None:  # return_indices: hand the argmax positions out
             indices_out.append(self.indices)
         return y
@@ -61,44 +61,18 @@ class MaxPool2d(Function):
                                                 *self.window)
 
 
-class WindowMax(Function):
-    """Max over arbitrary windows given by input rows (OH, KH) and columns (OW, KW), -1
-    marking a position outside the input. Gathers the windows into (N, C, OH, OW, KH*KW),
-    takes the first maximum (NaN wins, as in PyTorch) and scatters the gradient back
-    through the flat in-plane index h * W + w of each maximum."""
-
-    def forward(self, x, rows, cols, indices_out=None):
-        xp = self.xp
-        N, C, H, W = x.shape
-        rows, cols = xp.asarray(rows), xp.asarray(cols)
-        rc, cc = xp.clip(rows, 0, H - 1), xp.clip(cols, 0, W - 1)
-        valid = (rows >= 0)[:, None, :, None] & (cols >= 0)[None, :, None, :]
-        windows = x[:, :, rc[:, None, :, None], cc[None, :, None, :]]  # (N, C, OH, OW, KH, KW)
-        windows = xp.where(valid, windows, np.float32(-np.inf))
-        OH, OW, KH, KW = windows.shape[2:]
-        flat = windows.reshape(N, C, OH, OW, KH * KW)
-        k = flat.argmax(axis=-1)
-        y = xp.take_along_axis(flat, k[..., None], axis=-1)[..., 0]
-        self.index = (rc[xp.arange(OH)[:, None], k // KW] * W
-                      + cc[xp.arange(OW)[None, :], k % KW])
+class AdaptiveMaxPool2d(Function):
+    def forward(self, x, output_size, indices_out=None):
         self.x_shape = x.shape
+        y, self.indices = self.kernels.adaptive_max_pool2d_forward(contiguous(self.xp, x),
+                                                                   output_size)
         if indices_out is not None:
-            indices_out.append(self.index)
-        return xp.ascontiguousarray(y, dtype=np.float32)
+            indices_out.append(self.indices)
+        return y
 
     def backward(self, dy):
-        xp = self.xp
-        N, C, H, W = self.x_shape
-        plane = (xp.arange(N * C) * (H * W)).reshape(N, C, 1, 1)
-        dx = xp.bincount((plane + self.index).ravel(), weights=dy.ravel(), minlength=N * C * H * W)
-        return dx.astype(np.float32).reshape(self.x_shape), None, None
-
-
-def _dilated_rows(size, out, kernel, stride, padding, dilation):
-    """(out, kernel) input positions of each window of a strided, dilated, padded pooling;
-    -1 where a window reaches into the padding or beyond the input."""
-    pos = (np.arange(out)[:, None] * stride - padding + np.arange(kernel)[None, :] * dilation)
-    return np.where((pos >= 0) & (pos < size), pos, -1)
+        return self.kernels.adaptive_max_pool2d_backward(contiguous(self.xp, dy), self.indices,
+                                                         self.x_shape), None
 
 
 def _pool_result(op_unbatched, y, indices, return_indices):
@@ -125,23 +99,13 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         return_indices: also return the int64 flat index h * W + w of each maximum within
             its input plane (what ``max_unpool2d`` takes in PyTorch).
     Ties: the first maximum in row-major order of the window receives the gradient.
-    Dilation 1 runs the backend kernels; other dilations run array code (a gather of all
-    windows).
     """
     op = "max_pool2d"
     x, unbatched = _batched(op, input)
     kernel, stride, padding, dilation = _pool_args(op, x, kernel_size, stride, padding,
                                                    ceil_mode, dilation)
     box = [] if return_indices else None
-    if dilation == (1, 1):
-        y = MaxPool2d.apply(x, kernel, stride, padding, bool(ceil_mode), indices_out=box)
-    else:
-        H, W = x.shape[2:]
-        OH, OW = (pool_output_size(n, k, s, p, bool(ceil_mode), d) for n, k, s, p, d in
-                  zip((H, W), kernel, stride, padding, dilation))
-        rows = _dilated_rows(H, OH, kernel[0], stride[0], padding[0], dilation[0])
-        cols = _dilated_rows(W, OW, kernel[1], stride[1], padding[1], dilation[1])
-        y = WindowMax.apply(x, rows, cols, indices_out=box)
+    y = MaxPool2d.apply(x, kernel, stride, padding, bool(ceil_mode), dilation, indices_out=box)
     return _pool_result(unbatched, y, box[0] if box else None, return_indices)
 
 
@@ -228,15 +192,6 @@ def adaptive_avg_pool2d(input, output_size):
     return y.reshape(y.shape[1:]) if unbatched else y
 
 
-def _adaptive_rows(size, out):
-    """(out, longest window) input positions of PyTorch's adaptive windows along one axis,
-    [floor(i*size/out), ceil((i+1)*size/out)), -1 past a window's end."""
-    i = np.arange(out)
-    start, end = (i * size) // out, -(-((i + 1) * size) // out)
-    pos = start[:, None] + np.arange(int((end - start).max()))[None, :]
-    return np.where(pos < end[:, None], pos, -1)
-
-
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     """Max pooling to a fixed output size, with PyTorch's windows: output cell i along an
     axis of input size S takes the maximum of cells floor(i*S/out) to ceil((i+1)*S/out) - 1.
@@ -249,8 +204,10 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     op = "adaptive_max_pool2d"
     x, unbatched = _batched(op, input)
     H, W = x.shape[2:]
+    if min(H, W) < 1:
+        raise ValueError(f"{op}: input {input.shape} has an empty plane: no window to take a "
+                         "maximum of")
     out = _adaptive_size(op, x, output_size)
     box = [] if return_indices else None
-    y = WindowMax.apply(x, _adaptive_rows(H, out[0]), _adaptive_rows(W, out[1]),
-                        indices_out=box)
+    y = AdaptiveMaxPool2d.apply(x, out, indices_out=box)
     return _pool_result(unbatched, y, box[0] if box else None, return_indices)

@@ -1,9 +1,10 @@
 """Resizing (``interpolate``): nearest, nearest-exact, bilinear and area.
 
-Nearest and bilinear resizing are separable: y = Ah x Aw^T per plane, with Ah (OH, H) and
-Aw (OW, W) holding each output position's interpolation weights (one 1 per row for nearest,
-two weights for bilinear). The gradient is dx = Ah^T dy Aw. Array code on NumPy or CuPy; the
-matrices are small (output size by input size along one axis).
+Nearest and bilinear resizing read, for each output row and column, one or two source
+positions with their weights. :func:`_source_index` computes them per axis with PyTorch's
+rules (the only place the modes and ``align_corners`` are interpreted); the backend kernels
+(csrc/resize.cpp, fastconv/cuda/resize.cu) take these tables and interpolate, forward and
+backward. Area mode is adaptive average pooling.
 """
 
 from __future__ import annotations
@@ -13,28 +14,27 @@ import math
 import numpy as np
 
 from fastconv.function import Function
-from fastconv.ops.validate import float_tensor
+from fastconv.ops.validate import contiguous, float_tensor
 
 MODES = ("nearest", "nearest-exact", "bilinear", "area")
 
 
-def _source_matrix(mode: str, size: int, out: int, scale: float | None,
-                   align_corners: bool) -> np.ndarray:
-    """(out, size) interpolation weights along one axis, with PyTorch's source positions.
+def _source_index(mode: str, size: int, out: int, scale: float | None,
+                  align_corners: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(i0, l1) along one axis, with PyTorch's source positions: output position o reads
+    input i0[o] (int64) and, for bilinear, min(i0[o] + 1, size - 1) with weight l1[o]
+    (float32; None for the nearest modes).
 
     ``scale`` is the user's scale factor when it sets the source positions (PyTorch then
     maps back with 1 / scale_factor), else None (size / out).
     """
-    m = np.zeros((out, size), dtype=np.float32)
     dst = np.arange(out, dtype=np.float32)
     if mode in ("nearest", "nearest-exact"):
         # PyTorch computes the source index in float32: floor(dst * scale), clipped.
         s = np.float32(1.0 / scale) if scale is not None else np.float32(size / out)
         src = np.floor((dst + np.float32(0.5)) * s) if mode == "nearest-exact" \
             else np.floor(dst * s)
-        src = np.minimum(src.astype(np.int64), size - 1)
-        m[np.arange(out), src] = 1.0
-        return m
+        return np.minimum(src.astype(np.int64), size - 1), None
     # bilinear (per axis: linear)
     if align_corners:
         s = np.float32((size - 1) / (out - 1)) if out > 1 else np.float32(0.0)
@@ -43,25 +43,19 @@ def _source_matrix(mode: str, size: int, out: int, scale: float | None,
         s = np.float32(1.0 / scale) if scale is not None else np.float32(size / out)
         src = np.maximum((dst + np.float32(0.5)) * s - np.float32(0.5), np.float32(0.0))
     i0 = np.minimum(np.floor(src).astype(np.int64), size - 1)
-    i1 = np.minimum(i0 + 1, size - 1)
-    l1 = (src - i0).astype(np.float32)
-    l0 = np.float32(1.0) - l1
-    rows = np.arange(out)
-    m[rows, i0] += l0
-    m[rows, i1] += l1
-    return m
+    return i0, (src - i0).astype(np.float32)
 
 
-class Separable2d(Function):
-    """y = Ah x Aw^T for every (n, c) plane; dx = Ah^T dy Aw."""
+class Resize2d(Function):
+    """y[oh, ow] interpolated from the source rows and columns of the tables above."""
 
-    def forward(self, x, ah, aw):
-        xp = self.xp
-        self.ah, self.aw = xp.asarray(ah), xp.asarray(aw)
-        return xp.ascontiguousarray(self.ah @ x @ self.aw.T)
+    def forward(self, x, rows, cols):
+        self.x_shape, self.tables = x.shape, rows + cols
+        return self.kernels.interpolate_forward(contiguous(self.xp, x), *self.tables)
 
     def backward(self, dy):
-        return self.xp.ascontiguousarray(self.ah.T @ dy @ self.aw), None, None
+        return (self.kernels.interpolate_backward(contiguous(self.xp, dy), self.x_shape,
+                                                  *self.tables), None, None)
 
 
 def _output_size(op, x, size, scale_factor, recompute_scale_factor):
@@ -128,6 +122,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise ValueError(f"{op}: mode {mode!r} needs a {' or '.join(f'{n}-D' for n in want)} "
                          f"input (N, C, {'H, W' if want == (4,) else '[H,] W'}), got shape "
                          f"{input.shape}")
+    if min(input.shape[2:]) < 1:
+        raise ValueError(f"{op}: input and output sizes should be greater than 0, but got input "
+                         f"of shape {input.shape}")
     out, scales = _output_size(op, input, size, scale_factor, recompute_scale_factor)
     x = input
     if input.ndim == 3:  # (N, C, L) runs as (N, C, 1, L)
@@ -139,7 +136,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         y = adaptive_avg_pool2d(x, out)
     else:
         H, W = x.shape[2:]
-        ah = _source_matrix(mode, H, out[0], scales[0], bool(align_corners))
-        aw = _source_matrix(mode, W, out[1], scales[1], bool(align_corners))
-        y = Separable2d.apply(x, ah, aw)
+        rows = _source_index(mode, H, out[0], scales[0], bool(align_corners))
+        cols = _source_index(mode, W, out[1], scales[1], bool(align_corners))
+        y = Resize2d.apply(x, rows, cols)
     return y.reshape(input.shape[:2] + out[1:]) if input.ndim == 3 else y

@@ -8,9 +8,13 @@ and out, plus the GPU's controls. Where each part lives:
     launch.py       compiling (cupy.RawModule) and launching kernels, argument helpers
     blas.py         gemm on cuBLAS; set_tf32 / get_tf32
     conv.py         conv2d_forward / conv2d_backward (im2col + GEMM); set_workspace_limit
-    pool.py         max / average / global average pooling
+    pool.py         max / adaptive max / average / global average pooling
     norm.py         LRN and batch norm
+    norm_layer.py   group norm (and layer norm through it)
     elementwise.py  ReLU, accumulate_, round_bf16_
+    activation.py   leaky ReLU, ELU, GELU, SiLU, sigmoid, tanh
+    pad.py          padding in every mode (index tables)
+    resize.py       nearest / bilinear interpolation
     loss.py         softmax cross-entropy
     rng.py          random_uniform (Philox4x32-10); manual_seed, get/set_rng_state
     graphs.py       is_capturing; CapturedStep / capture (a training step as a CUDA graph)
@@ -53,6 +57,20 @@ if device_count() == 0:
         "CUDA_VISIBLE_DEVICES hides them). " + _INSTALL_HINT
     )
 
+from .activation import (
+    elu_backward,
+    elu_forward,
+    gelu_backward,
+    gelu_forward,
+    leaky_relu_backward,
+    leaky_relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    silu_backward,
+    silu_forward,
+    tanh_backward,
+    tanh_forward,
+)
 from .blas import gemm, get_tf32, set_tf32  # noqa: E402
 from .conv import conv2d_backward, conv2d_forward, set_workspace_limit  # noqa: E402
 from .elementwise import accumulate_, relu_backward, relu_forward, round_bf16_  # noqa: E402
@@ -65,12 +83,17 @@ from .norm import (  # noqa: E402
     lrn_backward,
     lrn_forward,
 )
+from .norm_layer import group_norm_backward, group_norm_forward
+from .pad import pad_backward, pad_forward
 from .pool import (  # noqa: E402
+    adaptive_max_pool2d_backward,
+    adaptive_max_pool2d_forward,
     avg_pool2d_backward,
     avg_pool2d_forward,
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from .resize import interpolate_backward, interpolate_forward
 from .rng import get_rng_state, manual_seed, random_uniform, set_rng_state  # noqa: E402
 
 xp = cupy
@@ -79,9 +102,15 @@ __all__ = [
     # the kernel interface (fastconv.backend.interface.KERNELS)
     "xp", "gemm", "conv2d_forward", "conv2d_backward",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+    "adaptive_max_pool2d_forward", "adaptive_max_pool2d_backward",
     "lrn_forward", "lrn_backward",
     "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
+    "group_norm_forward", "group_norm_backward",
     "relu_forward", "relu_backward", "accumulate_", "round_bf16_",
+    "leaky_relu_forward", "leaky_relu_backward", "elu_forward", "elu_backward",
+    "gelu_forward", "gelu_backward", "silu_forward", "silu_backward",
+    "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
+    "pad_forward", "pad_backward", "interpolate_forward", "interpolate_backward",
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
     "random_uniform", "is_capturing",
     # the GPU's controls (fastconv.backend.interface.CONTROLS["cuda"])
