@@ -21,6 +21,15 @@ Conventions that differ between fastconv and ONNX, and how they are mapped:
 * Pooling ``ceil_mode`` and ``count_include_pad`` are ONNX attributes of the same meaning.
 * Adaptive average pooling: output 1×1 is GlobalAveragePool, sizes that divide the input
   are AveragePool, other sizes the two window-averaging matrix products fastconv runs.
+* Max pooling with dilation is MaxPool with ``dilations``; adaptive max pooling gathers
+  each window's rows and columns (the windows of adaptive average pooling) and ReduceMax.
+* Layer, group and instance norm are one kernel Function (``norm.GroupNorm``); layer norm
+  (it records its (rows, K) view) is LayerNormalization (opset 17), the others
+  InstanceNormalization over (N, G, rest) and the per-channel affine.
+* Padding (``pad.Pad``) and interpolation (``upsample.Resize2d``) keep only the index
+  tables their kernels read: constant padding becomes Pad with the amounts read back from
+  the tables, the other modes Gathers through the tables, interpolation the two matrix
+  products the tables define.
 * ``dynamic_batch``: the input's and outputs' first dimension is the symbol ``batch``;
   reshapes that keep the batch dimension write 0 ("copy the input's") there.
 """
@@ -379,11 +388,20 @@ def _get_item(g, fn, out):
 
 
 def _layer_norm(g, fn, out):
-    x, weight, bias, normalized_shape, eps = fn.parents
+    # layer_norm runs as GroupNorm over x viewed as (rows, K) (fn.view): one group, so the
+    # normalised dims are the trailing dims of x that make up K. The affine parameters
+    # have their shape; without them, any such suffix normalises the same values.
+    x, weight, bias, _, eps = fn.parents
     if g.opset < 17:
         raise ExportError(f"LayerNorm exports as LayerNormalization (opset 17); export with "
                           f"opset_version >= 17, not {g.opset}")
-    shape = tuple(int(n) for n in normalized_shape)
+    params = [t for t in (weight, bias) if t is not None]
+    if params:
+        shape = tuple(int(n) for n in params[0].shape)
+    else:
+        k = fn.view[1]
+        shape = next(x.shape[d:] for d in range(x.ndim - 1, -1, -1)
+                     if int(np.prod(x.shape[d:])) == k)
     scale = (g.input_of(weight) if weight is not None
              else g.constant(np.ones(shape, np.float32), "ln_scale"))
     inputs = [g.input_of(x), scale] + ([g.input_of(bias)] if bias is not None else [])
@@ -391,6 +409,11 @@ def _layer_norm(g, fn, out):
 
 
 def _group_norm(g, fn, out):
+    # group_norm, instance_norm and layer_norm all run norm.GroupNorm; layer_norm's call
+    # records its (rows, K) view.
+    if fn.view is not None:
+        _layer_norm(g, fn, out)
+        return
     # (N, G, rest) rows through InstanceNormalization (every opset; GroupNormalization needs
     # 18 and has changed meaning since), then the per-channel affine.
     x, weight, bias, groups, eps = fn.parents
@@ -408,47 +431,85 @@ def _group_norm(g, fn, out):
         (y,) = g.add(op, [y, param], [out] if i == len(affine) - 1 else None)
 
 
-def _constant_pad(g, fn, out):
-    x, pads, value = fn.parents
-    begin, end = [0] * x.ndim, [0] * x.ndim
-    for d, (before, after) in pads.items():
-        begin[d], end[d] = int(before), int(after)
-    g.add("Pad", [g.input_of(x), g.ints(begin + end, "pads"),
-                  g.constant(np.float32(value), "pad_value")], [out], mode="constant")
+def _constant_pad_amounts(table, size):
+    """(before, after) when ``table`` is the constant-mode table of pad._source_index for a
+    dim of ``size``, else None (a reflect / replicate / circular table)."""
+    valid = np.flatnonzero(table >= 0)
+    before = int(valid[0] - table[valid[0]]) if valid.size else len(table)
+    after = len(table) - size - before
+    same = np.array_equal(table, pad._source_index("constant", size, before, after))
+    return (before, after) if same else None
 
 
-def _index_pad(g, fn, out):
-    # reflect / replicate / circular as one Gather per padded dim, with the index array
-    # fastconv itself gathers through (exact for every mode and opset).
-    x, pads, mode = fn.parents
+def _pad(g, fn, out):
+    # pad.Pad keeps only its per-dim source tables (None: dim not padded). Constant mode
+    # (the tables with -1 for the value, or crops) is one Pad node with the amounts read
+    # back from the tables; the other modes are one Gather per padded dim through the
+    # table fastconv itself gathers with (exact for every mode and opset).
+    x, index, value = fn.parents
+    tables = {d: _host(t).astype(np.int64) for d, t in enumerate(index) if t is not None}
+    if not tables:
+        g.add("Identity", [g.input_of(x)], [out])
+        return
+    amounts = {d: _constant_pad_amounts(t, x.shape[d]) for d, t in tables.items()}
+    if all(a is not None for a in amounts.values()):
+        begin, end = [0] * x.ndim, [0] * x.ndim
+        for d, (before, after) in amounts.items():
+            begin[d], end[d] = before, after
+        g.add("Pad", [g.input_of(x), g.ints(begin + end, "pads"),
+                      g.constant(np.float32(value), "pad_value")], [out], mode="constant")
+        return
+    if any((t < 0).any() for t in tables.values()):
+        raise ExportError("padding tables mixing the constant value with other modes do not "
+                          "export")
     name = g.input_of(x)
-    items = list(pads.items())
-    for i, (d, (before, after)) in enumerate(items):
-        idx = pad._source_index(mode, x.shape[d], before, after)
-        (name,) = g.add("Gather", [name, g.ints(idx, f"{mode}_index")],
-                        [out] if i == len(items) - 1 else None, axis=int(d))
+    for i, (d, t) in enumerate(tables.items()):
+        (name,) = g.add("Gather", [name, g.ints(t, "pad_index")],
+                        [out] if i == len(tables) - 1 else None, axis=int(d))
 
 
-def _separable(g, fn, out):
-    # interpolate (nearest, bilinear, area): y = Ah x Aw^T per plane, as fastconv runs it.
-    x = fn.parents[0]
-    cols = g.add("MatMul", [g.constant(_host(fn.ah), "resize_ah"), g.input_of(x)])
-    g.add("MatMul", [cols[0], g.constant(_host(fn.aw).T, "resize_aw_t")], [out])
+def _resize_matrix(table, size):
+    """The (out, size) matrix of one axis of upsample.Resize2d: output o reads input i0[o]
+    with weight 1 - l1[o] and min(i0[o] + 1, size - 1) with l1[o] (nearest: i0[o] alone)."""
+    i0, l1 = table
+    i0 = _host(i0).astype(np.int64)
+    o = np.arange(len(i0))
+    m = np.zeros((len(i0), size), np.float32)
+    if l1 is None:
+        m[o, i0] = 1.0
+    else:
+        l1 = _host(l1).astype(np.float32)
+        np.add.at(m, (o, i0), np.float32(1) - l1)
+        np.add.at(m, (o, np.minimum(i0 + 1, size - 1)), l1)
+    return m
 
 
-def _window_max(g, fn, out):
-    # Dilated and adaptive max pooling: gather the windows' rows, then their columns, and
-    # take the max over both kernel axes. Positions outside the input (-1) read a -inf
-    # border added in front.
-    x, rows, cols = fn.parents[:3]
-    rows, cols = _host(rows).astype(np.int64), _host(cols).astype(np.int64)
-    name = g.input_of(x)
-    if (rows < 0).any() or (cols < 0).any():
-        (name,) = g.add("Pad", [name, g.ints([0, 0, 1, 1, 0, 0, 0, 0], "pads"),
-                                g.constant(np.float32(-np.inf), "minus_inf")], mode="constant")
-        rows, cols = rows + 1, cols + 1
-    (r,) = g.add("Gather", [name, g.ints(rows, "window_rows")], axis=2)   # N C OH KH W
-    (c,) = g.add("Gather", [r, g.ints(cols, "window_cols")], axis=4)      # N C OH KH OW KW
+def _resize(g, fn, out):
+    # interpolate (nearest, nearest-exact, bilinear): y = Ah x Aw^T per plane, with Ah and
+    # Aw built from the row and column tables the kernel interpolates with.
+    x, rows, cols = fn.parents
+    ah, aw = _resize_matrix(rows, x.shape[2]), _resize_matrix(cols, x.shape[3])
+    (r,) = g.add("MatMul", [g.constant(ah, "resize_ah"), g.input_of(x)])
+    g.add("MatMul", [r, g.constant(aw.T, "resize_aw_t")], [out])
+
+
+def _adaptive_windows(size, out):
+    """(out, width) int64: the input cells of each adaptive window along one axis (the
+    nonzeros of pool's window-averaging matrix), shorter windows padded with their last
+    cell (a repeated cell leaves the max unchanged)."""
+    cells = [np.flatnonzero(r) for r in pool._window_average_matrix(np, size, out)]
+    width = max(len(c) for c in cells)
+    return np.array([np.concatenate([c, np.full(width - len(c), c[-1])]) for c in cells],
+                    np.int64)
+
+
+def _adaptive_max_pool(g, fn, out):
+    # Gather each window's rows, then its columns, and take the max over both window axes.
+    x, output_size = fn.parents[:2]
+    rows = _adaptive_windows(x.shape[2], output_size[0])
+    cols = _adaptive_windows(x.shape[3], output_size[1])
+    (r,) = g.add("Gather", [g.input_of(x), g.ints(rows, "window_rows")], axis=2)  # N C OH KH W
+    (c,) = g.add("Gather", [r, g.ints(cols, "window_cols")], axis=4)  # N C OH KH OW KW
     if g.opset >= 18:
         g.add("ReduceMax", [c, g.ints([3, 5], "axes")], [out], keepdims=0)
     else:
@@ -520,12 +581,10 @@ CONVERTERS: dict[type, Callable] = {
     arith.Mean: _reduce("ReduceMean"),
     arith.Max: _reduce("ReduceMax"),
     arith.GetItem: _get_item,
-    norm.LayerNorm: _layer_norm,
     norm.GroupNorm: _group_norm,
-    pad.ConstantPad: _constant_pad,
-    pad.IndexPad: _index_pad,
-    upsample.Separable2d: _separable,
-    pool.WindowMax: _window_max,
+    pad.Pad: _pad,
+    upsample.Resize2d: _resize,
+    pool.AdaptiveMaxPool2d: _adaptive_max_pool,
     activation.Pointwise: _pointwise_activation,
 }
 

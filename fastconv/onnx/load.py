@@ -205,12 +205,13 @@ def _pool(kind):
                                   "is not supported")
         kernel = _two_d(node, attrs, "kernel_shape", [])
         stride = _two_d(node, attrs, "strides", [1, 1])
-        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
-            raise OnnxImportError(f"node {node.name!r} ({node.op_type}): dilated pooling "
-                                  "is not supported")
+        dilation = _two_d(node, attrs, "dilations", [1, 1])
+        if kind == "avg" and dilation != (1, 1):  # max_pool2d has dilation, avg_pool2d not
+            raise OnnxImportError(f"node {node.name!r} ({node.op_type}): dilated average "
+                                  "pooling is not supported")
         padding, ceil = _sym_pads(node, attrs), bool(attrs.get("ceil_mode", 0))
         if kind == "max":
-            return lambda x: F.max_pool2d(x, kernel, stride, padding, ceil_mode=ceil)
+            return lambda x: F.max_pool2d(x, kernel, stride, padding, dilation, ceil)
         include = bool(attrs.get("count_include_pad", 0))
         return lambda x: F.avg_pool2d(x, kernel, stride, padding, ceil, include)
     return build

@@ -153,6 +153,7 @@ class GroupNorm(Function):
     def forward(self, x, weight, bias, groups, eps, view=None):
         xp = self.xp
         self.shape, self.groups = x.shape, groups
+        self.view = view  # kept so the ONNX export can tell layer norm from group norm
         x = contiguous(xp, x)
         if view is not None:  # layer norm: (rows, K)
             x = x.reshape(view)
