@@ -7,6 +7,7 @@ from the saved input.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
