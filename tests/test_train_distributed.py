@@ -146,24 +146,24 @@ def test_two_rank_step_equals_one_process_step_on_the_global_batch(tmp_path, rng
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale, err_msg=f"grad {i}")
 
 
-def test_sigterm_on_one_rank_stops_both_after_one_checkpoint(tmp_path, rng):
-    """Rank 1 alone gets SIGTERM (from a thread of the job, a second after training set up its
-    run folder: under load the start-up alone can take seconds): every rank stops after the
-    batch, rank 0 writes last.npz once, and both exit with 128 + SIGTERM."""
+def _signal_rank_1(tmp_path, rng, signame: str, after_file: str, delay: float):
+    """Start a 2-rank training job (endless epochs) whose rank 1 sends itself ``signame``
+    ``delay`` seconds after the run folder holds ``after_file`` (so after start-up, however
+    long the load makes it). Returns (Popen, run folder)."""
     data = make_folder(tmp_path / "data", rng, per_class=4, size=24)
     out = tmp_path / "run"
     job = tmp_path / "job.py"
     job.write_text(
         "import os, signal, sys, threading, time\n"
         "from models import train_cifar\n"
-        "def stop_later():\n"
-        "    config = os.path.join(sys.argv[sys.argv.index('--out') + 1], 'config.json')\n"
-        "    while not os.path.exists(config):\n"
+        "def signal_later():\n"
+        f"    path = os.path.join(sys.argv[sys.argv.index('--out') + 1], {after_file!r})\n"
+        "    while not os.path.exists(path):\n"
         "        time.sleep(0.05)\n"
-        "    time.sleep(1.0)\n"
-        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        f"    time.sleep({delay})\n"
+        f"    os.kill(os.getpid(), signal.{signame})\n"
         "if os.environ.get('OMPI_COMM_WORLD_RANK', os.environ.get('PMI_RANK')) == '1':\n"
-        "    threading.Thread(target=stop_later, daemon=True).start()\n"
+        "    threading.Thread(target=signal_later, daemon=True).start()\n"
         "sys.exit(train_cifar.main(sys.argv[1:]))\n")
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -172,11 +172,19 @@ def test_sigterm_on_one_rank_stops_both_after_one_checkpoint(tmp_path, rng):
                                 "--epochs", "100000", "--batch-size", "2", "--val-per-class",
                                 "1", "--augment", "none", "--workers", "1", "--no-progress",
                                 "--no-plot", "--cache-dir", "none"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=REPO,
-                          check=False)
-    assert proc.returncode == 143, f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-    assert proc.stderr.count("SIGTERM: saving a checkpoint") == 1  # rank 1 only got it
-    assert proc.stdout.count("continue with:") == 1  # one rank wrote, once
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=REPO)
+    return proc, out
+
+
+def test_sigterm_on_one_rank_stops_both_after_one_checkpoint(tmp_path, rng):
+    """Rank 1 alone gets SIGTERM (a second after training set up its run folder): every rank
+    stops after the batch, rank 0 writes last.npz once, and both exit with 128 + SIGTERM."""
+    proc, out = _signal_rank_1(tmp_path, rng, "SIGTERM", "config.json", 1.0)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, f"{stdout[-2000:]}\n{stderr[-2000:]}"
+    assert stderr.count("SIGTERM: saving a checkpoint") == 1  # rank 1 only got it
+    assert stdout.count("continue with:") == 1  # one rank wrote, once
     last = ck.load_checkpoint(str(out / "last.npz"))
     assert 0 < last["step"] < 100000
 
@@ -214,42 +222,20 @@ def test_sync_bn_two_rank_step_equals_one_process_step(tmp_path, rng):
 
 
 def test_a_rank_killed_mid_run_ends_the_job_in_bounded_time(tmp_path, rng):
-    """Rank 1 is killed (SIGKILL: no handler, no MPI_Abort) while training; rank 0, left in its
-    next collective, must not hang: mpirun sees the death and ends the job with an error."""
+    """Rank 1 is killed (SIGKILL: no handler, no MPI_Abort) while training, half a second
+    after the first epoch is logged; rank 0, left in its next collective, must not hang:
+    mpirun sees the death and ends the job with an error."""
     import time
 
-    data = make_folder(tmp_path / "data", rng, per_class=4, size=24)
-    job = tmp_path / "job.py"
-    job.write_text(
-        "import os, signal, sys, threading, time\n"
-        "from models import train_cifar\n"
-        "def kill_later():  # once the first epoch is logged, whatever the start-up took\n"
-        "    log = os.path.join(sys.argv[sys.argv.index('--out') + 1], 'history.csv')\n"
-        "    while not os.path.exists(log):\n"
-        "        time.sleep(0.05)\n"
-        "    time.sleep(0.5)\n"
-        "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "if os.environ.get('OMPI_COMM_WORLD_RANK', os.environ.get('PMI_RANK')) == '1':\n"
-        "    threading.Thread(target=kill_later, daemon=True).start()\n"
-        "sys.exit(train_cifar.main(sys.argv[1:]))\n")
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    argv = _mpirun_command() + ["-np", "2", sys.executable, str(job), "--model",
-                                "cifar10_tutorial", "--data", data, "--out",
-                                str(tmp_path / "run"), "--epochs", "100000", "--batch-size",
-                                "2", "--val-per-class", "1", "--augment", "none", "--workers",
-                                "1", "--no-progress", "--no-plot", "--cache-dir", "none"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=REPO)
-    log = tmp_path / "run" / "history.csv"
+    proc, out = _signal_rank_1(tmp_path, rng, "SIGKILL", "history.csv", 0.5)
     deadline = time.monotonic() + 120
-    while not log.exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (out / "history.csv").exists() and proc.poll() is None \
+            and time.monotonic() < deadline:
         time.sleep(0.05)
     start = time.monotonic()  # the kill comes half a second after this
-    out, err = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=120)
     elapsed = time.monotonic() - start
-    proc = subprocess.CompletedProcess(argv, proc.returncode, out, err)
-    assert proc.returncode != 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-    assert "signal 9" in proc.stdout + proc.stderr or "Killed" in proc.stdout + proc.stderr
-    assert "epoch 1/100000" in proc.stdout  # it was training when the rank died
+    assert proc.returncode != 0, f"{stdout[-2000:]}\n{stderr[-2000:]}"
+    assert "signal 9" in stdout + stderr or "Killed" in stdout + stderr
+    assert "epoch 1/100000" in stdout  # it was training when the rank died
     assert elapsed < 60
