@@ -1,7 +1,8 @@
 """Leaky ReLU, ELU, GELU, SiLU, sigmoid and tanh (``fastconv/cuda/activation.cu``).
 
 Each is one elementwise kernel forward and one backward; the backwards read the forward's
-input x, except sigmoid and tanh, which read its output y.
+input x, except sigmoid and tanh, which read its output y. Every kernel takes its arrays,
+the element count, then the activation's own parameters.
 """
 
 from __future__ import annotations
@@ -11,90 +12,67 @@ import cupy
 from .launch import device_f32, f32, i32, i64, launch
 
 
-def _pair(a, b, name_a):
-    a, b = device_f32(a, name_a), device_f32(b, "grad_output")
-    if a.shape != b.shape:
-        raise ValueError(f"activation backward: {name_a} {a.shape} and grad_output {b.shape} "
+def _forward(kernel, x, *params):
+    x = device_f32(x, "x")
+    y = cupy.empty_like(x)
+    launch("activation.cu", kernel, x.size, (x, y, i64(x.size), *params))
+    return y
+
+
+def _backward(kernel, a, dy, name_a, *params):
+    """dx of ``kernel`` from ``a`` (the forward's x or y, named ``name_a``) and dy."""
+    a, dy = device_f32(a, name_a), device_f32(dy, "grad_output")
+    if a.shape != dy.shape:
+        raise ValueError(f"activation backward: {name_a} {a.shape} and grad_output {dy.shape} "
                          "differ in shape")
-    return a, b, cupy.empty_like(b)
+    dx = cupy.empty_like(dy)
+    launch("activation.cu", kernel, dx.size, (a, dy, dx, i64(dx.size), *params))
+    return dx
 
 
 def leaky_relu_forward(x, negative_slope):
-    x = device_f32(x, "x")
-    y = cupy.empty_like(x)
-    launch("activation.cu", "leaky_relu_forward", x.size, (x, y, i64(x.size), f32(negative_slope)))
-    return y
+    return _forward("leaky_relu_forward", x, f32(negative_slope))
 
 
 def leaky_relu_backward(x, dy, negative_slope):
-    x, dy, dx = _pair(x, dy, "x")
-    launch("activation.cu", "leaky_relu_backward", dx.size,
-           (x, dy, dx, i64(dx.size), f32(negative_slope)))
-    return dx
+    return _backward("leaky_relu_backward", x, dy, "x", f32(negative_slope))
 
 
 def elu_forward(x, alpha):
-    x = device_f32(x, "x")
-    y = cupy.empty_like(x)
-    launch("activation.cu", "elu_forward", x.size, (x, y, i64(x.size), f32(alpha)))
-    return y
+    return _forward("elu_forward", x, f32(alpha))
 
 
 def elu_backward(x, dy, alpha):
-    x, dy, dx = _pair(x, dy, "x")
-    launch("activation.cu", "elu_backward", dx.size, (x, dy, dx, i64(dx.size), f32(alpha)))
-    return dx
+    return _backward("elu_backward", x, dy, "x", f32(alpha))
 
 
 def gelu_forward(x, approximate):
-    x = device_f32(x, "x")
-    y = cupy.empty_like(x)
-    launch("activation.cu", "gelu_forward", x.size,
-           (x, y, i64(x.size), i32(approximate == "tanh")))
-    return y
+    return _forward("gelu_forward", x, i32(approximate == "tanh"))
 
 
 def gelu_backward(x, dy, approximate):
-    x, dy, dx = _pair(x, dy, "x")
-    launch("activation.cu", "gelu_backward", dx.size,
-           (x, dy, dx, i64(dx.size), i32(approximate == "tanh")))
-    return dx
+    return _backward("gelu_backward", x, dy, "x", i32(approximate == "tanh"))
 
 
 def silu_forward(x):
-    x = device_f32(x, "x")
-    y = cupy.empty_like(x)
-    launch("activation.cu", "silu_forward", x.size, (x, y, i64(x.size)))
-    return y
+    return _forward("silu_forward", x)
 
 
 def silu_backward(x, dy):
-    x, dy, dx = _pair(x, dy, "x")
-    launch("activation.cu", "silu_backward", dx.size, (x, dy, dx, i64(dx.size)))
-    return dx
+    return _backward("silu_backward", x, dy, "x")
 
 
 def sigmoid_forward(x):
-    x = device_f32(x, "x")
-    y = cupy.empty_like(x)
-    launch("activation.cu", "sigmoid_forward", x.size, (x, y, i64(x.size)))
-    return y
+    return _forward("sigmoid_forward", x)
 
 
 def sigmoid_backward(y, dy):
-    y, dy, dx = _pair(y, dy, "y")
-    launch("activation.cu", "sigmoid_backward", dx.size, (y, dy, dx, i64(dx.size)))
-    return dx
+    return _backward("sigmoid_backward", y, dy, "y")
 
 
 def tanh_forward(x):
-    x = device_f32(x, "x")
-    y = cupy.empty_like(x)
-    launch("activation.cu", "tanh_forward", x.size, (x, y, i64(x.size)))
-    return y
+    return _forward("tanh_forward", x)
 
 
 def tanh_backward(y, dy):
-    y, dy, dx = _pair(y, dy, "y")
-    launch("activation.cu", "tanh_backward", dx.size, (y, dy, dx, i64(dx.size)))
-    return dx
+    return _backward("tanh_backward", y, dy, "y")
