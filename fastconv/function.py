@@ -65,7 +65,9 @@ class Function:
         fn.kernels = get_backend(device)
         fn.xp = fn.kernels.xp
         fn.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        fn.lowp = cls.autocast_lowp and amp.lowp(device)
+        # autocast casts floating-point inputs only (an integer matmul stays integer)
+        fn.lowp = cls.autocast_lowp and amp.lowp(device) and all(
+            t.data.dtype.kind == "f" for t in tensors)
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         out = fn.forward(*raw, **kwargs)
         track = autograd.is_grad_enabled() and any(fn.needs_input_grad)

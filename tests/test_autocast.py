@@ -216,3 +216,17 @@ def test_a_network_step_matches_torch_autocast(rng):
         scale = np.abs(tg).max()
         # bfloat16 keeps 8 significant bits: a few percent of the gradient's scale
         assert np.abs(g - tg).max() <= 3e-2 * scale, name
+
+
+def test_integer_matmul_is_not_cast(rng):
+    """autocast casts floating-point inputs only: an integer product stays exact and int64,
+    inside the region and out of it, as torch's."""
+    a, b = rng.integers(-50, 50, (4, 7)), rng.integers(-50, 50, (7, 3))
+    with fastconv.autocast("cpu"):
+        inside = fastconv.tensor(a) @ fastconv.tensor(b)
+    outside = fastconv.matmul(fastconv.tensor(a), fastconv.tensor(b))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = torch.from_numpy(a) @ torch.from_numpy(b)
+    for got in (inside, outside):
+        assert got.dtype == fastconv.int64 and want.dtype == torch.int64
+        np.testing.assert_array_equal(got.numpy(), want.numpy())

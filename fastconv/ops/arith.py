@@ -118,7 +118,8 @@ class MatMul(Function):
         if self.lowp:
             a, b = self.bf16(a), self.bf16(b)
         self.save_for_backward(a, b)
-        y = self.kernels.gemm(a, b) if a.ndim == 2 and b.ndim == 2 else self.xp.matmul(a, b)
+        blas = a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype == self.xp.float32
+        y = self.kernels.gemm(a, b) if blas else self.xp.matmul(a, b)  # ints: NumPy's
         if self.lowp:
             y = self.xp.ascontiguousarray(y)
             self.kernels.round_bf16_(y)
