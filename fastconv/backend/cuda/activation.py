@@ -13,9 +13,10 @@ from .launch import device_f32, f32, i32, i64, launch
 
 
 def _forward(kernel, x, *params):
+    """y of ``kernel``, a (file, name) pair, for x."""
     x = device_f32(x, "x")
     y = cupy.empty_like(x)
-    launch("activation.cu", kernel, x.size, (x, y, i64(x.size), *params))
+    launch(*kernel, x.size, (x, y, i64(x.size), *params))
     return y
 
 
@@ -26,53 +27,53 @@ def _backward(kernel, a, dy, name_a, *params):
         raise ValueError(f"activation backward: {name_a} {a.shape} and grad_output {dy.shape} "
                          "differ in shape")
     dx = cupy.empty_like(dy)
-    launch("activation.cu", kernel, dx.size, (a, dy, dx, i64(dx.size), *params))
+    launch(*kernel, dx.size, (a, dy, dx, i64(dx.size), *params))
     return dx
 
 
 def leaky_relu_forward(x, negative_slope):
-    return _forward("leaky_relu_forward", x, f32(negative_slope))
+    return _forward(("activation.cu", "leaky_relu_forward"), x, f32(negative_slope))
 
 
 def leaky_relu_backward(x, dy, negative_slope):
-    return _backward("leaky_relu_backward", x, dy, "x", f32(negative_slope))
+    return _backward(("activation.cu", "leaky_relu_backward"), x, dy, "x", f32(negative_slope))
 
 
 def elu_forward(x, alpha):
-    return _forward("elu_forward", x, f32(alpha))
+    return _forward(("activation.cu", "elu_forward"), x, f32(alpha))
 
 
 def elu_backward(x, dy, alpha):
-    return _backward("elu_backward", x, dy, "x", f32(alpha))
+    return _backward(("activation.cu", "elu_backward"), x, dy, "x", f32(alpha))
 
 
 def gelu_forward(x, approximate):
-    return _forward("gelu_forward", x, i32(approximate == "tanh"))
+    return _forward(("activation.cu", "gelu_forward"), x, i32(approximate == "tanh"))
 
 
 def gelu_backward(x, dy, approximate):
-    return _backward("gelu_backward", x, dy, "x", i32(approximate == "tanh"))
+    return _backward(("activation.cu", "gelu_backward"), x, dy, "x", i32(approximate == "tanh"))
 
 
 def silu_forward(x):
-    return _forward("silu_forward", x)
+    return _forward(("activation.cu", "silu_forward"), x)
 
 
 def silu_backward(x, dy):
-    return _backward("silu_backward", x, dy, "x")
+    return _backward(("activation.cu", "silu_backward"), x, dy, "x")
 
 
 def sigmoid_forward(x):
-    return _forward("sigmoid_forward", x)
+    return _forward(("activation.cu", "sigmoid_forward"), x)
 
 
 def sigmoid_backward(y, dy):
-    return _backward("sigmoid_backward", y, dy, "y")
+    return _backward(("activation.cu", "sigmoid_backward"), y, dy, "y")
 
 
 def tanh_forward(x):
-    return _forward("tanh_forward", x)
+    return _forward(("activation.cu", "tanh_forward"), x)
 
 
 def tanh_backward(y, dy):
-    return _backward("tanh_backward", y, dy, "y")
+    return _backward(("activation.cu", "tanh_backward"), y, dy, "y")
