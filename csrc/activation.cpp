@@ -63,10 +63,6 @@ bool use_avx2() {
 #endif
 }
 
-std::vector<index_t> shape_of(const py::array& a) {
-    return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
-}
-
 py::array forward(Act act, const char* fn, const py::array& x, float p) {
     const float* X = float_data(x, fn, "x");
     auto y = new_float(shape_of(x));

@@ -41,18 +41,6 @@ BnShape check_bn(const char* fn, const py::array& x) {
     return s;
 }
 
-const float* channel_vec(const std::optional<py::array>& a, index_t C, const char* fn,
-                         const char* name) {
-    if (!a) return nullptr;
-    const float* p = float_data(*a, fn, name);
-    require_shape(*a, {C}, fn, name);
-    return p;
-}
-
-std::vector<index_t> shape_of(const py::array& a) {
-    return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
-}
-
 // Sum of f(value) over channel c of x viewed as (N, C, S).
 template <typename F>
 inline double channel_sum(const float* x, const BnShape& s, index_t c, F f) {

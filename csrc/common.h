@@ -20,6 +20,7 @@
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <optional>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -120,6 +121,19 @@ inline void require_pair(const Pair& p, index_t min_value, const char* fn, const
 // reuse memory freed by earlier outputs (alloc.cpp); contents are undefined,
 // so every kernel writes each element of its outputs.
 py::array_t<float> new_float(const std::vector<index_t>& shape);
+
+inline std::vector<index_t> shape_of(const py::array& a) {
+    return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
+}
+
+// A per-channel parameter (C,) or, when absent, nullptr.
+inline const float* channel_vec(const std::optional<py::array>& a, index_t C, const char* fn,
+                                const char* name) {
+    if (!a) return nullptr;
+    const float* p = float_data(*a, fn, name);
+    require_shape(*a, {C}, fn, name);
+    return p;
+}
 
 inline float* mut(py::array_t<float>& a) { return a.mutable_data(); }
 

@@ -20,10 +20,6 @@ namespace fc {
 namespace {
 constexpr index_t kParallelMin = 1 << 15;  // elements below which one thread is faster
 
-std::vector<index_t> shape_of(const py::array& a) {
-    return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
-}
-
 // The loops take their pointers as __restrict arguments so they vectorise
 // (inside an OpenMP region the compiler cannot otherwise rule out aliasing).
 void relu_block(const float* __restrict x, float* __restrict y, index_t n) {

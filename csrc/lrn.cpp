@@ -49,10 +49,6 @@ LrnShape check_lrn(const char* fn, const py::array& x, index_t size, float k) {
     return s;
 }
 
-std::vector<index_t> shape_of(const py::array& a) {
-    return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
-}
-
 }  // namespace
 
 py::tuple lrn_forward(const py::array& x, index_t size, float alpha, float beta, float k) {

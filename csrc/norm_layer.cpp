@@ -46,18 +46,6 @@ GroupShape check_group(const char* fn, const py::array& x, index_t groups) {
     return s;
 }
 
-const float* channel_vec(const std::optional<py::array>& a, index_t C, const char* fn,
-                         const char* name) {
-    if (!a) return nullptr;
-    const float* p = float_data(*a, fn, name);
-    require_shape(*a, {C}, fn, name);
-    return p;
-}
-
-std::vector<index_t> shape_of(const py::array& a) {
-    return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
-}
-
 // sum((x - mean)^2) over n floats, in 16 float partials (vectorises) combined in double.
 double sum_sq_dev(const float* __restrict x, index_t n, float mean) {
     float acc[16] = {};

@@ -103,10 +103,6 @@ index_t source_row(const PadPlan& p, int begin, index_t row) {
     return off;
 }
 
-std::vector<index_t> shape_of(const py::array& a) {
-    return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
-}
-
 }  // namespace
 
 py::array pad_forward(const py::array& x, const std::vector<std::optional<py::array>>& index,

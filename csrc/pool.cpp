@@ -63,10 +63,6 @@ PoolGeom check_pool(const char* fn, const std::vector<index_t>& x_shape, const P
     return g;
 }
 
-std::vector<index_t> shape_of(const py::array& a) {
-    return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
-}
-
 // Average-pool divisor of the window starting at (hs, ws), PyTorch's rule.
 inline index_t avg_divisor(const PoolGeom& g, index_t hs, index_t ws, bool count_include_pad) {
     index_t he = std::min(hs + g.KH, g.H + g.PH), we = std::min(ws + g.KW, g.W + g.PW);
