@@ -213,9 +213,9 @@ def test_a_network_step_matches_torch_autocast(rng):
     assert loss.item() == pytest.approx(tloss.item(), rel=2e-2)
     for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
         g, tg = p.grad.numpy(), q.grad.numpy()
-        scale = np.abs(tg).max()
-        # bfloat16 keeps 8 significant bits: a few percent of the gradient's scale
-        assert np.abs(g - tg).max() <= 3e-2 * scale, name
+        # bfloat16 keeps 8 significant bits: a few percent of the gradient (as a whole: single
+        # elements of the first layer's gradient carry torch's bf16 rounding of dw too)
+        assert np.linalg.norm(g - tg) <= 3e-2 * np.linalg.norm(tg), name
 
 
 def test_integer_matmul_is_not_cast(rng):
