@@ -20,24 +20,27 @@ top-1). ``--resume`` continues from ``last.npz`` -- also from the middle of an
 epoch after Ctrl-C -- and gives the same weights as a run that was never stopped
 (bit-exact on the CPU).
 
-Data parallel on several processes (CPU, MPI through mpi4py: ``pip install -e ".[mpi]"``)::
+Data parallel on several processes (MPI through mpi4py: ``pip install -e ".[mpi]"``; on
+GPUs one rank per GPU, the gradients all-reduced by NCCL)::
 
     mpirun -np 4 python -m models.train_cifar --model nin_cifar --batch-size 32 ... --out runs/nin4
     mpirun -np 8 --hostfile hosts python -m models.train_cifar ... --out /shared/runs/nin8
+    mpirun -np 4 python -m models.train_cifar --device cuda ... --out runs/nin_4gpus
 
 Started by mpirun with more than one rank (or with ``--distributed``), the program joins the
-MPI process group and wraps the model in DistributedDataParallel. ``--batch-size`` is per
-rank: each step takes one global batch of N x batch-size images from the shared seeded
-order, rank r its r-th slice, and averages the gradients, so a step equals one process's step
-on the global batch (augmentation draws aside). The learning rate is NOT scaled: ``--lr`` (or
-the recipe's) applies to the global batch as given; for the linear scaling rule pass
-``--lr`` x N yourself (with a warm-up). Validation is sharded and its sums all-reduced. Rank 0
-alone prints and writes the run folder; ``config.json`` records ``world_size``. ``--resume``
-works with any number of ranks (every rank reads the checkpoint, so on several machines
-``--out`` must be on a shared file system); with another rank count the schedule is
-re-counted in the new steps per epoch and the augmentation (and the cut of a half-done
-epoch) differs from an unchanged run. Ctrl-C / SIGTERM on any rank stops every rank after
-the batch, with one checkpoint; an error on any rank ends the whole job (MPI_Abort).
+process group (MPI; NCCL with ``--device cuda``) and wraps the model in
+DistributedDataParallel. ``--batch-size`` is per rank: each step takes one global batch of N
+x batch-size images from the shared seeded order, rank r its r-th slice, and averages the
+gradients, so a step equals one process's step on the global batch (augmentation draws
+aside). The learning rate is NOT scaled: ``--lr`` (or the recipe's) applies to the global
+batch as given; for the linear scaling rule pass ``--lr`` x N yourself (with a warm-up).
+Validation is sharded and its sums all-reduced. Rank 0 alone prints and writes the run
+folder; ``config.json`` records ``world_size``. ``--resume`` works with any number of ranks
+(every rank reads the checkpoint, so on several machines ``--out`` must be on a shared file
+system); with another rank count the schedule is re-counted in the new steps per epoch and
+the augmentation (and the cut of a half-done epoch) differs from an unchanged run. Ctrl-C /
+SIGTERM on any rank stops every rank after the batch, with one checkpoint; an error on any
+rank ends the whole job (MPI_Abort).
 
 Everything also works from Python: ``train(config_dict, model=my_module)``.
 """
@@ -598,19 +601,32 @@ def launched_world_size() -> int:
 
 
 class _Comm:
-    """The collectives a run needs; on one process (no MPI) every one is the identity."""
+    """The collectives a run needs; on one process (no MPI) every one is the identity.
+
+    Made before the run's config is read (rank 0 alone claims the run folder), it knows only
+    rank and size; :meth:`join` starts the process group once the device is known. The run's
+    own small sums (losses, counts, the stop flag) travel over MPI on either backend."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self.rank, self.size = 0, 1
+        self.dist = self.comm = None
         if enabled:
-            import fastconv.distributed as dist
+            from fastconv.distributed.mpi import import_mpi
 
-            if not dist.is_initialized():
-                dist.init_process_group("mpi")
-            self.dist = dist
-            self.comm = dist._default_group().comm
-            self.rank, self.size = dist.get_rank(), dist.get_world_size()
+            world = import_mpi().COMM_WORLD
+            self.rank, self.size = world.Get_rank(), world.Get_size()
+
+    def join(self, device: str) -> None:
+        """Join the process group: NCCL for a GPU run (the gradient all-reduces stay on the
+        GPUs, each rank on the GPU of its local rank), MPI for a CPU run."""
+        if not self.enabled:
+            return
+        import fastconv.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if str(device).startswith("cuda") else "mpi")
+        self.dist, self.comm = dist, dist._default_group().comm
 
     def sum(self, values) -> np.ndarray:
         a = np.array(values, dtype=np.float64)
@@ -627,12 +643,6 @@ class _Comm:
     def barrier(self) -> None:
         if self.enabled and self.size > 1:
             self.dist.barrier()
-
-    def abort(self, code: int) -> None:
-        """End every rank of the job (a rank left waiting in a collective would hang)."""
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self.comm.Abort(code)
 
 
 def _evaluate_shard(comm: _Comm, model, loader, device, num_classes: int,
@@ -1036,10 +1046,7 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
     for k in SESSION_ONLY:
         cfg.pop(k, None)
     _check_config(cfg, model)
-    if comm.size > 1 and cfg["device"] != "cpu":
-        raise ValueError("data-parallel training (several MPI ranks) in models.train_cifar "
-                         "runs on --device cpu only (scripts can use GPUs through "
-                         "fastconv.distributed.init_process_group('nccl'))")
+    comm.join(cfg["device"])
     cfg["world_size"] = comm.size
     if lead:
         os.makedirs(cfg["out"], exist_ok=True)
@@ -1178,7 +1185,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bf16: forward passes under fastconv.autocast (convolutions and linear "
                         "layers in bfloat16, float32 master weights); fp32: float32 throughout")
     g.add_argument("--distributed", action="store_true", default=None,
-                   help="train data parallel over MPI (mpi4py); implied when mpirun -np N "
+                   help="train data parallel over MPI (mpi4py; NCCL for the gradients with "
+                        "--device cuda, one rank per GPU); implied when mpirun -np N "
                         "started this with N > 1 (OMPI_COMM_WORLD_SIZE / PMI_SIZE). "
                         "--batch-size is per rank (global batch N x batch size); the learning "
                         "rate is used unchanged for the global batch (no automatic scaling: "
@@ -1278,10 +1286,12 @@ def main(argv=None) -> int:
 def _abort_other_ranks(code: int) -> None:
     """After an error on one rank of a data-parallel job, end them all (the others would wait
     in their next collective for ever)."""
-    import fastconv.distributed as dist
-
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        _Comm(True).abort(code)
+    mpi = sys.modules.get("mpi4py.MPI")  # imported only by a run under MPI
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized() \
+            and mpi.COMM_WORLD.Get_size() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        mpi.COMM_WORLD.Abort(code)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from fastconv.data import DataLoader
 from models import train_cifar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_distributed import _mpirun_command  # the one launcher helper
+from test_distributed import _check_ok, _mpirun_command, _run_ranks  # the launcher helpers
 from test_train import make_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,6 +144,58 @@ def test_two_rank_step_equals_one_process_step_on_the_global_batch(tmp_path, rng
         scale = float(np.max(np.abs(b)))
         assert scale > 1e-6
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale, err_msg=f"grad {i}")
+
+
+def test_the_run_joins_nccl_for_gpus_and_mpi_for_cpus(tmp_path):
+    """A GPU run's process group is NCCL (the gradients stay on the GPUs; here through the CPU
+    stand-in of CuPy and NCCL), a CPU run's is MPI; the run's own sums go over MPI either
+    way, and the rank is known before the group exists (rank 0 claims the run folder)."""
+    body = f"""
+        sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+        import nccl_emulation
+        nccl_emulation.install(devices=2)
+        import cupy
+        from models.train_cifar import _Comm
+        comm = _Comm(True)
+        out = {{"rank": comm.rank, "size": comm.size, "before": dist.is_initialized()}}
+        comm.join(sys.argv[2])
+        out["backend"] = dist.get_backend()
+        out["gpu"] = cupy.cuda.Device().id
+        out["sum"] = comm.sum([comm.rank + 1.0, 2.5]).tolist()
+        out["max"] = comm.max([comm.rank * 3.0]).tolist()
+        comm.barrier()
+        report(out)
+    """
+    for device, backend in (("cuda", "nccl"), ("cpu", "mpi")):
+        folder = tmp_path / device
+        folder.mkdir()
+        proc, results = _run_ranks(folder, body.replace("sys.argv[2]", repr(device)))
+        _check_ok(proc)
+        for rank, out in enumerate(results):
+            assert out["rank"] == rank and out["size"] == 2 and not out["before"]
+            assert out["backend"] == backend
+            assert out["sum"] == [3.0, 5.0] and out["max"] == [3.0]
+        if device == "cuda":  # each rank on the GPU of its local rank
+            assert [out["gpu"] for out in results] == [0, 1]
+
+
+def test_an_error_on_rank_0_before_the_group_exists_ends_the_job(tmp_path, rng):
+    """Rank 0 alone claims the run folder; when it refuses (a run is there already), the other
+    rank, already waiting to join the process group, is ended too: no hang."""
+    data = make_folder(tmp_path / "data", rng, per_class=2, size=24)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    argv = _mpirun_command() + ["-np", "2", sys.executable, "-m", "models.train_cifar",
+                                "--model", "cifar10_tutorial", "--data", data, "--out",
+                                str(out), "--epochs", "1", "--no-progress", "--cache-dir",
+                                "none"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env,
+                          cwd=REPO, check=False)
+    assert proc.returncode != 0
+    assert "error:" in proc.stderr and "--overwrite" in proc.stderr, proc.stderr[-2000:]
 
 
 def _signal_rank_1(tmp_path, rng, signame: str, after_file: str, delay: float):
