@@ -7,6 +7,11 @@ walks it once in reverse, and accumulates leaf gradients into ``.grad``. Unless
 ``retain_graph`` is set, each node drops its saved arrays and its parents as
 soon as it has run, so the graph is freed by the backward pass itself and
 memory stays flat across training steps.
+
+``grad(outputs, inputs)`` walks the same graph but hands back the gradients of the given
+inputs (leaves or intermediate tensors) instead of accumulating into any ``.grad``, as
+``torch.autograd.grad``. ``Function`` (fastconv/custom_function.py) is torch's custom-op
+class, ``forward(ctx, ...)`` / ``backward(ctx, ...)`` on Tensors.
 """
 
 from __future__ import annotations
@@ -93,10 +98,11 @@ class set_grad_enabled(_GradMode):
         return _GradMode(self.mode)(func)
 
 
-def _topological_order(root):
-    """Functions reachable from ``root`` with every node after all its consumers."""
+def _topological_order(roots):
+    """Functions reachable from the ``roots`` (tensors with a ``_ctx``) with every node after
+    all its consumers."""
     order, visited = [], set()
-    stack = [(root._ctx, False)]
+    stack = [(root._ctx, False) for root in reversed(roots)]
     while stack:
         fn, expanded = stack.pop()
         if expanded:
@@ -156,13 +162,15 @@ def queue_callback(callback) -> None:
     _queued_callbacks.append(callback)
 
 
-def backward(root, grad, retain_graph: bool = False) -> None:
-    """Propagate ``grad`` (the gradient of some scalar w.r.t. ``root``) through the graph,
-    then run the callbacks that hooks queued during it (``queue_callback``)."""
+def run_backward(roots, grads, retain_graph: bool = False, capture=None) -> None:
+    """Propagate ``grads`` (arrays: the gradient of some scalar w.r.t. each of ``roots``)
+    through the graph, then run the callbacks that hooks queued during it
+    (``queue_callback``). With ``capture`` ({id(tensor): [tensor, None]}), no ``.grad`` is
+    touched: each listed tensor's gradient goes into its entry instead."""
     global _queued_callbacks
     outer, _queued_callbacks = _queued_callbacks, []
     try:
-        _backward(root, grad, retain_graph)
+        _backward(list(roots), list(grads), retain_graph, capture)
         callbacks = _queued_callbacks
     finally:
         _queued_callbacks = outer
@@ -170,27 +178,170 @@ def backward(root, grad, retain_graph: bool = False) -> None:
         callback()
 
 
-def _backward(root, grad, retain_graph: bool) -> None:
+def _as_sequence(tensors, what: str) -> list:
     from fastconv.tensor import Tensor
 
-    if root._ctx is None:  # a leaf: its gradient is the incoming one
-        _accumulate(root, grad)
-        if root.requires_grad and root._post_accumulate_hooks:
-            _run_post_accumulate_hooks(root)
+    seq = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    for i, t in enumerate(seq):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{what}[{i}] must be a Tensor, got {type(t).__name__}")
+    return seq
+
+
+def _seed_grads(outputs, grad_outputs, fname: str) -> list:
+    """The starting gradient (an array) of each output: 1 for a one-element output without
+    one given, the given tensor's array otherwise (its shape must match)."""
+    from fastconv.tensor import _as_array
+
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    else:
+        grad_outputs = ([grad_outputs] if not isinstance(grad_outputs, (list, tuple))
+                        else list(grad_outputs))
+        if len(grad_outputs) != len(outputs):
+            raise RuntimeError(f"{fname}: got {len(grad_outputs)} gradients for "
+                               f"{len(outputs)} outputs")
+    seeds = []
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if not out.requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not "
+                               "have a grad_fn")
+        if g is None:
+            if out.data.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs: output {i} has "
+                    f"shape {tuple(out.shape)}; pass its gradient")
+            g = get_backend(out.device).xp.ones_like(out.data)
+        else:
+            g = _as_array(g, out.device)
+            if g.shape != out.data.shape:
+                raise RuntimeError(f"{fname}: gradient {i} has shape {tuple(g.shape)}, its "
+                                   f"output {tuple(out.shape)}")
+            g = g.astype(out.data.dtype, copy=False)
+        seeds.append(g)
+    return seeds
+
+
+def _no_create_graph(create_graph: bool, fname: str) -> None:
+    if create_graph:
+        raise NotImplementedError(
+            f"{fname}(create_graph=True): fastconv records no graph of the backward pass, so "
+            "higher-order gradients (double backward, gradient penalties) are not available")
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
+         only_inputs: bool = True, allow_unused=None, is_grads_batched: bool = False,
+         materialize_grads: bool = False):
+    """torch.autograd.grad: the gradients of ``outputs`` with respect to ``inputs`` (leaves or
+    intermediate tensors), as a tuple of Tensors, without touching any ``.grad``.
+
+    ``grad_outputs`` as ``Tensor.backward``'s ``gradient`` (needed for outputs of more than
+    one element); an input the outputs do not depend on is an error unless ``allow_unused``
+    (then None, or zeros with ``materialize_grads``). The graph is freed unless
+    ``retain_graph``."""
+    from fastconv.tensor import Tensor
+
+    _no_create_graph(create_graph, "grad")
+    if is_grads_batched:
+        raise NotImplementedError("grad(is_grads_batched=True) is not supported")
+    outputs = _as_sequence(outputs, "outputs")
+    inputs = _as_sequence(inputs, "inputs")
+    if not outputs or not inputs:
+        raise RuntimeError("grad requires non-empty outputs and inputs")
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"One of the differentiated Tensors (inputs[{i}], shape "
+                               f"{tuple(t.shape)}) does not require grad")
+    allow_unused = materialize_grads if allow_unused is None else allow_unused
+    if materialize_grads and not allow_unused:
+        raise ValueError("Expected allow_unused to be True or not passed when "
+                         "materialize_grads=True")
+    capture = {id(t): [t, None] for t in inputs}
+    run_backward(outputs, _seed_grads(outputs, grad_outputs, "grad"),
+                 retain_graph=bool(retain_graph), capture=capture)
+    result = []
+    for i, t in enumerate(inputs):
+        g = capture[id(t)][1]
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"One of the differentiated Tensors (inputs[{i}], shape {tuple(t.shape)}) "
+                    "appears to not have been used in the graph. Set allow_unused=True if this "
+                    "is the desired behavior.")
+            result.append(Tensor(get_backend(t.device).xp.zeros_like(t.data))
+                          if materialize_grads else None)
+        else:
+            result.append(Tensor(g))
+    return tuple(result)
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,
+             inputs=None) -> None:
+    """torch.autograd.backward: accumulate the gradients of ``tensors`` (with ``grad_tensors``
+    as their incoming gradients; 1 for one-element tensors) into the leaves' ``.grad``, or
+    into the ``.grad`` of ``inputs`` only when they are given."""
+    _no_create_graph(create_graph, "backward")
+    tensors = _as_sequence(tensors, "tensors")
+    seeds = _seed_grads(tensors, grad_tensors, "backward")
+    if inputs is None:
+        run_backward(tensors, seeds, retain_graph=bool(retain_graph))
         return
-    if root._ctx.released:
-        raise RuntimeError(
-            "backward through a graph that was already freed: a second backward over the "
-            "same graph needs retain_graph=True on the first call"
-        )
-    grads = {id(root._ctx): grad}  # gradient flowing into each Function's output
-    order = _topological_order(root)
+    inputs = _as_sequence(inputs, "inputs")
+    if not inputs:
+        raise RuntimeError("backward: 'inputs' argument to backward() cannot be empty")
+    capture = {id(t): [t, None] for t in inputs}
+    run_backward(tensors, seeds, retain_graph=bool(retain_graph), capture=capture)
+    for t, g in capture.values():
+        if g is not None:  # torch: a given non-leaf input gets .grad too
+            _accumulate(t, g, hooks=False)
+
+
+def _deliver(leaf, g, capture, received) -> None:
+    """A gradient reaching a leaf: into ``.grad``, or into ``capture`` if one is given."""
+    if capture is None:
+        _accumulate(leaf, g)
+        received.add(id(leaf))
+    elif id(leaf) in capture:
+        _capture(capture, leaf, g)
+
+
+def _capture(capture, tensor, g) -> None:
+    if tensor._ctx is None and tensor._hooks:  # a node's hooks already ran on its output
+        g = _run_hooks(tensor._hooks, g)
+    entry = capture[id(tensor)]
+    entry[1] = g.copy() if entry[1] is None else entry[1] + g
+
+
+def _backward(roots, grads, retain_graph: bool, capture) -> None:
+    from fastconv.tensor import Tensor
+
+    pending_grads = {}  # gradient flowing into each Function's output
+    received = set()    # leaves that got a gradient
+    for root, grad in zip(roots, grads):
+        if root._ctx is None:  # a leaf: its gradient is the incoming one
+            _deliver(root, grad, capture, received)
+            continue
+        if root._ctx.released:
+            raise RuntimeError(
+                "backward through a graph that was already freed: a second backward over the "
+                "same graph needs retain_graph=True on the first call"
+            )
+        key = id(root._ctx)
+        pending_grads[key] = grad if key not in pending_grads else pending_grads[key] + grad
+    if capture is None:
+        for root in roots:
+            if root._ctx is None and root.requires_grad and root._post_accumulate_hooks:
+                _run_post_accumulate_hooks(root)
+    order = _topological_order([r for r in roots if r._ctx is not None])
     # Leaves with post-accumulate-grad hooks: edges still to come, and those that got a
     # gradient (a leaf may be used by several nodes; its hooks run once, when it is complete).
-    pending, received = _leaf_edge_counts(order), set()
+    pending = _leaf_edge_counts(order) if capture is None else {}
+    # the tensors whose gradient is wanted, by the node that made them
+    wanted = {} if capture is None else {id(t._ctx): t for t, _ in capture.values()
+                                         if t._ctx is not None}
     with set_grad_enabled(False):
         for fn in order:
-            dy = grads.pop(id(fn), None)
+            dy = pending_grads.pop(id(fn), None)
             if fn.released:
                 raise RuntimeError(
                     f"backward through a freed graph node ({type(fn).__name__}): call "
@@ -204,6 +355,8 @@ def _backward(root, grad, retain_graph: bool) -> None:
                 _check_versions(fn)
             if fn.hooks:
                 dy = _run_hooks(fn.hooks, dy)
+            if id(fn) in wanted:
+                _capture(capture, wanted[id(fn)], dy)
             input_grads = fn.backward(dy)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
@@ -211,11 +364,10 @@ def _backward(root, grad, retain_graph: bool) -> None:
                 if g is None or not isinstance(parent, Tensor) or not parent.requires_grad:
                     continue
                 if parent._ctx is None:
-                    _accumulate(parent, g)
-                    received.add(id(parent))
+                    _deliver(parent, g, capture, received)
                 else:
                     key = id(parent._ctx)
-                    grads[key] = g if key not in grads else grads[key] + g
+                    pending_grads[key] = g if key not in pending_grads else pending_grads[key] + g
             if pending:
                 _settle_leaf_edges(fn, pending, received)
             if not retain_graph:
@@ -246,12 +398,12 @@ def _check_versions(fn) -> None:
                 f"{version} instead.")
 
 
-def _accumulate(leaf, g) -> None:
+def _accumulate(leaf, g, hooks: bool = True) -> None:
     from fastconv.tensor import Tensor
 
     if not leaf.requires_grad:
         return
-    if leaf._hooks:
+    if hooks and leaf._hooks:
         g = _run_hooks(leaf._hooks, g)
     if g.shape != leaf.shape:
         raise RuntimeError(f"gradient of shape {g.shape} for a tensor of shape {leaf.shape}")
@@ -260,3 +412,13 @@ def _accumulate(leaf, g) -> None:
         leaf.grad = Tensor(g.copy())
     else:
         get_backend(device_of(g)).accumulate_(leaf.grad.data, g)
+
+
+def __getattr__(name):
+    # torch.autograd.Function (custom ops on Tensors), loaded on first use: it builds on
+    # fastconv.function, which imports this module
+    if name in ("Function", "FunctionCtx"):
+        from fastconv import custom_function
+
+        return getattr(custom_function, name)
+    raise AttributeError(f"module 'fastconv.autograd' has no attribute {name!r}")

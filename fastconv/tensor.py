@@ -403,8 +403,10 @@ class Tensor:
         return a if dtype is None else a.astype(dtype)
 
     # ---- autograd ---------------------------------------------------------------------------
-    def backward(self, gradient=None, retain_graph: bool = False, grad=None) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False,
+                 inputs=None, grad=None) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (only into the ``.grad`` of
+        ``inputs``, when given), as torch's.
 
         ``gradient`` defaults to 1 for a one-element tensor; other shapes need it given.
         """
@@ -413,19 +415,8 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a "
                                "grad_fn (backward() on a tensor that does not require grad)")
-        if gradient is None:
-            if self.data.size != 1:
-                raise RuntimeError(
-                    f"grad can be implicitly created only for scalar outputs: backward() without "
-                    f"a gradient needs a one-element tensor, got shape {self.shape}"
-                )
-            gradient = self.data.dtype.type(1) * get_backend(self.device).xp.ones_like(self.data)
-        else:
-            gradient = _as_array(gradient, self.device)
-            if gradient.shape != self.data.shape:
-                raise ValueError(
-                    f"backward(): gradient shape {gradient.shape} != tensor shape {self.shape}")
-        autograd.backward(self, gradient, retain_graph=retain_graph)
+        autograd.backward(self, None if gradient is None else [gradient], retain_graph,
+                          create_graph, inputs)
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` with the gradient w.r.t. this tensor when backward computes it;
