@@ -677,6 +677,11 @@ class Tensor:
 
         return allclose(self, other, rtol, atol, equal_nan)
 
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> Tensor:
+        from fastconv.toplevel import isclose
+
+        return isclose(self, other, rtol, atol, equal_nan)
+
     def equal(self, other) -> bool:
         from fastconv.toplevel import equal
 

@@ -20,6 +20,7 @@ __all__ = [
     "addmm",
     "all",
     "allclose",
+    "isclose",
     "amax",
     "amin",
     "aminmax",
@@ -444,6 +445,12 @@ def allclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
     import numpy as np
 
     return bool(np.allclose(np.asarray(input), np.asarray(other), rtol, atol, equal_nan))
+
+
+def isclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> Tensor:
+    """Elementwise |input - other| <= atol + rtol * |other|, as a bool tensor (torch's)."""
+    a, b = _tensor(input), other.data if isinstance(other, Tensor) else other
+    return Tensor(get_backend(a.device).xp.isclose(a.data, b, rtol, atol, equal_nan))
 
 
 def equal(input, other) -> bool:

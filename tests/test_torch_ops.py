@@ -361,6 +361,15 @@ def test_comparisons_logical_and_checks(rng):
         np.testing.assert_array_equal(getattr(fc.tensor(special), name)().numpy(),
                                       getattr(torch.tensor(special), name)().numpy())
     assert fa.allclose(fa + 1e-9) and not fa.allclose(fa + 1) and fa.equal(fc.tensor(a))
+    near = a + (rng.standard_normal(a.shape) * 1e-5).astype(np.float32)
+    near.ravel()[:2] = np.nan
+    a_nan = a.copy()
+    a_nan.ravel()[0] = np.nan
+    for kw in ({}, {"rtol": 1e-3, "atol": 1e-6}, {"equal_nan": True}):
+        np.testing.assert_array_equal(fc.isclose(fc.tensor(a_nan), fc.tensor(near), **kw).numpy(),
+                                      torch.isclose(torch.tensor(a_nan), torch.tensor(near),
+                                                    **kw).numpy())
+    assert fa.isclose(fa).numpy().all() and fc.isclose(fa, 0.5).dtype == fc.bool
 
 
 def test_blending_helpers(rng):

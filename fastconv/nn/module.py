@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
 import numpy as np
 
+from fastconv.autograd import is_grad_enabled
+from fastconv.nn import backward_hooks
 from fastconv.tensor import Tensor
 
 
@@ -94,6 +97,8 @@ class Module:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
 
     # ---- registration -----------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -387,12 +392,16 @@ class Module:
             new_args = hook(self, args)
             if new_args is not None:
                 args = new_args if isinstance(new_args, tuple) else (new_args,)
+        wrap_output = None
+        if (self.__dict__.get("_backward_hooks") or self.__dict__.get("_backward_pre_hooks")) \
+                and is_grad_enabled():
+            args, wrap_output = backward_hooks.wrap_inputs(self, args)
         out = self.forward(*args, **kwargs)
         for hook in tuple(self._forward_hooks.values()):
             new_out = hook(self, args, out)
             if new_out is not None:
                 out = new_out
-        return out
+        return out if wrap_output is None else wrap_output(out)
 
     def register_forward_pre_hook(self, hook) -> RemovableHandle:
         """Call ``hook(module, args)`` before each forward. It may return new positional
@@ -404,6 +413,29 @@ class Module:
         """Call ``hook(module, args, output)`` after each forward. It may return a new
         output; None keeps it. ``.remove()`` on the returned handle unregisters it."""
         return RemovableHandle(self._forward_hooks, _checked_hook(hook))
+
+    def register_full_backward_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` when the gradients with respect to
+        the module's inputs have been computed (tuples, None for an input that needs none);
+        it may return a new ``grad_input``. See fastconv/nn/backward_hooks.py."""
+        return RemovableHandle(self._hook_dict("_backward_hooks"), _checked_hook(hook))
+
+    def register_full_backward_pre_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, grad_output)`` when the gradient with respect to the module's
+        output has been computed; it may return a new ``grad_output``."""
+        return RemovableHandle(self._hook_dict("_backward_pre_hooks"), _checked_hook(hook))
+
+    def register_backward_hook(self, hook) -> RemovableHandle:
+        """torch's deprecated form: here it is ``register_full_backward_hook`` (torch's old
+        hook saw the gradients of the module's last op instead, which torch warns about)."""
+        warnings.warn("register_backward_hook is deprecated in PyTorch; fastconv runs it as "
+                      "register_full_backward_hook", FutureWarning, stacklevel=2)
+        return self.register_full_backward_hook(hook)
+
+    def _hook_dict(self, name: str) -> OrderedDict:
+        if name not in self.__dict__:  # a module made before these hooks existed (unpickled)
+            object.__setattr__(self, name, OrderedDict())
+        return self.__dict__[name]
 
     def extra_repr(self) -> str:
         return ""
