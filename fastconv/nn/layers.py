@@ -353,10 +353,17 @@ class _BatchNorm(Module):
         if x.ndim not in self._input_ranks:
             raise ValueError(f"{type(self).__name__}: expected a {' or '.join(map(str, self._input_ranks))}"
                              f"-D input, got shape {x.shape}")
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            self.training, self._update_factor(), self.eps)
+
+    def _update_factor(self) -> float:
+        """Counts a training step and returns its weight in the running statistics: momentum,
+        or with ``momentum=None`` 1/(steps so far), a cumulative average, as torch's."""
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            self.training, self.momentum, self.eps)
+            if self.momentum is None:
+                return 1.0 / float(self.num_batches_tracked.data)
+        return 0.0 if self.momentum is None else self.momentum
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

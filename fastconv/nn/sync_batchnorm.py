@@ -110,11 +110,7 @@ class SyncBatchNorm(_BatchNorm):
         if x.ndim not in self._input_ranks:
             raise ValueError(f"SyncBatchNorm: expected a 2-D, 3-D or 4-D input, got shape "
                              f"{x.shape}")
-        factor = self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked.data)
+        factor = self._update_factor()
         batch_stats = self.training or self.running_mean is None
         if not (batch_stats and dist.is_initialized() and dist.get_world_size() > 1):
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
