@@ -1,0 +1,100 @@
+"""``torch.utils.checkpoint``: trade compute for memory by recomputing a block in backward.
+
+    y = checkpoint(block, x, use_reentrant=False)       # block's activations are not kept
+    y = checkpoint_sequential(model, 4, x, use_reentrant=False)
+
+``checkpoint(function, *args)`` runs ``function`` without recording its graph, keeping only
+its arguments; backward runs it again with recording on (and with the random state it had
+the first time, so dropout draws the same masks) and backpropagates through that copy. The
+parameters used inside ``function`` get their gradients as without checkpointing, also when
+no argument needs a gradient (a network's first block). ``use_reentrant`` is accepted for
+torch's signature; both settings behave as torch's non-reentrant one here.
+
+An argument changed in place between forward and backward is an error (the recomputation
+would differ). The function returns one Tensor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastconv.autograd import enable_grad, is_grad_enabled, run_backward
+from fastconv.custom_function import Function
+from fastconv.random import get_rng_state, set_rng_state
+from fastconv.tensor import Tensor
+
+__all__ = ["checkpoint", "checkpoint_sequential"]
+
+
+class _Recompute(Function):
+    @staticmethod
+    def forward(ctx, anchor, function, preserve_rng_state, kwargs, *args):
+        ctx.function, ctx.kwargs, ctx.args = function, kwargs, args
+        ctx.rng = get_rng_state() if preserve_rng_state else None
+        ctx.save_for_backward(*[a for a in args if isinstance(a, Tensor)])  # version checks
+        out = function(*args, **kwargs)
+        if not isinstance(out, Tensor):
+            raise NotImplementedError(f"checkpoint: the function returned a "
+                                      f"{type(out).__name__}; fastconv's checkpoint takes "
+                                      "functions that return one Tensor")
+        return out
+
+    @staticmethod
+    def backward(ctx, dy):
+        inputs = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, Tensor) else a
+                  for a in ctx.args]
+        now = get_rng_state() if ctx.rng is not None else None
+        try:
+            if ctx.rng is not None:
+                set_rng_state(ctx.rng)
+            with enable_grad():
+                out = ctx.function(*inputs, **ctx.kwargs)
+        finally:
+            if now is not None:
+                set_rng_state(now)
+        if out.requires_grad:
+            run_backward([out], [dy.data])
+        grads = [a.grad if isinstance(a, Tensor) and a.requires_grad else None for a in inputs]
+        return (None, None, None, None, *grads)
+
+
+def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism_check=None,
+               debug: bool = False, preserve_rng_state: bool = True, **kwargs):
+    """``function(*args, **kwargs)``, its activations recomputed in backward (see the module
+    docstring)."""
+    if not callable(function):
+        raise TypeError(f"checkpoint: function must be callable, got {type(function).__name__}")
+    if context_fn is not None:
+        raise NotImplementedError("checkpoint(context_fn=...) is not supported")
+    if not is_grad_enabled():  # nothing to recompute for
+        return function(*args, **kwargs)
+    # a leaf that needs a gradient, so that the call is recorded even when no argument needs
+    # one: the parameters inside function still get theirs
+    anchor = Tensor(np.zeros((), np.float32), requires_grad=True)
+    return _Recompute.apply(anchor, function, bool(preserve_rng_state), kwargs, *args)
+
+
+def checkpoint_sequential(functions, segments: int, input, use_reentrant=None, **kwargs):
+    """Run a Sequential (or a list of modules) as ``segments`` checkpointed pieces, the last
+    one recorded normally, as torch's."""
+    layers = list(functions.children()) if hasattr(functions, "children") else list(functions)
+    if not isinstance(segments, int) or not 1 <= segments:
+        raise ValueError(f"checkpoint_sequential: segments must be a positive integer, got "
+                         f"{segments!r}")
+    size = max(1, len(layers) // segments)
+
+    def run(start, end):
+        def forward(x):
+            for layer in layers[start:end]:
+                x = layer(x)
+            return x
+        return forward
+
+    start = 0
+    for _ in range(segments - 1):
+        end = min(start + size, len(layers))
+        if end <= start:
+            break
+        input = checkpoint(run(start, end), input, use_reentrant=use_reentrant, **kwargs)
+        start = end
+    return run(start, len(layers))(input)
