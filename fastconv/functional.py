@@ -32,7 +32,7 @@ from fastconv.ops.activation import (
     softplus,
     threshold,
 )
-from fastconv.ops.conv import conv2d, linear
+from fastconv.ops.conv import conv2d, conv_transpose2d, linear
 from fastconv.ops.distance import cosine_similarity, normalize, pairwise_distance
 from fastconv.ops.index import embedding
 from fastconv.ops.loss import (
@@ -86,6 +86,7 @@ __all__ = [
     "cat",
     "celu",
     "conv2d",
+    "conv_transpose2d",
     "cosine_similarity",
     "cross_entropy",
     "dropout",

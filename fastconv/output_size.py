@@ -12,6 +12,12 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int,
+                               dilation: int, output_padding: int) -> int:
+    """Output length of a transposed convolution: (size - 1) s - 2p + d(k-1) + op + 1."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
 def pool_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool,
                      dilation: int = 1) -> int:
     """Output length of a pooling window sliding over ``size`` (PyTorch's rule).

@@ -133,6 +133,70 @@ class Conv2d(Module):
         return s
 
 
+class ConvTranspose2d(Module):
+    """Transposed 2-D convolution (the gradient of Conv2d with respect to its input, as a
+    layer); see ``fastconv.functional.conv_transpose2d``. weight is (in_channels,
+    out_channels // groups, kH, kW). ``forward(x, output_size=None)``: an (H, W) picks the
+    output_padding that gives that size, as torch's. Initialised as torch's:
+    kaiming_uniform(a=sqrt(5)) over fan_in = out_channels // groups * kH * kW, the bias
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros"):
+        super().__init__()
+        name = "ConvTranspose2d"
+        if not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} "
+                             f"and out_channels={out_channels}")
+        if padding_mode != "zeros":
+            raise ValueError(f'{name}: only "zeros" padding_mode is supported, got '
+                             f"{padding_mode!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = pair(kernel_size, "kernel_size", name, 1)
+        self.stride = pair(stride, "stride", name, 1)
+        self.padding = pair(padding, "padding", name, 0)
+        self.output_padding = pair(output_padding, "output_padding", name, 0)
+        self.dilation = pair(dilation, "dilation", name, 1)
+        for i in range(2):
+            if not self.output_padding[i] < max(self.stride[i], self.dilation[i]):
+                raise ValueError(f"{name}: output_padding {self.output_padding} must be smaller "
+                                 f"than either stride {self.stride} or dilation {self.dilation}")
+        self.groups, self.padding_mode = groups, padding_mode
+        kh, kw = self.kernel_size
+        self.weight = Parameter(np.empty((in_channels, out_channels // groups, kh, kw),
+                                         np.float32))
+        self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1] * self.weight.shape[2] * self.weight.shape[3]
+            bound = 1 / math.sqrt(fan_in)
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x, output_size=None):
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding, self.groups, self.dilation, output_size)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
 class Linear(Module):
     """Fully connected layer, initialised as PyTorch's nn.Linear."""
 

@@ -45,6 +45,7 @@ import numpy as np
 from fastconv import autograd
 from fastconv.ops import activation, arith, conv, norm, pad, pool, upsample
 from fastconv.ops import math as fmath
+from fastconv.output_size import conv_transpose_output_size
 from fastconv.tensor import Tensor
 
 __all__ = ["CONVERTERS", "MIN_OPSET", "ExportError", "export", "to_model_proto"]
@@ -215,6 +216,19 @@ def _conv(g, fn, out):
     inputs = [g.input_of(x), g.input_of(w)] + ([g.input_of(b)] if b is not None else [])
     g.add("Conv", inputs, [out], kernel_shape=[kh, kw], strides=list(stride),
           pads=_pads(padding), dilations=list(dilation), group=int(groups))
+
+
+def _conv_transpose(g, fn, out):
+    x, w, b, stride, padding, dilation, groups, out_hw, _ = fn.parents
+    kernel = w.shape[2:]
+    output_padding = [out_hw[i] - conv_transpose_output_size(x.shape[2 + i], kernel[i],
+                                                             stride[i], padding[i],
+                                                             dilation[i], 0)
+                      for i in range(2)]
+    inputs = [g.input_of(x), g.input_of(w)] + ([g.input_of(b)] if b is not None else [])
+    g.add("ConvTranspose", inputs, [out], kernel_shape=list(kernel), strides=list(stride),
+          pads=_pads(padding), dilations=list(dilation), group=int(groups),
+          output_padding=output_padding)
 
 
 def _linear(g, fn, out):
@@ -545,6 +559,7 @@ def _refuse(why):
 #: fastconv Function class -> converter writing its ONNX node(s).
 CONVERTERS: dict[type, Callable] = {
     conv.Conv2d: _conv,
+    conv.ConvTranspose2d: _conv_transpose,
     conv.Linear: _linear,
     pool.MaxPool2d: _max_pool,
     pool.AvgPool2d: _avg_pool,

@@ -171,6 +171,24 @@ def _conv(g, node, attrs):
     return lambda x, *_: F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
 
+def _conv_transpose(g, node, attrs):
+    w = _const(g, node.input[1], node, "weight")
+    if w.ndim != 4:
+        raise OnnxImportError(f"node {node.name!r} (ConvTranspose): only 2-D is supported, "
+                              f"weight shape {w.shape}")
+    if attrs.get("output_shape") is not None:
+        raise OnnxImportError(f"node {node.name!r} (ConvTranspose): output_shape is not "
+                              "supported (give pads and output_padding)")
+    weight = g.param(node.input[1])
+    bias = g.param(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    stride, dilation = _two_d(node, attrs, "strides", [1, 1]), \
+        _two_d(node, attrs, "dilations", [1, 1])
+    output_padding = _two_d(node, attrs, "output_padding", [0, 0])
+    padding, groups = _sym_pads(node, attrs), int(attrs.get("group", 1))
+    return lambda x, *_: F.conv_transpose2d(x, weight, bias, stride, padding, output_padding,
+                                            groups, dilation)
+
+
 def _gemm(g, node, attrs):
     if attrs.get("transA", 0):
         raise OnnxImportError(f"node {node.name!r} (Gemm): transA=1 is not supported")
@@ -449,6 +467,7 @@ def _selu(g, node, attrs):
 #: ONNX op type -> importer building the callable that runs the node.
 IMPORTERS: dict[str, Callable] = {
     "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
     "Gemm": _gemm,
     "MatMul": _binary(lambda a, b: a @ b),
     "MaxPool": _pool("max"),

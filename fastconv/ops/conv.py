@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastconv.function import Function
 from fastconv.ops.validate import contiguous, float_tensor, pair
-from fastconv.output_size import conv_output_size
+from fastconv.output_size import conv_output_size, conv_transpose_output_size
 
 
 class Conv2d(Function):
@@ -97,6 +97,131 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
            conv_output_size(W, KW, stride[1], padding[1], dilation[1])) < 1:
         raise ValueError(f"{op}: empty output for input {x.shape} and weight {weight.shape}")
     return Conv2d.apply(x, weight, bias, stride, padding, dilation, groups)
+
+
+class ConvTranspose2d(Function):
+    """y = conv_transpose(x, w) + b: the input gradient of the convolution whose weight is w,
+    so the backend's conv2d kernels do the work: forward is conv2d's input gradient with x in
+    dy's place, backward's dx is conv2d of dy, and dw is conv2d's weight gradient with the
+    roles of x and dy swapped. ``extra`` (per axis) are output rows and columns that no input
+    pixel reaches through the convolution (an output_padding of at least the stride): x is
+    padded with zeros there so the shapes agree."""
+
+    autocast_lowp = True
+
+    def forward(self, x, w, b, stride, padding, dilation, groups, out_hw, extra):
+        c = self.bf16 if self.lowp else (lambda a: contiguous(self.xp, a))
+        x, w = c(x), c(w)
+        if any(extra):
+            x = self.xp.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
+        self.args = (stride, padding, dilation, groups)
+        self.extra = extra
+        self.save_for_backward(x, w)
+        self.has_bias = b is not None
+        N, OC = x.shape[0], w.shape[1] * groups
+        # conv2d_backward reads only the shape of its x when no weight gradient is asked for
+        placeholder = self.xp.empty((N, OC) + tuple(out_hw), dtype=self.xp.float32)
+        y, _, _ = self.kernels.conv2d_backward(placeholder, w, x, stride, padding, dilation,
+                                               groups, True, False, False)
+        if b is not None:
+            y += (self.bf16(b) if self.lowp else b).reshape(1, -1, 1, 1)
+        if self.lowp:
+            self.kernels.round_bf16_(y)
+        return y
+
+    def backward(self, dy):
+        x, w = self.saved
+        stride, padding, dilation, groups = self.args
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        dy = self.bf16(dy) if self.lowp else contiguous(self.xp, dy)
+        dx = dw = db = None
+        if need_x:
+            dx = self.kernels.conv2d_forward(dy, w, None, stride, padding, dilation, groups)
+            if any(self.extra):
+                dx = self.xp.ascontiguousarray(
+                    dx[:, :, :dx.shape[2] - self.extra[0], :dx.shape[3] - self.extra[1]])
+            if self.lowp:
+                self.kernels.round_bf16_(dx)
+        if need_w:
+            _, dw, _ = self.kernels.conv2d_backward(dy, w, x, stride, padding, dilation, groups,
+                                                    False, True, False)
+        if need_b and self.has_bias:
+            db = dy.sum(axis=(0, 2, 3))
+        return dx, dw, db
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1, output_size=None):
+    """torch's conv_transpose2d: the gradient of conv2d with respect to its input, as an op.
+    weight is (in_channels, out_channels / groups, kH, kW). ``output_size`` (H, W) (or with
+    batch and channels) picks the output_padding that gives it, as nn.ConvTranspose2d."""
+    op = "conv_transpose2d"
+    float_tensor(input, "input", op, (3, 4))
+    float_tensor(weight, "weight", op, (4,))
+    if output_size is not None:  # (H, W), or with the leading dims of the output
+        output_size = tuple(int(n) for n in output_size)
+        if len(output_size) not in (2, input.ndim):
+            raise ValueError(f"{op}: for {input.ndim}-D input, output_size must have 2 or "
+                             f"{input.ndim} elements, got {len(output_size)}")
+        output_size = output_size[-2:]
+    if input.ndim == 3:
+        y = conv_transpose2d(input.reshape(1, *input.shape), weight, bias, stride, padding,
+                             output_padding, groups, dilation, output_size)
+        return y.reshape(y.shape[1:])
+    stride = pair(stride, "stride", op, 1)
+    dilation = pair(dilation, "dilation", op, 1)
+    padding = pair(padding, "padding", op, 0)
+    output_padding = pair(output_padding, "output_padding", op, 0)
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    N, C, H, W = input.shape
+    IC, OCG, KH, KW = weight.shape
+    if C != IC:
+        raise ValueError(f"{op}: input has {C} channels but weight {tuple(weight.shape)} "
+                         f"expects {IC} (weight is (in_channels, out_channels/groups, kH, kW))")
+    if IC % groups:
+        raise ValueError(f"{op}: groups={groups} must divide the input channels ({IC})")
+    if bias is not None:
+        float_tensor(bias, "bias", op, (1,))
+        if bias.shape != (OCG * groups,):
+            raise ValueError(f"{op}: bias must have shape ({OCG * groups},) to match weight "
+                             f"{tuple(weight.shape)} and groups={groups}, got {bias.shape}")
+    sizes = (H, W)
+    kernel = (KH, KW)
+    if output_size is not None:
+        output_padding = _output_padding_for(op, output_size, sizes, kernel, stride, padding,
+                                             dilation)
+    out_hw, extra = [], []
+    for i in range(2):
+        if not output_padding[i] < max(stride[i], dilation[i]):
+            raise ValueError(f"{op}: output_padding {output_padding} must be smaller than "
+                             f"either stride {stride} or dilation {dilation}")
+        size = conv_transpose_output_size(sizes[i], kernel[i], stride[i], padding[i],
+                                          dilation[i], output_padding[i])
+        if size < 1:
+            raise ValueError(f"{op}: empty output ({size} along axis {i + 2}) for input "
+                             f"{tuple(input.shape)}, weight {tuple(weight.shape)}, stride "
+                             f"{stride}, padding {padding}, dilation {dilation}")
+        out_hw.append(size)
+        extra.append(conv_output_size(size, kernel[i], stride[i], padding[i], dilation[i])
+                     - sizes[i])
+    return ConvTranspose2d.apply(input, weight, bias, stride, padding, dilation, groups,
+                                 tuple(out_hw), tuple(extra))
+
+
+def _output_padding_for(op, output_size, sizes, kernel, stride, padding, dilation):
+    """The output_padding that makes the (H, W) output ``output_size`` (torch's rule)."""
+    result = []
+    for i in range(2):
+        smallest = conv_transpose_output_size(sizes[i], kernel[i], stride[i], padding[i],
+                                              dilation[i], 0)
+        largest = smallest + stride[i] - 1
+        if not smallest <= output_size[i] <= largest:
+            raise ValueError(f"{op}: requested an output size of {output_size}, but valid "
+                             f"sizes range from {smallest} to {largest} (for an input of "
+                             f"{sizes})")
+        result.append(output_size[i] - smallest)
+    return tuple(result)
 
 
 class Linear(Function):
