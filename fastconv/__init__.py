@@ -51,7 +51,7 @@ from fastconv.random import (
     manual_seed,
     set_rng_state,
 )
-from fastconv.tensor import Tensor, tensor
+from fastconv.tensor import Size, Tensor, tensor
 from fastconv.toplevel import *
 from fastconv.toplevel import __all__ as _toplevel_names
 
@@ -89,7 +89,7 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mo
 
 
 __all__ = [
-    "Tensor", "tensor", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
+    "Size", "Tensor", "tensor", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
     "is_grad_enabled", "manual_seed",
     "get_rng_state", "set_rng_state", "set_num_threads", "get_num_threads", "functional", "nn",
     "optim", "save", "load", "cuda", "device", "dtype", "DtypeWarning", "float32", "float64",
@@ -97,6 +97,11 @@ __all__ = [
     "double", "half", "long", "int", "short", "bool", "initial_seed", "compile", "amp",
     "autocast", "is_autocast_enabled", "get_autocast_dtype", "backends",
 ] + list(_creation_names) + list(_toplevel_names)
+
+
+_BACKEND_SWITCHES = ("use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
+                     "is_deterministic_algorithms_warn_only_enabled",
+                     "set_float32_matmul_precision", "get_float32_matmul_precision")
 
 
 def __getattr__(name):
@@ -110,6 +115,10 @@ def __getattr__(name):
         from fastconv import amp
 
         return getattr(amp, name)
+    if name in _BACKEND_SWITCHES:
+        from fastconv import backends
+
+        return getattr(backends, name)
     if name in ("save", "load"):
         from fastconv import checkpoint
 

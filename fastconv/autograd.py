@@ -98,6 +98,81 @@ class set_grad_enabled(_GradMode):
         return _GradMode(self.mode)(func)
 
 
+# Anomaly detection (torch.autograd.detect_anomaly): each backward node's gradients are
+# checked for NaN, and the error names the node and where its forward ran.
+_anomaly_mode = False
+_anomaly_check_nan = True
+
+
+def is_anomaly_enabled() -> bool:
+    return _anomaly_mode
+
+
+def is_anomaly_check_nan_enabled() -> bool:
+    return _anomaly_check_nan
+
+
+class _AnomalyMode(contextlib.ContextDecorator):
+    def __init__(self, mode: bool, check_nan: bool):
+        self.mode, self.check_nan = bool(mode), bool(check_nan)
+        self._previous = []
+
+    def _set(self) -> None:
+        global _anomaly_mode, _anomaly_check_nan
+        self._previous.append((_anomaly_mode, _anomaly_check_nan))
+        _anomaly_mode, _anomaly_check_nan = self.mode, self.check_nan
+
+    def __enter__(self):
+        self._set()
+        return self
+
+    def __exit__(self, *exc):
+        global _anomaly_mode, _anomaly_check_nan
+        if self._previous:
+            _anomaly_mode, _anomaly_check_nan = self._previous.pop()
+        return False
+
+
+class detect_anomaly(_AnomalyMode):
+    """``with fastconv.autograd.detect_anomaly():`` (or as a decorator): a backward node whose
+    gradient holds NaN raises, naming the op and the line of its forward call."""
+
+    def __init__(self, check_nan: bool = True):
+        super().__init__(True, check_nan)
+
+
+class set_detect_anomaly(_AnomalyMode):
+    """Switches anomaly detection on or off: the call itself sets it (as torch's), and used as
+    a context manager it restores the previous setting on exit."""
+
+    def __init__(self, mode: bool, check_nan: bool = True):
+        super().__init__(mode, check_nan)
+        self._set()
+
+    def __enter__(self):
+        return self
+
+
+def forward_site() -> str:
+    """Where user code called the op being recorded: the innermost frame outside fastconv."""
+    import traceback
+
+    for frame in reversed(traceback.extract_stack()[:-1]):
+        if "/fastconv/" not in frame.filename.replace("\\", "/"):
+            return f"{frame.filename}:{frame.lineno}: {frame.line}"
+    return "unknown"
+
+
+def _check_nan(fn, input_grads) -> None:
+    for i, g in enumerate(input_grads):
+        if g is not None and g.dtype.kind == "f" and bool(get_backend(device_of(g)).xp.isnan(
+                g).any()):
+            name = getattr(fn, "op", type(fn)).__name__
+            raise RuntimeError(f"Function '{name}Backward' returned nan values in its {i}th "
+                               f"output; its forward ran at "
+                               f"{getattr(fn, 'forward_site', 'an unknown place')}")
+
+
 def _topological_order(roots):
     """Functions reachable from the ``roots`` (tensors with a ``_ctx``) with every node after
     all its consumers."""
@@ -360,6 +435,8 @@ def _backward(roots, grads, retain_graph: bool, capture) -> None:
             input_grads = fn.backward(dy)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
+            if _anomaly_mode and _anomaly_check_nan:
+                _check_nan(fn, input_grads)
             for parent, g in zip(fn.parents, input_grads):
                 if g is None or not isinstance(parent, Tensor) or not parent.requires_grad:
                     continue
@@ -399,7 +476,7 @@ def _check_versions(fn) -> None:
 
 
 def _accumulate(leaf, g, hooks: bool = True) -> None:
-    from fastconv.tensor import Tensor
+    from fastconv.tensor import Tensor, torch_methods_view
 
     if not leaf.requires_grad:
         return
@@ -410,6 +487,7 @@ def _accumulate(leaf, g, hooks: bool = True) -> None:
     if leaf.grad is None:
         # A copy: backward functions may hand the same array to several inputs.
         leaf.grad = Tensor(g.copy())
+        leaf.grad.data = torch_methods_view(leaf.grad.data)  # p.grad.data.norm(2) as torch
     else:
         get_backend(device_of(g)).accumulate_(leaf.grad.data, g)
 

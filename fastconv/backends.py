@@ -7,11 +7,22 @@ and have no effect. ``cudnn.allow_tf32`` and ``cuda.matmul.allow_tf32`` are one 
 the CUDA backend's ``set_tf32`` (fastconv's convolutions and linear layers all run through
 cuBLAS GEMMs): setting either sets it on a machine with a GPU; reading either reads it.
 Its default is False for both (PyTorch's is True for cuDNN convolutions).
+
+The top-level switches of the same kind live here too (``fastconv.<name>``, as torch's):
+``set_float32_matmul_precision("highest" | "high" | "medium")`` is that TF32 switch
+("highest": off, as torch's default), and ``use_deterministic_algorithms(mode,
+warn_only=False)`` is stored and reported by ``are_deterministic_algorithms_enabled()``:
+fastconv's CPU kernels give the same bits run after run at a fixed thread count, whatever
+the setting.
 """
 
 from __future__ import annotations
 
-__all__ = ["cuda", "cudnn"]
+__all__ = ["are_deterministic_algorithms_enabled", "cuda", "cudnn",
+           "get_float32_matmul_precision", "is_deterministic_algorithms_warn_only_enabled",
+           "set_float32_matmul_precision", "use_deterministic_algorithms"]
+
+_deterministic = {"mode": False, "warn_only": False}
 
 
 def _tf32_backend():
@@ -86,3 +97,34 @@ class _Cuda:
 
 cudnn = _CuDNN()
 cuda = _Cuda()
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """Stored (see the module docstring)."""
+    if not isinstance(mode, bool):
+        raise TypeError(f"use_deterministic_algorithms expects a bool, but got "
+                        f"{type(mode).__name__}")
+    _deterministic.update(mode=mode, warn_only=bool(warn_only))
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    return _deterministic["mode"]
+
+
+def is_deterministic_algorithms_warn_only_enabled() -> bool:
+    return _deterministic["warn_only"]
+
+
+_PRECISIONS = ("highest", "high", "medium")
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """"highest": float32 GEMMs; "high" / "medium": TF32 on the GPU (cuda.matmul.allow_tf32)."""
+    if precision not in _PRECISIONS:
+        raise ValueError(f"set_float32_matmul_precision: precision must be one of "
+                         f"{_PRECISIONS}, got {precision!r}")
+    cuda.matmul.allow_tf32 = precision != "highest"
+
+
+def get_float32_matmul_precision() -> str:
+    return "high" if cuda.matmul.allow_tf32 else "highest"

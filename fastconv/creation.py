@@ -1,5 +1,6 @@
 """Tensor factories with PyTorch's names and arguments: zeros, ones, full, empty, rand, randn,
-randint, randperm, arange, linspace, eye, their ``*_like`` forms, from_numpy and as_tensor.
+randint, randperm, arange, linspace, eye, their ``*_like`` forms, from_numpy and as_tensor;
+the sampling functions bernoulli, multinomial, normal and poisson.
 
 Every factory takes ``dtype=``, ``device=`` and ``requires_grad=`` (keywords, as in PyTorch).
 Default dtypes follow PyTorch: float32 for floating values, int64 for integer ones (``arange``
@@ -23,6 +24,7 @@ from fastconv.tensor import Tensor, _as_array, _shape_args
 __all__ = [
     "Generator",
     "arange",
+    "bernoulli",
     "as_tensor",
     "empty",
     "empty_like",
@@ -31,8 +33,11 @@ __all__ = [
     "full",
     "full_like",
     "linspace",
+    "multinomial",
+    "normal",
     "ones",
     "ones_like",
+    "poisson",
     "rand",
     "rand_like",
     "randint",
@@ -308,3 +313,96 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
         array = array.astype(target)
     return Tensor(_as_array(array, dev or ("cuda" if type(array).__module__.startswith("cupy")
                                             else "cpu")))
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def _host_values(t, name: str) -> np.ndarray:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name}(): argument 'input' must be a Tensor, got {type(t).__name__}")
+    a = t.data if t.device == "cpu" else t.data.get()
+    return np.asarray(a)
+
+
+def _like_input(array, input: Tensor, dtype) -> Tensor:
+    return _make(array, dtype if dtype is not None else input.dtype, input.device, False,
+                 "sample")
+
+
+def bernoulli(input, p=None, *, generator=None) -> Tensor:
+    """1 with probability ``input`` (or ``p``) elementwise, else 0, in input's dtype."""
+    probs = _host_values(input, "bernoulli")
+    if probs.dtype.kind != "f":
+        raise RuntimeError(f"bernoulli: expected a floating-point tensor, got {probs.dtype}")
+    if p is not None:
+        probs = np.full(probs.shape, float(p))
+    if probs.size and not (np.all(probs >= 0) and np.all(probs <= 1)):
+        raise RuntimeError("bernoulli: all elements of input must lie in [0, 1]")
+    draws = _rng(generator).random(probs.shape) < probs
+    return _like_input(draws, input, None)
+
+
+def multinomial(input, num_samples: int, replacement: bool = False, *,
+                generator=None) -> Tensor:
+    """Category indices drawn by the (unnormalised) weights of each row of ``input`` (1-D or
+    2-D), with or without replacement, as int64."""
+    weights = _host_values(input, "multinomial").astype(np.float64)
+    if weights.ndim not in (1, 2):
+        raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim, got {weights.ndim}")
+    if not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
+        raise RuntimeError(f"multinomial: cannot sample n_sample <= 0 samples, got "
+                           f"{num_samples!r}")
+    rows = weights.reshape(-1, weights.shape[-1])
+    if rows.shape[1] == 0:
+        raise RuntimeError("multinomial: the distribution has no categories")
+    if not np.all(np.isfinite(rows)) or np.any(rows < 0):
+        raise RuntimeError("multinomial: probability tensor contains either `inf`, `nan` or "
+                           "element < 0")
+    rng = _rng(generator)
+    out = np.empty((rows.shape[0], int(num_samples)), np.int64)
+    for i, w in enumerate(rows):
+        total = w.sum()
+        if total <= 0:
+            raise RuntimeError("multinomial: invalid multinomial distribution (sum of "
+                               "probabilities <= 0)")
+        if not replacement and num_samples > np.count_nonzero(w):
+            raise RuntimeError("multinomial: cannot sample n_sample > prob_dist.size(-1) "
+                               "samples without replacement")
+        out[i] = rng.choice(w.size, size=int(num_samples), replace=bool(replacement),
+                            p=w / total)
+    out = out.reshape(weights.shape[:-1] + (int(num_samples),))
+    return _make(out, None, input.device, False, "multinomial", default=dtypes.int64)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None,
+           requires_grad: bool = False) -> Tensor:
+    """Draws from N(mean, std): elementwise for tensor ``mean`` and/or ``std`` (broadcast), or
+    ``size`` draws for two numbers, as torch.normal."""
+    tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
+    if tensors:
+        if size is not None:
+            raise RuntimeError("normal: size is given by the tensor arguments; pass numbers "
+                               "for mean and std to give a size")
+        m = _host_values(mean, "normal") if isinstance(mean, Tensor) else float(mean)
+        s = _host_values(std, "normal") if isinstance(std, Tensor) else float(std)
+        if np.any(np.asarray(s) < 0):
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+        shape = np.broadcast_shapes(np.shape(m), np.shape(s))
+        draws = m + s * _rng(generator).standard_normal(shape)
+        return _make(draws, dtype, device if device is not None else tensors[0].device,
+                     requires_grad, "normal")
+    if size is None:
+        raise TypeError("normal(mean: float, std: float) needs a size")
+    if float(std) < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    draws = _rng(generator).normal(float(mean), float(std), size=_size((size,)))
+    return _make(draws, dtype, device, requires_grad, "normal")
+
+
+def poisson(input, generator=None) -> Tensor:
+    """Draws from Poisson(rate) for each rate in ``input``, in input's dtype."""
+    rates = _host_values(input, "poisson")
+    if rates.size and np.any(rates < 0):
+        raise RuntimeError("poisson: rates must be non-negative")
+    return _like_input(_rng(generator).poisson(rates), input, None)

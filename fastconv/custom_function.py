@@ -30,7 +30,7 @@ this kind becomes one node of that graph, ``_Node``.
 
 from __future__ import annotations
 
-from fastconv.autograd import is_grad_enabled, no_grad
+from fastconv.autograd import forward_site, is_anomaly_enabled, is_grad_enabled, no_grad
 from fastconv.function import Function as _ArrayFunction
 
 
@@ -151,4 +151,6 @@ class Function:
         node.versions = tuple(a._version if any(a is t for t in saved) else None
                               for a in args)
         node.saved = tuple(t.data for t in saved)  # (read by the engine's version check)
+        if is_anomaly_enabled():
+            node.forward_site = forward_site()
         return Tensor(out.data, requires_grad=True, _ctx=node)

@@ -75,4 +75,6 @@ class Function:
             return Tensor(out)
         fn.parents = tuple(args)
         fn.versions = tuple(a._version if isinstance(a, Tensor) else None for a in args)
+        if autograd.is_anomaly_enabled():
+            fn.forward_site = autograd.forward_site()
         return Tensor(out, requires_grad=True, _ctx=fn)

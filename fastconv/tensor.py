@@ -19,6 +19,7 @@ Where fastconv differs from PyTorch on purpose
 
 from __future__ import annotations
 
+import sys
 from collections import namedtuple
 
 import numpy as np
@@ -125,6 +126,55 @@ class _HookHandle:
             self.hooks.remove(self.hook)
 
 
+class _TorchMethodsArray(np.ndarray):
+    """The array of a Parameter (and of a leaf's ``.grad``) on the CPU: a NumPy array that
+    also answers torch's Tensor methods NumPy lacks (``m.weight.data.normal_(0, 0.01)``,
+    ``p.data.zero_()``, ``ema.data.mul_(d).add_(p.data, alpha=1 - d)``,
+    ``p.grad.data.norm(2)``, ``.clone()``, ``.cpu()``, ...) through a Tensor sharing its
+    memory, so in-place ones change it. Where NumPy has the name (``size``, ``view``, ``max``,
+    ``sum``), NumPy's meaning stays. Arithmetic on it gives plain arrays, and a Tensor made
+    from it holds a plain view."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(Tensor(self), name)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        def plain(a):
+            return a.view(np.ndarray) if isinstance(a, _TorchMethodsArray) else a
+
+        if out is not None:
+            kwargs["out"] = tuple(plain(o) for o in out)
+        result = getattr(ufunc, method)(*(plain(a) for a in inputs), **kwargs)
+        if out is not None:  # in place (p.data -= lr * g): the array itself
+            return out[0] if len(out) == 1 else out
+        return result
+
+
+class Size(tuple):
+    """torch.Size: what ``Tensor.size()`` returns, a tuple of ints with ``numel()``.
+    (``.shape`` is a plain tuple.)"""
+
+    def numel(self) -> int:
+        n = 1
+        for d in self:
+            n *= int(d)
+        return n
+
+    def __getitem__(self, key):
+        item = super().__getitem__(key)
+        return Size(item) if isinstance(key, slice) else item
+
+    def __repr__(self) -> str:
+        return f"fastconv.Size({list(self)})"
+
+
+def torch_methods_view(a):
+    """``a`` as a _TorchMethodsArray (NumPy arrays only; CuPy's stay as they are)."""
+    return a.view(_TorchMethodsArray) if type(a) is np.ndarray else a
+
+
 class Tensor:
     """An n-dimensional float32 (or integer / bool) array that records ops for autograd.
 
@@ -147,6 +197,8 @@ class Tensor:
             data = data.data
         if not hasattr(data, "dtype") or not hasattr(data, "shape"):
             data = np.asarray(data)
+        elif type(data) is _TorchMethodsArray:
+            data = data.view(np.ndarray)  # the torch methods stay with their Parameter
         if data.dtype.type in _FLOAT_CONVERTED:
             data = data.astype(np.float32)
         self.data = data
@@ -195,7 +247,8 @@ class Tensor:
         return self.transpose(-2, -1)
 
     def size(self, dim: int | None = None):
-        return self.shape if dim is None else self.shape[dim]
+        """The shape as a ``fastconv.Size`` (a tuple with ``numel()``), or one dim's length."""
+        return Size(self.shape) if dim is None else self.shape[dim]
 
     def numel(self) -> int:
         return int(self.data.size)
@@ -971,6 +1024,28 @@ class Tensor:
         return self._random_fill("uniform_", lambda rng: rng.uniform(from_, to, self.shape),
                                  generator)
 
+    def bernoulli(self, p=None, *, generator=None) -> Tensor:
+        from fastconv.creation import bernoulli
+
+        return bernoulli(self, p, generator=generator)
+
+    def bernoulli_(self, p=0.5, *, generator=None):
+        """Fill with 1 (probability ``p``, a number or a tensor of probabilities) or 0."""
+        probs = p.data if isinstance(p, Tensor) else p
+        return self._random_fill(
+            "bernoulli_", lambda rng: rng.random(self.shape) < np.asarray(
+                probs.get() if hasattr(probs, "get") else probs), generator)
+
+    def multinomial(self, num_samples: int, replacement: bool = False, *,
+                    generator=None) -> Tensor:
+        from fastconv.creation import multinomial
+
+        return multinomial(self, num_samples, replacement, generator=generator)
+
+    def exponential_(self, lambd: float = 1.0, *, generator=None):
+        return self._random_fill("exponential_",
+                                 lambda rng: rng.exponential(1.0 / lambd, self.shape), generator)
+
     def _random_fill(self, name, draw, generator):
         from fastconv.creation import _rng
 
@@ -1710,8 +1785,14 @@ class Tensor:
 
     # ---- display ----------------------------------------------------------------------------
     def __repr__(self) -> str:
-        body = np.array2string(np.asarray(self.__array__()), precision=4, separator=", ",
-                               prefix="tensor(")
+        o = _print_options
+        formatter = None
+        if o["sci_mode"] is True:
+            formatter = {"float_kind": lambda v: f"{v:.{o['precision']}e}"}
+        body = np.array2string(np.asarray(self.__array__()), precision=o["precision"],
+                               separator=", ", prefix="tensor(", threshold=o["threshold"],
+                               edgeitems=o["edgeitems"], max_line_width=o["linewidth"],
+                               suppress_small=o["sci_mode"] is False, formatter=formatter)
         extras = []
         if self.device != "cpu":
             extras.append(f"device='{self.device}'")
@@ -1722,6 +1803,31 @@ class Tensor:
         elif self.requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+
+_PRINT_DEFAULTS = {"precision": 4, "threshold": 1000, "edgeitems": 3, "linewidth": 80,
+                   "sci_mode": None}
+_print_options = dict(_PRINT_DEFAULTS)
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None,
+                     profile=None, sci_mode=None) -> None:
+    """How tensors print, as torch.set_printoptions: ``profile`` "default", "short" or "full"
+    first, then each option given; ``sci_mode`` True / False forces or suppresses scientific
+    notation (None: automatic)."""
+    profiles = {"default": _PRINT_DEFAULTS,
+                "short": dict(_PRINT_DEFAULTS, precision=2, edgeitems=2),
+                "full": dict(_PRINT_DEFAULTS, threshold=sys.maxsize)}
+    if profile is not None:
+        if profile not in profiles:
+            raise ValueError(f"set_printoptions: profile must be one of {sorted(profiles)}, "
+                             f"got {profile!r}")
+        _print_options.update(profiles[profile])
+    for key, value in (("precision", precision), ("threshold", threshold),
+                       ("edgeitems", edgeitems), ("linewidth", linewidth)):
+        if value is not None:
+            _print_options[key] = int(value)
+    _print_options["sci_mode"] = sci_mode
 
 
 def tensor(data, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

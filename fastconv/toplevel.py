@@ -10,7 +10,7 @@ from fastconv import dtypes
 from fastconv.backend import get_backend
 from fastconv.ops import arith
 from fastconv.ops import math as fmath
-from fastconv.tensor import Tensor, _as_array
+from fastconv.tensor import Tensor, _as_array, set_printoptions  # noqa: F401
 
 __all__ = [
     "abs",
@@ -21,6 +21,7 @@ __all__ = [
     "all",
     "allclose",
     "isclose",
+    "set_printoptions",
     "amax",
     "amin",
     "aminmax",

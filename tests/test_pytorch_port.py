@@ -367,6 +367,67 @@ def test_everyday_habits_match_torch():
     assert fastconv.backends.cudnn.benchmark is True  # stored, no effect
 
 
+# Older scripts (and many model zoos) reach parameters and gradients through ``.data``.
+DATA_HABITS = '''
+import math
+import numpy as np
+import torch
+import torch.nn as nn
+
+rng = np.random.default_rng(1)
+model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                      nn.Linear(4 * 4 * 4, 3))
+model.load_state_dict({k: torch.tensor(rng.standard_normal(tuple(v.shape)) * 0.3 + 0.05,
+                                       dtype=v.dtype)
+                       for k, v in model.state_dict().items()})
+for m in model.modules():
+    if isinstance(m, nn.Conv2d):
+        n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+        m.weight.data.mul_(math.sqrt(2.0 / n) / 0.3)
+        m.bias.data.zero_()
+    elif isinstance(m, nn.BatchNorm2d):
+        m.weight.data.fill_(1)
+        m.bias.data.add_(0.25)
+    elif isinstance(m, nn.Linear):
+        m.weight.data.clamp_(-0.2, 0.2)
+        m.bias.data.copy_(torch.tensor([1.0, -1.0, 0.5]))
+ema = [p.data.clone() for p in model.parameters()]
+x = torch.tensor(rng.standard_normal((5, 3, 6, 6)), dtype=torch.float32)
+norms = []
+for step in range(3):
+    model.zero_grad()
+    loss = model(x).square().mean()
+    loss.backward()
+    norms.append(math.sqrt(sum(p.grad.data.norm(2).item() ** 2 for p in model.parameters())))
+    for p in model.parameters():
+        p.grad.data.clamp_(-0.5, 0.5)
+        p.data.add_(p.grad.data, alpha=-0.1)
+        p.data -= 0.01 * p.data
+    for e, p in zip(ema, model.parameters()):
+        e.mul_(0.9).add_(p.data, alpha=0.1)
+weights = [p.data.cpu().numpy().copy() for p in model.parameters()]
+averages = [e.numpy().copy() for e in ema]
+shapes = [list(p.data.shape) for p in model.parameters()]
+'''
+
+
+def test_data_attribute_habits_match_torch():
+    """``.data`` of parameters and of their gradients: in-place initialisation
+    (``m.weight.data.normal_``-style), ``p.data.add_(p.grad.data, alpha=-lr)`` updates,
+    ``p.grad.data.norm(2)`` logging, ``.clone()`` / ``.cpu().numpy()``, as in torch."""
+    ref, got = {}, {}
+    exec(compile(DATA_HABITS, "<data habits: torch>", "exec"), ref)  # noqa: S102
+    exec(compile(to_fastconv(DATA_HABITS), "<data habits: fastconv>", "exec"), got)  # noqa: S102
+    assert got["shapes"] == ref["shapes"]
+    np.testing.assert_allclose(got["norms"], ref["norms"], rtol=1e-4)
+    for a, b in zip(got["weights"] + got["averages"], ref["weights"] + ref["averages"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    model = fastconv.nn.Linear(3, 2)
+    model.weight.data.normal_(0, 0.01)  # and the parameter itself changed, not a copy
+    assert 0 < float(np.abs(model.weight.detach().numpy()).max()) < 0.1
+    assert model.weight.data.size == 6  # NumPy's names keep NumPy's meaning
+
+
 def test_compile_amp_and_backends_stand_ins():
     model = fastconv.nn.Linear(3, 2)
     assert fastconv.compile(model) is model

@@ -84,6 +84,7 @@ from fastconv.nn.layers import (
     ZeroPad2d,
 )
 from fastconv.nn.module import Module, Parameter
+from fastconv.nn.parallel import DataParallel
 from fastconv.nn.sync_batchnorm import SyncBatchNorm
 
 _sys.modules[__name__ + ".functional"] = functional
@@ -105,6 +106,7 @@ __all__ = [
     "Concat",
     "ConstantPad2d",
     "Conv2d",
+    "DataParallel",
     "ConvTranspose2d",
     "CosineSimilarity",
     "CrossEntropyLoss",

@@ -104,3 +104,47 @@ def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     """N(0, std^2), std = gain / sqrt(fan) (He et al., 2015)."""
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std)
+
+
+def orthogonal_(tensor, gain=1.0):
+    """A (semi-)orthogonal matrix over the tensor flattened to (size(0), rest), times
+    ``gain``: the Q of a QR decomposition of Gaussian draws with R's diagonal signs folded in
+    (Saxe et al., 2013), as torch's."""
+    if tensor.ndim < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    rows = tensor.shape[0]
+    cols = int(np.prod(tensor.shape)) // rows if rows else 0
+    if rows == 0 or cols == 0:
+        return tensor
+    flat = random.generator().normal(0.0, 1.0, (rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _fill(tensor, q * gain)
+
+
+def eye_(tensor):
+    """The identity matrix (2-D tensors), as torch's."""
+    if tensor.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    return _fill(tensor, np.eye(*tensor.shape))
+
+
+def dirac_(tensor, groups=1):
+    """The Dirac delta of a convolution weight (3 to 5 dims): each of the first
+    min(out/groups, in) output channels of a group passes its input channel through at the
+    kernel's centre, as torch's."""
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    if not isinstance(groups, int) or groups < 1 or tensor.shape[0] % groups:
+        raise ValueError(f"dim 0 ({tensor.shape[0]}) must be divisible by groups ({groups})")
+    per_group = tensor.shape[0] // groups
+    values = np.zeros(tensor.shape)
+    centre = tuple(k // 2 for k in tensor.shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, tensor.shape[1])):
+            values[(g * per_group + d, d) + centre] = 1
+    return _fill(tensor, values)

@@ -10,7 +10,7 @@ import numpy as np
 
 from fastconv.autograd import is_grad_enabled
 from fastconv.nn import backward_hooks
-from fastconv.tensor import Tensor
+from fastconv.tensor import Tensor, torch_methods_view
 
 
 class Parameter(Tensor):
@@ -20,6 +20,15 @@ class Parameter(Tensor):
         if isinstance(data, Tensor):
             data = data.data
         super().__init__(data, requires_grad=requires_grad)
+
+    @property
+    def data(self):
+        return self.__dict__["data"]
+
+    @data.setter
+    def data(self, value):  # kept as an array that also has torch's in-place methods
+        self.__dict__["data"] = torch_methods_view(value.data if isinstance(value, Tensor)
+                                                   else value)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -170,6 +179,36 @@ class Module:
 
     def add_module(self, name: str, module: Module) -> None:
         self._modules[name] = module
+
+    def register_module(self, name: str, module: Module) -> None:
+        self.add_module(name, module)
+
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at the dotted path ``target`` ("" is this module), as torch's."""
+        module = self
+        for i, name in enumerate(target.split(".") if target else []):
+            child = module._modules.get(name, getattr(module, name, None))
+            if not isinstance(child, Module):
+                where = ".".join(target.split(".")[:i]) or type(self).__name__
+                raise AttributeError(f"{where} has no attribute `{name}`" if child is None else
+                                     f"`{name}` is not an nn.Module")
+            module = child
+        return module
+
+    def get_parameter(self, target: str):
+        """The parameter at the dotted path ``target`` ("block.0.weight")."""
+        return self._get_tensor(target, "_parameters", "nn.Parameter")
+
+    def get_buffer(self, target: str):
+        """The buffer at the dotted path ``target`` ("bn.running_mean")."""
+        return self._get_tensor(target, "_buffers", "buffer")
+
+    def _get_tensor(self, target: str, table: str, kind: str):
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if name not in getattr(module, table):
+            raise AttributeError(f"{type(module).__name__} has no {kind} `{name}`")
+        return getattr(module, table)[name]
 
     # ---- traversal --------------------------------------------------------------------------
     def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
