@@ -117,44 +117,33 @@ def test_backward_to_chosen_inputs_and_autograd_backward(rng):
         fc.autograd.backward([fa * 2, fa * 3], [fc.ones(4)])
 
 
-class _FcScaledLeaky(fc.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, w, slope):
-        ctx.save_for_backward(x, w)
-        ctx.slope = slope
-        y = x * w
-        return fc.where(y > 0, y, y * slope)
+def _scaled_leaky(lib):
+    """The same custom op written for torch or fastconv (``lib``)."""
 
-    @staticmethod
-    def backward(ctx, dy):
-        x, w = ctx.saved_tensors
-        y = x * w
-        d = fc.where(y > 0, dy, dy * ctx.slope)
-        return (d * w if ctx.needs_input_grad[0] else None,
-                (d * x).sum(0) if ctx.needs_input_grad[1] else None, None)
+    class ScaledLeaky(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w, slope):
+            ctx.save_for_backward(x, w)
+            ctx.slope = slope
+            y = x * w
+            return lib.where(y > 0, y, y * slope)
 
+        @staticmethod
+        def backward(ctx, dy):
+            x, w = ctx.saved_tensors
+            y = x * w
+            d = lib.where(y > 0, dy, dy * ctx.slope)
+            return (d * w if ctx.needs_input_grad[0] else None,
+                    (d * x).sum(0) if ctx.needs_input_grad[1] else None, None)
 
-class _TorchScaledLeaky(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, w, slope):
-        ctx.save_for_backward(x, w)
-        ctx.slope = slope
-        y = x * w
-        return torch.where(y > 0, y, y * slope)
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, w = ctx.saved_tensors
-        y = x * w
-        d = torch.where(y > 0, dy, dy * ctx.slope)
-        return d * w, (d * x).sum(0), None
+    return ScaledLeaky
 
 
 def test_custom_function_matches_torch_in_a_graph(rng):
     fx, tx = _pair(rng, 6, 4)
     fw, tw = _pair(rng, 4)
-    fy = _FcScaledLeaky.apply(fx.tanh(), fw, 0.1)
-    ty = _TorchScaledLeaky.apply(tx.tanh(), tw, 0.1)
+    fy = _scaled_leaky(fc).apply(fx.tanh(), fw, 0.1)
+    ty = _scaled_leaky(torch).apply(tx.tanh(), tw, 0.1)
     _close(fy, ty)
     assert fy.requires_grad
     (fy * fy).sum().backward()
@@ -162,7 +151,7 @@ def test_custom_function_matches_torch_in_a_graph(rng):
     _close(fx.grad, tx.grad)
     _close(fw.grad, tw.grad)
     with fc.no_grad():
-        assert not _FcScaledLeaky.apply(fx, fw, 0.1).requires_grad
+        assert not _scaled_leaky(fc).apply(fx, fw, 0.1).requires_grad
 
 
 def test_custom_function_newer_style_and_non_differentiable_output(rng):

@@ -53,7 +53,37 @@ class Identity(Module):
         return x
 
 
-class Conv2d(Module):
+class _ConvNd(Module):
+    """What Conv2d and ConvTranspose2d share (torch's ``_ConvNd``): the initialisation and
+    the printed form. Subclasses set ``weight`` with the fan-in dims at 1: (channels of the
+    other side / groups, kH, kW)."""
+
+    def reset_parameters(self):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1] * self.weight.shape[2] * self.weight.shape[3]
+            bound = 1 / math.sqrt(fan_in)
+            init.uniform_(self.bias, -bound, bound)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding!r}"
+        if getattr(self, "output_padding", (0, 0)) != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+
+class Conv2d(_ConvNd):
     """2-D convolution layer; see ``fastconv.functional.conv2d``.
 
     ``padding`` is an int, an (h, w) pair, "valid" or "same" (stride 1 only).
@@ -103,13 +133,6 @@ class Conv2d(Module):
         self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
         self.reset_parameters()
 
-    def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight.shape[1] * self.weight.shape[2] * self.weight.shape[3]
-            bound = 1 / math.sqrt(fan_in)
-            init.uniform_(self.bias, -bound, bound)
-
     def forward(self, x):
         if self.padding_mode != "zeros":
             return F.conv2d(F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode),
@@ -117,23 +140,8 @@ class Conv2d(Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
 
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding!r}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s
 
-
-class ConvTranspose2d(Module):
+class ConvTranspose2d(_ConvNd):
     """Transposed 2-D convolution (the gradient of Conv2d with respect to its input, as a
     layer); see ``fastconv.functional.conv_transpose2d``. weight is (in_channels,
     out_channels // groups, kH, kW). ``forward(x, output_size=None)``: an (H, W) picks the
@@ -170,31 +178,9 @@ class ConvTranspose2d(Module):
         self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
         self.reset_parameters()
 
-    def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight.shape[1] * self.weight.shape[2] * self.weight.shape[3]
-            bound = 1 / math.sqrt(fan_in)
-            init.uniform_(self.bias, -bound, bound)
-
     def forward(self, x, output_size=None):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
                                   self.output_padding, self.groups, self.dilation, output_size)
-
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
 
 
 class Linear(Module):
