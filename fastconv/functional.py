@@ -34,6 +34,7 @@ from fastconv.ops.activation import (
 )
 from fastconv.ops.conv import conv2d, conv_transpose2d, linear
 from fastconv.ops.distance import cosine_similarity, normalize, pairwise_distance
+from fastconv.ops.grid_sample import affine_grid, grid_sample
 from fastconv.ops.index import embedding
 from fastconv.ops.loss import (
     accuracy,
@@ -78,6 +79,7 @@ def tanh(input):
 __all__ = [
     "accuracy",
     "adaptive_avg_pool2d",
+    "affine_grid",
     "adaptive_max_pool2d",
     "avg_pool2d",
     "batch_norm",
@@ -98,6 +100,7 @@ __all__ = [
     "fold",
     "gelu",
     "glu",
+    "grid_sample",
     "group_norm",
     "hardsigmoid",
     "hardswish",
