@@ -50,6 +50,9 @@ PYBIND11_MODULE(_C, m) {
     m.def("_set_bf16_isa", &set_bf16_kernels, "name"_a,
           "Tests only: switch the bfloat16 GEMM variant (the names and checks of "
           "FASTCONV_BF16_ISA; emulated, emulated_amx and none always run).");
+    m.def("_bf16_self_test", &bf16_self_test, "variant"_a, "reference"_a,
+          "Tests only: the check a real bfloat16 variant gets on first use, of variant against "
+          "reference; returns '' if they agree, else the first disagreement.");
     m.def("gemm_bf16", &gemm_bf16_py, "a"_a, "b"_a, "trans_a"_a = false, "trans_b"_a = false,
           "bias"_a = py::none(), "out"_a = py::none(),
           "op(a) @ op(b) (+ bias[:, None]) for 2-D float32 arrays with any strides, each value "

@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "kernels.h"
@@ -349,8 +350,7 @@ void select(const std::string& name, const char* source) {
 // A small odd-sized product on a real variant against its emulation: the
 // same packing and blocking, so only the instructions can disagree, and then
 // by no more than a different float32 summation order.
-bool self_test(const Variant& v, std::string& why) {
-    const Variant* ref = find_variant(v.emulation);
+bool self_test(const Variant& v, const Variant* ref, std::string& why) {
     const index_t M = 37, N = 45, K = 83;
     std::vector<float> a(M * K), b(K * N), bias(M), got(M * N), want(M * N);
     std::uint32_t s = 0x9E3779B9u;
@@ -417,7 +417,7 @@ std::string bf16_kernels() {
     if (g_variant->emulation && !g_checked) {
         g_checked = true;
         std::string why;
-        if (!self_test(*g_variant, why)) {
+        if (!self_test(*g_variant, find_variant(g_variant->emulation), why)) {
             const std::string msg = std::string("fastconv: the ") + g_variant->name +
                                     " bfloat16 kernels disagree with their emulation (" + why +
                                     "); autocast falls back to the float32 kernels";
@@ -426,6 +426,15 @@ std::string bf16_kernels() {
         }
     }
     return g_variant->name;
+}
+
+std::string bf16_self_test(const std::string& variant, const std::string& reference) {
+    const Variant* v = find_variant(variant);
+    const Variant* r = find_variant(reference);
+    require(v && v->gemm && cpu_runs(variant) && r && r->gemm && cpu_runs(reference),
+            "_bf16_self_test: ", variant, " or ", reference, " cannot run here");
+    std::string why;
+    return self_test(*v, r, why) ? std::string() : why;
 }
 
 void gemm_bf16(index_t M, index_t N, index_t K, StridedMatrix a, StridedMatrix b, float* c,

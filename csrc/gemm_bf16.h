@@ -51,6 +51,10 @@ void gemm_bf16_on(const std::string& variant, index_t M, index_t N, index_t K, S
 // disagree, a RuntimeWarning says so and the answer becomes "none".
 std::string bf16_kernels();
 
+// The first-use check of a real variant, run on any two: "" if variant agrees
+// with reference within float32 summation-order tolerance, else where not (tests).
+std::string bf16_self_test(const std::string& variant, const std::string& reference);
+
 // Picks the variant at import: FASTCONV_BF16_ISA, or amx / avx512bf16 when
 // the CPU (and, for AMX, the OS) allows them, else none. An unknown name, or
 // one this CPU cannot run, throws (the import fails).

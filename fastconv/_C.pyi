@@ -81,6 +81,10 @@ def bf16_kernels() -> str:
 def _set_bf16_isa(name: str) -> None:
     """Tests only: switch the bfloat16 GEMM variant (FASTCONV_BF16_ISA's names and checks)."""
 
+def _bf16_self_test(variant: str, reference: str) -> str:
+    """Tests only: the first-use check of a real variant, of variant against reference ('' if
+    they agree within float32 summation-order tolerance, else the first disagreement)."""
+
 def gemm_bf16(a: F32, b: F32, trans_a: bool = False, trans_b: bool = False,
               bias: Optional[F32] = None, out: Optional[F32] = None) -> F32:
     """op(a) @ op(b) (+ bias[:, None]), a and b 2-D float32 with any strides, rounded to

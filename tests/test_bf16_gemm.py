@@ -276,6 +276,16 @@ def test_autocast_on_the_emulated_gemm_matches_the_default_path(rng, monkeypatch
         np.testing.assert_allclose(a, t.grad.numpy(), **tol(t.grad.numpy()))
 
 
+def test_the_first_use_check_allows_another_summation_order():
+    """A real variant is checked against its emulation within float32 summation-order
+    tolerance: the two emulations, which sum in different orders (and differ in the last bits,
+    test_the_reference_tells_the_orders_apart), pass it against each other."""
+    assert _C._bf16_self_test("emulated_amx", "emulated") == ""
+    assert _C._bf16_self_test("emulated", "emulated_amx") == ""
+    with pytest.raises(ValueError, match="cannot run here"):
+        _C._bf16_self_test("emulated", "none")
+
+
 def test_the_default_is_never_an_emulation():
     features = cpu_backend.cpu_features()
     for key in ("avx512bf16", "amx_bf16", "amx_tile"):
