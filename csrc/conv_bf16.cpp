@@ -74,18 +74,21 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
     const index_t P = cv.g.plane(), rows = cv.g.rows(), HW = cv.g.H * cv.g.W;
     auto y = new_float({cv.N, cv.OC, cv.g.OH, cv.g.OW});
     float* Y = mut(y);
-    py::gil_scoped_release nogil;
-    std::vector<index_t> offsets;
-    std::vector<float> buf;
-    for (index_t gi = 0; gi < cv.G; ++gi) {
-        const Columns cols = cv.g.pointwise()
-                                 ? Columns{}
+    {
+        py::gil_scoped_release nogil;
+        std::vector<index_t> offsets;
+        std::vector<float> buf;
+        for (index_t gi = 0; gi < cv.G; ++gi) {
+            const Columns cols =
+                cv.g.pointwise() ? Columns{}
                                  : readable_columns(Columns{X + gi * cv.Cg * HW, cv.C * HW, cv.g},
                                                     cv.N, offsets);
-        for (index_t n = 0; n < cv.N; ++n)
-            gemm_bf16(cv.OCg, P, rows, StridedMatrix{W + gi * cv.OCg * rows, rows, 1},
-                      StridedMatrix{image_columns(cols, cv, X, n, gi, buf), P, 1},
-                      Y + (n * cv.OC + gi * cv.OCg) * P, P, false, B ? B + gi * cv.OCg : nullptr);
+            for (index_t n = 0; n < cv.N; ++n)
+                gemm_bf16(cv.OCg, P, rows, StridedMatrix{W + gi * cv.OCg * rows, rows, 1},
+                          StridedMatrix{image_columns(cols, cv, X, n, gi, buf), P, 1},
+                          Y + (n * cv.OC + gi * cv.OCg) * P, P, false,
+                          B ? B + gi * cv.OCg : nullptr);
+        }
     }
     return std::move(y);
 }

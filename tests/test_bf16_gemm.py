@@ -230,8 +230,9 @@ def run_case(case, arrays, dy):
     return y.detach().numpy(), [a.grad.numpy() for a in args]
 
 
+@pytest.mark.parametrize("kind", EMULATED)
 @pytest.mark.parametrize("case", list(CASES))
-def test_autocast_on_the_emulated_gemm_matches_the_default_path(rng, monkeypatch, case):
+def test_autocast_on_the_emulated_gemm_matches_the_default_path(rng, monkeypatch, case, kind):
     shapes, _ = CASES[case]
     arrays = [nonzero(rng, s, 0.3 if i == 1 else 1.0) for i, s in enumerate(shapes)
               if s is not None]
@@ -246,7 +247,7 @@ def test_autocast_on_the_emulated_gemm_matches_the_default_path(rng, monkeypatch
         monkeypatch.setattr(cpu_backend, name,
                             lambda *a, _real=real, _name=name, **k: calls.append(_name)
                             or _real(*a, **k))
-    with variant("emulated"):
+    with variant(kind):
         y1, g1 = run_case(case, arrays, dy)
     assert calls, "the bfloat16 GEMM did not run"
     assert np.array_equal(bf16(y1), y1)  # outputs are still bfloat16 values
