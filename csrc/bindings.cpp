@@ -5,6 +5,7 @@
  * Errors: a bad shape, rank, contiguity or value raises ValueError, a wrong
  * dtype TypeError. Every kernel returns new arrays.
  */
+#include "gemm_bf16.h"
 #include "kernels.h"
 #include "microkernel.h"
 
@@ -15,6 +16,7 @@ PYBIND11_MODULE(_C, m) {
     m.doc() = "fastconv's compiled CPU kernels (private; use fastconv.backend.cpu).";
     m.attr("ABI_VERSION") = kAbiVersion;
     init_microkernels();  // a bad FASTCONV_ISA fails the import here
+    init_bf16_kernels();  // likewise FASTCONV_BF16_ISA
 
     // ---- BLAS and machine
     m.def("load_blas", &load_blas, "path"_a,
@@ -39,6 +41,32 @@ PYBIND11_MODULE(_C, m) {
     m.def("gemm", &gemm, "a"_a, "b"_a, "trans_a"_a = false, "trans_b"_a = false,
           "op(a) @ op(b) for 2-D float32 arrays through OpenBLAS sgemm; op transposes when the "
           "flag is set. Returns a new (M, N) array.");
+
+    // ---- bfloat16 products (autocast)
+    m.def("bf16_kernels", &bf16_kernels,
+          "The bfloat16 GEMM variant in use: amx, avx512bf16, emulated, emulated_amx or none. A "
+          "real one is checked against its emulation on the first call (RuntimeWarning and "
+          "'none' if they disagree).");
+    m.def("_set_bf16_isa", &set_bf16_kernels, "name"_a,
+          "Tests only: switch the bfloat16 GEMM variant (the names and checks of "
+          "FASTCONV_BF16_ISA; emulated, emulated_amx and none always run).");
+    m.def("_bf16_self_test", &bf16_self_test, "variant"_a, "reference"_a,
+          "Tests only: the check a real bfloat16 variant gets on first use, of variant against "
+          "reference; returns '' if they agree, else the first disagreement.");
+    m.def("gemm_bf16", &gemm_bf16_py, "a"_a, "b"_a, "trans_a"_a = false, "trans_b"_a = false,
+          "bias"_a = py::none(), "out"_a = py::none(),
+          "op(a) @ op(b) (+ bias[:, None]) for 2-D float32 arrays with any strides, each value "
+          "rounded to bfloat16 (nearest even) as it is packed, float32 sums; with out (M, N), "
+          "C-contiguous, the product is added to it and out returned. ValueError if "
+          "bf16_kernels() is 'none'.");
+    m.def("conv2d_forward_bf16", &conv2d_forward_bf16, "x"_a, "w"_a, "b"_a, "stride"_a,
+          "padding"_a, "dilation"_a, "groups"_a,
+          "conv2d_forward with x and w rounded to bfloat16 and the products on the bfloat16 "
+          "GEMM (b is added as given, first).");
+    m.def("conv2d_backward_bf16", &conv2d_backward_bf16, "x"_a, "w"_a, "dy"_a, "stride"_a,
+          "padding"_a, "dilation"_a, "groups"_a, "need_dx"_a = true, "need_dw"_a = true,
+          "(dx, dw) of conv2d_forward_bf16 on the bfloat16 GEMM (x, w, dy rounded as packed); "
+          "dw summed across images in double. None where need_* is False.");
 
     // ---- convolution
     m.def("conv2d_forward", &conv2d_forward, "x"_a, "w"_a, "b"_a, "stride"_a, "padding"_a,

@@ -9,7 +9,7 @@ namespace fc {
 
 // Bumped whenever a signature or a semantic of this module changes;
 // fastconv/backend/cpu.py refuses to run against a different value.
-constexpr int kAbiVersion = 6;
+constexpr int kAbiVersion = 7;
 
 // alloc.cpp
 py::dict cache_info();
@@ -32,6 +32,16 @@ py::array conv2d_forward(const py::array& x, const py::array& w, const std::opti
 py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::array& dy,
                           const Pair& stride, const Pair& padding, const Pair& dilation,
                           index_t groups, bool need_dx, bool need_dw, bool need_db);
+
+// gemm_bf16.cpp, conv_bf16.cpp (the bfloat16 products of autocast)
+py::array gemm_bf16_py(const py::array& a, const py::array& b, bool trans_a, bool trans_b,
+                       const std::optional<py::array>& bias, const std::optional<py::array>& out);
+py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
+                              const std::optional<py::array>& b, const Pair& stride,
+                              const Pair& padding, const Pair& dilation, index_t groups);
+py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py::array& dy,
+                               const Pair& stride, const Pair& padding, const Pair& dilation,
+                               index_t groups, bool need_dx, bool need_dw);
 
 // pool.cpp
 py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,

@@ -1,7 +1,7 @@
 /* The machine the kernels run on: CPU features and the thread count.
  *
- * What: cpu_features() reports the CPU's SIMD features and which kernel set
- * (microkernel.h) was picked; set_num_threads() / get_num_threads() set and
+ * What: cpu_features() reports the CPU's SIMD features and which kernel sets
+ * (microkernel.h, gemm_bf16.h) were picked; set_num_threads() / get_num_threads() set and
  * read the one thread count that OpenMP and OpenBLAS share (blas.cpp runs
  * OpenBLAS's parts on OpenMP's threads, so both must agree on it).
  * largest_team() remembers the largest OpenMP team since import, so that
@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "common.h"
+#include "gemm_bf16.h"
 #include "kernels.h"
 #include "microkernel.h"
 
@@ -53,7 +54,11 @@ py::dict cpu_features() {
     d["avx512vl"] = bool(__builtin_cpu_supports("avx512vl"));
     d["avx512vnni"] = bool(__builtin_cpu_supports("avx512vnni"));
 #endif
+    d["avx512bf16"] = cpu_has_avx512bf16();
+    d["amx_bf16"] = cpu_has_amx_bf16();
+    d["amx_tile"] = cpu_has_amx_tile();
     d["conv_kernels"] = std::string(microkernels().isa);
+    d["bf16_kernels"] = bf16_kernels();
 #ifdef _OPENMP
     d["openmp"] = true;
     d["omp_max_threads"] = omp_get_max_threads();

@@ -42,8 +42,9 @@ def blas_info() -> dict:
     """{'loaded', 'path', 'corename', 'config', 'num_threads', 'batch_strided'}."""
 
 def cpu_features() -> dict:
-    """SIMD flags (sse4_2, avx, avx2, fma, avx512f/bw/dq/vl/vnni), 'conv_kernels' (the
-    instruction set of the convolution kernels in use: avx512, avx2 or baseline), 'openmp',
+    """SIMD flags (sse4_2, avx, avx2, fma, avx512f/bw/dq/vl/vnni, avx512bf16, amx_bf16,
+    amx_tile), 'conv_kernels' (the instruction set of the convolution kernels in use: avx512,
+    avx2 or baseline), 'bf16_kernels' (the bfloat16 GEMM in use, as bf16_kernels()), 'openmp',
     'omp_max_threads', 'omp_num_procs'."""
 
 def set_num_threads(n: int) -> None:
@@ -69,6 +70,34 @@ def empty_cache() -> None:
 
 def gemm(a: F32, b: F32, trans_a: bool = False, trans_b: bool = False) -> F32:
     """op(a) @ op(b), 2-D, through OpenBLAS sgemm; op transposes when its flag is set."""
+
+# ---------------------------------------------------------------- bfloat16 products (autocast)
+
+def bf16_kernels() -> str:
+    """The bfloat16 GEMM variant in use: 'amx', 'avx512bf16', 'emulated', 'emulated_amx' or
+    'none'. A real variant is checked against its emulation on the first call (RuntimeWarning
+    and 'none' if they disagree)."""
+
+def _set_bf16_isa(name: str) -> None:
+    """Tests only: switch the bfloat16 GEMM variant (FASTCONV_BF16_ISA's names and checks)."""
+
+def _bf16_self_test(variant: str, reference: str) -> str:
+    """Tests only: the first-use check of a real variant, of variant against reference ('' if
+    they agree within float32 summation-order tolerance, else the first disagreement)."""
+
+def gemm_bf16(a: F32, b: F32, trans_a: bool = False, trans_b: bool = False,
+              bias: Optional[F32] = None, out: Optional[F32] = None) -> F32:
+    """op(a) @ op(b) (+ bias[:, None]), a and b 2-D float32 with any strides, rounded to
+    bfloat16 as packed, float32 sums; with out (M, N) the product is added to it."""
+
+def conv2d_forward_bf16(x: F32, w: F32, b: Optional[F32], stride: Pair, padding: Pair,
+                        dilation: Pair, groups: int) -> F32:
+    """conv2d_forward with x and w rounded to bfloat16, on the bfloat16 GEMM."""
+
+def conv2d_backward_bf16(x: F32, w: F32, dy: F32, stride: Pair, padding: Pair, dilation: Pair,
+                         groups: int, need_dx: bool = True,
+                         need_dw: bool = True) -> Tuple[Optional[F32], Optional[F32]]:
+    """(dx, dw) of conv2d_forward_bf16; dw summed across images in double."""
 
 # ---------------------------------------------------------------- convolution
 

@@ -49,6 +49,14 @@ class Function:
         self.kernels.round_bf16_(a)
         return a
 
+    def use_bf16_gemm(self) -> bool:
+        """Whether this call's products run on the backend's bfloat16 GEMM: in an autocast
+        region, on a backend that has one in use (the CPU's ``bf16_kernels()``, where the
+        CPU has bfloat16 instructions). The GEMM rounds its operands to bfloat16 as it reads
+        them, so the inputs need no rounded copies."""
+        probe = getattr(self.kernels, "bf16_kernels", None)
+        return bool(self.lowp) and probe is not None and probe() != "none"
+
     @classmethod
     def apply(cls, *args, **kwargs):
         from fastconv.tensor import Tensor

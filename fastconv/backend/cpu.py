@@ -35,10 +35,12 @@ __all__ = [
     # the CPU's controls (fastconv.backend.interface.CONTROLS["cpu"])
     "ABI_VERSION", "blas_info", "cpu_features", "set_num_threads", "get_num_threads",
     "cache_info", "empty_cache",
+    # bfloat16 products for autocast, where the CPU has bfloat16 kernels (ops use them if present)
+    "bf16_kernels", "gemm_bf16", "conv2d_forward_bf16", "conv2d_backward_bf16",
 ]
 
 # Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
-ABI_VERSION = 6
+ABI_VERSION = 7
 
 _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 
@@ -70,7 +72,8 @@ def _import_extension():
 try:
     _C = _import_extension()
 except ImportError as exc:  # not built, or built for another Python / platform
-    if "FASTCONV_ISA" in str(exc):  # a kernel set the user asked for by name; a rebuild won't help
+    if "FASTCONV_ISA" in str(exc) or "FASTCONV_BF16_ISA" in str(exc):
+        # a kernel set the user asked for by name; a rebuild won't help
         raise ImportError(f"fastconv._C: {exc}") from None
     import importlib.util
 
@@ -125,8 +128,9 @@ def blas_info() -> dict:
 
 
 def cpu_features() -> dict:
-    """The CPU's SIMD features, the convolution kernels in use ('conv_kernels') and OpenMP
-    thread counts, for benchmarks and notes."""
+    """The CPU's SIMD features (with 'avx512bf16', 'amx_bf16', 'amx_tile'), the convolution
+    kernels in use ('conv_kernels'), the bfloat16 GEMM in use ('bf16_kernels', see
+    :func:`bf16_kernels`) and OpenMP thread counts, for benchmarks and notes."""
     return _C.cpu_features()
 
 
@@ -155,6 +159,43 @@ def empty_cache() -> None:
 def gemm(a, b, trans_a=False, trans_b=False):
     """op(a) @ op(b) for 2-D float32 arrays (op = transpose when the flag is set)."""
     return _C.gemm(a, b, trans_a, trans_b)
+
+
+# ---------------------------------------------------------------- bfloat16 products (autocast)
+
+def bf16_kernels() -> str:
+    """The bfloat16 GEMM variant in use (csrc/gemm_bf16.h): 'amx' (AMX-BF16 tiles),
+    'avx512bf16' (VDPBF16PS), 'emulated' / 'emulated_amx' (the same kernels with the
+    instructions done in software, bit for bit; slow, for tests) or 'none'.
+
+    Chosen at import: ``FASTCONV_BF16_ISA`` names one (an unknown name, or one this CPU cannot
+    run, fails the import), else amx where the CPU and the OS allow it, else avx512bf16 where
+    the CPU has it, else none. A real variant is checked against its emulation on the first
+    call; if they disagree, a RuntimeWarning says so and this returns 'none'. Under
+    ``fastconv.autocast``, conv2d, linear and 2-D matmul run their products on it unless it
+    is 'none' (then they round their inputs and run the float32 kernels: the same numbers up
+    to the order of the float32 sums).
+    Tests switch the variant with the private ``_C._set_bf16_isa(name)``."""
+    return _C.bf16_kernels()
+
+
+def gemm_bf16(a, b, trans_a=False, trans_b=False, bias=None, out=None):
+    """op(a) @ op(b) for 2-D float32 arrays (any strides), each value rounded to bfloat16 as it
+    is read, summed in float32; ``bias`` (M,) starts row i's sums; with ``out`` (M, N) the
+    product is added to it (returned). Needs ``bf16_kernels() != 'none'``."""
+    return _C.gemm_bf16(a, b, bool(trans_a), bool(trans_b), bias, out)
+
+
+def conv2d_forward_bf16(x, w, b, stride, padding, dilation, groups):
+    """conv2d_forward with x and w rounded to bfloat16, on the bfloat16 GEMM."""
+    return _C.conv2d_forward_bf16(x, w, b, tuple(stride), tuple(padding), tuple(dilation),
+                                  int(groups))
+
+
+def conv2d_backward_bf16(x, w, dy, stride, padding, dilation, groups, need_dx, need_dw):
+    """(dx, dw) of conv2d_forward_bf16 (x, w, dy rounded to bfloat16); no db."""
+    return _C.conv2d_backward_bf16(x, w, dy, tuple(stride), tuple(padding), tuple(dilation),
+                                   int(groups), bool(need_dx), bool(need_dw))
 
 
 # ---------------------------------------------------------------- convolution

@@ -110,16 +110,25 @@ class Log(Function):
 
 
 class MatMul(Function):
-    """2-D matrix product through the backend BLAS (batched or 1-D operands via the array module)."""
+    """2-D matrix product through the backend BLAS (batched or 1-D operands via the array
+    module); under autocast on the bfloat16 GEMM where the backend has one."""
 
     autocast_lowp = True
 
     def forward(self, a, b):
-        if self.lowp:
+        # 2-D float products under autocast run on the bfloat16 GEMM where the backend has one;
+        # it rounds a and b as it packs them.
+        self.on_bf16_gemm = a.ndim == 2 and b.ndim == 2 and self.use_bf16_gemm()
+        if self.on_bf16_gemm:
+            a, b = self.xp.asarray(a, self.xp.float32), self.xp.asarray(b, self.xp.float32)
+        elif self.lowp:
             a, b = self.bf16(a), self.bf16(b)
         self.save_for_backward(a, b)
         blas = a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype == self.xp.float32
-        y = self.kernels.gemm(a, b) if blas else self.xp.matmul(a, b)  # ints: NumPy's
+        if self.on_bf16_gemm:
+            y = self.kernels.gemm_bf16(a, b)
+        else:
+            y = self.kernels.gemm(a, b) if blas else self.xp.matmul(a, b)  # ints: NumPy's
         if self.lowp:
             y = self.xp.ascontiguousarray(y)
             self.kernels.round_bf16_(y)
@@ -134,6 +143,10 @@ class MatMul(Function):
     def _grads(self, dy):
         a, b = self.saved
         xp = self.xp
+        if self.on_bf16_gemm:
+            da = self.kernels.gemm_bf16(dy, b, trans_b=True) if self.needs_input_grad[0] else None
+            db = self.kernels.gemm_bf16(a, dy, trans_a=True) if self.needs_input_grad[1] else None
+            return da, db
         if a.ndim == 2 and b.ndim == 2:
             da = self.kernels.gemm(dy, b, trans_b=True) if self.needs_input_grad[0] else None
             db = self.kernels.gemm(a, dy, trans_a=True) if self.needs_input_grad[1] else None

@@ -8,18 +8,24 @@ from fastconv.output_size import conv_output_size, conv_transpose_output_size
 
 
 class Conv2d(Function):
-    """y = conv(x, w) + b via im2col + GEMM in the backend (1×1 kernels skip im2col)."""
+    """y = conv(x, w) + b via im2col + GEMM in the backend (1×1 kernels skip im2col); under
+    autocast on the bfloat16 GEMM where the backend has one (Function.use_bf16_gemm)."""
 
     autocast_lowp = True
 
     def forward(self, x, w, b, stride, padding, dilation, groups):
-        c = self.bf16 if self.lowp else (lambda a: contiguous(self.xp, a))
+        # On the bfloat16 GEMM, x and w are rounded as they are packed: no rounded copies.
+        self.on_bf16_gemm = self.use_bf16_gemm()
+        c = self.bf16 if self.lowp and not self.on_bf16_gemm else (
+            lambda a: contiguous(self.xp, a))
         x, w = c(x), c(w)
-        b = None if b is None else c(b)
+        b = None if b is None else (self.bf16(b) if self.lowp else contiguous(self.xp, b))
         self.args = (stride, padding, dilation, groups)
         self.save_for_backward(x, w)
         self.has_bias = b is not None
-        y = self.kernels.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+        conv = self.kernels.conv2d_forward_bf16 if self.on_bf16_gemm else \
+            self.kernels.conv2d_forward
+        y = conv(x, w, b, stride, padding, dilation, groups)
         if self.lowp:
             self.kernels.round_bf16_(y)
         return y
@@ -27,9 +33,15 @@ class Conv2d(Function):
     def backward(self, dy):
         x, w = self.saved
         need_x, need_w, need_b = self.needs_input_grad[:3]
+        need_b = need_b and self.has_bias
         dy = self.bf16(dy) if self.lowp else contiguous(self.xp, dy)
-        dx, dw, db = self.kernels.conv2d_backward(
-            x, w, dy, *self.args, need_x, need_w, need_b and self.has_bias)
+        if self.on_bf16_gemm:
+            dx, dw = self.kernels.conv2d_backward_bf16(x, w, dy, *self.args, need_x, need_w)
+            db = self.kernels.conv2d_backward(x, w, dy, *self.args, False, False,
+                                              True)[2] if need_b else None
+        else:
+            dx, dw, db = self.kernels.conv2d_backward(x, w, dy, *self.args, need_x, need_w,
+                                                      need_b)
         if self.lowp and dx is not None:
             self.kernels.round_bf16_(dx)
         return dx, dw, db
@@ -230,10 +242,13 @@ class Linear(Function):
     autocast_lowp = True
 
     def forward(self, x, w, b):
-        c = self.bf16 if self.lowp else (lambda a: contiguous(self.xp, a))
+        self.on_bf16_gemm = self.use_bf16_gemm()
+        c = self.bf16 if self.lowp and not self.on_bf16_gemm else (
+            lambda a: contiguous(self.xp, a))
         x, w = c(x), c(w)
         self.save_for_backward(x, w)
-        y = self.kernels.gemm(x, w, trans_b=True)
+        gemm = self.kernels.gemm_bf16 if self.on_bf16_gemm else self.kernels.gemm
+        y = gemm(x, w, trans_b=True)
         if b is not None:
             y += self.bf16(b) if self.lowp else b
         if self.lowp:
@@ -244,10 +259,11 @@ class Linear(Function):
         x, w = self.saved
         dy = self.bf16(dy) if self.lowp else contiguous(self.xp, dy)
         need_x, need_w, need_b = self.needs_input_grad
-        dx = self.kernels.gemm(dy, w) if need_x else None
+        gemm = self.kernels.gemm_bf16 if self.on_bf16_gemm else self.kernels.gemm
+        dx = gemm(dy, w) if need_x else None
         if self.lowp and dx is not None:
             self.kernels.round_bf16_(dx)
-        dw = self.kernels.gemm(dy, x, trans_a=True) if need_w else None
+        dw = gemm(dy, x, trans_a=True) if need_w else None
         db = dy.sum(axis=0) if need_b else None
         return dx, dw, db
 

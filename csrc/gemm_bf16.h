@@ -1,0 +1,71 @@
+/* A bfloat16 GEMM with float32 accumulation, on the CPU's bfloat16
+ * instructions where it has them, and the choice between its variants.
+ *
+ * What: C[M x N] (= or +=) bias[i] + A[M x K] B[K x N], where A and B are
+ * float32 matrices read with any row / column strides (so A^T and B^T cost
+ * nothing) and rounded to bfloat16 (nearest, ties to even, NaN kept) while
+ * they are packed; the products of two bfloat16 numbers are exact in float32
+ * and summed in float32.
+ * Why: autocast's products (conv2d, linear, matmul) take bfloat16 inputs;
+ * on CPUs with AVX512-BF16 (VDPBF16PS) or AMX-BF16 (TDPBF16PS) they run at
+ * two (AVX-512) to many (AMX) times the float32 rate.
+ * Variants (gemm_bf16.cpp), picked once at import (FASTCONV_BF16_ISA):
+ *   amx           AMX tiles (16 rows x 32 bfloat16), TDPBF16PS
+ *   avx512bf16    AVX-512 registers, VDPBF16PS
+ *   emulated      the VDPBF16PS kernels with the instruction done in portable
+ *                 C++, bit for bit as the SDM defines it (DAZ, FTZ, RNE)
+ *   emulated_amx  the AMX kernels with the tiles and TDPBF16PS in software
+ *   none          no bfloat16 kernels: autocast rounds and runs float32 ones
+ * The emulated variants share all packing and blocking code with the real
+ * ones, so tests on any machine cover everything but the instructions.
+ * Layout: row-major; packed A is [M][K/2] pairs of bfloat16, packed B is
+ * panels of [K/2][NR] pairs (the "VNNI" layout both instructions read).
+ */
+#pragma once
+
+#include <string>
+
+#include "common.h"
+
+namespace fc {
+
+// A float32 matrix read in place: element (i, k) at data[i * row + k * col].
+struct StridedMatrix {
+    const float* data;
+    index_t row, col;
+};
+
+// C[i][j] = (accumulate ? C[i][j] : 0) + (bias ? bias[i] : 0) + sum_k A(i, k) B(k, j)
+// for i < M, j < N, C[i][j] at c[i * ldc + j], on the variant in use (not
+// "none"). A and B are fully packed before C is written, so C may alias them.
+// OpenMP inside: call it outside any parallel region.
+void gemm_bf16(index_t M, index_t N, index_t K, StridedMatrix a, StridedMatrix b, float* c,
+               index_t ldc, bool accumulate, const float* bias);
+
+// The same on a variant named explicitly (the self-test, the tests).
+void gemm_bf16_on(const std::string& variant, index_t M, index_t N, index_t K, StridedMatrix a,
+                  StridedMatrix b, float* c, index_t ldc, bool accumulate, const float* bias);
+
+// The variant in use. A real one (amx, avx512bf16) is checked against its
+// emulation the first time this is asked (with the GIL held); if they
+// disagree, a RuntimeWarning says so and the answer becomes "none".
+std::string bf16_kernels();
+
+// The first-use check of a real variant, run on any two: "" if variant agrees
+// with reference within float32 summation-order tolerance, else where not (tests).
+std::string bf16_self_test(const std::string& variant, const std::string& reference);
+
+// Picks the variant at import: FASTCONV_BF16_ISA, or amx / avx512bf16 when
+// the CPU (and, for AMX, the OS) allows them, else none. An unknown name, or
+// one this CPU cannot run, throws (the import fails).
+void init_bf16_kernels();
+
+// Switches the variant at run time (tests): the same names and checks.
+void set_bf16_kernels(const std::string& name);
+
+// CPUID bits (false off x86).
+bool cpu_has_avx512bf16();
+bool cpu_has_amx_bf16();
+bool cpu_has_amx_tile();
+
+}  // namespace fc
