@@ -56,6 +56,14 @@ from fastconv.ops.norm import (
     layer_norm,
     local_response_norm,
 )
+from fastconv.ops.one_d import (
+    adaptive_avg_pool1d,
+    adaptive_max_pool1d,
+    avg_pool1d,
+    conv1d,
+    conv_transpose1d,
+    max_pool1d,
+)
 from fastconv.ops.pad import pad
 from fastconv.ops.patches import fold, pixel_shuffle, pixel_unshuffle, unfold
 from fastconv.ops.pool import (
@@ -78,16 +86,21 @@ def tanh(input):
 
 __all__ = [
     "accuracy",
+    "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
-    "affine_grid",
+    "adaptive_max_pool1d",
     "adaptive_max_pool2d",
+    "affine_grid",
+    "avg_pool1d",
     "avg_pool2d",
     "batch_norm",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cat",
     "celu",
+    "conv1d",
     "conv2d",
+    "conv_transpose1d",
     "conv_transpose2d",
     "cosine_similarity",
     "cross_entropy",
@@ -116,6 +129,7 @@ __all__ = [
     "local_response_norm",
     "log_softmax",
     "logsigmoid",
+    "max_pool1d",
     "max_pool2d",
     "mish",
     "mse_loss",

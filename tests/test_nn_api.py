@@ -123,7 +123,8 @@ def test_conv2d_padding_mode_and_string_errors():
     with pytest.raises(ValueError, match="'full'"):
         nn.Conv2d(3, 4, 3, padding="full")
     assert "padding_mode=reflect" in repr(nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"))
-    assert "padding='same'" in repr(nn.Conv2d(3, 4, 3, padding="same"))
+    assert repr(nn.Conv2d(3, 4, 3, padding="same")) == \
+        "Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1), padding=same)"  # torch's form
 
 
 def test_layers_with_inplace_warn_and_keep_torch_defaults():

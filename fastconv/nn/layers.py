@@ -11,6 +11,7 @@ from fastconv import functional as F
 from fastconv.nn import init
 from fastconv.nn.container import Sequential  # noqa: F401  (its home before container.py)
 from fastconv.nn.module import Module, Parameter
+from fastconv.ops import one_d
 from fastconv.ops.activation import warn_inplace
 from fastconv.ops.conv import same_padding
 from fastconv.ops.loss import legacy_reduction
@@ -53,6 +54,14 @@ class Identity(Module):
         return x
 
 
+def _check_groups(name, groups, in_channels, out_channels) -> None:
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} "
+                         f"and out_channels={out_channels}")
+
+
 class _ConvNd(Module):
     """What Conv2d and ConvTranspose2d share (torch's ``_ConvNd``): the initialisation and
     the printed form. Subclasses set ``weight`` with the fan-in dims at 1: (channels of the
@@ -61,18 +70,19 @@ class _ConvNd(Module):
     def reset_parameters(self):
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
-            fan_in = self.weight.shape[1] * self.weight.shape[2] * self.weight.shape[3]
+            fan_in = int(np.prod(self.weight.shape[1:]))
             bound = 1 / math.sqrt(fan_in)
             init.uniform_(self.bias, -bound, bound)
 
     def extra_repr(self):
+        zeros, ones = (0,) * len(self.kernel_size), (1,) * len(self.kernel_size)
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding!r}"
-        if getattr(self, "output_padding", (0, 0)) != (0, 0):
+        if self.padding != zeros:
+            s += f", padding={self.padding}"
+        if getattr(self, "output_padding", zeros) != zeros:
             s += f", output_padding={self.output_padding}"
-        if self.dilation != (1, 1):
+        if self.dilation != ones:
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
@@ -99,11 +109,7 @@ class Conv2d(_ConvNd):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, padding_mode="zeros"):
         super().__init__()
-        if not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"Conv2d: groups must be a positive integer, got {groups!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} "
-                             f"and out_channels={out_channels}")
+        _check_groups("Conv2d", groups, in_channels, out_channels)
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"Conv2d: padding_mode must be one of {PADDING_MODES}, got "
                              f"{padding_mode!r}")
@@ -153,11 +159,7 @@ class ConvTranspose2d(_ConvNd):
                  output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros"):
         super().__init__()
         name = "ConvTranspose2d"
-        if not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} "
-                             f"and out_channels={out_channels}")
+        _check_groups(name, groups, in_channels, out_channels)
         if padding_mode != "zeros":
             raise ValueError(f'{name}: only "zeros" padding_mode is supported, got '
                              f"{padding_mode!r}")
@@ -311,6 +313,85 @@ class LogSoftmax(Softmax):
         return F.log_softmax(x, self.dim, _stacklevel=5)
 
 
+class Conv1d(_ConvNd):
+    """1-D convolution over (N, C, L) or (C, L); see ``fastconv.functional.conv1d``.
+    weight is (out_channels, in_channels // groups, kernel_size); torch's initialisation and
+    padding modes ("zeros", "reflect", "replicate", "circular", and "same" / "valid")."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros"):
+        super().__init__()
+        name = "Conv1d"
+        _check_groups(name, groups, in_channels, out_channels)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got "
+                             f"{padding_mode!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = (one_d.single(kernel_size, "kernel_size", name),)
+        self.stride = (one_d.single(stride, "stride", name),)
+        self.dilation = (one_d.single(dilation, "dilation", name),)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{name}: invalid padding string {padding!r}, should be one "
+                                 "of 'valid', 'same'")
+            if padding == "same" and self.stride != (1,):
+                raise ValueError(f"{name}: padding='same' is not supported for strided "
+                                 "convolutions")
+            self.padding = padding
+        else:
+            self.padding = (one_d.single(padding, "padding", name),)
+        self.groups, self.padding_mode = groups, padding_mode
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups) + self.kernel_size,
+                                         np.float32))
+        self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
+        self.reset_parameters()
+
+    def forward(self, x):
+        if self.padding_mode != "zeros" and self.padding != "valid":
+            if self.padding == "same":
+                total = self.dilation[0] * (self.kernel_size[0] - 1)
+                pads = (total // 2, total - total // 2)
+            else:
+                pads = (self.padding[0], self.padding[0])
+            return F.conv1d(F.pad(x, pads, mode=self.padding_mode), self.weight, self.bias,
+                            self.stride, 0, self.dilation, self.groups)
+        padding = self.padding if isinstance(self.padding, str) else self.padding[0]
+        return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                        self.groups)
+
+
+class ConvTranspose1d(_ConvNd):
+    """Transposed 1-D convolution; weight is (in_channels, out_channels // groups,
+    kernel_size). ``forward(x, output_size=None)`` as ConvTranspose2d's."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros"):
+        super().__init__()
+        name = "ConvTranspose1d"
+        _check_groups(name, groups, in_channels, out_channels)
+        if padding_mode != "zeros":
+            raise ValueError(f'{name}: only "zeros" padding_mode is supported, got '
+                             f"{padding_mode!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = (one_d.single(kernel_size, "kernel_size", name),)
+        self.stride = (one_d.single(stride, "stride", name),)
+        self.padding = (one_d.single(padding, "padding", name),)
+        self.output_padding = (one_d.single(output_padding, "output_padding", name),)
+        self.dilation = (one_d.single(dilation, "dilation", name),)
+        if not self.output_padding[0] < max(self.stride[0], self.dilation[0]):
+            raise ValueError(f"{name}: output_padding {self.output_padding} must be smaller "
+                             f"than either stride {self.stride} or dilation {self.dilation}")
+        self.groups, self.padding_mode = groups, padding_mode
+        self.weight = Parameter(np.empty((in_channels, out_channels // groups) + self.kernel_size,
+                                         np.float32))
+        self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
+        self.reset_parameters()
+
+    def forward(self, x, output_size=None):
+        return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding, self.groups, self.dilation, output_size)
+
+
 class _Pool(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
@@ -355,6 +436,9 @@ class AvgPool2d(_Pool):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad)
 
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
 
 class AdaptiveAvgPool2d(Module):
     def __init__(self, output_size):
@@ -380,6 +464,48 @@ class AdaptiveMaxPool2d(Module):
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
+
+
+class MaxPool1d(_Pool):
+    """See ``fastconv.functional.max_pool1d``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.dilation, self.return_indices = dilation, return_indices
+
+    def forward(self, x):
+        return F.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool1d(_Pool):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x):
+        return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+    def extra_repr(self):
+        return (f"kernel_size={(self.kernel_size,)}, stride={(self.stride,)}, "
+                f"padding={(self.padding,)}")
+
+
+class AdaptiveAvgPool1d(AdaptiveAvgPool2d):
+    def forward(self, x):
+        return F.adaptive_avg_pool1d(x, self.output_size)
+
+
+class AdaptiveMaxPool1d(AdaptiveMaxPool2d):
+    def forward(self, x):
+        return F.adaptive_max_pool1d(x, self.output_size, self.return_indices)
 
 
 class _BatchNorm(Module):

@@ -1,0 +1,89 @@
+"""1-D convolution and pooling over (N, C, L) or unbatched (C, L) input: the 2-D ops on a
+plane of height 1, so they share the 2-D kernels, their gradients and their argument rules
+(torch's ``conv1d``, ``conv_transpose1d``, ``max_pool1d``, ``avg_pool1d`` and the adaptive
+pools)."""
+
+from __future__ import annotations
+
+from fastconv.ops import conv, pool
+from fastconv.ops.validate import float_tensor
+
+
+def single(value, name: str, op: str) -> int:
+    """An int, or a 1-element sequence of one, as the 1-D ops take their sizes."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"{op}: {name} must be an int or a 1-element tuple, got {value!r}")
+        value = value[0]
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__}")
+    return int(value)
+
+
+def _plane(input, op: str):
+    """input as a 2-D op's input: (N, C, 1, L) or unbatched (C, 1, L)."""
+    float_tensor(input, "input", op, (2, 3))
+    return input.unsqueeze(-2)
+
+
+def _line(y):
+    return y.squeeze(-2)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    op = "conv1d"
+    float_tensor(weight, "weight", op, (3,))
+    if not isinstance(padding, str):
+        padding = (0, single(padding, "padding", op))
+    return _line(conv.conv2d(_plane(input, op), weight.unsqueeze(2), bias,
+                             (1, single(stride, "stride", op)), padding,
+                             (1, single(dilation, "dilation", op)), groups))
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1, output_size=None):
+    op = "conv_transpose1d"
+    float_tensor(weight, "weight", op, (3,))
+    if output_size is not None:
+        output_size = (1, int(list(output_size)[-1]))
+    return _line(conv.conv_transpose2d(
+        _plane(input, op), weight.unsqueeze(2), bias, (1, single(stride, "stride", op)),
+        (0, single(padding, "padding", op)), (0, single(output_padding, "output_padding", op)),
+        groups, (1, single(dilation, "dilation", op)), output_size))
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    op = "max_pool1d"
+    k = single(kernel_size, "kernel_size", op)
+    s = k if stride is None or stride == [] else single(stride, "stride", op)
+    out = pool.max_pool2d(_plane(input, op), (1, k), (1, s), (0, single(padding, "padding", op)),
+                          (1, single(dilation, "dilation", op)), ceil_mode, return_indices)
+    if return_indices:
+        return _line(out[0]), _line(out[1])
+    return _line(out)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    op = "avg_pool1d"
+    k = single(kernel_size, "kernel_size", op)
+    s = k if stride is None or stride == [] else single(stride, "stride", op)
+    return _line(pool.avg_pool2d(_plane(input, op), (1, k), (1, s),
+                                 (0, single(padding, "padding", op)), ceil_mode,
+                                 count_include_pad))
+
+
+def adaptive_avg_pool1d(input, output_size):
+    op = "adaptive_avg_pool1d"
+    return _line(pool.adaptive_avg_pool2d(_plane(input, op),
+                                          (1, single(output_size, "output_size", op))))
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    op = "adaptive_max_pool1d"
+    out = pool.adaptive_max_pool2d(_plane(input, op),
+                                   (1, single(output_size, "output_size", op)), return_indices)
+    if return_indices:
+        return _line(out[0]), _line(out[1])
+    return _line(out)
