@@ -39,6 +39,7 @@ MaxResult = namedtuple("max", ["values", "indices"])
 MinResult = namedtuple("min", ["values", "indices"])
 TopkResult = namedtuple("topk", ["values", "indices"])
 SortResult = namedtuple("sort", ["values", "indices"])
+KthvalueResult = namedtuple("kthvalue", ["values", "indices"])
 MedianResult = namedtuple("median", ["values", "indices"])
 AminmaxResult = namedtuple("aminmax", ["min", "max"])
 
@@ -1334,6 +1335,129 @@ class Tensor:
             return self.reshape(1)[Tensor(idx)].reshape(())
         return index_ops.IndexSelect.apply(self, idx, d)
 
+    def _index_put(self, op, dim, index, source, mode, alpha=1):
+        """index_add / index_copy / index_fill: checks, then IndexPut."""
+        index = self._index_arg(index, op)
+        if index.ndim > 1:
+            raise IndexError(f"{op}(): Index is supposed to be a vector")
+        (d,) = arith._normalise_dims(dim, max(self.ndim, 1))
+        base = self if self.ndim else self.reshape(1)
+        idx = index.data.astype(np.int64, copy=False).reshape(-1)
+        index_ops.check_index(op, idx, base.shape[d], d)
+        if isinstance(source, Tensor):
+            want = base.shape[:d] + (idx.size,) + base.shape[d + 1:]
+            src = source if source.ndim else source.reshape(1)
+            if tuple(src.shape) != tuple(want):
+                raise RuntimeError(f"{op}(): source has shape {tuple(source.shape)}, expected "
+                                   f"{want} (self's shape with dim {d} of the index's length "
+                                   f"{idx.size})")
+            if src.device != self.device:
+                raise RuntimeError(f"{op}(): source is on {src.device}, self on {self.device}")
+            src = src if src.dtype == self.dtype else src.to(self.dtype)
+        else:  # index_fill's number
+            src = self.dtype.type(source)
+        out = index_ops.IndexPut.apply(base, src, idx, d, mode, alpha)
+        return out if self.ndim else out.reshape(())
+
+    def index_add(self, dim, index, source, *, alpha=1) -> Tensor:
+        """self with ``alpha * source``'s slices added at ``index`` along ``dim``."""
+        return self._index_put("index_add", dim, index, source, "add", alpha)
+
+    def index_copy(self, dim, index, source) -> Tensor:
+        """self with the slices at ``index`` along ``dim`` replaced by ``source``'s."""
+        return self._index_put("index_copy", dim, index, source, "copy")
+
+    def index_fill(self, dim, index, value) -> Tensor:
+        """self with the slices at ``index`` along ``dim`` set to ``value`` (a number)."""
+        if isinstance(value, Tensor):
+            if value.ndim:
+                raise RuntimeError("index_fill(): only supports a 0-dimensional value tensor, "
+                                   f"but got tensor with {value.ndim} dimension(s)")
+            value = value.item()
+        return self._index_put("index_fill", dim, index, value, "copy")
+
+    def take_along_dim(self, indices, dim=None) -> Tensor:
+        """torch.take_along_dim: gather with ``indices`` broadcast against self (all dims
+        but ``dim``); with dim None, along the flattened tensor."""
+        indices = self._index_arg(indices, "take_along_dim")
+        if dim is None:
+            return self.reshape(-1).gather(0, indices.reshape(-1))
+        (d,) = arith._normalise_dims(dim, self.ndim)
+        if indices.ndim != self.ndim:
+            raise RuntimeError(f"take_along_dim(): input and indices should have the same "
+                               f"number of dimensions, but got {self.ndim} dimensions for "
+                               f"input, and {indices.ndim} dimensions for indices")
+        shape = list(np.broadcast_shapes(
+            tuple(1 if i == d else n for i, n in enumerate(self.shape)),
+            tuple(1 if i == d else n for i, n in enumerate(indices.shape))))
+        src = self.expand(*(shape[:d] + [self.shape[d]] + shape[d + 1:]))
+        idx = indices.expand(*(shape[:d] + [indices.shape[d]] + shape[d + 1:]))
+        return src.gather(d, idx)
+
+    def kthvalue(self, k: int, dim: int = -1, keepdim: bool = False):
+        """(values, indices) of the k-th smallest entry along ``dim`` (k counts from 1)."""
+        (d,) = arith._normalise_dims(dim, max(self.ndim, 1))
+        size = self.shape[d] if self.ndim else 1
+        if not isinstance(k, (int, np.integer)) or not 1 <= k <= size:
+            raise IndexError(f"kthvalue(): selected number k out of range for dimension {d} "
+                             f"of size {size}, got k={k!r}")
+        base = self if self.ndim else self.reshape(1)
+        order = base._order(d, False)
+        pick = get_backend(self.device).xp.take(order, [k - 1], axis=d)
+        values = fmath.TakeAlong.apply(base, pick, d)
+        if not keepdim or not self.ndim:
+            values, pick = values.squeeze(d), pick.squeeze(d)
+        return KthvalueResult(values, Tensor(pick))
+
+    def quantile(self, q, dim=None, keepdim: bool = False, *, interpolation: str = "linear"):
+        """torch.quantile: the ``q``-th quantiles (a number or a 1-D tensor in [0, 1]) along
+        ``dim`` (all elements for None), interpolated between the order statistics as
+        ``interpolation`` says (linear, lower, higher, midpoint, nearest). A q tensor puts
+        its dim first."""
+        if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
+            raise ValueError(f"quantile() interpolation must be one of linear, lower, higher, "
+                             f"midpoint or nearest. Got {interpolation}")
+        if self.dtype.kind != "f":
+            raise RuntimeError(f"quantile() input tensor must be either float or double "
+                               f"dtype, got {self.dtype}")
+        qs = np.asarray(q.data.get() if hasattr(q.data, "get") else q.data) \
+            if isinstance(q, Tensor) else np.asarray(q, np.float64)
+        if qs.ndim > 1:
+            raise RuntimeError("quantile() q must be a scalar or 1D tensor")
+        if qs.size and (qs.min() < 0 or qs.max() > 1):
+            raise RuntimeError("quantile() q values must be in the range [0, 1]")
+        x = self.reshape(-1) if dim is None else self
+        (d,) = arith._normalise_dims(0 if dim is None else dim, max(x.ndim, 1))
+        n = x.shape[d]
+        if n == 0:
+            raise IndexError("quantile() input tensor must be non-empty")
+        ordered = x.sort(d).values
+        pos = qs.reshape(-1).astype(np.float64) * (n - 1)
+        lo, hi = np.floor(pos).astype(np.int64), np.ceil(pos).astype(np.int64)
+        if interpolation == "lower":
+            hi = lo
+        elif interpolation == "higher":
+            lo = hi
+        elif interpolation == "nearest":
+            lo = hi = np.rint(pos).astype(np.int64)  # half to even, as torch's round
+        frac = 0.5 if interpolation == "midpoint" else pos - lo
+        a, b = ordered.index_select(d, lo), ordered.index_select(d, hi)
+        shape = [1] * x.ndim
+        shape[d] = -1
+        w = Tensor(_as_array(np.asarray(frac, np.float32) * np.ones(lo.size, np.float32),
+                             self.device).reshape(shape))
+        out = a + (b - a) * w  # (.., len(q), ..) along d
+        if keepdim:
+            if dim is None:
+                out = out.reshape((-1,) + (1,) * self.ndim)
+            else:
+                out = out.movedim(d, 0).unsqueeze(d + 1)
+        else:
+            out = out.movedim(d, 0)
+        if qs.ndim == 0:
+            out = out.squeeze(0)
+        return out
+
     def _select_along(self, index, dim, keepdim):
         xp = get_backend(self.device).xp
         idx = xp.expand_dims(index, dim)
@@ -1899,6 +2023,6 @@ for _name in ("abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "r
               "floor", "ceil", "round", "trunc", "frac", "sign", "reciprocal", "square",
               "expm1", "log1p", "log2", "log10", "erf", "sin", "cos", "masked_fill", "lerp", "addcmul", "addcdiv",
               "clamp_min", "clamp_max", "remainder", "fmod", "floor_divide", "true_divide",
-              "logical_not"):
+              "logical_not", "index_add", "index_copy", "index_fill"):
     setattr(Tensor, _name + "_", _inplace_method(_name))
 del _name

@@ -13,6 +13,12 @@ from fastconv.ops import math as fmath
 from fastconv.tensor import Tensor, _as_array, set_printoptions  # noqa: F401
 
 __all__ = [
+    "quantile",
+    "kthvalue",
+    "take_along_dim",
+    "index_fill",
+    "index_copy",
+    "index_add",
     "abs",
     "add",
     "addcdiv",
@@ -343,6 +349,12 @@ gather = _method("gather")
 scatter = _method("scatter")
 scatter_add = _method("scatter_add")
 index_select = _method("index_select")
+index_add = _method("index_add")
+index_copy = _method("index_copy")
+index_fill = _method("index_fill")
+take_along_dim = _method("take_along_dim")
+kthvalue = _method("kthvalue")
+quantile = _method("quantile")
 masked_fill = _method("masked_fill")
 masked_select = _method("masked_select")
 

@@ -673,3 +673,93 @@ def test_fuzz_index_ops_match_torch_or_raise_like_it(data):
     assert got.shape == tuple(want.shape), (op, shape, dim, idx_shape)
     # assert_allclose: an empty logsumexp is -inf in both
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+# ---- index_add / index_copy / index_fill, take_along_dim, kthvalue, quantile ---------------
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_index_add_copy_fill_match_torch(rng, dim):
+    a = randn(rng, 4, 5, 3)
+    d = dim % 3
+    n = a.shape[d]
+    repeated = np.array([1, n - 1, 1], np.int64)  # index_add adds repeats up
+    distinct = rng.permutation(n)[:3].astype(np.int64)
+    src_shape = list(a.shape)
+    src_shape[d] = 3
+    src = randn(rng, *src_shape)
+    for name, idx, kw in (("index_add", repeated, {"alpha": -1.5}), ("index_add", repeated, {}),
+                          ("index_copy", distinct, {})):
+        fa, fs = fc.tensor(a, requires_grad=True), fc.tensor(src, requires_grad=True)
+        ta, ts = torch.tensor(a, requires_grad=True), torch.tensor(src, requires_grad=True)
+        fy = getattr(fa, name)(dim, fc.tensor(idx), fs, **kw)
+        ty = getattr(ta, name)(dim, torch.tensor(idx), ts, **kw)
+        g = randn(rng, *a.shape)
+        fy.backward(fc.tensor(g))
+        ty.backward(torch.tensor(g))
+        assert_close(fy.detach().numpy(), ty.detach().numpy())
+        assert_close(fa.grad.numpy(), ta.grad.numpy())
+        assert_close(fs.grad.numpy(), ts.grad.numpy())
+        inplace = fc.tensor(a)
+        getattr(inplace, name + "_")(dim, fc.tensor(idx), fc.tensor(src), **kw)
+        assert_close(inplace.numpy(), ty.detach().numpy())
+    fa = fc.tensor(a, requires_grad=True)
+    fy = fa.index_fill(dim, fc.tensor(distinct), -2.5)
+    ta = torch.tensor(a, requires_grad=True)
+    ty = ta.index_fill(dim, torch.tensor(distinct), -2.5)
+    fy.sum().backward()
+    ty.sum().backward()
+    assert_close(fy.detach().numpy(), ty.detach().numpy())
+    assert_close(fa.grad.numpy(), ta.grad.numpy())
+
+
+def test_index_put_errors():
+    a = fc.randn(3, 4)
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        a.index_add(1, fc.tensor([4]), fc.randn(3, 1))
+    with pytest.raises(RuntimeError, match="source has shape"):
+        a.index_copy(0, fc.tensor([0, 1]), fc.randn(3, 4))
+    with pytest.raises(RuntimeError, match="int32/int64"):
+        a.index_fill(0, fc.tensor([0.0]), 1.0)
+    with pytest.raises(IndexError, match="vector"):
+        a.index_add(0, fc.tensor([[0]]), fc.randn(1, 4))
+    with pytest.raises(RuntimeError, match="0-dimensional"):
+        a.index_fill(0, fc.tensor([0]), fc.ones(2))
+
+
+def test_take_along_dim_kthvalue_quantile_match_torch(rng):
+    a = distinct(rng, 4, 6)
+    idx = rng.integers(0, 6, (4, 3))
+    for fi, ti, dim in ((idx, idx, 1), (idx[:1], idx[:1], 1),
+                        (rng.integers(0, 4, (2, 6)), None, 0), (np.array([3, 23, 3]), None, None)):
+        ti = fi if ti is None else ti
+        fa, ta = fc.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+        fy = fc.take_along_dim(fa, fc.tensor(fi), dim)
+        ty = torch.take_along_dim(ta, torch.tensor(ti), dim)
+        fy.sum().backward()
+        ty.sum().backward()
+        assert_close(fy.detach().numpy(), ty.detach().numpy())
+        assert_close(fa.grad.numpy(), ta.grad.numpy())  # repeated indices add up
+    for k, dim, keepdim in ((1, 1, False), (3, 0, True), (6, -1, False)):
+        fv, fi_ = fc.tensor(a).kthvalue(k, dim, keepdim)
+        tv, ti_ = torch.tensor(a).kthvalue(k, dim, keepdim)
+        assert_close(fv.numpy(), tv.numpy())
+        np.testing.assert_array_equal(fi_.numpy(), ti_.numpy())
+    with pytest.raises(IndexError, match="out of range"):
+        fc.tensor(a).kthvalue(7, 1)
+    for interpolation in ("linear", "lower", "higher", "midpoint", "nearest"):
+        for q in (0.3, np.array([0.0, 0.25, 0.5, 0.9, 1.0], np.float32)):
+            for dim, keepdim in ((None, False), (1, False), (0, True), (None, True)):
+                fa, ta = fc.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+                fq = fa.quantile(fc.tensor(q) if np.ndim(q) else q, dim, keepdim,
+                                 interpolation=interpolation)
+                tq = ta.quantile(torch.tensor(q) if np.ndim(q) else q, dim, keepdim,
+                                 interpolation=interpolation)
+                assert tuple(fq.shape) == tuple(tq.shape)
+                assert_close(fq.detach().numpy(), tq.detach().numpy())
+                g = randn(rng, *tq.shape)
+                fq.backward(fc.tensor(g))
+                tq.backward(torch.tensor(g))
+                assert_close(fa.grad.numpy(), ta.grad.numpy())
+    with pytest.raises(RuntimeError, match=r"\[0, 1\]"):
+        fc.tensor(a).quantile(1.5)
+    with pytest.raises(ValueError, match="interpolation"):
+        fc.tensor(a).quantile(0.5, interpolation="cubic")

@@ -1,4 +1,5 @@
-"""Indexing ops along one dim: gather, scatter, scatter_add, index_select, embedding.
+"""Indexing ops along one dim: gather, scatter, scatter_add, index_select, index_add /
+index_copy / index_fill, embedding.
 
 Array code on the inputs' array module (NumPy or CuPy), each backward next to its forward.
 The index checks live in :func:`check_index` (called by the Tensor methods before
@@ -106,6 +107,34 @@ class IndexSelect(Function):
         where = (slice(None),) * self.dim + (self.index,)
         _add_at(self.xp, dx, where, dy)
         return dx, None, None
+
+
+class IndexPut(Function):
+    """``a`` with the slices at the 1-D ``index`` along ``dim`` replaced by ``src``'s
+    ("copy") or increased by ``alpha * src`` ("add"; repeated indices add up). ``src`` may be
+    a constant array (index_fill's value)."""
+
+    def forward(self, a, src, index, dim, mode, alpha):
+        self.where = (slice(None),) * dim + (index,)
+        self.index, self.dim, self.mode, self.alpha = index, dim, mode, alpha
+        out = a.copy()
+        if mode == "add":
+            _add_at(self.xp, out, self.where, src * alpha if alpha != 1 else src)
+        else:
+            out[self.where] = src
+        return out
+
+    def backward(self, dy):
+        da = dy
+        if self.mode == "copy" and self.needs_input_grad[0]:
+            da = dy.copy()
+            da[self.where] = 0
+        dsrc = None
+        if self.needs_input_grad[1]:
+            dsrc = self.xp.take(dy, self.index, axis=self.dim)
+            if self.mode == "add" and self.alpha != 1:
+                dsrc = dsrc * self.alpha
+        return da, dsrc, None, None, None, None
 
 
 class Embedding(Function):
