@@ -71,6 +71,7 @@ from fastconv.ops.pool import (
     adaptive_max_pool2d,
     avg_pool2d,
     max_pool2d,
+    max_unpool2d,
 )
 from fastconv.ops.upsample import interpolate
 
@@ -131,6 +132,7 @@ __all__ = [
     "logsigmoid",
     "max_pool1d",
     "max_pool2d",
+    "max_unpool2d",
     "mish",
     "mse_loss",
     "nll_loss",

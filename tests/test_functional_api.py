@@ -515,8 +515,7 @@ def test_max_pool2d_errors(rng):
     _raises(ValueError, lambda: F.max_pool2d(x, 3, dilation=0), "dilation")
     _raises(TypeError, lambda: F.adaptive_max_pool2d(x, "3"), "output_size")
     _raises(ValueError, lambda: F.adaptive_max_pool2d(T(randn(rng, 9, 9)), 3), "input")
-    _raises(NotImplementedError, lambda: F.avg_pool2d(x, 3, divisor_override=2),
-            "divisor_override")
+    _raises(ValueError, lambda: F.avg_pool2d(x, 3, divisor_override=2.5), "divisor_override")
 
 
 # ----------------------------------------------------------------------------- conv2d

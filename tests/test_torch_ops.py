@@ -763,3 +763,44 @@ def test_take_along_dim_kthvalue_quantile_match_torch(rng):
         fc.tensor(a).quantile(1.5)
     with pytest.raises(ValueError, match="interpolation"):
         fc.tensor(a).quantile(0.5, interpolation="cubic")
+
+
+# ---- avg_pool2d(divisor_override=), max_unpool2d ---------------------------------------------
+@pytest.mark.parametrize("k,s,p,ceil,cip,d", [(2, 2, 0, False, True, 3), (3, 2, 1, True, True, 2),
+                                              (3, 1, 1, False, False, 5),
+                                              (2, 3, 1, True, False, 1)])
+def test_avg_pool_divisor_override_matches_torch(rng, k, s, p, ceil, cip, d):
+    x = randn(rng, 2, 3, 7, 8)
+    fx, tx = fc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    fy = fc.nn.AvgPool2d(k, s, p, ceil, cip, d)(fx)
+    ty = torch.nn.AvgPool2d(k, s, p, ceil, cip, d)(tx)
+    g = randn(rng, *ty.shape)
+    fy.backward(fc.tensor(g))
+    ty.backward(torch.tensor(g))
+    assert_close(fy.detach().numpy(), ty.detach().numpy())
+    assert_close(fx.grad.numpy(), tx.grad.numpy())
+    with pytest.raises(ValueError, match="divisor_override"):
+        F.avg_pool2d(fx, 2, divisor_override=0)
+
+
+@pytest.mark.parametrize("k,s,p,unbatched", [(2, 2, 0, False), (3, 2, 1, False), (2, 1, 0, True)])
+def test_max_unpool_inverts_max_pool_as_torch(rng, k, s, p, unbatched):
+    x = distinct(rng, 2, 3, 7, 8)
+    x = x[0] if unbatched else x
+    fy, fi = F.max_pool2d(fc.tensor(x), k, s, p, return_indices=True)
+    ty, ti = torch.nn.functional.max_pool2d(torch.tensor(x), k, s, p, return_indices=True)
+    np.testing.assert_array_equal(fi.numpy(), ti.numpy())
+    v = randn(rng, *ty.shape)
+    fv, tv = fc.tensor(v, requires_grad=True), torch.tensor(v, requires_grad=True)
+    fu = fc.nn.MaxUnpool2d(k, s, p)(fv, fi, output_size=x.shape[-2:])
+    tu = torch.nn.MaxUnpool2d(k, s, p)(tv, ti, output_size=x.shape[-2:])
+    g = randn(rng, *tu.shape)
+    fu.backward(fc.tensor(g))
+    tu.backward(torch.tensor(g))
+    assert_close(fu.detach().numpy(), tu.detach().numpy())
+    assert_close(fv.grad.numpy(), tv.grad.numpy())
+    assert repr(fc.nn.MaxUnpool2d(k, s, p)) == repr(torch.nn.MaxUnpool2d(k, s, p))
+    with pytest.raises(RuntimeError, match="invalid max index"):
+        F.max_unpool2d(fv, fc.tensor(np.full(fi.shape, 10**6, np.int64)), k, s, p)
+    with pytest.raises(ValueError, match="indices"):
+        F.max_unpool2d(fv, fc.tensor(np.zeros((1,), np.int64)), k, s, p)

@@ -63,6 +63,7 @@ from fastconv.nn.layers import (
     LogSoftmax,
     MaxPool1d,
     MaxPool2d,
+    MaxUnpool2d,
     Mish,
     MSELoss,
     NLLLoss,
@@ -96,6 +97,7 @@ from fastconv.nn.sync_batchnorm import SyncBatchNorm
 _sys.modules[__name__ + ".functional"] = functional
 
 __all__ = [
+    "MaxUnpool2d",
     "MaxPool1d",
     "ConvTranspose1d",
     "Conv1d",

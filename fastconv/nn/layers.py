@@ -427,14 +427,12 @@ class AvgPool2d(_Pool):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None):
         super().__init__(kernel_size, stride, padding, ceil_mode)
-        if divisor_override is not None:
-            raise NotImplementedError("AvgPool2d: divisor_override is not supported by fastconv")
         self.count_include_pad = count_include_pad
         self.divisor_override = divisor_override
 
     def forward(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad)
+                            self.count_include_pad, self.divisor_override)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -506,6 +504,24 @@ class AdaptiveAvgPool1d(AdaptiveAvgPool2d):
 class AdaptiveMaxPool1d(AdaptiveMaxPool2d):
     def forward(self, x):
         return F.adaptive_max_pool1d(x, self.output_size, self.return_indices)
+
+
+class MaxUnpool2d(Module):
+    """See ``fastconv.functional.max_unpool2d``; ``forward(x, indices, output_size=None)``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = pair(kernel_size, "kernel_size", "MaxUnpool2d", 1)
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride",
+                                                                    "MaxUnpool2d", 1)
+        self.padding = pair(padding, "padding", "MaxUnpool2d", 0)
+
+    def forward(self, x, indices, output_size=None):
+        return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding,
+                              output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class _BatchNorm(Module):

@@ -126,15 +126,33 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     Args: kernel_size, stride (default: kernel_size), padding (zeros, at most half the
     kernel), ceil_mode, count_include_pad (True: divide by the window size including
     padding, clipped to the padded input as in PyTorch; False: by the number of real input
-    elements). ``divisor_override`` is not supported (an error names it).
+    elements). ``divisor_override``: divide each window's sum by this number instead.
     """
     op = "avg_pool2d"
-    if divisor_override is not None:
-        raise NotImplementedError(f"{op}: divisor_override is not supported by fastconv")
+    if divisor_override is not None and (isinstance(divisor_override, bool) or not isinstance(
+            divisor_override, (int, np.integer)) or divisor_override == 0):
+        raise ValueError(f"{op}: divisor_override must be a non-zero int, got "
+                         f"{divisor_override!r}")
     x, unbatched = _batched(op, input)
     kernel, stride, padding, _ = _pool_args(op, x, kernel_size, stride, padding, ceil_mode)
-    y = AvgPool2d.apply(x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad))
+    include = bool(count_include_pad) or divisor_override is not None
+    y = AvgPool2d.apply(x, kernel, stride, padding, bool(ceil_mode), include)
+    if divisor_override is not None:  # the average over each window's size, times size / d
+        y = y * _window_sizes(x, y, kernel, stride, padding, y.device) / float(divisor_override)
     return y.reshape(y.shape[1:]) if unbatched else y
+
+
+def _window_sizes(x, y, kernel, stride, padding, device):
+    """Each output's window size as count_include_pad counts it: the window clipped to the
+    padded input (an (OH, OW) float32 tensor)."""
+    from fastconv.tensor import Tensor, _as_array
+
+    sizes = []
+    for i in range(2):
+        start = np.arange(y.shape[2 + i]) * stride[i] - padding[i]
+        end = np.minimum(start + kernel[i], x.shape[2 + i] + padding[i])
+        sizes.append((end - start).astype(np.float32))
+    return Tensor(_as_array(np.outer(*sizes), device))
 
 
 def _window_average_matrix(xp, size: int, out: int):
@@ -211,3 +229,59 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     box = [] if return_indices else None
     y = AdaptiveMaxPool2d.apply(x, out, indices_out=box)
     return _pool_result(unbatched, y, box[0] if box else None, return_indices)
+
+
+class MaxUnpool2d(Function):
+    """Each input value placed at its flat index within its output plane (the indices
+    max_pool2d returned); the rest zero. The gradient reads those positions back."""
+
+    def forward(self, x, indices, out_hw):
+        xp = self.xp
+        N, C = x.shape[:2]
+        plane = out_hw[0] * out_hw[1]
+        self.flat = (xp.arange(N * C).reshape(N, C, 1) * plane
+                     + indices.reshape(N, C, -1)).reshape(-1)
+        y = xp.zeros(N * C * plane, np.float32)
+        y[self.flat] = x.reshape(-1)
+        self.x_shape = x.shape
+        return y.reshape((N, C) + tuple(out_hw))
+
+    def backward(self, dy):
+        return dy.reshape(-1)[self.flat].reshape(self.x_shape), None, None
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """torch's max_unpool2d: the inverse placement of max_pool2d(return_indices=True).
+    The output is (H - 1) * stride - 2 * padding + kernel_size per axis, or ``output_size``
+    ((H, W), or with the leading dims)."""
+    from fastconv.tensor import Tensor
+
+    op = "max_unpool2d"
+    x, unbatched = _batched(op, input)
+    if not isinstance(indices, Tensor) or indices.dtype.kind not in "iu":
+        raise TypeError(f"{op}: indices must be an int64 Tensor (from max_pool2d's "
+                        "return_indices), got " + type(indices).__name__)
+    idx = indices.reshape(1, *indices.shape) if unbatched else indices
+    if tuple(idx.shape) != tuple(x.shape):
+        raise ValueError(f"{op}: indices {tuple(indices.shape)} must have input's shape "
+                         f"{tuple(input.shape)}")
+    kernel = pair(kernel_size, "kernel_size", op, 1)
+    stride = kernel if stride is None else pair(stride, "stride", op, 1)
+    padding = pair(padding, "padding", op, 0)
+    if output_size is None:
+        out_hw = tuple((x.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + kernel[i]
+                       for i in range(2))
+    else:
+        out_hw = tuple(int(n) for n in output_size)[-2:]
+        if len(tuple(output_size)) not in (2, 3, 4):
+            raise ValueError(f"{op}: output_size must have 2 to 4 elements, got {output_size}")
+    if min(out_hw) < 1:
+        raise ValueError(f"{op}: empty output size {out_hw}")
+    flat = idx.data
+    plane = out_hw[0] * out_hw[1]
+    if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= plane):
+        raise RuntimeError(f"{op}: found an invalid max index {int(flat.max())} (output "
+                           f"volumes are of size {out_hw[0]}x{out_hw[1]})")
+    y = MaxUnpool2d.apply(x, flat.astype(np.int64, copy=False), out_hw)
+    return y.reshape(y.shape[1:]) if unbatched else y
+
