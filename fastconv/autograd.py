@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 from fastconv.backend import device_of, get_backend
 
 _grad_enabled = True
@@ -485,8 +487,10 @@ def _accumulate(leaf, g, hooks: bool = True) -> None:
     if g.shape != leaf.shape:
         raise RuntimeError(f"gradient of shape {g.shape} for a tensor of shape {leaf.shape}")
     if leaf.grad is None:
-        # A copy: backward functions may hand the same array to several inputs.
-        leaf.grad = Tensor(g.copy())
+        # A copy (backward functions may hand the same array to several inputs), and an
+        # array even where an op's backward gave a NumPy scalar for a 0-d gradient: the next
+        # backward adds into it in place.
+        leaf.grad = Tensor(np.array(g) if isinstance(g, np.generic) else g.copy())
         leaf.grad.data = torch_methods_view(leaf.grad.data)  # p.grad.data.norm(2) as torch
     else:
         get_backend(device_of(g)).accumulate_(leaf.grad.data, g)

@@ -240,3 +240,14 @@ def test_custom_function_misuse_is_reported(rng):
     x.add_(1)  # changes a tensor backward needs, as torch refuses too
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+def test_a_zero_dim_parameter_accumulates_over_backward_passes():
+    """A 0-d gradient may come back from an op as a NumPy scalar; .grad must still be an
+    array that the next backward adds into."""
+    p = fc.nn.Parameter(fc.tensor(2.0))
+    t = torch.nn.Parameter(torch.tensor(2.0))
+    for _ in range(3):
+        (p * 3 + p.square()).sum().backward()
+        (t * 3 + t.square()).sum().backward()
+    assert p.grad.shape == () and float(p.grad.item()) == float(t.grad.item()) == 21.0

@@ -355,8 +355,8 @@ def tanh_backward(y, dy):
 def accumulate_(dst, src):
     # Threaded where both are plain float32 arrays of one shape (what autograd
     # hands it almost always); NumPy's in-place add (broadcasts, casts) otherwise.
-    if (dst.dtype == src.dtype == numpy.float32 and dst.shape == src.shape
-            and dst.flags.c_contiguous and src.flags.c_contiguous
+    if (isinstance(src, numpy.ndarray) and dst.dtype == src.dtype == numpy.float32
+            and dst.shape == src.shape and dst.flags.c_contiguous and src.flags.c_contiguous
             and not numpy.may_share_memory(dst, src)):
         _C.add_inplace(dst, src)
     else:

@@ -1,4 +1,5 @@
-"""``fastconv.nn.utils``: gradient clipping and flat parameter vectors (PyTorch's names).
+"""``fastconv.nn.utils``: gradient clipping, flat parameter vectors, and weight_norm /
+spectral_norm (weight_reparam.py), under PyTorch's names.
 
 The clipping functions are the ones in ``fastconv.optim.clip``; here they take PyTorch's
 signatures (``foreach`` is accepted and has no effect) and ``clip_grad_norm_`` returns
@@ -11,8 +12,16 @@ import numpy as np
 
 from fastconv.tensor import Tensor
 
+from .weight_reparam import (
+    remove_spectral_norm,
+    remove_weight_norm,
+    spectral_norm,
+    weight_norm,
+)
+
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector",
-           "vector_to_parameters"]
+           "remove_spectral_norm", "remove_weight_norm", "spectral_norm",
+           "vector_to_parameters", "weight_norm"]
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
