@@ -21,7 +21,9 @@ How it works
     compiled library (through ctypes) and cuBLAS's ``sgemm`` / ``sgemmStridedBatched`` to a
     column-major NumPy implementation that reads and writes raw addresses with the given
     leading dimensions and batch strides, so the backend's pointer/stride arithmetic for
-    cuBLAS is exercised too. Without cuBLAS the backend takes its ``cupy.matmul`` path.
+    cuBLAS is exercised too; ``gemmEx`` / ``gemmStridedBatchedEx`` the same for bfloat16
+    operands (uint16 bits) with float32 output, alpha and beta read from host pointers.
+    Without cuBLAS the backend takes its ``cupy.matmul`` path.
   * Every array handed to a kernel must be C-contiguous (the kernels assume it): the
     stand-in launcher asserts it.
 """
@@ -273,20 +275,57 @@ def compile_module(code: str, build_dir: Path) -> _RawModule:
     return module(code=code)
 
 
-def _strided(ptr, shape, strides_elems):
-    """A float32 NumPy view of raw memory at ``ptr`` (element strides, all non-negative)."""
+def _strided(ptr, shape, strides_elems, ctype=ctypes.c_float):
+    """A NumPy view of raw memory at ``ptr`` (element strides, all non-negative): float32, or
+    the elements of ``ctype``."""
     extent = 1 + sum((n - 1) * s for n, s in zip(shape, strides_elems) if n > 0)
-    buf = (ctypes.c_float * max(extent, 1)).from_address(ptr)
+    buf = (ctype * max(extent, 1)).from_address(ptr)
     base = np.ctypeslib.as_array(buf)
+    size = ctypes.sizeof(ctype)
     return np.lib.stride_tricks.as_strided(base, shape=shape,
-                                           strides=tuple(4 * s for s in strides_elems))
+                                           strides=tuple(size * s for s in strides_elems))
 
 
-def _cm(ptr, trans, rows, cols, ld):
+def _cm(ptr, trans, rows, cols, ld, ctype=ctypes.c_float):
     """op(X) for a column-major X at ptr: op(X) is rows x cols."""
     if not trans:            # X is rows x cols, X[i, j] at i + j*ld
-        return _strided(ptr, (rows, cols), (1, ld))
-    return _strided(ptr, (cols, rows), (1, ld)).T   # X is cols x rows
+        return _strided(ptr, (rows, cols), (1, ld), ctype)
+    return _strided(ptr, (cols, rows), (1, ld), ctype).T   # X is cols x rows
+
+
+# cublasGemmEx's types as fastconv passes them: bfloat16 inputs, float32 output and sums
+CUDA_R_32F, CUDA_R_16BF, CUBLAS_COMPUTE_32F = 0, 14, 68
+
+
+def _bf16_values(bits: np.ndarray) -> np.ndarray:
+    return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+
+
+def _gemm_strided_batched_ex(handle, transa, transb, m, n, k, alpha, A, atype, lda, sA, B,
+                             btype, ldb, sB, beta, C, ctype, ldc, sC, batch, compute, algo):
+    """cublasGemmStridedBatchedEx for bfloat16 A and B, float32 C: alpha and beta are host
+    pointers to float32 (the handle's default pointer mode)."""
+    assert (atype, btype, ctype, compute) == (CUDA_R_16BF, CUDA_R_16BF, CUDA_R_32F,
+                                              CUBLAS_COMPUTE_32F), "unexpected GemmEx types"
+    assert lda >= max(1, (k if transa else m)), "lda too small for cuBLAS"
+    assert ldb >= max(1, (n if transb else k)), "ldb too small for cuBLAS"
+    assert ldc >= max(1, m), "ldc too small for cuBLAS"
+    alpha = ctypes.c_float.from_address(alpha).value
+    beta = ctypes.c_float.from_address(beta).value
+    for i in range(batch):
+        a = _bf16_values(_cm(A + 2 * i * sA, transa, m, k, lda, ctypes.c_uint16))
+        b = _bf16_values(_cm(B + 2 * i * sB, transb, k, n, ldb, ctypes.c_uint16))
+        c = _strided(C + 4 * i * sC, (m, n), (1, ldc))
+        r = alpha * (a @ b)
+        if beta != 0.0:
+            r += beta * c.astype(np.float64)
+        c[...] = r.astype(np.float32)
+
+
+def _gemm_ex(handle, transa, transb, m, n, k, alpha, A, atype, lda, B, btype, ldb, beta, C,
+             ctype, ldc, compute, algo):
+    _gemm_strided_batched_ex(handle, transa, transb, m, n, k, alpha, A, atype, lda, 0, B,
+                             btype, ldb, 0, beta, C, ctype, ldc, 0, 1, compute, algo)
 
 
 def _sgemm_strided_batched(handle, transa, transb, m, n, k, alpha, A, lda, sA, B, ldb, sB,
@@ -320,7 +359,7 @@ def _fake_cupy(build_dir: Path, with_cublas: bool, devices: int = 1):
     cp = types.ModuleType("cupy")
     cp.ndarray = np.ndarray
     for name in ("zeros", "ones", "zeros_like", "ascontiguousarray", "asarray", "matmul",
-                 "array", "arange", "float32", "int32", "int64", "uint64"):
+                 "array", "arange", "abs", "float32", "int32", "int64", "uint64"):
         setattr(cp, name, getattr(np, name))
     cp.empty = lambda *a, **k: _poisoned(np.empty(*a, **k))
     cp.empty_like = lambda *a, **k: _poisoned(np.empty_like(*a, **k))
@@ -332,6 +371,7 @@ def _fake_cupy(build_dir: Path, with_cublas: bool, devices: int = 1):
         def __init__(self, i=0):
             self.id = i
             self.attributes = {"MultiProcessorCount": 2}
+            self.compute_capability = "90"  # bfloat16 tensor cores (checked by blas.py)
 
         def synchronize(self):
             pass
@@ -343,6 +383,7 @@ def _fake_cupy(build_dir: Path, with_cublas: bool, devices: int = 1):
     if with_cublas:
         cuda.cublas = types.SimpleNamespace(
             sgemm=_sgemm, sgemmStridedBatched=_sgemm_strided_batched,
+            gemmEx=_gemm_ex, gemmStridedBatchedEx=_gemm_strided_batched_ex,
             setMathMode=lambda h, m: None, CUBLAS_DEFAULT_MATH=0,
             CUBLAS_TF32_TENSOR_OP_MATH=3)
     cp.cuda = cuda

@@ -523,6 +523,66 @@ def test_round_bf16(be):
     assert not np.array_equal(got, x)
 
 
+def test_to_bf16_is_round_bf16s_upper_half(be):
+    """The packed operands of the bfloat16 GEMMs: the same rounding, as uint16 bits."""
+    rng = np.random.default_rng(8)
+    x = (rand(rng, 999) * np.exp2(rng.integers(-30, 30, 999))).astype(np.float32)
+    x.view(np.uint32)[:40] = (x.view(np.uint32)[:40] & 0xFFFF0000) | 0x8000  # exact ties
+    x[40:43] = [np.nan, -np.inf, 3.4e38]
+    out = np.empty(x.size, np.uint16)
+    be.launch.launch("elementwise.cu", "to_bf16", x.size, (x.view(np.uint32), out,
+                                                          np.int64(x.size)))
+    want = x.copy()
+    be.round_bf16_(want)
+    np.testing.assert_array_equal(out, (want.view(np.uint32) >> 16).astype(np.uint16))
+
+
+def _rounded(be, a):
+    r = np.array(a, dtype=np.float32, copy=True)
+    be.round_bf16_(r)
+    return r
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "x".join(map(str, c[:7])))
+def test_conv2d_bf16_is_the_float32_conv_of_rounded_operands(be, case, monkeypatch):
+    """conv2d_forward_bf16 / conv2d_backward_bf16 (autocast's GPU convolutions): every GEMM
+    on bfloat16-rounded operands, through cublasGemmEx on the cuBLAS stand-in (bf16_kernels()
+    "cublas") or through rounded float32 copies without it ("none")."""
+    monkeypatch.setattr(be.blas, "_bf16_checked", None)  # this copy's own first-use check
+    assert be.bf16_kernels() == ("cublas" if be.blas._use_raw_cublas else "none")
+    N, C, H, W, OC, KH, KW, stride, padding, dilation, groups, has_b = case
+    rng = np.random.default_rng(hash(case) % 2**32 + 1)
+    x = rand(rng, N, C, H, W)
+    w = rand(rng, OC, C // groups, KH, KW) * 0.3
+    b = rand(rng, OC) if has_b else None
+    args = (stride, padding, dilation, groups)
+    y = be.conv2d_forward_bf16(x, w, b, *args)
+    assert_close(y, be.conv2d_forward(_rounded(be, x), _rounded(be, w), b, *args))
+    assert np.abs(y - be.conv2d_forward(x, w, b, *args)).max() > 1e-4  # it did round
+    dy = _rounded(be, rand(rng, *y.shape))  # autocast rounds the incoming gradient
+    dx, dw = be.conv2d_backward_bf16(x, w, dy, *args, True, True)
+    dx_ref, dw_ref, _ = be.conv2d_backward(_rounded(be, x), _rounded(be, w), dy, *args, True,
+                                           True, False)
+    assert_close(dx, dx_ref)
+    assert_close(dw, dw_ref, rtol=2e-4, atol=1e-4)
+    assert be.conv2d_backward_bf16(x, w, dy, *args, False, True)[0] is None
+
+
+def test_gemm_bf16(be, monkeypatch):
+    monkeypatch.setattr(be.blas, "_bf16_checked", None)
+    rng = np.random.default_rng(9)
+    a, b = rand(rng, 7, 19), rand(rng, 19, 5)
+    ra, rb = _rounded(be, a), _rounded(be, b)
+    bias, out = rand(rng, 7), rand(rng, 7, 5)
+    assert_close(be.gemm_bf16(a, b), ra @ rb)
+    assert_close(be.gemm_bf16(a.T.copy(), b.T.copy(), True, True), ra @ rb)
+    assert_close(be.gemm_bf16(a, b, bias=bias), ra @ rb + bias[:, None])
+    want = out + ra @ rb
+    got = be.gemm_bf16(a, b, out=out)
+    assert got is out
+    assert_close(got, want)
+
+
 # ------------------------------------------------------------------------------------------
 # Loss
 # ------------------------------------------------------------------------------------------

@@ -207,8 +207,9 @@ CONTROLS: dict[str, tuple[str, ...]] = {
             "get_num_threads", "set_num_threads",
             "bf16_kernels", "gemm_bf16", "conv2d_forward_bf16", "conv2d_backward_bf16"),
     "cuda": ("CapturedStep", "capture", "device_count", "get_rng_state", "get_tf32",
-             "manual_seed", "set_rng_state", "set_tf32", "set_workspace_limit"),
+             "manual_seed", "set_rng_state", "set_tf32", "set_workspace_limit",
+             "bf16_kernels", "gemm_bf16", "conv2d_forward_bf16", "conv2d_backward_bf16"),
 }
 """Per backend, what it exports besides the kernels: settings, diagnostics and CUDA graphs,
-for users, tests and benchmarks. The ops never call them, except the CPU's bfloat16 products,
+for users, tests and benchmarks. The ops never call them, except the bfloat16 products,
 which the autocast ops use where the backend has them (``Function.use_bf16_gemm``)."""

@@ -6,6 +6,8 @@
 //   relu_backward         dx = dy where y > 0, else 0
 //   round_bf16            x[i] rounded in place to the nearest bfloat16, ties to even (NaN ->
 //                         0x7FC00000), kept as float32: autocast's bf16 values
+//   to_bf16               out[i] = the same rounding of x[i], as bfloat16 bits (uint16): the
+//                         packed operands of the bfloat16 GEMMs (blas.py)
 //   conv2d_forward_bias   y[n, c, p] += b[c]                       (in place, y is (N, C, P))
 //   conv2d_backward_bias  db[c] += sum over n, p of dy[n, c, p]    (bias gradient)
 //   random_uniform        out[i] = uniform [0, 1) float (24 random bits), Philox4x32-10 with
@@ -47,13 +49,26 @@ extern "C" __global__ void relu_backward(const float* __restrict__ y, const floa
     }
 }
 
+__device__ __forceinline__ unsigned int bf16_round_bits(unsigned int b)
+{
+    const unsigned int r = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
+    return (b & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC00000u : r;
+}
+
 extern "C" __global__ void round_bf16(unsigned int* __restrict__ x, long long n)
 {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (long long)blockDim.x * gridDim.x) {
-        const unsigned int b = x[i];
-        const unsigned int r = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
-        x[i] = (b & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC00000u : r;
+        x[i] = bf16_round_bits(x[i]);
+    }
+}
+
+extern "C" __global__ void to_bf16(const unsigned int* __restrict__ x,
+                                   unsigned short* __restrict__ out, long long n)
+{
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)blockDim.x * gridDim.x) {
+        out[i] = (unsigned short)(bf16_round_bits(x[i]) >> 16);
     }
 }
 

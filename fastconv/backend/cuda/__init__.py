@@ -6,7 +6,7 @@ package exports the kernel interface of :mod:`fastconv.backend.interface` with C
 and out, plus the GPU's controls. Where each part lives:
 
     launch.py       compiling (cupy.RawModule) and launching kernels, argument helpers
-    blas.py         gemm on cuBLAS; set_tf32 / get_tf32
+    blas.py         gemm on cuBLAS; set_tf32 / get_tf32; bfloat16 GEMMs (cublasGemmEx)
     conv.py         conv2d_forward / conv2d_backward (im2col + GEMM); set_workspace_limit
     pool.py         max / adaptive max / average / global average pooling
     norm.py         LRN and batch norm
@@ -71,8 +71,14 @@ from .activation import (
     tanh_backward,
     tanh_forward,
 )
-from .blas import gemm, get_tf32, set_tf32  # noqa: E402
-from .conv import conv2d_backward, conv2d_forward, set_workspace_limit  # noqa: E402
+from .blas import bf16_kernels, gemm, gemm_bf16, get_tf32, set_tf32  # noqa: E402
+from .conv import (  # noqa: E402
+    conv2d_backward,
+    conv2d_backward_bf16,
+    conv2d_forward,
+    conv2d_forward_bf16,
+    set_workspace_limit,
+)
 from .elementwise import accumulate_, relu_backward, relu_forward, round_bf16_  # noqa: E402
 from .graphs import CapturedStep, capture, is_capturing  # noqa: E402
 from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward  # noqa: E402
@@ -116,6 +122,8 @@ __all__ = [
     # the GPU's controls (fastconv.backend.interface.CONTROLS["cuda"])
     "device_count", "set_tf32", "get_tf32", "set_workspace_limit",
     "manual_seed", "get_rng_state", "set_rng_state", "CapturedStep", "capture",
+    # bfloat16 products for autocast (blas.py), used by the ops where bf16_kernels() allows
+    "bf16_kernels", "gemm_bf16", "conv2d_forward_bf16", "conv2d_backward_bf16",
 ]
 
 set_tf32(os.environ.get("FASTCONV_TF32", "0") not in ("", "0", "false", "False"))

@@ -1,20 +1,33 @@
-"""GEMMs on cuBLAS, and the TensorFloat-32 switch.
+"""GEMMs on cuBLAS, the TensorFloat-32 switch, and bfloat16 products for autocast.
 
 Row-major float32 matrices (or batches of them, with a zero batch stride for a broadcast
 operand) are handed to ``cublasSgemm`` / ``cublasSgemmStridedBatched`` as raw pointers, so no
 CuPy array is created per GEMM and results can accumulate with beta = 1. Set
 ``FASTCONV_CUDA_GEMM=matmul`` to route every GEMM through ``cupy.matmul`` on the same views
 instead (a debugging aid: same results, more copies).
+
+Inside ``with bf16_products():`` (autocast's convolutions and linear layers, through
+``conv2d_forward_bf16``, ``conv2d_backward_bf16`` and ``gemm_bf16``), every GEMM rounds its
+two operands to bfloat16 (ties to even, as ``round_bf16_``) into packed copies and runs
+``cublasGemmEx`` / ``cublasGemmStridedBatchedEx`` on them: bfloat16 inputs on the tensor
+cores, float32 sums and output (``CUBLAS_COMPUTE_32F``). Products of bfloat16 values are
+exact in float32, so the results are those of the float32 GEMM on rounded operands up to the
+order of the sums. ``bf16_kernels()`` says whether that runs ("cublas": a GPU of compute
+capability 8.0 or later, a CuPy with both Ex calls, and a first-use check of one product
+against the float32 GEMM) or not ("none": the ops then round and use the float32 GEMMs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import warnings
 
 import cupy
 import numpy as np
 
-from .launch import device_pointer
+from .launch import device_pointer, i64, launch
 
 try:  # direct cuBLAS calls (strided-batched GEMM, accumulation with beta = 1)
     from cupy.cuda import cublas as _cublas
@@ -25,6 +38,9 @@ _use_raw_cublas = _cublas is not None and os.environ.get("FASTCONV_CUDA_GEMM", "
 _tf32 = False
 _CUBLAS_DEFAULT_MATH = int(getattr(_cublas, "CUBLAS_DEFAULT_MATH", 0))
 _CUBLAS_TF32_TENSOR_OP_MATH = int(getattr(_cublas, "CUBLAS_TF32_TENSOR_OP_MATH", 3))
+# cudaDataType_t and cublasComputeType_t / cublasGemmAlgo_t values (library_types.h, cublas_api.h)
+_CUDA_R_32F, _CUDA_R_16BF = 0, 14
+_CUBLAS_COMPUTE_32F, _CUBLAS_GEMM_DEFAULT = 68, -1
 
 
 def set_tf32(enabled: bool) -> None:
@@ -129,9 +145,64 @@ def whole(a) -> Mat:
     return Mat(a, 0, a.shape, (a.shape[1], 1))
 
 
+_bf16_state = threading.local()  # .active: inside bf16_products() in this thread
+_bf16_checked = None  # the first-use check's verdict (None: not run yet)
+
+
+@contextlib.contextmanager
+def bf16_products():
+    """Every GEMM in the block on bfloat16-rounded operands (see the module docstring)."""
+    previous = getattr(_bf16_state, "active", False)
+    _bf16_state.active = True
+    try:
+        yield
+    finally:
+        _bf16_state.active = previous
+
+
+def _bf16_copy(m: Mat) -> Mat:
+    """m's values rounded to bfloat16, packed (row stride = cols) in a new uint16 buffer; a
+    broadcast operand (batch stride 0) is converted once and stays broadcast."""
+    if len(m.shape) == 3 and m.batch_stride == 0:
+        inner = _bf16_copy(Mat(m.base, m.offset, m.shape[1:], m.strides[1:]))
+        return Mat(inner.base, 0, m.shape, (0,) + inner.strides)
+    src = cupy.ascontiguousarray(m.array())
+    dst = cupy.empty(src.shape, dtype=np.uint16)
+    launch("elementwise.cu", "to_bf16", src.size, (src.view(np.uint32), dst, i64(src.size)))
+    rows, cols = m.shape[-2], m.shape[-1]
+    strides = (rows * cols, cols, 1) if len(m.shape) == 3 else (cols, 1)
+    return Mat(dst, 0, m.shape, strides)
+
+
+def _rounded(m: Mat):
+    """m's values rounded to bfloat16, as a float32 array (the fallback path's operands)."""
+    a = cupy.array(m.array(), dtype=np.float32, order="C")
+    launch("elementwise.cu", "round_bf16", a.size, (a.view(np.uint32), i64(a.size)))
+    return a
+
+
+def _mm_bf16(a: Mat, b: Mat, out: Mat, trans_a, trans_b, beta, alpha, M, N, K) -> None:
+    a16, b16 = _bf16_copy(a), _bf16_copy(b)
+    handle = _cublas_handle()
+    one = np.array([alpha, beta], dtype=np.float32)  # host scalars, alive during the calls
+    alpha_ptr, beta_ptr = one.ctypes.data, one.ctypes.data + 4
+    op_a, op_b = (1 if trans_a else 0), (1 if trans_b else 0)
+    if out.batch == 1:
+        _cublas.gemmEx(handle, op_b, op_a, N, M, K, alpha_ptr, b16.ptr(), _CUDA_R_16BF, b16.ld,
+                       a16.ptr(), _CUDA_R_16BF, a16.ld, beta_ptr, out.ptr(), _CUDA_R_32F,
+                       out.ld, _CUBLAS_COMPUTE_32F, _CUBLAS_GEMM_DEFAULT)
+    else:
+        _cublas.gemmStridedBatchedEx(
+            handle, op_b, op_a, N, M, K, alpha_ptr, b16.ptr(), _CUDA_R_16BF, b16.ld,
+            b16.batch_stride, a16.ptr(), _CUDA_R_16BF, a16.ld, a16.batch_stride, beta_ptr,
+            out.ptr(), _CUDA_R_32F, out.ld, out.batch_stride, out.batch, _CUBLAS_COMPUTE_32F,
+            _CUBLAS_GEMM_DEFAULT)
+
+
 def mm(a: Mat, b: Mat, out: Mat, trans_a: bool = False, trans_b: bool = False,
         beta: float = 0.0, alpha: float = 1.0) -> None:
-    """``out = alpha * op(a) @ op(b) + beta * out`` on row-major float32 matrices (batches).
+    """``out = alpha * op(a) @ op(b) + beta * out`` on row-major float32 matrices (batches);
+    inside ``bf16_products()`` on bfloat16-rounded operands.
 
     cuBLAS is column-major, so the row-major ``C = A B`` is computed as ``C^T = B^T A^T``:
     the operands swap places and each keeps its own transpose flag.
@@ -148,6 +219,13 @@ def mm(a: Mat, b: Mat, out: Mat, trans_a: bool = False, trans_b: bool = False,
         else:
             c *= beta
         return
+    bf16 = getattr(_bf16_state, "active", False)
+    if bf16 and bf16_kernels() == "cublas":
+        _mm_bf16(a, b, out, trans_a, trans_b, beta, alpha, M, N, K)
+        return
+    if bf16:  # no bfloat16 GEMM here: the float32 one on rounded copies
+        a = Mat(_rounded(a), 0, a.shape, _packed_strides(a.shape))
+        b = Mat(_rounded(b), 0, b.shape, _packed_strides(b.shape))
     if _use_raw_cublas:
         handle = _cublas_handle()
         op_a = 1 if trans_a else 0   # CUBLAS_OP_T / CUBLAS_OP_N
@@ -201,3 +279,73 @@ def gemm(a, b, trans_a: bool = False, trans_b: bool = False):
     out = cupy.empty((M, N), dtype=np.float32)
     mm(whole(a), whole(b), whole(out), trans_a, trans_b)
     return out
+
+
+def _packed_strides(shape) -> tuple:
+    rows, cols = shape[-2], shape[-1]
+    return (rows * cols, cols, 1) if len(shape) == 3 else (cols, 1)
+
+
+def bf16_kernels() -> str:
+    """"cublas" where autocast's products run as bfloat16 GEMMs on this GPU, else "none"
+    (see the module docstring). The first call checks one product against the float32
+    GEMM on rounded operands; a disagreement warns and turns the bfloat16 GEMMs off."""
+    global _bf16_checked
+    if _bf16_checked is None:
+        _bf16_checked = False
+        usable = (_use_raw_cublas and hasattr(_cublas, "gemmEx")
+                  and hasattr(_cublas, "gemmStridedBatchedEx") and _compute_capability() >= 80)
+        if usable:
+            _bf16_checked = _bf16_self_test()
+    return "cublas" if _bf16_checked else "none"
+
+
+def _compute_capability() -> int:
+    try:
+        return int(cupy.cuda.Device().compute_capability)
+    except Exception:  # pragma: no cover - an unknown device: no bfloat16 GEMMs
+        return 0
+
+
+def _bf16_self_test() -> bool:
+    """One strided-batched and one plain product of odd sizes on the bfloat16 GEMM against the
+    float32 GEMM on the same rounded operands."""
+    rng = np.random.default_rng(0)
+    a = cupy.asarray(rng.standard_normal((3, 37, 83)).astype(np.float32))
+    b = cupy.asarray(rng.standard_normal((83, 45)).astype(np.float32))
+    got = cupy.empty((3, 37, 45), dtype=np.float32)
+    ref = cupy.empty((3, 37, 45), dtype=np.float32)
+    A = Mat(a, 0, a.shape, (37 * 83, 83, 1))
+    B = Mat(b, 0, (3, 83, 45), (0, 45, 1))
+    try:
+        _mm_bf16(A, B, Mat(got, 0, got.shape, (37 * 45, 45, 1)), False, False, 0.0, 1.0,
+                 37, 45, 83)
+        _mm_bf16(A, B, Mat(got, 0, (37, 45), (45, 1)), False, False, 1.0, 1.0, 37, 45, 83)
+    except Exception as e:  # pragma: no cover - only on a GPU whose cuBLAS refuses the call
+        warnings.warn(f"bfloat16 GEMMs disabled: cublasGemmEx failed ({e})", RuntimeWarning,
+                      stacklevel=3)
+        return False
+    ra, rb = _rounded(A), _rounded(Mat(b, 0, b.shape, (45, 1)))
+    ref[...] = cupy.matmul(ra.astype(np.float64), rb.astype(np.float64))
+    ref[0] *= 2  # the second call added the first matrix's product again
+    scale = float(cupy.abs(ref).max())
+    ok = bool(cupy.abs(got - ref).max() <= 1e-4 * max(scale, 1.0))
+    if not ok:  # pragma: no cover - a GPU whose bfloat16 GEMM disagrees
+        warnings.warn("bfloat16 GEMMs disabled: cublasGemmEx disagreed with the float32 GEMM "
+                      "on a test product; autocast uses the float32 GEMMs", RuntimeWarning,
+                      stacklevel=3)
+    return ok
+
+
+def gemm_bf16(a, b, trans_a=False, trans_b=False, bias=None, out=None):
+    """op(a) @ op(b) on bfloat16-rounded operands with float32 sums; ``bias`` (M,) is added
+    to row i; with ``out`` the product is added to it (returned). The CPU's signature."""
+    with bf16_products():
+        r = gemm(a, b, trans_a, trans_b)
+    if bias is not None:
+        r += bias.reshape(-1, 1)
+    if out is not None:
+        out += r
+        return out
+    return r
+

@@ -27,7 +27,7 @@ import numpy as np
 
 from fastconv import output_size
 
-from .blas import mm, view
+from .blas import bf16_products, mm, view
 from .launch import BLOCK, NULL, device_f32, device_f32_or_none, get_kernel, i32, i64, launch
 
 _workspace_limit = int(float(os.environ.get("FASTCONV_CUDA_WORKSPACE_MB", "512")) * 2**20)
@@ -223,3 +223,19 @@ def conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx, need_d
                      i32(OH), i32(OW)))
         del col
     return dx, dw, db
+
+
+def conv2d_forward_bf16(x, w, b, stride, padding, dilation, groups):
+    """conv2d_forward with every GEMM on bfloat16-rounded operands (blas.bf16_products): x and
+    w are rounded as they enter the GEMMs, the bias is added in float32."""
+    with bf16_products():
+        return conv2d_forward(x, w, b, stride, padding, dilation, groups)
+
+
+def conv2d_backward_bf16(x, w, dy, stride, padding, dilation, groups, need_dx, need_dw):
+    """(dx, dw) of conv2d_forward_bf16, its GEMMs on bfloat16-rounded operands."""
+    with bf16_products():
+        dx, dw, _ = conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx,
+                                    need_dw, False)
+    return dx, dw
+
