@@ -26,8 +26,12 @@ CPU:
 On CPUs with bfloat16 instructions (AMX-BF16, AVX512-BF16) the CPU backend runs the products of
 conv2d, linear and 2-D matmul on its bfloat16 GEMM (``fastconv.backend.cpu.bf16_kernels()``),
 which rounds the operands as it packs them: the same results up to float32 summation order.
+On GPUs of compute capability 8.0 and later the CUDA backend does the same on the tensor
+cores (``cublasGemmEx`` on bfloat16 copies; ``fastconv.backend.cuda.bf16_kernels()``).
 On CPUs without them the region runs the float32 kernels on rounded values, so it is slower
-than float32 (the rounding passes): it shows bfloat16's numerics, not its speed. ``GradScaler`` (also ``fastconv.cuda.amp.GradScaler``) behaves as PyTorch's
+than float32 (the rounding passes): it shows bfloat16's numerics, not its speed.
+
+``GradScaler`` (also ``fastconv.cuda.amp.GradScaler``) behaves as PyTorch's
 ``GradScaler(enabled=False)``: with bfloat16 no gradient underflows, so ``scale(loss)`` returns
 ``loss``, ``step(optimizer)`` calls ``optimizer.step()``, ``unscale_`` and ``update`` do
 nothing and ``get_scale()`` is 1.0; ``enabled=True`` warns that it is disabled.

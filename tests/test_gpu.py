@@ -624,3 +624,34 @@ def test_capture_rejects_rebound_parameters():
 
     with pytest.raises(RuntimeError, match="in place"):
         gpu_be.CapturedStep(step, warmup=1, params=[param])
+
+
+# ---- bfloat16 autocast on the tensor cores ----------------------------------------------------
+def test_bf16_gemms_match_the_float32_gemms_of_rounded_operands():
+    """On a GPU of compute capability 8.0 or later the autocast products run as cublasGemmEx
+    on bfloat16 copies; they give the float32 GEMM's results on rounded operands up to the
+    order of the sums, and the autocast convolution agrees with torch's."""
+    cc = int(cupy.cuda.Device().compute_capability)
+    assert gpu_be.bf16_kernels() == ("cublas" if cc >= 80 else "none")
+    rng = np.random.default_rng(21)
+    x = cupy.asarray(rng.standard_normal((4, 16, 12, 12)).astype(np.float32))
+    w = cupy.asarray((rng.standard_normal((32, 16, 3, 3)) * 0.1).astype(np.float32))
+
+    def rounded(a):
+        r = a.copy()
+        gpu_be.round_bf16_(r)
+        return r
+
+    y = gpu_be.conv2d_forward_bf16(x, w, None, (1, 1), (1, 1), (1, 1), 1)
+    ref = gpu_be.conv2d_forward(rounded(x), rounded(w), None, (1, 1), (1, 1), (1, 1), 1)
+    assert_close(y, ref, rtol=1e-4, atol=1e-4)
+    if torch is not None and TORCH_CUDA:
+        fx, fw = fc.tensor(to_numpy(x), device="cuda"), fc.tensor(to_numpy(w), device="cuda")
+        with fc.autocast("cuda", dtype=fc.bfloat16):
+            got = F.conv2d(fx, fw, padding=1)
+        tx = torch.tensor(to_numpy(x), device="cuda")
+        tw = torch.tensor(to_numpy(w), device="cuda")
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            want = torch.nn.functional.conv2d(tx, tw, padding=1)
+        np.testing.assert_allclose(to_numpy(got.data), want.float().cpu().numpy(), rtol=2e-2,
+                                   atol=2e-2)
