@@ -40,6 +40,7 @@ MinResult = namedtuple("min", ["values", "indices"])
 TopkResult = namedtuple("topk", ["values", "indices"])
 SortResult = namedtuple("sort", ["values", "indices"])
 KthvalueResult = namedtuple("kthvalue", ["values", "indices"])
+ModeResult = namedtuple("mode", ["values", "indices"])
 MedianResult = namedtuple("median", ["values", "indices"])
 AminmaxResult = namedtuple("aminmax", ["min", "max"])
 
@@ -1408,6 +1409,28 @@ class Tensor:
         if not keepdim or not self.ndim:
             values, pick = values.squeeze(d), pick.squeeze(d)
         return KthvalueResult(values, Tensor(pick))
+
+    def mode(self, dim: int = -1, keepdim: bool = False):
+        """(values, indices): along ``dim``, the most frequent value (the smallest of those
+        tied) and the index of its last occurrence, as torch.mode."""
+        (d,) = arith._normalise_dims(dim, max(self.ndim, 1))
+        base = self if self.ndim else self.reshape(1)
+        if base.shape[d] == 0:
+            raise IndexError(f"mode(): cannot compute the mode of an empty dimension {d}")
+        host = base.data if base.device == "cpu" else base.data.get()
+        rows = np.moveaxis(host, d, -1).reshape(-1, base.shape[d])
+        pick = np.empty(rows.shape[0], np.int64)
+        for r, row in enumerate(rows):
+            values, counts = np.unique(row, return_counts=True)
+            value = values[np.argmax(counts)]  # the first (smallest) of the most frequent
+            pick[r] = row.size - 1 - int(np.argmax(row[::-1] == value))
+        shape = list(np.moveaxis(host, d, -1).shape[:-1])
+        index = np.moveaxis(pick.reshape(shape + [1]), -1, d)
+        index = _as_array(index, self.device)
+        values = fmath.TakeAlong.apply(base, index, d)
+        if not keepdim or not self.ndim:
+            values, index = values.squeeze(d), index.squeeze(d)
+        return ModeResult(values, Tensor(index))
 
     def quantile(self, q, dim=None, keepdim: bool = False, *, interpolation: str = "linear"):
         """torch.quantile: the ``q``-th quantiles (a number or a 1-D tensor in [0, 1]) along

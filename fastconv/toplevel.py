@@ -13,6 +13,7 @@ from fastconv.ops import math as fmath
 from fastconv.tensor import Tensor, _as_array, set_printoptions  # noqa: F401
 
 __all__ = [
+    "mode",
     "quantile",
     "kthvalue",
     "take_along_dim",
@@ -354,6 +355,7 @@ index_copy = _method("index_copy")
 index_fill = _method("index_fill")
 take_along_dim = _method("take_along_dim")
 kthvalue = _method("kthvalue")
+mode = _method("mode")
 quantile = _method("quantile")
 masked_fill = _method("masked_fill")
 masked_select = _method("masked_select")

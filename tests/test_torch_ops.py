@@ -804,3 +804,21 @@ def test_max_unpool_inverts_max_pool_as_torch(rng, k, s, p, unbatched):
         F.max_unpool2d(fv, fc.tensor(np.full(fi.shape, 10**6, np.int64)), k, s, p)
     with pytest.raises(ValueError, match="indices"):
         F.max_unpool2d(fv, fc.tensor(np.zeros((1,), np.int64)), k, s, p)
+
+
+@pytest.mark.parametrize("shape,dim,keepdim", [((4, 9), 1, False), ((4, 9), 0, True),
+                                               ((3, 5, 7), 1, False), ((6,), 0, False),
+                                               ((2, 3, 4), -1, True)])
+def test_mode_matches_torch(rng, shape, dim, keepdim):
+    x = rng.integers(0, 4, shape).astype(np.float32)  # many ties: torch's tie rules matter
+    fx, tx = fc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    fv, fi = fx.mode(dim, keepdim)
+    tv, ti = torch.mode(tx, dim, keepdim)
+    np.testing.assert_array_equal(fv.detach().numpy(), tv.detach().numpy())
+    np.testing.assert_array_equal(fi.numpy(), ti.numpy())
+    g = randn(rng, *tv.shape)
+    fv.backward(fc.tensor(g))
+    tv.backward(torch.tensor(g))
+    assert_close(fx.grad.numpy(), tx.grad.numpy())
+    with pytest.raises(IndexError):
+        fc.zeros(2, 0).mode(1)
