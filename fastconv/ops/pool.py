@@ -253,7 +253,8 @@ class MaxUnpool2d(Function):
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """torch's max_unpool2d: the inverse placement of max_pool2d(return_indices=True).
     The output is (H - 1) * stride - 2 * padding + kernel_size per axis, or ``output_size``
-    ((H, W), or with the leading dims)."""
+    ((H, W), or with the leading dims). Where windows overlap, two inputs can name the same
+    position: one of them lands there (which one is unspecified, as in torch)."""
     from fastconv.tensor import Tensor
 
     op = "max_unpool2d"
