@@ -279,7 +279,7 @@ def _inverse_affine_matrix(center, angle, translate, scale, shear):
 
 def affine(img, angle, translate, scale, shear, interpolation=InterpolationMode.NEAREST,
            fill=None, center=None):
-    """torchvision's ``F.affine``: rotate by ``angle`` degrees (counter-clockwise), translate
+    """torchvision's ``F.affine``: rotate by ``angle`` degrees (clockwise), translate
     by ``translate`` = (tx, ty) pixels, scale, and shear by ``shear`` = (sx, sy) degrees,
     about ``center`` (default the image centre (W/2, H/2)); the output keeps the size."""
     h, w = _size(img)
@@ -606,7 +606,9 @@ class RandomAffine:
     ``RandomAffine(degrees, translate=None, scale=None, shear=None, interpolation=NEAREST,
     fill=0, center=None)``).
 
-    ``degrees``: rotation range (a number d: [-d, d]); ``translate`` = (a, b): horizontal
+    ``degrees``: rotation range (a number d: [-d, d]; positive turns clockwise, as
+    torchvision's ``F.affine``, whereas RandomRotation's positive angles turn
+    counter-clockwise); ``translate`` = (a, b): horizontal
     shift uniform in [-a W, a W], vertical in [-b H, b H] (rounded to whole pixels);
     ``scale`` = (lo, hi); ``shear``: a number s (x-shear in [-s, s]), (lo, hi) (x-shear) or
     (xlo, xhi, ylo, yhi), in degrees; ``center``: the fixed point (default (W/2, H/2))."""
