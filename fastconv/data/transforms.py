@@ -13,6 +13,12 @@ for ``torchvision.transforms``):
   Classes: Compose, ToTensor, Normalize, Resize, CenterCrop, RandomCrop,
   RandomHorizontalFlip, RandomResizedCrop, ColorJitter, Lambda (arguments and
   defaults as torchvision's; ``InterpolationMode`` names the resampling filters).
+  From :mod:`fastconv.data.augment`, re-exported here: RandomVerticalFlip, Pad,
+  RandomRotation, RandomAffine, FiveCrop, TenCrop, Grayscale, RandomGrayscale,
+  RandomInvert, RandomPosterize, RandomSolarize, RandomAdjustSharpness,
+  RandomAutocontrast, RandomEqualize, GaussianBlur, RandomApply, RandomChoice,
+  RandomOrder, RandomErasing, PILToTensor, ToPILImage, ConvertImageDtype, AutoAugment,
+  AutoAugmentPolicy, RandAugment, TrivialAugmentWide.
 * **Per batch, fastconv's** -- ``t(x, rng)`` on a 4-D NumPy batch (N, H, W, C),
   described below; :func:`make_transform` builds the zoo's pipelines from them.
 
@@ -80,6 +86,33 @@ __all__ = [
     "ToFloat",
     "ToTensor",
     "make_transform",
+    # per-sample only, defined in fastconv.data.augment
+    "AutoAugment",
+    "AutoAugmentPolicy",
+    "ConvertImageDtype",
+    "FiveCrop",
+    "GaussianBlur",
+    "Grayscale",
+    "PILToTensor",
+    "Pad",
+    "RandAugment",
+    "RandomAdjustSharpness",
+    "RandomAffine",
+    "RandomApply",
+    "RandomAutocontrast",
+    "RandomChoice",
+    "RandomEqualize",
+    "RandomErasing",
+    "RandomGrayscale",
+    "RandomInvert",
+    "RandomOrder",
+    "RandomPosterize",
+    "RandomRotation",
+    "RandomSolarize",
+    "RandomVerticalFlip",
+    "TenCrop",
+    "ToPILImage",
+    "TrivialAugmentWide",
 ]
 
 # Per-channel statistics of the CIFAR-10 training images in [0, 1].
@@ -948,3 +981,35 @@ class ColorJitter:
     def __repr__(self):
         return (f"ColorJitter(brightness={self.brightness}, contrast={self.contrast}, "
                 f"saturation={self.saturation}, hue={self.hue})")
+
+
+# The rest of torchvision's per-sample transforms: at the end, because augment.py builds on the
+# private helpers above.
+from fastconv.data.augment import (  # noqa: E402
+    AutoAugment,
+    AutoAugmentPolicy,
+    ConvertImageDtype,
+    FiveCrop,
+    GaussianBlur,
+    Grayscale,
+    Pad,
+    PILToTensor,
+    RandAugment,
+    RandomAdjustSharpness,
+    RandomAffine,
+    RandomApply,
+    RandomAutocontrast,
+    RandomChoice,
+    RandomEqualize,
+    RandomErasing,
+    RandomGrayscale,
+    RandomInvert,
+    RandomOrder,
+    RandomPosterize,
+    RandomRotation,
+    RandomSolarize,
+    RandomVerticalFlip,
+    TenCrop,
+    ToPILImage,
+    TrivialAugmentWide,
+)
