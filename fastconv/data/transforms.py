@@ -86,33 +86,6 @@ __all__ = [
     "ToFloat",
     "ToTensor",
     "make_transform",
-    # per-sample only, defined in fastconv.data.augment
-    "AutoAugment",
-    "AutoAugmentPolicy",
-    "ConvertImageDtype",
-    "FiveCrop",
-    "GaussianBlur",
-    "Grayscale",
-    "PILToTensor",
-    "Pad",
-    "RandAugment",
-    "RandomAdjustSharpness",
-    "RandomAffine",
-    "RandomApply",
-    "RandomAutocontrast",
-    "RandomChoice",
-    "RandomEqualize",
-    "RandomErasing",
-    "RandomGrayscale",
-    "RandomInvert",
-    "RandomOrder",
-    "RandomPosterize",
-    "RandomRotation",
-    "RandomSolarize",
-    "RandomVerticalFlip",
-    "TenCrop",
-    "ToPILImage",
-    "TrivialAugmentWide",
 ]
 
 # Per-channel statistics of the CIFAR-10 training images in [0, 1].
@@ -985,6 +958,7 @@ class ColorJitter:
 
 # The rest of torchvision's per-sample transforms: at the end, because augment.py builds on the
 # private helpers above.
+from fastconv.data import augment as _augment  # noqa: E402
 from fastconv.data.augment import (  # noqa: E402
     AutoAugment,
     AutoAugmentPolicy,
@@ -1013,3 +987,5 @@ from fastconv.data.augment import (  # noqa: E402
     ToPILImage,
     TrivialAugmentWide,
 )
+
+__all__ += _augment.__all__
