@@ -959,7 +959,7 @@ class ColorJitter:
 # The rest of torchvision's per-sample transforms: at the end, because augment.py builds on the
 # private helpers above.
 from fastconv.data import augment as _augment  # noqa: E402
-from fastconv.data.augment import (  # noqa: E402
+from fastconv.data.augment import (  # noqa: E402, F401  (re-exported: __all__ below)
     AutoAugment,
     AutoAugmentPolicy,
     ConvertImageDtype,
