@@ -825,3 +825,21 @@ def test_mode_matches_torch(rng, shape, dim, keepdim):
     assert_close(fx.grad.numpy(), tx.grad.numpy())
     with pytest.raises(IndexError):
         fc.zeros(2, 0).mode(1)
+
+
+@pytest.mark.parametrize("kw", [{"scale_factor": 2}, {"size": 13}, {"scale_factor": 0.6},
+                                {"size": 5, "align_corners": True},
+                                {"scale_factor": 1.7, "recompute_scale_factor": True}])
+def test_linear_interpolation_matches_torch(rng, kw):
+    x = randn(rng, 2, 3, 8)
+    fx, tx = fc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    fy = F.interpolate(fx, mode="linear", **kw)
+    ty = torch.nn.functional.interpolate(tx, mode="linear", **kw)
+    g = randn(rng, *ty.shape)
+    fy.backward(fc.tensor(g))
+    ty.backward(torch.tensor(g))
+    assert_close(fy.detach().numpy(), ty.detach().numpy())
+    assert_close(fx.grad.numpy(), tx.grad.numpy())
+    assert nn.Upsample(scale_factor=2, mode="linear")(fc.tensor(x)).shape == (2, 3, 16)
+    with pytest.raises(ValueError, match=r"3-D input \(N, C, L\)"):
+        F.interpolate(fc.tensor(randn(rng, 1, 2, 4, 4)), scale_factor=2, mode="linear")

@@ -1,4 +1,4 @@
-"""Resizing (``interpolate``): nearest, nearest-exact, bilinear and area.
+"""Resizing (``interpolate``): nearest, nearest-exact, linear (1-D), bilinear and area.
 
 Nearest and bilinear resizing read, for each output row and column, one or two source
 positions with their weights. :func:`_source_index` computes them per axis with PyTorch's
@@ -16,7 +16,7 @@ import numpy as np
 from fastconv.function import Function
 from fastconv.ops.validate import contiguous, float_tensor
 
-MODES = ("nearest", "nearest-exact", "bilinear", "area")
+MODES = ("nearest", "nearest-exact", "linear", "bilinear", "area")
 
 
 def _source_index(mode: str, size: int, out: int, scale: float | None,
@@ -88,8 +88,8 @@ def _output_size(op, x, size, scale_factor, recompute_scale_factor):
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
-    """Resize (N, C, H, W) input (or (N, C, L) input for the nearest modes) to ``size``
-    or by ``scale_factor``, as PyTorch's ``interpolate``.
+    """Resize (N, C, H, W) input (or (N, C, L) input for the nearest, linear and area modes) to
+    ``size`` or by ``scale_factor``, as PyTorch's ``interpolate``.
 
     Modes (output position i, input size S, output size O, scale r = S / O, or
     1 / scale_factor when a scale factor is given and ``recompute_scale_factor`` is not
@@ -98,12 +98,13 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         nearest-exact: x[min(floor((i + 0.5) * r), S - 1)]
         bilinear (4-D only): linear along each axis from source position
             max((i + 0.5) * r - 0.5, 0), or i * (S - 1) / (O - 1) with align_corners=True
+        linear (3-D only): the same along L
         area: adaptive average pooling to the output size.
 
     Args:
         size: an int or one int per spatial dim.
         scale_factor: a number or one per spatial dim; output = floor(input * scale).
-        align_corners: only for bilinear (default False); an error for the other modes.
+        align_corners: only for linear and bilinear (default False); an error for the others.
         recompute_scale_factor: with True, map back with S / O instead of 1 / scale_factor.
         antialias: not supported (an error says so).
     """
@@ -117,10 +118,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                          "linear | bilinear | bicubic | trilinear")
     if antialias:
         raise NotImplementedError(f"{op}: antialias=True is not supported by fastconv")
-    want = (4,) if mode == "bilinear" else (3, 4)
+    want = {"bilinear": (4,), "linear": (3,)}.get(mode, (3, 4))
     if input.ndim not in want:
         raise ValueError(f"{op}: mode {mode!r} needs a {' or '.join(f'{n}-D' for n in want)} "
-                         f"input (N, C, {'H, W' if want == (4,) else '[H,] W'}), got shape "
+                         f"input (N, C, {dict({(4,): 'H, W', (3,): 'L'}).get(want, '[H,] W')}), got shape "
                          f"{input.shape}")
     if min(input.shape[2:]) < 1:
         raise ValueError(f"{op}: input and output sizes should be greater than 0, but got input "
@@ -136,7 +137,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         y = adaptive_avg_pool2d(x, out)
     else:
         H, W = x.shape[2:]
-        rows = _source_index(mode, H, out[0], scales[0], bool(align_corners))
-        cols = _source_index(mode, W, out[1], scales[1], bool(align_corners))
+        kind = "bilinear" if mode == "linear" else mode  # linear: bilinear on a 1-row plane
+        rows = _source_index(kind, H, out[0], scales[0], bool(align_corners))
+        cols = _source_index(kind, W, out[1], scales[1], bool(align_corners))
         y = Resize2d.apply(x, rows, cols)
     return y.reshape(input.shape[:2] + out[1:]) if input.ndim == 3 else y
