@@ -843,3 +843,19 @@ def test_linear_interpolation_matches_torch(rng, kw):
     assert nn.Upsample(scale_factor=2, mode="linear")(fc.tensor(x)).shape == (2, 3, 16)
     with pytest.raises(ValueError, match=r"3-D input \(N, C, L\)"):
         F.interpolate(fc.tensor(randn(rng, 1, 2, 4, 4)), scale_factor=2, mode="linear")
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0])
+def test_embedding_max_norm_renormalises_like_torch(rng, norm_type):
+    w = randn(rng, 10, 4, scale=2.0)
+    idx = np.array([[1, 3, 3], [7, 1, 0]])
+    fw, tw = nn.Parameter(fc.tensor(w)), torch.nn.Parameter(torch.tensor(w))
+    fy = F.embedding(fc.tensor(idx), fw, max_norm=1.5, norm_type=norm_type)
+    ty = torch.nn.functional.embedding(torch.tensor(idx), tw, max_norm=1.5, norm_type=norm_type)
+    assert_close(fy.detach().numpy(), ty.detach().numpy())
+    assert_close(fw.detach().numpy(), tw.detach().numpy())  # the looked-up rows, in place
+    untouched = [r for r in range(10) if r not in idx]
+    np.testing.assert_array_equal(fw.detach().numpy()[untouched], w[untouched])
+    fy.sum().backward()
+    ty.sum().backward()
+    assert_close(fw.grad.numpy(), tw.grad.numpy())

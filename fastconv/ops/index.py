@@ -156,7 +156,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False):
     """Rows of ``weight`` (num_embeddings, embedding_dim) at the integer ``input`` (any
     shape): output shape input.shape + (embedding_dim,). The row at ``padding_idx`` gets
-    no gradient."""
+    no gradient. With ``max_norm``, each looked-up row whose ``norm_type``-norm exceeds it
+    is first scaled in place to that norm (torch's embedding_renorm_, outside autograd)."""
     from fastconv.ops.validate import float_tensor
     from fastconv.tensor import Tensor
 
@@ -166,8 +167,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         raise RuntimeError(f"{op}: Expected tensor for argument #1 'indices' to have one of the "
                            f"following scalar types: Long, Int; but got "
                            f"{getattr(input, 'dtype', type(input).__name__)} instead")
-    for name, value, default in (("max_norm", max_norm, None),
-                                 ("scale_grad_by_freq", scale_grad_by_freq, False),
+    for name, value, default in (("scale_grad_by_freq", scale_grad_by_freq, False),
                                  ("sparse", sparse, False)):
         if value != default:
             raise NotImplementedError(f"{op}: {name}={value!r} is not supported by fastconv")
@@ -179,4 +179,17 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     idx = input.data.astype(np.int64, copy=False)
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
         raise IndexError("index out of range in self")
+    if max_norm is not None:
+        _renorm_rows(weight, idx, float(max_norm), float(norm_type))
     return Embedding.apply(weight, idx, padding_idx)
+
+
+def _renorm_rows(weight, idx, max_norm: float, p: float) -> None:
+    from fastconv.backend import get_backend
+
+    xp = get_backend(weight.device).xp
+    rows = xp.unique(idx.reshape(-1))
+    w = weight.data[rows]
+    norms = (xp.abs(w) ** p).sum(axis=1) ** (1.0 / p)
+    scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(w.dtype)
+    weight.data[rows] = w * scale[:, None]
