@@ -1279,22 +1279,22 @@ class Tensor:
     def scatter(self, dim, index, src=None, *, value=None, reduce=None) -> Tensor:
         """A copy of ``self`` with ``src`` (a tensor or a number; or ``value=``) written at
         ``index`` along ``dim``: ``out[index[i][j]][j] = src[i][j]`` for dim 0.
-        ``reduce="add"`` adds instead (see scatter_add)."""
+        ``reduce="add"`` adds instead (see scatter_add), ``reduce="multiply"`` multiplies
+        (no gradient, as in torch)."""
         if src is None:
             src = value
         if src is None:
             raise TypeError("scatter() missing 1 required argument: 'src' (or 'value')")
-        if reduce not in (None, "add"):
-            raise NotImplementedError(f"scatter(reduce={reduce!r}) is not supported by "
-                                      "fastconv; use reduce='add' or scatter_reduce-free code")
-        return self._scatter(dim, index, src, reduce == "add", "scatter")
+        if reduce not in (None, "add", "multiply"):
+            raise RuntimeError(f"reduce argument must be either add or multiply, got {reduce!r}")
+        return self._scatter(dim, index, src, reduce, "scatter")
 
     def scatter_add(self, dim, index, src) -> Tensor:
         """A copy of ``self`` with ``src`` added at ``index`` along ``dim`` (repeated
         indices add up); gradients flow to both."""
-        return self._scatter(dim, index, src, True, "scatter_add")
+        return self._scatter(dim, index, src, "add", "scatter_add")
 
-    def _scatter(self, dim, index, src, add, op):
+    def _scatter(self, dim, index, src, reduce, op):
         if isinstance(src, Tensor):
             if src.device != self.device:
                 raise RuntimeError(f"{op}(): src is on {src.device} but the tensor is on "
@@ -1303,7 +1303,7 @@ class Tensor:
                 raise RuntimeError(f"{op}(): Index tensor must have the same number of "
                                    f"dimensions as src tensor")
             src = src._cast(self.dtype) if src.dtype != self.dtype else src
-        elif add:
+        elif op == "scatter_add":
             raise TypeError(f"{op}(): src must be a tensor, got {type(src).__name__}")
         elif not isinstance(src, (bool, int, float)):
             raise TypeError(f"{op}(): value must be a number, got {type(src).__name__}")
@@ -1311,9 +1311,9 @@ class Tensor:
         if self.ndim == 0:
             idx = idx.reshape(1)
             out = index_ops.Scatter.apply(self.reshape(1), idx, src.reshape(1) if
-                                             isinstance(src, Tensor) else src, 0, add)
+                                             isinstance(src, Tensor) else src, 0, reduce)
             return out.reshape(())
-        return index_ops.Scatter.apply(self, idx, src, d, add)
+        return index_ops.Scatter.apply(self, idx, src, d, reduce)
 
     def scatter_(self, dim, index, src=None, *, value=None, reduce=None) -> Tensor:
         return self._inplace(lambda s: s.scatter(dim, index, src, value=value, reduce=reduce),

@@ -194,3 +194,18 @@ def test_determinism_and_matmul_precision_switches():
         fc.use_deterministic_algorithms(False)
         fc.set_float32_matmul_precision("highest")
     assert fc.get_float32_matmul_precision() == "highest" == torch.get_float32_matmul_precision()
+
+
+def test_sparse_init_zeroes_a_fraction_of_every_column():
+    fc.manual_seed(3)
+    w = fc.empty(50, 8)
+    fc.nn.init.sparse_(w, sparsity=0.3, std=0.5)
+    a = w.numpy()
+    assert ((a == 0).sum(axis=0) == 15).all()  # ceil(0.3 * 50) per column, as torch's
+    nonzero = a[a != 0]
+    assert abs(nonzero.std() - 0.5) < 0.08 and abs(nonzero.mean()) < 0.1
+    t = torch.empty(50, 8)
+    torch.nn.init.sparse_(t, sparsity=0.3)
+    assert ((t.numpy() == 0).sum(axis=0) == 15).all()
+    with pytest.raises(ValueError):
+        fc.nn.init.sparse_(fc.empty(3, 3, 3), 0.1)

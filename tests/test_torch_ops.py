@@ -859,3 +859,26 @@ def test_embedding_max_norm_renormalises_like_torch(rng, norm_type):
     fy.sum().backward()
     ty.sum().backward()
     assert_close(fw.grad.numpy(), tw.grad.numpy())
+
+
+def test_scatter_reduce_multiply_matches_torch(rng):
+    x = randn(rng, 3, 4)
+    idx = np.array([[0, 1, 2, 0], [0, 0, 1, 2]])  # repeated targets multiply up
+    src = randn(rng, 2, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch: reduce= is deprecated there
+        want = torch.tensor(x).scatter(0, torch.tensor(idx), torch.tensor(src), reduce="multiply")
+        want_value = torch.tensor(x).scatter(1, torch.tensor(idx[:, :2]), 3.0, reduce="multiply")
+    assert_close(fc.tensor(x).scatter(0, fc.tensor(idx), fc.tensor(src), reduce="multiply"),
+                 want.numpy())
+    assert_close(fc.tensor(x).scatter(1, fc.tensor(idx[:, :2]), 3.0, reduce="multiply"),
+                 want_value.numpy())
+    inplace = fc.tensor(x)
+    inplace.scatter_(0, fc.tensor(idx), fc.tensor(src), reduce="multiply")
+    assert_close(inplace.numpy(), want.numpy())
+    leaf = fc.tensor(x, requires_grad=True)
+    out = leaf.scatter(0, fc.tensor(idx), fc.tensor(src), reduce="multiply")
+    with pytest.raises(RuntimeError, match="not implemented"):
+        out.sum().backward()
+    with pytest.raises(RuntimeError, match="add or multiply"):
+        fc.tensor(x).scatter(0, fc.tensor(idx), fc.tensor(src), reduce="max")

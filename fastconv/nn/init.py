@@ -148,3 +148,19 @@ def dirac_(tensor, groups=1):
         for d in range(min(per_group, tensor.shape[1])):
             values[(g * per_group + d, d) + centre] = 1
     return _fill(tensor, values)
+
+
+def sparse_(tensor, sparsity, std=0.01, generator=None):
+    """A 2-D tensor drawn from N(0, std^2) with ceil(sparsity * rows) entries of every column
+    set to zero at random rows (Martens, 2010), as torch's."""
+    if tensor.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"sparsity must lie in [0, 1], got {sparsity}")
+    rows, cols = tensor.shape
+    zeros = int(math.ceil(sparsity * rows))
+    rng = random.generator()
+    values = rng.normal(0.0, std, (rows, cols))
+    for c in range(cols):
+        values[rng.permutation(rows)[:zeros], c] = 0.0
+    return _fill(tensor, values)

@@ -8,7 +8,7 @@ centres of the corner pixels with ``align_corners=True`` and their outer edges w
 place modes are interpreted), returning with each coordinate its derivative with respect
 to the grid value, which the grid's gradient needs. Sampling gathers the 4 (bilinear) or 1
 (nearest) neighbours of each position with array indexing; the input gradient scatters back
-with ``bincount`` (NumPy) or ``scatter_add`` (CuPy).
+with ``add.at`` (NumPy) or ``cupyx.scatter_add`` (CuPy).
 """
 
 from __future__ import annotations

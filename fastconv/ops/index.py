@@ -63,24 +63,33 @@ class Gather(Function):
 
 
 class Scatter(Function):
-    """``out = a`` with ``out[index[i][j]][j] = src[i][j]`` (dim 0), or added to it when
-    ``add``. ``src`` is a tensor or a number. Overwritten entries pass no gradient to
-    ``a``; ``src`` gets the gradient of the entries it was written to (gathered)."""
+    """``out = a`` with ``out[index[i][j]][j] = src[i][j]`` (dim 0), or added to it
+    (``reduce="add"``) or multiplied into it (``"multiply"``; repeated indices multiply up,
+    and there is no gradient, as in torch). ``src`` is a tensor or a number. Overwritten
+    entries pass no gradient to ``a``; ``src`` gets the gradient of the entries it was
+    written to (gathered)."""
 
-    def forward(self, a, index, src, dim, add=False):
+    def forward(self, a, index, src, dim, reduce=None):
         self.where = _grids(self.xp, index, dim)
         self.index_shape = index.shape
-        self.add = add
+        self.add, self.reduce = reduce == "add", reduce
         values = _leading(src, index.shape) if hasattr(src, "shape") and np.ndim(src) else src
         self.src_shape = np.shape(src)
         out = a.copy()
-        if add:
+        if reduce == "add":
             _add_at(self.xp, out, self.where, values)
+        elif reduce == "multiply":
+            if not hasattr(self.xp.multiply, "at"):
+                raise NotImplementedError("scatter(reduce='multiply') on this device")
+            self.xp.multiply.at(out, self.where, values)
         else:
             out[self.where] = values
         return out
 
     def backward(self, dy):
+        if self.reduce == "multiply":
+            raise RuntimeError("derivative for scatter with reduce='multiply' is not "
+                               "implemented (as in torch)")
         xp = self.xp
         da = dsrc = None
         if self.needs_input_grad[0]:
