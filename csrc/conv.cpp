@@ -51,21 +51,13 @@
 
 #include "conv_columns.h"
 #include "conv_gemm.h"
+#include "conv_shape.h"
 #include "kernels.h"
 #include "winograd.h"
 
 namespace fc {
 
 namespace {
-
-struct Conv {
-    index_t N, C, OC, G, Cg, OCg;
-    ConvGeom g;  // per-group geometry: g.C == Cg
-    index_t HW() const { return g.H * g.W; }
-    index_t P() const { return g.plane(); }
-    index_t rows() const { return g.rows(); }
-    bool pointwise() const { return g.pointwise(); }
-};
 
 // ---------------------------------------------------------------- routes
 
@@ -97,28 +89,6 @@ Route choose_route(const Conv& cv) {
     return r;
 }
 
-Conv check_conv(const char* fn, const py::array& x, const py::array& w, const Pair& stride,
-                const Pair& padding, const Pair& dilation, index_t groups) {
-    require_ndim(x, 4, fn, "x");
-    require_ndim(w, 4, fn, "w");
-    require(groups >= 1, fn, ": groups must be >= 1, got ", groups);
-    Conv cv{};
-    cv.N = x.shape(0);
-    cv.C = x.shape(1);
-    cv.OC = w.shape(0);
-    cv.G = groups;
-    require(cv.C % groups == 0, fn, ": groups=", groups, " does not divide the ", cv.C,
-            " input channels of x ", shape_str(x));
-    require(cv.OC % groups == 0, fn, ": groups=", groups, " does not divide the ", cv.OC,
-            " output channels of w ", shape_str(w));
-    cv.Cg = cv.C / groups;
-    cv.OCg = cv.OC / groups;
-    require(w.shape(1) == cv.Cg, fn, ": w ", shape_str(w), " expects ", w.shape(1) * groups,
-            " input channels (groups=", groups, "), x ", shape_str(x), " has ", cv.C);
-    cv.g = make_geom(fn, cv.Cg, x.shape(2), x.shape(3), w.shape(2), w.shape(3), stride, padding,
-                     dilation);
-    return cv;
-}
 
 WinoConv wino_of(const Conv& cv) {
     return WinoConv{cv.N, cv.C, cv.OC, cv.g.H, cv.g.W, cv.g.KH, cv.g.PH, cv.g.PW, cv.G};
@@ -224,6 +194,29 @@ void blas_backward(const Conv& cv, const Columns& cols, index_t gi, const float*
 }
 
 }  // namespace
+
+Conv check_conv(const char* fn, const py::array& x, const py::array& w, const Pair& stride,
+                const Pair& padding, const Pair& dilation, index_t groups) {
+    require_ndim(x, 4, fn, "x");
+    require_ndim(w, 4, fn, "w");
+    require(groups >= 1, fn, ": groups must be >= 1, got ", groups);
+    Conv cv{};
+    cv.N = x.shape(0);
+    cv.C = x.shape(1);
+    cv.OC = w.shape(0);
+    cv.G = groups;
+    require(cv.C % groups == 0, fn, ": groups=", groups, " does not divide the ", cv.C,
+            " input channels of x ", shape_str(x));
+    require(cv.OC % groups == 0, fn, ": groups=", groups, " does not divide the ", cv.OC,
+            " output channels of w ", shape_str(w));
+    cv.Cg = cv.C / groups;
+    cv.OCg = cv.OC / groups;
+    require(w.shape(1) == cv.Cg, fn, ": w ", shape_str(w), " expects ", w.shape(1) * groups,
+            " input channels (groups=", groups, "), x ", shape_str(x), " has ", cv.C);
+    cv.g = make_geom(fn, cv.Cg, x.shape(2), x.shape(3), w.shape(2), w.shape(3), stride, padding,
+                     dilation);
+    return cv;
+}
 
 // ---------------------------------------------------------------- forward
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "conv_columns.h"
+#include "conv_shape.h"
 #include "gemm_bf16.h"
 #include "kernels.h"
 
@@ -24,35 +25,16 @@ namespace fc {
 
 namespace {
 
-struct ConvBf16 {
-    index_t N, C, OC, G, Cg, OCg;
-    ConvGeom g;
-};
-
-ConvBf16 check(const char* fn, const py::array& x, const py::array& w, const Pair& stride,
-               const Pair& padding, const Pair& dilation, index_t groups) {
-    require_ndim(x, 4, fn, "x");
-    require_ndim(w, 4, fn, "w");
-    require(groups >= 1, fn, ": groups must be >= 1, got ", groups);
-    ConvBf16 cv{};
-    cv.N = x.shape(0);
-    cv.C = x.shape(1);
-    cv.OC = w.shape(0);
-    cv.G = groups;
-    require(cv.C % groups == 0 && cv.OC % groups == 0, fn, ": groups=", groups,
-            " must divide the channels of x ", shape_str(x), " and w ", shape_str(w));
-    cv.Cg = cv.C / groups;
-    cv.OCg = cv.OC / groups;
-    require(w.shape(1) == cv.Cg, fn, ": w ", shape_str(w), " expects ", w.shape(1) * groups,
-            " input channels (groups=", groups, "), x ", shape_str(x), " has ", cv.C);
-    cv.g = make_geom(fn, cv.Cg, x.shape(2), x.shape(3), w.shape(2), w.shape(3), stride, padding,
-                     dilation);
+// check_conv, and a bfloat16 GEMM in use.
+Conv check(const char* fn, const py::array& x, const py::array& w, const Pair& stride,
+           const Pair& padding, const Pair& dilation, index_t groups) {
+    const Conv cv = check_conv(fn, x, w, stride, padding, dilation, groups);
     require(bf16_kernels() != "none", fn, ": no bfloat16 kernels in use on this CPU");
     return cv;
 }
 
 // The column matrix of image n, group gi ([rows][P]): x itself for a 1x1 layer, else buf.
-const float* image_columns(const Columns& cols, const ConvBf16& cv, const float* x, index_t n,
+const float* image_columns(const Columns& cols, const Conv& cv, const float* x, index_t n,
                            index_t gi, std::vector<float>& buf) {
     const index_t HW = cv.g.H * cv.g.W, P = cv.g.plane();
     if (cv.g.pointwise()) return x + n * cv.C * HW + gi * cv.Cg * HW;
@@ -69,7 +51,7 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
     const char* fn = "conv2d_forward_bf16";
     const float* X = float_data(x, fn, "x");
     const float* W = float_data(w, fn, "w");
-    const ConvBf16 cv = check(fn, x, w, stride, padding, dilation, groups);
+    const Conv cv = check(fn, x, w, stride, padding, dilation, groups);
     const float* B = b ? channel_vec(b, cv.OC, fn, "b") : nullptr;
     const index_t P = cv.g.plane(), rows = cv.g.rows(), HW = cv.g.H * cv.g.W;
     auto y = new_float({cv.N, cv.OC, cv.g.OH, cv.g.OW});
@@ -100,7 +82,7 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
     const float* X = float_data(x, fn, "x");
     const float* W = float_data(w, fn, "w");
     const float* DY = float_data(dy, fn, "dy");
-    const ConvBf16 cv = check(fn, x, w, stride, padding, dilation, groups);
+    const Conv cv = check(fn, x, w, stride, padding, dilation, groups);
     require_shape(dy, {cv.N, cv.OC, cv.g.OH, cv.g.OW}, fn, "dy");
     const index_t P = cv.g.plane(), rows = cv.g.rows(), HW = cv.g.H * cv.g.W;
     py::object dx_obj = py::none(), dw_obj = py::none();
