@@ -405,9 +405,11 @@ class _Pool(Module):
                 f"ceil_mode={self.ceil_mode}")
 
 
-class MaxPool2d(_Pool):
-    """See ``fastconv.functional.max_pool2d`` (PyTorch's argument order: dilation comes
-    before return_indices and ceil_mode)."""
+class _MaxPoolNd(_Pool):
+    """MaxPool1d and MaxPool2d (PyTorch's argument order: dilation comes before
+    return_indices and ceil_mode); ``_pool`` is the functional form."""
+
+    _pool = None
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
@@ -415,12 +417,18 @@ class MaxPool2d(_Pool):
         self.dilation, self.return_indices = dilation, return_indices
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+        return type(self)._pool(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                                ceil_mode=self.ceil_mode, return_indices=self.return_indices)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class MaxPool2d(_MaxPoolNd):
+    """See ``fastconv.functional.max_pool2d``."""
+
+    _pool = staticmethod(F.max_pool2d)
 
 
 class AvgPool2d(_Pool):
@@ -438,47 +446,48 @@ class AvgPool2d(_Pool):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool2d(Module):
+class _AdaptiveAvgPoolNd(Module):
+    _pool = None  # the functional form
+
     def __init__(self, output_size):
         super().__init__()
         self.output_size = output_size
 
     def forward(self, x):
-        return F.adaptive_avg_pool2d(x, self.output_size)
+        return type(self)._pool(x, self.output_size)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
 
 
-class AdaptiveMaxPool2d(Module):
-    """See ``fastconv.functional.adaptive_max_pool2d``."""
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
+    _pool = staticmethod(F.adaptive_avg_pool2d)
+
+
+class _AdaptiveMaxPoolNd(Module):
+    _pool = None  # the functional form
 
     def __init__(self, output_size, return_indices=False):
         super().__init__()
         self.output_size, self.return_indices = output_size, return_indices
 
     def forward(self, x):
-        return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+        return type(self)._pool(x, self.output_size, self.return_indices)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
 
 
-class MaxPool1d(_Pool):
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    """See ``fastconv.functional.adaptive_max_pool2d``."""
+
+    _pool = staticmethod(F.adaptive_max_pool2d)
+
+
+class MaxPool1d(_MaxPoolNd):
     """See ``fastconv.functional.max_pool1d``."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False):
-        super().__init__(kernel_size, stride, padding, ceil_mode)
-        self.dilation, self.return_indices = dilation, return_indices
-
-    def forward(self, x):
-        return F.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
-
-    def extra_repr(self):
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+    _pool = staticmethod(F.max_pool1d)
 
 
 class AvgPool1d(_Pool):
@@ -496,14 +505,12 @@ class AvgPool1d(_Pool):
                 f"padding={(self.padding,)}")
 
 
-class AdaptiveAvgPool1d(AdaptiveAvgPool2d):
-    def forward(self, x):
-        return F.adaptive_avg_pool1d(x, self.output_size)
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+    _pool = staticmethod(F.adaptive_avg_pool1d)
 
 
-class AdaptiveMaxPool1d(AdaptiveMaxPool2d):
-    def forward(self, x):
-        return F.adaptive_max_pool1d(x, self.output_size, self.return_indices)
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    _pool = staticmethod(F.adaptive_max_pool1d)
 
 
 class MaxUnpool2d(Module):
