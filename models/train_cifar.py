@@ -15,7 +15,8 @@ a separate set.
 
 The run folder (``--out``) receives: ``config.json``; ``history.csv`` with the
 per-epoch train/validation loss and top-1/top-5; ``curves.png`` (redrawn every
-epoch); ``last.npz`` (every epoch, and on Ctrl-C) and ``best.npz`` (best validation
+epoch); with ``--tensorboard``, the same numbers as TensorBoard scalars in
+``tensorboard/``; ``last.npz`` (every epoch, and on Ctrl-C) and ``best.npz`` (best validation
 top-1). ``--resume`` continues from ``last.npz`` -- also from the middle of an
 epoch after Ctrl-C -- and gives the same weights as a run that was never stopped
 (bit-exact on the CPU).
@@ -121,7 +122,8 @@ DEFAULTS = {
     "early_stop": 0, "tta": False,
     # fine-tuning and the run
     "init_from": None, "freeze_backbone": False, "seed": 0, "workers": None, "device": "cpu",
-    "out": None, "limit_batches": 0, "progress": True, "plot": True, "precision": "fp32",
+    "out": None, "limit_batches": 0, "progress": True, "plot": True, "tensorboard": False,
+    "precision": "fp32",
     "sync_bn": False,
 }
 
@@ -169,8 +171,8 @@ MODEL_DEFAULTS = {
 }
 
 #: What --resume may change in a stopped run; everything else comes from its checkpoint.
-RESUME_OVERRIDES = ("epochs", "device", "workers", "progress", "plot", "early_stop",
-                    "eval_batch_size", "cache_dir", "tta")
+RESUME_OVERRIDES = ("epochs", "device", "workers", "progress", "plot", "tensorboard",
+                    "early_stop", "eval_batch_size", "cache_dir", "tta")
 #: Options of one session only: not stored in the run's configuration.
 SESSION_ONLY = ("stop_after_epochs", "resume", "overwrite", "distributed")
 #: What a run folder holds; a folder holding any of these is a run (see _claim_run_dir).
@@ -690,6 +692,7 @@ class _Run:
         self.dead_run = 0  # training batches in a row whose logits were the same for every image
         self.run_epochs = 0  # epochs finished in this session
         self.stopped = None
+        self.tb_writer = None  # --tensorboard's SummaryWriter, made at the first epoch's end
 
     @staticmethod
     def _fresh_partial() -> dict:
@@ -1010,6 +1013,8 @@ class _Run:
                                   f"({os.path.basename(os.path.abspath(self.run_dir))})")
         except Exception as e:  # noqa: BLE001 - a plot must never stop training
             self.log(f"(plot not written: {e})")
+        if cfg.get("tensorboard") and self.lead:
+            self._tensorboard(row)
         if cfg.get("early_stop") and self.bad_epochs >= int(cfg["early_stop"]):
             self.stopped = "early_stop"
         elif stop_after and self.run_epochs >= stop_after and self.epoch < self.epochs:
@@ -1024,6 +1029,32 @@ class _Run:
             self.stopped = "interrupted"
             self.log(f"saved {os.path.join(self.run_dir, 'last.npz')} after epoch "
                      f"{self.epoch}; continue with: {_resume_command(self.run_dir)}")
+
+
+    def _tensorboard(self, row: dict) -> None:
+        """The epoch's numbers as TensorBoard scalars in <out>/tensorboard (step = epoch), as
+        history.csv has them; like the plot, a failure is reported and training goes on. The
+        first write of a session purges later steps an interrupted session left there."""
+        try:
+            if self.tb_writer is None:
+                from fastconv.utils.tensorboard import SummaryWriter
+
+                self.tb_writer = SummaryWriter(os.path.join(self.run_dir, "tensorboard"),
+                                               purge_step=row["epoch"])
+            w, step = self.tb_writer, row["epoch"]
+            for key, tag in (("train_loss", "loss/train"), ("val_loss", "loss/val"),
+                             ("train_top1", "top1/train"), ("val_top1", "top1/val"),
+                             ("train_top5", "top5/train"), ("val_top5", "top5/val"),
+                             ("lr", "lr"), ("images_per_s", "images_per_s")):
+                if key in row:
+                    w.add_scalar(tag, row[key], step)
+            w.flush()
+        except Exception as e:  # noqa: BLE001 - logging must never stop training
+            self.log(f"(TensorBoard scalars not written: {e})")
+
+    def close(self) -> None:
+        if self.tb_writer is not None:
+            self.tb_writer.close()
 
 
 def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) -> dict:
@@ -1068,9 +1099,12 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
         run.log(f"the run is complete ({run.epoch} of {run.epochs} epochs); raise --epochs to go on")
         run.stopped = "complete"
     with _Interrupt() as intr:
-        while run.epoch < run.epochs and run.stopped is None:
-            if run.train_epoch(intr, _interrupt_after_steps):
-                run.end_epoch(intr, stop_after)
+        try:
+            while run.epoch < run.epochs and run.stopped is None:
+                if run.train_epoch(intr, _interrupt_after_steps):
+                    run.end_epoch(intr, stop_after)
+        finally:
+            run.close()
     best = run.best
     if best["epoch"]:
         run.log(f"best validation top-1 {best['val_top1']:.2f}% (top-5 {best['val_top5']:.2f}%) at "
@@ -1220,6 +1254,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no progress bar (the per-epoch lines are still printed)")
     g.add_argument("--no-plot", dest="plot", action="store_false", default=None,
                    help="do not draw curves.png")
+    g.add_argument("--tensorboard", action="store_true", default=None,
+                   help="also write each epoch's numbers as TensorBoard scalars to "
+                        "RUN_DIR/tensorboard (needs the tensorboard package; view with "
+                        "tensorboard --logdir RUN_DIR)")
     _append_defaults(p)
     flags = {a.dest: a.option_strings[0] for a in p._actions if a.option_strings}
     resume = next(a for a in p._actions if a.dest == "resume")

@@ -414,3 +414,28 @@ def test_bf16_precision_is_stored_and_honoured_on_resume(tmp_path, rng, capsys):
     # (measured: 0.012%)
     v16, v32 = (np.concatenate([w[k].ravel() for k in sorted(w)]) for w in (w16, w32))
     assert np.linalg.norm(v16 - v32) <= 2e-3 * np.linalg.norm(v32)
+
+
+def test_tensorboard_scalars_follow_history_csv_across_a_resume(tmp_path, rng):
+    """--tensorboard writes each epoch's numbers as TensorBoard scalars in RUN_DIR/tensorboard,
+    the same as history.csv, and a resumed run carries on the same curves."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    data = make_folder(tmp_path / "data", rng, per_class=4, size=28)
+    out = tmp_path / "run"
+    args = ["--epochs", "3", "--batch-size", "4", "--val-per-class", "1", "--workers", "1",
+            "--no-plot", "--no-progress"]
+    assert train_cifar.main(["--model", "cifar10_tutorial", "--data", data, "--out", str(out),
+                             "--tensorboard", "--stop-after-epochs", "2", *args]) == 0
+    assert train_cifar.main(["--out", str(out), "--resume", *args]) == 0  # stored: still on
+    acc = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3
+    for key, tag in (("train_loss", "loss/train"), ("val_top1", "top1/val"), ("lr", "lr")):
+        events = acc.Scalars(tag)
+        assert [e.step for e in events] == [1, 2, 3]
+        np.testing.assert_allclose([e.value for e in events], [float(r[key]) for r in rows],
+                                   rtol=1e-5)
