@@ -1096,7 +1096,8 @@ def train(config: dict, model=None, log=print, _interrupt_after_steps: int = 0) 
     run.announce()
 
     if run.epoch >= run.epochs:
-        run.log(f"the run is complete ({run.epoch} of {run.epochs} epochs); raise --epochs to go on")
+        run.log(f"the run is complete ({run.epoch} of {run.epochs} epochs); raise --epochs to "
+                "go on")
         run.stopped = "complete"
     with _Interrupt() as intr:
         try:
