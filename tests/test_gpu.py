@@ -655,3 +655,34 @@ def test_bf16_gemms_match_the_float32_gemms_of_rounded_operands():
             want = torch.nn.functional.conv2d(tx, tw, padding=1)
         np.testing.assert_allclose(to_numpy(got.data), want.float().cpu().numpy(), rtol=2e-2,
                                    atol=2e-2)
+
+
+# ---- composed ops on the GPU: the same code path as on the CPU, through CuPy --------------------
+_COMPOSED = {
+    "conv_transpose2d": (lambda x, w: F.conv_transpose2d(x, w, None, 2, 1, 1, 2),
+                         [(2, 4, 5, 6), (4, 3, 3, 3)]),
+    "conv1d": (lambda x, w: F.conv1d(x, w, None, 2, 1), [(2, 4, 9), (6, 4, 3)]),
+    "grid_sample": (lambda x, g: F.grid_sample(x, g * 1.2, padding_mode="reflection"),
+                    [(2, 3, 5, 6), (2, 4, 7, 2)]),
+    "affine_grid": (lambda t: F.affine_grid(t, (2, 3, 4, 5)), [(2, 2, 3)]),
+    "max_pool1d": (lambda x: F.max_pool1d(x, 3, 2, 1), [(2, 3, 11)]),
+    "interpolate_linear": (lambda x: F.interpolate(x, scale_factor=2, mode="linear"),
+                           [(2, 3, 7)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_COMPOSED))
+def test_composed_ops_gpu_match_cpu(name):
+    fn, shapes = _COMPOSED[name]
+    rng = np.random.default_rng(17)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    cpu = [fc.tensor(a, requires_grad=True) for a in arrays]
+    gpu = [fc.tensor(a, device="cuda", requires_grad=True) for a in arrays]
+    y_cpu, y_gpu = fn(*cpu), fn(*gpu)
+    assert y_gpu.device == "cuda"
+    dy = rng.standard_normal(y_cpu.shape).astype(np.float32)
+    y_cpu.backward(fc.tensor(dy))
+    y_gpu.backward(fc.tensor(dy, device="cuda"))
+    assert_close(to_numpy(y_gpu), to_numpy(y_cpu), rtol=1e-4, atol=1e-4)
+    for c, g in zip(cpu, gpu):
+        assert_close(to_numpy(g.grad), to_numpy(c.grad), rtol=1e-4, atol=1e-4)
