@@ -73,6 +73,7 @@ from fastconv.ops.pool import (
     max_pool2d,
     max_unpool2d,
 )
+from fastconv.ops.three_d import adaptive_avg_pool3d, avg_pool3d, conv3d, max_pool3d
 from fastconv.ops.upsample import interpolate
 
 
@@ -89,11 +90,13 @@ __all__ = [
     "accuracy",
     "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
     "adaptive_max_pool1d",
     "adaptive_max_pool2d",
     "affine_grid",
     "avg_pool1d",
     "avg_pool2d",
+    "avg_pool3d",
     "batch_norm",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
@@ -101,6 +104,7 @@ __all__ = [
     "celu",
     "conv1d",
     "conv2d",
+    "conv3d",
     "conv_transpose1d",
     "conv_transpose2d",
     "cosine_similarity",
@@ -132,6 +136,7 @@ __all__ = [
     "logsigmoid",
     "max_pool1d",
     "max_pool2d",
+    "max_pool3d",
     "max_unpool2d",
     "mish",
     "mse_loss",

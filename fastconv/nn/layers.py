@@ -11,7 +11,7 @@ from fastconv import functional as F
 from fastconv.nn import init
 from fastconv.nn.container import Sequential  # noqa: F401  (its home before container.py)
 from fastconv.nn.module import Module, Parameter
-from fastconv.ops import one_d
+from fastconv.ops import one_d, three_d
 from fastconv.ops.activation import warn_inplace
 from fastconv.ops.conv import same_padding
 from fastconv.ops.loss import legacy_reduction
@@ -392,6 +392,52 @@ class ConvTranspose1d(_ConvNd):
                                   self.output_padding, self.groups, self.dilation, output_size)
 
 
+class Conv3d(_ConvNd):
+    """3-D convolution over (N, C, D, H, W) or (C, D, H, W); see
+    ``fastconv.functional.conv3d``. weight (out_channels, in_channels // groups, KD, KH, KW),
+    torch's initialisation; ``padding`` an int, 3 ints, "valid" or "same" (stride 1);
+    padding_mode "zeros"."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros"):
+        super().__init__()
+        name = "Conv3d"
+        _check_groups(name, groups, in_channels, out_channels)
+        if padding_mode != "zeros":
+            raise ValueError(f'{name}: only "zeros" padding_mode is supported, got '
+                             f"{padding_mode!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = three_d.triple(kernel_size, "kernel_size", name, 1)
+        self.stride = three_d.triple(stride, "stride", name, 1)
+        self.dilation = three_d.triple(dilation, "dilation", name, 1)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{name}: invalid padding string {padding!r}, should be one "
+                                 "of 'valid', 'same'")
+            if padding == "same" and self.stride != (1, 1, 1):
+                raise ValueError(f"{name}: padding='same' is not supported for strided "
+                                 "convolutions")
+            self.padding = padding
+        else:
+            self.padding = three_d.triple(padding, "padding", name, 0)
+        self.groups, self.padding_mode = groups, padding_mode
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups)
+                                         + self.kernel_size, np.float32))
+        self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
+        self.reset_parameters()
+
+    def forward(self, x):
+        padding = self.padding
+        if padding == "valid":
+            padding = 0
+        elif padding == "same":  # torch's split: the odd pixel after
+            split = same_padding(self.kernel_size, self.dilation)
+            x = F.pad(x, tuple(v for before, after in reversed(split) for v in (before, after)))
+            padding = 0
+        return F.conv3d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                        self.groups)
+
+
 class _Pool(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
@@ -531,16 +577,41 @@ class MaxUnpool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
+class MaxPool3d(_MaxPoolNd):
+    """See ``fastconv.functional.max_pool3d`` (no ``return_indices``)."""
+
+    _pool = staticmethod(F.max_pool3d)
+
+
+class AvgPool3d(_Pool):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, x):
+        return F.avg_pool3d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    _pool = staticmethod(F.adaptive_avg_pool3d)
+
+
 class _BatchNorm(Module):
     _input_ranks: tuple = ()
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True):
+                 track_running_stats=True, device=None, dtype=None, *, bias=True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, np.float32)) if affine and bias else None
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
             self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
@@ -565,7 +636,9 @@ class _BatchNorm(Module):
         return 0.0 if self.momentum is None else self.momentum
 
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -578,6 +651,12 @@ class BatchNorm2d(_BatchNorm):
     """Batch norm over (N, C, H, W) input."""
 
     _input_ranks = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch norm over (N, C, D, H, W) input."""
+
+    _input_ranks = (5,)
 
 
 class LocalResponseNorm(Module):
@@ -668,14 +747,15 @@ class LayerNorm(Module):
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 
 class GroupNorm(Module):
     """See ``fastconv.functional.group_norm``; per-channel weight (ones) and bias (zeros)
     when ``affine``."""
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None,
+                 dtype=None, *, bias=True):
         super().__init__()
         if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
@@ -683,13 +763,14 @@ class GroupNorm(Module):
         self.num_groups, self.num_channels, self.eps, self.affine = (num_groups, num_channels,
                                                                      eps, affine)
         self.weight = Parameter(np.ones(num_channels, np.float32)) if affine else None
-        self.bias = Parameter(np.zeros(num_channels, np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, np.float32)) if affine and bias else None
 
     def forward(self, x):
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
 
 
 # ----------------------------------------------------------------------------- padding, resizing
@@ -1063,13 +1144,13 @@ class InstanceNorm2d(Module):
     affine parameters and no running statistics by default (PyTorch's defaults)."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
-                 track_running_stats=False, device=None, dtype=None):
+                 track_running_stats=False, device=None, dtype=None, *, bias=True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = Parameter(Tensor(np.ones(num_features, np.float32)))
-            self.bias = Parameter(Tensor(np.zeros(num_features, np.float32)))
+            self.bias = Parameter(Tensor(np.zeros(num_features, np.float32))) if bias else None
         else:
             self.weight = self.bias = None
         if track_running_stats:
@@ -1098,4 +1179,5 @@ class InstanceNorm2d(Module):
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")

@@ -69,7 +69,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     as in PyTorch). In evaluation the running statistics are used.
 
     Args:
-        x: (N, C), (N, C, L) or (N, C, H, W).
+        x: (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W).
         running_mean, running_var: (C,) Tensors, or None to always use batch statistics.
         weight, bias: (C,) affine parameters, or None (1 and 0).
     """
@@ -77,7 +77,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     from fastconv.tensor import Tensor
 
     op = "batch_norm"
-    float_tensor(x, "input", op, (2, 3, 4))
+    float_tensor(x, "input", op, (2, 3, 4, 5))
     C = x.shape[1]
     xp = get_backend(x.device).xp
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
@@ -89,9 +89,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                                  f"got {t.shape}")
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
-    if x.ndim == 3:  # (N, C, L): the kernels see it as (N, C, L, 1)
-        y = batch_norm(x.reshape(*x.shape, 1), running_mean, running_var, weight, bias,
-                       training, momentum, eps)
+    if x.ndim in (3, 5):  # the kernels see (N, C, L) as (N, C, L, 1), (N, C, D, H, W) as
+        # (N, C, D*H, W): the statistics are per channel either way
+        y = batch_norm(x.reshape(x.shape[0], C, -1, x.shape[-1] if x.ndim == 5 else 1),
+                       running_mean, running_var, weight, bias, training, momentum, eps)
         return y.reshape(x.shape)
     weight = weight if weight is not None else Tensor(xp.ones(C, dtype=np.float32))
     bias = bias if bias is not None else Tensor(xp.zeros(C, dtype=np.float32))
