@@ -51,6 +51,13 @@ from fastconv.random import (
     manual_seed,
     set_rng_state,
 )
+from fastconv.memory_formats import (
+    channels_last,
+    channels_last_3d,
+    contiguous_format,
+    memory_format,
+    preserve_format,
+)
 from fastconv.tensor import Size, Tensor, tensor
 from fastconv.toplevel import *
 from fastconv.toplevel import __all__ as _toplevel_names
@@ -89,7 +96,8 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mo
 
 
 __all__ = [
-    "Size", "Tensor", "tensor", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
+    "Size", "Tensor", "tensor", "channels_last", "channels_last_3d", "contiguous_format",
+    "memory_format", "preserve_format", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
     "is_grad_enabled", "manual_seed",
     "get_rng_state", "set_rng_state", "set_num_threads", "get_num_threads", "functional", "nn",
     "optim", "save", "load", "cuda", "device", "dtype", "DtypeWarning", "float32", "float64",
@@ -105,9 +113,9 @@ _BACKEND_SWITCHES = ("use_deterministic_algorithms", "are_deterministic_algorith
 
 
 def __getattr__(name):
-    # optim, utils, onnx, amp, backends and the checkpoint functions load on first use (they
+    # optim, utils, onnx, amp, backends, jit and the checkpoint functions load on first use (they
     # pull in more modules).
-    if name in ("optim", "utils", "onnx", "amp", "backends"):
+    if name in ("optim", "utils", "onnx", "amp", "backends", "jit"):
         import importlib
 
         return importlib.import_module(f"fastconv.{name}")

@@ -18,7 +18,7 @@ the setting.
 
 from __future__ import annotations
 
-__all__ = ["are_deterministic_algorithms_enabled", "cuda", "cudnn",
+__all__ = ["are_deterministic_algorithms_enabled", "cuda", "cudnn", "mps",
            "get_float32_matmul_precision", "is_deterministic_algorithms_warn_only_enabled",
            "set_float32_matmul_precision", "use_deterministic_algorithms"]
 
@@ -97,6 +97,21 @@ class _Cuda:
 
 cudnn = _CuDNN()
 cuda = _Cuda()
+
+
+class _Mps:
+    """``fastconv.backends.mps``: Apple's Metal backend does not exist in fastconv."""
+
+    @staticmethod
+    def is_available() -> bool:
+        return False
+
+    @staticmethod
+    def is_built() -> bool:
+        return False
+
+
+mps = _Mps()
 
 
 def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:

@@ -47,6 +47,14 @@ __all__ = [
     "randperm",
     "zeros",
     "zeros_like",
+    # torch's legacy typed constructors
+    "BoolTensor",
+    "ByteTensor",
+    "DoubleTensor",
+    "FloatTensor",
+    "HalfTensor",
+    "IntTensor",
+    "LongTensor",
 ]
 
 
@@ -406,3 +414,35 @@ def poisson(input, generator=None) -> Tensor:
     if rates.size and np.any(rates < 0):
         raise RuntimeError("poisson: rates must be non-negative")
     return _like_input(_rng(generator).poisson(rates), input, None)
+
+
+# ----------------------------------------------------------------------------- legacy constructors
+
+
+def _typed_constructor(name: str, dtype):
+    def make(*args, device=None) -> Tensor:
+        if not args:
+            return empty(0, dtype=dtype, device=device)
+        if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args):
+            return empty(*args, dtype=dtype, device=device)  # FloatTensor(2, 3): sizes
+        if len(args) != 1:
+            raise TypeError(f"{name}(): expected sizes or one data argument, got {args!r}")
+        data = args[0]
+        if isinstance(data, Tensor):
+            data = data.data if data.device == "cpu" else data.data.get()
+        return _make(np.asarray(data), dtype, device, False, name)
+
+    make.__name__ = name
+    make.__doc__ = (f"torch.{name}: ``{name}(*sizes)`` uninitialised, ``{name}(data)`` a copy "
+                    f"of data, as {dtypes.resolve(dtype)}.")
+    return make
+
+
+FloatTensor = _typed_constructor("FloatTensor", dtypes.float32)
+DoubleTensor = _typed_constructor("DoubleTensor", dtypes.float64)  # float32, with a warning
+HalfTensor = _typed_constructor("HalfTensor", dtypes.float16)  # float32, with a warning
+LongTensor = _typed_constructor("LongTensor", dtypes.int64)
+IntTensor = _typed_constructor("IntTensor", dtypes.int32)
+ByteTensor = _typed_constructor("ByteTensor", dtypes.uint8)
+BoolTensor = _typed_constructor("BoolTensor", dtypes.bool_)
+

@@ -185,7 +185,9 @@ class Tensor:
     (``_ctx``); ``backward()`` fills ``.grad`` of the leaves.
 
     ``Tensor(data)`` (like ``torch.Tensor(data)``) makes float32 from any float data, without
-    a warning; ``fastconv.tensor`` is the factory that warns about float64.
+    a warning, and from Python lists of ints or bools too (torch.Tensor's float default);
+    ``Tensor(2, 3)`` is an uninitialised 2 x 3 float32 tensor, as torch's; ``fastconv.tensor``
+    is the factory that keeps integer data integer and warns about float64.
     """
 
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
@@ -194,9 +196,19 @@ class Tensor:
     _hooks = None     # gradient hooks of a leaf
     _post_accumulate_hooks = None  # hooks run once a leaf's .grad is complete in a backward
 
-    def __init__(self, data, requires_grad: bool = False, _ctx=None):
+    def __init__(self, data, requires_grad: bool = False, _ctx=None, *sizes):
+        if type(requires_grad) is int and isinstance(data, (int, np.integer)) and (
+                _ctx is None or isinstance(_ctx, (int, np.integer))):
+            # torch.Tensor(2, 3, ...): sizes, an uninitialised float32 tensor
+            shape = (data, requires_grad, *(() if _ctx is None else (_ctx,)), *sizes)
+            data, requires_grad, _ctx = np.empty(tuple(int(n) for n in shape), np.float32), \
+                False, None
         if isinstance(data, Tensor):
             data = data.data
+        if isinstance(data, (list, tuple)):  # torch.Tensor([1, 2]): float32, as torch's
+            data = np.asarray(data)
+            if data.dtype.kind in "iub":
+                data = data.astype(np.float32)
         if not hasattr(data, "dtype") or not hasattr(data, "shape"):
             data = np.asarray(data)
         elif type(data) is _TorchMethodsArray:
@@ -345,13 +357,26 @@ class Tensor:
         """A copy that stays in the graph (gradients flow back to ``self``)."""
         return fmath.Clone.apply(self)
 
-    def contiguous(self) -> Tensor:
-        """``self`` when it is contiguous, else a contiguous copy (as PyTorch)."""
+    def contiguous(self, memory_format=None) -> Tensor:
+        """``self`` when it is contiguous, else a contiguous copy (as PyTorch). A
+        ``memory_format`` is accepted and keeps the logical order (fastconv.memory_format)."""
+        if memory_format is not None:
+            from fastconv import memory_formats as formats
+
+            formats.check(memory_format, "contiguous()")
         if self.is_contiguous():
             return self
         return fmath.Clone.apply(self)
 
-    def is_contiguous(self) -> bool:
+    def is_contiguous(self, memory_format=None) -> bool:
+        if memory_format is not None:
+            from fastconv import memory_formats as formats
+
+            if formats.check(memory_format, "is_contiguous()") in (formats.channels_last,
+                                                                   formats.channels_last_3d):
+                # fastconv's order is channels first: channels last only where it coincides
+                return self.ndim in (4, 5) and (self.shape[1] == 1 or
+                                                int(np.prod(self.shape[2:])) == 1)
         if self.numel() == 0:
             return True
         expected = _contiguous_strides(self.shape)
@@ -449,6 +474,30 @@ class Tensor:
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
+
+    def pin_memory(self, device=None) -> Tensor:
+        """``self``: host arrays go to the GPU through CuPy's own staging, so there is no
+        separate pinned copy to make (DataLoader's pin_memory is accepted the same way)."""
+        if self.device != "cpu":
+            raise RuntimeError(f"cannot pin a tensor on {self.device}: only CPU tensors")
+        return self
+
+    def is_pinned(self, device=None) -> bool:
+        return False
+
+    def new(self, *args) -> Tensor:
+        """torch's legacy ``x.new(...)``: ``new(*sizes)`` an uninitialised tensor, ``new(data)``
+        one holding ``data``, both with ``self``'s dtype and device."""
+        from fastconv import creation
+
+        if not args:
+            return creation.empty(0, dtype=self.dtype, device=self.device)
+        if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args) or \
+                (len(args) == 1 and isinstance(args[0], tuple)):
+            return creation.empty(*args, dtype=self.dtype, device=self.device)
+        if len(args) != 1:
+            raise TypeError(f"new(): expected sizes or one data argument, got {args!r}")
+        return self.new_tensor(args[0])
 
     def cuda(self, device=None, non_blocking: bool = False) -> Tensor:
         return self.to("cuda" if device is None else as_device(device))
@@ -2010,6 +2059,10 @@ def to_arguments(args, kwargs, allow_copy: bool = False):
     device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
     copy = bool(kwargs.pop("copy", False)) if allow_copy else False
     kwargs.pop("non_blocking", None)
+    if "memory_format" in kwargs:  # a layout hint: fastconv keeps the logical order
+        from fastconv import memory_formats
+
+        memory_formats.check(kwargs.pop("memory_format"), "to()")
     if kwargs:
         raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
     args = list(args)

@@ -28,6 +28,7 @@ __all__ = [
     "all",
     "allclose",
     "isclose",
+    "set_default_dtype",
     "set_printoptions",
     "amax",
     "amin",
@@ -667,6 +668,17 @@ def vstack(tensors) -> Tensor:
 def get_default_dtype():
     """float32: fastconv's only floating-point compute type (see fastconv.dtypes)."""
     return dtypes.float32
+
+
+def set_default_dtype(d) -> None:
+    """torch.set_default_dtype: float32 is fastconv's default already; float64, float16 and
+    bfloat16 warn and keep float32 (see fastconv.dtypes); other types are refused, as
+    torch's."""
+    dt = dtypes.resolve(d)
+    if dt.kind != "f":
+        raise TypeError(f"only floating-point types are supported as the default type, got {d}")
+    if dt != dtypes.float32:
+        dtypes.warn_float32("set_default_dtype", dt, stacklevel=3)
 
 
 def finfo(type=None):

@@ -209,3 +209,79 @@ def test_sparse_init_zeroes_a_fraction_of_every_column():
     assert ((t.numpy() == 0).sum(axis=0) == 15).all()
     with pytest.raises(ValueError):
         fc.nn.init.sparse_(fc.empty(3, 3, 3), 0.1)
+
+
+def test_memory_format_hints_keep_the_values(rng):
+    x = fc.tensor(rng.standard_normal((2, 3, 4, 5)).astype(np.float32))
+    y = x.to(memory_format=fc.channels_last)
+    np.testing.assert_array_equal(y.numpy(), x.numpy())
+    assert x.contiguous(memory_format=fc.channels_last) is x
+    assert x.is_contiguous() and x.is_contiguous(memory_format=fc.contiguous_format)
+    assert not x.is_contiguous(memory_format=fc.channels_last)  # fastconv keeps NCHW
+    m = fc.nn.Conv2d(3, 4, 3)
+    assert m.to(memory_format=fc.channels_last) is m
+    assert repr(fc.channels_last) == "fastconv.channels_last"
+    with pytest.raises(TypeError, match="memory format"):
+        x.to(memory_format="nhwc")
+
+
+def test_legacy_constructors_and_habits():
+    assert fc.Tensor([1, 2, 3]).dtype == fc.float32  # torch.Tensor's float default
+    assert fc.Tensor(2, 3).shape == (2, 3) and fc.Tensor(2, 3, 4, 5).shape == (2, 3, 4, 5)
+    assert fc.tensor([1, 2]).dtype == fc.int64  # the factory keeps integers
+    for name, dtype in (("FloatTensor", fc.float32), ("LongTensor", fc.int64),
+                        ("IntTensor", fc.int32), ("BoolTensor", fc.bool)):
+        made = getattr(fc, name)([1, 0, 2])
+        assert made.dtype == dtype == getattr(torch, name)([1, 0, 2]).numpy().dtype
+        assert getattr(fc, name)(2, 3).shape == (2, 3)
+    x = fc.randn(2, 3)
+    assert x.new(4, 2).shape == (4, 2) and x.new(4, 2).dtype == fc.float32
+    np.testing.assert_array_equal(x.new([1, 2]).numpy(), np.array([1, 2], np.float32))
+    assert x.pin_memory() is x and not x.is_pinned()
+    fc.set_default_dtype(fc.float32)
+    with pytest.warns(fc.DtypeWarning):
+        fc.set_default_dtype(fc.float64)
+    assert fc.get_default_dtype() == fc.float32
+    with pytest.raises(TypeError, match="floating-point"):
+        fc.set_default_dtype(fc.int64)
+    assert fc.backends.mps.is_available() is False
+    if not fc.cuda.is_available():  # torch's CPU builds answer these the same way
+        assert fc.cuda.memory_allocated() == torch.cuda.memory_allocated() == 0
+        fc.cuda.empty_cache()
+        with pytest.raises(AssertionError):
+            fc.cuda.get_device_name()
+    m = fc.nn.Linear(2, 2)
+    assert fc.jit.script(m) is m and fc.jit.trace(m, fc.randn(1, 2)) is m
+    with pytest.raises(NotImplementedError, match="onnx"):
+        fc.jit.save(m, "m.pt")
+
+
+@pytest.mark.parametrize("kw", [{"mode": "triangular"},
+                                {"mode": "triangular2", "step_size_down": 3},
+                                {"mode": "exp_range", "gamma": 0.9},
+                                {"cycle_momentum": False}])
+def test_cyclic_lr_matches_torch(kw):
+    fo = fc.optim.SGD([fc.nn.Parameter(fc.ones(2))], lr=0.5, momentum=0.9)
+    to = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.5, momentum=0.9)
+    fs = fc.optim.lr_scheduler.CyclicLR(fo, 0.01, 0.1, step_size_up=4, **kw)
+    ts = torch.optim.lr_scheduler.CyclicLR(to, 0.01, 0.1, step_size_up=4, **kw)
+    got, want = [], []
+    for _ in range(20):
+        got.append((fo.param_groups[0]["lr"], fo.param_groups[0]["momentum"]))
+        want.append((to.param_groups[0]["lr"], to.param_groups[0]["momentum"]))
+        fo.step()
+        to.step()
+        fs.step()
+        ts.step()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    state = fs.state_dict()
+    again = fc.optim.lr_scheduler.CyclicLR(fc.optim.SGD([fc.nn.Parameter(fc.ones(2))], lr=0.5,
+                                                        momentum=0.9), 0.01, 0.1,
+                                           step_size_up=4, **kw)
+    again.load_state_dict(state)
+    assert again.get_last_lr() == fs.get_last_lr()
+    with pytest.raises(ValueError, match="mode"):
+        fc.optim.lr_scheduler.CyclicLR(fo, 0.01, 0.1, mode="sine")
+    with pytest.raises(ValueError, match="momentum"):
+        fc.optim.lr_scheduler.CyclicLR(fc.optim.Adagrad([fc.nn.Parameter(fc.ones(1))]),
+                                       0.01, 0.1)

@@ -45,6 +45,7 @@ __all__ = [
     "ConstantLR",
     "CosineAnnealingLR",
     "CosineAnnealingWarmRestarts",
+    "CyclicLR",
     "ExponentialLR",
     "LRScheduler",
     "LambdaLR",
@@ -578,7 +579,47 @@ def LinearWarmup(optimizer, warmup_steps: int, after: LRScheduler | None = None,
     return SequentialLR(optimizer, [warm, after], milestones=[int(warmup_steps)])
 
 
-class OneCycleLR(LRScheduler):
+class _MomentumCycle(LRScheduler):
+    """OneCycleLR and CyclicLR: each step sets the rates of ``_values(t)`` and, with
+    ``cycle_momentum``, the momenta (SGD, RMSprop) or beta1 (Adam) that come with them."""
+
+    def _momentum_range(self, optimizer, base_momentum, max_momentum) -> None:
+        defaults = getattr(optimizer, "defaults", optimizer.param_groups[0])
+        self.use_beta1 = "betas" in defaults
+        if self.cycle_momentum and not self.use_beta1 and "momentum" not in defaults:
+            raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` "
+                             "option enabled")
+        self.base_momentums = [float(m) for m in
+                               _per_group("base_momentum", optimizer, base_momentum)]
+        self.max_momentums = [float(m) for m in _per_group("max_momentum", optimizer, max_momentum)]
+
+    def _values(self, t) -> tuple:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _closed_form(self, t):
+        return self._values(t)[0]
+
+    def _update_lr(self, epoch=None) -> None:
+        self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
+        lrs, moms = self._values(self.last_epoch)
+        self._apply(lrs)
+        self._set_momentum(moms)
+
+    def _restore(self) -> None:
+        super()._restore()
+        if self.last_epoch >= 0:
+            self._set_momentum(self._values(self.last_epoch)[1])
+
+    def _set_momentum(self, moms) -> None:
+        if self.cycle_momentum:
+            for g, m in zip(self.optimizer.param_groups, moms):
+                if self.use_beta1:
+                    g["betas"] = (m, *tuple(g["betas"])[1:])
+                else:
+                    g["momentum"] = m
+
+
+class OneCycleLR(_MomentumCycle):
     """The 1cycle policy (Smith & Topin, 2019, "Super-Convergence"), as torch's OneCycleLR.
 
     The length is ``total_steps``, or ``epochs * steps_per_epoch``. The rate rises
@@ -630,14 +671,7 @@ class OneCycleLR(LRScheduler):
         else:
             self.phases = [[float(pct_start * total_steps) - 1, "initial", "max"],
                            [total_steps - 1.0, "max", "min"]]
-        defaults = getattr(optimizer, "defaults", groups[0])
-        self.use_beta1 = "betas" in defaults
-        if self.cycle_momentum and not self.use_beta1 and "momentum" not in defaults:
-            raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` "
-                             "option enabled")
-        self.base_momentums = [float(m) for m in
-                               _per_group("base_momentum", optimizer, base_momentum)]
-        self.max_momentums = [float(m) for m in _per_group("max_momentum", optimizer, max_momentum)]
+        self._momentum_range(optimizer, base_momentum, max_momentum)
         if last_epoch == -1:
             for g, lr in zip(groups, self.initial_lrs):
                 g["initial_lr"] = lr
@@ -669,27 +703,58 @@ class OneCycleLR(LRScheduler):
                 start = end
         return lrs, moms
 
-    def _closed_form(self, t):
-        return self._values(t)[0]
 
-    def _update_lr(self, epoch=None) -> None:
-        self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
-        lrs, moms = self._values(self.last_epoch)
-        self._apply(lrs)
-        self._set_momentum(moms)
 
-    def _restore(self) -> None:
-        super()._restore()
-        if self.last_epoch >= 0:
-            self._set_momentum(self._values(self.last_epoch)[1])
+class CyclicLR(_MomentumCycle):
+    """Cyclical learning rates (Smith, 2017), as torch's: the rate climbs from ``base_lr`` to
+    ``max_lr`` in ``step_size_up`` steps and back in ``step_size_down`` (default the same),
+    the height scaled per cycle by ``mode`` ("triangular": 1, "triangular2": halved each
+    cycle, "exp_range": ``gamma ** step``) or by ``scale_fn`` (of the cycle, or of the step
+    with ``scale_mode="iterations"``). With ``cycle_momentum`` the momentum moves the
+    opposite way between ``max_momentum`` and ``base_momentum``. Step once per batch."""
 
-    def _set_momentum(self, moms) -> None:
-        if self.cycle_momentum:
-            for g, m in zip(self.optimizer.param_groups, moms):
-                if self.use_beta1:
-                    g["betas"] = (m, *tuple(g["betas"])[1:])
-                else:
-                    g["momentum"] = m
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up: int = 2000,
+                 step_size_down=None, mode: str = "triangular", gamma: float = 1.0,
+                 scale_fn=None, scale_mode: str = "cycle", cycle_momentum: bool = True,
+                 base_momentum=0.8, max_momentum=0.9, last_epoch: int = -1):
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError("mode is invalid and scale_fn is None")
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        if up <= 0 or down < 0:
+            raise ValueError(f"CyclicLR: step sizes must be positive, got {step_size_up}, "
+                             f"{step_size_down}")
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
+        self.mode, self.gamma = mode, float(gamma)
+        if scale_fn is None:
+            self._scale_fn = {"triangular": lambda x: 1.0,
+                              "triangular2": lambda x: 1.0 / (2.0 ** (x - 1)),
+                              "exp_range": lambda x: self.gamma ** x}[mode]
+            self.scale_mode = "iterations" if mode == "exp_range" else "cycle"
+        else:
+            self._scale_fn, self.scale_mode = scale_fn, scale_mode
+        self.base_lrs_given = [float(v) for v in _per_group("base_lr", optimizer, base_lr)]
+        self.max_lrs = [float(v) for v in _per_group("max_lr", optimizer, max_lr)]
+        self.cycle_momentum = bool(cycle_momentum)
+        self._momentum_range(optimizer, base_momentum, max_momentum)
+        if last_epoch == -1:
+            for g, lr in zip(optimizer.param_groups, self.base_lrs_given):
+                g["initial_lr"] = g["lr"] = lr
+            self.optimizer = optimizer
+            self._set_momentum(self.max_momentums)
+        super().__init__(optimizer, last_epoch)
+
+    def _values(self, t):
+        cycle = math.floor(1 + t / self.total_size)
+        x = 1.0 + t / self.total_size - cycle
+        scale = x / self.step_ratio if x <= self.step_ratio else \
+            (x - 1) / (self.step_ratio - 1)
+        factor = self._scale_fn(cycle if self.scale_mode == "cycle" else t)
+        lrs = [b + (m - b) * scale * factor for b, m in zip(self.base_lrs_given, self.max_lrs)]
+        moms = [hi - (hi - lo) * scale * factor
+                for lo, hi in zip(self.base_momentums, self.max_momentums)]
+        return lrs, moms
 
 
 class ReduceLROnPlateau:
