@@ -2097,7 +2097,8 @@ def _inplace_method(name):
 
 for _name in ("abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "pow",
               "floor", "ceil", "round", "trunc", "frac", "sign", "reciprocal", "square",
-              "expm1", "log1p", "log2", "log10", "erf", "sin", "cos", "masked_fill", "lerp", "addcmul", "addcdiv",
+              "expm1", "log1p", "log2", "log10", "erf", "sin", "cos", "masked_fill", "lerp",
+              "addcmul", "addcdiv",
               "clamp_min", "clamp_max", "remainder", "fmod", "floor_divide", "true_divide",
               "logical_not", "index_add", "index_copy", "index_fill"):
     setattr(Tensor, _name + "_", _inplace_method(_name))

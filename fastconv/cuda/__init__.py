@@ -38,7 +38,7 @@ def synchronize() -> None:
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the generators (fastconv has one seed for every device: same as fastconv.manual_seed)."""
+    """Seed the generators (fastconv has one seed for every device: as fastconv.manual_seed)."""
     from fastconv.random import manual_seed as _seed
 
     _seed(seed)
