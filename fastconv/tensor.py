@@ -1878,8 +1878,8 @@ class Tensor:
             k = shift % n if n else 0
             if k:
                 head = (slice(None),) * d
-                out = arith.Cat.apply(out[head + (slice(n - k, n),)], out[head + (slice(0, n - k),)],
-                                      dim=d)
+                out = arith.Cat.apply(out[head + (slice(n - k, n),)],
+                                      out[head + (slice(0, n - k),)], dim=d)
         return out if out is not self else self.clone()
 
     def _triangle(self, diagonal, lower, op):
