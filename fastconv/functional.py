@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from fastconv.ops import arith
 from fastconv.ops.activation import (
+    alpha_dropout,
     celu,
     dropout,
     dropout1d,
     dropout2d,
+    dropout3d,
     elu,
+    feature_alpha_dropout,
     gelu,
     glu,
     hardsigmoid,
@@ -32,7 +35,7 @@ from fastconv.ops.activation import (
     softplus,
     threshold,
 )
-from fastconv.ops.conv import conv2d, conv_transpose2d, linear
+from fastconv.ops.conv import bilinear, conv2d, conv_transpose2d, linear
 from fastconv.ops.distance import cosine_similarity, normalize, pairwise_distance
 from fastconv.ops.grid_sample import affine_grid, grid_sample
 from fastconv.ops.index import embedding
@@ -55,6 +58,7 @@ from fastconv.ops.norm import (
     instance_norm,
     layer_norm,
     local_response_norm,
+    rms_norm,
 )
 from fastconv.ops.one_d import (
     adaptive_avg_pool1d,
@@ -62,14 +66,17 @@ from fastconv.ops.one_d import (
     avg_pool1d,
     conv1d,
     conv_transpose1d,
+    lp_pool1d,
     max_pool1d,
+    max_unpool1d,
 )
 from fastconv.ops.pad import pad
-from fastconv.ops.patches import fold, pixel_shuffle, pixel_unshuffle, unfold
+from fastconv.ops.patches import channel_shuffle, fold, pixel_shuffle, pixel_unshuffle, unfold
 from fastconv.ops.pool import (
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
     avg_pool2d,
+    lp_pool2d,
     max_pool2d,
     max_unpool2d,
 )
@@ -94,14 +101,17 @@ __all__ = [
     "adaptive_max_pool1d",
     "adaptive_max_pool2d",
     "affine_grid",
+    "alpha_dropout",
     "avg_pool1d",
     "avg_pool2d",
     "avg_pool3d",
     "batch_norm",
+    "bilinear",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cat",
     "celu",
+    "channel_shuffle",
     "conv1d",
     "conv2d",
     "conv3d",
@@ -112,8 +122,10 @@ __all__ = [
     "dropout",
     "dropout1d",
     "dropout2d",
+    "dropout3d",
     "elu",
     "embedding",
+    "feature_alpha_dropout",
     "flatten",
     "fold",
     "gelu",
@@ -134,9 +146,12 @@ __all__ = [
     "local_response_norm",
     "log_softmax",
     "logsigmoid",
+    "lp_pool1d",
+    "lp_pool2d",
     "max_pool1d",
     "max_pool2d",
     "max_pool3d",
+    "max_unpool1d",
     "max_unpool2d",
     "mish",
     "mse_loss",
@@ -150,6 +165,7 @@ __all__ = [
     "prelu",
     "relu",
     "relu6",
+    "rms_norm",
     "selu",
     "sigmoid",
     "silu",

@@ -602,6 +602,89 @@ class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
     _pool = staticmethod(F.adaptive_avg_pool3d)
 
 
+class MaxUnpool1d(Module):
+    """See ``fastconv.functional.max_unpool1d``; ``forward(x, indices, output_size=None)``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        name = "MaxUnpool1d"
+        self.kernel_size = (one_d.single(kernel_size, "kernel_size", name),)
+        self.stride = self.kernel_size if stride is None else \
+            (one_d.single(stride, "stride", name),)
+        self.padding = (one_d.single(padding, "padding", name),)
+
+    def forward(self, x, indices, output_size=None):
+        return F.max_unpool1d(x, indices, self.kernel_size, self.stride, self.padding,
+                              output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class _LPPoolNd(Module):
+    _pool = None  # the functional form
+
+    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
+        super().__init__()
+        self.norm_type, self.kernel_size = norm_type, kernel_size
+        self.stride, self.ceil_mode = stride, ceil_mode
+
+    def forward(self, x):
+        return type(self)._pool(x, self.norm_type, self.kernel_size, self.stride,
+                                self.ceil_mode)
+
+    def extra_repr(self):
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, ceil_mode={self.ceil_mode}")
+
+
+class LPPool1d(_LPPoolNd):
+    _pool = staticmethod(F.lp_pool1d)
+
+
+class LPPool2d(_LPPoolNd):
+    _pool = staticmethod(F.lp_pool2d)
+
+
+class ChannelShuffle(Module):
+    """See ``fastconv.functional.channel_shuffle``."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        return F.channel_shuffle(x, self.groups)
+
+    def extra_repr(self):
+        return f"groups={self.groups}"
+
+
+class Bilinear(Module):
+    """y = x1^T A x2 + b (see ``fastconv.functional.bilinear``); weight (out, in1, in2) and
+    bias drawn from U(-1/sqrt(in1), 1/sqrt(in1)), as torch's."""
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True, device=None,
+                 dtype=None):
+        super().__init__()
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        self.weight = Parameter(np.empty((out_features, in1_features, in2_features),
+                                         np.float32))
+        self.bias = Parameter(np.empty(out_features, np.float32)) if bias else None
+        bound = 1 / math.sqrt(in1_features)
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x1, x2):
+        return F.bilinear(x1, x2, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
 class _BatchNorm(Module):
     _input_ranks: tuple = ()
 
@@ -621,8 +704,9 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         if x.ndim not in self._input_ranks:
-            raise ValueError(f"{type(self).__name__}: expected a {' or '.join(map(str, self._input_ranks))}"
-                             f"-D input, got shape {x.shape}")
+            ranks = " or ".join(map(str, self._input_ranks))
+            raise ValueError(f"{type(self).__name__}: expected a {ranks}-D input, got shape "
+                             f"{x.shape}")
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             self.training, self._update_factor(), self.eps)
 
@@ -699,6 +783,23 @@ class Dropout1d(Dropout):
         return F.dropout1d(x, self.p, self.training)
 
 
+class Dropout3d(Dropout):
+    def forward(self, x):
+        return F.dropout3d(x, self.p, self.training)
+
+
+class AlphaDropout(Dropout):
+    """See ``fastconv.functional.alpha_dropout`` (for SELU networks)."""
+
+    def forward(self, x):
+        return F.alpha_dropout(x, self.p, self.training)
+
+
+class FeatureAlphaDropout(Dropout):
+    def forward(self, x):
+        return F.feature_alpha_dropout(x, self.p, self.training)
+
+
 class Flatten(Module):
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
@@ -750,6 +851,28 @@ class LayerNorm(Module):
                 f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 
+class RMSNorm(Module):
+    """See ``fastconv.functional.rms_norm``; weight (ones) of shape ``normalized_shape`` when
+    ``elementwise_affine``."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None,
+                 dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, (int, np.integer)):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        self.weight = (Parameter(np.ones(self.normalized_shape, np.float32))
+                       if elementwise_affine else None)
+
+    def forward(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
 class GroupNorm(Module):
     """See ``fastconv.functional.group_norm``; per-channel weight (ones) and bias (zeros)
     when ``affine``."""
@@ -775,21 +898,25 @@ class GroupNorm(Module):
 
 # ----------------------------------------------------------------------------- padding, resizing
 
-def _four(padding, name):
+def _pads(padding, name, dims: int) -> tuple:
+    """An int, or 2 * dims ints (last dim first: left, right, top, bottom, front, back)."""
     if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
-        return (int(padding),) * 4
-    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        return (int(padding),) * (2 * dims)
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 * dims:
         return tuple(int(p) for p in padding)
-    raise TypeError(f"{name}: padding must be an int or a 4-tuple (left, right, top, bottom), "
-                    f"got {padding!r}")
+    raise TypeError(f"{name}: padding must be an int or a {2 * dims}-tuple, got {padding!r}")
 
 
-class _Pad2d(Module):
+class _PadNd(Module):
+    """The padding layers: the last ``_dims`` dims of the input padded in ``mode`` (see
+    ``fastconv.functional.pad``)."""
+
     mode = "constant"
+    _dims = 2
 
     def __init__(self, padding):
         super().__init__()
-        self.padding = _four(padding, type(self).__name__)
+        self.padding = _pads(padding, type(self).__name__, self._dims)
 
     def forward(self, x):
         return F.pad(x, self.padding, self.mode)
@@ -798,9 +925,7 @@ class _Pad2d(Module):
         return f"{self.padding}"
 
 
-class ConstantPad2d(_Pad2d):
-    """Pad the last two dims with ``value``: padding (left, right, top, bottom) or an int."""
-
+class _ConstantPadNd(_PadNd):
     def __init__(self, padding, value):
         super().__init__(padding)
         self.value = value
@@ -812,9 +937,19 @@ class ConstantPad2d(_Pad2d):
         return f"padding={self.padding}, value={self.value}"
 
 
-class ZeroPad2d(ConstantPad2d):
-    """Pad the last two dims with zeros: padding (left, right, top, bottom) or an int."""
+class ConstantPad1d(_ConstantPadNd):
+    _dims = 1
 
+
+class ConstantPad2d(_ConstantPadNd):
+    """Pad the last two dims with ``value``: padding (left, right, top, bottom) or an int."""
+
+
+class ConstantPad3d(_ConstantPadNd):
+    _dims = 3
+
+
+class _ZeroPadNd(_ConstantPadNd):
     def __init__(self, padding):
         super().__init__(padding, 0.0)
 
@@ -822,22 +957,58 @@ class ZeroPad2d(ConstantPad2d):
         return f"{self.padding}"
 
 
-class ReflectionPad2d(_Pad2d):
+class ZeroPad1d(_ZeroPadNd):
+    _dims = 1
+
+
+class ZeroPad2d(_ZeroPadNd):
+    """Pad the last two dims with zeros: padding (left, right, top, bottom) or an int."""
+
+
+class ZeroPad3d(_ZeroPadNd):
+    _dims = 3
+
+
+class ReflectionPad1d(_PadNd):
+    mode, _dims = "reflect", 1
+
+
+class ReflectionPad2d(_PadNd):
     """Mirror-pad (C, H, W) or (N, C, H, W) input (see ``fastconv.functional.pad``)."""
 
     mode = "reflect"
 
 
-class ReplicationPad2d(_Pad2d):
+class ReflectionPad3d(_PadNd):
+    mode, _dims = "reflect", 3
+
+
+class ReplicationPad1d(_PadNd):
+    mode, _dims = "replicate", 1
+
+
+class ReplicationPad2d(_PadNd):
     """Edge-pad (C, H, W) or (N, C, H, W) input."""
 
     mode = "replicate"
 
 
-class CircularPad2d(_Pad2d):
+class ReplicationPad3d(_PadNd):
+    mode, _dims = "replicate", 3
+
+
+class CircularPad1d(_PadNd):
+    mode, _dims = "circular", 1
+
+
+class CircularPad2d(_PadNd):
     """Wrap-pad (C, H, W) or (N, C, H, W) input."""
 
     mode = "circular"
+
+
+class CircularPad3d(_PadNd):
+    mode, _dims = "circular", 3
 
 
 class Upsample(Module):
@@ -1139,9 +1310,12 @@ class Embedding(Module):
         return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
 
 
-class InstanceNorm2d(Module):
-    """See ``fastconv.functional.instance_norm``: (N, C, H, W) or (C, H, W) input; no
-    affine parameters and no running statistics by default (PyTorch's defaults)."""
+class _InstanceNorm(Module):
+    """See ``fastconv.functional.instance_norm``: (N, C, *spatial) or unbatched (C, *spatial)
+    input with ``_dims`` spatial dims; no affine parameters and no running statistics by
+    default (PyTorch's defaults)."""
+
+    _dims = 2
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
                  track_running_stats=False, device=None, dtype=None, *, bias=True):
@@ -1161,13 +1335,15 @@ class InstanceNorm2d(Module):
             self.running_mean = self.running_var = None
 
     def forward(self, x):
-        if x.ndim not in (3, 4):
-            raise ValueError(f"InstanceNorm2d: expected 3D or 4D input (got {x.ndim}D input)")
-        unbatched = x.ndim == 3
+        name, d = type(self).__name__, self._dims
+        if x.ndim not in (d + 1, d + 2):
+            raise ValueError(f"{name}: expected {d + 1}D or {d + 2}D input (got {x.ndim}D "
+                             "input)")
+        unbatched = x.ndim == d + 1
         if unbatched:
             x = x.unsqueeze(0)
         if x.shape[1] != self.num_features and self.affine:
-            raise ValueError(f"InstanceNorm2d: expected input's size at dim=1 to match "
+            raise ValueError(f"{name}: expected input's size at dim=1 to match "
                              f"num_features ({self.num_features}), but got: {x.shape[1]}.")
         use_input_stats = self.training or not self.track_running_stats
         y = F.instance_norm(x, self.running_mean if self.training else
@@ -1181,3 +1357,15 @@ class InstanceNorm2d(Module):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, bias={self.bias is not None}, "
                 f"track_running_stats={self.track_running_stats}")
+
+
+class InstanceNorm1d(_InstanceNorm):
+    _dims = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    _dims = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    _dims = 3

@@ -456,3 +456,51 @@ def dropout1d(input, p=0.5, training=True, inplace=False):
         raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a "
                            f"{input.ndim}D input")
     return _dropout("dropout1d", input, p, training, input.shape[:-1] + (1,))
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    """Channel dropout of (N, C, D, H, W) or (C, D, H, W) input: whole 3-D feature maps are
+    zeroed. ``inplace``: as in :func:`dropout`."""
+    warn_inplace("dropout3d", inplace)
+    if input.ndim not in (4, 5):
+        raise RuntimeError(f"dropout3d: Expected 4D or 5D input, but received a "
+                           f"{input.ndim}D input")
+    return _dropout("dropout3d", input, p, training, input.shape[:-3] + (1, 1, 1))
+
+
+# SELU's negative saturation value, -scale * alpha (Klambauer et al., 2017)
+_SELU_SATURATION = -1.0507009873554805 * 1.6732632423543772
+
+
+def _alpha_dropout(op, x, p, training, mask_shape):
+    """Dropped values are set to SELU's saturation value, then an affine map restores zero
+    mean and unit variance (Klambauer et al., 2017), as torch's alpha_dropout."""
+    float_tensor(x, "input", op)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: p must be a probability in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    alpha = _SELU_SATURATION
+    a = ((1.0 - p) * (1.0 + p * alpha * alpha)) ** -0.5
+    keep = (random.uniform(mask_shape, x.device) >= p).astype(np.float32)
+    # a * (x * keep + alpha * (1 - keep)) + b, with b = -a * alpha * p
+    shift = (a * alpha * (1.0 - keep) - a * alpha * p).astype(np.float32)
+    return MaskMultiply.apply(x, (keep * np.float32(a)).astype(np.float32)) + shift
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """Alpha dropout for SELU networks (keeps mean 0 and variance 1); identity unless
+    ``training`` (torch's default for the function is False)."""
+    warn_inplace("alpha_dropout", inplace)
+    return _alpha_dropout("alpha_dropout", input, p, training, input.shape)
+
+
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """Alpha dropout of whole channels ((N, C, ...) input)."""
+    warn_inplace("feature_alpha_dropout", inplace)
+    if training and input.ndim < 2:
+        raise RuntimeError("feature_alpha_dropout: expected an input with a channel dim")
+    return _alpha_dropout("feature_alpha_dropout", input, p, training,
+                          input.shape[:2] + (1,) * (input.ndim - 2))

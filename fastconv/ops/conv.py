@@ -284,3 +284,24 @@ def linear(x, weight, bias=None):
     lead = x.shape[:-1]
     y = Linear.apply(x.reshape(-1, x.shape[-1]), weight, bias)
     return y.reshape(*lead, weight.shape[0])
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """y[..., o] = sum over i, j of x1[..., i] * weight[o, i, j] * x2[..., j] + bias[o]."""
+    op = "bilinear"
+    float_tensor(input1, "input1", op)
+    float_tensor(input2, "input2", op)
+    float_tensor(weight, "weight", op, (3,))
+    if input1.shape[:-1] != input2.shape[:-1] or input1.shape[-1] != weight.shape[1] or \
+            input2.shape[-1] != weight.shape[2]:
+        raise RuntimeError(f"{op}: input1 {tuple(input1.shape)} and input2 "
+                           f"{tuple(input2.shape)} do not match weight {tuple(weight.shape)} "
+                           "(out, in1, in2) with equal leading dims")
+    from fastconv.toplevel import einsum
+
+    y = einsum("...i,oij,...j->...o", input1, weight, input2)
+    if bias is not None:
+        float_tensor(bias, "bias", op, (1,))
+        y = y + bias
+    return y
+

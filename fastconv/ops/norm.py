@@ -214,6 +214,27 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     return GroupNorm.apply(input, weight, bias, 1, float(eps), view=(input.numel() // k, k))
 
 
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """Root-mean-square normalisation (Zhang & Sennrich, 2019) over the last
+    ``len(normalized_shape)`` dims: y = x / sqrt(mean(x^2) + eps) * weight, eps defaulting to
+    float32's machine epsilon (torch's)."""
+    op = "rms_norm"
+    float_tensor(input, "input", op)
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else \
+        tuple(int(s) for s in normalized_shape)
+    if not shape or input.ndim < len(shape) or input.shape[input.ndim - len(shape):] != shape:
+        raise RuntimeError(f"{op}: given normalized_shape={list(shape)}, expected input with "
+                           f"shape [*, {', '.join(map(str, shape))}], but got input of size "
+                           f"{list(input.shape)}")
+    if weight is not None and tuple(weight.shape) != shape:
+        raise RuntimeError(f"{op}: weight must have the normalized_shape {shape}, got "
+                           f"{tuple(weight.shape)}")
+    eps = float(np.finfo(np.float32).eps) if eps is None else float(eps)
+    dims = tuple(range(input.ndim - len(shape), input.ndim))
+    y = input * (input.square().mean(dim=dims, keepdim=True) + eps).rsqrt()
+    return y * weight if weight is not None else y
+
+
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Group normalisation (Wu & He, 2018): the channels of each sample are split into
     ``num_groups`` groups, and each group is normalised over its channels and positions:

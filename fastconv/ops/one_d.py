@@ -87,3 +87,20 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):
     if return_indices:
         return _line(out[0]), _line(out[1])
     return _line(out)
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    op = "max_unpool1d"
+    k = single(kernel_size, "kernel_size", op)
+    s = k if stride is None or stride == [] else single(stride, "stride", op)
+    size = None if output_size is None else (1, int(list(output_size)[-1]))
+    return _line(pool.max_unpool2d(_plane(input, op), indices.unsqueeze(-2), (1, k), (1, s),
+                                   (0, single(padding, "padding", op)), size))
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    op = "lp_pool1d"
+    k = single(kernel_size, "kernel_size", op)
+    s = k if stride is None or stride == [] else single(stride, "stride", op)
+    return _line(pool.lp_pool2d(_plane(input, op), norm_type, (1, k), (1, s), ceil_mode))
+

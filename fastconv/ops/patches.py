@@ -141,6 +141,27 @@ def pixel_unshuffle(input, downscale_factor):
     return x.reshape(*lead, c * r * r, h // r, w // r)
 
 
+def channel_shuffle(input, groups: int):
+    """ShuffleNet's channel shuffle (Zhang et al., 2018): (N, g * k, *) -> the channels
+    reordered as (N, k, g, *) read row by row."""
+    from fastconv.tensor import Tensor
+
+    if not isinstance(input, Tensor):
+        raise TypeError(f"channel_shuffle: input must be a fastconv.Tensor, got "
+                        f"{type(input).__name__}")
+    if input.ndim < 3:
+        raise RuntimeError(f"channel_shuffle expects input to have at least 3 dimensions, but "
+                           f"got input with sizes {list(input.shape)}")
+    if not isinstance(groups, (int, np.integer)) or groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of "
+                           f"groups:{groups}")
+    n, c, *rest = input.shape
+    if c % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {c} channels "
+                           f"and {groups} groups.")
+    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+
+
 def _factor(op, input, factor):
     from fastconv.tensor import Tensor
 

@@ -286,3 +286,11 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     y = MaxUnpool2d.apply(x, flat.astype(np.int64, copy=False), out_hw)
     return y.reshape(y.shape[1:]) if unbatched else y
 
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Power-average pooling: (sum over the window of x^p)^(1/p), as torch's (no padding)."""
+    kernel = pair(kernel_size, "kernel_size", "lp_pool2d", 1)
+    p = float(norm_type)
+    out = avg_pool2d(input.pow(p), kernel, stride, 0, ceil_mode)
+    return (out.sign() * out.abs().relu() * float(kernel[0] * kernel[1])).pow(1.0 / p)
+
