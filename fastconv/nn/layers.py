@@ -1158,6 +1158,124 @@ class KLDivLoss(Module):
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
 
 
+class MarginRankingLoss(_Loss):
+    """See ``fastconv.functional.margin_ranking_loss``."""
+
+    def __init__(self, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.margin = margin
+
+    def forward(self, input1, input2, target):
+        return F.margin_ranking_loss(input1, input2, target, margin=self.margin,
+                                     reduction=self.reduction)
+
+
+class HingeEmbeddingLoss(_Loss):
+    """See ``fastconv.functional.hinge_embedding_loss``."""
+
+    def __init__(self, margin=1.0, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.margin = margin
+
+    def forward(self, input, target):
+        return F.hinge_embedding_loss(input, target, margin=self.margin,
+                                      reduction=self.reduction)
+
+
+class CosineEmbeddingLoss(_Loss):
+    """See ``fastconv.functional.cosine_embedding_loss``."""
+
+    def __init__(self, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.margin = margin
+
+    def forward(self, input1, input2, target):
+        return F.cosine_embedding_loss(input1, input2, target, margin=self.margin,
+                                       reduction=self.reduction)
+
+
+class TripletMarginLoss(_Loss):
+    """See ``fastconv.functional.triplet_margin_loss``."""
+
+    def __init__(self, margin=1.0, p=2.0, eps=1e-6, swap=False, size_average=None, reduce=None,
+                 reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        if margin <= 0:
+            raise ValueError(f"TripletMarginLoss: expected margin to be greater than 0, got "
+                             f"{margin} instead")
+        self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
+
+    def forward(self, anchor, positive, negative):
+        return F.triplet_margin_loss(anchor, positive, negative, margin=self.margin, p=self.p,
+                                     eps=self.eps, swap=self.swap, reduction=self.reduction)
+
+
+class MultiMarginLoss(_WeightedLoss):
+    """See ``fastconv.functional.multi_margin_loss``; ``weight`` is kept as a buffer."""
+
+    def __init__(self, p=1, margin=1.0, weight=None, size_average=None, reduce=None,
+                 reduction="mean"):
+        super().__init__(weight, size_average, reduce, reduction)
+        if p not in (1, 2):
+            raise ValueError("only p == 1 and p == 2 supported")
+        if weight is not None and weight.ndim != 1:
+            raise ValueError(f"MultiMarginLoss: expected weight to be None or 1D tensor, got "
+                             f"{weight.ndim}D instead")
+        self.p, self.margin = p, margin
+
+    def forward(self, input, target):
+        return F.multi_margin_loss(input, target, p=self.p, margin=self.margin,
+                                   weight=self.weight, reduction=self.reduction)
+
+
+class MultiLabelMarginLoss(_Loss):
+    """See ``fastconv.functional.multilabel_margin_loss``."""
+
+    def forward(self, input, target):
+        return F.multilabel_margin_loss(input, target, reduction=self.reduction)
+
+
+class MultiLabelSoftMarginLoss(_WeightedLoss):
+    """See ``fastconv.functional.multilabel_soft_margin_loss``; ``weight`` is kept as a
+    buffer."""
+
+    def forward(self, input, target):
+        return F.multilabel_soft_margin_loss(input, target, weight=self.weight,
+                                             reduction=self.reduction)
+
+
+class SoftMarginLoss(_Loss):
+    """See ``fastconv.functional.soft_margin_loss``."""
+
+    def forward(self, input, target):
+        return F.soft_margin_loss(input, target, reduction=self.reduction)
+
+
+class PoissonNLLLoss(_Loss):
+    """See ``fastconv.functional.poisson_nll_loss``."""
+
+    def __init__(self, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,
+                 reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.log_input, self.full, self.eps = log_input, full, eps
+
+    def forward(self, log_input, target):
+        return F.poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full,
+                                  eps=self.eps, reduction=self.reduction)
+
+
+class GaussianNLLLoss(_Loss):
+    """See ``fastconv.functional.gaussian_nll_loss``; called as ``loss(input, target, var)``."""
+
+    def __init__(self, *, full=False, eps=1e-6, reduction="mean"):
+        super().__init__(reduction=reduction)
+        self.full, self.eps = full, eps
+
+    def forward(self, input, target, var):
+        return F.gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps,
+                                   reduction=self.reduction)
+
+
 class CosineSimilarity(Module):
     """See ``fastconv.functional.cosine_similarity``."""
 
@@ -1230,12 +1348,42 @@ Threshold = _activation("Threshold", F.threshold, [("threshold", None), ("value"
                                                    ("inplace", False)])
 Softmin = _activation("Softmin", F.softmin, [("dim", None)])
 GLU = _activation("GLU", F.glu, [("dim", -1)])
+Softsign = _activation("Softsign", F.softsign)
+Softshrink = _activation("Softshrink", F.softshrink, [("lambd", 0.5)])
+Hardshrink = _activation("Hardshrink", F.hardshrink, [("lambd", 0.5)])
+Tanhshrink = _activation("Tanhshrink", F.tanhshrink)
 PixelShuffle = _activation("PixelShuffle", F.pixel_shuffle, [("upscale_factor", None)])
 PixelUnshuffle = _activation("PixelUnshuffle", F.pixel_unshuffle, [("downscale_factor", None)])
 Unfold = _activation("Unfold", F.unfold, [("kernel_size", None), ("dilation", 1),
                                           ("padding", 0), ("stride", 1)])
 Fold = _activation("Fold", F.fold, [("output_size", None), ("kernel_size", None),
                                     ("dilation", 1), ("padding", 0), ("stride", 1)])
+
+
+class RReLU(Module):
+    """See ``fastconv.functional.rrelu``: random slopes in training mode, the mean slope
+    (lower + upper) / 2 in evaluation mode. ``inplace=True`` is accepted and warned about."""
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False):
+        super().__init__()
+        warn_inplace("RReLU", inplace)
+        self.lower, self.upper, self.inplace = lower, upper, inplace
+
+    def forward(self, x):
+        return F.rrelu(x, self.lower, self.upper, self.training)
+
+    def extra_repr(self):
+        return f"lower={self.lower}, upper={self.upper}"
+
+
+class Softmax2d(Module):
+    """Softmax over the channels (dim -3) of (N, C, H, W) or (C, H, W) input, at each
+    location."""
+
+    def forward(self, x):
+        if x.ndim not in (3, 4):
+            raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {x.ndim}D instead")
+        return F.softmax(x, -3, _stacklevel=5)
 
 
 class PReLU(Module):

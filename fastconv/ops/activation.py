@@ -1,4 +1,5 @@
-"""ReLU and its relatives (leaky ReLU, ELU, GELU, SiLU), dropout and the softmax family.
+"""ReLU and its relatives (leaky ReLU, randomized leaky ReLU, ELU, GELU, SiLU), the shrinkage
+and other pointwise activations, dropout and the softmax family.
 
 ReLU and its relatives run the backend kernels (csrc/elementwise.cpp, csrc/activation.cpp;
 fastconv/cuda/elementwise.cu, activation.cu): one elementwise pass forward and one backward
@@ -320,6 +321,15 @@ POINTWISE = {
                    lambda xp, x, y: 1 - _sigmoid(xp, x)),
     "threshold": (lambda xp, x, threshold, value: xp.where(x > threshold, x, value),
                   lambda xp, x, y, threshold, value: x > threshold),
+    "softsign": (lambda xp, x: x / (1 + xp.abs(x)),
+                 lambda xp, x, y: 1 / (1 + xp.abs(x)) ** 2),
+    "softshrink": (lambda xp, x, lambd: xp.where(x > lambd, x - lambd,
+                                                 xp.where(x < -lambd, x + lambd, 0)),
+                   lambda xp, x, y, lambd: (x > lambd) | (x < -lambd)),
+    "hardshrink": (lambda xp, x, lambd: xp.where((x > lambd) | (x < -lambd), x, 0),
+                   lambda xp, x, y, lambd: (x > lambd) | (x < -lambd)),
+    "tanhshrink": (lambda xp, x: x - xp.tanh(x),
+                   lambda xp, x, y: xp.tanh(x) ** 2),
 }
 
 
@@ -406,6 +416,63 @@ def threshold(input, threshold, value, inplace=False):
     _number("threshold", "threshold", threshold)
     _number("threshold", "value", value)
     return _pointwise("threshold", input, float(threshold), float(value), inplace=inplace)
+
+
+def softsign(input):
+    """x / (1 + |x|)."""
+    return _pointwise("softsign", input)
+
+
+def softshrink(input, lambd=0.5):
+    """Soft shrinkage: x - lambd where x > lambd, x + lambd where x < -lambd, else 0
+    (lambd >= 0)."""
+    _number("softshrink", "lambd", lambd)
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be in range [0, 3.40282e+38] for input dtype Float, "
+                           f"but found {lambd}")
+    return _pointwise("softshrink", input, float(lambd))
+
+
+def hardshrink(input, lambd=0.5):
+    """Hard shrinkage: x where |x| > lambd, else 0."""
+    _number("hardshrink", "lambd", lambd)
+    return _pointwise("hardshrink", input, float(lambd))
+
+
+def tanhshrink(input):
+    """x - tanh(x)."""
+    return _pointwise("tanhshrink", input)
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
+    """Randomized leaky ReLU (Xu et al., 2015, "Empirical Evaluation of Rectified
+    Activations"): y = x for x >= 0, a x otherwise.
+
+    In training each element draws its own slope a ~ U(lower, upper) from fastconv's
+    generator (reproducible under ``fastconv.manual_seed``) and the gradient is that slope;
+    in evaluation a = (lower + upper) / 2 (a leaky ReLU).
+
+    Args:
+        input: float32 Tensor of any shape.
+        lower, upper: the slope's range, lower <= upper (defaults 1/8 and 1/3).
+        training: draw random slopes (the functional default is False, as PyTorch).
+        inplace: accepted; fastconv computes out of place and warns when it is True.
+    """
+    op = "rrelu"
+    float_tensor(input, "input", op)
+    _number(op, "lower", lower)
+    _number(op, "upper", upper)
+    if lower > upper:
+        raise RuntimeError("Lower bound should be less than or equal to the upper bound")
+    warn_inplace(op, inplace)
+    if not training:
+        return LeakyReLU.apply(input, (float(lower) + float(upper)) / 2)
+    from fastconv.backend import get_backend
+
+    xp = get_backend(input.device).xp
+    u = random.uniform(input.shape, input.device)
+    slope = xp.where(input.data > 0, 1, lower + (upper - lower) * u).astype(np.float32)
+    return MaskMultiply.apply(input, slope)
 
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):

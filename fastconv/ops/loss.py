@@ -1,7 +1,9 @@
-"""The losses (cross-entropy, NLL, BCE with logits, MSE, L1), one_hot and top-k accuracy."""
+"""The losses (cross-entropy, NLL, BCE with logits, MSE, L1, and the rest of PyTorch's losses
+but CTC), one_hot and top-k accuracy."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -559,4 +561,419 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
                       "support size.'batchmean' divides only by the batch size, and aligns with "
                       "the KL div math definition.'mean' will be changed to behave the same as "
                       "'batchmean' in the next major release.", UserWarning, stacklevel=2)
+    return _reduce(loss, reduction)
+
+
+# ----------------------------------------------------------------------------- margin, embedding
+# and likelihood losses
+# Written with the differentiable Tensor ops, as the losses above. Shapes and errors follow
+# PyTorch: RuntimeError for shapes that do not fit, ValueError for bad argument values.
+
+
+def _float_target(op, target, name="target"):
+    """A float32 Tensor of ``target``: float32 as is, integer labels (e.g. +1/-1) converted."""
+    from fastconv.tensor import Tensor
+
+    if isinstance(target, Tensor) and target.dtype.kind in "iub":
+        return target.float()
+    return float_tensor(target, name, op)
+
+
+def _broadcast_shape(op, *tensors):
+    try:
+        return np.broadcast_shapes(*(t.shape for t in tensors))
+    except ValueError:
+        shapes = ", ".join(str(t.shape) for t in tensors)
+        raise RuntimeError(f"{op}: the shapes {shapes} do not broadcast") from None
+
+
+def _mask(condition):
+    from fastconv.tensor import Tensor
+
+    return Tensor(condition)
+
+
+def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
+                        reduction="mean"):
+    """Margin ranking loss: max(0, -y (x1 - x2) + margin) elementwise, for labels y = 1
+    (x1 should rank higher) or -1 (x2 should); input1, input2 and target broadcast.
+
+    Args:
+        input1, input2: float32 scores, all three with the same number of dims.
+        target: +1 / -1 labels (float32, or integer, converted).
+        margin: the gap asked for (default 0).
+        size_average, reduce: PyTorch's deprecated flags (mapped to ``reduction``, warned).
+        reduction: 'none' | 'mean' | 'sum'.
+    """
+    op = "margin_ranking_loss"
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input1, "input1", op)
+    float_tensor(input2, "input2", op)
+    target = _float_target(op, target)
+    _number_at_least(op, "margin", margin, -math.inf)
+    if input1.ndim != input2.ndim or input1.ndim != target.ndim:
+        raise RuntimeError(f"{op} : All input tensors should have same dimension but got sizes: "
+                           f"input1: {input1.shape}, input2: {input2.shape}, target: "
+                           f"{target.shape}")
+    _broadcast_shape(op, input1, input2, target)
+    loss = (-target * (input1 - input2) + float(margin)).clamp(min=0)
+    return _reduce(loss, reduction)
+
+
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None,
+                         reduction="mean"):
+    """Hinge embedding loss (for distances x between pairs labelled y = 1, similar, or
+    y = -1, dissimilar): x where y = 1, max(0, margin - x) where y = -1. As PyTorch, a label
+    that is neither adds both terms; input and target broadcast.
+
+    Args:
+        input: float32 (typically pairwise distances).
+        target: +1 / -1 labels (float32, or integer, converted).
+        margin: default 1.0.
+        size_average, reduce, reduction: as :func:`margin_ranking_loss`.
+    """
+    from fastconv.toplevel import where
+
+    op = "hinge_embedding_loss"
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input, "input", op)
+    target = _float_target(op, target)
+    _number_at_least(op, "margin", margin, -math.inf)
+    _broadcast_shape(op, input, target)
+    t = target.data
+    loss = (where(_mask(t != 1), (float(margin) - input).clamp(min=0), 0.0) +
+            where(_mask(t != -1), input, 0.0))
+    return _reduce(loss, reduction)
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
+                          reduction="mean"):
+    """Cosine embedding loss: 1 - cos(x1, x2) where y = 1, max(0, cos(x1, x2) - margin)
+    where y = -1 (0 for any other label), with
+    cos = sum(x1 x2) / sqrt((sum(x1^2) + 1e-12) (sum(x2^2) + 1e-12)) over the last dim.
+
+    Args:
+        input1, input2: float32 (N, D) with a (N,) target, or (D,) with a 0-D target.
+        target: +1 / -1 labels (float32, or integer, converted).
+        margin: in [-1, 1], default 0.
+        size_average, reduce, reduction: as :func:`margin_ranking_loss`.
+    """
+    from fastconv.toplevel import where
+
+    op = "cosine_embedding_loss"
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input1, "input1", op)
+    float_tensor(input2, "input2", op)
+    target = _float_target(op, target)
+    _number_at_least(op, "margin", margin, -math.inf)
+    if target.ndim not in (0, 1):
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    want = target.ndim + 1
+    if input1.ndim != want or input2.ndim != want:
+        raise RuntimeError(f"{target.ndim}D target tensor expects {want}D input tensors, but "
+                           f"found inputs with sizes {list(input1.shape)} and "
+                           f"{list(input2.shape)}.")
+    _broadcast_shape(op, input1, input2)
+    dim = target.ndim
+    prod = (input1 * input2).sum(dim)
+    mag1 = (input1 * input1).sum(dim) + 1e-12
+    mag2 = (input2 * input2).sum(dim) + 1e-12
+    cos = prod / (mag1 * mag2).sqrt()
+    _broadcast_shape(op, cos, target)
+    t = target.data
+    loss = (where(_mask(t == 1), 1 - cos, 0.0) +
+            where(_mask(t == -1), (cos - float(margin)).clamp(min=0), 0.0))
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False,
+                        size_average=None, reduce=None, reduction="mean"):
+    """Triplet margin loss (Schroff et al., 2015, FaceNet; Balntas et al., 2016, for
+    ``swap``): max(0, margin + d(a, p) - d(a, n)) with d(x, y) = ||x - y + eps||_p over the
+    last dim (as :func:`pairwise_distance`).
+
+    Args:
+        anchor, positive, negative: float32 (N, D) or (D,), all with the same number of dims
+            (they broadcast).
+        margin: > 0, default 1.0.
+        p: the norm's degree (default 2).
+        eps: added to the differences (default 1e-6).
+        swap: use min(d(a, n), d(p, n)) as the negative distance.
+        size_average, reduce, reduction: as :func:`margin_ranking_loss`.
+    """
+    from fastconv.ops.distance import pairwise_distance
+
+    op = "triplet_margin_loss"
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    for name, t in (("anchor", anchor), ("positive", positive), ("negative", negative)):
+        float_tensor(t, name, op)
+    _number_at_least(op, "margin", margin, -math.inf)
+    _number_at_least(op, "p", p, 0.0)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the "
+                           f"same number of dimensions, but got: anchor {anchor.ndim}D, "
+                           f"positive {positive.ndim}D, and negative {negative.ndim}D inputs")
+    _broadcast_shape(op, anchor, positive, negative)
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = d_neg.minimum(pairwise_distance(positive, negative, p, eps))
+    loss = (float(margin) + d_pos - d_neg).clamp(min=0)
+    return _reduce(loss, reduction)
+
+
+def _class_index_target(op, input, target):
+    """The integer target of the multi-class margin losses, as a host/device int64 array."""
+    from fastconv.tensor import Tensor
+
+    data = target.data if isinstance(target, Tensor) else target
+    xp = get_backend(input.device).xp
+    data = xp.asarray(data)
+    if data.dtype.kind not in "iu":
+        raise RuntimeError(f"expected scalar type Long but found {_torch_dtype_name(data.dtype)}")
+    return data.astype(np.int64)
+
+
+def _torch_dtype_name(dtype):
+    return {"f": "Float" if dtype.itemsize == 4 else "Double", "b": "Bool"}.get(
+        dtype.kind, str(dtype))
+
+
+def _matrix_input(input):
+    if input.ndim not in (1, 2) or input.numel() == 0 and input.ndim != 2 or (
+            input.ndim == 2 and input.shape[1] == 0):
+        raise RuntimeError(f"Expected non-empty vector or matrix with optional 0-dim batch "
+                           f"size, but got: {list(input.shape)}")
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
+                      reduce=None, reduction="mean"):
+    """Multi-class hinge loss (Weston & Watkins, 1999; Crammer & Singer, 2001, margins): for
+    each sample with class y,
+
+        loss = sum_{i != y} w[y] * max(0, margin - x[y] + x[i])^p / C
+
+    Args:
+        input: float32 (N, C) scores, or (C,) for one sample.
+        target: integer class indices in [0, C), shape (N,) (or () / (1,) for (C,) input).
+        p: 1 or 2.
+        margin: default 1.0.
+        weight: optional float32 (C,) class weights (w[y] above).
+        size_average, reduce, reduction: as :func:`margin_ranking_loss` ('mean' over N).
+    """
+    op = "multi_margin_loss"
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    if p != 1 and p != 2:
+        raise ValueError("only p == 1 and p == 2 supported")
+    if weight is not None and weight.ndim != 1:
+        raise ValueError("weight must be one-dimensional")
+    float_tensor(input, "input", op)
+    _number_at_least(op, "margin", margin, -math.inf)
+    _matrix_input(input)
+    t = _class_index_target(op, input, target)
+    N = input.shape[0] if input.ndim == 2 else 1
+    C = input.shape[-1]
+    if t.ndim > 1 or t.size != N:
+        raise RuntimeError(f"{op}: target tensor should be 1-D with size equal to the number of "
+                           f"input samples (batch size). Expected target size [{N}], but got "
+                           f"{list(t.shape)}. Input has shape {list(input.shape)}.")
+    if weight is not None:
+        float_tensor(weight, "weight", op)
+        if weight.shape != (C,):
+            raise RuntimeError(f"inconsistent weight size, expected {C} but got "
+                               f"{list(weight.shape)}")
+    if t.size and not get_backend(input.device).is_capturing() and bool(
+            ((t < 0) | (t >= C)).any()):
+        raise RuntimeError("target out of range")
+    xp = get_backend(input.device).xp
+    x = input.reshape(N, C)
+    onehot = (t.reshape(N, 1) == xp.arange(C)).astype(np.float32)
+    x_y = (x * _mask(onehot)).sum(1, keepdim=True)
+    hinge = (float(margin) - x_y + x).clamp(min=0)
+    if p == 2:
+        hinge = hinge * hinge
+    hinge = hinge * _mask(1 - onehot)
+    if weight is not None:
+        hinge = hinge * (weight * _mask(onehot)).sum(1, keepdim=True)
+    loss = (hinge.sum(1) / C).reshape(t.shape)
+    return _reduce(loss, reduction)
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Multi-label hinge loss: for each sample, with the target classes j (the leading
+    entries of its target row, up to the first -1) and the other classes i,
+
+        loss = sum_{j, i} max(0, 1 - (x[j] - x[i])) / C
+
+    Args:
+        input: float32 (N, C), or (C,) for one sample.
+        target: integer, the input's shape: class indices, padded with -1 after the last.
+        size_average, reduce, reduction: as :func:`margin_ranking_loss` ('mean' over N).
+    """
+    from fastconv.tensor import Tensor
+
+    op = "multilabel_margin_loss"
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input, "input", op)
+    _matrix_input(input)
+    t = _class_index_target(op, input, target)
+    if tuple(t.shape) != input.shape:
+        raise RuntimeError(f"inconsistent target size: {list(t.shape)} for input of size: "
+                           f"{list(input.shape)}")
+    N = input.shape[0] if input.ndim == 2 else 1
+    C = input.shape[-1]
+    rows = np.asarray(t.get() if hasattr(t, "get") else t).reshape(N, C)
+    listed = np.cumprod(rows >= 0, axis=1).astype(bool)  # the entries before the first -1
+    if bool((rows[listed] >= C).any()):
+        raise RuntimeError("argument #2 'target' is out of range")
+    K = int(listed.sum(1).max()) if N else 0
+    is_target = np.zeros((N, C), bool)
+    n_idx, k_idx = np.nonzero(listed)
+    is_target[n_idx, rows[n_idx, k_idx]] = True
+    # (N, K, C) hinge terms: the K listed classes j (a repeat counts again) against every
+    # class i that is not a target.
+    xp = get_backend(input.device).xp
+    pairs = xp.asarray(listed[:, :K, None] & ~is_target[:, None, :], dtype=np.float32)
+    x = input.reshape(N, C)
+    x_j = x.gather(1, Tensor(xp.asarray(np.where(listed[:, :K], rows[:, :K], 0))))
+    hinge = (1 - x_j.unsqueeze(2) + x.unsqueeze(1)).clamp(min=0) * Tensor(pairs)
+    loss = (hinge.sum((1, 2)) / C).reshape(input.shape[:-1])
+    return _reduce(loss, reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction="mean"):
+    """Multi-label one-versus-all logistic loss:
+
+        loss = -sum_c w[c] (y[c] log sigmoid(x[c]) + (1 - y[c]) log sigmoid(-x[c])) / C
+
+    per sample, over the last dim (C classes).
+
+    Args:
+        input: float32 (N, C) or (C,) logits.
+        target: float32 0/1 (or soft) labels, broadcast to the input.
+        weight: optional float32 class weights, broadcast to the input.
+        size_average, reduce, reduction: as :func:`margin_ranking_loss` ('mean' over N).
+    """
+    from fastconv.ops.activation import logsigmoid
+
+    op = "multilabel_soft_margin_loss"
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input, "input", op)
+    target = _float_target(op, target)
+    if input.ndim == 0:
+        raise RuntimeError(f"{op}: input must have a class dim, got a 0-D tensor")
+    _broadcast_shape(op, input, target)
+    loss = -(target * logsigmoid(input) + (1 - target) * logsigmoid(-input))
+    if weight is not None:
+        float_tensor(weight, "weight", op)
+        _broadcast_shape(op, loss, weight)
+        loss = loss * weight
+    loss = loss.sum(loss.ndim - 1) / input.shape[-1]
+    return _reduce(loss, reduction)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Two-class logistic loss: log(1 + exp(-y x)) elementwise, for labels y = +1 / -1.
+
+    Args:
+        input: float32 of any shape.
+        target: +1 / -1 labels (float32, or integer, converted) that broadcast to the input's
+            shape.
+        size_average, reduce, reduction: as :func:`margin_ranking_loss`.
+    """
+    from fastconv.ops.activation import logsigmoid
+
+    op = "soft_margin_loss"
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input, "input", op)
+    target = _float_target(op, target)
+    if _broadcast_shape(op, input, target) != input.shape:
+        raise RuntimeError(f"output with shape {list(input.shape)} doesn't match the broadcast "
+                           f"shape {list(_broadcast_shape(op, input, target))}")
+    return _reduce(-logsigmoid(input * target), reduction)
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8,
+                     reduce=None, reduction="mean"):
+    """Negative log-likelihood of a Poisson target (up to the constant log(target!)):
+
+        exp(x) - y x          with log_input=True (x is the log of the rate)
+        x - y log(x + eps)    with log_input=False (x is the rate)
+
+    ``full=True`` adds Stirling's approximation of log(y!), y log y - y + 0.5 log(2 pi y),
+    where y > 1 (0 elsewhere).
+
+    Args:
+        input: float32 of any shape; target: float32 counts, broadcast with the input.
+        log_input, full, eps: as above (eps keeps log away from 0; default 1e-8).
+        size_average, reduce, reduction: as :func:`margin_ranking_loss`.
+    """
+    from fastconv.toplevel import where
+
+    op = "poisson_nll_loss"
+    reduction = legacy_reduction(op, size_average, reduce, reduction)
+    float_tensor(input, "input", op)
+    target = _float_target(op, target)
+    _number_at_least(op, "eps", eps, -math.inf)
+    _broadcast_shape(op, input, target)
+    if log_input:
+        loss = input.exp() - target * input
+    else:
+        loss = input - target * (input + float(eps)).log()
+    if full:
+        above = _mask(target.data > 1)
+        y = where(above, target, 2.0)  # keeps the unused branch finite
+        stirling = y * y.log() - y + 0.5 * (2 * math.pi * y).log()
+        loss = loss + where(above, stirling, 0.0)
+    return _reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    """Negative log-likelihood of a Gaussian target with predicted mean and variance
+    (Nix & Weigend, 1994):
+
+        0.5 (log(max(var, eps)) + (input - target)^2 / max(var, eps))   (+ 0.5 log(2 pi) if full)
+
+    The clamp at ``eps`` is not differentiated (the gradient passes to ``var`` as if
+    unclamped, as PyTorch).
+
+    Args:
+        input: float32 predicted means; target: float32, broadcast with the input.
+        var: float32 predicted variances (>= 0): the input's shape, the input's shape without
+            its last dim, or broadcastable to it with exactly one dim of size 1; or a number.
+        full: add the constant term.
+        eps: the variance's lower bound (default 1e-6).
+        reduction: 'none' | 'mean' | 'sum'.
+    """
+    from fastconv.tensor import Tensor
+
+    op = "gaussian_nll_loss"
+    float_tensor(input, "input", op)
+    target = _float_target(op, target)
+    _number_at_least(op, "eps", eps, -math.inf)
+    if not isinstance(var, Tensor):
+        _number_at_least(op, "var", var, -math.inf)
+        if var < 0:
+            raise ValueError("var has negative entry/entries")
+        var = Tensor(get_backend(input.device).xp.full(input.shape, var, dtype=np.float32))
+    else:
+        float_tensor(var, "var", op)
+        if var.numel() and bool((var.data < 0).any()):
+            raise ValueError("var has negative entry/entries")
+    if var.shape != input.shape:
+        if input.shape[:-1] == var.shape:
+            var = var.unsqueeze(-1)
+        elif not (input.ndim == var.ndim and
+                  sum(v for i, v in zip(input.shape, var.shape) if i != v) == 1):
+            raise ValueError("var is of incorrect size")
+    reduction = legacy_reduction(op, None, None, reduction)
+    _broadcast_shape(op, input, target, var)
+    # max(var, eps) forward; the gradient goes straight to var (PyTorch clamps under no_grad).
+    var = var + Tensor(var.data.clip(min=eps) - var.data)
+    loss = 0.5 * (var.log() + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
     return _reduce(loss, reduction)
