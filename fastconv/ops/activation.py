@@ -61,7 +61,8 @@ def _dropout(op, x, p, training, mask_shape):
 
 
 def dropout(x, p=0.5, training=True, inplace=False):
-    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (Srivastava et al., 2014).
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (Srivastava et
+    al., 2014).
 
     Identity when ``training`` is False. Masks come from fastconv's generator
     (reproducible under ``fastconv.manual_seed``). ``inplace``: accepted; fastconv computes
