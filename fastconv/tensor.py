@@ -1485,40 +1485,60 @@ class Tensor:
         """torch.quantile: the ``q``-th quantiles (a number or a 1-D tensor in [0, 1]) along
         ``dim`` (all elements for None), interpolated between the order statistics as
         ``interpolation`` says (linear, lower, higher, midpoint, nearest). A q tensor puts
-        its dim first."""
+        its dim first. A row holding NaN gives NaN."""
+        return self._quantile("quantile", q, dim, keepdim, interpolation, ignore_nan=False)
+
+    def nanquantile(self, q, dim=None, keepdim: bool = False, *,
+                    interpolation: str = "linear"):
+        """torch.nanquantile: :meth:`quantile` of the values that are not NaN (NaN where a
+        row has none)."""
+        return self._quantile("nanquantile", q, dim, keepdim, interpolation, ignore_nan=True)
+
+    def _quantile(self, op, q, dim, keepdim, interpolation, ignore_nan):
         if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
-            raise ValueError(f"quantile() interpolation must be one of linear, lower, higher, "
+            raise ValueError(f"{op}() interpolation must be one of linear, lower, higher, "
                              f"midpoint or nearest. Got {interpolation}")
         if self.dtype.kind != "f":
-            raise RuntimeError(f"quantile() input tensor must be either float or double "
+            raise RuntimeError(f"{op}() input tensor must be either float or double "
                                f"dtype, got {self.dtype}")
         qs = np.asarray(q.data.get() if hasattr(q.data, "get") else q.data) \
             if isinstance(q, Tensor) else np.asarray(q, np.float64)
         if qs.ndim > 1:
-            raise RuntimeError("quantile() q must be a scalar or 1D tensor")
+            raise RuntimeError(f"{op}() q must be a scalar or 1D tensor")
         if qs.size and (qs.min() < 0 or qs.max() > 1):
-            raise RuntimeError("quantile() q values must be in the range [0, 1]")
+            raise RuntimeError(f"{op}() q values must be in the range [0, 1]")
         x = self.reshape(-1) if dim is None else self
         (d,) = arith._normalise_dims(0 if dim is None else dim, max(x.ndim, 1))
         n = x.shape[d]
         if n == 0:
-            raise IndexError("quantile() input tensor must be non-empty")
-        ordered = x.sort(d).values
-        pos = qs.reshape(-1).astype(np.float64) * (n - 1)
-        lo, hi = np.floor(pos).astype(np.int64), np.ceil(pos).astype(np.int64)
+            raise IndexError(f"{op}() input tensor must be non-empty")
+        ordered = x.sort(d).values  # NaN sorts last
+        host = x.data if x.device == "cpu" else x.data.get()
+        nan = np.isnan(host)
+        count = n - nan.sum(axis=d, keepdims=True)  # the values that are not NaN, per row
+        n_eff = count if ignore_nan else np.full_like(count, n)
+        empty = (count == 0) if ignore_nan else nan.any(axis=d, keepdims=True)
+        shape = [1] * x.ndim
+        shape[d] = -1
+        pos = qs.reshape(shape).astype(np.float64) * (n_eff - 1)  # (.., len(q), ..) along d
+        # a row with no answer reads a NaN where torch's does (and its gradient goes there):
+        # quantile its last sorted value, nanquantile (all NaN) its first
+        pos = np.where(empty, 0.0 if ignore_nan else float(n - 1), pos)
+        lo, hi = np.floor(pos), np.ceil(pos)
         if interpolation == "lower":
             hi = lo
         elif interpolation == "higher":
             lo = hi
         elif interpolation == "nearest":
-            lo = hi = np.rint(pos).astype(np.int64)  # half to even, as torch's round
-        frac = 0.5 if interpolation == "midpoint" else pos - lo
-        a, b = ordered.index_select(d, lo), ordered.index_select(d, hi)
-        shape = [1] * x.ndim
-        shape[d] = -1
-        w = Tensor(_as_array(np.asarray(frac, np.float32) * np.ones(lo.size, np.float32),
-                             self.device).reshape(shape))
-        out = a + (b - a) * w  # (.., len(q), ..) along d
+            lo = hi = np.rint(pos)  # half to even, as torch's round
+        frac = np.full(pos.shape, 0.5) if interpolation == "midpoint" else pos - lo
+
+        def index(a):
+            return Tensor(_as_array(np.clip(a, 0, n - 1).astype(np.int64), self.device))
+
+        a, b = ordered.gather(d, index(lo)), ordered.gather(d, index(hi))
+        w = Tensor(_as_array(frac.astype(np.float32), self.device))
+        out = a + (b - a) * w
         if keepdim:
             if dim is None:
                 out = out.reshape((-1,) + (1,) * self.ndim)

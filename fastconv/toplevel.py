@@ -13,6 +13,7 @@ from fastconv.ops import math as fmath
 from fastconv.tensor import Tensor, _as_array, set_printoptions  # noqa: F401
 
 __all__ = [
+    "nanquantile",
     "mode",
     "quantile",
     "kthvalue",
@@ -358,6 +359,7 @@ take_along_dim = _method("take_along_dim")
 kthvalue = _method("kthvalue")
 mode = _method("mode")
 quantile = _method("quantile")
+nanquantile = _method("nanquantile")
 masked_fill = _method("masked_fill")
 masked_select = _method("masked_select")
 

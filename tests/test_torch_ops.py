@@ -882,3 +882,28 @@ def test_scatter_reduce_multiply_matches_torch(rng):
         out.sum().backward()
     with pytest.raises(RuntimeError, match="add or multiply"):
         fc.tensor(x).scatter(0, fc.tensor(idx), fc.tensor(src), reduce="max")
+
+
+@pytest.mark.parametrize("fn", ["quantile", "nanquantile"])
+def test_quantiles_with_nan_match_torch(rng, fn):
+    a = randn(rng, 4, 6)
+    a[1, 2] = np.nan      # one NaN
+    a[2, :] = np.nan      # all NaN
+    a[3, [0, 5]] = np.nan  # two NaN
+    for interpolation in ("linear", "lower", "higher", "midpoint", "nearest"):
+        for q in (0.3, np.array([0.0, 0.25, 0.5, 0.9, 1.0], np.float32)):
+            for dim, keepdim in ((None, False), (1, False), (0, True), (1, True)):
+                fa, ta = fc.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+                fq = getattr(fa, fn)(fc.tensor(q) if np.ndim(q) else q, dim, keepdim,
+                                     interpolation=interpolation)
+                tq = getattr(ta, fn)(torch.tensor(q) if np.ndim(q) else q, dim, keepdim,
+                                     interpolation=interpolation)
+                assert tuple(fq.shape) == tuple(tq.shape)
+                np.testing.assert_allclose(fq.detach().numpy(), tq.detach().numpy(), atol=1e-6,
+                                           equal_nan=True)
+                g = randn(rng, *tq.shape)
+                fq.backward(fc.tensor(g))
+                tq.backward(torch.tensor(g))
+                if fn == "quantile" and dim is None:
+                    continue  # which of several NaNs torch's unstable sort puts last varies
+                np.testing.assert_allclose(fa.grad.numpy(), ta.grad.numpy(), atol=1e-6)
