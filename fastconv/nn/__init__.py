@@ -134,6 +134,7 @@ from fastconv.nn.layers import (
 )
 from fastconv.nn.module import Module, Parameter
 from fastconv.nn.parallel import DataParallel
+from fastconv.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from fastconv.nn.sync_batchnorm import SyncBatchNorm
 
 _sys.modules[__name__ + ".functional"] = functional
@@ -183,6 +184,8 @@ __all__ = [
     "Fold",
     "GELU",
     "GLU",
+    "GRU",
+    "GRUCell",
     "GaussianNLLLoss",
     "GroupNorm",
     "Hardshrink",
@@ -199,6 +202,8 @@ __all__ = [
     "L1Loss",
     "LPPool1d",
     "LPPool2d",
+    "LSTM",
+    "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
@@ -229,6 +234,8 @@ __all__ = [
     "PixelUnshuffle",
     "PoissonNLLLoss",
     "RMSNorm",
+    "RNN",
+    "RNNCell",
     "RReLU",
     "ReLU",
     "ReLU6",
