@@ -40,6 +40,7 @@ from fastconv.ops.activation import (
     tanhshrink,
     threshold,
 )
+from fastconv.ops.attention import scaled_dot_product_attention
 from fastconv.ops.conv import bilinear, conv2d, conv_transpose2d, linear
 from fastconv.ops.distance import cosine_similarity, normalize, pairwise_distance
 from fastconv.ops.grid_sample import affine_grid, grid_sample
@@ -191,6 +192,7 @@ __all__ = [
     "relu6",
     "rms_norm",
     "rrelu",
+    "scaled_dot_product_attention",
     "selu",
     "sigmoid",
     "silu",

@@ -8,6 +8,11 @@ import sys as _sys
 
 from fastconv import functional
 from fastconv.nn import init, parallel, utils  # parallel: torch.nn.parallel (DDP)
+from fastconv.nn.attention import (
+    MultiheadAttention,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from fastconv.nn.container import (
     ModuleDict,
     ModuleList,
@@ -224,6 +229,7 @@ __all__ = [
     "MultiLabelMarginLoss",
     "MultiLabelSoftMarginLoss",
     "MultiMarginLoss",
+    "MultiheadAttention",
     "NLLLoss",
     "PReLU",
     "PairwiseDistance",
@@ -261,6 +267,8 @@ __all__ = [
     "Tanh",
     "Tanhshrink",
     "Threshold",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
     "TripletMarginLoss",
     "Unflatten",
     "Unfold",
