@@ -73,8 +73,8 @@ def test_averaged_model_matches_torch(rng, kind):
     x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
     fa.eval()
     ta.eval()
-    np.testing.assert_allclose(fa(fc.tensor(x)).detach().numpy(), ta(torch.tensor(x)).detach().numpy(),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fa(fc.tensor(x)).detach().numpy(),
+                               ta(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_averaged_model_errors(rng):

@@ -120,9 +120,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise NotImplementedError(f"{op}: antialias=True is not supported by fastconv")
     want = {"bilinear": (4,), "linear": (3,)}.get(mode, (3, 4))
     if input.ndim not in want:
+        dims = {(4,): "H, W", (3,): "L"}.get(want, "[H,] W")
         raise ValueError(f"{op}: mode {mode!r} needs a {' or '.join(f'{n}-D' for n in want)} "
-                         f"input (N, C, {dict({(4,): 'H, W', (3,): 'L'}).get(want, '[H,] W')}), got shape "
-                         f"{input.shape}")
+                         f"input (N, C, {dims}), got shape {input.shape}")
     if min(input.shape[2:]) < 1:
         raise ValueError(f"{op}: input and output sizes should be greater than 0, but got input "
                          f"of shape {input.shape}")

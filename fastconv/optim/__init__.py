@@ -16,7 +16,7 @@ All of them update the arrays in place with the parameters' own array module
 (NumPy or CuPy), so the same code runs on the CPU and the GPU.
 """
 
-from . import lr_scheduler, swa_utils
+from . import lr_scheduler, swa_utils  # noqa: F401  (optim.swa_utils as an attribute)
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm_, clip_grad_value_
 from .ema import ExponentialMovingAverage
