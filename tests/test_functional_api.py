@@ -281,7 +281,9 @@ def test_one_hot(rng):
     np.testing.assert_array_equal(to_numpy(got), R.one_hot(t, 6))
     np.testing.assert_array_equal(to_numpy(F.one_hot(T(t))),
                                   tF.one_hot(torch.tensor(t)).numpy())
-    _raises(ValueError, lambda: F.one_hot(T(t), 3), "num_classes")
+    too_large = t.copy()
+    too_large[0, 0] = 4  # a class index beyond num_classes=3, whatever the draw
+    _raises(ValueError, lambda: F.one_hot(T(too_large), 3), "num_classes")
     _raises(ValueError, lambda: F.one_hot(T(np.array([-1, 0]))), "non-negative")
     _raises(TypeError, lambda: F.one_hot(T(np.zeros(3, np.float32))), "integer")
 
