@@ -86,7 +86,7 @@ class Generator:
 
 
 def _rng(generator) -> np.random.Generator:
-    if generator is None:
+    if generator is None or generator is _random.default_generator:
         return _random.generator()
     if not isinstance(generator, Generator):
         raise TypeError(f"generator must be a fastconv.Generator, got {type(generator).__name__}")
@@ -433,6 +433,7 @@ def _typed_constructor(name: str, dtype):
         return _make(np.asarray(data), dtype, device, False, name)
 
     make.__name__ = name
+    make.dtype = dtype  # read by Tensor.type(fastconv.FloatTensor)
     make.__doc__ = (f"torch.{name}: ``{name}(*sizes)`` uninitialised, ``{name}(data)`` a copy "
                     f"of data, as {dtypes.resolve(dtype)}.")
     return make

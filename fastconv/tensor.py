@@ -19,6 +19,8 @@ Where fastconv differs from PyTorch on purpose
 
 from __future__ import annotations
 
+import math
+import re
 import sys
 from collections import namedtuple
 
@@ -31,7 +33,13 @@ from fastconv.device import of as _device_object
 from fastconv.ops import arith
 from fastconv.ops import index as index_ops
 from fastconv.ops import math as fmath
+from fastconv.ops import vector_norm as fvector_norm
 
+#: The type names of ``Tensor.type("torch.FloatTensor")`` and their dtypes.
+_TENSOR_TYPE_NAMES = {"Float": dtypes.float32, "Double": dtypes.float64,
+                      "Half": dtypes.float16, "BFloat16": dtypes.bfloat16,
+                      "Long": dtypes.int64, "Int": dtypes.int32, "Short": dtypes.int16,
+                      "Char": dtypes.int8, "Byte": dtypes.uint8, "Bool": dtypes.bool_}
 _FLOAT_CONVERTED = (np.float64, np.float16, dtypes.bfloat16.type)
 
 # PyTorch's torch.return_types: a (values, indices) pair that also unpacks.
@@ -411,7 +419,19 @@ class Tensor:
                 kind = kind[self.dtype.itemsize]
             prefix = "fastconv.cuda." if self.device == "cuda" else "fastconv."
             return f"{prefix}{kind}Tensor"
-        return self._cast(dtypes.storable(dtype, "Tensor.type", stacklevel=2))
+        device = self.device
+        if isinstance(dtype, str):
+            # "torch.FloatTensor", "torch.cuda.LongTensor", "fastconv.FloatTensor", ...
+            m = re.fullmatch(r"(?:torch|fastconv)\.(cuda\.)?([A-Za-z]+)Tensor", dtype)
+            if m is None or m.group(2) not in _TENSOR_TYPE_NAMES:
+                raise ValueError(f"Tensor.type: invalid type: '{dtype}' (expected a name such "
+                                 "as 'torch.FloatTensor' or 'torch.cuda.LongTensor')")
+            device = "cuda" if m.group(1) else "cpu"
+            dtype = _TENSOR_TYPE_NAMES[m.group(2)]
+        elif callable(dtype) and hasattr(dtype, "dtype"):  # fastconv.LongTensor, ...
+            dtype = dtype.dtype
+        out = self._cast(dtypes.storable(dtype, "Tensor.type", stacklevel=2))
+        return out if device == self.device else out.to(device)
 
     def float(self) -> Tensor:
         return self._cast(dtypes.float32)
@@ -1177,19 +1197,25 @@ class Tensor:
         self._float_only("std")
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
-    def norm(self, p="fro", dim=None, keepdim: bool = False):
-        """The p-norm over ``dim`` (all elements by default): "fro"/2, 1, inf, or any p > 0."""
+    def norm(self, p="fro", dim=None, keepdim: bool = False, dtype=None):
+        """The vector p-norm over ``dim`` (all elements by default): "fro" (= 2), 0, 1,
+        inf, -inf or any real p; the gradient is zero where the norm is zero."""
         self._float_only("linalg.vector_norm")
-        if p in ("fro", 2, 2.0):
-            return (self * self).sum(dim, keepdim).sqrt()
-        if p in (1, 1.0):
-            return self.abs().sum(dim, keepdim)
-        if p in (float("inf"), "inf"):
-            a = self.abs()
-            return a.max() if dim is None else a.amax(dim, keepdim)
-        if isinstance(p, (int, float)) and p > 0:
-            return (self.abs() ** float(p)).sum(dim, keepdim) ** (1.0 / p)
-        raise ValueError(f"norm: unsupported p={p!r} (use 'fro', 1, 2, inf or a positive number)")
+        if dtype is not None:
+            return self.to(dtype).norm(p, dim, keepdim)
+        if p in ("fro", "inf", "-inf"):
+            p = {"fro": 2.0, "inf": math.inf, "-inf": -math.inf}[p]
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+            raise ValueError(f"norm: unsupported p={p!r} (use 'fro', a number, inf or -inf; "
+                             "matrix norms such as 'nuc' are in fastconv.linalg.matrix_norm)")
+        dims = () if dim is None else arith._normalise_dims(dim, self.ndim)
+        if p < 0 or p == -math.inf:
+            empty = self.numel() == 0 or any(self.shape[d] == 0 for d in dims)
+            if empty:
+                raise RuntimeError(f"linalg.vector_norm cannot compute the {p} norm on an "
+                                   "empty tensor because the operation does not have an "
+                                   "identity")
+        return fvector_norm.VectorNorm.apply(self, float(p), tuple(dims), keepdim)
 
     def amax(self, dim=(), keepdim: bool = False):
         """Max over ``dim`` (an int or a tuple; () or None: all dims); ties share the
@@ -1363,6 +1389,34 @@ class Tensor:
                                              isinstance(src, Tensor) else src, 0, reduce)
             return out.reshape(())
         return index_ops.Scatter.apply(self, idx, src, d, reduce)
+
+    def scatter_reduce(self, dim, index, src, reduce, *, include_self: bool = True) -> Tensor:
+        """A copy of ``self`` with each entry of ``src`` reduced into the entry ``index``
+        points at along ``dim`` by "sum", "prod", "mean", "amax" or "amin" (``include_self
+        =False``: the original values of those entries are left out)."""
+        if reduce not in ("sum", "prod", "mean", "amax", "amin"):
+            raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, "
+                               f"got {reduce}")
+        if not isinstance(src, Tensor):
+            raise TypeError(f"scatter_reduce(): argument 'src' must be Tensor, not "
+                            f"{type(src).__name__}")
+        if src.device != self.device:
+            raise RuntimeError(f"scatter_reduce(): src is on {src.device} but the tensor is on "
+                               f"{self.device}")
+        if src.ndim != self.ndim:
+            raise RuntimeError("scatter_reduce(): Index tensor must have the same number of "
+                               "dimensions as src tensor")
+        src = src._cast(self.dtype) if src.dtype != self.dtype else src
+        d, idx = self._index_along(dim, index, "scatter_reduce", src)
+        if self.ndim == 0:
+            return index_ops.ScatterReduce.apply(self.reshape(1), idx.reshape(1),
+                                                 src.reshape(1), 0, reduce,
+                                                 include_self).reshape(())
+        return index_ops.ScatterReduce.apply(self, idx, src, d, reduce, include_self)
+
+    def scatter_reduce_(self, dim, index, src, reduce, *, include_self: bool = True) -> Tensor:
+        return self._inplace(lambda s: s.scatter_reduce(dim, index, src, reduce,
+                                                        include_self=include_self), src)
 
     def scatter_(self, dim, index, src=None, *, value=None, reduce=None) -> Tensor:
         return self._inplace(lambda s: s.scatter(dim, index, src, value=value, reduce=reduce),

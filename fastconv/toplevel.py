@@ -695,3 +695,55 @@ def iinfo(type):
     import numpy as np
 
     return np.iinfo(type)
+
+
+# ---- ops that live in their own modules, as top-level functions and Tensor methods --------
+
+from fastconv.ops import arrange, matrix, scans, statistics  # noqa: E402
+
+_FUNCTIONS = {
+    arrange: ("tile", "rot90", "flipud", "fliplr", "tensor_split", "hsplit", "vsplit", "dsplit",
+              "dstack", "column_stack", "row_stack", "atleast_1d", "atleast_2d", "atleast_3d",
+              "select", "take", "put", "index_put"),
+    matrix: ("diagonal", "diag", "diag_embed", "trace", "kron", "tensordot", "addmv", "addr",
+             "chain_matmul", "block_diag", "cartesian_prod", "combinations", "vander",
+             "tril_indices", "triu_indices", "cdist", "dist", "renorm"),
+    scans: ("cummax", "cummin", "logcumsumexp", "diff", "searchsorted", "bucketize"),
+    statistics: ("nansum", "nanmean", "cov", "corrcoef", "histc", "histogram"),
+}
+#: The ones PyTorch also has as Tensor methods (with an in-place ``_`` form where listed).
+_TENSOR_METHODS = ("tile", "rot90", "flipud", "fliplr", "tensor_split", "hsplit", "vsplit",
+                   "dsplit", "select", "take", "put", "index_put", "diagonal", "diag",
+                   "diag_embed", "trace", "kron", "addmv", "addr", "dist", "renorm", "cummax",
+                   "cummin", "logcumsumexp", "diff", "nansum", "nanmean", "cov", "corrcoef",
+                   "histc", "histogram")
+_INPLACE = ("put", "index_put", "addmv", "addr", "renorm")
+
+for _module, _names in _FUNCTIONS.items():
+    for _name in _names:
+        globals()[_name] = getattr(_module, _name)
+    __all__.extend(_names)
+
+
+def _as_method(fn):
+    def method(self, *args, **kwargs):
+        return fn(self, *args, **kwargs)
+
+    method.__name__, method.__doc__ = fn.__name__, fn.__doc__
+    return method
+
+
+def _as_inplace(name):
+    def method(self, *args, **kwargs):
+        return self._inplace(lambda s: getattr(s, name)(*args, **kwargs), *args,
+                             *kwargs.values())
+
+    method.__name__, method.__doc__ = name + "_", f"In-place :meth:`Tensor.{name}`."
+    return method
+
+
+for _name in _TENSOR_METHODS:
+    setattr(Tensor, _name, _as_method(globals()[_name]))
+for _name in _INPLACE:
+    setattr(Tensor, _name + "_", _as_inplace(_name))
+del _module, _names, _name

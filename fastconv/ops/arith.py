@@ -87,6 +87,8 @@ class Pow(Function):
 
     def backward(self, dy):
         (a,) = self.saved
+        if self.p == 0:  # constant 1: zero gradient, also at a = 0 (not 0 * inf)
+            return self.xp.zeros_like(dy), None
         return dy * self.p * a ** (self.p - 1), None
 
 
