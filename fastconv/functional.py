@@ -253,3 +253,25 @@ def cat(tensors, dim=0):
 def flatten(x, start_dim=0, end_dim=-1):
     """Merge dims start_dim..end_dim into one (as torch.flatten; nn.Flatten starts at 1)."""
     return x.flatten(start_dim, end_dim)
+
+
+def _inplace_form(fn):
+    """``F.relu_(x)``: ``fn`` applied to x in place (the ``inplace=True`` result)."""
+    def apply_(input, *args, **kwargs):
+        return input._inplace(lambda s: fn(s, *args, **kwargs))
+
+    apply_.__name__ = fn.__name__ + "_"
+    apply_.__doc__ = f"In-place :func:`{fn.__name__}`: ``input`` takes the result."
+    return apply_
+
+
+relu_ = _inplace_form(relu)
+elu_ = _inplace_form(elu)
+leaky_relu_ = _inplace_form(leaky_relu)
+hardtanh_ = _inplace_form(hardtanh)
+threshold_ = _inplace_form(threshold)
+celu_ = _inplace_form(celu)
+selu_ = _inplace_form(selu)
+rrelu_ = _inplace_form(rrelu)
+__all__ += ["relu_", "elu_", "leaky_relu_", "hardtanh_", "threshold_", "celu_", "selu_",
+            "rrelu_"]

@@ -285,6 +285,24 @@ class Tensor:
     def element_size(self) -> int:
         return int(self.data.dtype.itemsize)
 
+    @property
+    def itemsize(self) -> int:
+        return int(self.data.dtype.itemsize)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+    def data_ptr(self) -> int:
+        """The address of the first element (NumPy's or CuPy's data pointer)."""
+        if isinstance(self.data, np.ndarray):
+            return int(self.data.__array_interface__["data"][0])
+        return int(self.data.data.ptr)
+
+    def get_device(self) -> int:
+        """-1 on the CPU, else the GPU's index (as PyTorch)."""
+        return -1 if self.device == "cpu" else _device_object(self.device).index or 0
+
     def is_floating_point(self) -> bool:
         return self.data.dtype.kind == "f"
 
@@ -1038,6 +1056,56 @@ class Tensor:
             return self._assign(compute(source), True)
         with autograd.set_grad_enabled(False):
             return self._assign(compute(self), False)
+
+    def _reshape_inplace(self, compute, name):
+        """unsqueeze_ / squeeze_ / t_ / transpose_ / swapdims_: ``self`` takes the new shape
+        (in the graph when it is tracked)."""
+        tracked = self._check_inplace()
+        source = self
+        if tracked:  # the graph continues from the old value, as in _inplace
+            source = Tensor.__new__(Tensor)
+            source.data, source.grad, source._ctx = self.data, None, self._ctx
+            source.requires_grad, source._version = self.requires_grad, self._version
+        out = compute(source)
+        if tracked:
+            self._ctx, self.requires_grad = out._ctx, out.requires_grad
+        self.data = out.data
+        self._version += 1
+        return self
+
+    def unsqueeze_(self, dim):
+        return self._reshape_inplace(lambda s: s.unsqueeze(dim), "unsqueeze_")
+
+    def squeeze_(self, dim=None):
+        return self._reshape_inplace(lambda s: s.squeeze() if dim is None else s.squeeze(dim),
+                                     "squeeze_")
+
+    def t_(self):
+        return self._reshape_inplace(lambda s: s.t(), "t_")
+
+    def transpose_(self, dim0, dim1):
+        return self._reshape_inplace(lambda s: s.transpose(dim0, dim1), "transpose_")
+
+    swapdims_ = swapaxes_ = transpose_
+
+    def resize_(self, *sizes, memory_format=None):
+        """Give the tensor shape ``sizes``: its first elements kept in order, new ones zero
+        (PyTorch leaves them uninitialised). Not allowed on a tensor that requires grad."""
+        shape = _shape_args(sizes)
+        if self.requires_grad:
+            raise RuntimeError("cannot resize variables that require grad")
+        n = int(np.prod(shape))
+        flat = self.data.reshape(-1)
+        xp = get_backend(self.device).xp
+        new = xp.zeros(n, dtype=self.dtype)
+        k = min(n, flat.size)
+        new[:k] = flat[:k]
+        self.data = new.reshape(shape)
+        self._version += 1
+        return self
+
+    def resize_as_(self, other, memory_format=None):
+        return self.resize_(*other.shape)
 
     def add_(self, other, alpha=1):
         return self._inplace(lambda s: s + (other if alpha == 1 else other * alpha), other)
@@ -2167,6 +2235,31 @@ def _inplace_method(name):
     method.__name__ = name + "_"
     method.__doc__ = f"In-place :meth:`Tensor.{name}`."
     return method
+
+
+def _numpy_names(method):
+    """Let ``method`` also take NumPy's ``axis`` / ``keepdims`` for ``dim`` / ``keepdim``,
+    as PyTorch's argument parser does (``x.sum(axis=1)``)."""
+    def call(self, *args, **kwargs):
+        for alias, name in (("axis", "dim"), ("keepdims", "keepdim")):
+            if alias in kwargs:
+                if name in kwargs:
+                    raise TypeError(f"{method.__name__}() got both '{name}' and its alias "
+                                    f"'{alias}'")
+                kwargs[name] = kwargs.pop(alias)
+        return method(self, *args, **kwargs)
+
+    call.__name__, call.__qualname__, call.__doc__ = \
+        method.__name__, method.__qualname__, method.__doc__
+    return call
+
+
+for _name in ("sum", "mean", "var", "std", "norm", "amax", "amin", "prod", "cumsum", "cumprod",
+              "logsumexp", "median", "count_nonzero", "max", "min", "argmax", "argmin", "any",
+              "all", "softmax", "log_softmax", "squeeze", "unsqueeze", "flip", "roll",
+              "quantile", "nanquantile", "mode", "kthvalue", "sort", "argsort", "topk",
+              "aminmax"):
+    setattr(Tensor, _name, _numpy_names(getattr(Tensor, _name)))
 
 
 for _name in ("abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "pow",

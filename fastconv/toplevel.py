@@ -183,8 +183,16 @@ def _tensor(x, like=None):
     return Tensor(_as_array(x, like.device if like is not None else "cpu", what="an operand"))
 
 
-def cat(tensors, dim: int = 0) -> Tensor:
+def _dim_alias(op, dim, axis, out):
+    """``axis=`` is NumPy's name for ``dim`` (PyTorch accepts both); ``out=`` is refused."""
+    if out is not None:
+        raise TypeError(f"{op}(): out= is not supported by fastconv; use the returned tensor")
+    return dim if axis is None else axis
+
+
+def cat(tensors, dim: int = 0, *, axis=None, out=None) -> Tensor:
     """Concatenate tensors along ``dim`` (all other sizes must agree)."""
+    dim = _dim_alias("cat", dim, axis, out)
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty sequence of tensors")
@@ -204,8 +212,9 @@ def cat(tensors, dim: int = 0) -> Tensor:
 concat = concatenate = cat
 
 
-def stack(tensors, dim: int = 0) -> Tensor:
+def stack(tensors, dim: int = 0, *, axis=None, out=None) -> Tensor:
     """Join same-shape tensors along a new dim ``dim``."""
+    dim = _dim_alias("stack", dim, axis, out)
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")

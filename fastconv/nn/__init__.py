@@ -137,6 +137,8 @@ from fastconv.nn.layers import (
     ZeroPad2d,
     ZeroPad3d,
 )
+from fastconv.nn.lazy import *  # noqa: F401,F403  (LazyLinear, LazyConv2d, ...)
+from fastconv.nn.lazy import __all__ as _lazy_names
 from fastconv.nn.module import Module, Parameter
 from fastconv.nn.parallel import DataParallel
 from fastconv.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
@@ -282,4 +284,4 @@ __all__ = [
     "init",
     "parallel",
     "utils",
-]
+] + list(_lazy_names)
