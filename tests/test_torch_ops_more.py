@@ -471,3 +471,38 @@ def test_shape_helpers_match_torch_or_raise(shape, op, a, b):
         np.testing.assert_array_equal(got[1], want[1])
     else:
         assert got[0] == "error", f"{op}: torch raises {want[1]}, fastconv returned {got[1]}"
+
+
+EDGE_INPUTS = {"empty": np.zeros((0,), np.float32), "empty rows": np.zeros((2, 0), np.float32),
+               "0-d": np.float32(1.5), "int64": np.arange(6, dtype=np.int64).reshape(2, 3),
+               "matrix": np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4),
+               "3-d": np.linspace(-1, 3, 24, dtype=np.float32).reshape(2, 3, 4)}
+EDGE_OPS = {
+    "diagonal": lambda m, x: m.diagonal(x), "diag": lambda m, x: m.diag(x),
+    "trace": lambda m, x: m.trace(x), "kron": lambda m, x: m.kron(x, x),
+    "cdist": lambda m, x: m.cdist(x, x), "tile": lambda m, x: m.tile(x, (2,)),
+    "rot90": lambda m, x: m.rot90(x), "cummax": lambda m, x: m.cummax(x, 0)[0],
+    "logcumsumexp": lambda m, x: m.logcumsumexp(x, 0), "diff": lambda m, x: m.diff(x),
+    "nansum": lambda m, x: m.nansum(x), "nanmean": lambda m, x: m.nanmean(x),
+    "cov": lambda m, x: m.cov(x), "corrcoef": lambda m, x: m.corrcoef(x),
+    "histc": lambda m, x: m.histc(x, 4), "tensor_split": lambda m, x: m.cat(m.tensor_split(x, 2)),
+    "take": lambda m, x: m.take(x, m.tensor(np.array([0]))), "flipud": lambda m, x: m.flipud(x),
+    "atleast_3d": lambda m, x: m.atleast_3d(x), "renorm": lambda m, x: m.renorm(x, 2, 0, 1.0),
+    "dist": lambda m, x: m.dist(x, x), "block_diag": lambda m, x: m.block_diag(x, x),
+    "tensordot": lambda m, x: m.tensordot(x, x, 1), "norm -inf": lambda m, x: x.norm(-np.inf),
+    "searchsorted": lambda m, x: m.searchsorted(x, x), "diag_embed": lambda m, x: m.diag_embed(x),
+}
+
+
+@pytest.mark.parametrize("op", EDGE_OPS)
+def test_edge_inputs_match_torch_or_raise(op):
+    """Empty, 0-d and integer inputs: the same values as torch, or an error where torch
+    raises one (never a crash or a silent wrong shape)."""
+    for kind, a in EDGE_INPUTS.items():
+        want = _outcome(lambda: np.asarray(EDGE_OPS[op](torch, torch.tensor(a)).numpy(),
+                                           np.float64))
+        got = _outcome(lambda: np.asarray(EDGE_OPS[op](fc, fc.tensor(a)).numpy(), np.float64))
+        assert got[0] == want[0], f"{op} on {kind}: fastconv {got}, torch {want}"
+        if want[0] == "ok":
+            assert got[1].shape == want[1].shape, f"{op} on {kind}"
+            np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=1e-5, equal_nan=True)

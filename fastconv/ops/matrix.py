@@ -171,8 +171,10 @@ def tensordot(a, b, dims=2, out=None):
     free_a = [d for d in range(a.ndim) if d not in da]
     free_b = [d for d in range(b.ndim) if d not in db]
     k = math.prod(a.shape[d] for d in da)
-    left = a.permute(*free_a, *da).reshape(-1, k)
-    right = b.permute(*db, *free_b).reshape(k, -1)
+    m = math.prod(a.shape[d] for d in free_a)
+    n = math.prod(b.shape[d] for d in free_b)
+    left = a.permute(*free_a, *da).reshape(m, k)  # explicit sizes: -1 is ambiguous when empty
+    right = b.permute(*db, *free_b).reshape(k, n)
     return (left @ right).reshape(*[a.shape[d] for d in free_a], *[b.shape[d] for d in free_b])
 
 

@@ -184,8 +184,12 @@ def searchsorted(sorted_sequence, input, *, out_int32: bool = False, right: bool
                                f"value tensor must match, but we got boundaries tensor "
                                f"{list(s.shape)} and input value tensor "
                                f"{list(np.shape(values))}")
-        rows_s, rows_v = s.reshape(-1, s.shape[-1]), values.reshape(-1, values.shape[-1])
-        out = np.stack([np.searchsorted(a, v, side=how) for a, v in zip(rows_s, rows_v)])
+        lead = int(np.prod(s.shape[:-1]))
+        rows_s = s.reshape(lead, s.shape[-1])
+        rows_v = values.reshape(lead, values.shape[-1])
+        out = np.zeros(rows_v.shape, np.int64)
+        for i, (a, v) in enumerate(zip(rows_s, rows_v)):
+            out[i] = np.searchsorted(a, v, side=how)
         out = out.reshape(values.shape)
     out = np.asarray(out, dtype=np.int32 if out_int32 else np.int64)
     xp = np if seq.device == "cpu" else __import__("cupy")
