@@ -23,6 +23,8 @@ tp = torch.nn.utils.parametrize
 
 @pytest.fixture
 def rng(seed):
+    """The test's NumPy generator; fastconv's and torch's generators seeded too."""
+    fc.manual_seed(seed)
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
 
