@@ -230,7 +230,7 @@ def _parametrized_setattr(self, name, value):
     # torch's Module.__setattr__ refuses a Parameter under a name taken by a property
     # (register_parameter: "attribute ... already exists"); a plain tensor goes to the
     # property's setter, that is to right_inverse.
-    if isinstance(value, Parameter) and isinstance(getattr(type(self), name, None), property):
+    if isinstance(value, Parameter) and is_parametrized(self, name):
         raise KeyError(f"attribute '{name}' already exists")
     super(type(self), self).__setattr__(name, value)
 
