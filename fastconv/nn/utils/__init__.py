@@ -1,5 +1,8 @@
 """``fastconv.nn.utils``: gradient clipping, flat parameter vectors, and weight_norm /
-spectral_norm (weight_reparam.py), under PyTorch's names.
+spectral_norm (weight_reparam.py), under PyTorch's names; the submodules ``parametrize``
+(register_parametrization and its kin), ``parametrizations`` (weight_norm, spectral_norm
+and orthogonal as parametrizations) and ``rnn`` (PackedSequence and the pad / pack
+functions), as torch's.
 
 The clipping functions are the ones in ``fastconv.optim.clip``; here they take PyTorch's
 signatures (``foreach`` is accepted and has no effect) and ``clip_grad_norm_`` returns
@@ -12,6 +15,7 @@ import numpy as np
 
 from fastconv.tensor import Tensor
 
+from . import parametrizations, parametrize, rnn
 from .weight_reparam import (
     remove_spectral_norm,
     remove_weight_norm,
@@ -20,8 +24,8 @@ from .weight_reparam import (
 )
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector",
-           "remove_spectral_norm", "remove_weight_norm", "spectral_norm",
-           "vector_to_parameters", "weight_norm"]
+           "parametrizations", "parametrize", "remove_spectral_norm", "remove_weight_norm",
+           "rnn", "spectral_norm", "vector_to_parameters", "weight_norm"]
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
