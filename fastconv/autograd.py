@@ -503,4 +503,9 @@ def __getattr__(name):
         from fastconv import custom_function
 
         return getattr(custom_function, name)
+    if name in ("functional", "gradcheck", "gradgradcheck", "Variable", "GradcheckError"):
+        from fastconv import autograd_functional
+
+        return autograd_functional if name == "functional" else getattr(autograd_functional,
+                                                                        name)
     raise AttributeError(f"module 'fastconv.autograd' has no attribute {name!r}")
