@@ -3,7 +3,6 @@ keyed by parameter, against torch on fresh random inputs."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from helpers import assert_close, randn
 
