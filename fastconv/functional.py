@@ -96,7 +96,14 @@ from fastconv.ops.pool import (
     max_pool2d,
     max_unpool2d,
 )
-from fastconv.ops.three_d import adaptive_avg_pool3d, avg_pool3d, conv3d, max_pool3d
+from fastconv.ops.three_d import (
+    adaptive_avg_pool3d,
+    avg_pool3d,
+    conv3d,
+    conv_transpose3d,
+    max_pool3d,
+    max_unpool3d,
+)
 from fastconv.ops.upsample import interpolate
 
 
@@ -133,6 +140,7 @@ __all__ = [
     "conv3d",
     "conv_transpose1d",
     "conv_transpose2d",
+    "conv_transpose3d",
     "cosine_embedding_loss",
     "cosine_similarity",
     "cross_entropy",
@@ -174,6 +182,7 @@ __all__ = [
     "max_pool3d",
     "max_unpool1d",
     "max_unpool2d",
+    "max_unpool3d",
     "mish",
     "mse_loss",
     "multi_margin_loss",
