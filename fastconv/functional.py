@@ -42,6 +42,7 @@ from fastconv.ops.activation import (
 )
 from fastconv.ops.attention import scaled_dot_product_attention
 from fastconv.ops.conv import bilinear, conv2d, conv_transpose2d, linear
+from fastconv.ops.ctc import ctc_loss
 from fastconv.ops.distance import cosine_similarity, normalize, pairwise_distance
 from fastconv.ops.grid_sample import affine_grid, grid_sample
 from fastconv.ops.index import embedding
@@ -144,6 +145,7 @@ __all__ = [
     "cosine_embedding_loss",
     "cosine_similarity",
     "cross_entropy",
+    "ctc_loss",
     "dropout",
     "dropout1d",
     "dropout2d",

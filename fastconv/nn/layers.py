@@ -1140,6 +1140,19 @@ class NLLLoss(_WeightedLoss):
                           reduction=self.reduction)
 
 
+class CTCLoss(_Loss):
+    """See ``fastconv.functional.ctc_loss``; ``forward(log_probs, targets, input_lengths,
+    target_lengths)``."""
+
+    def __init__(self, blank=0, reduction="mean", zero_infinity=False):
+        super().__init__(reduction=reduction)
+        self.blank, self.zero_infinity = blank, zero_infinity
+
+    def forward(self, log_probs, targets, input_lengths, target_lengths):
+        return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank,
+                          self.reduction, self.zero_infinity)
+
+
 class MSELoss(_Loss):
     """See ``fastconv.functional.mse_loss``."""
 
