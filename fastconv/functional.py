@@ -42,6 +42,7 @@ from fastconv.ops.activation import (
 )
 from fastconv.ops.attention import scaled_dot_product_attention
 from fastconv.ops.conv import bilinear, conv2d, conv_transpose2d, linear
+from fastconv.ops.ctc import ctc_loss
 from fastconv.ops.distance import cosine_similarity, normalize, pairwise_distance
 from fastconv.ops.grid_sample import affine_grid, grid_sample
 from fastconv.ops.index import embedding
@@ -96,7 +97,14 @@ from fastconv.ops.pool import (
     max_pool2d,
     max_unpool2d,
 )
-from fastconv.ops.three_d import adaptive_avg_pool3d, avg_pool3d, conv3d, max_pool3d
+from fastconv.ops.three_d import (
+    adaptive_avg_pool3d,
+    avg_pool3d,
+    conv3d,
+    conv_transpose3d,
+    max_pool3d,
+    max_unpool3d,
+)
 from fastconv.ops.upsample import interpolate
 
 
@@ -133,9 +141,11 @@ __all__ = [
     "conv3d",
     "conv_transpose1d",
     "conv_transpose2d",
+    "conv_transpose3d",
     "cosine_embedding_loss",
     "cosine_similarity",
     "cross_entropy",
+    "ctc_loss",
     "dropout",
     "dropout1d",
     "dropout2d",
@@ -174,6 +184,7 @@ __all__ = [
     "max_pool3d",
     "max_unpool1d",
     "max_unpool2d",
+    "max_unpool3d",
     "mish",
     "mse_loss",
     "multi_margin_loss",
