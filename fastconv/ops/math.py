@@ -358,6 +358,7 @@ class Pointwise(Function):
 
     def forward(self, a, name):
         f, self.df = POINTWISE[name]
+        self.op_name = name
         with np.errstate(divide="ignore", invalid="ignore"):
             y = f(self.xp, a).astype(a.dtype, copy=False)
         if self.df is not None:
@@ -499,7 +500,7 @@ class Binary(Function):
 
     def forward(self, a, b, name, dtype):
         f, self.da, self.db = BINARY[name]
-        self.name, self.shapes = name, (np.shape(a), np.shape(b))
+        self.op_name, self.shapes = name, (np.shape(a), np.shape(b))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             y = self.xp.asarray(f(self.xp, a, b))
         if self.da is not NO_DERIVATIVE:
@@ -512,7 +513,7 @@ class Binary(Function):
             if not self.needs_input_grad[i]:
                 grads.append(None)
             elif derivative is NO_DERIVATIVE:
-                raise RuntimeError(f"derivative for aten::{self.name} is not implemented")
+                raise RuntimeError(f"derivative for aten::{self.op_name} is not implemented")
             elif derivative is None:
                 grads.append(self.xp.zeros(self.shapes[i], dtype=dy.dtype))
             else:
