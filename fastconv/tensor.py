@@ -1040,19 +1040,19 @@ class Tensor:
         """Whether the sign bit is set (True for -0.0 and negative NaNs too), as bool."""
         xp = get_backend(self.device).xp
         if self.dtype.kind == "f":
-            return Tensor(xp.signbit(self.data))
-        return Tensor(self.data < 0) if self.dtype.kind == "i" else \
+            return Tensor(xp.asarray(xp.signbit(self.data)))
+        return Tensor(xp.asarray(self.data < 0)) if self.dtype.kind == "i" else \
             Tensor(xp.zeros(self.shape, dtype=bool))
 
     def isposinf(self) -> Tensor:
-        xp = get_backend(self.device).xp
-        return Tensor(xp.isposinf(self.data) if self.dtype.kind == "f" else
-                      xp.zeros(self.shape, dtype=bool))
+        if self.dtype.kind != "f":
+            return Tensor(get_backend(self.device).xp.zeros(self.shape, dtype=bool))
+        return Tensor(get_backend(self.device).xp.asarray(self.data == np.inf))
 
     def isneginf(self) -> Tensor:
-        xp = get_backend(self.device).xp
-        return Tensor(xp.isneginf(self.data) if self.dtype.kind == "f" else
-                      xp.zeros(self.shape, dtype=bool))
+        if self.dtype.kind != "f":
+            return Tensor(get_backend(self.device).xp.zeros(self.shape, dtype=bool))
+        return Tensor(get_backend(self.device).xp.asarray(self.data == -np.inf))
 
     def isreal(self) -> Tensor:
         """True everywhere: fastconv has no complex tensors."""
@@ -1078,7 +1078,7 @@ class Tensor:
         if self.dtype.kind != "f":
             raise RuntimeError("torch.frexp() only supports floating-point dtypes")
         xp = get_backend(self.device).xp
-        exponent = xp.frexp(self.data)[1].astype(np.int32)
+        exponent = xp.asarray(xp.frexp(self.data)[1]).astype(np.int32)
         return FrexpResult(fmath.Frexp.apply(self), Tensor(exponent))
 
     def _binary_math(self, other, name, *, floating=True, float_only=False, scalars=False,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_close, check_vs_torch, distinct, randn
+from helpers import assert_close, check_devices, check_vs_torch, distinct, randn
 
 import fastconv as fc
 
@@ -390,6 +390,24 @@ def test_binary_results_stay_on_graph_with_other_ops(rng):
     check_vs_torch(lambda x, y: (fc.fmax(x, y) + fc.hypot(x, y)).logaddexp(x * y),
                    lambda x, y: (torch.fmax(x, y) + torch.hypot(x, y)).logaddexp(x * y),
                    [a, b], rng=rng, name="binary chain")
+
+
+@pytest.mark.gpu
+def test_new_ops_on_the_gpu_match_the_cpu(rng):
+    x = _uniform(rng, -0.9, 0.9, 3, 4)
+    for name in [u[0] for u in UNARY] + ["sgn", "fix", "absolute", "negative"]:
+        check_devices(lambda t, n=name: getattr(t, n)() * t, [x], rng=rng, name=name)
+    check_devices(lambda t: t.frexp().mantissa, [x * 100], rng=rng, name="frexp")
+    check_devices(lambda t: fc.nan_to_num(t.log()), [x], rng=rng, name="nan_to_num")
+    for name, sample, _, _ in BINARY:
+        a, b = sample(rng, (3, 1), (4,))
+        check_devices(lambda p, q, n=name: getattr(p, n)(q), [a, b], rng=rng, name=name)
+    i, j = rng.integers(-20, 20, size=(3, 4)), rng.integers(-20, 20, size=(4,))
+    for name in ("gcd", "lcm", "fmax", "heaviside", "signbit", "isposinf"):
+        args = (fc.tensor(j, device="cuda"),) if name not in ("signbit", "isposinf") else ()
+        got = getattr(fc.tensor(i, device="cuda"), name)(*args)
+        want = getattr(fc.tensor(i), name)(*(fc.tensor(j),) if args else ())
+        np.testing.assert_array_equal(np.asarray(got.cpu().numpy()), want.numpy())
 
 
 # ----------------------------------------------------------------------------- the names
