@@ -105,7 +105,7 @@ __all__ = [
     "optim", "save", "load", "cuda", "device", "dtype", "DtypeWarning", "float32", "float64",
     "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool_", "float",
     "double", "half", "long", "int", "short", "bool", "initial_seed", "compile", "amp",
-    "autocast", "is_autocast_enabled", "get_autocast_dtype", "backends",
+    "autocast", "is_autocast_enabled", "get_autocast_dtype", "backends", "profiler", "testing",
 ] + list(_creation_names) + list(_toplevel_names)
 
 
@@ -115,9 +115,9 @@ _BACKEND_SWITCHES = ("use_deterministic_algorithms", "are_deterministic_algorith
 
 
 def __getattr__(name):
-    # optim, utils, onnx, amp, backends, jit and the checkpoint functions load on first use (they
-    # pull in more modules).
-    if name in ("optim", "utils", "onnx", "amp", "backends", "jit"):
+    # optim, utils, onnx, amp, backends, jit, profiler, testing and the checkpoint functions load
+    # on first use (they pull in more modules).
+    if name in ("optim", "utils", "onnx", "amp", "backends", "jit", "profiler", "testing"):
         import importlib
 
         return importlib.import_module(f"fastconv.{name}")

@@ -51,6 +51,7 @@ KthvalueResult = namedtuple("kthvalue", ["values", "indices"])
 ModeResult = namedtuple("mode", ["values", "indices"])
 MedianResult = namedtuple("median", ["values", "indices"])
 AminmaxResult = namedtuple("aminmax", ["min", "max"])
+FrexpResult = namedtuple("frexp", ["mantissa", "exponent"])
 
 _LEAF_INPLACE = "a leaf Variable that requires grad is being used in an in-place operation."
 _LEAF_VIEW_INPLACE = ("a view of a leaf Variable that requires grad is being used in an "
@@ -650,6 +651,10 @@ class Tensor:
         return self._binary(other, arith.Div, swap=True, true_div=True)
 
     def __neg__(self):
+        if self.dtype.kind == "b":
+            raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If "
+                               "you are trying to invert a mask, use the `~` or `logical_not()` "
+                               "operator instead.")
         return arith.Neg.apply(self)
 
     def __pow__(self, p):
@@ -747,7 +752,7 @@ class Tensor:
     mul = __mul__
     multiply = __mul__
     pow = __pow__
-    neg = __neg__
+    neg = negative = __neg__
     matmul = __matmul__
 
     # Comparisons give constant (non-differentiable) tensors.
@@ -858,7 +863,11 @@ class Tensor:
         return fmath.Cos.apply(self._floating())
 
     def abs(self):
+        if self.dtype.kind == "b":
+            raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
         return fmath.Abs.apply(self)
+
+    absolute = abs
 
     def sigmoid(self):
         return fmath.Sigmoid.apply(self._floating())
@@ -933,7 +942,9 @@ class Tensor:
         return self._pointwise("erf")
 
     def _rounding(self, name):
-        # Integers are already whole: a copy of the same dtype, as PyTorch.
+        # Integers are already whole: a copy of the same dtype, as PyTorch (which refuses bool).
+        if self.dtype.kind == "b" and name != "sign":
+            raise NotImplementedError(f"\"{name}_vml_cpu\" not implemented for 'Bool'")
         return self.clone() if self.dtype.kind != "f" else fmath.Pointwise.apply(self, name)
 
     def round(self, decimals: int = 0):
@@ -1014,6 +1025,182 @@ class Tensor:
         full = self.expand(*shape) if shape != self.shape else self
         xp = get_backend(self.device).xp
         return full[xp.broadcast_to(mask.data, shape)]
+
+
+    # ---- trigonometric, hyperbolic, and more elementwise math ----------------------------------
+    # (entries of fastconv.ops.math.POINTWISE and BINARY; integer input becomes float32 where
+    # PyTorch's result is floating-point)
+    def tan(self):
+        return self._pointwise("tan")
+
+    def asin(self):
+        return self._pointwise("asin")
+
+    def acos(self):
+        return self._pointwise("acos")
+
+    def atan(self):
+        return self._pointwise("atan")
+
+    def sinh(self):
+        return self._pointwise("sinh")
+
+    def cosh(self):
+        return self._pointwise("cosh")
+
+    def asinh(self):
+        return self._pointwise("asinh")
+
+    def acosh(self):
+        return self._pointwise("acosh")
+
+    def atanh(self):
+        return self._pointwise("atanh")
+
+    arcsin, arccos, arctan = asin, acos, atan
+    arcsinh, arccosh, arctanh = asinh, acosh, atanh
+
+    def deg2rad(self):
+        return self._pointwise("deg2rad")
+
+    def rad2deg(self):
+        return self._pointwise("rad2deg")
+
+    def exp2(self):
+        """2 ** x."""
+        return self._pointwise("exp2")
+
+    def sgn(self) -> Tensor:
+        """sign(x) (the same as :meth:`sign` for real tensors; the gradient is zero)."""
+        return self.sign()
+
+    def signbit(self) -> Tensor:
+        """Whether the sign bit is set (True for -0.0 and negative NaNs too), as bool."""
+        xp = get_backend(self.device).xp
+        if self.dtype.kind == "f":
+            return Tensor(xp.asarray(xp.signbit(self.data)))
+        return Tensor(xp.asarray(self.data < 0)) if self.dtype.kind == "i" else \
+            Tensor(xp.zeros(self.shape, dtype=bool))
+
+    def isposinf(self) -> Tensor:
+        if self.dtype.kind != "f":
+            return Tensor(get_backend(self.device).xp.zeros(self.shape, dtype=bool))
+        return Tensor(get_backend(self.device).xp.asarray(self.data == np.inf))
+
+    def isneginf(self) -> Tensor:
+        if self.dtype.kind != "f":
+            return Tensor(get_backend(self.device).xp.zeros(self.shape, dtype=bool))
+        return Tensor(get_backend(self.device).xp.asarray(self.data == -np.inf))
+
+    def isreal(self) -> Tensor:
+        """True everywhere: fastconv has no complex tensors."""
+        return Tensor(get_backend(self.device).xp.ones(self.shape, dtype=bool))
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None) -> Tensor:
+        """NaN -> ``nan``, +inf -> ``posinf``, -inf -> ``neginf`` (None: the dtype's largest
+        and lowest finite values). Integer and bool tensors are copied unchanged. The gradient
+        is zero at the replaced entries."""
+        for arg, value in (("nan", nan), ("posinf", posinf), ("neginf", neginf)):
+            if value is not None and (isinstance(value, bool) or
+                                      not isinstance(value, (int, float, np.number))):
+                raise TypeError(f"nan_to_num(): argument '{arg}' must be float, not "
+                                f"{type(value).__name__}")
+        if self.dtype.kind != "f":
+            return self.clone()
+        return fmath.NanToNum.apply(self, float(nan), None if posinf is None else float(posinf),
+                                    None if neginf is None else float(neginf))
+
+    def frexp(self):
+        """(mantissa, exponent) with ``self = mantissa * 2 ** exponent`` and |mantissa| in
+        [0.5, 1); the exponent is int32. Differentiable in the mantissa."""
+        if self.dtype.kind != "f":
+            raise RuntimeError("torch.frexp() only supports floating-point dtypes")
+        xp = get_backend(self.device).xp
+        exponent = xp.asarray(xp.frexp(self.data)[1]).astype(np.int32)
+        return FrexpResult(fmath.Frexp.apply(self), Tensor(exponent))
+
+    def _binary_math(self, other, name, *, floating=True, float_only=False, scalars=False,
+                     same_dtype=False, integral=False, swap=False):
+        """``BINARY[name](self, other)`` with PyTorch's argument rules: ``other`` a Tensor
+        (or, with ``scalars``, a number); the promoted dtype, made float32 when ``floating``;
+        ``float_only``: integer pairs are refused (no integer kernel in PyTorch), as are
+        floats for the ``integral`` ops; ``same_dtype``: no promotion at all."""
+        if not isinstance(other, Tensor):
+            if not scalars or isinstance(other, (str, bytes)) or other is None:
+                raise TypeError(f"{name}(): argument 'other' (position 2) must be Tensor, not "
+                                f"{type(other).__name__}")
+            other = self._lift(other)
+        if isinstance(other, Tensor) and other.device != self.device:
+            raise RuntimeError(f"Expected all tensors to be on the same device, but found at "
+                               f"least two devices, {self.device} and {other.device}!")
+        odtype = other.dtype if isinstance(other, Tensor) else other
+        if same_dtype and isinstance(other, Tensor) and other.dtype != self.dtype:
+            raise RuntimeError(f"{name} is not yet implemented for tensors with different "
+                               f"dtypes.")
+        target = dtypes.promote(self.dtype, odtype)
+        if (float_only and target.kind != "f") or (integral and target.kind not in "iu"):
+            raise NotImplementedError(f"\"{name}_cpu\" not implemented for "
+                                      f"'{_torch_type_name(target)}'")
+        if floating and target.kind != "f":
+            target = dtypes.float32
+        a = self._cast(target)
+        b = other._cast(target) if isinstance(other, Tensor) else (
+            float(other) if target.kind == "f" else other)
+        out = dtypes.float32 if name == "float_power" else target
+        return fmath.Binary.apply(b, a, name, out) if swap else fmath.Binary.apply(a, b, name, out)
+
+    def atan2(self, other) -> Tensor:
+        """The angle of the point (other, self): arctan(self / other) in the right quadrant."""
+        return self._binary_math(other, "atan2")
+
+    arctan2 = atan2
+
+    def hypot(self, other) -> Tensor:
+        """sqrt(self ** 2 + other ** 2), without overflow."""
+        return self._binary_math(other, "hypot", float_only=True)
+
+    def logaddexp(self, other) -> Tensor:
+        """log(exp(self) + exp(other)), computed stably."""
+        return self._binary_math(other, "logaddexp", float_only=True)
+
+    def logaddexp2(self, other) -> Tensor:
+        """log2(2 ** self + 2 ** other), computed stably."""
+        return self._binary_math(other, "logaddexp2", float_only=True)
+
+    def copysign(self, other) -> Tensor:
+        """|self| with the sign of ``other`` (a tensor or a number); the gradient of ``other``
+        is zero."""
+        return self._binary_math(other, "copysign", scalars=True)
+
+    def ldexp(self, other) -> Tensor:
+        """self * 2 ** other."""
+        return self._binary_math(other, "ldexp")
+
+    def float_power(self, exponent) -> Tensor:
+        """self ** exponent computed in float64, as PyTorch's. PyTorch returns float64; fastconv
+        has no float64 tensors and returns the float64 result rounded to float32."""
+        return self._binary_math(exponent, "float_power", scalars=True)
+
+    def heaviside(self, values) -> Tensor:
+        """0 where self < 0, ``values`` where self == 0, 1 where self > 0 (the same dtype on
+        both sides, as PyTorch; not differentiable)."""
+        return self._binary_math(values, "heaviside", floating=False, same_dtype=True)
+
+    def fmax(self, other) -> Tensor:
+        """The elementwise maximum, ignoring NaN (NaN only where both are NaN)."""
+        return self._binary_math(other, "fmax", floating=False)
+
+    def fmin(self, other) -> Tensor:
+        """The elementwise minimum, ignoring NaN (NaN only where both are NaN)."""
+        return self._binary_math(other, "fmin", floating=False)
+
+    def gcd(self, other) -> Tensor:
+        """The greatest common divisor (non-negative) of integer tensors."""
+        return self._binary_math(other, "gcd", floating=False, integral=True)
+
+    def lcm(self, other) -> Tensor:
+        """The least common multiple (non-negative) of integer tensors."""
+        return self._binary_math(other, "lcm", floating=False, integral=True)
 
     # ---- in-place ---------------------------------------------------------------------------
     def _check_inplace(self, *others, view=False) -> bool:
@@ -2224,6 +2411,13 @@ def to_arguments(args, kwargs, allow_copy: bool = False):
     return device, dtype, copy
 
 
+def _torch_type_name(dt) -> str:
+    """PyTorch's scalar-type name of a dtype ("Float", "Long", ...), as its messages use."""
+    names = {"float32": "Float", "int64": "Long", "int32": "Int", "int16": "Short",
+             "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+    return names.get(np.dtype(dt).name, np.dtype(dt).name)
+
+
 def _inplace_method(name):
     """``Tensor.<name>_``: the out-of-place method's result written into the tensor (see
     Tensor._inplace: in the same array unless a graph is recorded)."""
@@ -2267,6 +2461,11 @@ for _name in ("abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "r
               "expm1", "log1p", "log2", "log10", "erf", "sin", "cos", "masked_fill", "lerp",
               "addcmul", "addcdiv",
               "clamp_min", "clamp_max", "remainder", "fmod", "floor_divide", "true_divide",
-              "logical_not", "index_add", "index_copy", "index_fill"):
+              "logical_not", "index_add", "index_copy", "index_fill",
+              "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+              "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "deg2rad",
+              "rad2deg", "exp2", "absolute", "negative", "sgn", "nan_to_num", "float_power",
+              "ldexp", "fix", "atan2", "arctan2", "hypot", "copysign", "heaviside", "gcd",
+              "lcm"):
     setattr(Tensor, _name + "_", _inplace_method(_name))
 del _name

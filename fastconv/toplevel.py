@@ -174,6 +174,48 @@ __all__ = [
     "var_mean",
     "vstack",
     "where",
+    # trigonometric, hyperbolic and more elementwise math
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "deg2rad",
+    "rad2deg",
+    "exp2",
+    "absolute",
+    "negative",
+    "sgn",
+    "signbit",
+    "isposinf",
+    "isneginf",
+    "isreal",
+    "nan_to_num",
+    "frexp",
+    "fix",
+    "atan2",
+    "arctan2",
+    "hypot",
+    "logaddexp",
+    "logaddexp2",
+    "copysign",
+    "heaviside",
+    "fmax",
+    "fmin",
+    "gcd",
+    "lcm",
+    "ldexp",
+    "float_power",
 ]
 
 
@@ -371,6 +413,47 @@ quantile = _method("quantile")
 nanquantile = _method("nanquantile")
 masked_fill = _method("masked_fill")
 masked_select = _method("masked_select")
+tan = _method("tan")
+asin = arcsin = _method("asin")
+acos = arccos = _method("acos")
+atan = arctan = _method("atan")
+sinh = _method("sinh")
+cosh = _method("cosh")
+asinh = arcsinh = _method("asinh")
+acosh = arccosh = _method("acosh")
+atanh = arctanh = _method("atanh")
+deg2rad = _method("deg2rad")
+rad2deg = _method("rad2deg")
+exp2 = _method("exp2")
+absolute = _method("absolute")
+negative = _method("negative")
+sgn = _method("sgn")
+signbit = _method("signbit")
+isposinf = _method("isposinf")
+isneginf = _method("isneginf")
+isreal = _method("isreal")
+nan_to_num = _method("nan_to_num")
+frexp = _method("frexp")
+fix = _method("fix")
+atan2 = arctan2 = _method("atan2")
+hypot = _method("hypot")
+logaddexp = _method("logaddexp")
+logaddexp2 = _method("logaddexp2")
+copysign = _method("copysign")
+heaviside = _method("heaviside")
+fmax = _method("fmax")
+fmin = _method("fmin")
+gcd = _method("gcd")
+lcm = _method("lcm")
+ldexp = _method("ldexp")
+
+
+def float_power(input, exponent):
+    """``input ** exponent`` computed in float64 (either may be a number, not both); the
+    result is float32 (PyTorch's is float64: fastconv has no float64 tensors)."""
+    if not isinstance(input, Tensor) and isinstance(exponent, Tensor):
+        return exponent._binary_math(input, "float_power", scalars=True, swap=True)
+    return _tensor(input).float_power(exponent)
 
 
 def softmax(input, dim, dtype=None):
