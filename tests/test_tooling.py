@@ -120,13 +120,13 @@ def test_adadelta_trains_a_layer(rng):
     y = x @ fc.tensor(np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)) + 0.5
     opt = optim.Adadelta(layer.parameters(), lr=1.0)
     first = None
-    for _ in range(200):
+    for _ in range(600):  # Adadelta starts slowly: ~0.5x after 200 steps, ~0.04x after 600
         opt.zero_grad()
         loss = F.mse_loss(layer(x), y)
         first = float(loss) if first is None else first
         loss.backward()
         opt.step()
-    assert float(loss) < 0.5 * first
+    assert float(loss) < 0.2 * first
 
 
 # ----------------------------------------------------------------------------- fusion
