@@ -13,6 +13,7 @@ from fastconv.ops import math as fmath
 from fastconv.tensor import Tensor, _as_array, set_printoptions  # noqa: F401
 
 __all__ = [
+    "scatter_reduce",
     "nanquantile",
     "mode",
     "quantile",
@@ -402,6 +403,7 @@ repeat_interleave = _method("repeat_interleave")
 gather = _method("gather")
 scatter = _method("scatter")
 scatter_add = _method("scatter_add")
+scatter_reduce = _method("scatter_reduce")
 index_select = _method("index_select")
 index_add = _method("index_add")
 index_copy = _method("index_copy")
