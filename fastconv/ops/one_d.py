@@ -26,6 +26,17 @@ def _plane(input, op: str):
     return input.unsqueeze(-2)
 
 
+def _pool_window(op, kernel_size, stride, padding):
+    """(k, s, p) of a 1-D pooling window, with PyTorch's rule padding <= kernel_size / 2
+    checked here so the message speaks of the 1-D arguments."""
+    k = single(kernel_size, "kernel_size", op)
+    s = k if stride is None or stride == [] else single(stride, "stride", op)
+    p = single(padding, "padding", op)
+    if p * 2 > k:
+        raise ValueError(f"{op}: padding {p} must be at most half of kernel_size {k}")
+    return k, s, p
+
+
 def _line(y):
     return y.squeeze(-2)
 
@@ -55,9 +66,8 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     op = "max_pool1d"
-    k = single(kernel_size, "kernel_size", op)
-    s = k if stride is None or stride == [] else single(stride, "stride", op)
-    out = pool.max_pool2d(_plane(input, op), (1, k), (1, s), (0, single(padding, "padding", op)),
+    k, s, p = _pool_window(op, kernel_size, stride, padding)
+    out = pool.max_pool2d(_plane(input, op), (1, k), (1, s), (0, p),
                           (1, single(dilation, "dilation", op)), ceil_mode, return_indices)
     if return_indices:
         return _line(out[0]), _line(out[1])
@@ -67,10 +77,8 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True):
     op = "avg_pool1d"
-    k = single(kernel_size, "kernel_size", op)
-    s = k if stride is None or stride == [] else single(stride, "stride", op)
-    return _line(pool.avg_pool2d(_plane(input, op), (1, k), (1, s),
-                                 (0, single(padding, "padding", op)), ceil_mode,
+    k, s, p = _pool_window(op, kernel_size, stride, padding)
+    return _line(pool.avg_pool2d(_plane(input, op), (1, k), (1, s), (0, p), ceil_mode,
                                  count_include_pad))
 
 

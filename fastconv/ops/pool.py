@@ -25,11 +25,9 @@ def _pool_args(op, x, kernel_size, stride, padding, ceil_mode, dilation=1):
     dilation = pair(dilation, "dilation", op, 1)
     for i, axis in enumerate(("height", "width")):
         span = dilation[i] * (kernel[i] - 1) + 1  # the effective kernel size
-        if padding[i] * 2 > span:
-            what = "kernel_size" if dilation == (1, 1) else "the dilated kernel"
-            raise ValueError(f"{op}: padding {padding} must be at most half of {what} "
-                             f"{kernel if dilation == (1, 1) else span} (a window could then "
-                             "hold only padding)")
+        if padding[i] * 2 > kernel[i]:  # PyTorch's rule: the kernel size, not the span
+            raise ValueError(f"{op}: padding {padding} must be at most half of kernel_size "
+                             f"{kernel} (a window could then hold only padding)")
         size = x.shape[2 + i]
         if size + 2 * padding[i] < span:
             raise ValueError(f"{op}: kernel_size {kernel} (dilation {dilation}) is larger than "

@@ -218,7 +218,7 @@ def _pool_depth(op, x, kernel, stride, padding, ceil_mode, dilation=1):
     from fastconv.output_size import pool_output_size
 
     D = x.shape[2]
-    if padding * 2 > dilation * (kernel - 1) + 1:
+    if padding * 2 > kernel:  # PyTorch's rule: the kernel size, not the dilated span
         raise ValueError(f"{op}: padding {padding} must be at most half of the kernel depth "
                          f"{kernel}")
     OD = pool_output_size(D, kernel, stride, padding, ceil_mode, dilation)
