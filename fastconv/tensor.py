@@ -1177,19 +1177,13 @@ class Tensor:
         self._float_only("std")
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
-    def norm(self, p="fro", dim=None, keepdim: bool = False):
-        """The p-norm over ``dim`` (all elements by default): "fro"/2, 1, inf, or any p > 0."""
-        self._float_only("linalg.vector_norm")
-        if p in ("fro", 2, 2.0):
-            return (self * self).sum(dim, keepdim).sqrt()
-        if p in (1, 1.0):
-            return self.abs().sum(dim, keepdim)
-        if p in (float("inf"), "inf"):
-            a = self.abs()
-            return a.max() if dim is None else a.amax(dim, keepdim)
-        if isinstance(p, (int, float)) and p > 0:
-            return (self.abs() ** float(p)).sum(dim, keepdim) ** (1.0 / p)
-        raise ValueError(f"norm: unsupported p={p!r} (use 'fro', 1, 2, inf or a positive number)")
+    def norm(self, p="fro", dim=None, keepdim: bool = False, dtype=None):
+        """torch.norm: the vector p-norm over ``dim`` (every element by default) for a number
+        p (inf, -inf, 0 and negative p included) or "fro"; "nuc" and "fro" over two dims are
+        matrix norms (see fastconv.linalg.vector_norm / matrix_norm)."""
+        from fastconv.toplevel import norm
+
+        return norm(self, p, dim, keepdim, dtype=dtype)
 
     def amax(self, dim=(), keepdim: bool = False):
         """Max over ``dim`` (an int or a tuple; () or None: all dims); ties share the
@@ -1973,6 +1967,107 @@ class Tensor:
         idx = np.repeat(np.arange(n), counts)
         return t.index_select(d, Tensor(get_backend(self.device).xp.asarray(idx)))
 
+    # ---- linear algebra and special functions (fastconv.linalg, fastconv.special) -----------
+    def det(self) -> Tensor:
+        from fastconv import linalg
+
+        return linalg.det(self)
+
+    def logdet(self) -> Tensor:
+        from fastconv.toplevel import logdet
+
+        return logdet(self)
+
+    def slogdet(self):
+        from fastconv.toplevel import slogdet
+
+        return slogdet(self)
+
+    def inverse(self) -> Tensor:
+        from fastconv import linalg
+
+        return linalg.inv(self)
+
+    def pinverse(self, rcond: float = 1e-15) -> Tensor:
+        from fastconv.toplevel import pinverse
+
+        return pinverse(self, rcond)
+
+    def cholesky(self, upper: bool = False) -> Tensor:
+        from fastconv.toplevel import cholesky
+
+        return cholesky(self, upper)
+
+    def qr(self, some: bool = True):
+        from fastconv.toplevel import qr
+
+        return qr(self, some)
+
+    def svd(self, some: bool = True, compute_uv: bool = True):
+        from fastconv.toplevel import svd
+
+        return svd(self, some, compute_uv)
+
+    def matrix_power(self, n: int) -> Tensor:
+        from fastconv import linalg
+
+        return linalg.matrix_power(self, n)
+
+    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+        from fastconv.toplevel import diagonal
+
+        return diagonal(self, offset, dim1, dim2)
+
+    def trace(self) -> Tensor:
+        from fastconv.toplevel import trace
+
+        return trace(self)
+
+    def cross(self, other, dim=None) -> Tensor:
+        from fastconv.toplevel import cross
+
+        return cross(self, other, dim)
+
+    def _special(self, name, *args, **kwargs) -> Tensor:
+        from fastconv import special
+
+        return getattr(special, name)(self, *args, **kwargs)
+
+    def erfc(self) -> Tensor:
+        return self._special("erfc")
+
+    def erfinv(self) -> Tensor:
+        return self._special("erfinv")
+
+    def lgamma(self) -> Tensor:
+        return self._special("gammaln")
+
+    def digamma(self) -> Tensor:
+        return self._special("digamma")
+
+    def polygamma(self, n: int) -> Tensor:
+        from fastconv import special
+
+        return special.polygamma(n, self)
+
+    def mvlgamma(self, p: int) -> Tensor:
+        return self._special("multigammaln", p)
+
+    def i0(self) -> Tensor:
+        return self._special("i0")
+
+    def sinc(self) -> Tensor:
+        return self._special("sinc")
+
+    def logit(self, eps=None) -> Tensor:
+        return self._special("logit", eps)
+
+    def xlogy(self, other) -> Tensor:
+        return self._special("xlogy", other)
+
+    def exp2(self) -> Tensor:
+        return self._special("exp2")
+
     # ---- factories on an existing tensor ----------------------------------------------------
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         from fastconv import creation
@@ -2121,5 +2216,8 @@ for _name in ("abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "r
               "addcmul", "addcdiv",
               "clamp_min", "clamp_max", "remainder", "fmod", "floor_divide", "true_divide",
               "logical_not", "index_add", "index_copy", "index_fill"):
+    setattr(Tensor, _name + "_", _inplace_method(_name))
+for _name in ("erfc", "erfinv", "lgamma", "digamma", "polygamma", "mvlgamma", "i0", "sinc",
+              "logit", "xlogy", "exp2"):
     setattr(Tensor, _name + "_", _inplace_method(_name))
 del _name
