@@ -48,9 +48,11 @@ from fastconv.dtypes import (
     uint8,
 )
 from fastconv.random import (
+    default_generator,
     get_rng_state,
     initial_seed,
     manual_seed,
+    seed,
     set_rng_state,
 )
 from fastconv.memory_formats import (
@@ -100,12 +102,13 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mo
 __all__ = [
     "Size", "Tensor", "tensor", "channels_last", "channels_last_3d", "contiguous_format",
     "memory_format", "preserve_format", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
-    "is_grad_enabled", "manual_seed",
+    "is_grad_enabled", "manual_seed", "seed", "default_generator",
     "get_rng_state", "set_rng_state", "set_num_threads", "get_num_threads", "functional", "nn",
     "optim", "save", "load", "cuda", "device", "dtype", "DtypeWarning", "float32", "float64",
     "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool_", "float",
     "double", "half", "long", "int", "short", "bool", "initial_seed", "compile", "amp",
-    "autocast", "is_autocast_enabled", "get_autocast_dtype", "backends", "linalg", "special",
+    "autocast", "is_autocast_enabled", "get_autocast_dtype", "backends", "profiler", "testing",
+    "linalg", "special",
 ] + list(_creation_names) + list(_toplevel_names)
 
 
@@ -115,9 +118,9 @@ _BACKEND_SWITCHES = ("use_deterministic_algorithms", "are_deterministic_algorith
 
 
 def __getattr__(name):
-    # optim, utils, onnx, amp, backends, jit and the checkpoint functions load on first use (they
-    # pull in more modules).
-    if name in ("optim", "utils", "onnx", "amp", "backends", "jit"):
+    # optim, utils, onnx, amp, backends, jit, profiler, testing and the checkpoint functions load
+    # on first use (they pull in more modules).
+    if name in ("optim", "utils", "onnx", "amp", "backends", "jit", "profiler", "testing"):
         import importlib
 
         return importlib.import_module(f"fastconv.{name}")

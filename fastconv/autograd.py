@@ -390,6 +390,7 @@ def _capture(capture, tensor, g) -> None:
 
 
 def _backward(roots, grads, retain_graph: bool, capture) -> None:
+    from fastconv import function
     from fastconv.tensor import Tensor
 
     pending_grads = {}  # gradient flowing into each Function's output
@@ -434,7 +435,10 @@ def _backward(roots, grads, retain_graph: bool, capture) -> None:
                 dy = _run_hooks(fn.hooks, dy)
             if id(fn) in wanted:
                 _capture(capture, wanted[id(fn)], dy)
-            input_grads = fn.backward(dy)
+            if function.profile_hook is None:
+                input_grads = fn.backward(dy)
+            else:  # a profiler is recording (fastconv.profiler)
+                input_grads = function.profile_hook.run_backward(fn, dy)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             if _anomaly_mode and _anomaly_check_nan:
@@ -496,6 +500,37 @@ def _accumulate(leaf, g, hooks: bool = True) -> None:
         get_backend(device_of(g)).accumulate_(leaf.grad.data, g)
 
 
+def _make_profiler_module():
+    """``fastconv.autograd.profiler``, torch.autograd.profiler's names: ``profile`` (the older
+    interface of :mod:`fastconv.profiler`), ``record_function``, ``EventList``,
+    ``FunctionEvent``, ``FunctionEventAvg``. A module registered under its dotted name, so
+    ``import fastconv.autograd.profiler`` works; its names load fastconv.profiler on first
+    use."""
+    import sys
+    import types
+
+    module = types.ModuleType(__name__ + ".profiler", _make_profiler_module.__doc__)
+    names = {"profile": "_AutogradProfile", "record_function": "record_function",
+             "EventList": "EventList", "FunctionEvent": "FunctionEvent",
+             "FunctionEventAvg": "FunctionEventAvg"}
+
+    def attribute(name):
+        if name not in names:
+            raise AttributeError(f"module 'fastconv.autograd.profiler' has no attribute "
+                                 f"{name!r}")
+        from fastconv import profiler as _profiler
+
+        return getattr(_profiler, names[name])
+
+    module.__getattr__ = attribute
+    module.__all__ = list(names)
+    sys.modules[module.__name__] = module
+    return module
+
+
+profiler = _make_profiler_module()
+
+
 def __getattr__(name):
     # torch.autograd.Function (custom ops on Tensors), loaded on first use: it builds on
     # fastconv.function, which imports this module
@@ -503,4 +538,9 @@ def __getattr__(name):
         from fastconv import custom_function
 
         return getattr(custom_function, name)
+    if name in ("functional", "gradcheck", "gradgradcheck", "Variable", "GradcheckError"):
+        from fastconv import autograd_functional
+
+        return autograd_functional if name == "functional" else getattr(autograd_functional,
+                                                                        name)
     raise AttributeError(f"module 'fastconv.autograd' has no attribute {name!r}")

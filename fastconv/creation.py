@@ -23,6 +23,8 @@ from fastconv.tensor import Tensor, _as_array, _shape_args
 
 __all__ = [
     "Generator",
+    "layout",
+    "strided",
     "arange",
     "bernoulli",
     "as_tensor",
@@ -86,7 +88,7 @@ class Generator:
 
 
 def _rng(generator) -> np.random.Generator:
-    if generator is None:
+    if generator is None or generator is _random.default_generator:
         return _random.generator()
     if not isinstance(generator, Generator):
         raise TypeError(f"generator must be a fastconv.Generator, got {type(generator).__name__}")
@@ -102,6 +104,40 @@ def _size(size) -> tuple:
     return shape
 
 
+class layout:
+    """A tensor layout (``fastconv.strided``, the only one: dense arrays)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"fastconv.{self.name}"
+
+
+strided = layout("strided")
+
+
+def _shape_of(what: str, shape: tuple, size, options: dict) -> tuple:
+    """The shape given positionally (ints or one sequence) or as ``size=``, after checking
+    PyTorch's other factory options (layout, pin_memory, memory_format, out)."""
+    for key, value in options.items():
+        if key == "out":
+            if value is not None:
+                raise TypeError(f"{what}(): out= is not supported by fastconv; use the "
+                                "returned tensor")
+        elif key == "layout":
+            if value is not None and value is not strided:
+                raise RuntimeError(f"{what}(): only the strided layout (fastconv.strided) "
+                                   f"exists in fastconv, got {value}")
+        elif key not in ("pin_memory", "memory_format"):
+            raise TypeError(f"{what}() got an unexpected keyword argument '{key}'")
+    if size is not None:
+        if shape:
+            raise TypeError(f"{what}() received the shape both positionally and as size=")
+        shape = (size,)
+    return _size(shape)
+
+
 def _make(array: np.ndarray, dtype, device, requires_grad: bool, what: str,
           default=dtypes.float32) -> Tensor:
     """A leaf tensor of ``array`` as ``dtype`` on ``device``."""
@@ -113,20 +149,26 @@ def _make(array: np.ndarray, dtype, device, requires_grad: bool, what: str,
     return Tensor(array, requires_grad=requires_grad)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def zeros(*shape, size=None, dtype=None, device=None, requires_grad: bool = False,
+          **options) -> Tensor:
     """A tensor of zeros of shape ``size`` (ints or one sequence)."""
-    return _make(np.zeros(_size(size)), dtype, device, requires_grad, "zeros")
+    return _make(np.zeros(_shape_of("zeros", shape, size, options)),
+                 dtype, device, requires_grad, "zeros")
 
 
-def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def ones(*shape, size=None, dtype=None, device=None, requires_grad: bool = False,
+         **options) -> Tensor:
     """A tensor of ones of shape ``size``."""
-    return _make(np.ones(_size(size)), dtype, device, requires_grad, "ones")
+    return _make(np.ones(_shape_of("ones", shape, size, options)),
+                 dtype, device, requires_grad, "ones")
 
 
-def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def empty(*shape, size=None, dtype=None, device=None, requires_grad: bool = False,
+          **options) -> Tensor:
     """A tensor of shape ``size`` whose values are not to be relied on (fastconv fills it with
     zeros: uninitialised memory is no faster here)."""
-    return _make(np.zeros(_size(size)), dtype, device, requires_grad, "empty")
+    return _make(np.zeros(_shape_of("empty", shape, size, options)),
+                 dtype, device, requires_grad, "empty")
 
 
 def _fill_dtype(value):
@@ -146,15 +188,19 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
                  default=_fill_dtype(fill_value))
 
 
-def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def rand(*shape, size=None, generator=None, dtype=None, device=None,
+         requires_grad: bool = False, **options) -> Tensor:
     """Uniform draws from [0, 1)."""
-    return _make(_rng(generator).random(_size(size), dtype=np.float32), dtype, device,
-                 requires_grad, "rand")
+    shape = _shape_of("rand", shape, size, options)
+    return _make(_rng(generator).random(shape, dtype=np.float32), dtype, device, requires_grad,
+                 "rand")
 
 
-def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def randn(*shape, size=None, generator=None, dtype=None, device=None,
+          requires_grad: bool = False, **options) -> Tensor:
     """Standard normal draws (mean 0, variance 1)."""
-    return _make(_rng(generator).standard_normal(_size(size), dtype=np.float32), dtype, device,
+    shape = _shape_of("randn", shape, size, options)
+    return _make(_rng(generator).standard_normal(shape, dtype=np.float32), dtype, device,
                  requires_grad, "randn")
 
 
@@ -229,36 +275,42 @@ def _like(input, dtype, device):
     return (input.dtype if dtype is None else dtype), (input.device if device is None else device)
 
 
-def zeros_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def zeros_like(input, *, dtype=None, device=None, requires_grad: bool = False,
+               memory_format=None, layout=None, pin_memory: bool = False) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return zeros(input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def ones_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def ones_like(input, *, dtype=None, device=None, requires_grad: bool = False,
+              memory_format=None, layout=None, pin_memory: bool = False) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return ones(input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def empty_like(input, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def empty_like(input, *, dtype=None, device=None, requires_grad: bool = False,
+               memory_format=None, layout=None, pin_memory: bool = False) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return empty(input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def full_like(input, fill_value, *, dtype=None, device=None,
-              requires_grad: bool = False) -> Tensor:
+              requires_grad: bool = False,
+              memory_format=None, layout=None, pin_memory: bool = False) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return full(input.shape, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def rand_like(input, *, generator=None, dtype=None, device=None,
-              requires_grad: bool = False) -> Tensor:
+              requires_grad: bool = False,
+              memory_format=None, layout=None, pin_memory: bool = False) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return rand(input.shape, generator=generator, dtype=dtype, device=device,
                 requires_grad=requires_grad)
 
 
 def randn_like(input, *, generator=None, dtype=None, device=None,
-               requires_grad: bool = False) -> Tensor:
+               requires_grad: bool = False,
+               memory_format=None, layout=None, pin_memory: bool = False) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return randn(input.shape, generator=generator, dtype=dtype, device=device,
                  requires_grad=requires_grad)
@@ -433,6 +485,7 @@ def _typed_constructor(name: str, dtype):
         return _make(np.asarray(data), dtype, device, False, name)
 
     make.__name__ = name
+    make.dtype = dtype  # read by Tensor.type(fastconv.FloatTensor)
     make.__doc__ = (f"torch.{name}: ``{name}(*sizes)`` uninitialised, ``{name}(data)`` a copy "
                     f"of data, as {dtypes.resolve(dtype)}.")
     return make

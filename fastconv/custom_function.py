@@ -30,6 +30,7 @@ this kind becomes one node of that graph, ``_Node``.
 
 from __future__ import annotations
 
+from fastconv import function as _function_module
 from fastconv.autograd import forward_site, is_anomaly_enabled, is_grad_enabled, no_grad
 from fastconv.function import Function as _ArrayFunction
 
@@ -68,6 +69,12 @@ class FunctionCtx:
 
 class _Node(_ArrayFunction):
     """The graph node of one call of a custom Function."""
+
+    def profile_name(self) -> str:
+        return self.op.__name__
+
+    def profile_backward_name(self) -> str:
+        return self.op.__name__ + "Backward"  # torch's name for a custom Function's node
 
     def backward(self, dy):
         from fastconv.tensor import Tensor
@@ -124,12 +131,19 @@ class Function:
             raise RuntimeError(f"{cls.__name__}: all tensors must be on one device, got "
                                f"{sorted(devices)}")
         ctx = FunctionCtx(tuple(isinstance(a, Tensor) and a.requires_grad for a in args))
-        with no_grad():
-            if cls.setup_context is not Function.setup_context:
-                out = cls.forward(*args, **kwargs)
-                cls.setup_context(ctx, args, out)
-            else:
-                out = cls.forward(ctx, *args, **kwargs)
+        recorder = _function_module.profile_hook  # a profiler recording (fastconv.profiler)
+        event = recorder.begin("fastconv::" + cls.__name__, "cpu_op", args) \
+            if recorder is not None else None
+        try:
+            with no_grad():
+                if cls.setup_context is not Function.setup_context:
+                    out = cls.forward(*args, **kwargs)
+                    cls.setup_context(ctx, args, out)
+                else:
+                    out = cls.forward(ctx, *args, **kwargs)
+        finally:
+            if event is not None:
+                recorder.end(event)
         if isinstance(out, (tuple, list)):
             if len(out) != 1:
                 raise NotImplementedError(

@@ -16,6 +16,11 @@ from __future__ import annotations
 from fastconv import amp, autograd
 from fastconv.backend import get_backend
 
+#: The recorder of the profiler that is recording (fastconv.profiler), or None. ``apply`` runs
+#: each forward through it, and the autograd engine each backward, only when it is set: an
+#: idle profiler costs one global read per op.
+profile_hook = None
+
 
 class Function:
     """Base class of every op. Subclasses define ``forward`` and ``backward``."""
@@ -33,6 +38,19 @@ class Function:
     # autocast_lowp; apply() then sets lowp when this call runs in bfloat16 (fastconv.amp).
     autocast_lowp = False
     lowp = False
+    op_name = None        # the name in profiler traces, where the class's name is not it
+
+    def profile_name(self) -> str:
+        """This op's name in profiler traces (fastconv.profiler), lower case as torch's
+        ``aten::`` names: ``matmul``, ``conv2d``, ``tan``."""
+        return self.op_name or type(self).__name__.lower()
+
+    def profile_backward_name(self) -> str:
+        """This op's backward in profiler traces, named as torch's nodes: ``MatMulBackward0``,
+        ``TanBackward0``."""
+        name = type(self).__name__ if self.op_name is None else \
+            self.op_name[:1].upper() + self.op_name[1:]
+        return name + "Backward0"
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
@@ -77,7 +95,10 @@ class Function:
         fn.lowp = cls.autocast_lowp and amp.lowp(device) and all(
             t.data.dtype.kind == "f" for t in tensors)
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
-        out = fn.forward(*raw, **kwargs)
+        if profile_hook is None:
+            out = fn.forward(*raw, **kwargs)
+        else:
+            out = profile_hook.run_forward(fn, raw, kwargs)
         track = autograd.is_grad_enabled() and any(fn.needs_input_grad)
         if not track:
             return Tensor(out)

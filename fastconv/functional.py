@@ -42,6 +42,7 @@ from fastconv.ops.activation import (
 )
 from fastconv.ops.attention import scaled_dot_product_attention
 from fastconv.ops.conv import bilinear, conv2d, conv_transpose2d, linear
+from fastconv.ops.ctc import ctc_loss
 from fastconv.ops.distance import cosine_similarity, normalize, pairwise_distance
 from fastconv.ops.grid_sample import affine_grid, grid_sample
 from fastconv.ops.index import embedding
@@ -96,7 +97,14 @@ from fastconv.ops.pool import (
     max_pool2d,
     max_unpool2d,
 )
-from fastconv.ops.three_d import adaptive_avg_pool3d, avg_pool3d, conv3d, max_pool3d
+from fastconv.ops.three_d import (
+    adaptive_avg_pool3d,
+    avg_pool3d,
+    conv3d,
+    conv_transpose3d,
+    max_pool3d,
+    max_unpool3d,
+)
 from fastconv.ops.upsample import interpolate
 
 
@@ -133,9 +141,11 @@ __all__ = [
     "conv3d",
     "conv_transpose1d",
     "conv_transpose2d",
+    "conv_transpose3d",
     "cosine_embedding_loss",
     "cosine_similarity",
     "cross_entropy",
+    "ctc_loss",
     "dropout",
     "dropout1d",
     "dropout2d",
@@ -174,6 +184,7 @@ __all__ = [
     "max_pool3d",
     "max_unpool1d",
     "max_unpool2d",
+    "max_unpool3d",
     "mish",
     "mse_loss",
     "multi_margin_loss",
@@ -253,3 +264,25 @@ def cat(tensors, dim=0):
 def flatten(x, start_dim=0, end_dim=-1):
     """Merge dims start_dim..end_dim into one (as torch.flatten; nn.Flatten starts at 1)."""
     return x.flatten(start_dim, end_dim)
+
+
+def _inplace_form(fn):
+    """``F.relu_(x)``: ``fn`` applied to x in place (the ``inplace=True`` result)."""
+    def apply_(input, *args, **kwargs):
+        return input._inplace(lambda s: fn(s, *args, **kwargs))
+
+    apply_.__name__ = fn.__name__ + "_"
+    apply_.__doc__ = f"In-place :func:`{fn.__name__}`: ``input`` takes the result."
+    return apply_
+
+
+relu_ = _inplace_form(relu)
+elu_ = _inplace_form(elu)
+leaky_relu_ = _inplace_form(leaky_relu)
+hardtanh_ = _inplace_form(hardtanh)
+threshold_ = _inplace_form(threshold)
+celu_ = _inplace_form(celu)
+selu_ = _inplace_form(selu)
+rrelu_ = _inplace_form(rrelu)
+__all__ += ["relu_", "elu_", "leaky_relu_", "hardtanh_", "threshold_", "celu_", "selu_",
+            "rrelu_"]

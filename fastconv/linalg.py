@@ -4,7 +4,7 @@ Names, arguments, defaults, batching (``(*, m, n)`` inputs) and error types foll
 ``torch.linalg``; each function is differentiable wherever torch's is, with torch's gradient
 (the backward formulas sit next to the forwards in :mod:`fastconv.ops.linalg`). The work runs
 on the LAPACK of the input's array module: NumPy's on the CPU, CuPy's (cuSOLVER) on the GPU,
-in float32.
+in float32 (``matrix_exp``, which no LAPACK routine has, in float64, rounded once).
 
 A singular matrix (``inv``, ``solve``, ``matrix_power`` with n < 0) or one that is not
 positive-definite (``cholesky``) raises :class:`LinAlgError` (a RuntimeError, as
@@ -37,14 +37,16 @@ import numpy as np
 from fastconv import dtypes
 from fastconv.backend import get_backend
 from fastconv.ops import linalg as ops
+from fastconv.ops import matrix as matrix_ops
+from fastconv.ops import vector_norm as vector_norm_ops
 from fastconv.ops.arith import _normalise_dims
 from fastconv.ops.linalg import LinAlgError
 from fastconv.tensor import Tensor
 
 __all__ = [
     "LinAlgError", "cholesky", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv",
-    "lstsq", "matmul", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot", "norm",
-    "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd", "svdvals", "vecdot",
+    "lstsq", "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot",
+    "norm", "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd", "svdvals", "vecdot",
     "vector_norm",
 ]
 
@@ -145,7 +147,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
                 raise RuntimeError(f"{op} cannot compute the {ord:g} norm on an empty tensor "
                                    f"because the operation does not have an identity "
                                    f"(dim {d} of shape {tuple(x.shape)} is empty)")
-    return ops.VectorNorm.apply(x, ord, dims, keepdim)
+    return vector_norm_ops.VectorNorm.apply(x, ord, dims, keepdim)
 
 
 def _reduce_dims(op, dim, ndim):
@@ -659,18 +661,14 @@ def matrix_power(A, n, *, out=None):
 def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
     """The diagonal ``offset`` (above the main one for > 0) of the planes (dim1, dim2), as a
     last dim (``torch.linalg.diagonal``; ``Tensor.diagonal`` defaults to dims 0 and 1)."""
-    return _diagonal(A, offset, dim1, dim2, "linalg.diagonal")
+    return matrix_ops.diagonal(A, offset, dim1, dim2)
 
 
-def _diagonal(A, offset, dim1, dim2, op):
-    if not isinstance(A, Tensor):
-        raise TypeError(f"{op}(): argument 'A' must be a fastconv.Tensor, not "
-                        f"{type(A).__name__}")
-    (d1,) = _normalise_dims(dim1, A.ndim)
-    (d2,) = _normalise_dims(dim2, A.ndim)
-    if d1 == d2:
-        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
-    return ops.Diagonal.apply(A, int(offset), d1, d2)
+def matrix_exp(A):
+    """``exp(A) = sum_k A^k / k!`` of each square matrix (scaling and squaring with a Padé
+    approximant, in float64), with torch's gradient (the Fréchet derivative)."""
+    _square(A, "linalg.matrix_exp")
+    return ops.MatrixExp.apply(A)
 
 
 # ----------------------------------------------------------------------------- not provided

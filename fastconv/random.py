@@ -25,16 +25,54 @@ def register_device_generator(device: str, seed, get_state, set_state) -> None:
         set_state(_pending_states.pop(device))
 
 
-def manual_seed(seed: int) -> None:
-    """Seed every generator fastconv uses (CPU and, when loaded, CUDA)."""
+def manual_seed(seed: int) -> DefaultGenerator:
+    """Seed every generator fastconv uses (CPU and, when loaded, CUDA); returns
+    :data:`default_generator`, as ``torch.manual_seed`` does."""
     global _generator, _seed
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"manual_seed: seed must be a non-negative int, got {seed!r}")
     _seed = int(seed)
     _generator = np.random.Generator(np.random.PCG64(_seed))
     _pending_states.clear()
     for seed_device, _, _ in _device_generators.values():
         seed_device(_seed)
+    return default_generator
+
+
+def seed() -> int:
+    """Seed every generator from fresh entropy and return that seed (``torch.seed``)."""
+    fresh = int(np.random.SeedSequence().entropy % 2**63)
+    manual_seed(fresh)
+    return fresh
+
+
+class DefaultGenerator:
+    """The global generator as an object (``fastconv.default_generator``, what
+    ``manual_seed`` returns): seeding or restoring it acts on fastconv's global state."""
+
+    device = "cpu"
+
+    def manual_seed(self, seed: int) -> DefaultGenerator:
+        return manual_seed(seed)
+
+    def seed(self) -> int:
+        return seed()
+
+    def initial_seed(self) -> int | None:
+        return _seed
+
+    def get_state(self) -> dict:
+        return get_rng_state()
+
+    def set_state(self, state: dict) -> DefaultGenerator:
+        set_rng_state(state)
+        return self
+
+    def __repr__(self) -> str:
+        return "<fastconv.default_generator>"
+
+
+default_generator = DefaultGenerator()
 
 
 def initial_seed() -> int | None:

@@ -8,7 +8,8 @@ rounded to float32; on the GPU they are CuPy's (``cupyx.scipy.special``). See
 :mod:`fastconv.ops.special` for the methods and their accuracy.
 
 Functions torch implements elsewhere are those ones here: ``erf`` (``Tensor.erf``), ``expit``
-(sigmoid), ``log1p``, ``expm1``, ``logsumexp``, ``softmax``, ``log_softmax``, ``round``.
+(sigmoid), ``log1p``, ``expm1``, ``exp2``, ``logsumexp``, ``softmax``, ``log_softmax``,
+``round``.
 """
 
 from __future__ import annotations
@@ -195,8 +196,8 @@ def expm1(input):
 
 
 def exp2(input):
-    """``2^x``."""
-    return _unary("exp2", input)
+    """``2^x`` (``Tensor.exp2``)."""
+    return _input(input, "exp2").exp2()
 
 
 def ndtr(input):

@@ -19,6 +19,7 @@ Where fastconv differs from PyTorch on purpose
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import namedtuple
 
@@ -32,6 +33,11 @@ from fastconv.ops import arith
 from fastconv.ops import index as index_ops
 from fastconv.ops import math as fmath
 
+#: The type names of ``Tensor.type("torch.FloatTensor")`` and their dtypes.
+_TENSOR_TYPE_NAMES = {"Float": dtypes.float32, "Double": dtypes.float64,
+                      "Half": dtypes.float16, "BFloat16": dtypes.bfloat16,
+                      "Long": dtypes.int64, "Int": dtypes.int32, "Short": dtypes.int16,
+                      "Char": dtypes.int8, "Byte": dtypes.uint8, "Bool": dtypes.bool_}
 _FLOAT_CONVERTED = (np.float64, np.float16, dtypes.bfloat16.type)
 
 # PyTorch's torch.return_types: a (values, indices) pair that also unpacks.
@@ -43,6 +49,7 @@ KthvalueResult = namedtuple("kthvalue", ["values", "indices"])
 ModeResult = namedtuple("mode", ["values", "indices"])
 MedianResult = namedtuple("median", ["values", "indices"])
 AminmaxResult = namedtuple("aminmax", ["min", "max"])
+FrexpResult = namedtuple("frexp", ["mantissa", "exponent"])
 
 _LEAF_INPLACE = "a leaf Variable that requires grad is being used in an in-place operation."
 _LEAF_VIEW_INPLACE = ("a view of a leaf Variable that requires grad is being used in an "
@@ -277,6 +284,24 @@ class Tensor:
     def element_size(self) -> int:
         return int(self.data.dtype.itemsize)
 
+    @property
+    def itemsize(self) -> int:
+        return int(self.data.dtype.itemsize)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+    def data_ptr(self) -> int:
+        """The address of the first element (NumPy's or CuPy's data pointer)."""
+        if isinstance(self.data, np.ndarray):
+            return int(self.data.__array_interface__["data"][0])
+        return int(self.data.data.ptr)
+
+    def get_device(self) -> int:
+        """-1 on the CPU, else the GPU's index (as PyTorch)."""
+        return -1 if self.device == "cpu" else _device_object(self.device).index or 0
+
     def is_floating_point(self) -> bool:
         return self.data.dtype.kind == "f"
 
@@ -411,7 +436,19 @@ class Tensor:
                 kind = kind[self.dtype.itemsize]
             prefix = "fastconv.cuda." if self.device == "cuda" else "fastconv."
             return f"{prefix}{kind}Tensor"
-        return self._cast(dtypes.storable(dtype, "Tensor.type", stacklevel=2))
+        device = self.device
+        if isinstance(dtype, str):
+            # "torch.FloatTensor", "torch.cuda.LongTensor", "fastconv.FloatTensor", ...
+            m = re.fullmatch(r"(?:torch|fastconv)\.(cuda\.)?([A-Za-z]+)Tensor", dtype)
+            if m is None or m.group(2) not in _TENSOR_TYPE_NAMES:
+                raise ValueError(f"Tensor.type: invalid type: '{dtype}' (expected a name such "
+                                 "as 'torch.FloatTensor' or 'torch.cuda.LongTensor')")
+            device = "cuda" if m.group(1) else "cpu"
+            dtype = _TENSOR_TYPE_NAMES[m.group(2)]
+        elif callable(dtype) and hasattr(dtype, "dtype"):  # fastconv.LongTensor, ...
+            dtype = dtype.dtype
+        out = self._cast(dtypes.storable(dtype, "Tensor.type", stacklevel=2))
+        return out if device == self.device else out.to(device)
 
     def float(self) -> Tensor:
         return self._cast(dtypes.float32)
@@ -612,6 +649,10 @@ class Tensor:
         return self._binary(other, arith.Div, swap=True, true_div=True)
 
     def __neg__(self):
+        if self.dtype.kind == "b":
+            raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If "
+                               "you are trying to invert a mask, use the `~` or `logical_not()` "
+                               "operator instead.")
         return arith.Neg.apply(self)
 
     def __pow__(self, p):
@@ -709,7 +750,7 @@ class Tensor:
     mul = __mul__
     multiply = __mul__
     pow = __pow__
-    neg = __neg__
+    neg = negative = __neg__
     matmul = __matmul__
 
     # Comparisons give constant (non-differentiable) tensors.
@@ -820,7 +861,11 @@ class Tensor:
         return fmath.Cos.apply(self._floating())
 
     def abs(self):
+        if self.dtype.kind == "b":
+            raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
         return fmath.Abs.apply(self)
+
+    absolute = abs
 
     def sigmoid(self):
         return fmath.Sigmoid.apply(self._floating())
@@ -895,7 +940,9 @@ class Tensor:
         return self._pointwise("erf")
 
     def _rounding(self, name):
-        # Integers are already whole: a copy of the same dtype, as PyTorch.
+        # Integers are already whole: a copy of the same dtype, as PyTorch (which refuses bool).
+        if self.dtype.kind == "b" and name != "sign":
+            raise NotImplementedError(f"\"{name}_vml_cpu\" not implemented for 'Bool'")
         return self.clone() if self.dtype.kind != "f" else fmath.Pointwise.apply(self, name)
 
     def round(self, decimals: int = 0):
@@ -977,6 +1024,182 @@ class Tensor:
         xp = get_backend(self.device).xp
         return full[xp.broadcast_to(mask.data, shape)]
 
+
+    # ---- trigonometric, hyperbolic, and more elementwise math ----------------------------------
+    # (entries of fastconv.ops.math.POINTWISE and BINARY; integer input becomes float32 where
+    # PyTorch's result is floating-point)
+    def tan(self):
+        return self._pointwise("tan")
+
+    def asin(self):
+        return self._pointwise("asin")
+
+    def acos(self):
+        return self._pointwise("acos")
+
+    def atan(self):
+        return self._pointwise("atan")
+
+    def sinh(self):
+        return self._pointwise("sinh")
+
+    def cosh(self):
+        return self._pointwise("cosh")
+
+    def asinh(self):
+        return self._pointwise("asinh")
+
+    def acosh(self):
+        return self._pointwise("acosh")
+
+    def atanh(self):
+        return self._pointwise("atanh")
+
+    arcsin, arccos, arctan = asin, acos, atan
+    arcsinh, arccosh, arctanh = asinh, acosh, atanh
+
+    def deg2rad(self):
+        return self._pointwise("deg2rad")
+
+    def rad2deg(self):
+        return self._pointwise("rad2deg")
+
+    def exp2(self):
+        """2 ** x."""
+        return self._pointwise("exp2")
+
+    def sgn(self) -> Tensor:
+        """sign(x) (the same as :meth:`sign` for real tensors; the gradient is zero)."""
+        return self.sign()
+
+    def signbit(self) -> Tensor:
+        """Whether the sign bit is set (True for -0.0 and negative NaNs too), as bool."""
+        xp = get_backend(self.device).xp
+        if self.dtype.kind == "f":
+            return Tensor(xp.asarray(xp.signbit(self.data)))
+        return Tensor(xp.asarray(self.data < 0)) if self.dtype.kind == "i" else \
+            Tensor(xp.zeros(self.shape, dtype=bool))
+
+    def isposinf(self) -> Tensor:
+        if self.dtype.kind != "f":
+            return Tensor(get_backend(self.device).xp.zeros(self.shape, dtype=bool))
+        return Tensor(get_backend(self.device).xp.asarray(self.data == np.inf))
+
+    def isneginf(self) -> Tensor:
+        if self.dtype.kind != "f":
+            return Tensor(get_backend(self.device).xp.zeros(self.shape, dtype=bool))
+        return Tensor(get_backend(self.device).xp.asarray(self.data == -np.inf))
+
+    def isreal(self) -> Tensor:
+        """True everywhere: fastconv has no complex tensors."""
+        return Tensor(get_backend(self.device).xp.ones(self.shape, dtype=bool))
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None) -> Tensor:
+        """NaN -> ``nan``, +inf -> ``posinf``, -inf -> ``neginf`` (None: the dtype's largest
+        and lowest finite values). Integer and bool tensors are copied unchanged. The gradient
+        is zero at the replaced entries."""
+        for arg, value in (("nan", nan), ("posinf", posinf), ("neginf", neginf)):
+            if value is not None and (isinstance(value, bool) or
+                                      not isinstance(value, (int, float, np.number))):
+                raise TypeError(f"nan_to_num(): argument '{arg}' must be float, not "
+                                f"{type(value).__name__}")
+        if self.dtype.kind != "f":
+            return self.clone()
+        return fmath.NanToNum.apply(self, float(nan), None if posinf is None else float(posinf),
+                                    None if neginf is None else float(neginf))
+
+    def frexp(self):
+        """(mantissa, exponent) with ``self = mantissa * 2 ** exponent`` and |mantissa| in
+        [0.5, 1); the exponent is int32. Differentiable in the mantissa."""
+        if self.dtype.kind != "f":
+            raise RuntimeError("torch.frexp() only supports floating-point dtypes")
+        xp = get_backend(self.device).xp
+        exponent = xp.asarray(xp.frexp(self.data)[1]).astype(np.int32)
+        return FrexpResult(fmath.Frexp.apply(self), Tensor(exponent))
+
+    def _binary_math(self, other, name, *, floating=True, float_only=False, scalars=False,
+                     same_dtype=False, integral=False, swap=False):
+        """``BINARY[name](self, other)`` with PyTorch's argument rules: ``other`` a Tensor
+        (or, with ``scalars``, a number); the promoted dtype, made float32 when ``floating``;
+        ``float_only``: integer pairs are refused (no integer kernel in PyTorch), as are
+        floats for the ``integral`` ops; ``same_dtype``: no promotion at all."""
+        if not isinstance(other, Tensor):
+            if not scalars or isinstance(other, (str, bytes)) or other is None:
+                raise TypeError(f"{name}(): argument 'other' (position 2) must be Tensor, not "
+                                f"{type(other).__name__}")
+            other = self._lift(other)
+        if isinstance(other, Tensor) and other.device != self.device:
+            raise RuntimeError(f"Expected all tensors to be on the same device, but found at "
+                               f"least two devices, {self.device} and {other.device}!")
+        odtype = other.dtype if isinstance(other, Tensor) else other
+        if same_dtype and isinstance(other, Tensor) and other.dtype != self.dtype:
+            raise RuntimeError(f"{name} is not yet implemented for tensors with different "
+                               f"dtypes.")
+        target = dtypes.promote(self.dtype, odtype)
+        if (float_only and target.kind != "f") or (integral and target.kind not in "iu"):
+            raise NotImplementedError(f"\"{name}_cpu\" not implemented for "
+                                      f"'{_torch_type_name(target)}'")
+        if floating and target.kind != "f":
+            target = dtypes.float32
+        a = self._cast(target)
+        b = other._cast(target) if isinstance(other, Tensor) else (
+            float(other) if target.kind == "f" else other)
+        out = dtypes.float32 if name == "float_power" else target
+        return fmath.Binary.apply(b, a, name, out) if swap else fmath.Binary.apply(a, b, name, out)
+
+    def atan2(self, other) -> Tensor:
+        """The angle of the point (other, self): arctan(self / other) in the right quadrant."""
+        return self._binary_math(other, "atan2")
+
+    arctan2 = atan2
+
+    def hypot(self, other) -> Tensor:
+        """sqrt(self ** 2 + other ** 2), without overflow."""
+        return self._binary_math(other, "hypot", float_only=True)
+
+    def logaddexp(self, other) -> Tensor:
+        """log(exp(self) + exp(other)), computed stably."""
+        return self._binary_math(other, "logaddexp", float_only=True)
+
+    def logaddexp2(self, other) -> Tensor:
+        """log2(2 ** self + 2 ** other), computed stably."""
+        return self._binary_math(other, "logaddexp2", float_only=True)
+
+    def copysign(self, other) -> Tensor:
+        """|self| with the sign of ``other`` (a tensor or a number); the gradient of ``other``
+        is zero."""
+        return self._binary_math(other, "copysign", scalars=True)
+
+    def ldexp(self, other) -> Tensor:
+        """self * 2 ** other."""
+        return self._binary_math(other, "ldexp")
+
+    def float_power(self, exponent) -> Tensor:
+        """self ** exponent computed in float64, as PyTorch's. PyTorch returns float64; fastconv
+        has no float64 tensors and returns the float64 result rounded to float32."""
+        return self._binary_math(exponent, "float_power", scalars=True)
+
+    def heaviside(self, values) -> Tensor:
+        """0 where self < 0, ``values`` where self == 0, 1 where self > 0 (the same dtype on
+        both sides, as PyTorch; not differentiable)."""
+        return self._binary_math(values, "heaviside", floating=False, same_dtype=True)
+
+    def fmax(self, other) -> Tensor:
+        """The elementwise maximum, ignoring NaN (NaN only where both are NaN)."""
+        return self._binary_math(other, "fmax", floating=False)
+
+    def fmin(self, other) -> Tensor:
+        """The elementwise minimum, ignoring NaN (NaN only where both are NaN)."""
+        return self._binary_math(other, "fmin", floating=False)
+
+    def gcd(self, other) -> Tensor:
+        """The greatest common divisor (non-negative) of integer tensors."""
+        return self._binary_math(other, "gcd", floating=False, integral=True)
+
+    def lcm(self, other) -> Tensor:
+        """The least common multiple (non-negative) of integer tensors."""
+        return self._binary_math(other, "lcm", floating=False, integral=True)
+
     # ---- in-place ---------------------------------------------------------------------------
     def _check_inplace(self, *others, view=False) -> bool:
         """Whether this in-place op must be recorded in the graph; raises PyTorch's error for
@@ -1018,6 +1241,56 @@ class Tensor:
             return self._assign(compute(source), True)
         with autograd.set_grad_enabled(False):
             return self._assign(compute(self), False)
+
+    def _reshape_inplace(self, compute, name):
+        """unsqueeze_ / squeeze_ / t_ / transpose_ / swapdims_: ``self`` takes the new shape
+        (in the graph when it is tracked)."""
+        tracked = self._check_inplace()
+        source = self
+        if tracked:  # the graph continues from the old value, as in _inplace
+            source = Tensor.__new__(Tensor)
+            source.data, source.grad, source._ctx = self.data, None, self._ctx
+            source.requires_grad, source._version = self.requires_grad, self._version
+        out = compute(source)
+        if tracked:
+            self._ctx, self.requires_grad = out._ctx, out.requires_grad
+        self.data = out.data
+        self._version += 1
+        return self
+
+    def unsqueeze_(self, dim):
+        return self._reshape_inplace(lambda s: s.unsqueeze(dim), "unsqueeze_")
+
+    def squeeze_(self, dim=None):
+        return self._reshape_inplace(lambda s: s.squeeze() if dim is None else s.squeeze(dim),
+                                     "squeeze_")
+
+    def t_(self):
+        return self._reshape_inplace(lambda s: s.t(), "t_")
+
+    def transpose_(self, dim0, dim1):
+        return self._reshape_inplace(lambda s: s.transpose(dim0, dim1), "transpose_")
+
+    swapdims_ = swapaxes_ = transpose_
+
+    def resize_(self, *sizes, memory_format=None):
+        """Give the tensor shape ``sizes``: its first elements kept in order, new ones zero
+        (PyTorch leaves them uninitialised). Not allowed on a tensor that requires grad."""
+        shape = _shape_args(sizes)
+        if self.requires_grad:
+            raise RuntimeError("cannot resize variables that require grad")
+        n = int(np.prod(shape))
+        flat = self.data.reshape(-1)
+        xp = get_backend(self.device).xp
+        new = xp.zeros(n, dtype=self.dtype)
+        k = min(n, flat.size)
+        new[:k] = flat[:k]
+        self.data = new.reshape(shape)
+        self._version += 1
+        return self
+
+    def resize_as_(self, other, memory_format=None):
+        return self.resize_(*other.shape)
 
     def add_(self, other, alpha=1):
         return self._inplace(lambda s: s + (other if alpha == 1 else other * alpha), other)
@@ -1357,6 +1630,34 @@ class Tensor:
                                              isinstance(src, Tensor) else src, 0, reduce)
             return out.reshape(())
         return index_ops.Scatter.apply(self, idx, src, d, reduce)
+
+    def scatter_reduce(self, dim, index, src, reduce, *, include_self: bool = True) -> Tensor:
+        """A copy of ``self`` with each entry of ``src`` reduced into the entry ``index``
+        points at along ``dim`` by "sum", "prod", "mean", "amax" or "amin" (``include_self
+        =False``: the original values of those entries are left out)."""
+        if reduce not in ("sum", "prod", "mean", "amax", "amin"):
+            raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, "
+                               f"got {reduce}")
+        if not isinstance(src, Tensor):
+            raise TypeError(f"scatter_reduce(): argument 'src' must be Tensor, not "
+                            f"{type(src).__name__}")
+        if src.device != self.device:
+            raise RuntimeError(f"scatter_reduce(): src is on {src.device} but the tensor is on "
+                               f"{self.device}")
+        if src.ndim != self.ndim:
+            raise RuntimeError("scatter_reduce(): Index tensor must have the same number of "
+                               "dimensions as src tensor")
+        src = src._cast(self.dtype) if src.dtype != self.dtype else src
+        d, idx = self._index_along(dim, index, "scatter_reduce", src)
+        if self.ndim == 0:
+            return index_ops.ScatterReduce.apply(self.reshape(1), idx.reshape(1),
+                                                 src.reshape(1), 0, reduce,
+                                                 include_self).reshape(())
+        return index_ops.ScatterReduce.apply(self, idx, src, d, reduce, include_self)
+
+    def scatter_reduce_(self, dim, index, src, reduce, *, include_self: bool = True) -> Tensor:
+        return self._inplace(lambda s: s.scatter_reduce(dim, index, src, reduce,
+                                                        include_self=include_self), src)
 
     def scatter_(self, dim, index, src=None, *, value=None, reduce=None) -> Tensor:
         return self._inplace(lambda s: s.scatter(dim, index, src, value=value, reduce=reduce),
@@ -2013,15 +2314,10 @@ class Tensor:
 
         return linalg.matrix_power(self, n)
 
-    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
-        from fastconv.toplevel import diagonal
+    def matrix_exp(self) -> Tensor:
+        from fastconv import linalg
 
-        return diagonal(self, offset, dim1, dim2)
-
-    def trace(self) -> Tensor:
-        from fastconv.toplevel import trace
-
-        return trace(self)
+        return linalg.matrix_exp(self)
 
     def cross(self, other, dim=None) -> Tensor:
         from fastconv.toplevel import cross
@@ -2064,9 +2360,6 @@ class Tensor:
 
     def xlogy(self, other) -> Tensor:
         return self._special("xlogy", other)
-
-    def exp2(self) -> Tensor:
-        return self._special("exp2")
 
     # ---- factories on an existing tensor ----------------------------------------------------
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
@@ -2197,6 +2490,13 @@ def to_arguments(args, kwargs, allow_copy: bool = False):
     return device, dtype, copy
 
 
+def _torch_type_name(dt) -> str:
+    """PyTorch's scalar-type name of a dtype ("Float", "Long", ...), as its messages use."""
+    names = {"float32": "Float", "int64": "Long", "int32": "Int", "int16": "Short",
+             "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+    return names.get(np.dtype(dt).name, np.dtype(dt).name)
+
+
 def _inplace_method(name):
     """``Tensor.<name>_``: the out-of-place method's result written into the tensor (see
     Tensor._inplace: in the same array unless a graph is recorded)."""
@@ -2210,14 +2510,44 @@ def _inplace_method(name):
     return method
 
 
+def _numpy_names(method):
+    """Let ``method`` also take NumPy's ``axis`` / ``keepdims`` for ``dim`` / ``keepdim``,
+    as PyTorch's argument parser does (``x.sum(axis=1)``)."""
+    def call(self, *args, **kwargs):
+        for alias, name in (("axis", "dim"), ("keepdims", "keepdim")):
+            if alias in kwargs:
+                if name in kwargs:
+                    raise TypeError(f"{method.__name__}() got both '{name}' and its alias "
+                                    f"'{alias}'")
+                kwargs[name] = kwargs.pop(alias)
+        return method(self, *args, **kwargs)
+
+    call.__name__, call.__qualname__, call.__doc__ = \
+        method.__name__, method.__qualname__, method.__doc__
+    return call
+
+
+for _name in ("sum", "mean", "var", "std", "norm", "amax", "amin", "prod", "cumsum", "cumprod",
+              "logsumexp", "median", "count_nonzero", "max", "min", "argmax", "argmin", "any",
+              "all", "softmax", "log_softmax", "squeeze", "unsqueeze", "flip", "roll",
+              "quantile", "nanquantile", "mode", "kthvalue", "sort", "argsort", "topk",
+              "aminmax"):
+    setattr(Tensor, _name, _numpy_names(getattr(Tensor, _name)))
+
+
 for _name in ("abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "pow",
               "floor", "ceil", "round", "trunc", "frac", "sign", "reciprocal", "square",
               "expm1", "log1p", "log2", "log10", "erf", "sin", "cos", "masked_fill", "lerp",
               "addcmul", "addcdiv",
               "clamp_min", "clamp_max", "remainder", "fmod", "floor_divide", "true_divide",
-              "logical_not", "index_add", "index_copy", "index_fill"):
+              "logical_not", "index_add", "index_copy", "index_fill",
+              "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+              "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "deg2rad",
+              "rad2deg", "exp2", "absolute", "negative", "sgn", "nan_to_num", "float_power",
+              "ldexp", "fix", "atan2", "arctan2", "hypot", "copysign", "heaviside", "gcd",
+              "lcm"):
     setattr(Tensor, _name + "_", _inplace_method(_name))
 for _name in ("erfc", "erfinv", "lgamma", "digamma", "polygamma", "mvlgamma", "i0", "sinc",
-              "logit", "xlogy", "exp2"):
+              "logit", "xlogy"):
     setattr(Tensor, _name + "_", _inplace_method(_name))
 del _name

@@ -174,6 +174,48 @@ __all__ = [
     "var_mean",
     "vstack",
     "where",
+    # trigonometric, hyperbolic and more elementwise math
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "deg2rad",
+    "rad2deg",
+    "exp2",
+    "absolute",
+    "negative",
+    "sgn",
+    "signbit",
+    "isposinf",
+    "isneginf",
+    "isreal",
+    "nan_to_num",
+    "frexp",
+    "fix",
+    "atan2",
+    "arctan2",
+    "hypot",
+    "logaddexp",
+    "logaddexp2",
+    "copysign",
+    "heaviside",
+    "fmax",
+    "fmin",
+    "gcd",
+    "lcm",
+    "ldexp",
+    "float_power",
 ]
 
 
@@ -183,8 +225,16 @@ def _tensor(x, like=None):
     return Tensor(_as_array(x, like.device if like is not None else "cpu", what="an operand"))
 
 
-def cat(tensors, dim: int = 0) -> Tensor:
+def _dim_alias(op, dim, axis, out):
+    """``axis=`` is NumPy's name for ``dim`` (PyTorch accepts both); ``out=`` is refused."""
+    if out is not None:
+        raise TypeError(f"{op}(): out= is not supported by fastconv; use the returned tensor")
+    return dim if axis is None else axis
+
+
+def cat(tensors, dim: int = 0, *, axis=None, out=None) -> Tensor:
     """Concatenate tensors along ``dim`` (all other sizes must agree)."""
+    dim = _dim_alias("cat", dim, axis, out)
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty sequence of tensors")
@@ -204,8 +254,9 @@ def cat(tensors, dim: int = 0) -> Tensor:
 concat = concatenate = cat
 
 
-def stack(tensors, dim: int = 0) -> Tensor:
+def stack(tensors, dim: int = 0, *, axis=None, out=None) -> Tensor:
     """Join same-shape tensors along a new dim ``dim``."""
+    dim = _dim_alias("stack", dim, axis, out)
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
@@ -361,6 +412,47 @@ quantile = _method("quantile")
 nanquantile = _method("nanquantile")
 masked_fill = _method("masked_fill")
 masked_select = _method("masked_select")
+tan = _method("tan")
+asin = arcsin = _method("asin")
+acos = arccos = _method("acos")
+atan = arctan = _method("atan")
+sinh = _method("sinh")
+cosh = _method("cosh")
+asinh = arcsinh = _method("asinh")
+acosh = arccosh = _method("acosh")
+atanh = arctanh = _method("atanh")
+deg2rad = _method("deg2rad")
+rad2deg = _method("rad2deg")
+exp2 = _method("exp2")
+absolute = _method("absolute")
+negative = _method("negative")
+sgn = _method("sgn")
+signbit = _method("signbit")
+isposinf = _method("isposinf")
+isneginf = _method("isneginf")
+isreal = _method("isreal")
+nan_to_num = _method("nan_to_num")
+frexp = _method("frexp")
+fix = _method("fix")
+atan2 = arctan2 = _method("atan2")
+hypot = _method("hypot")
+logaddexp = _method("logaddexp")
+logaddexp2 = _method("logaddexp2")
+copysign = _method("copysign")
+heaviside = _method("heaviside")
+fmax = _method("fmax")
+fmin = _method("fmin")
+gcd = _method("gcd")
+lcm = _method("lcm")
+ldexp = _method("ldexp")
+
+
+def float_power(input, exponent):
+    """``input ** exponent`` computed in float64 (either may be a number, not both); the
+    result is float32 (PyTorch's is float64: fastconv has no float64 tensors)."""
+    if not isinstance(input, Tensor) and isinstance(exponent, Tensor):
+        return exponent._binary_math(input, "float_power", scalars=True, swap=True)
+    return _tensor(input).float_power(exponent)
 
 
 def softmax(input, dim, dtype=None):
@@ -696,14 +788,66 @@ def iinfo(type):
     return np.iinfo(type)
 
 
+# ---- ops that live in their own modules, as top-level functions and Tensor methods --------
+
+from fastconv.ops import arrange, matrix, scans, statistics  # noqa: E402
+
+_FUNCTIONS = {
+    arrange: ("tile", "rot90", "flipud", "fliplr", "tensor_split", "hsplit", "vsplit", "dsplit",
+              "dstack", "column_stack", "row_stack", "atleast_1d", "atleast_2d", "atleast_3d",
+              "select", "take", "put", "index_put"),
+    matrix: ("diagonal", "diag", "diag_embed", "trace", "kron", "tensordot", "addmv", "addr",
+             "chain_matmul", "block_diag", "cartesian_prod", "combinations", "vander",
+             "tril_indices", "triu_indices", "cdist", "dist", "renorm"),
+    scans: ("cummax", "cummin", "logcumsumexp", "diff", "searchsorted", "bucketize"),
+    statistics: ("nansum", "nanmean", "cov", "corrcoef", "histc", "histogram"),
+}
+#: The ones PyTorch also has as Tensor methods (with an in-place ``_`` form where listed).
+_TENSOR_METHODS = ("tile", "rot90", "flipud", "fliplr", "tensor_split", "hsplit", "vsplit",
+                   "dsplit", "select", "take", "put", "index_put", "diagonal", "diag",
+                   "diag_embed", "trace", "kron", "addmv", "addr", "dist", "renorm", "cummax",
+                   "cummin", "logcumsumexp", "diff", "nansum", "nanmean", "cov", "corrcoef",
+                   "histc", "histogram")
+_INPLACE = ("put", "index_put", "addmv", "addr", "renorm")
+
+for _module, _names in _FUNCTIONS.items():
+    for _name in _names:
+        globals()[_name] = getattr(_module, _name)
+    __all__.extend(_names)
+
+
+def _as_method(fn):
+    def method(self, *args, **kwargs):
+        return fn(self, *args, **kwargs)
+
+    method.__name__, method.__doc__ = fn.__name__, fn.__doc__
+    return method
+
+
+def _as_inplace(name):
+    def method(self, *args, **kwargs):
+        return self._inplace(lambda s: getattr(s, name)(*args, **kwargs), *args,
+                             *kwargs.values())
+
+    method.__name__, method.__doc__ = name + "_", f"In-place :meth:`Tensor.{name}`."
+    return method
+
+
+for _name in _TENSOR_METHODS:
+    setattr(Tensor, _name, _as_method(globals()[_name]))
+for _name in _INPLACE:
+    setattr(Tensor, _name + "_", _as_inplace(_name))
+del _module, _names, _name
+
+
 # ----------------------------------------------------------------------------- linalg, special
 # torch's top-level forms of fastconv.linalg and fastconv.special (and the older torch.svd,
 # torch.qr, torch.cholesky, torch.pinverse, ...), with their own argument conventions.
 
 __all__ += [
-    "cholesky", "cross", "det", "diagonal", "digamma", "erfc", "erfinv", "exp2", "i0",
-    "inverse", "lgamma", "logdet", "logit", "matrix_power", "mvlgamma", "pinverse", "polygamma",
-    "qr", "sinc", "slogdet", "svd", "trace", "xlogy",
+    "cholesky", "cross", "det", "digamma", "erfc", "erfinv", "i0", "inverse", "lgamma",
+    "logdet", "logit", "matrix_exp", "matrix_power", "mvlgamma", "pinverse", "polygamma", "qr",
+    "sinc", "slogdet", "svd", "xlogy",
 ]
 
 from collections import namedtuple as _namedtuple  # noqa: E402
@@ -807,20 +951,11 @@ def matrix_power(input, n):
     return linalg.matrix_power(input, n)
 
 
-def diagonal(input, offset=0, dim1=0, dim2=1):
-    """The diagonal ``offset`` of the planes (dim1, dim2) as a last dim (dims 0 and 1 by
-    default; ``linalg.diagonal`` defaults to the last two)."""
+def matrix_exp(input):
+    """``linalg.matrix_exp``."""
     from fastconv import linalg
 
-    return linalg._diagonal(input, offset, dim1, dim2, "diagonal")
-
-
-def trace(input):
-    """The sum of the main diagonal of a 2-D tensor."""
-    x = _tensor(input)
-    if x.ndim != 2:
-        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {x.ndim}")
-    return diagonal(x).sum()
+    return linalg.matrix_exp(input)
 
 
 def cross(input, other, dim=None):
@@ -877,7 +1012,3 @@ def xlogy(input, other):
     from fastconv import special
 
     return special.xlogy(input, other)
-
-
-def exp2(input):
-    return _tensor(input).exp2()

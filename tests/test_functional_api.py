@@ -423,12 +423,21 @@ def test_interpolate_other_modes_and_3d_input(case, rng):
                    [randn(rng, *shape)], rng=rng, name=f"interpolate {case}")
 
 
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact", "bilinear", "bicubic"])
+def test_interpolate_axis_of_unchanged_size(mode, rng):
+    """scale_factor 1.2 keeps 4 pixels 4: torch copies that axis for nearest and bilinear,
+    and resamples it for nearest-exact and bicubic."""
+    case = {"scale_factor": (1.2, 2.0), "mode": mode}
+    check_vs_torch(lambda t: F.interpolate(t, **case), lambda t: tF.interpolate(t, **case),
+                   [randn(rng, 2, 3, 4, 5)], rng=rng, name=f"interpolate {case}")
+
+
 def test_interpolate_errors(rng):
     x = T(randn(rng, 1, 2, 4, 4))
     _raises(ValueError, lambda: F.interpolate(x), "size", "scale_factor")
     _raises(ValueError, lambda: F.interpolate(x, 4, 2.0), "only one")
     _raises(ValueError, lambda: F.interpolate(x, 8, align_corners=True), "align_corners")
-    _raises(NotImplementedError, lambda: F.interpolate(x, 8, mode="bicubic"), "bicubic")
+    _raises(NotImplementedError, lambda: F.interpolate(x, 8, mode="lanczos"), "lanczos")
     _raises(NotImplementedError, lambda: F.interpolate(x, 8, mode="bilinear", antialias=True),
             "antialias")
     _raises(ValueError, lambda: F.interpolate(T(randn(rng, 2, 4, 4)), 8, mode="bilinear"),

@@ -91,7 +91,7 @@ def test_fuzz_pad(shape, pads, mode, seed):
        size=st.one_of(st.integers(-1, 9), st.tuples(st.integers(-1, 9), st.integers(-1, 9))),
        scale=st.sampled_from([0.0, 0.3, 0.5, 1.0, 1.7, 2.0, 3.0, -1.0]),
        by_size=st.booleans(), both=st.integers(0, 9),
-       mode=st.sampled_from(["nearest", "nearest-exact", "bilinear"]),
+       mode=st.sampled_from(["nearest", "nearest-exact", "bilinear", "bicubic"]),
        align=st.sampled_from([None, False, True]), seed=st.integers(0, 2**16))
 def test_fuzz_interpolate(shape, size, scale, by_size, both, mode, align, seed):
     x = _data(shape, seed)
@@ -101,7 +101,7 @@ def test_fuzz_interpolate(shape, size, scale, by_size, both, mode, align, seed):
         scale = None
     else:
         size = None
-    if mode != "bilinear" and both > 1:  # mostly what the mode accepts
+    if mode not in ("bilinear", "bicubic") and both > 1:  # mostly what the mode accepts
         align = None
     kw = {"size": size, "scale_factor": scale, "mode": mode, "align_corners": align}
     _run(lambda t: F.interpolate(t, **kw), lambda t: tF.interpolate(t, **kw), x)

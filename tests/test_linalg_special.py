@@ -656,6 +656,15 @@ def test_matrix_power(n, rng):
                    grad=n != 0, name="Tensor.matrix_power")
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (2, 4, 4)])
+def test_matrix_exp(shape, rng):
+    a = randn(rng, *shape, scale=0.7)
+    check_vs_torch(LA.matrix_exp, TL.matrix_exp, [a], rng=rng, name=f"matrix_exp {shape}")
+    check_vs_torch(fc.matrix_exp, torch.matrix_exp, [a], rng=rng, name="fastconv.matrix_exp")
+    check_vs_torch(lambda t: t.matrix_exp(), lambda t: t.matrix_exp(), [a], rng=rng,
+                   name="Tensor.matrix_exp")
+
+
 @pytest.mark.parametrize("offset, dim1, dim2", [(0, -2, -1), (1, -2, -1), (-2, -2, -1),
                                                 (0, 0, 2), (1, 2, 0), (-1, 1, 2), (5, -2, -1)])
 def test_diagonal(offset, dim1, dim2, rng):
@@ -769,6 +778,8 @@ def test_singular_and_not_positive_definite_raise_linalg_error(rng):
                                              fc.zeros(3, 3)]),
      lambda: TL.multi_dot([torch.zeros(3, 3), torch.zeros(3, 3, 3), torch.zeros(3, 3)]),
      RuntimeError, "tensor 1 must be 2D but got 3D"),
+    ("matrix_exp shape", lambda: LA.matrix_exp(fc.zeros(2, 3)),
+     lambda: TL.matrix_exp(torch.zeros(2, 3)), RuntimeError, "square"),
     ("matrix_power shape", lambda: LA.matrix_power(fc.zeros(2, 3), 2),
      lambda: TL.matrix_power(torch.zeros(2, 3), 2), RuntimeError, "square"),
     ("lstsq rows", lambda: LA.lstsq(fc.zeros(5, 3), fc.zeros(4, 2)),

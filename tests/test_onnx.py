@@ -164,6 +164,7 @@ OP_CASES = {
     "upsample nearest": (lambda: nn.Upsample(scale_factor=2), (3, 4, 5)),
     "upsample nearest size": (lambda: nn.Upsample(size=(7, 9)), (2, 4, 5)),
     "upsample bilinear": (lambda: nn.Upsample(scale_factor=2, mode="bilinear"), (3, 4, 5)),
+    "upsample bicubic": (lambda: nn.Upsample(size=(7, 3), mode="bicubic"), (3, 4, 5)),
     "upsample bilinear align corners": (lambda: nn.UpsamplingBilinear2d(size=(7, 6)),
                                         (2, 4, 5)),
     "interpolate area": (lambda: Functional(lambda s, x: F.interpolate(x, size=(3, 2),

@@ -211,11 +211,9 @@ def test_errors():
     with pytest.raises(RuntimeError, match="should also be 2-D"):
         gru(fc.randn(L, H_IN), fc.randn(1, 1, H))
 
-    class FakePacked:  # duck-typed like torch.nn.utils.rnn.PackedSequence
-        data, batch_sizes = fc.randn(4, H_IN), fc.tensor([2, 2])
-
-    with pytest.raises(NotImplementedError, match="PackedSequence"):
-        gru(FakePacked())
+    packed = fc.nn.utils.rnn.pack_sequence([fc.randn(3, H_IN), fc.randn(2, H_IN)])
+    with pytest.raises(TypeError, match="got a PackedSequence"):  # layers take them, cells not
+        fc.nn.GRUCell(H_IN, H)(packed)
     with pytest.raises(NotImplementedError, match="proj_size"):
         fc.nn.LSTM(H_IN, H, proj_size=2)
     with pytest.raises(ValueError, match="Unknown nonlinearity"):

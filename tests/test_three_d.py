@@ -117,8 +117,6 @@ def test_bad_arguments():
         F.conv3d(x, fc.randn(3, 3, 1, 1, 1))
     with pytest.raises(ValueError, match="3 ints"):
         F.max_pool3d(x, (2, 2))
-    with pytest.raises(NotImplementedError, match="return_indices"):
-        F.max_pool3d(x, 2, return_indices=True)
     with pytest.raises(ValueError, match="half"):
         F.max_pool3d(x, 2, padding=(2, 0, 0))
     with pytest.raises(ValueError, match="5-D"):

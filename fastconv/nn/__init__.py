@@ -10,6 +10,9 @@ from fastconv import functional
 from fastconv.nn import init, parallel, utils  # parallel: torch.nn.parallel (DDP)
 from fastconv.nn.attention import (
     MultiheadAttention,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
     TransformerEncoder,
     TransformerEncoderLayer,
 )
@@ -54,9 +57,11 @@ from fastconv.nn.layers import (
     Conv3d,
     ConvTranspose1d,
     ConvTranspose2d,
+    ConvTranspose3d,
     CosineEmbeddingLoss,
     CosineSimilarity,
     CrossEntropyLoss,
+    CTCLoss,
     Dropout,
     Dropout1d,
     Dropout2d,
@@ -93,6 +98,7 @@ from fastconv.nn.layers import (
     MaxPool3d,
     MaxUnpool1d,
     MaxUnpool2d,
+    MaxUnpool3d,
     Mish,
     MSELoss,
     MultiLabelMarginLoss,
@@ -137,6 +143,8 @@ from fastconv.nn.layers import (
     ZeroPad2d,
     ZeroPad3d,
 )
+from fastconv.nn.lazy import *  # noqa: F401,F403  (LazyLinear, LazyConv2d, ...)
+from fastconv.nn.lazy import __all__ as _lazy_names
 from fastconv.nn.module import Module, Parameter
 from fastconv.nn.parallel import DataParallel
 from fastconv.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
@@ -174,9 +182,11 @@ __all__ = [
     "Conv3d",
     "ConvTranspose1d",
     "ConvTranspose2d",
+    "ConvTranspose3d",
     "CosineEmbeddingLoss",
     "CosineSimilarity",
     "CrossEntropyLoss",
+    "CTCLoss",
     "DataParallel",
     "Dropout",
     "Dropout1d",
@@ -222,6 +232,7 @@ __all__ = [
     "MaxPool3d",
     "MaxUnpool1d",
     "MaxUnpool2d",
+    "MaxUnpool3d",
     "Mish",
     "Module",
     "ModuleDict",
@@ -267,6 +278,9 @@ __all__ = [
     "Tanh",
     "Tanhshrink",
     "Threshold",
+    "Transformer",
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
     "TransformerEncoder",
     "TransformerEncoderLayer",
     "TripletMarginLoss",
@@ -282,4 +296,4 @@ __all__ = [
     "init",
     "parallel",
     "utils",
-]
+] + list(_lazy_names)

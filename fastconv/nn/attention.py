@@ -1,5 +1,6 @@
 """Attention layers, with PyTorch's names, arguments and defaults: ``MultiheadAttention``,
-``TransformerEncoderLayer`` and ``TransformerEncoder`` (the functional
+``TransformerEncoderLayer``, ``TransformerEncoder``, ``TransformerDecoderLayer``,
+``TransformerDecoder`` and ``Transformer`` (the functional
 ``scaled_dot_product_attention`` they use lives in ``fastconv.ops.attention``, so that
 ``fastconv.functional`` can export it without importing ``fastconv.nn``).
 
@@ -26,8 +27,8 @@ from fastconv.ops.attention import _NEG_INF, _as_tensor, scaled_dot_product_atte
 from fastconv.tensor import Tensor
 from fastconv.toplevel import cat
 
-__all__ = ["MultiheadAttention", "TransformerEncoder", "TransformerEncoderLayer",
-           "scaled_dot_product_attention"]
+__all__ = ["MultiheadAttention", "Transformer", "TransformerDecoder", "TransformerDecoderLayer",
+           "TransformerEncoder", "TransformerEncoderLayer", "scaled_dot_product_attention"]
 
 
 def _canonical_mask(mask, name):
@@ -340,3 +341,173 @@ class TransformerEncoder(Module):
             out = layer(out, src_mask=mask, src_key_padding_mask=src_key_padding_mask,
                         is_causal=bool(is_causal))
         return self.norm(out) if self.norm is not None else out
+
+
+class TransformerDecoderLayer(Module):
+    """Self-attention over the target, attention from the target to the encoder's output
+    (``memory``), then a feed-forward block, each with a residual connection and LayerNorm
+    (Vaswani et al., 2017), as torch.nn.TransformerDecoderLayer.
+
+    Post-norm (the paper's): x = norm1(x + sa(x)); x = norm2(x + mha(x, memory));
+    x = norm3(x + ff(x)). With ``norm_first``: x = x + sa(norm1(x));
+    x = x + mha(norm2(x), memory); x = x + ff(norm3(x)).
+    ff(x) = linear2(dropout(activation(linear1(x)))); activation "relu", "gelu" or a
+    callable.
+    """
+
+    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
+                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True,
+                 device=None, dtype=None):
+        super().__init__()
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
+                                            batch_first=batch_first)
+        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
+                                                 batch_first=batch_first)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
+        self.norm_first = norm_first
+        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
+        self.dropout3 = Dropout(dropout)
+        self.activation = _activation(activation)
+
+    def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
+        """tgt (T, N, E) ((N, T, E) with ``batch_first``, or unbatched (T, E)); memory
+        (S, N, E) likewise. ``tgt_mask`` (T, T) and ``memory_mask`` (T, S) as
+        MultiheadAttention's ``attn_mask``, the key padding masks (N, T) and (N, S). The
+        ``*_is_causal`` flags are hints that the mask given is the causal one (the mask
+        itself is applied), as in torch."""
+        x = tgt
+        if self.norm_first:
+            x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask,
+                                   tgt_is_causal)
+            x = x + self._mha_block(self.norm2(x), memory, memory_mask,
+                                    memory_key_padding_mask, memory_is_causal)
+            x = x + self._ff_block(self.norm3(x))
+        else:
+            x = self.norm1(x + self._sa_block(x, tgt_mask, tgt_key_padding_mask,
+                                              tgt_is_causal))
+            x = self.norm2(x + self._mha_block(x, memory, memory_mask,
+                                               memory_key_padding_mask, memory_is_causal))
+            x = self.norm3(x + self._ff_block(x))
+        return x
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
+        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                           need_weights=False, is_causal=bool(is_causal))[0]
+        return self.dropout1(x)
+
+    def _mha_block(self, x, memory, attn_mask, key_padding_mask, is_causal):
+        x = self.multihead_attn(x, memory, memory, attn_mask=attn_mask,
+                                key_padding_mask=key_padding_mask, need_weights=False,
+                                is_causal=bool(is_causal))[0]
+        return self.dropout2(x)
+
+    def _ff_block(self, x):
+        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+
+class TransformerDecoder(Module):
+    """A stack of ``num_layers`` copies of ``decoder_layer`` (``layers.0``, ``layers.1``,
+    ...), each reading the same ``memory``, then ``norm`` if given, as
+    torch.nn.TransformerDecoder."""
+
+    def __init__(self, decoder_layer, num_layers, norm=None):
+        super().__init__()
+        self.layers = ModuleList([copy.deepcopy(decoder_layer) for _ in range(num_layers)])
+        self.num_layers = num_layers
+        self.norm = norm
+
+    def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+                memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
+        out = tgt
+        for layer in self.layers:
+            out = layer(out, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                        tgt_key_padding_mask=tgt_key_padding_mask,
+                        memory_key_padding_mask=memory_key_padding_mask,
+                        tgt_is_causal=bool(tgt_is_causal),
+                        memory_is_causal=bool(memory_is_causal))
+        return self.norm(out) if self.norm is not None else out
+
+
+class Transformer(Module):
+    """The encoder-decoder Transformer (Vaswani et al., 2017, "Attention Is All You Need"),
+    as torch.nn.Transformer: ``encoder`` (a TransformerEncoder of ``num_encoder_layers``
+    layers and a final LayerNorm, or ``custom_encoder``) reads ``src`` into ``memory``;
+    ``decoder`` (``num_decoder_layers`` layers and a LayerNorm, or ``custom_decoder``) reads
+    ``tgt`` and ``memory``. Parameters with more than one dim start xavier-uniform, as
+    torch's; state_dict keys are torch's, so a torch state_dict loads.
+
+    forward(src, tgt, src_mask, tgt_mask, memory_mask, src_key_padding_mask,
+    tgt_key_padding_mask, memory_key_padding_mask, src_is_causal, tgt_is_causal,
+    memory_is_causal): src (S, N, E), tgt (T, N, E) ((N, ., E) with ``batch_first``, or
+    unbatched), returning (T, N, E). ``generate_square_subsequent_mask(T)`` gives the
+    causal ``tgt_mask``.
+    """
+
+    def __init__(self, d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6,
+                 dim_feedforward=2048, dropout=0.1, activation="relu", custom_encoder=None,
+                 custom_decoder=None, layer_norm_eps=1e-5, batch_first=False, norm_first=False,
+                 bias=True, device=None, dtype=None):
+        super().__init__()
+        if custom_encoder is not None:
+            self.encoder = custom_encoder
+        else:
+            layer = TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout,
+                                            activation, layer_norm_eps, batch_first,
+                                            norm_first, bias)
+            self.encoder = TransformerEncoder(layer, num_encoder_layers,
+                                              LayerNorm(d_model, eps=layer_norm_eps,
+                                                        bias=bias))
+        if custom_decoder is not None:
+            self.decoder = custom_decoder
+        else:
+            layer = TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout,
+                                            activation, layer_norm_eps, batch_first,
+                                            norm_first, bias)
+            self.decoder = TransformerDecoder(layer, num_decoder_layers,
+                                              LayerNorm(d_model, eps=layer_norm_eps,
+                                                        bias=bias))
+        self._reset_parameters()
+        self.d_model = d_model
+        self.nhead = nhead
+        self.batch_first = batch_first
+
+    def forward(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None,
+                src_key_padding_mask=None, tgt_key_padding_mask=None,
+                memory_key_padding_mask=None, src_is_causal=None, tgt_is_causal=None,
+                memory_is_causal=False):
+        batched = src.ndim == 3
+        batch_dim = 0 if self.batch_first else 1
+        if batched and src.shape[batch_dim] != tgt.shape[batch_dim]:
+            raise RuntimeError(f"the batch number of src and tgt must be equal: src "
+                               f"{tuple(src.shape)}, tgt {tuple(tgt.shape)} (batch_first="
+                               f"{self.batch_first})")
+        if src.shape[-1] != self.d_model or tgt.shape[-1] != self.d_model:
+            raise RuntimeError(f"the feature number of src and tgt must be equal to d_model "
+                               f"({self.d_model}): src {tuple(src.shape)}, tgt "
+                               f"{tuple(tgt.shape)}")
+        memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask,
+                              is_causal=src_is_causal)
+        return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                            tgt_key_padding_mask=tgt_key_padding_mask,
+                            memory_key_padding_mask=memory_key_padding_mask,
+                            tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+
+    @staticmethod
+    def generate_square_subsequent_mask(sz, device=None, dtype=None):
+        """The (sz, sz) causal mask: -inf above the diagonal (position i may not attend to
+        j > i), 0 on and below it."""
+        from fastconv.creation import full
+
+        return full((sz, sz), float("-inf"), dtype=dtype, device=device).triu(1)
+
+    def _reset_parameters(self):
+        for p in self.parameters():
+            if p.ndim > 1:
+                init.xavier_uniform_(p)

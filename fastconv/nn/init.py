@@ -26,6 +26,14 @@ def _fans(tensor: Tensor) -> tuple[int, int]:
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
+# PyTorch's private names for these, which many scripts call directly.
+_calculate_fan_in_and_fan_out = _fans
+
+
+def _calculate_correct_fan(tensor, mode):
+    return _fan(tensor, mode.lower() if isinstance(mode, str) else mode)
+
+
 def calculate_gain(nonlinearity: str, param=None) -> float:
     """Recommended gain for a nonlinearity (PyTorch's table)."""
     if nonlinearity in ("linear", "conv2d", "sigmoid", "identity"):

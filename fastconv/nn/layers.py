@@ -80,10 +80,10 @@ class _ConvNd(Module):
              f"stride={self.stride}")
         if self.padding != zeros:
             s += f", padding={self.padding}"
-        if getattr(self, "output_padding", zeros) != zeros:
-            s += f", output_padding={self.output_padding}"
         if self.dilation != ones:
             s += f", dilation={self.dilation}"
+        if getattr(self, "output_padding", zeros) != zeros:
+            s += f", output_padding={self.output_padding}"
         if self.groups != 1:
             s += f", groups={self.groups}"
         if self.bias is None:
@@ -441,6 +441,42 @@ class Conv3d(_ConvNd):
                         self.groups)
 
 
+class ConvTranspose3d(_ConvNd):
+    """Transposed 3-D convolution over (N, C, D, H, W) or (C, D, H, W); see
+    ``fastconv.functional.conv_transpose3d``. weight is (in_channels,
+    out_channels // groups, KD, KH, KW); ``forward(x, output_size=None)`` as
+    ConvTranspose2d's; torch's initialisation; padding_mode "zeros"."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 device=None, dtype=None):
+        super().__init__()
+        name = "ConvTranspose3d"
+        _check_groups(name, groups, in_channels, out_channels)
+        if padding_mode != "zeros":
+            raise ValueError(f'{name}: only "zeros" padding_mode is supported, got '
+                             f"{padding_mode!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = three_d.triple(kernel_size, "kernel_size", name, 1)
+        self.stride = three_d.triple(stride, "stride", name, 1)
+        self.padding = three_d.triple(padding, "padding", name, 0)
+        self.output_padding = three_d.triple(output_padding, "output_padding", name, 0)
+        self.dilation = three_d.triple(dilation, "dilation", name, 1)
+        for i in range(3):
+            if not self.output_padding[i] < max(self.stride[i], self.dilation[i]):
+                raise ValueError(f"{name}: output_padding {self.output_padding} must be smaller "
+                                 f"than either stride {self.stride} or dilation {self.dilation}")
+        self.groups, self.padding_mode = groups, padding_mode
+        self.weight = Parameter(np.empty((in_channels, out_channels // groups)
+                                         + self.kernel_size, np.float32))
+        self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
+        self.reset_parameters()
+
+    def forward(self, x, output_size=None):
+        return F.conv_transpose3d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding, self.groups, self.dilation, output_size)
+
+
 class _Pool(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
@@ -589,7 +625,7 @@ class MaxUnpool2d(Module):
 
 
 class MaxPool3d(_MaxPoolNd):
-    """See ``fastconv.functional.max_pool3d`` (no ``return_indices``)."""
+    """See ``fastconv.functional.max_pool3d``."""
 
     _pool = staticmethod(F.max_pool3d)
 
@@ -615,6 +651,25 @@ class MaxUnpool1d(Module):
 
     def forward(self, x, indices, output_size=None):
         return F.max_unpool1d(x, indices, self.kernel_size, self.stride, self.padding,
+                              output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool3d(Module):
+    """See ``fastconv.functional.max_unpool3d``; ``forward(x, indices, output_size=None)``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        name = "MaxUnpool3d"
+        self.kernel_size = three_d.triple(kernel_size, "kernel_size", name, 1)
+        self.stride = self.kernel_size if stride is None else \
+            three_d.triple(stride, "stride", name, 1)
+        self.padding = three_d.triple(padding, "padding", name, 0)
+
+    def forward(self, x, indices, output_size=None):
+        return F.max_unpool3d(x, indices, self.kernel_size, self.stride, self.padding,
                               output_size)
 
     def extra_repr(self):
@@ -1083,6 +1138,19 @@ class NLLLoss(_WeightedLoss):
     def forward(self, input, target):
         return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
                           reduction=self.reduction)
+
+
+class CTCLoss(_Loss):
+    """See ``fastconv.functional.ctc_loss``; ``forward(log_probs, targets, input_lengths,
+    target_lengths)``."""
+
+    def __init__(self, blank=0, reduction="mean", zero_infinity=False):
+        super().__init__(reduction=reduction)
+        self.blank, self.zero_infinity = blank, zero_infinity
+
+    def forward(self, log_probs, targets, input_lengths, target_lengths):
+        return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank,
+                          self.reduction, self.zero_infinity)
 
 
 class MSELoss(_Loss):

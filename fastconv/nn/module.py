@@ -40,11 +40,13 @@ class RemovableHandle:
 
     _next_id = 0
 
-    def __init__(self, hooks: OrderedDict, hook):
+    def __init__(self, hooks: OrderedDict, hook, prepend: bool = False):
         self._hooks = hooks
         self.id = RemovableHandle._next_id
         RemovableHandle._next_id += 1
         hooks[self.id] = hook
+        if prepend:
+            hooks.move_to_end(self.id, last=False)
 
     def remove(self) -> None:
         self._hooks.pop(self.id, None)
@@ -54,6 +56,18 @@ class RemovableHandle:
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+class _KwargsHook:
+    """A forward hook registered with ``with_kwargs`` and/or ``always_call``."""
+
+    def __init__(self, fn, with_kwargs: bool = True, always_call: bool = False):
+        self.fn, self.with_kwargs, self.always_call = fn, with_kwargs, always_call
+
+    def call(self, module, args, kwargs, output):
+        if self.with_kwargs:
+            return self.fn(module, args, kwargs, output)
+        return self.fn(module, args, output)
 
 
 def _checked_hook(hook):
@@ -329,6 +343,11 @@ class Module:
                 t.grad = Tensor(_as_array(t.grad.data, target))
         return self
 
+    def share_memory(self) -> Module:
+        """Return self: fastconv's arrays live in ordinary process memory (PyTorch moves them
+        to shared memory for multiprocessing workers)."""
+        return self
+
     def cpu(self) -> Module:
         return self.to("cpu")
 
@@ -392,14 +411,17 @@ class Module:
             state[name] = t if keep_vars else np.array(t.__array__(), copy=True)
         return state
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> _IncompatibleKeys:
+    def load_state_dict(self, state_dict, strict: bool = True,
+                        assign: bool = False) -> _IncompatibleKeys:
         """Copy arrays into the parameters and buffers of the same names (as PyTorch).
 
         Returns ``_IncompatibleKeys(missing_keys, unexpected_keys)``: the names the
         module has but ``state_dict`` lacks, and the other way round. With ``strict``
         (the default) either kind raises a RuntimeError listing them all; without
         it, the matching entries are loaded. A shape mismatch raises in both modes.
-        Nothing is copied when an error is raised.
+        Nothing is copied when an error is raised. ``assign`` (PyTorch's switch between
+        copying and taking the given tensors) is accepted; fastconv always copies, which
+        gives the same values.
         """
         from fastconv.tensor import _as_array
 
@@ -428,6 +450,14 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         for hook in tuple(self._forward_pre_hooks.values()):
+            if isinstance(hook, _KwargsHook):
+                result = hook.fn(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError("forward pre-hook must return None or a tuple of "
+                                           f"(new_args, new_kwargs), but got {result}.")
+                    args, kwargs = result
+                continue
             new_args = hook(self, args)
             if new_args is not None:
                 args = new_args if isinstance(new_args, tuple) else (new_args,)
@@ -435,23 +465,42 @@ class Module:
         if (self.__dict__.get("_backward_hooks") or self.__dict__.get("_backward_pre_hooks")) \
                 and is_grad_enabled():
             args, wrap_output = backward_hooks.wrap_inputs(self, args)
-        out = self.forward(*args, **kwargs)
+        try:
+            out = self.forward(*args, **kwargs)
+        except BaseException:
+            # always_call hooks run even when forward raises (their result is dropped).
+            for hook in tuple(self._forward_hooks.values()):
+                if getattr(hook, "always_call", False):
+                    hook.call(self, args, kwargs, None)
+            raise
         for hook in tuple(self._forward_hooks.values()):
-            new_out = hook(self, args, out)
+            new_out = hook.call(self, args, kwargs, out) if isinstance(hook, _KwargsHook) \
+                else hook(self, args, out)
             if new_out is not None:
                 out = new_out
         return out if wrap_output is None else wrap_output(out)
 
-    def register_forward_pre_hook(self, hook) -> RemovableHandle:
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
         """Call ``hook(module, args)`` before each forward. It may return new positional
-        arguments (a tuple, or a single value); None keeps them. ``.remove()`` on the
+        arguments (a tuple, or a single value); None keeps them. With ``with_kwargs=True``
+        it is ``hook(module, args, kwargs)`` and may return ``(new_args, new_kwargs)``.
+        ``prepend=True`` runs it before the hooks already registered. ``.remove()`` on the
         returned handle unregisters it."""
-        return RemovableHandle(self._forward_pre_hooks, _checked_hook(hook))
+        hook = _checked_hook(hook)
+        return RemovableHandle(self._forward_pre_hooks,
+                               _KwargsHook(hook) if with_kwargs else hook, prepend)
 
-    def register_forward_hook(self, hook) -> RemovableHandle:
-        """Call ``hook(module, args, output)`` after each forward. It may return a new
-        output; None keeps it. ``.remove()`` on the returned handle unregisters it."""
-        return RemovableHandle(self._forward_hooks, _checked_hook(hook))
+    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after each forward (``hook(module, args,
+        kwargs, output)`` with ``with_kwargs=True``). It may return a new output; None keeps
+        it. ``prepend=True`` runs it first; ``always_call=True`` also runs it when forward
+        raises. ``.remove()`` on the returned handle unregisters it."""
+        hook = _checked_hook(hook)
+        if with_kwargs or always_call:
+            hook = _KwargsHook(hook, with_kwargs, always_call)
+        return RemovableHandle(self._forward_hooks, hook, prepend)
 
     def register_full_backward_hook(self, hook) -> RemovableHandle:
         """Call ``hook(module, grad_input, grad_output)`` when the gradients with respect to

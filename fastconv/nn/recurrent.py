@@ -15,7 +15,9 @@ unchanged:
 - GRU:  rows of W are (r, z, n); n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),
   h' = (1 - z) * n + z * h   (Cho et al., 2014, with the reset gate applied as cuDNN does)
 
-PackedSequence inputs and LSTM projections (``proj_size > 0``) are not supported.
+The layers also take a PackedSequence (fastconv.nn.utils.rnn) and return one: each time
+step runs on the sequences that have it, and each final state is taken at its sequence's
+last step. LSTM projections (``proj_size > 0``) are not supported.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from fastconv import functional as F
 from fastconv.nn import init
 from fastconv.nn.module import Module, Parameter
+from fastconv.nn.utils.rnn import PackedSequence, check_packed
 from fastconv.tensor import Tensor
 from fastconv.toplevel import cat, stack
 
@@ -36,9 +39,9 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 def _reject_packed(input, name: str) -> None:
-    if hasattr(input, "batch_sizes") and hasattr(input, "data"):
-        raise NotImplementedError(f"{name}: PackedSequence inputs are not supported by "
-                                  "fastconv; pad the sequences and pass a Tensor")
+    if isinstance(input, PackedSequence):
+        raise TypeError(f"{name}: input must be a Tensor, got a PackedSequence (a cell runs "
+                        "one time step; nn.RNN, nn.LSTM and nn.GRU take PackedSequences)")
     if not isinstance(input, Tensor):
         raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
 
@@ -140,66 +143,131 @@ class RNNBase(Module):
         if tuple(hx.shape) != expected:
             raise RuntimeError(msg.format(expected, list(hx.shape)))
 
-    def _run_direction(self, x, h, c, layer, direction):
-        """One layer in one direction over the whole sequence ``x`` (L, N, H_in)."""
+    def _step(self, xp, h, c, w_hh, b_hh):
+        if self.mode == "LSTM":
+            return _lstm_step(xp, h, c, w_hh, b_hh)
+        if self.mode == "GRU":
+            return _gru_step(xp, h, w_hh, b_hh), None
+        return _rnn_step(xp, h, w_hh, b_hh, self.mode == "RNN_RELU"), None
+
+    def _run_direction(self, x, batch_sizes, h, c, layer, direction):
+        """One layer in one direction over a packed sequence: ``x`` (sum(batch_sizes), H_in)
+        holds the time steps one after the other, step t as its first batch_sizes[t] rows
+        (non-increasing: the sequences sorted by decreasing length); ``h``/``c`` are
+        (batch_sizes[0], H). A padded batch (L, N, H_in) is the case batch_sizes = [N] * L.
+
+        Returns the outputs (sum(batch_sizes), H) in the same layout and the final states,
+        each sequence's taken at its own last step: going forward, a sequence's state is
+        final when the batch shrinks past it; going backward, a sequence starts at its last
+        step from its initial state, joining the batch when the batch grows to include it.
+        """
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         xp = F.linear(x, w_ih, b_ih)  # every time step's input projection in one matmul
-        steps = range(x.shape[0] - 1, -1, -1) if direction == 1 else range(x.shape[0])
-        outs = [None] * x.shape[0]
-        for t in steps:
-            if self.mode == "LSTM":
-                h, c = _lstm_step(xp[t], h, c, w_hh, b_hh)
-            elif self.mode == "GRU":
-                h = _gru_step(xp[t], h, w_hh, b_hh)
-            else:
-                h = _rnn_step(xp[t], h, w_hh, b_hh, self.mode == "RNN_RELU")
-            outs[t] = h
-        return stack(outs, 0), h, c
-
-    def forward(self, input, hx=None):
-        name = type(self).__name__
-        _reject_packed(input, name)
-        if input.dim() not in (2, 3):
-            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D "
-                             "tensor instead")
+        offsets = np.concatenate([[0], np.cumsum(batch_sizes)]).tolist()
         lstm = self.mode == "LSTM"
-        is_batched = input.dim() == 3
-        batch_dim = 0 if self.batch_first else 1
-        hs = list(hx) if lstm and hx is not None else ([hx] if hx is not None else [])
-        if lstm and hx is not None and len(hs) != 2:
-            raise RuntimeError("LSTM: hx must be a tuple (h_0, c_0)")
+        outs = [None] * len(batch_sizes)
+        if direction == 0:
+            done_h, done_c = [], []
+            last = batch_sizes[0]
+            for t, b in enumerate(batch_sizes):
+                if b < last:  # sequences b .. last-1 ended at step t-1
+                    done_h.append(h[b:last])
+                    h = h[:b]
+                    if lstm:
+                        done_c.append(c[b:last])
+                        c = c[:b]
+                    last = b
+                h, c = self._step(xp[offsets[t]:offsets[t + 1]], h, c, w_hh, b_hh)
+                outs[t] = h
+            if done_h:  # back in batch order: the longest sequences first
+                h = cat([h] + done_h[::-1], 0)
+                c = cat([c] + done_c[::-1], 0) if lstm else None
+        else:
+            h0, c0 = h, c
+            last = batch_sizes[-1]
+            if last < batch_sizes[0]:
+                h = h0[:last]
+                c = c0[:last] if lstm else None
+            for t in range(len(batch_sizes) - 1, -1, -1):
+                b = batch_sizes[t]
+                if b > last:  # sequences last .. b-1 have their last step at t
+                    h = cat([h, h0[last:b]], 0)
+                    c = cat([c, c0[last:b]], 0) if lstm else None
+                    last = b
+                h, c = self._step(xp[offsets[t]:offsets[t + 1]], h, c, w_hh, b_hh)
+                outs[t] = h
+        return (outs[0] if len(outs) == 1 else cat(outs, 0)), h, c
+
+    def _check_states(self, hs, lstm, is_batched, packed):
+        """Check the rank of the initial states (h_0, and c_0 for LSTM)."""
         want = 3 if is_batched else 2
         if any(h.dim() != want for h in hs):
-            kind = "batched 3-D" if is_batched else "unbatched 2-D"
+            kind = "PackedSequence (batched)" if packed else \
+                ("batched 3-D" if is_batched else "unbatched 2-D")
             got = ", ".join(f"{h.dim()}-D" for h in hs)
             raise RuntimeError(f"For {kind} input, hx{' and cx' if lstm else ''} should also "
                                f"be {want}-D but got ({got}) tensor{'s' if lstm else ''}")
-        if not is_batched:
-            input = input.unsqueeze(batch_dim)
-            hs = [h.unsqueeze(1) for h in hs]
-        if self.input_size != input.shape[-1]:
+
+    def forward(self, input, hx=None):
+        """``input``: (L, N, H_in), (N, L, H_in) with batch_first, unbatched (L, H_in), or a
+        PackedSequence (then the output is one too, and each sequence's final state is taken
+        at its own length; ``hx`` is indexed by the batch as given, as in torch)."""
+        name = type(self).__name__
+        lstm = self.mode == "LSTM"
+        packed = isinstance(input, PackedSequence)
+        hs = list(hx) if lstm and hx is not None else ([hx] if hx is not None else [])
+        if lstm and hx is not None and len(hs) != 2:
+            raise RuntimeError("LSTM: hx must be a tuple (h_0, c_0)")
+        if packed:
+            batch_sizes = check_packed(input, name)
+            data = input.data
+            if data.dim() != 2:
+                raise RuntimeError(f"{name}: a PackedSequence's data must be 2-D (steps, "
+                                   f"input_size), got {data.dim()}-D")
+            is_batched, batch = True, batch_sizes[0]
+            self._check_states(hs, lstm, True, True)
+        else:
+            _reject_packed(input, name)
+            if input.dim() not in (2, 3):
+                raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D "
+                                 "tensor instead")
+            is_batched = input.dim() == 3
+            batch_dim = 0 if self.batch_first else 1
+            self._check_states(hs, lstm, is_batched, False)
+            if not is_batched:
+                input = input.unsqueeze(batch_dim)
+                hs = [h.unsqueeze(1) for h in hs]
+            if self.batch_first:
+                input = input.transpose(0, 1)
+            steps, batch = input.shape[0], input.shape[1]
+            if steps == 0:
+                raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+            batch_sizes = [batch] * steps
+            data = input.reshape(steps * batch, input.shape[-1])
+        if self.input_size != data.shape[-1]:
             raise RuntimeError("input.size(-1) must be equal to input_size. Expected "
-                               f"{self.input_size}, got {input.shape[-1]}")
-        if self.batch_first:
-            input = input.transpose(0, 1)
+                               f"{self.input_size}, got {data.shape[-1]}")
         directions = 2 if self.bidirectional else 1
-        expected = (self.num_layers * directions, input.shape[1], self.hidden_size)
+        expected = (self.num_layers * directions, batch, self.hidden_size)
         if hs:
             for i, h in enumerate(hs):
                 msg = f"Expected hidden[{i}] size {{}}, got {{}}" if lstm else \
                     "Expected hidden size {}, got {}"
                 self._check_hidden(h, expected, msg)
+            if packed and input.sorted_indices is not None:
+                # hx follows the batch as the user gave it; the packed batch is sorted
+                hs = [h.index_select(1, input.sorted_indices) for h in hs]
         else:
-            hs = [input.new_zeros(*expected) for _ in range(2 if lstm else 1)]
+            hs = [data.new_zeros(*expected) for _ in range(2 if lstm else 1)]
 
-        x = input
+        x = data
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outs = []
             for direction in range(directions):
                 k = layer * directions + direction
-                out, h, c = self._run_direction(x, hs[0][k], hs[1][k] if lstm else None,
-                                                layer, direction)
+                out, h, c = self._run_direction(x, batch_sizes, hs[0][k],
+                                                hs[1][k] if lstm else None, layer, direction)
                 outs.append(out)
                 h_n.append(h)
                 c_n.append(c)
@@ -207,9 +275,18 @@ class RNNBase(Module):
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
 
-        output = x.transpose(0, 1) if self.batch_first else x
         h_n = stack(h_n, 0)
         c_n = stack(c_n, 0) if lstm else None
+        if packed:
+            output = PackedSequence(x, input.batch_sizes, input.sorted_indices,
+                                    input.unsorted_indices)
+            if input.unsorted_indices is not None:
+                h_n = h_n.index_select(1, input.unsorted_indices)
+                c_n = c_n.index_select(1, input.unsorted_indices) if lstm else None
+            return (output, (h_n, c_n)) if lstm else (output, h_n)
+        output = x.reshape(len(batch_sizes), batch, x.shape[-1])
+        if self.batch_first:
+            output = output.transpose(0, 1)
         if not is_batched:
             output = output.squeeze(batch_dim)
             h_n = h_n.squeeze(1)

@@ -29,7 +29,8 @@ Conventions that differ between fastconv and ONNX, and how they are mapped:
 * Padding (``pad.Pad``) and interpolation (``upsample.Resize2d``) keep only the index
   tables their kernels read: constant padding becomes Pad with the amounts read back from
   the tables, the other modes Gathers through the tables, interpolation the two matrix
-  products the tables define.
+  products the tables define (bicubic interpolation, ``upsample.SeparableResize``, holds
+  its two matrices already).
 * ``dynamic_batch``: the input's and outputs' first dimension is the symbol ``batch``;
   reshapes that keep the batch dimension write 0 ("copy the input's") there.
 """
@@ -507,6 +508,15 @@ def _resize(g, fn, out):
     g.add("MatMul", [r, g.constant(aw.T, "resize_aw_t")], [out])
 
 
+def _separable_resize(g, fn, out):
+    # interpolate (bicubic): y = Ah x Aw^T per plane with the matrices the op multiplies by.
+    x, ah, aw = fn.parents
+    (r,) = g.add("MatMul", [g.constant(_host(ah).astype(np.float32), "resize_ah"),
+                            g.input_of(x)])
+    g.add("MatMul", [r, g.constant(np.ascontiguousarray(_host(aw).T, np.float32),
+                                   "resize_aw_t")], [out])
+
+
 def _adaptive_windows(size, out):
     """(out, width) int64: the input cells of each adaptive window along one axis (the
     nonzeros of pool's window-averaging matrix), shorter windows padded with their last
@@ -599,6 +609,7 @@ CONVERTERS: dict[type, Callable] = {
     norm.GroupNorm: _group_norm,
     pad.Pad: _pad,
     upsample.Resize2d: _resize,
+    upsample.SeparableResize: _separable_resize,
     pool.AdaptiveMaxPool2d: _adaptive_max_pool,
     activation.Pointwise: _pointwise_activation,
 }

@@ -87,6 +87,8 @@ class Pow(Function):
 
     def backward(self, dy):
         (a,) = self.saved
+        if self.p == 0:  # constant 1: zero gradient, also at a = 0 (not 0 * inf)
+            return self.xp.zeros_like(dy), None
         return dy * self.p * a ** (self.p - 1), None
 
 
@@ -123,8 +125,11 @@ class MatMul(Function):
             a, b = self.xp.asarray(a, self.xp.float32), self.xp.asarray(b, self.xp.float32)
         elif self.lowp:
             a, b = self.bf16(a), self.bf16(b)
-        self.save_for_backward(a, b)
         blas = a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype == self.xp.float32
+        if blas or self.on_bf16_gemm:  # the GEMMs take C-contiguous operands; a column
+            # slice (x[:, i:i + 1]) is a strided view
+            a, b = self.xp.ascontiguousarray(a), self.xp.ascontiguousarray(b)
+        self.save_for_backward(a, b)
         if self.on_bf16_gemm:
             y = self.kernels.gemm_bf16(a, b)
         else:
@@ -144,10 +149,12 @@ class MatMul(Function):
         a, b = self.saved
         xp = self.xp
         if self.on_bf16_gemm:
+            dy = xp.ascontiguousarray(dy)
             da = self.kernels.gemm_bf16(dy, b, trans_b=True) if self.needs_input_grad[0] else None
             db = self.kernels.gemm_bf16(a, dy, trans_a=True) if self.needs_input_grad[1] else None
             return da, db
         if a.ndim == 2 and b.ndim == 2:
+            dy = xp.ascontiguousarray(dy)
             da = self.kernels.gemm(dy, b, trans_b=True) if self.needs_input_grad[0] else None
             db = self.kernels.gemm(a, dy, trans_a=True) if self.needs_input_grad[1] else None
             return da, db

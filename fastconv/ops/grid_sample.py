@@ -6,9 +6,16 @@ Positions are normalised: -1 and 1 are the left/top and right/bottom edges, mean
 centres of the corner pixels with ``align_corners=True`` and their outer edges with False.
 :func:`_unnormalise` maps them to pixel coordinates and applies the padding mode (the only
 place modes are interpreted), returning with each coordinate its derivative with respect
-to the grid value, which the grid's gradient needs. Sampling gathers the 4 (bilinear) or 1
-(nearest) neighbours of each position with array indexing; the input gradient scatters back
-with ``add.at`` (NumPy) or ``cupyx.scatter_add`` (CuPy).
+to the grid value, which the grid's gradient needs. Sampling gathers the 16 (bicubic), 4
+(bilinear) or 1 (nearest) neighbours of each position with array indexing; the input
+gradient scatters back with ``add.at`` (NumPy) or ``cupyx.scatter_add`` (CuPy).
+
+Bicubic differs in where the padding mode applies, as in torch: the position is only
+unnormalised, and each of its 16 taps (floor(p) - 1 .. floor(p) + 2 along each axis) is
+mapped by the padding mode on its own (:func:`_tap_index`): zeros reads 0 outside, border
+clamps the tap, reflection reflects it and then clamps. The weights are Keys' cubic
+convolution with a = -0.75 (``upsample.cubic_weights``), so the grid gradient is the
+derivative of those weights times the unnormalising scale.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from fastconv.function import Function
+from fastconv.ops.upsample import cubic_weights, cubic_weights_grad
 from fastconv.ops.validate import contiguous, float_tensor
 
-MODES = ("bilinear", "nearest")
+MODES = ("bilinear", "nearest", "bicubic")
 PADDING_MODES = ("zeros", "border", "reflection")
 
 
@@ -62,19 +70,46 @@ def _unnormalise(xp, g, size: int, align_corners: bool, padding_mode: str):
     return coord, slope
 
 
+def _tap_index(xp, tap, size: int, align_corners: bool, padding_mode: str):
+    """A bicubic tap's integer coordinate (as float32) after the padding mode (torch's
+    compute_coordinates): border clamps it, reflection reflects then clamps, zeros leaves
+    it (out-of-range taps then weigh 0)."""
+    if padding_mode == "reflection":
+        if align_corners:
+            tap, _ = _reflect(xp, tap, 0, 2 * (size - 1))
+        else:
+            tap, _ = _reflect(xp, tap, -1, 2 * size - 1)
+    if padding_mode in ("border", "reflection"):
+        tap = xp.clip(tap, 0, size - 1)
+    return tap
+
+
 class GridSample(Function):
     def forward(self, x, grid, mode, padding_mode, align_corners):
         xp = self.xp
         x, grid = contiguous(xp, x), contiguous(xp, grid)
         N, C, H, W = x.shape
         self.shape, self.mode = x.shape, mode
-        ix, sx = _unnormalise(xp, grid[..., 0], W, align_corners, padding_mode)
-        iy, sy = _unnormalise(xp, grid[..., 1], H, align_corners, padding_mode)
+        # bicubic applies the padding mode to each tap, not to the position
+        position_padding = "zeros" if mode == "bicubic" else padding_mode
+        ix, sx = _unnormalise(xp, grid[..., 0], W, align_corners, position_padding)
+        iy, sy = _unnormalise(xp, grid[..., 1], H, align_corners, position_padding)
         batch = xp.arange(N).reshape(N, 1, 1)
         if mode == "nearest":
             # round half to even, as torch's nearbyint
             taps = [(xp.rint(iy).astype(np.int64), xp.rint(ix).astype(np.int64),
                      xp.ones(ix.shape, np.float32))]
+        elif mode == "bicubic":
+            x0, y0 = xp.floor(ix), xp.floor(iy)
+            tx, ty = (ix - x0).astype(np.float32), (iy - y0).astype(np.float32)
+            wx, wy = cubic_weights(xp, tx), cubic_weights(xp, ty)
+            cols = [_tap_index(xp, x0 + (j - 1), W, align_corners, padding_mode)
+                    for j in range(4)]
+            rows = [_tap_index(xp, y0 + (i - 1), H, align_corners, padding_mode)
+                    for i in range(4)]
+            taps = [(rows[i].astype(np.int64), cols[j].astype(np.int64), wy[i] * wx[j])
+                    for i in range(4) for j in range(4)]
+            self.parts = (tx, ty, wx, wy, sx, sy)
         else:
             x0, y0 = xp.floor(ix), xp.floor(iy)
             wx1, wy1 = ix - x0, iy - y0
@@ -120,20 +155,31 @@ class GridSample(Function):
                 gy = ((1 - wx1)[..., None] * (v10 - v00) + wx1[..., None] * (v11 - v01))
                 dgrid[..., 0] = (gx * dyc).sum(-1) * sx
                 dgrid[..., 1] = (gy * dyc).sum(-1) * sy
+            elif self.mode == "bicubic":
+                tx, ty, wx, wy, sx, sy = self.parts
+                dwx, dwy = cubic_weights_grad(xp, tx), cubic_weights_grad(xp, ty)
+                gx = gy = 0
+                for k, (_, _, v) in enumerate(self.taps):
+                    i, j = divmod(k, 4)
+                    vd = (v * dyc).sum(-1)  # (N, Ho, Wo): the tap's value times dy
+                    gx = gx + vd * (wy[i] * dwx[j])
+                    gy = gy + vd * (dwy[i] * wx[j])
+                dgrid[..., 0] = gx * sx
+                dgrid[..., 1] = gy * sy
         return dx, dgrid, None, None, None
 
 
 def grid_sample(input, grid, mode: str = "bilinear", padding_mode: str = "zeros",
                 align_corners=None):
     """torch.nn.functional.grid_sample for (N, C, H, W) input and an (N, Ho, Wo, 2) grid of
-    (x, y) positions in [-1, 1] (see the module docstring); modes "bilinear" and "nearest",
+    (x, y) positions in [-1, 1] (see the module docstring); modes "bilinear", "nearest" and
+    "bicubic" (Keys' cubic convolution, a = -0.75, over the 4x4 neighbours, as torch's),
     padding "zeros", "border" or "reflection". ``align_corners`` defaults to False."""
     op = "grid_sample"
     float_tensor(input, "input", op, (4,))
     float_tensor(grid, "grid", op, (4,))
     if mode not in MODES:
-        raise ValueError(f"{op}: mode must be one of {MODES}, got {mode!r} (bicubic is not "
-                         "supported)")
+        raise ValueError(f"{op}: mode must be one of {MODES}, got {mode!r}")
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"{op}: padding_mode must be one of {PADDING_MODES}, got "
                          f"{padding_mode!r}")

@@ -103,6 +103,94 @@ class Scatter(Function):
         return da, None, dsrc, None, None
 
 
+class ScatterReduce(Function):
+    """``out = a`` with each ``src[i][j]`` reduced into ``out[index[i][j]][j]`` (dim 0) by
+    sum, prod, mean, amax or amin; with ``include_self=False`` the scattered-to entries of
+    ``a`` take no part. Gradients as torch's: amax/amin share among the tied entries, prod
+    divides out the entry (exactly, also with zeros), mean divides by the count."""
+
+    def forward(self, a, index, src, dim, reduce, include_self):
+        xp = self.xp
+        self.where = _grids(xp, index, dim)
+        self.reduce, self.include_self = reduce, include_self
+        self.src_shape = src.shape
+        src = _leading(src, index.shape)
+        hit = xp.zeros(a.shape, dtype=bool)
+        hit[self.where] = True
+        count = xp.zeros(a.shape, dtype=np.int64)
+        _add_at(xp, count, self.where, 1)
+        if include_self:
+            count = count + 1
+        start = {"sum": 0, "mean": 0, "prod": 1, "amax": -np.inf, "amin": np.inf}[reduce]
+        out = a.copy()
+        if not include_self:
+            out[hit] = start if a.dtype.kind == "f" or reduce in ("sum", "mean", "prod") \
+                else (np.iinfo(a.dtype).min if reduce == "amax" else np.iinfo(a.dtype).max)
+        ufunc = {"sum": xp.add, "mean": xp.add, "prod": xp.multiply, "amax": xp.maximum,
+                 "amin": xp.minimum}[reduce]
+        if xp is np:
+            ufunc.at(out, self.where, src)
+        elif reduce in ("sum", "mean"):
+            _add_at(xp, out, self.where, src)
+        else:
+            import cupyx
+
+            fn = {"amax": cupyx.scatter_max, "amin": cupyx.scatter_min}.get(reduce)
+            if fn is None:
+                raise NotImplementedError("scatter_reduce(reduce='prod') on this device")
+            fn(out, self.where, src)
+        if reduce == "mean":
+            div = xp.maximum(count, 1).astype(out.dtype)
+            out = out / div if out.dtype.kind == "f" else out // div
+            out = xp.where(hit, out, a).astype(a.dtype, copy=False)
+        self.save_for_backward(a, src, out, count, hit)
+        return out
+
+    def backward(self, dy):
+        xp = self.xp
+        a, src, out, count, hit = self.saved
+        w = self.where
+        keep = ~hit if not self.include_self else xp.ones(a.shape, dtype=bool)
+        if self.reduce == "sum":
+            da, dsrc = xp.where(keep, dy, 0), dy[w]
+        elif self.reduce == "mean":
+            scale = dy / xp.maximum(count, 1)
+            da, dsrc = xp.where(keep, xp.where(hit, scale, dy), 0), scale[w]
+        elif self.reduce in ("amax", "amin"):
+            # torch counts a tied original entry even with include_self=False (it then
+            # gets no gradient): matched here, so the shares equal torch's.
+            tie_a = a == out
+            tie_s = src == out[w]
+            n = tie_a.astype(dy.dtype)
+            _add_at(xp, n, w, tie_s.astype(dy.dtype))
+            share = dy / xp.maximum(n, 1)
+            da, dsrc = xp.where(tie_a & keep, share, 0), xp.where(tie_s, share[w], 0)
+        else:  # prod: d out / d v = product of the others, without dividing by a zero v
+            zeros = xp.zeros(a.shape, dtype=np.int64)
+            nonzero = xp.where(keep, xp.where(a == 0, 1, a), 1).astype(dy.dtype)
+            zeros += (keep & (a == 0))
+            _add_at(xp, zeros, w, (src == 0).astype(np.int64))
+            if xp is np:
+                np.multiply.at(nonzero, w, np.where(src == 0, 1, src))
+            else:
+                raise NotImplementedError("scatter_reduce(reduce='prod') on this device")
+
+            def grad(v, zeros_at, nonzero_at, dy_at, out_at):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return xp.where(v != 0, dy_at * out_at / v,
+                                    xp.where(zeros_at == 1, dy_at * nonzero_at, 0))
+
+            da = xp.where(keep, grad(a, zeros, nonzero, dy, out), 0)
+            dsrc = grad(src, zeros[w], nonzero[w], dy[w], out[w])
+        if self.needs_input_grad[2]:
+            full = xp.zeros(self.src_shape, dtype=dy.dtype)
+            full[tuple(slice(0, n) for n in dsrc.shape)] = dsrc
+            dsrc = full
+        else:
+            dsrc = None
+        return da.astype(dy.dtype, copy=False), None, dsrc, None, None, None
+
+
 class IndexSelect(Function):
     """The entries of ``a`` at ``index`` (1-D) along ``dim``; repeated indices add their
     gradients."""

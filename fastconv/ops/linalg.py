@@ -18,6 +18,13 @@ not use then arrives as zeros, and the backward treats an all-zero block as abse
 treats an undefined gradient (so a loss on the eigenvalues alone of a matrix with a repeated
 eigenvalue keeps a finite gradient).
 
+The matrix exponential is computed here too (no LAPACK routine has it): scaling and
+squaring with the [13/13] Padé approximant (Higham, "The scaling and squaring method for the
+matrix exponential revisited", SIAM J. Matrix Anal. Appl. 26(4), 2005), in float64 and
+rounded once to float32; its gradient is the Fréchet derivative of exp at A^T in the
+direction G, read off the upper-right block of exp([[A^T, G], [0, A^T]]) (Mathias, "A chain
+rule for matrix functions and applications", 1996), as torch's.
+
 Failures. LAPACK reports a singular matrix (inv, solve) or one that is not positive-definite
 (cholesky) through its ``info``; NumPy raises on it, CuPy checks it only inside
 ``cupyx.errstate(linalg="raise")``, which :func:`lapack` sets. Either becomes a
@@ -509,80 +516,77 @@ class Pinv(Function):
         return ga.astype(g.dtype, copy=False), None, None, None
 
 
-# ----------------------------------------------------------------------------- norms, diagonal
+# ----------------------------------------------------------------------------- matrix exponential
+
+# Higham (2005), table 10.4: the Padé [13/13] coefficients b_0 .. b_13 and theta_13, the
+# largest 1-norm for which the approximant is accurate to double precision unscaled.
+_PADE13 = (64764752532480000.0, 32382376266240000.0, 7771770303897600.0,
+           1187353796428800.0, 129060195264000.0, 10559470521600.0, 670442572800.0,
+           33522128640.0, 1323241920.0, 40840800.0, 960960.0, 16380.0, 182.0, 1.0)
+_THETA13 = 5.371920351148152
 
 
-class VectorNorm(Function):
-    """``sum(|x|^ord)^(1/ord)`` over ``dims`` (``ord`` inf / -inf: max / min of |x|; 0: the
-    count of non-zeros). Gradient: torch's ``norm_backward`` (0 where the norm is 0 for
-    ord >= 1; ties of the inf norms share it)."""
-
-    def forward(self, a, ord, dims, keepdim):
-        xp = self.xp
-        self.ord, self.dims, self.keepdim, self.shape = ord, dims, keepdim, a.shape
-        absa = xp.abs(a)
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            if ord == math.inf:
-                y = absa.max(axis=dims, keepdims=True)
-            elif ord == -math.inf:
-                y = absa.min(axis=dims, keepdims=True)
-            elif ord == 0:
-                y = (a != 0).sum(axis=dims, keepdims=True).astype(a.dtype)
-            elif ord == 1:
-                y = absa.sum(axis=dims, keepdims=True)
-            elif ord == 2:
-                y = xp.sqrt((a * a).sum(axis=dims, keepdims=True))
-            else:
-                y = (absa ** ord).sum(axis=dims, keepdims=True) ** (1.0 / ord)
-        y = _float32(xp, y)
-        self.save_for_backward(a, y)
-        return y if keepdim else y.reshape([s for i, s in enumerate(a.shape) if i not in dims])
-
-    def backward(self, g):
-        xp = self.xp
-        a, y = self.saved
-        p = self.ord
-        if not self.keepdim:
-            g = g.reshape(y.shape)
-        zero = xp.zeros((), a.dtype)
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            if p == 0:
-                da = xp.zeros_like(a)
-            elif p == 1:
-                da = xp.sign(a) * g
-            elif p == 2:
-                da = g * xp.where(y == 0, zero, a / y)
-            elif math.isinf(p):
-                absa = xp.abs(a)
-                mask = ((absa == y) | xp.isnan(absa)).astype(a.dtype)
-                da = xp.sign(a) * (g / mask.sum(axis=self.dims, keepdims=True)) * mask
-            elif p < 1:
-                scaled = xp.sign(a) * xp.where(a == 0, zero, xp.abs(a) ** (p - 1))
-                da = scaled * g * y ** (1 - p)
-            elif p < 2:
-                da = xp.sign(a) * xp.abs(a) ** (p - 1) * xp.where(y == 0, zero, g / y ** (p - 1))
-            else:
-                da = a * xp.abs(a) ** (p - 2) * xp.where(y == 0, zero, g / y ** (p - 1))
-        return _float32(xp, xp.broadcast_to(da, a.shape)), None, None, None
+def expm(xp, a):
+    """exp of each (n, n) matrix of the float64 array ``a`` (..., n, n)."""
+    n = a.shape[-1]
+    norm = float(xp.abs(a).sum(axis=-2).max()) if a.size else 0.0  # the largest 1-norm
+    s = max(0, math.ceil(math.log2(norm / _THETA13))) if norm > _THETA13 else 0
+    a = a / (2.0 ** s)
+    b = _PADE13
+    eye = xp.eye(n, dtype=a.dtype)
+    a2 = a @ a
+    a4 = a2 @ a2
+    a6 = a4 @ a2
+    u = a @ (a6 @ (b[13] * a6 + b[11] * a4 + b[9] * a2) + b[7] * a6 + b[5] * a4
+             + b[3] * a2 + b[1] * eye)
+    v = a6 @ (b[12] * a6 + b[10] * a4 + b[8] * a2) + b[6] * a6 + b[4] * a4 + b[2] * a2 \
+        + b[0] * eye
+    r = xp.linalg.solve(v - u, v + u)
+    for _ in range(s):
+        r = r @ r
+    return r
 
 
-class Diagonal(Function):
-    """The diagonal ``offset`` of the planes (dim1, dim2), as a new last dim (torch's and
-    NumPy's layout); the gradient is written back onto that diagonal."""
+class MatrixExp(Function):
+    """exp(A) for each (n, n) matrix of A (..., n, n)."""
 
-    def forward(self, a, offset, dim1, dim2):
-        self.shape, self.args = a.shape, (offset, dim1, dim2)
-        return self.xp.ascontiguousarray(self.xp.diagonal(a, offset, dim1, dim2))
+    def forward(self, a):
+        self.a, self.dtype = a.astype(self.xp.float64), a.dtype
+        return expm(self.xp, self.a).astype(a.dtype)
 
-    def backward(self, g):
-        xp = self.xp
-        offset, dim1, dim2 = self.args
-        da = xp.zeros(self.shape, g.dtype)
-        # The two dims last, in order, so the diagonal is da_moved[..., i, i + offset].
-        moved = xp.moveaxis(da, (dim1, dim2), (-2, -1))
-        k = g.shape[-1]
-        if k:
-            idx = xp.arange(k)
-            rows, cols = (idx, idx + offset) if offset >= 0 else (idx - offset, idx)
-            moved[..., rows, cols] = g
-        return da, None, None, None
+    def backward(self, dy):
+        xp, at = self.xp, self.xp.swapaxes(self.a, -1, -2)
+        n = at.shape[-1]
+        block = xp.zeros(at.shape[:-2] + (2 * n, 2 * n), xp.float64)
+        block[..., :n, :n] = at
+        block[..., n:, n:] = at
+        block[..., :n, n:] = dy
+        return expm(xp, block)[..., :n, n:].astype(self.dtype)
+
+
+# ----------------------------------------------------------------------------- for nn.utils
+
+def _square(a, what: str, op: str):
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise RuntimeError(f"{op}: {what} must be a square matrix or a batch of square "
+                           f"matrices (..., n, n), got shape {tuple(a.shape)}")
+    if a.dtype.kind != "f":
+        raise TypeError(f"{op}: {what} must be a floating-point tensor, got {a.dtype}")
+
+
+def matrix_exp(a):
+    """exp(A) = sum_k A^k / k! of each square matrix of the Tensor ``a`` (..., n, n), with its
+    gradient (see the module docstring)."""
+    _square(a, "A", "matrix_exp")
+    return MatrixExp.apply(a)
+
+
+def solve(a, b):
+    """X with A X = B, for the Tensors ``a`` (..., n, n) and ``b`` (..., n, k) of one batch
+    shape, with the gradients of both (a singular A raises LinAlgError)."""
+    _square(a, "A", "solve")
+    if b.ndim != a.ndim or b.shape[:-1] != a.shape[:-1] or b.dtype != a.dtype:
+        raise RuntimeError(f"solve: B must be (..., {a.shape[-1]}, k) with A's batch shape "
+                           f"{tuple(a.shape[:-2])} and dtype {a.dtype}, got shape "
+                           f"{tuple(b.shape)} and dtype {b.dtype}")
+    return Solve.apply(a, b)

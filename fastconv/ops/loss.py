@@ -1,5 +1,5 @@
 """The losses (cross-entropy, NLL, BCE with logits, MSE, L1, and the rest of PyTorch's losses
-but CTC), one_hot and top-k accuracy."""
+but CTC, which is in ``ctc.py``), one_hot and top-k accuracy."""
 
 from __future__ import annotations
 

@@ -334,11 +334,31 @@ POINTWISE = {
 }
 
 
+# Trigonometric and hyperbolic functions, angle conversions and 2 ** x (PyTorch's gradients;
+# outside the domain, e.g. asin(2), the value and the gradient are NaN, as PyTorch's).
+POINTWISE.update({
+    "tan": (lambda xp, a: xp.tan(a), lambda xp, a, y: 1 + y * y),
+    "asin": (lambda xp, a: xp.arcsin(a), lambda xp, a, y: 1 / xp.sqrt(1 - a * a)),
+    "acos": (lambda xp, a: xp.arccos(a), lambda xp, a, y: -1 / xp.sqrt(1 - a * a)),
+    "atan": (lambda xp, a: xp.arctan(a), lambda xp, a, y: 1 / (1 + a * a)),
+    "sinh": (lambda xp, a: xp.sinh(a), lambda xp, a, y: xp.cosh(a)),
+    "cosh": (lambda xp, a: xp.cosh(a), lambda xp, a, y: xp.sinh(a)),
+    "asinh": (lambda xp, a: xp.arcsinh(a), lambda xp, a, y: 1 / xp.sqrt(a * a + 1)),
+    "acosh": (lambda xp, a: xp.arccosh(a),
+              lambda xp, a, y: 1 / (xp.sqrt(a - 1) * xp.sqrt(a + 1))),
+    "atanh": (lambda xp, a: xp.arctanh(a), lambda xp, a, y: 1 / (1 - a * a)),
+    "deg2rad": (lambda xp, a: a * (np.pi / 180), lambda xp, a, y: xp.full_like(a, np.pi / 180)),
+    "rad2deg": (lambda xp, a: a * (180 / np.pi), lambda xp, a, y: xp.full_like(a, 180 / np.pi)),
+    "exp2": (lambda xp, a: xp.exp2(a), lambda xp, a, y: y * np.log(2.0)),
+})
+
+
 class Pointwise(Function):
     """One entry of :data:`POINTWISE` applied elementwise."""
 
     def forward(self, a, name):
         f, self.df = POINTWISE[name]
+        self.op_name = name
         # inf / NaN results (expm1 of a large x, log2 of 0, ...) are the answers, as torch's
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             y = f(self.xp, a).astype(a.dtype, copy=False)
@@ -377,6 +397,132 @@ class PowTensor(Function):
                 g = xp.where((a == 0) & (b >= 0), 0, y * xp.log(a))
                 db = unbroadcast(xp, (dy * g).astype(dy.dtype), self.shapes[1])
         return da, db
+
+
+class NanToNum(Function):
+    """NaN, +inf and -inf replaced by ``nan``, ``posinf`` and ``neginf`` (None: the largest
+    and the lowest finite value of the dtype); the gradient passes where the input is finite
+    and is zero at the replaced entries (PyTorch's)."""
+
+    def forward(self, a, nan, posinf, neginf):
+        self.finite = self.xp.isfinite(a)
+        with np.errstate(over="ignore"):
+            return self.xp.nan_to_num(a, copy=True, nan=nan, posinf=posinf, neginf=neginf)
+
+    def backward(self, dy):
+        return dy * self.finite, None, None, None
+
+
+class Frexp(Function):
+    """The mantissa of ``a = mantissa * 2 ** exponent`` (|mantissa| in [0.5, 1)); its
+    gradient is ``dy / 2 ** exponent`` (the exponent is a constant of the input)."""
+
+    def forward(self, a):
+        mantissa, self.exponent = self.xp.frexp(a)
+        return mantissa.astype(a.dtype, copy=False)
+
+    def backward(self, dy):
+        return self.xp.ldexp(dy, -self.exponent).astype(dy.dtype, copy=False)
+
+
+def _f64(xp, a):
+    return xp.asarray(a, dtype=np.float64)
+
+
+def _pow_grad_base(xp, a, b, y):
+    # b * a^(b-1), with PyTorch's 0 where b == 0 (also at a == 0)
+    a, b = _f64(xp, a), _f64(xp, b)
+    return xp.where(b == 0, 0.0, b * xp.power(a, b - 1))
+
+
+def _pow_grad_exponent(xp, a, b, y):
+    # a^b * log(a), with PyTorch's 0 where a == 0 and b >= 0
+    a, b = _f64(xp, a), _f64(xp, b)
+    return xp.where((a == 0) & (b >= 0), 0.0, xp.power(a, b) * xp.log(a))
+
+
+def _copysign_grad(xp, a, b, y):
+    # y / a: +1 or -1, and 0 where a == 0 (PyTorch's copysign_tensor_self_backward)
+    a = xp.asarray(a)
+    return xp.where(a == 0, 0, y / xp.where(a == 0, 1, a))
+
+
+def _fmax_grad(xp, a, b, y, first=True, sign=1):
+    # all to ``a`` where it is chosen (ties too) or ``b`` is NaN, else all to ``b`` (PyTorch's)
+    a, b = xp.asarray(a), xp.asarray(b)
+    to_a = ((a - b) * sign >= 0) | xp.isnan(b)
+    return (to_a if first else ~to_a).astype(np.float32)
+
+
+def _heaviside(xp, a, b):
+    a = xp.asarray(a)
+    return xp.where(a == 0, b, (a > 0).astype(a.dtype))
+
+
+NO_DERIVATIVE = "no derivative"
+
+#: name -> (f(xp, a, b), da(xp, a, b, y), db(xp, a, b, y)): the elementwise functions of two
+#: arguments (broadcast; either may be a number). ``da`` / ``db`` give d y / d a and d y / d b
+#: (None: the gradient is zero; NO_DERIVATIVE: PyTorch has none, and backward raises its error).
+BINARY = {
+    "atan2": (lambda xp, a, b: xp.arctan2(a, b),
+              lambda xp, a, b, y: b / (a * a + b * b),
+              lambda xp, a, b, y: -a / (a * a + b * b)),
+    "hypot": (lambda xp, a, b: xp.hypot(a, b),
+              lambda xp, a, b, y: a / y,
+              lambda xp, a, b, y: b / y),
+    "logaddexp": (lambda xp, a, b: xp.logaddexp(a, b),
+                  lambda xp, a, b, y: 1 / (1 + xp.exp(b - a)),
+                  lambda xp, a, b, y: 1 / (1 + xp.exp(a - b))),
+    "logaddexp2": (lambda xp, a, b: xp.logaddexp2(a, b),
+                   lambda xp, a, b, y: 1 / (1 + xp.exp2(b - a)),
+                   lambda xp, a, b, y: 1 / (1 + xp.exp2(a - b))),
+    "copysign": (lambda xp, a, b: xp.copysign(a, b), _copysign_grad, None),
+    "ldexp": (lambda xp, a, b: a * xp.exp2(b),
+              lambda xp, a, b, y: xp.exp2(b),
+              lambda xp, a, b, y: y * np.log(2.0)),
+    # computed in float64, as PyTorch's (which also returns float64)
+    "float_power": (lambda xp, a, b: xp.power(_f64(xp, a), _f64(xp, b)),
+                    _pow_grad_base, _pow_grad_exponent),
+    "fmax": (lambda xp, a, b: xp.fmax(a, b), _fmax_grad,
+             lambda xp, a, b, y: _fmax_grad(xp, a, b, y, first=False)),
+    "fmin": (lambda xp, a, b: xp.fmin(a, b),
+             lambda xp, a, b, y: _fmax_grad(xp, a, b, y, sign=-1),
+             lambda xp, a, b, y: _fmax_grad(xp, a, b, y, first=False, sign=-1)),
+    "heaviside": (_heaviside, NO_DERIVATIVE, NO_DERIVATIVE),
+    "gcd": (lambda xp, a, b: xp.gcd(a, b), NO_DERIVATIVE, NO_DERIVATIVE),
+    "lcm": (lambda xp, a, b: xp.lcm(a, b), NO_DERIVATIVE, NO_DERIVATIVE),
+}
+
+
+class Binary(Function):
+    """One entry of :data:`BINARY` applied elementwise, the result as ``dtype`` (the Tensor
+    methods promote the arguments first, as PyTorch)."""
+
+    def forward(self, a, b, name, dtype):
+        f, self.da, self.db = BINARY[name]
+        self.op_name, self.shapes = name, (np.shape(a), np.shape(b))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            y = self.xp.asarray(f(self.xp, a, b))
+        if self.da is not NO_DERIVATIVE:
+            self.save_for_backward(a, b, y)
+        return y.astype(dtype, copy=False)
+
+    def backward(self, dy):
+        grads = []
+        for i, derivative in enumerate((self.da, self.db)):
+            if not self.needs_input_grad[i]:
+                grads.append(None)
+            elif derivative is NO_DERIVATIVE:
+                raise RuntimeError(f"derivative for aten::{self.op_name} is not implemented")
+            elif derivative is None:
+                grads.append(self.xp.zeros(self.shapes[i], dtype=dy.dtype))
+            else:
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    g = dy * derivative(self.xp, *self.saved)
+                grads.append(unbroadcast(self.xp, g.astype(dy.dtype, copy=False),
+                                         self.shapes[i]))
+        return grads[0], grads[1], None, None
 
 
 # ----------------------------------------------------------------------------- scans and products

@@ -233,12 +233,13 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
 
 class MaxUnpool2d(Function):
     """Each input value placed at its flat index within its output plane (the indices
-    max_pool2d returned); the rest zero. The gradient reads those positions back."""
+    max_pool2d returned), or volume for out_hw (D, H, W) (max_pool3d's); the rest zero. The
+    gradient reads those positions back."""
 
     def forward(self, x, indices, out_hw):
         xp = self.xp
         N, C = x.shape[:2]
-        plane = out_hw[0] * out_hw[1]
+        plane = int(np.prod(out_hw))
         self.flat = (xp.arange(N * C).reshape(N, C, 1) * plane
                      + indices.reshape(N, C, -1)).reshape(-1)
         y = xp.zeros(N * C * plane, np.float32)

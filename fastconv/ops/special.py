@@ -35,7 +35,6 @@ from fastconv.ops.arith import unbroadcast
 SQRT_PI = math.sqrt(math.pi)
 SQRT_2 = math.sqrt(2.0)
 SQRT_2PI = math.sqrt(2 * math.pi)
-LN2 = math.log(2.0)
 
 
 # ----------------------------------------------------------------------------- CPU kernels
@@ -301,21 +300,20 @@ def entr(x):
 
 CPU = {"erf": erf, "erfc": erfc, "erfcx": erfcx, "erfinv": erfinv, "ndtr": ndtr,
        "ndtri": ndtri, "log_ndtr": log_ndtr, "gammaln": gammaln, "digamma": digamma,
-       "i0": i0, "i0e": i0e, "i1": i1, "i1e": i1e, "entr": entr, "sinc": np.sinc,
-       "exp2": np.exp2}
+       "i0": i0, "i0e": i0e, "i1": i1, "i1e": i1e, "entr": entr, "sinc": np.sinc}
 
 
 def call(xp, name, *args):
     """The special function ``name`` on ``xp``'s arrays (float64 on the CPU, as computed here;
-    ``cupyx.scipy.special``'s, or CuPy's sinc / exp2, on the GPU)."""
+    ``cupyx.scipy.special``'s, or CuPy's sinc, on the GPU)."""
     if xp is np:
         if name == "polygamma":
             return polygamma(int(args[0]), np.asarray(args[1], np.float64))
         if name == "zeta":
             return zeta(*args)
         return CPU[name](*(np.asarray(a, np.float64) for a in args))
-    if name in ("sinc", "exp2"):
-        return getattr(xp, name)(*args)
+    if name == "sinc":
+        return xp.sinc(*args)
     import cupyx.scipy.special
 
     return getattr(cupyx.scipy.special, name)(*args)
@@ -360,8 +358,6 @@ def _derivative(xp, name, a, y, n):
         if name == "sinc":
             pa = math.pi * a
             return xp.where(a == 0, 0.0, (pa * xp.cos(pa) - xp.sin(pa)) / (pa * a))
-        if name == "exp2":
-            return y * LN2
     raise KeyError(name)
 
 

@@ -1,10 +1,14 @@
-"""Resizing (``interpolate``): nearest, nearest-exact, linear (1-D), bilinear and area.
+"""Resizing (``interpolate``): nearest, nearest-exact, linear (1-D), bilinear, bicubic and
+area.
 
 Nearest and bilinear resizing read, for each output row and column, one or two source
 positions with their weights. :func:`_source_index` computes them per axis with PyTorch's
 rules (the only place the modes and ``align_corners`` are interpreted); the backend kernels
 (csrc/resize.cpp, fastconv/cuda/resize.cu) take these tables and interpolate, forward and
-backward. Area mode is adaptive average pooling.
+backward. Bicubic resizing reads four source positions per axis; :func:`_cubic_matrix`
+folds them (and the border clamping) into an (out, size) matrix per axis, and
+:class:`SeparableResize` applies the two matrices with the backend's matmul (array code:
+y = Ah x Aw^T per plane, dx = Ah^T dy Aw). Area mode is adaptive average pooling.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ import numpy as np
 from fastconv.function import Function
 from fastconv.ops.validate import contiguous, float_tensor
 
-MODES = ("nearest", "nearest-exact", "linear", "bilinear", "area")
+MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "area")
+
+#: The cubic convolution constant (Keys, 1981) torch uses for bicubic resizing and sampling.
+CUBIC_A = -0.75
 
 
 def _source_index(mode: str, size: int, out: int, scale: float | None,
@@ -26,9 +33,14 @@ def _source_index(mode: str, size: int, out: int, scale: float | None,
     (float32; None for the nearest modes).
 
     ``scale`` is the user's scale factor when it sets the source positions (PyTorch then
-    maps back with 1 / scale_factor), else None (size / out).
+    maps back with 1 / scale_factor), else None (size / out). With "nearest" and
+    "bilinear", an axis whose size does not change is copied, whatever the scale factor says
+    (PyTorch's rule; "nearest-exact" and bicubic have none).
     """
     dst = np.arange(out, dtype=np.float32)
+    if size == out and mode != "nearest-exact":
+        return (np.arange(out, dtype=np.int64),
+                None if mode == "nearest" else np.zeros(out, np.float32))
     if mode in ("nearest", "nearest-exact"):
         # PyTorch computes the source index in float32: floor(dst * scale), clipped.
         s = np.float32(1.0 / scale) if scale is not None else np.float32(size / out)
@@ -44,6 +56,69 @@ def _source_index(mode: str, size: int, out: int, scale: float | None,
         src = np.maximum((dst + np.float32(0.5)) * s - np.float32(0.5), np.float32(0.0))
     i0 = np.minimum(np.floor(src).astype(np.int64), size - 1)
     return i0, (src - i0).astype(np.float32)
+
+
+def cubic_weights(xp, t):
+    """The four weights of taps -1, 0, 1, 2 at fraction t in [0, 1] of Keys' cubic
+    convolution with a = CUBIC_A (torch's get_cubic_upsample_coefficients):
+    W(d) = (a + 2)|d|^3 - (a + 3)|d|^2 + 1 for |d| <= 1, a|d|^3 - 5a|d|^2 + 8a|d| - 4a for
+    1 < |d| < 2."""
+    a = np.float32(CUBIC_A)
+
+    def near(d):  # |d| <= 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d):  # 1 < |d| < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    one, two = np.float32(1), np.float32(2)
+    return [far(t + one), near(t), near(one - t), far(two - t)]
+
+
+def cubic_weights_grad(xp, t):
+    """d/dt of :func:`cubic_weights` (for grid_sample's grid gradient)."""
+    a = np.float32(CUBIC_A)
+
+    def near(d):
+        return (3 * (a + 2) * d - 2 * (a + 3)) * d
+
+    def far(d):
+        return (3 * a * d - 10 * a) * d + 8 * a
+
+    one, two = np.float32(1), np.float32(2)
+    return [far(t + one), near(t), -near(one - t), -far(two - t)]
+
+
+def _cubic_matrix(size: int, out: int, scale: float | None, align_corners: bool) -> np.ndarray:
+    """(out, size) float32: row o holds the weights bicubic output o gives the input along
+    one axis. PyTorch's source position (no clamping at 0, unlike bilinear), its four taps
+    floor(src) - 1 .. floor(src) + 2 clamped to the border, weights from the fraction."""
+    dst = np.arange(out, dtype=np.float32)
+    if align_corners:
+        src = dst * (np.float32((size - 1) / (out - 1)) if out > 1 else np.float32(0.0))
+    else:
+        s = np.float32(1.0 / scale) if scale is not None else np.float32(size / out)
+        src = (dst + np.float32(0.5)) * s - np.float32(0.5)
+    i0 = np.minimum(np.floor(src).astype(np.int64), size - 1)
+    t = np.clip(src - i0.astype(np.float32), 0, 1).astype(np.float32)
+    m = np.zeros((out, size), np.float32)
+    rows = np.arange(out)
+    for k, w in enumerate(cubic_weights(np, t)):
+        np.add.at(m, (rows, np.clip(i0 - 1 + k, 0, size - 1)), w.astype(np.float32))
+    return m
+
+
+class SeparableResize(Function):
+    """y = ah x aw^T per (H, W) plane, for (OH, H) and (OW, W) matrices."""
+
+    def forward(self, x, ah, aw):
+        xp = self.xp
+        self.ah, self.aw = xp.asarray(ah), xp.asarray(aw)
+        return xp.ascontiguousarray(xp.matmul(self.ah, xp.matmul(contiguous(xp, x), self.aw.T)))
+
+    def backward(self, dy):
+        xp = self.xp
+        return xp.ascontiguousarray(xp.matmul(self.ah.T, xp.matmul(dy, self.aw))), None, None
 
 
 class Resize2d(Function):
@@ -99,12 +174,19 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         bilinear (4-D only): linear along each axis from source position
             max((i + 0.5) * r - 0.5, 0), or i * (S - 1) / (O - 1) with align_corners=True
         linear (3-D only): the same along L
+        bicubic (4-D only): Keys' cubic convolution (a = -0.75, as PyTorch; Keys 1981,
+            "Cubic convolution interpolation for digital image processing") along each
+            axis over the taps floor(p) - 1 .. floor(p) + 2 of source position
+            p = (i + 0.5) * r - 0.5 (not clamped at 0), or i * (S - 1) / (O - 1) with
+            align_corners=True; taps outside the input read its border pixel.
         area: adaptive average pooling to the output size.
+    With nearest, linear and bilinear an axis whose size does not change is copied.
 
     Args:
         size: an int or one int per spatial dim.
         scale_factor: a number or one per spatial dim; output = floor(input * scale).
-        align_corners: only for linear and bilinear (default False); an error for the others.
+        align_corners: only for linear, bilinear and bicubic (default False); an error for the
+            others.
         recompute_scale_factor: with True, map back with S / O instead of 1 / scale_factor.
         antialias: not supported (an error says so).
     """
@@ -118,7 +200,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                          "linear | bilinear | bicubic | trilinear")
     if antialias:
         raise NotImplementedError(f"{op}: antialias=True is not supported by fastconv")
-    want = {"bilinear": (4,), "linear": (3,)}.get(mode, (3, 4))
+    want = {"bilinear": (4,), "bicubic": (4,), "linear": (3,)}.get(mode, (3, 4))
     if input.ndim not in want:
         dims = {(4,): "H, W", (3,): "L"}.get(want, "[H,] W")
         raise ValueError(f"{op}: mode {mode!r} needs a {' or '.join(f'{n}-D' for n in want)} "
@@ -135,6 +217,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         from fastconv.ops.pool import adaptive_avg_pool2d
 
         y = adaptive_avg_pool2d(x, out)
+    elif mode == "bicubic":
+        ah = _cubic_matrix(x.shape[2], out[0], scales[0], bool(align_corners))
+        aw = _cubic_matrix(x.shape[3], out[1], scales[1], bool(align_corners))
+        y = SeparableResize.apply(x, ah, aw)
     else:
         H, W = x.shape[2:]
         kind = "bilinear" if mode == "linear" else mode  # linear: bilinear on a 1-row plane

@@ -1,4 +1,5 @@
-"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad), learning-rate schedules, gradient clipping and weight averaging.
+"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, LBFGS), learning-rate schedules,
+gradient clipping and weight averaging.
 
     from fastconv import optim
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -17,9 +18,11 @@ All of them update the arrays in place with the parameters' own array module
 """
 
 from . import lr_scheduler, swa_utils  # noqa: F401  (optim.swa_utils as an attribute)
+from .adadelta import Adadelta
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm_, clip_grad_value_
 from .ema import ExponentialMovingAverage
+from .lbfgs import LBFGS
 from .lr_scheduler import (
     ChainedScheduler,
     ConstantLR,
@@ -47,6 +50,7 @@ EMA = ExponentialMovingAverage
 __all__ = [
     "EMA",
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -72,4 +76,5 @@ __all__ = [
     "clip_grad_norm_",
     "clip_grad_value_",
     "lr_scheduler",
+    "LBFGS",
 ]

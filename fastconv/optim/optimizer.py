@@ -43,6 +43,45 @@ def _to_host(a):
     return a.get() if type(a).__module__.startswith("cupy") else np.array(a, copy=True)
 
 
+class ParamState(dict):
+    """The per-parameter buffers, keyed by the parameter's position (``state[i]``, what
+    ``state_dict`` stores) and also reachable by the parameter itself (``state[p]``, PyTorch's
+    key; a parameter without state yet reads as an empty dict, as torch's defaultdict)."""
+
+    def __init__(self, optimizer, entries=()):
+        super().__init__(entries)
+        self._optimizer = optimizer
+
+    def _key(self, key):
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            return int(key)
+        for i, p, _ in self._optimizer._params():
+            if p is key:
+                return i
+        raise KeyError("the tensor is not a parameter of this optimizer")
+
+    def __getitem__(self, key):
+        i = self._key(key)
+        if i not in self.keys() and not isinstance(key, (int, np.integer)):
+            return {}
+        return super().__getitem__(i)
+
+    def __setitem__(self, key, value):
+        super().__setitem__(self._key(key), value)
+
+    def __delitem__(self, key):
+        super().__delitem__(self._key(key))
+
+    def __contains__(self, key):
+        try:
+            return super().__contains__(self._key(key))
+        except KeyError:
+            return False
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
 class Optimizer:
     """Base class of fastconv's optimizers (PyTorch's interface).
 
@@ -67,7 +106,7 @@ class Optimizer:
         if not isinstance(params[0], dict):
             params = [{"params": params}]
         self.param_groups: list[dict] = []
-        self.state: dict = {}
+        self.state: dict = ParamState(self)
         for g in params:
             self.add_param_group(g)
 
@@ -183,7 +222,7 @@ class Optimizer:
         if problems:
             raise ValueError(f"{type(self).__name__}.load_state_dict: buffer shapes do not match "
                              "the parameters: " + "; ".join(problems))
-        self.state = new_state
+        self.state = ParamState(self, new_state)
         for sg, og in zip(groups, self.param_groups):
             for k, v in sg.items():
                 if k != "params":

@@ -1,0 +1,177 @@
+"""Everyday PyTorch habits that are not ops: NumPy's argument names, factory keywords,
+in-place shape changes, the in-place functional activations, hook options, lazy layers,
+init's private fan helpers and tensor introspection. Each is checked against what torch does
+with the same call."""
+
+from __future__ import annotations
+
+import fastconv.nn.functional as F
+import numpy as np
+import pytest
+from helpers import assert_close, check_vs_torch, randn
+
+import fastconv as fc
+from fastconv import nn
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "amax", "amin", "std", "var", "prod",
+                                  "logsumexp", "argmax"])
+def test_axis_and_keepdims_are_numpy_names_for_dim_and_keepdim(name, rng):
+    x = randn(rng, 3, 4, 5)
+    args = ()
+    got = getattr(fc.tensor(x), name)(*args, axis=1, keepdims=True)
+    want = getattr(torch.tensor(x), name)(*args, axis=1, keepdims=True)
+    assert_close(got, want, rtol=1e-5, atol=1e-6)
+    got = getattr(fc, name)(fc.tensor(x), *args, axis=-1)
+    want = getattr(torch, name)(torch.tensor(x), *args, axis=-1)
+    assert_close(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="alias"):
+        getattr(fc.tensor(x), name)(*args, dim=1, axis=1)
+
+
+def test_cat_and_stack_take_axis(rng):
+    a, b = randn(rng, 2, 3), randn(rng, 2, 3)
+    assert_close(fc.cat([fc.tensor(a), fc.tensor(b)], axis=1),
+                 torch.cat([torch.tensor(a), torch.tensor(b)], axis=1))
+    assert_close(fc.stack([fc.tensor(a), fc.tensor(b)], axis=2),
+                 torch.stack([torch.tensor(a), torch.tensor(b)], axis=2))
+
+
+@pytest.mark.parametrize("factory", ["zeros", "ones", "empty", "rand", "randn"])
+def test_factories_take_size_and_torch_options(factory):
+    t = getattr(fc, factory)(size=(2, 3), layout=fc.strided, pin_memory=False)
+    assert tuple(t.shape) == tuple(getattr(torch, factory)(size=(2, 3)).shape)
+    assert tuple(getattr(fc, factory)([4]).shape) == (4,)
+    with pytest.raises(TypeError, match="both"):
+        getattr(fc, factory)(2, size=(2,))
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        getattr(fc, factory)(2, colour="red")
+    like = getattr(fc, "zeros_like")(t, memory_format=fc.preserve_format)
+    assert like.shape == t.shape
+
+
+def test_in_place_shape_changes_keep_the_graph(rng):
+    x = randn(rng, 3, 4)
+    w = randn(rng, 4, 1, 3)
+
+    def fc_fn(t):
+        y = t * 2
+        y.t_()
+        y.unsqueeze_(1)
+        return y * fc.tensor(w)
+
+    def torch_fn(t):
+        y = t * 2
+        y.t_()
+        y.unsqueeze_(1)
+        return y * torch.tensor(w, dtype=t.dtype)
+
+    check_vs_torch(fc_fn, torch_fn, [x], rng=rng, name="t_ then unsqueeze_")
+    y = fc.tensor(randn(rng, 1, 3, 1))
+    assert tuple(y.squeeze_().shape) == (3,)
+    assert tuple(fc.tensor(x).transpose_(0, 1).shape) == (4, 3)
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        fc.tensor(x, requires_grad=True).unsqueeze_(0)
+
+
+def test_resize_keeps_the_leading_elements(rng):
+    x = randn(rng, 2, 3)
+    t = fc.tensor(x.copy())
+    t.resize_(3, 2)
+    np.testing.assert_array_equal(t.numpy(), x.reshape(3, 2))
+    t.resize_(2)
+    np.testing.assert_array_equal(t.numpy(), x.reshape(-1)[:2])
+    with pytest.raises(RuntimeError, match="require grad"):
+        fc.tensor(x, requires_grad=True).resize_(6)
+
+
+@pytest.mark.parametrize("name, args", [("relu_", ()), ("elu_", (0.5,)),
+                                        ("leaky_relu_", (0.2,)), ("hardtanh_", (-0.5, 0.5)),
+                                        ("threshold_", (0.1, -2.0)), ("selu_", ()),
+                                        ("celu_", (1.5,))])
+def test_in_place_functional_activations(name, args, rng):
+    x = randn(rng, 3, 4)
+
+    def run(mod, t):
+        y = t * 1
+        out = getattr(mod, name)(y, *args)
+        assert out is y
+        return y
+
+    check_vs_torch(lambda t: run(F, t), lambda t: run(torch.nn.functional, t), [x], rng=rng,
+                   name=name)
+
+
+def test_forward_hooks_with_kwargs_prepend_and_always_call(rng):
+    m = nn.Linear(3, 2)
+    order = []
+
+    def pre(mod, args, kwargs):
+        order.append("pre")
+        return (args[0] * 2,), kwargs
+
+    m.register_forward_pre_hook(pre, with_kwargs=True)
+    m.register_forward_hook(lambda mod, a, out: order.append("second"))
+    m.register_forward_hook(lambda mod, a, kw, out: order.append("first") or out + 1,
+                            with_kwargs=True, prepend=True)
+    x = randn(rng, 1, 3)
+    got = m(fc.tensor(x))
+    want = fc.tensor(x * 2) @ m.weight.t() + m.bias + 1
+    assert_close(got, want)
+    assert order == ["pre", "first", "second"]
+
+    class Fails(nn.Module):
+        def forward(self, x):
+            raise ValueError("boom")
+
+    seen = []
+    f = Fails()
+    f.register_forward_hook(lambda mod, a, out: seen.append(out), always_call=True)
+    with pytest.raises(ValueError, match="boom"):
+        f(fc.tensor(x))
+    assert seen == [None]
+
+
+def test_lazy_layers_infer_their_size_and_train(rng):
+    torch_model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1),
+                                      torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                      torch.nn.Flatten(), torch.nn.Linear(4 * 5 * 5, 6))
+    model = nn.Sequential(nn.LazyConv2d(4, 3, padding=1), nn.LazyBatchNorm2d(), nn.ReLU(),
+                          nn.Flatten(), nn.LazyLinear(6))
+    opt = fc.optim.SGD(model.parameters(), lr=0.1)  # made before the sizes are known
+    placeholders = list(model.parameters())
+    x = randn(rng, 2, 3, 5, 5)
+    model(fc.tensor(x))
+    assert [type(m).__name__ for m in model] == ["Conv2d", "BatchNorm2d", "ReLU", "Flatten",
+                                                 "Linear"]
+    assert all(p is q for p, q in zip(placeholders, model.parameters()))
+    model.load_state_dict({k: v.detach().numpy() for k, v in torch_model.state_dict().items()})
+    before = model[4].weight.detach().numpy().copy()
+    out = model(fc.tensor(x))
+    assert_close(out, torch_model(torch.tensor(x)), rtol=1e-4, atol=1e-5)
+    out.sum().backward()
+    opt.step()
+    assert not np.allclose(model[4].weight.detach().numpy(), before)
+    assert repr(model[4]) == repr(torch_model[4])
+
+
+def test_init_fan_helpers_match_torch():
+    for shape in [(3, 4), (8, 3, 5, 5), (6, 2, 3)]:
+        t = fc.empty(*shape)
+        want = torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+        assert nn.init._calculate_fan_in_and_fan_out(t) == want
+        for mode in ("fan_in", "fan_out"):
+            assert nn.init._calculate_correct_fan(t, mode) == \
+                torch.nn.init._calculate_correct_fan(torch.empty(shape), mode)
+
+
+def test_tensor_introspection(rng):
+    a = randn(rng, 2, 3)
+    t, tt = fc.from_numpy(a), torch.from_numpy(a)
+    assert t.data_ptr() == a.__array_interface__["data"][0] == tt.data_ptr()
+    assert (t.nbytes, t.itemsize, t.get_device()) == (tt.nbytes, tt.itemsize, tt.get_device())
+    m = nn.Linear(2, 2)
+    assert m.share_memory() is m
+    m.load_state_dict(nn.Linear(2, 2).state_dict(), assign=True)
