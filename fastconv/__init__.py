@@ -14,7 +14,9 @@ _cpu = _get_backend("cpu")  # fail at import, with the rebuild command, if _C is
 from fastconv import (
     cuda,
     functional,
+    linalg,
     nn,
+    special,
 )
 from fastconv.autograd import (
     enable_grad,
@@ -106,6 +108,7 @@ __all__ = [
     "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool_", "float",
     "double", "half", "long", "int", "short", "bool", "initial_seed", "compile", "amp",
     "autocast", "is_autocast_enabled", "get_autocast_dtype", "backends", "profiler", "testing",
+    "linalg", "special",
 ] + list(_creation_names) + list(_toplevel_names)
 
 

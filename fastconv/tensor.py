@@ -19,7 +19,6 @@ Where fastconv differs from PyTorch on purpose
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from collections import namedtuple
@@ -33,7 +32,6 @@ from fastconv.device import of as _device_object
 from fastconv.ops import arith
 from fastconv.ops import index as index_ops
 from fastconv.ops import math as fmath
-from fastconv.ops import vector_norm as fvector_norm
 
 #: The type names of ``Tensor.type("torch.FloatTensor")`` and their dtypes.
 _TENSOR_TYPE_NAMES = {"Float": dtypes.float32, "Double": dtypes.float64,
@@ -1453,24 +1451,12 @@ class Tensor:
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
     def norm(self, p="fro", dim=None, keepdim: bool = False, dtype=None):
-        """The vector p-norm over ``dim`` (all elements by default): "fro" (= 2), 0, 1,
-        inf, -inf or any real p; the gradient is zero where the norm is zero."""
-        self._float_only("linalg.vector_norm")
-        if dtype is not None:
-            return self.to(dtype).norm(p, dim, keepdim)
-        if p in ("fro", "inf", "-inf"):
-            p = {"fro": 2.0, "inf": math.inf, "-inf": -math.inf}[p]
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
-            raise ValueError(f"norm: unsupported p={p!r} (use 'fro', a number, inf or -inf; "
-                             "matrix norms such as 'nuc' are in fastconv.linalg.matrix_norm)")
-        dims = () if dim is None else arith._normalise_dims(dim, self.ndim)
-        if p < 0 or p == -math.inf:
-            empty = self.numel() == 0 or any(self.shape[d] == 0 for d in dims)
-            if empty:
-                raise RuntimeError(f"linalg.vector_norm cannot compute the {p} norm on an "
-                                   "empty tensor because the operation does not have an "
-                                   "identity")
-        return fvector_norm.VectorNorm.apply(self, float(p), tuple(dims), keepdim)
+        """torch.norm: the vector p-norm over ``dim`` (every element by default) for a number
+        p (inf, -inf, 0 and negative p included) or "fro"; "nuc" and "fro" over two dims are
+        matrix norms (see fastconv.linalg.vector_norm / matrix_norm)."""
+        from fastconv.toplevel import norm
+
+        return norm(self, p, dim, keepdim, dtype=dtype)
 
     def amax(self, dim=(), keepdim: bool = False):
         """Max over ``dim`` (an int or a tuple; () or None: all dims); ties share the
@@ -2282,6 +2268,99 @@ class Tensor:
         idx = np.repeat(np.arange(n), counts)
         return t.index_select(d, Tensor(get_backend(self.device).xp.asarray(idx)))
 
+    # ---- linear algebra and special functions (fastconv.linalg, fastconv.special) -----------
+    def det(self) -> Tensor:
+        from fastconv import linalg
+
+        return linalg.det(self)
+
+    def logdet(self) -> Tensor:
+        from fastconv.toplevel import logdet
+
+        return logdet(self)
+
+    def slogdet(self):
+        from fastconv.toplevel import slogdet
+
+        return slogdet(self)
+
+    def inverse(self) -> Tensor:
+        from fastconv import linalg
+
+        return linalg.inv(self)
+
+    def pinverse(self, rcond: float = 1e-15) -> Tensor:
+        from fastconv.toplevel import pinverse
+
+        return pinverse(self, rcond)
+
+    def cholesky(self, upper: bool = False) -> Tensor:
+        from fastconv.toplevel import cholesky
+
+        return cholesky(self, upper)
+
+    def qr(self, some: bool = True):
+        from fastconv.toplevel import qr
+
+        return qr(self, some)
+
+    def svd(self, some: bool = True, compute_uv: bool = True):
+        from fastconv.toplevel import svd
+
+        return svd(self, some, compute_uv)
+
+    def matrix_power(self, n: int) -> Tensor:
+        from fastconv import linalg
+
+        return linalg.matrix_power(self, n)
+
+    def matrix_exp(self) -> Tensor:
+        from fastconv import linalg
+
+        return linalg.matrix_exp(self)
+
+    def cross(self, other, dim=None) -> Tensor:
+        from fastconv.toplevel import cross
+
+        return cross(self, other, dim)
+
+    def _special(self, name, *args, **kwargs) -> Tensor:
+        from fastconv import special
+
+        return getattr(special, name)(self, *args, **kwargs)
+
+    def erfc(self) -> Tensor:
+        return self._special("erfc")
+
+    def erfinv(self) -> Tensor:
+        return self._special("erfinv")
+
+    def lgamma(self) -> Tensor:
+        return self._special("gammaln")
+
+    def digamma(self) -> Tensor:
+        return self._special("digamma")
+
+    def polygamma(self, n: int) -> Tensor:
+        from fastconv import special
+
+        return special.polygamma(n, self)
+
+    def mvlgamma(self, p: int) -> Tensor:
+        return self._special("multigammaln", p)
+
+    def i0(self) -> Tensor:
+        return self._special("i0")
+
+    def sinc(self) -> Tensor:
+        return self._special("sinc")
+
+    def logit(self, eps=None) -> Tensor:
+        return self._special("logit", eps)
+
+    def xlogy(self, other) -> Tensor:
+        return self._special("xlogy", other)
+
     # ---- factories on an existing tensor ----------------------------------------------------
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         from fastconv import creation
@@ -2467,5 +2546,8 @@ for _name in ("abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "r
               "rad2deg", "exp2", "absolute", "negative", "sgn", "nan_to_num", "float_power",
               "ldexp", "fix", "atan2", "arctan2", "hypot", "copysign", "heaviside", "gcd",
               "lcm"):
+    setattr(Tensor, _name + "_", _inplace_method(_name))
+for _name in ("erfc", "erfinv", "lgamma", "digamma", "polygamma", "mvlgamma", "i0", "sinc",
+              "logit", "xlogy"):
     setattr(Tensor, _name + "_", _inplace_method(_name))
 del _name

@@ -322,7 +322,6 @@ sum = _method("sum")
 mean = _method("mean")
 std = _method("std")
 var = _method("var")
-norm = _method("norm")
 amax = _method("amax")
 amin = _method("amin")
 argmax = _method("argmax")
@@ -841,3 +840,177 @@ for _name in _TENSOR_METHODS:
 for _name in _INPLACE:
     setattr(Tensor, _name + "_", _as_inplace(_name))
 del _module, _names, _name
+
+
+# ----------------------------------------------------------------------------- linalg, special
+# torch's top-level forms of fastconv.linalg and fastconv.special (and the older torch.svd,
+# torch.qr, torch.cholesky, torch.pinverse, ...), with their own argument conventions.
+
+__all__ += [
+    "cholesky", "cross", "det", "digamma", "erfc", "erfinv", "i0", "inverse", "lgamma",
+    "logdet", "logit", "matrix_exp", "matrix_power", "mvlgamma", "pinverse", "polygamma", "qr",
+    "sinc", "slogdet", "svd", "xlogy",
+]
+
+from collections import namedtuple as _namedtuple  # noqa: E402
+
+# torch.return_types of the older functions
+_Slogdet = _namedtuple("slogdet", ["sign", "logabsdet"])
+_QR = _namedtuple("qr", ["Q", "R"])
+_SVD = _namedtuple("svd", ["U", "S", "V"])
+
+
+def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
+    """torch.norm: ``linalg.vector_norm(input, p, dim)`` for a number p (2 when None) and for
+    "fro" over at most two dims; ``linalg.matrix_norm`` for "nuc" (over ``dim``, all dims when
+    None: so the input must be 2-D then)."""
+    from fastconv import linalg
+
+    if out is not None:
+        raise NotImplementedError("norm: out= is not supported by fastconv; use the returned "
+                                  "tensor")
+    x = _tensor(input)
+    dims = [dim] if isinstance(dim, int) else dim
+    if isinstance(p, str):
+        if p == "fro" and (dim is None or isinstance(dim, int) or len(dim) <= 2):
+            return linalg.vector_norm(x, 2, dims, keepdim, dtype=dtype)
+        return linalg.matrix_norm(x, p, list(range(x.ndim)) if dims is None else dims, keepdim,
+                                  dtype=dtype)
+    return linalg.vector_norm(x, 2.0 if p is None else p, dims, keepdim, dtype=dtype)
+
+
+def det(input):
+    """``linalg.det``."""
+    from fastconv import linalg
+
+    return linalg.det(input)
+
+
+def logdet(input):
+    """``log(det(A))``: NaN where the determinant is negative, -inf where it is 0 (gradient
+    ``A^{-T}``, through slogdet)."""
+    from fastconv import linalg
+
+    sign, logabsdet = linalg._slogdet(input, "logdet")
+    return logabsdet.masked_fill(sign == -1, float("nan"))
+
+
+def slogdet(input):
+    """``linalg.slogdet`` as torch.slogdet's ``(sign, logabsdet)``."""
+    from fastconv import linalg
+
+    return _Slogdet(*linalg._slogdet(input, "linalg.slogdet"))
+
+
+def inverse(input):
+    """``linalg.inv``."""
+    from fastconv import linalg
+
+    return linalg.inv(input)
+
+
+def pinverse(input, rcond=1e-15):
+    """``linalg.pinv(input, rtol=rcond)``."""
+    from fastconv import linalg
+
+    return linalg.pinv(input, rtol=rcond)
+
+
+def cholesky(input, upper=False):
+    """The older torch.cholesky: ``linalg.cholesky(input, upper=upper)``."""
+    from fastconv import linalg
+
+    return linalg.cholesky(input, upper=upper)
+
+
+def qr(input, some=True):
+    """The older torch.qr: ``linalg.qr`` with mode 'reduced' (some=True) or 'complete'."""
+    from fastconv import linalg
+
+    return _QR(*linalg.qr(input, "reduced" if some else "complete"))
+
+
+def svd(input, some=True, compute_uv=True):
+    """The older torch.svd: ``(U, S, V)`` with V, not its transpose; reduced when ``some``.
+    With ``compute_uv=False``, U and V are zero-filled (m, m) and (n, n) matrices, as torch."""
+    from fastconv import linalg
+
+    if not compute_uv:
+        s = linalg.svdvals(input)
+        xp = get_backend(input.device).xp
+        m, n = input.shape[-2:]
+        batch = tuple(input.shape[:-2])
+        return _SVD(Tensor(xp.zeros(batch + (m, m), input.dtype)), s,
+                    Tensor(xp.zeros(batch + (n, n), input.dtype)))
+    u, s, vh = linalg.svd(input, full_matrices=not some)
+    return _SVD(u, s, vh.mT)
+
+
+def matrix_power(input, n):
+    """``linalg.matrix_power``."""
+    from fastconv import linalg
+
+    return linalg.matrix_power(input, n)
+
+
+def matrix_exp(input):
+    """``linalg.matrix_exp``."""
+    from fastconv import linalg
+
+    return linalg.matrix_exp(input)
+
+
+def cross(input, other, dim=None):
+    """``linalg.cross`` along ``dim``; without dim, along the first dim of length 3 (torch's
+    older default, which it deprecates)."""
+    from fastconv import linalg
+
+    if dim is None:
+        dim = next((i for i, n in enumerate(_tensor(input).shape) if n == 3), None)
+        if dim is None:
+            raise RuntimeError(f"no dimension of size 3 in input (shape {tuple(input.shape)})")
+    return linalg.cross(input, other, dim=dim)
+
+
+def erfc(input):
+    return _tensor(input).erfc()
+
+
+def erfinv(input):
+    return _tensor(input).erfinv()
+
+
+def lgamma(input):
+    return _tensor(input).lgamma()
+
+
+def digamma(input):
+    return _tensor(input).digamma()
+
+
+def polygamma(n, input):
+    """``special.polygamma(n, input)`` (n first, as torch)."""
+    return _tensor(input).polygamma(n)
+
+
+def mvlgamma(input, p):
+    return _tensor(input).mvlgamma(p)
+
+
+def i0(input):
+    return _tensor(input).i0()
+
+
+def sinc(input):
+    return _tensor(input).sinc()
+
+
+def logit(input, eps=None):
+    return _tensor(input).logit(eps)
+
+
+def xlogy(input, other):
+    """``special.xlogy``: either argument may be a number."""
+    from fastconv import special
+
+    return special.xlogy(input, other)

@@ -359,7 +359,8 @@ class Pointwise(Function):
     def forward(self, a, name):
         f, self.df = POINTWISE[name]
         self.op_name = name
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # inf / NaN results (expm1 of a large x, log2 of 0, ...) are the answers, as torch's
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             y = f(self.xp, a).astype(a.dtype, copy=False)
         if self.df is not None:
             self.save_for_backward(a, y)

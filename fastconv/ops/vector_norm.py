@@ -21,7 +21,11 @@ class VectorNorm(Function):
         axis = dims if dims else None
         absa = xp.abs(a)
         if p == math.inf:
-            n = absa.max(axis=axis, keepdims=True) if a.size else xp.zeros((1,) * a.ndim, a.dtype)
+            reduced = dims if dims else range(a.ndim)
+            if any(a.shape[d] == 0 for d in reduced):  # an empty max: 0 (callers may refuse it)
+                n = xp.zeros([1 if d in reduced else s for d, s in enumerate(a.shape)], a.dtype)
+            else:
+                n = absa.max(axis=axis, keepdims=True)
         elif p == -math.inf:
             n = absa.min(axis=axis, keepdims=True)
         elif p == 0:
