@@ -1,5 +1,5 @@
-"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, LBFGS), learning-rate schedules,
-gradient clipping and weight averaging.
+"""Optimizers (SGD, Adam, AdamW, NAdam, RAdam, Adamax, RMSprop, Adagrad, Adadelta, Rprop, ASGD,
+LBFGS), learning-rate schedules, gradient clipping and weight averaging.
 
     from fastconv import optim
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -20,6 +20,8 @@ All of them update the arrays in place with the parameters' own array module
 from . import lr_scheduler, swa_utils  # noqa: F401  (optim.swa_utils as an attribute)
 from .adadelta import Adadelta
 from .adam import Adam, AdamW
+from .adam_variants import Adamax, NAdam, RAdam
+from .asgd import ASGD
 from .clip import clip_grad_norm_, clip_grad_value_
 from .ema import ExponentialMovingAverage
 from .lbfgs import LBFGS
@@ -43,17 +45,20 @@ from .lr_scheduler import (
 )
 from .optimizer import Optimizer
 from .rmsprop import Adagrad, RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 
 EMA = ExponentialMovingAverage
 
 __all__ = [
+    "ASGD",
     "EMA",
     "SGD",
     "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "ChainedScheduler",
     "ConstantLR",
     "CosineAnnealingLR",
@@ -66,11 +71,14 @@ __all__ = [
     "LinearWarmup",
     "MultiStepLR",
     "MultiplicativeLR",
+    "NAdam",
     "OneCycleLR",
     "Optimizer",
     "PolynomialLR",
+    "RAdam",
     "RMSprop",
     "ReduceLROnPlateau",
+    "Rprop",
     "SequentialLR",
     "StepLR",
     "clip_grad_norm_",
