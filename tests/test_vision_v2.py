@@ -8,6 +8,7 @@ where torch is installed (to pin the float32 rounding), hand-built grids, PIL re
 save_image wrote, and torch's own one_hot for the label errors. Random draws are checked by
 re-seeding fastconv's generator (``fastconv.manual_seed``) and drawing again."""
 
+import io
 import math
 import re
 import warnings
@@ -20,6 +21,7 @@ import fastconv
 import fastconv.data.transforms as T
 from fastconv.data import augment
 from fastconv.data.transforms import v2
+from fastconv.data.utils import make_grid, save_image
 
 try:
     import torch
@@ -526,3 +528,152 @@ def test_mixup_needs_float_images_cutmix_needs_an_image():
     # MixUp without an image mixes the labels alone, as torchvision's
     out = v2.MixUp(num_classes=2)(("no image", y))
     assert out[0] == "no image" and out[1].shape == (2, 2)
+
+
+# ------------------------------------------------------------------------------------------------
+# make_grid
+# ------------------------------------------------------------------------------------------------
+
+def test_make_grid_by_hand():
+    """Two 1x1 RGB images, padding 1: a 3 x 5 canvas, the images at (1, 1) and (1, 3)."""
+    a = np.array([[[0.1]], [[0.2]], [[0.3]]], np.float32)
+    b = np.array([[[0.7]], [[0.8]], [[0.9]]], np.float32)
+    grid = make_grid(fastconv.tensor(np.stack([a, b])), padding=1, pad_value=0.5)
+    assert isinstance(grid, fastconv.Tensor) and grid.shape == (3, 3, 5)
+    expected = np.full((3, 3, 5), 0.5, np.float32)
+    expected[:, 1, 1] = [0.1, 0.2, 0.3]
+    expected[:, 1, 3] = [0.7, 0.8, 0.9]
+    np.testing.assert_array_equal(_np(grid), expected)
+    # a one-channel 2 x 3 batch of three, two per row, padding 2: the channel repeated
+    g = np.arange(18, dtype=np.float32).reshape(3, 1, 2, 3)
+    grid = make_grid(g, nrow=2, padding=2)
+    assert isinstance(grid, np.ndarray) and grid.shape == (3, 10, 12)
+    expected = np.zeros((10, 12), np.float32)
+    expected[2:4, 2:5] = g[0, 0]
+    expected[2:4, 7:10] = g[1, 0]
+    expected[6:8, 2:5] = g[2, 0]
+    for c in range(3):
+        np.testing.assert_array_equal(grid[c], expected)
+
+
+@pytest.mark.parametrize("n,nrow,padding", [(1, 8, 2), (2, 8, 2), (5, 2, 3), (8, 8, 0),
+                                            (9, 4, 1), (7, 3, 4), (16, 5, 2)])
+def test_make_grid_layout(n, nrow, padding, seed):
+    rng = np.random.default_rng(seed)
+    c, h, w = 3, 4, 6
+    x = rng.random((n, c, h, w)).astype(np.float32)
+    grid = _np(make_grid(fastconv.tensor(x), nrow=nrow, padding=padding, pad_value=-1.0))
+    if n == 1:  # a single image comes back as it is, no padding
+        np.testing.assert_array_equal(grid, x[0])
+        return
+    cols = min(nrow, n)
+    rows = math.ceil(n / cols)
+    assert grid.shape == (c, (h + padding) * rows + padding, (w + padding) * cols + padding)
+    canvas = np.full(grid.shape, -1.0, np.float32)
+    for k in range(n):
+        top = padding + (k // cols) * (h + padding)
+        left = padding + (k % cols) * (w + padding)
+        canvas[:, top:top + h, left:left + w] = x[k]
+    np.testing.assert_array_equal(grid, canvas)
+
+
+def test_make_grid_inputs():
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 3, 5, 5)).astype(np.float32)
+    ref = make_grid(x, nrow=2)
+    for inp in (fastconv.tensor(x), [fastconv.tensor(i) for i in x], list(x)):
+        out = make_grid(inp, nrow=2)
+        assert isinstance(out, np.ndarray if isinstance(inp, list) and
+                          isinstance(inp[0], np.ndarray) else fastconv.Tensor)
+        np.testing.assert_array_equal(_np(out), ref)
+    single = make_grid(x[0])  # (C, H, W): returned as it is
+    np.testing.assert_array_equal(single, x[0])
+    grey = make_grid(x[0, 0])  # (H, W): one channel -> three
+    assert grey.shape == (3, 5, 5) and all(np.array_equal(grey[c], x[0, 0]) for c in range(3))
+    assert make_grid(x[0, :1]).shape == (3, 5, 5)
+    u8 = (x * 255).astype(np.uint8)
+    assert make_grid(u8, pad_value=255).dtype == np.uint8
+    with pytest.raises(TypeError, match="tensor or list of tensors expected, got <class 'int'>"):
+        make_grid(3)
+    with pytest.raises(TypeError, match="got a list containing <class 'str'>"):
+        make_grid([fastconv.tensor(x[0]), "x"])
+    with pytest.raises(TypeError, match="value_range has to be a tuple"):
+        make_grid(x, normalize=True, value_range=[0, 1])
+
+
+def _norm_reference(x, low, high):
+    """torchvision's norm_ip in float64: clamp to [low, high], then (x - low) / (high - low)."""
+    x = np.clip(x.astype(np.float64), low, high)
+    return (x - low) / max(high - low, 1e-5)
+
+
+def test_make_grid_normalize(seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((3, 3, 4, 4)) * 6 - 2).astype(np.float32)
+    x[1] *= 0.1  # a smaller range for one image, so scale_each matters
+    before = x.copy()
+    kw = {"nrow": 3, "padding": 1}
+    layout = _np(make_grid(x, **kw))
+    inner = layout != 0  # where the images are (no pixel of x is exactly 0)
+
+    def check(got, expected_images):
+        expected = _np(make_grid(expected_images.astype(np.float32), **kw))
+        np.testing.assert_allclose(got[inner], expected[inner], rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(got[~inner], 0)
+
+    check(_np(make_grid(x, normalize=True, **kw)), _norm_reference(x, x.min(), x.max()))
+    check(_np(make_grid(x, normalize=True, value_range=(-1, 1), **kw)),
+          _norm_reference(x, -1.0, 1.0))
+    each = np.stack([_norm_reference(i, i.min(), i.max()) for i in x])
+    check(_np(make_grid(fastconv.tensor(x), normalize=True, scale_each=True, **kw)), each)
+    np.testing.assert_array_equal(x, before)  # not normalised in place
+    flat = np.full((2, 3, 2, 2), 0.25, np.float32)  # high == low: divided by 1e-5, all zero
+    assert not _np(make_grid(flat, normalize=True)).any()
+    if torch is not None:  # torchvision's float32 sequence: clamp_, sub_(low), div_(range)
+        t = torch.from_numpy(x.copy())
+        low, high = float(t.min()), float(t.max())
+        ref = t.clamp_(min=low, max=high).sub_(low).div_(max(high - low, 1e-5)).numpy()
+        np.testing.assert_array_equal(_np(make_grid(x, normalize=True, nrow=3, padding=0)),
+                                      _np(make_grid(ref, nrow=3, padding=0)))
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type Byte"):
+        make_grid(np.zeros((2, 3, 2, 2), np.uint8), normalize=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# save_image
+# ------------------------------------------------------------------------------------------------
+
+def _pixels(grid):
+    """torchvision's conversion, in float32 as it runs: uint8(clamp(x * 255 + 0.5, 0, 255)),
+    channels last."""
+    x = np.asarray(grid, np.float32) * np.float32(255) + np.float32(0.5)
+    return np.clip(x, 0, 255).astype(np.uint8).transpose(1, 2, 0)
+
+
+def test_save_image_round_trips_through_pil(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((5, 3, 6, 7)) * 1.2 - 0.1).astype(np.float32)  # some values out of [0, 1]
+    path = tmp_path / "grid.png"
+    save_image(fastconv.tensor(x), path, nrow=3, padding=1, pad_value=1.0)
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.mode == "RGB"
+        got = np.asarray(im)
+    grid = _np(make_grid(x, nrow=3, padding=1, pad_value=1.0))
+    assert got.shape == (grid.shape[1], grid.shape[2], 3)
+    np.testing.assert_array_equal(got, _pixels(grid))
+    if torch is not None:
+        t = torch.from_numpy(grid.copy())
+        ref = t.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to("cpu", torch.uint8)
+        np.testing.assert_array_equal(got, ref.numpy())
+    # every 8-bit level comes back as itself; a file object needs the format
+    levels = (np.arange(256, dtype=np.float32) / 255).reshape(1, 16, 16)
+    buf = io.BytesIO()
+    save_image([fastconv.tensor(levels)], buf, format="PNG")
+    buf.seek(0)
+    with Image.open(buf) as im:
+        got = np.asarray(im)
+    assert got.shape == (16, 16, 3)  # one channel written as RGB
+    for c in range(3):
+        np.testing.assert_array_equal(got[..., c], np.arange(256).reshape(16, 16))
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type Byte"):
+        save_image(np.zeros((3, 4, 4), np.uint8), tmp_path / "u8.png")
