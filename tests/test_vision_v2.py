@@ -1,12 +1,14 @@
 """fastconv.data.transforms.v2 (torchvision.transforms.v2) and fastconv.data.utils
 (torchvision.utils).
 
-torchvision is not installed, so the references are independent: NumPy formulas written out
-here from torchvision's documented definitions (CutMix's box, MixUp's mix, to_dtype's scaling,
-make_grid's layout and normalisation, save_image's rounding), the same formulas run in torch
-where torch is installed (to pin the float32 rounding), hand-built grids, PIL reading back what
-save_image wrote, and torch's own one_hot for the label errors. Random draws are checked by
-re-seeding fastconv's generator (``fastconv.manual_seed``) and drawing again."""
+The references do not need torchvision: NumPy formulas written out here from torchvision's
+definitions (CutMix's box, MixUp's mix, to_dtype's scaling, make_grid's layout and
+normalisation, save_image's rounding), the same formulas run in torch where torch is installed
+(to pin the float32 rounding), hand-built grids, PIL reading back what save_image wrote, and
+torch's own one_hot for the label errors. Random draws are checked by re-seeding fastconv's
+generator (``fastconv.manual_seed``) and drawing again. Where torchvision is importable, the
+last section also runs the same inputs through it (CutMix / MixUp with the same draws, their
+errors, ToImage, ToDtype, make_grid, save_image) and asks for identical results."""
 
 import io
 import math
@@ -333,7 +335,7 @@ def test_to_tensor_is_deprecated(img):
 def _cutmix_box_reference(rng, alpha, h, w):
     """torchvision's CutMix box, written out: lam ~ Beta(alpha, alpha), a centre uniform over
     the pixels (x first), half-sides int(r W), int(r H) with r = sqrt(1 - lam) / 2, clipped."""
-    lam = rng.beta(alpha, alpha)
+    lam = float(np.float32(rng.beta(alpha, alpha)))  # torchvision's Beta samples in float32
     cx, cy = rng.integers(w), rng.integers(h)
     r = 0.5 * math.sqrt(1.0 - lam)
     hw, hh = int(r * w), int(r * h)
@@ -435,7 +437,7 @@ def test_mixup(seed, alpha):
     mixup = v2.MixUp(alpha=alpha, num_classes=7)
     for trial in range(5):
         fastconv.manual_seed(seed + trial)
-        lam = fastconv.random.generator().beta(alpha, alpha)
+        lam = float(np.float32(fastconv.random.generator().beta(alpha, alpha)))
         fastconv.manual_seed(seed + trial)
         assert mixup.make_params([x])["lam"] == lam
         fastconv.manual_seed(seed + trial)
@@ -677,3 +679,159 @@ def test_save_image_round_trips_through_pil(tmp_path, seed):
         np.testing.assert_array_equal(got[..., c], np.arange(256).reshape(16, 16))
     with pytest.raises(RuntimeError, match="can't be cast to the desired output type Byte"):
         save_image(np.zeros((3, 4, 4), np.uint8), tmp_path / "u8.png")
+
+
+# ------------------------------------------------------------------------------------------------
+# torchvision itself, where it is installed: the same inputs through both
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def tv():
+    pytest.importorskip("torchvision")
+    from torchvision.transforms import v2 as tv_v2
+
+    return tv_v2
+
+
+class _FakeGenerator:
+    """Stands in for fastconv's generator: hands out given Beta and integer draws."""
+
+    def __init__(self, lam, ints):
+        self.lam, self.ints = lam, list(ints)
+
+    def beta(self, a, b):
+        return self.lam
+
+    def integers(self, high):
+        return self.ints.pop(0)
+
+
+def _draws(monkeypatch, tv_transform, lam, ints):
+    """Make fastconv's and torchvision's CutMix / MixUp draw ``lam`` and then ``ints``."""
+    monkeypatch.setattr(v2, "_sample_rng", lambda: _FakeGenerator(lam, ints))
+
+    class Dist:
+        def sample(self, shape=()):
+            return torch.tensor([lam])
+
+    monkeypatch.setattr(tv_transform, "_dist", Dist())
+    queue = list(ints)
+    monkeypatch.setattr(torch, "randint", lambda high, size: torch.tensor([queue.pop(0)]))
+
+
+@pytest.mark.parametrize("hw", [(10, 14), (7, 5), (1, 9)])
+def test_cutmix_mixup_as_torchvision(tv, monkeypatch, hw, seed):
+    rng = np.random.default_rng(seed)
+    h, w = hw
+    x, y = _batch(rng, n=5, h=h, w=w)
+    for lam in [0.0, 1e-3, 0.25, 0.5, 0.9, 1.0, float(rng.random())]:
+        ints = [int(rng.integers(w)), int(rng.integers(h))]
+        ours, theirs = v2.CutMix(num_classes=7), tv.CutMix(num_classes=7)
+        _draws(monkeypatch, theirs, lam, ints)
+        xm, ym = ours(fastconv.tensor(x), fastconv.tensor(y))
+        xt, yt = theirs(torch.from_numpy(x), torch.from_numpy(y))
+        np.testing.assert_array_equal(_np(xm), xt.numpy())
+        np.testing.assert_array_equal(_np(ym), yt.numpy())
+        ours, theirs = v2.MixUp(num_classes=7), tv.MixUp(num_classes=7)
+        _draws(monkeypatch, theirs, lam, [])
+        xm, ym = ours(fastconv.tensor(x), fastconv.tensor(y))
+        xt, yt = theirs(torch.from_numpy(x), torch.from_numpy(y))
+        np.testing.assert_array_equal(_np(xm), xt.numpy())
+        np.testing.assert_array_equal(_np(ym), yt.numpy())
+
+
+def test_mix_errors_as_torchvision(tv):
+    x = np.zeros((4, 3, 5, 5), np.float32)
+    y = np.array([0, 1, 2, 3])
+    cases = [  # (arguments, inputs); the messages must agree except for how shapes print
+        ({}, (x, y)),
+        ({"num_classes": 4}, (x, y.astype(np.int32))),
+        ({"num_classes": 4}, (x, np.array([0, 1, 4, 3]))),
+        ({"num_classes": 4}, (x, np.array([0, -1, 2, 3]))),
+        ({"num_classes": 4}, (x, np.zeros((4, 2, 2), np.int64))),
+        ({"num_classes": 4}, (x, np.zeros((4, 3), np.float32))),
+        ({"num_classes": 4}, (x[0], y)),
+        ({"num_classes": 4}, (x[:2], y)),
+        ({"num_classes": 4}, ({"image": x, "y": y},)),
+        ({"num_classes": 4, "labels_getter": lambda s: [0]}, (x, y)),
+    ]
+    for cls in ("CutMix", "MixUp"):
+        for kwargs, inputs in cases:
+            with pytest.raises(Exception) as ours:
+                getattr(v2, cls)(**kwargs)(*_tree(inputs, fastconv.tensor))
+            with pytest.raises(Exception) as theirs:
+                getattr(tv, cls)(**kwargs)(*_tree(inputs, torch.from_numpy))
+            assert type(ours.value) is type(theirs.value), (cls, kwargs)
+            shape = re.compile(r"torch\.Size\(\[([\d, ]*)\]\)")
+            expected = shape.sub(lambda m: f"({m.group(1)})", str(theirs.value))
+            assert str(ours.value) == expected, (cls, kwargs)
+        with pytest.raises(ValueError) as ours:
+            getattr(v2, cls)(num_classes=4)(Image.new("RGB", (5, 5)), fastconv.tensor(y))
+        with pytest.raises(ValueError) as theirs:
+            getattr(tv, cls)(num_classes=4)(Image.new("RGB", (5, 5)), torch.from_numpy(y))
+        assert str(ours.value) == str(theirs.value)
+
+
+def _tree(tree, leaf):
+    if isinstance(tree, tuple):
+        return tuple(_tree(t, leaf) for t in tree)
+    if isinstance(tree, dict):
+        return {k: _tree(v, leaf) for k, v in tree.items()}
+    return leaf(tree) if isinstance(tree, np.ndarray) else tree
+
+
+def test_to_image_and_to_dtype_as_torchvision(tv, img):
+    a, pil = img
+    for x in (a, a[..., 0], pil, pil.convert("L")):
+        np.testing.assert_array_equal(_np(v2.ToImage()(x)), tv.ToImage()(x).numpy())
+    rng = np.random.default_rng(0)
+    arrays = {np.uint8: np.arange(256, dtype=np.uint8).reshape(1, 16, 16),
+              np.int16: rng.integers(0, 2 ** 15, (1, 8, 8)).astype(np.int16),
+              np.int32: rng.integers(0, 2 ** 31 - 1, (1, 8, 8)).astype(np.int32),
+              np.float32: rng.random((1, 8, 8)).astype(np.float32)}
+    for src, arr in arrays.items():
+        for dst in (np.uint8, np.int16, np.int32, np.int64, np.float32):
+            for scale in (False, True):
+                ours = theirs = None
+                try:
+                    ours = _np(v2.ToDtype(dst, scale=scale)(fastconv.tensor(arr)))
+                except RuntimeError:
+                    pass
+                tdst = getattr(torch, np.dtype(dst).name)
+                try:
+                    theirs = tv.ToDtype(tdst, scale=scale)(torch.from_numpy(arr)).numpy()
+                except RuntimeError:
+                    pass
+                assert (ours is None) == (theirs is None), (src, dst, scale)
+                if ours is not None:
+                    assert ours.dtype == theirs.dtype
+                    np.testing.assert_array_equal(ours, theirs, err_msg=f"{src} {dst} {scale}")
+    p = [1, 0, 3]
+    assert v2.RandomChoice([v2.Identity()] * 3, p=p).p == tv.RandomChoice([tv.Identity()] * 3,
+                                                                          p=p).p
+
+
+@pytest.mark.parametrize("shape,kwargs", [
+    ((5, 3, 4, 6), {}), ((5, 3, 4, 6), {"nrow": 2, "padding": 3, "pad_value": 0.5}),
+    ((9, 1, 3, 3), {"nrow": 4, "normalize": True}), ((4, 3, 5, 5), {"normalize": True,
+                                                                    "scale_each": True}),
+    ((4, 3, 5, 5), {"normalize": True, "value_range": (-0.5, 0.5), "padding": 0}),
+    ((1, 3, 4, 4), {"padding": 5}), ((3, 4, 4), {}), ((1, 4, 4), {}), ((4, 4), {"padding": 1}),
+    ((16, 3, 2, 2), {"nrow": 5, "padding": 1, "pad_value": 1.0})])
+def test_make_grid_and_save_image_as_torchvision(tv, shape, kwargs, seed, tmp_path):
+    from torchvision.utils import make_grid as tv_make_grid
+    from torchvision.utils import save_image as tv_save_image
+
+    x = (np.random.default_rng(seed).random(shape) * 2 - 0.5).astype(np.float32)
+    ours = make_grid(fastconv.tensor(x), **kwargs)
+    theirs = tv_make_grid(torch.from_numpy(x.copy()), **kwargs)
+    np.testing.assert_array_equal(_np(ours), theirs.numpy())
+    if len(shape) == 4:
+        ours = make_grid([fastconv.tensor(i) for i in x], **kwargs)
+        theirs = tv_make_grid([torch.from_numpy(i.copy()) for i in x], **kwargs)
+        np.testing.assert_array_equal(_np(ours), theirs.numpy())
+    save_image(fastconv.tensor(x), tmp_path / "ours.png", **kwargs)
+    tv_save_image(torch.from_numpy(x.copy()), tmp_path / "theirs.png", **kwargs)
+    with Image.open(tmp_path / "ours.png") as a, Image.open(tmp_path / "theirs.png") as b:
+        assert a.mode == b.mode and a.size == b.size
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

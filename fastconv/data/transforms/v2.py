@@ -682,7 +682,7 @@ class _BaseMixUpCutMix(Transform):
         leaves, spec = _flatten(sample)
         if any(_is_pil(x) for x in leaves):
             raise ValueError(f"{type(self).__name__}() does not support PIL images, bounding "
-                             f"boxes and masks.")
+                             f"boxes, keypoints and masks.")
         labels = self._labels_getter(sample)
         if not _is_array_or_tensor(labels):
             raise ValueError(f"The labels must be a tensor, but got {type(labels)} instead.")
@@ -706,6 +706,10 @@ class _BaseMixUpCutMix(Transform):
         out = [self.transform(x, params) if (x is labels or i == image) else x
                for i, x in enumerate(leaves)]
         return _unflatten(out, spec)
+
+    def _sample_lam(self, rng) -> float:
+        # a float32 value, as torchvision's (its Beta distribution samples float32 tensors)
+        return float(np.float32(rng.beta(self.alpha, self.alpha)))
 
     def _check_image(self, inpt, *, batch_size: int):
         if inpt.ndim != 4:
@@ -759,7 +763,7 @@ class MixUp(_BaseMixUpCutMix):
     """
 
     def make_params(self, flat_inputs) -> dict:
-        return {"lam": float(_sample_rng().beta(self.alpha, self.alpha))}
+        return {"lam": self._sample_lam(_sample_rng())}
 
     def transform(self, inpt, params):
         lam = params["lam"]
@@ -791,9 +795,10 @@ class CutMix(_BaseMixUpCutMix):
 
     def make_params(self, flat_inputs) -> dict:
         rng = _sample_rng()
-        lam = float(rng.beta(self.alpha, self.alpha))
+        lam = self._sample_lam(rng)
         if not flat_inputs:
-            raise TypeError("No image, video, mask or bounding box was found in the sample")
+            raise TypeError("No image, video, mask, bounding box of keypoint was found in the "
+                            "sample")
         if flat_inputs[0].ndim < 2:
             raise ValueError(f"Expected a batched input with 4 dims, but got "
                              f"{flat_inputs[0].ndim} dimensions instead.")
