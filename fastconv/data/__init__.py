@@ -17,11 +17,13 @@ torchvision-style use (per-sample ``(image, label)`` with ``transform=``):
 :mod:`fastconv.data.datasets` (``datasets.CIFAR10``, ``datasets.ImageFolder``) for
 ``torchvision.datasets``, :mod:`fastconv.data.transforms` for
 ``torchvision.transforms`` (the same module: per-sample on one image, per-batch on
-a 4-D array), and :class:`fastconv.utils.data.DataLoader` to batch them. The
+a 4-D array; :mod:`fastconv.data.transforms.v2` for ``torchvision.transforms.v2``),
+:mod:`fastconv.data.utils` for ``torchvision.utils`` (``make_grid``, ``save_image``), and
+:class:`fastconv.utils.data.DataLoader` to batch them. The
 classes above are the zoo's: raw uint8 arrays, batch transforms, the fast loader.
 """
 
-from . import datasets, transforms
+from . import datasets, transforms, utils
 from .cifar import CIFAR10, CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_URL
 from .dataset import ArrayDataset, DataError, Subset, split_per_class
 from .datasets import open_dataset
@@ -47,4 +49,5 @@ __all__ = [
     "open_dataset",
     "split_per_class",
     "transforms",
+    "utils",
 ]

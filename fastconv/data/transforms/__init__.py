@@ -21,6 +21,10 @@ for ``torchvision.transforms``):
   AutoAugmentPolicy, RandAugment, TrivialAugmentWide.
 * **Per batch, fastconv's** -- ``t(x, rng)`` on a 4-D NumPy batch (N, H, W, C),
   described below; :func:`make_transform` builds the zoo's pipelines from them.
+* **v2** -- :mod:`fastconv.data.transforms.v2` stands in for ``torchvision.transforms.v2``:
+  the per-sample classes above under v2's calling convention (several inputs, or nested
+  samples such as ``(image, label)``), plus ToImage, ToDtype, ToPureTensor, Identity and the
+  batch transforms CutMix and MixUp (``from fastconv.data.transforms import v2``).
 
 A class that exists in both worlds (Compose, RandomCrop, CenterCrop,
 RandomHorizontalFlip, Normalize) decides by its input: a 4-D NumPy array is a
