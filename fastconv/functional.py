@@ -44,6 +44,8 @@ from fastconv.ops.attention import scaled_dot_product_attention
 from fastconv.ops.conv import bilinear, conv2d, conv_transpose2d, linear
 from fastconv.ops.ctc import ctc_loss
 from fastconv.ops.distance import cosine_similarity, normalize, pairwise_distance
+from fastconv.ops.embedding_bag import embedding_bag
+from fastconv.ops.fractional_pool import fractional_max_pool2d
 from fastconv.ops.grid_sample import affine_grid, grid_sample
 from fastconv.ops.index import embedding
 from fastconv.ops.loss import (
@@ -118,6 +120,8 @@ def tanh(input):
     return input.tanh()
 
 __all__ = [
+    "embedding_bag",
+    "fractional_max_pool2d",
     "accuracy",
     "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",

@@ -67,9 +67,11 @@ from fastconv.nn.layers import (
     Dropout2d,
     Dropout3d,
     Embedding,
+    EmbeddingBag,
     FeatureAlphaDropout,
     Flatten,
     Fold,
+    FractionalMaxPool2d,
     GaussianNLLLoss,
     GroupNorm,
     Hardshrink,
@@ -153,6 +155,8 @@ from fastconv.nn.sync_batchnorm import SyncBatchNorm
 _sys.modules[__name__ + ".functional"] = functional
 
 __all__ = [
+    "EmbeddingBag",
+    "FractionalMaxPool2d",
     "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
     "AdaptiveAvgPool3d",
