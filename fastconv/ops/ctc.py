@@ -196,10 +196,10 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     if tg.dtype.kind not in "iu":
         raise TypeError(f"{op}: targets must be integer class indices, got {tg.dtype}")
     if unbatched:
-        if tg.ndim != 1:
-            raise ValueError(f"{op}: for unbatched (T, C) log_probs, targets must be 1-D, "
-                             f"got shape {tuple(tg.shape)}")
-        tg = tg[None]
+        if not (tg.ndim == 1 or (tg.ndim == 2 and tg.shape[0] == 1)):  # (S,) or torch's (1, S)
+            raise ValueError(f"{op}: for unbatched (T, C) log_probs, targets must be 1-D "
+                             f"(or one row), got shape {tuple(tg.shape)}")
+        tg = tg.reshape(1, -1)
     il = _lengths(input_lengths, "input_lengths", op, N, upper=T)
     tl = _lengths(target_lengths, "target_lengths", op, N)
     S = int(tl.max()) if N else 0
