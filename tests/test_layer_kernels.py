@@ -237,11 +237,12 @@ def test_max_pool2d_dilated_kernels(rng):
 
 
 def test_max_pool2d_dilated_window_that_misses_the_input(rng):
-    """Taps at rows -2 and 1 of a 1-row input (fastconv's padding rule allows half the dilated
-    kernel; torch's refuses this): y = -inf, index -1, no gradient, nothing out of bounds."""
-    x = T(randn(rng, 2, 3, 1, 5), requires_grad=True)
-    y, idx = F.max_pool2d(x, (2, 1), 1, (2, 0), (3, 1), return_indices=True)
-    assert y.shape == (2, 3, 2, 5)
+    """Taps at rows -1 and 2 of a 2-row input (padding within torch's rule, dilation 3): the
+    window holds only padding, so y = -inf, index -1 and no gradient, nothing out of bounds.
+    (torch returns indices past the plane here, and its backward writes out of bounds.)"""
+    x = T(randn(rng, 2, 3, 2, 5), requires_grad=True)
+    y, idx = F.max_pool2d(x, (2, 1), 1, (1, 0), (3, 1), return_indices=True)
+    assert y.shape == (2, 3, 1, 5)
     assert np.all(to_numpy(y) == -np.inf) and np.all(to_numpy(idx) == -1)
     y.backward(fastconv.tensor(randn(rng, *y.shape)))
     np.testing.assert_array_equal(to_numpy(x.grad), 0)
