@@ -17,6 +17,7 @@ class, ``forward(ctx, ...)`` / ``backward(ctx, ...)`` on Tensors.
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import numpy as np
 
@@ -167,6 +168,7 @@ def forward_site() -> str:
 
 def _check_nan(fn, input_grads) -> None:
     for i, g in enumerate(input_grads):
+        g = g.data if _is_tensor(g) else g
         if g is not None and g.dtype.kind == "f" and bool(get_backend(device_of(g)).xp.isnan(
                 g).any()):
             name = getattr(fn, "op", type(fn)).__name__
@@ -239,15 +241,18 @@ def queue_callback(callback) -> None:
     _queued_callbacks.append(callback)
 
 
-def run_backward(roots, grads, retain_graph: bool = False, capture=None) -> None:
+def run_backward(roots, grads, retain_graph: bool = False, capture=None,
+                 create_graph: bool = False) -> None:
     """Propagate ``grads`` (arrays: the gradient of some scalar w.r.t. each of ``roots``)
     through the graph, then run the callbacks that hooks queued during it
     (``queue_callback``). With ``capture`` ({id(tensor): [tensor, None]}), no ``.grad`` is
-    touched: each listed tensor's gradient goes into its entry instead."""
+    touched: each listed tensor's gradient goes into its entry instead. With
+    ``create_graph``, ``grads`` are Tensors and the backward pass is itself recorded
+    (each node's ``backward_graph``), so the gradients it produces can be differentiated."""
     global _queued_callbacks
     outer, _queued_callbacks = _queued_callbacks, []
     try:
-        _backward(list(roots), list(grads), retain_graph, capture)
+        _backward(list(roots), list(grads), retain_graph, capture, create_graph)
         callbacks = _queued_callbacks
     finally:
         _queued_callbacks = outer
@@ -265,10 +270,12 @@ def _as_sequence(tensors, what: str) -> list:
     return seq
 
 
-def _seed_grads(outputs, grad_outputs, fname: str) -> list:
+def _seed_grads(outputs, grad_outputs, fname: str, create_graph: bool = False) -> list:
     """The starting gradient (an array) of each output: 1 for a one-element output without
-    one given, the given tensor's array otherwise (its shape must match)."""
-    from fastconv.tensor import _as_array
+    one given, the given tensor's array otherwise (its shape must match). With
+    ``create_graph`` they are Tensors, a given one itself (the result may be differentiated
+    with respect to it)."""
+    from fastconv.tensor import Tensor, _as_array
 
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
@@ -290,20 +297,17 @@ def _seed_grads(outputs, grad_outputs, fname: str) -> list:
                     f"shape {tuple(out.shape)}; pass its gradient")
             g = get_backend(out.device).xp.ones_like(out.data)
         else:
+            given = g
             g = _as_array(g, out.device)
             if g.shape != out.data.shape:
                 raise RuntimeError(f"{fname}: gradient {i} has shape {tuple(g.shape)}, its "
                                    f"output {tuple(out.shape)}")
             g = g.astype(out.data.dtype, copy=False)
-        seeds.append(g)
+            if create_graph and isinstance(given, Tensor) and given.data is g:
+                seeds.append(given)
+                continue
+        seeds.append(Tensor(g) if create_graph else g)
     return seeds
-
-
-def _no_create_graph(create_graph: bool, fname: str) -> None:
-    if create_graph:
-        raise NotImplementedError(
-            f"{fname}(create_graph=True): fastconv records no graph of the backward pass, so "
-            "higher-order gradients (double backward, gradient penalties) are not available")
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
@@ -318,7 +322,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     ``retain_graph``."""
     from fastconv.tensor import Tensor
 
-    _no_create_graph(create_graph, "grad")
     if is_grads_batched:
         raise NotImplementedError("grad(is_grads_batched=True) is not supported")
     outputs = _as_sequence(outputs, "outputs")
@@ -334,8 +337,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
         raise ValueError("Expected allow_unused to be True or not passed when "
                          "materialize_grads=True")
     capture = {id(t): [t, None] for t in inputs}
-    run_backward(outputs, _seed_grads(outputs, grad_outputs, "grad"),
-                 retain_graph=bool(retain_graph), capture=capture)
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    run_backward(outputs, _seed_grads(outputs, grad_outputs, "grad", create_graph),
+                 retain_graph=bool(retain_graph), capture=capture, create_graph=create_graph)
     result = []
     for i, t in enumerate(inputs):
         g = capture[id(t)][1]
@@ -348,7 +352,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
             result.append(Tensor(get_backend(t.device).xp.zeros_like(t.data))
                           if materialize_grads else None)
         else:
-            result.append(Tensor(g))
+            result.append(g if isinstance(g, Tensor) else Tensor(g))
     return tuple(result)
 
 
@@ -356,18 +360,20 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
              inputs=None) -> None:
     """torch.autograd.backward: accumulate the gradients of ``tensors`` (with ``grad_tensors``
     as their incoming gradients; 1 for one-element tensors) into the leaves' ``.grad``, or
-    into the ``.grad`` of ``inputs`` only when they are given."""
-    _no_create_graph(create_graph, "backward")
+    into the ``.grad`` of ``inputs`` only when they are given. With ``create_graph`` the
+    accumulated gradients are themselves in a graph (and the graph is kept)."""
     tensors = _as_sequence(tensors, "tensors")
-    seeds = _seed_grads(tensors, grad_tensors, "backward")
+    seeds = _seed_grads(tensors, grad_tensors, "backward", create_graph)
+    retain_graph = bool(create_graph if retain_graph is None else retain_graph)
     if inputs is None:
-        run_backward(tensors, seeds, retain_graph=bool(retain_graph))
+        run_backward(tensors, seeds, retain_graph=retain_graph, create_graph=create_graph)
         return
     inputs = _as_sequence(inputs, "inputs")
     if not inputs:
         raise RuntimeError("backward: 'inputs' argument to backward() cannot be empty")
     capture = {id(t): [t, None] for t in inputs}
-    run_backward(tensors, seeds, retain_graph=bool(retain_graph), capture=capture)
+    run_backward(tensors, seeds, retain_graph=retain_graph, capture=capture,
+                 create_graph=create_graph)
     for t, g in capture.values():
         if g is not None:  # torch: a given non-leaf input gets .grad too
             _accumulate(t, g, hooks=False)
@@ -386,10 +392,19 @@ def _capture(capture, tensor, g) -> None:
     if tensor._ctx is None and tensor._hooks:  # a node's hooks already ran on its output
         g = _run_hooks(tensor._hooks, g)
     entry = capture[id(tensor)]
-    entry[1] = g.copy() if entry[1] is None else entry[1] + g
+    if entry[1] is not None:
+        entry[1] = entry[1] + g
+    else:  # a Tensor gradient (create_graph) is never changed in place
+        entry[1] = g if _is_tensor(g) else g.copy()
 
 
-def _backward(roots, grads, retain_graph: bool, capture) -> None:
+def _is_tensor(g) -> bool:
+    from fastconv.tensor import Tensor
+
+    return isinstance(g, Tensor)
+
+
+def _backward(roots, grads, retain_graph: bool, capture, create_graph: bool = False) -> None:
     from fastconv import function
     from fastconv.tensor import Tensor
 
@@ -417,7 +432,10 @@ def _backward(roots, grads, retain_graph: bool, capture) -> None:
     # the tensors whose gradient is wanted, by the node that made them
     wanted = {} if capture is None else {id(t._ctx): t for t, _ in capture.values()
                                          if t._ctx is not None}
-    with set_grad_enabled(False):
+    # with capture, only the nodes between the roots and a wanted tensor run (as torch's
+    # engine): nothing below the inputs is differentiated
+    useful = None if capture is None else _leading_to(order, capture)
+    with set_grad_enabled(create_graph):
         for fn in order:
             dy = pending_grads.pop(id(fn), None)
             if fn.released:
@@ -435,7 +453,11 @@ def _backward(roots, grads, retain_graph: bool, capture) -> None:
                 dy = _run_hooks(fn.hooks, dy)
             if id(fn) in wanted:
                 _capture(capture, wanted[id(fn)], dy)
-            if function.profile_hook is None:
+            if useful is not None and id(fn) not in useful:
+                continue
+            if create_graph:
+                input_grads = fn.backward_graph(dy)
+            elif function.profile_hook is None:
                 input_grads = fn.backward(dy)
             else:  # a profiler is recording (fastconv.profiler)
                 input_grads = function.profile_hook.run_backward(fn, dy)
@@ -459,14 +481,31 @@ def _backward(roots, grads, retain_graph: bool, capture) -> None:
                 fn.released = True
 
 
+def _leading_to(order, capture) -> set:
+    """The ids of the nodes in ``order`` (consumers first) that have a captured tensor
+    among their inputs or above them in the graph."""
+    useful = set()
+    for fn in reversed(order):  # producers first
+        for parent in fn.parents:
+            if id(parent) in capture or id(getattr(parent, "_ctx", None)) in useful:
+                useful.add(id(fn))
+                break
+    return useful
+
+
 def _run_hooks(hooks, g):
-    """Each hook sees the gradient (a Tensor); one that returns a tensor replaces it."""
+    """Each hook sees the gradient (a Tensor); one that returns a tensor replaces it. ``g``
+    is an array, or a Tensor in a backward pass that records a graph."""
     from fastconv.tensor import Tensor
 
+    graph = isinstance(g, Tensor)
     for hook in list(hooks):
-        out = hook(Tensor(g))
+        out = hook(g if graph else Tensor(g))
         if out is not None:
-            g = out.data if isinstance(out, Tensor) else out
+            if graph:
+                g = out if isinstance(out, Tensor) else Tensor(out)
+            else:
+                g = out.data if isinstance(out, Tensor) else out
     return g
 
 
@@ -488,8 +527,11 @@ def _accumulate(leaf, g, hooks: bool = True) -> None:
         return
     if hooks and leaf._hooks:
         g = _run_hooks(leaf._hooks, g)
-    if g.shape != leaf.shape:
+    if tuple(g.shape) != tuple(leaf.shape):
         raise RuntimeError(f"gradient of shape {g.shape} for a tensor of shape {leaf.shape}")
+    if isinstance(g, Tensor):  # create_graph: .grad keeps its graph, summed out of place
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+        return
     if leaf.grad is None:
         # A copy (backward functions may hand the same array to several inputs), and an
         # array even where an op's backward gave a NumPy scalar for a 0-d gradient: the next
@@ -530,6 +572,11 @@ def _make_profiler_module():
 
 profiler = _make_profiler_module()
 
+# ``from fastconv.autograd.functional import hessian``, as torch's import path
+from fastconv import autograd_functional as functional  # noqa: E402
+
+sys.modules[__name__ + ".functional"] = functional
+
 
 def __getattr__(name):
     # torch.autograd.Function (custom ops on Tensors), loaded on first use: it builds on
@@ -538,9 +585,6 @@ def __getattr__(name):
         from fastconv import custom_function
 
         return getattr(custom_function, name)
-    if name in ("functional", "gradcheck", "gradgradcheck", "Variable", "GradcheckError"):
-        from fastconv import autograd_functional
-
-        return autograd_functional if name == "functional" else getattr(autograd_functional,
-                                                                        name)
+    if name in ("gradcheck", "gradgradcheck", "Variable", "GradcheckError"):
+        return getattr(functional, name)
     raise AttributeError(f"module 'fastconv.autograd' has no attribute {name!r}")

@@ -1,9 +1,9 @@
-"""``fastconv.autograd.functional`` (``jacobian``, ``vjp``) and the numerical gradient
-checks ``fastconv.autograd.gradcheck`` / ``gradgradcheck``, with PyTorch's names.
+"""``fastconv.autograd.functional`` (``jacobian``, ``hessian``, ``vjp``, ``jvp``, ``hvp``,
+``vhp``) and the numerical gradient checks ``fastconv.autograd.gradcheck`` /
+``gradgradcheck``, with PyTorch's names.
 
-Everything here is built on first-order reverse mode (``autograd.grad``). fastconv records
-no graph of the backward pass, so the second-order tools (``hessian``, ``hvp``, ``vhp``,
-``jvp`` with ``create_graph``, ``gradgradcheck``) raise a NotImplementedError that says so.
+Everything here is built on reverse mode (``autograd.grad``); the second-order tools
+differentiate a gradient computed with ``create_graph=True`` (fastconv.double_backward).
 
 gradcheck compares the analytical gradients with central differences of the function itself.
 fastconv computes in float32, so its default step and tolerances are float32's
@@ -28,15 +28,12 @@ def _tensors(x, what):
     return single, items
 
 
-def _second_order(name):
-    raise NotImplementedError(
-        f"autograd.functional.{name}: needs the gradient of a gradient, and fastconv records "
-        "no graph of the backward pass (first-order tools: jacobian, vjp)")
-
-
-def _prepare(inputs):
+def _prepare(inputs, create_graph=False):
+    """The inputs as tensors to differentiate with respect to: fresh leaves, or (with
+    ``create_graph``) clones that keep a graph the inputs are already in, as torch's."""
     single, xs = _tensors(inputs, "inputs")
-    return single, tuple(x.detach().requires_grad_(True) for x in xs)
+    return single, tuple(x.clone() if create_graph and x.requires_grad
+                         else x.detach().requires_grad_(True) for x in xs)
 
 
 def vjp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
@@ -44,17 +41,16 @@ def vjp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     the output; may be omitted for a one-element output)."""
     from fastconv.autograd import grad
 
-    if create_graph:
-        _second_order("vjp(create_graph=True)")
-    single, xs = _prepare(inputs)
+    single, xs = _prepare(inputs, create_graph)
     out = func(*xs)
     out_single, outs = _tensors(out, "outputs")
     vs = None if v is None else _tensors(v, "v")[1]
-    grads = grad(outs, xs, grad_outputs=vs, allow_unused=True, materialize_grads=not strict)
+    grads = grad(outs, xs, grad_outputs=vs, allow_unused=True, materialize_grads=not strict,
+                 create_graph=create_graph)
     if strict and any(g is None for g in grads):
         raise RuntimeError("The output of the user-provided function is independent of an "
                            "input. This is not allowed in strict mode.")
-    outs = tuple(o.detach() for o in outs)
+    outs = tuple(o if create_graph else o.detach() for o in outs)
     return (outs[0] if out_single else outs), (grads[0] if single else grads)
 
 
@@ -65,47 +61,102 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False,
     Computed row by row in reverse mode."""
     from fastconv.autograd import grad
     from fastconv.tensor import Tensor
+    from fastconv.toplevel import stack
 
-    if create_graph:
-        _second_order("jacobian(create_graph=True)")
     if strategy not in ("reverse-mode", "forward-mode"):
         raise ValueError('Expected strategy to be either "forward-mode" or "reverse-mode".')
-    single, xs = _prepare(inputs)
+    single, xs = _prepare(inputs, create_graph)
     out = func(*xs)
     out_single, outs = _tensors(out, "outputs")
     rows = []
     for o in outs:
-        per_input = [np.zeros((o.numel(),) + tuple(x.shape), np.float32) for x in xs]
+        per_input = [[] for _ in xs]  # one gradient per output element
         for k in range(o.numel()):
             seed = np.zeros(o.numel(), np.float32)
             seed[k] = 1.0
             seed_t = Tensor(seed.reshape(o.shape)).to(o.device)
-            gs = grad([o], xs, grad_outputs=[seed_t], retain_graph=True, allow_unused=True)
+            gs = grad([o], xs, grad_outputs=[seed_t], retain_graph=True, allow_unused=True,
+                      create_graph=create_graph)
             for j, g in enumerate(gs):
                 if g is None:
                     if strict:
                         raise RuntimeError(f"Output {outs.index(o)} of the user-provided "
                                            f"function is independent of input {j}. This is "
                                            "not allowed in strict mode.")
-                    continue
-                per_input[j][k] = g.cpu().numpy()
-        blocks = tuple(Tensor(b.reshape(tuple(o.shape) + tuple(x.shape))).to(x.device)
-                       for b, x in zip(per_input, xs))
+                    g = xs[j].new_zeros(xs[j].shape)
+                per_input[j].append(g if create_graph else g.detach())
+        blocks = tuple((stack(b) if b else x.new_zeros((0,) + tuple(x.shape))).reshape(
+            tuple(o.shape) + tuple(x.shape)) for b, x in zip(per_input, xs))
         rows.append(blocks[0] if single else blocks)
     return rows[0] if out_single else tuple(rows)
 
 
 def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
             outer_jacobian_strategy="reverse-mode"):
-    _second_order("hessian")
+    """The Hessian of a function with a one-element output: the Jacobian of its gradient
+    (shape input.shape + input.shape; nested tuples for several inputs, as torch's)."""
+    from fastconv.autograd import grad
+
+    single, _ = _tensors(inputs, "inputs")
+
+    def gradient(*xs):
+        out = func(*xs)
+        if not hasattr(out, "numel") or out.numel() != 1:
+            raise RuntimeError("The function given to hessian should return a single Tensor "
+                               "containing a single element")
+        gs = grad(out, xs, create_graph=True, allow_unused=True, materialize_grads=not strict)
+        if strict and any(g is None for g in gs):
+            raise RuntimeError("The output of the user-provided function is independent of "
+                               "an input. This is not allowed in strict mode.")
+        return gs[0] if single else gs
+
+    return jacobian(gradient, inputs, create_graph=create_graph, strict=strict)
 
 
-def hvp(func, inputs, v=None, create_graph=False, strict=False):
-    _second_order("hvp")
+def _second_vjp(func, inputs, v, create_graph, strict):
+    """(func(inputs), v^T H): the gradient of <grad func, v>."""
+    from fastconv.autograd import grad
+
+    single, xs = _prepare(inputs, True)
+    out = func(*xs)
+    if not hasattr(out, "numel") or out.numel() != 1:
+        raise RuntimeError("The function given to hvp/vhp should return a single Tensor "
+                           "containing a single element")
+    vs = _tensors(v, "v")[1] if v is not None else None
+    if vs is None:
+        if any(x.numel() != 1 for x in xs):
+            raise RuntimeError("The vector v can only be None if the input to the "
+                               "user-provided function is a single Tensor with a single "
+                               "element.")
+        vs = tuple(x.new_ones(x.shape) for x in xs)
+    for x, vv in zip(xs, vs):
+        if tuple(vv.shape) != tuple(x.shape):
+            raise RuntimeError(f"v has shape {tuple(vv.shape)} but the input has shape "
+                               f"{tuple(x.shape)}")
+    gs = grad(out, xs, create_graph=True, allow_unused=True, materialize_grads=True)
+    used = [(g, vv) for g, vv in zip(gs, vs) if g.requires_grad]
+    if used:
+        hv = grad([g for g, _ in used], xs, grad_outputs=[vv for _, vv in used],
+                  create_graph=create_graph, allow_unused=True, materialize_grads=not strict)
+    else:
+        hv = tuple(x.new_zeros(x.shape) for x in xs)
+    if strict and any(h is None for h in hv):
+        raise RuntimeError("The second derivative is independent of an input. This is not "
+                           "allowed in strict mode.")
+    hv = tuple(h if create_graph else h.detach() for h in hv)
+    out = out if create_graph else out.detach()
+    return out, (hv[0] if single else hv)
 
 
 def vhp(func, inputs, v=None, create_graph=False, strict=False):
-    _second_order("vhp")
+    """(func(inputs), v^T H) for a function with a one-element output."""
+    return _second_vjp(func, inputs, v, create_graph, strict)
+
+
+def hvp(func, inputs, v=None, create_graph=False, strict=False):
+    """(func(inputs), H v) for a function with a one-element output; the Hessian of a twice
+    differentiable function is symmetric, so this is v^T H."""
+    return _second_vjp(func, inputs, v, create_graph, strict)
 
 
 def jvp(func, inputs, v=None, create_graph=False, strict=False):
@@ -122,16 +173,13 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
                                "user-provided function is a single Tensor with a single "
                                "element.")
         vs = tuple(x.new_ones(x.shape) for x in xs)
-    from fastconv.tensor import Tensor
 
     results = []
     rows = (jac,) if out_single else jac
     for o, row in zip(outs, rows):
         blocks = (row,) if single else row
-        total = np.zeros(o.numel(), np.float64)
-        for b, x, vv in zip(blocks, xs, vs):
-            total += b.cpu().numpy().reshape(o.numel(), -1) @ vv.cpu().numpy().reshape(-1)
-        results.append(Tensor(total.reshape(o.shape).astype(np.float32)).to(o.device))
+        total = sum(b.reshape(o.numel(), -1) @ vv.reshape(-1) for b, vv in zip(blocks, vs))
+        results.append(total.reshape(o.shape))
     outs = tuple(o.detach() for o in outs)
     return (outs[0] if out_single else outs), (results[0] if out_single else tuple(results))
 
@@ -175,7 +223,8 @@ def gradcheck(func, inputs, *, eps: float = 1e-3, atol: float = 1e-3, rtol: floa
                     args = list(base)
                     args[i] = Tensor(moved.reshape(x.shape).astype(np.float32)).to(x.device)
                     with no_grad():
-                        rows.append(outputs_of(args)[j].cpu().numpy().astype(np.float64))
+                        rows.append(outputs_of(args)[j].detach().cpu().numpy().astype(
+                            np.float64))
                 numerical[k] = ((rows[0] - rows[1]) / (2 * eps)).reshape(-1)
             analytical = np.zeros_like(numerical)
             leaves = [t.detach().requires_grad_(True) if t.requires_grad else t.detach()
@@ -188,7 +237,7 @@ def gradcheck(func, inputs, *, eps: float = 1e-3, atol: float = 1e-3, rtol: floa
                                                               .to(o.device)],
                             retain_graph=True, allow_unused=True)
                 if g is not None:
-                    analytical[:, m] = g.cpu().numpy().reshape(-1)
+                    analytical[:, m] = g.detach().cpu().numpy().reshape(-1)
             bad = np.abs(analytical - numerical) > atol + rtol * np.abs(numerical)
             if bad.any():
                 if not raise_exception:
@@ -204,7 +253,33 @@ def gradcheck(func, inputs, *, eps: float = 1e-3, atol: float = 1e-3, rtol: floa
 
 
 def gradgradcheck(func, inputs, grad_outputs=None, **kwargs):
-    _second_order("gradgradcheck")
+    """gradcheck of the gradient: the vector-Jacobian product of ``func`` for
+    ``grad_outputs`` (random when not given), as a function of the inputs and of
+    ``grad_outputs``, is checked against central differences."""
+    from fastconv.autograd import enable_grad, grad, no_grad
+    from fastconv.tensor import Tensor
+
+    _, items = _tensors(inputs, "inputs")
+    with no_grad():
+        outs = _tensors(func(*(x.detach() for x in items)), "outputs")[1]
+    if grad_outputs is None:
+        rng = np.random.default_rng()
+        grad_outputs = tuple(Tensor(rng.standard_normal(tuple(o.shape)).astype(np.float32))
+                             .to(o.device).requires_grad_(True) for o in outs)
+    else:
+        grad_outputs = _tensors(grad_outputs, "grad_outputs")[1]
+    n = len(items)
+    wanted = [i for i, x in enumerate(items) if x.requires_grad]
+
+    def first_order(*args):
+        with enable_grad():
+            xs = [x if x.requires_grad or i not in wanted else x.detach().requires_grad_(True)
+                  for i, x in enumerate(args[:n])]
+            out = _tensors(func(*xs), "outputs")[1]
+            return grad(out, [xs[i] for i in wanted], grad_outputs=list(args[n:]),
+                        create_graph=True, allow_unused=True, materialize_grads=True)
+
+    return gradcheck(first_order, tuple(items) + tuple(grad_outputs), **kwargs)
 
 
 class GradcheckError(RuntimeError):

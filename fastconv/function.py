@@ -39,6 +39,10 @@ class Function:
     autocast_lowp = False
     lowp = False
     op_name = None        # the name in profiler traces, where the class's name is not it
+    # How backward_graph differentiates this op's backward (fastconv.double_backward):
+    # "linear", "fixed_mask", or None for an op that defines backward_graph itself or has none.
+    double_backward = None
+    call_kwargs: dict = {}  # the keyword arguments of the forward call, while recorded
 
     def profile_name(self) -> str:
         """This op's name in profiler traces (fastconv.profiler), lower case as torch's
@@ -57,6 +61,13 @@ class Function:
 
     def backward(self, dy):
         raise NotImplementedError
+
+    def backward_graph(self, dy):
+        """The input gradients as Tensors built from differentiable ops (``dy`` is a Tensor),
+        for ``create_graph=True``; see :mod:`fastconv.double_backward`."""
+        from fastconv.double_backward import backward_graph
+
+        return backward_graph(self, dy)
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
@@ -103,6 +114,7 @@ class Function:
         if not track:
             return Tensor(out)
         fn.parents = tuple(args)
+        fn.call_kwargs = kwargs
         fn.versions = tuple(a._version if isinstance(a, Tensor) else None for a in args)
         if autograd.is_anomaly_enabled():
             fn.forward_site = autograd.forward_site()

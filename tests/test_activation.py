@@ -168,3 +168,13 @@ def test_softmax_is_stable_for_large_logits(rng):
         assert_close(y, getattr(R, name)(x.astype(np.float32), 1), name=name)
     s = to_numpy(F.softmax(fastconv.tensor(x), dim=1))
     assert_close(s.sum(axis=1), np.ones(3), name="rows sum to 1")
+
+
+def test_zero_dim_input_keeps_its_shape(rng):
+    """The kernel-backed activations on a 0-d tensor return a 0-d tensor, as torch's."""
+    torch = pytest.importorskip("torch")
+    x = float(rng.standard_normal())
+    for name in ("relu", "sigmoid", "tanh", "gelu", "silu", "elu", "leaky_relu"):
+        got = getattr(F, name)(fastconv.tensor(np.float32(x)))
+        want = getattr(torch.nn.functional, name)(torch.tensor(x, dtype=torch.float32))
+        assert got.shape == () and abs(float(got) - float(want)) < 1e-6, name

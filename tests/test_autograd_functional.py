@@ -44,12 +44,21 @@ def test_vjp_and_jvp(rng):
     assert_close(g, t_g, rtol=1e-5, atol=1e-6)
 
 
-def test_second_order_tools_say_they_need_double_backward(rng):
-    x = fc.tensor(randn(rng, 3))
-    with pytest.raises(NotImplementedError, match="backward pass"):
-        fc.autograd.functional.hessian(lambda t: (t ** 3).sum(), x)
-    with pytest.raises(NotImplementedError, match="backward pass"):
-        fc.autograd.grad((x.requires_grad_() ** 2).sum(), x, create_graph=True)
+def test_second_order_tools_match_torch(rng):
+    """hessian, hvp and vhp on a function with a cross term (tests/test_double_backward.py
+    checks the ops underneath one by one)."""
+    x = randn(rng, 3)
+    f = lambda t: (t ** 3).sum() * t[0] + (t[1] * t[2]).tanh()  # noqa: E731
+    assert_close(fc.autograd.functional.hessian(f, fc.tensor(x)),
+                 torch.autograd.functional.hessian(f, torch.tensor(x, dtype=torch.float64)),
+                 rtol=1e-4, atol=1e-4)
+    v = randn(rng, 3)
+    for name in ("hvp", "vhp"):
+        out, got = getattr(fc.autograd.functional, name)(f, fc.tensor(x), fc.tensor(v))
+        t_out, want = getattr(torch.autograd.functional, name)(
+            f, torch.tensor(x, dtype=torch.float64), torch.tensor(v, dtype=torch.float64))
+        assert_close(out, t_out, rtol=1e-5, atol=1e-5)
+        assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_gradcheck_passes_a_correct_gradient_and_catches_a_wrong_one(rng):

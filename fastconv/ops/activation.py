@@ -19,6 +19,8 @@ from fastconv.ops.validate import contiguous, float_tensor
 
 
 class ReLU(Function):
+    double_backward = "fixed_mask"
+
     def forward(self, x):
         y = self.kernels.relu_forward(contiguous(self.xp, x))
         self.save_for_backward(y)
@@ -38,6 +40,8 @@ def relu(x, inplace=False):
 
 class MaskMultiply(Function):
     """y = x * mask for a constant mask (dropout's scaled keep-mask)."""
+
+    double_backward = "fixed_mask"
 
     def forward(self, x, mask):
         self.mask = mask
@@ -94,6 +98,10 @@ class Softmax(Function):
         (y,) = self.saved
         return y * (dy - (dy * y).sum(axis=self.dim, keepdims=True)), None
 
+    def backward_graph(self, dy):
+        y = Softmax.apply(self.parents[0], self.dim)
+        return y * (dy - (dy * y).sum(dim=self.dim, keepdim=True)), None
+
 
 class LogSoftmax(Function):
     def forward(self, x, dim):
@@ -107,6 +115,10 @@ class LogSoftmax(Function):
     def backward(self, dy):
         (y,) = self.saved
         return dy - self.xp.exp(y) * dy.sum(axis=self.dim, keepdims=True), None
+
+    def backward_graph(self, dy):
+        p = Softmax.apply(self.parents[0], self.dim)
+        return dy - p * dy.sum(dim=self.dim, keepdim=True), None
 
 
 def _softmax_dim(op, x, dim, stacklevel):
@@ -167,6 +179,8 @@ def warn_inplace(op: str, inplace: bool) -> None:
 
 
 class LeakyReLU(Function):
+    double_backward = "fixed_mask"
+
     def forward(self, x, slope):
         x = contiguous(self.xp, x)
         self.save_for_backward(x)
@@ -203,6 +217,11 @@ class ELU(Function):
         (x,) = self.saved
         return self.kernels.elu_backward(x, contiguous(self.xp, dy), self.alpha), None
 
+    def backward_graph(self, dy):
+        x = self.parents[0]
+        positive = (x > 0).float()
+        return dy * (positive + (1 - positive) * self.alpha * x.clamp(max=0).exp()), None
+
 
 def elu(input, alpha=1.0, inplace=False):
     """Exponential linear unit (Clevert et al., 2016): y = x for x > 0, alpha * (exp(x) - 1)
@@ -230,6 +249,17 @@ class GELU(Function):
         (x,) = self.saved
         return self.kernels.gelu_backward(x, contiguous(self.xp, dy), self.approximate), None
 
+    def backward_graph(self, dy):
+        x = self.parents[0]
+        if self.approximate == "tanh":
+            c = math.sqrt(2 / math.pi)
+            t = (c * (x + 0.044715 * x * x * x)).tanh()
+            d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+        else:  # Phi(x) + x phi(x)
+            d = 0.5 * (1 + (x * math.sqrt(0.5)).erf()) + \
+                x * (-0.5 * x * x).exp() / math.sqrt(2 * math.pi)
+        return dy * d, None
+
 
 def gelu(input, approximate="none"):
     """Gaussian error linear unit (Hendrycks & Gimpel, 2016): y = x * Phi(x), with Phi the
@@ -249,7 +279,7 @@ def gelu(input, approximate="none"):
 def _sigmoid(xp, x):
     """1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|."""
     e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 class SiLU(Function):
@@ -260,6 +290,11 @@ class SiLU(Function):
 
     def backward(self, dy):
         return self.kernels.silu_backward(self.saved[0], contiguous(self.xp, dy))
+
+    def backward_graph(self, dy):
+        x = self.parents[0]
+        s = x.sigmoid()
+        return dy * s * (1 + x * (1 - s))
 
 
 def silu(input, inplace=False):
@@ -348,6 +383,14 @@ class Pointwise(Function):
         x, y = self.saved
         g = self.df(self.xp, x, y, *self.params)
         return (dy * g).astype(dy.dtype, copy=False), *([None] * (1 + len(self.params)))
+
+    def backward_graph(self, dy):
+        # the same derivative formula, evaluated with fastconv's Tensor functions
+        import fastconv
+
+        x, name = self.parents[:2]
+        g = self.df(fastconv, x, Pointwise.apply(x, name, *self.params), *self.params)
+        return dy * g, *([None] * (1 + len(self.params)))
 
 
 def _pointwise(op, input, *params, inplace=False):

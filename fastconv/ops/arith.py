@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastconv.double_backward import sum_to
 from fastconv.function import Function
 
 
@@ -34,6 +35,10 @@ class Add(Function):
         return (unbroadcast(self.xp, dy, self.shapes[0]) if self.needs_input_grad[0] else None,
                 unbroadcast(self.xp, dy, self.shapes[1]) if self.needs_input_grad[1] else None)
 
+    def backward_graph(self, dy):
+        return (sum_to(dy, self.shapes[0]) if self.needs_input_grad[0] else None,
+                sum_to(dy, self.shapes[1]) if self.needs_input_grad[1] else None)
+
 
 class Sub(Function):
     def forward(self, a, b):
@@ -43,6 +48,10 @@ class Sub(Function):
     def backward(self, dy):
         return (unbroadcast(self.xp, dy, self.shapes[0]) if self.needs_input_grad[0] else None,
                 unbroadcast(self.xp, -dy, self.shapes[1]) if self.needs_input_grad[1] else None)
+
+    def backward_graph(self, dy):
+        return (sum_to(dy, self.shapes[0]) if self.needs_input_grad[0] else None,
+                sum_to(-dy, self.shapes[1]) if self.needs_input_grad[1] else None)
 
 
 class Mul(Function):
@@ -54,6 +63,11 @@ class Mul(Function):
         a, b = self.saved
         return (unbroadcast(self.xp, dy * b, np.shape(a)) if self.needs_input_grad[0] else None,
                 unbroadcast(self.xp, dy * a, np.shape(b)) if self.needs_input_grad[1] else None)
+
+    def backward_graph(self, dy):
+        a, b = self.parents
+        return (sum_to(dy * b, np.shape(self.saved[0])) if self.needs_input_grad[0] else None,
+                sum_to(dy * a, np.shape(self.saved[1])) if self.needs_input_grad[1] else None)
 
 
 class Div(Function):
@@ -68,8 +82,17 @@ class Div(Function):
               if self.needs_input_grad[1] else None)
         return da, db
 
+    def backward_graph(self, dy):
+        a, b = self.parents
+        shapes = [np.shape(v) for v in self.saved]
+        da = sum_to(dy / b, shapes[0]) if self.needs_input_grad[0] else None
+        db = sum_to(-dy * a / (b * b), shapes[1]) if self.needs_input_grad[1] else None
+        return da, db
+
 
 class Neg(Function):
+    double_backward = "linear"
+
     def forward(self, a):
         return -a
 
@@ -91,6 +114,11 @@ class Pow(Function):
             return self.xp.zeros_like(dy), None
         return dy * self.p * a ** (self.p - 1), None
 
+    def backward_graph(self, dy):
+        if self.p == 0:
+            return dy * 0.0, None
+        return dy * self.p * self.parents[0] ** (self.p - 1), None
+
 
 class Exp(Function):
     def forward(self, a):
@@ -101,6 +129,9 @@ class Exp(Function):
     def backward(self, dy):
         return dy * self.saved[0]
 
+    def backward_graph(self, dy):
+        return dy * self.parents[0].exp()
+
 
 class Log(Function):
     def forward(self, a):
@@ -109,6 +140,9 @@ class Log(Function):
 
     def backward(self, dy):
         return dy / self.saved[0]
+
+    def backward_graph(self, dy):
+        return dy / self.parents[0]
 
 
 class MatMul(Function):
@@ -145,6 +179,20 @@ class MatMul(Function):
             grads = tuple(None if g is None else self.bf16(g) for g in grads)
         return grads
 
+    def backward_graph(self, dy):
+        a, b = self.parents
+        need_a, need_b = self.needs_input_grad
+        if a.ndim == 1 and b.ndim == 1:  # a dot product: dy is a scalar
+            return dy * b if need_a else None, dy * a if need_b else None
+        # as _grads: vectors promoted to matrices, broadcast batch axes summed
+        a2 = a.unsqueeze(0) if a.ndim == 1 else a
+        b2 = b.unsqueeze(1) if b.ndim == 1 else b
+        dy2 = dy.unsqueeze(-2) if a.ndim == 1 else dy
+        dy2 = dy2.unsqueeze(-1) if b.ndim == 1 else dy2
+        da = sum_to(dy2 @ b2.transpose(-1, -2), a2.shape).reshape(a.shape) if need_a else None
+        db = sum_to(a2.transpose(-1, -2) @ dy2, b2.shape).reshape(b.shape) if need_b else None
+        return da, db
+
     def _grads(self, dy):
         a, b = self.saved
         xp = self.xp
@@ -158,6 +206,9 @@ class MatMul(Function):
             da = self.kernels.gemm(dy, b, trans_b=True) if self.needs_input_grad[0] else None
             db = self.kernels.gemm(a, dy, trans_a=True) if self.needs_input_grad[1] else None
             return da, db
+        if a.ndim == 1 and b.ndim == 1:  # a dot product: dy is a scalar
+            return (dy * b if self.needs_input_grad[0] else None,
+                    dy * a if self.needs_input_grad[1] else None)
         # General case (batched / vectors): promote vectors, then reduce broadcast batch axes.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
@@ -187,6 +238,8 @@ def _normalise_dims(dim, ndim):
 
 
 class Sum(Function):
+    double_backward = "linear"
+
     def forward(self, a, dim=None, keepdim=False):
         self.shape = a.shape
         self.dims = _normalise_dims(dim, a.ndim)
@@ -200,6 +253,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    double_backward = "linear"
+
     def forward(self, a, dim=None, keepdim=False):
         self.shape = a.shape
         self.dims = _normalise_dims(dim, a.ndim)
@@ -233,8 +288,19 @@ class Max(Function):
         xp.put_along_axis(dx, self.index, dy, axis=self.dim)
         return dx
 
+    def backward_graph(self, dy):
+        from fastconv.double_backward import AdjointPair, node_backward
+
+        def gather(g):  # the adjoint of putting dy at the maxima
+            picked = self.xp.take_along_axis(g, self.index, axis=self.dim)
+            return picked if self.keepdim else picked.squeeze(self.dim)
+
+        return AdjointPair.apply(dy, node_backward(self), gather), None, None
+
 
 class Reshape(Function):
+    double_backward = "linear"
+
     def forward(self, a, shape):
         self.shape = a.shape
         return a.reshape(shape)
@@ -244,6 +310,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    double_backward = "linear"
+
     def forward(self, a, dims):
         self.inverse = tuple(int(i) for i in np.argsort(dims))
         return self.xp.ascontiguousarray(a.transpose(dims))
@@ -253,6 +321,8 @@ class Permute(Function):
 
 
 class GetItem(Function):
+    double_backward = "linear"
+
     def forward(self, a, index):
         self.shape = a.shape
         self.index = index
@@ -279,3 +349,11 @@ class Cat(Function):
         parts = self.xp.split(dy, [int(b) for b in bounds], axis=self.dim)
         return tuple(self.xp.ascontiguousarray(p) if need else None
                      for p, need in zip(parts, self.needs_input_grad))
+
+    def backward_graph(self, dy):
+        grads, start = [], 0
+        for size, need in zip(self.sizes, self.needs_input_grad):
+            grads.append(dy[(slice(None),) * self.dim + (slice(start, start + size),)]
+                         if need else None)
+            start += size
+        return tuple(grads)

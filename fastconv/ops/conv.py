@@ -46,6 +46,41 @@ class Conv2d(Function):
             self.kernels.round_bf16_(dx)
         return dx, dw, db
 
+    def backward_graph(self, dy):
+        """im2col in Tensor ops: dx folds w^T dy back into the image, dw is dy times the
+        unfolded input, per group."""
+        from fastconv.ops.patches import fold
+
+        x, w = self.parents[:2]
+        stride, padding, dilation, groups = self.args
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        dx = dw = db = None
+        if need_x:
+            n, c, h, wd = x.shape
+            o, cg, kh, kw = w.shape
+            dy_g = dy.reshape(n, groups, o // groups, -1)
+            cols = w.reshape(groups, o // groups, cg * kh * kw).transpose(-1, -2) @ dy_g
+            dx = fold(cols.reshape(n, c * kh * kw, -1), (h, wd), (kh, kw), dilation, padding,
+                      stride)
+        if need_w:
+            dw = conv_weight_grad(x, dy, w.shape, *self.args)
+        if need_b and self.has_bias:
+            db = dy.sum(dim=(0, 2, 3))
+        return dx, dw, db
+
+
+def conv_weight_grad(x, dy, w_shape, stride, padding, dilation, groups):
+    """The gradient of conv2d's weight (shape ``w_shape``) for input x and output gradient dy,
+    in differentiable Tensor ops: per group, dy (O/g, L) times the unfolded input (L, C/g KK),
+    summed over the batch."""
+    from fastconv.ops.patches import unfold
+
+    n = x.shape[0]
+    o, cg, kh, kw = w_shape
+    cols = unfold(x, (kh, kw), dilation, padding, stride).reshape(n, groups, cg * kh * kw, -1)
+    dy_g = dy.reshape(n, groups, o // groups, -1)
+    return (dy_g @ cols.transpose(-1, -2)).sum(dim=0).reshape(w_shape)
+
 
 def same_padding(kernel, dilation):
     """PyTorch's padding="same" split per axis: (before, after) with before = total // 2
@@ -161,6 +196,25 @@ class ConvTranspose2d(Function):
             db = dy.sum(axis=(0, 2, 3))
         return dx, dw, db
 
+    def backward_graph(self, dy):
+        """dx is conv2d of dy (cropped by ``extra``); dw is the weight gradient of that same
+        convolution with x (zero-padded by ``extra``) as its output gradient."""
+        from fastconv.ops.pad import pad
+
+        x, w = self.parents[:2]
+        stride, padding, dilation, groups = self.args
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        dx = dw = db = None
+        if need_x:
+            dx = Conv2d.apply(dy, w, None, stride, padding, dilation, groups)
+            dx = dx[:, :, :x.shape[2], :x.shape[3]]
+        if need_w:
+            x_padded = pad(x, (0, self.extra[1], 0, self.extra[0])) if any(self.extra) else x
+            dw = conv_weight_grad(dy, x_padded, w.shape, *self.args)
+        if need_b and self.has_bias:
+            db = dy.sum(dim=(0, 2, 3))
+        return dx, dw, db
+
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
                      groups=1, dilation=1, output_size=None):
@@ -266,6 +320,12 @@ class Linear(Function):
         dw = gemm(dy, x, trans_a=True) if need_w else None
         db = dy.sum(axis=0) if need_b else None
         return dx, dw, db
+
+    def backward_graph(self, dy):
+        x, w = self.parents[:2]
+        need_x, need_w, need_b = self.needs_input_grad
+        return (dy @ w if need_x else None, dy.t() @ x if need_w else None,
+                dy.sum(dim=0) if need_b else None)
 
 
 def linear(x, weight, bias=None):

@@ -51,6 +51,8 @@ class Gather(Function):
     """``out[i][j] = a[index[i][j]][j]`` (for dim 0); the gradient adds back to the
     gathered positions."""
 
+    double_backward = "linear"
+
     def forward(self, a, index, dim):
         self.shape, self.dim = a.shape, dim
         self.where = _grids(self.xp, index, dim)
@@ -194,6 +196,8 @@ class ScatterReduce(Function):
 class IndexSelect(Function):
     """The entries of ``a`` at ``index`` (1-D) along ``dim``; repeated indices add their
     gradients."""
+
+    double_backward = "linear"
 
     def forward(self, a, index, dim):
         self.shape, self.index, self.dim = a.shape, index, dim

@@ -29,6 +29,14 @@ class SoftmaxCrossEntropy(Function):
             prob, target, self.label_smoothing, dloss)
         return dlogits, None, None
 
+    def composite(self, logits, target, label_smoothing):
+        from fastconv.ops.activation import log_softmax
+
+        n, c = logits.shape
+        q = np.full((n, c), label_smoothing / c, dtype=np.float32)
+        q[np.arange(n), np.asarray(self.saved[1]).reshape(-1)] += 1 - label_smoothing
+        return -(log_softmax(logits, 1) * q).sum() / n
+
 
 def legacy_reduction(op, size_average, reduce, reduction):
     """The ``reduction`` string, from PyTorch's deprecated ``size_average``/``reduce`` flags
@@ -108,6 +116,8 @@ def _rows(x, class_dim_last=True):
 class NLLLoss(Function):
     """loss_m = -w[t_m] * x[m, t_m] over rows m of (M, C) log-probabilities, 0 where
     t_m == ignore_index; 'mean' divides the sum by sum_m w[t_m] of the rows kept."""
+
+    double_backward = "linear"
 
     def forward(self, x, target, weight, ignore_index, reduction):
         xp = self.xp
@@ -282,6 +292,12 @@ class BCEWithLogits(Function):
         dpw = unbroadcast(xp, dy * y * sp, pos_weight.shape) if need_pw else None
         return dx, dyy, dpw
 
+    def composite(self, x, y, pos_weight):
+        from fastconv.ops.activation import logsigmoid
+
+        sp = -logsigmoid(x)
+        return (1 - y) * x + (sp if pos_weight is None else (1 + (pos_weight - 1) * y) * sp)
+
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
@@ -342,6 +358,14 @@ class _AbsDiff(Function):
         need_a, need_b = self.needs_input_grad
         return (unbroadcast(self.xp, g, self.shapes[0]) if need_a else None,
                 unbroadcast(self.xp, -g, self.shapes[1]) if need_b else None)
+
+    def backward_graph(self, dy):  # the sign is constant almost everywhere
+        from fastconv.double_backward import sum_to
+
+        g = dy * self.sign
+        need_a, need_b = self.needs_input_grad
+        return (sum_to(g, self.shapes[0]) if need_a else None,
+                sum_to(-g, self.shapes[1]) if need_b else None)
 
 
 def _pointwise_loss(op, input, target, size_average, reduce, reduction, weight, elementwise):

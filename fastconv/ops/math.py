@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastconv.double_backward import sum_to
 from fastconv.function import Function
 from fastconv.ops.arith import _normalise_dims, unbroadcast
 from fastconv.ops.validate import contiguous
@@ -18,6 +19,8 @@ from fastconv.ops.validate import contiguous
 
 
 class Abs(Function):
+    double_backward = "fixed_mask"
+
     def forward(self, a):
         self.save_for_backward(a)
         return self.xp.abs(a)
@@ -35,6 +38,9 @@ class Sqrt(Function):
     def backward(self, dy):
         return dy / (2 * self.saved[0])
 
+    def backward_graph(self, dy):
+        return dy / (2 * self.parents[0].sqrt())
+
 
 class Sigmoid(Function):
     """On the backend kernels (csrc/activation.cpp, fastconv/cuda/activation.cu)."""
@@ -46,6 +52,10 @@ class Sigmoid(Function):
 
     def backward(self, dy):
         return self.kernels.sigmoid_backward(self.saved[0], contiguous(self.xp, dy))
+
+    def backward_graph(self, dy):
+        y = self.parents[0].sigmoid()
+        return dy * y * (1 - y)
 
 
 class Tanh(Function):
@@ -59,6 +69,10 @@ class Tanh(Function):
     def backward(self, dy):
         return self.kernels.tanh_backward(self.saved[0], contiguous(self.xp, dy))
 
+    def backward_graph(self, dy):
+        y = self.parents[0].tanh()
+        return dy * (1 - y * y)
+
 
 class Sin(Function):
     def forward(self, a):
@@ -67,6 +81,9 @@ class Sin(Function):
 
     def backward(self, dy):
         return dy * self.xp.cos(self.saved[0])
+
+    def backward_graph(self, dy):
+        return dy * self.parents[0].cos()
 
 
 class Cos(Function):
@@ -77,10 +94,15 @@ class Cos(Function):
     def backward(self, dy):
         return -dy * self.xp.sin(self.saved[0])
 
+    def backward_graph(self, dy):
+        return -dy * self.parents[0].sin()
+
 
 class Clamp(Function):
     """min(max(a, lo), hi) for constant bounds; the gradient passes where lo <= a <= hi
     (both ends included, as in PyTorch)."""
+
+    double_backward = "fixed_mask"
 
     def forward(self, a, lo, hi):
         self.mask = self.xp.ones(a.shape, dtype=bool)
@@ -112,6 +134,11 @@ class Maximum(Function):
               if self.needs_input_grad[1] else None)
         return da, db
 
+    def backward_graph(self, dy):  # the split is constant almost everywhere
+        wa = self.wa.astype(np.float32)
+        return (sum_to(dy * wa, self.shapes[0]) if self.needs_input_grad[0] else None,
+                sum_to(dy * (1 - wa), self.shapes[1]) if self.needs_input_grad[1] else None)
+
 
 class Minimum(Maximum):
     sign = -1
@@ -134,8 +161,15 @@ class Where(Function):
               if self.needs_input_grad[2] else None)
         return None, da, db
 
+    def backward_graph(self, dy):
+        keep = self.cond.astype(np.float32)
+        return (None, sum_to(dy * keep, self.shapes[0]) if self.needs_input_grad[1] else None,
+                sum_to(dy * (1 - keep), self.shapes[1]) if self.needs_input_grad[2] else None)
+
 
 class Clone(Function):
+    double_backward = "linear"
+
     def forward(self, a):
         return a.copy()
 
@@ -144,6 +178,8 @@ class Clone(Function):
 
 
 class Cast(Function):
+    double_backward = "linear"
+
     """A float-to-float copy (only float32 exists, so it is the identity with a copy)."""
 
     def forward(self, a, dtype):
@@ -154,6 +190,8 @@ class Cast(Function):
 
 
 class ToDevice(Function):
+    double_backward = "linear"
+
     """A copy on another device; the gradient is copied back."""
 
     def forward(self, a, device):
@@ -200,10 +238,19 @@ class Var(Function):
         with np.errstate(divide="ignore", invalid="ignore"):
             return (dy * self.centred * (2.0 / self.denominator)).astype(dy.dtype), None, None, None
 
+    def backward_graph(self, dy):
+        a = self.parents[0]
+        if not self.keepdim:
+            dy = dy.reshape([1 if i in self.dims else n for i, n in enumerate(self.shape)])
+        centred = a - a.mean(dim=self.dims, keepdim=True)
+        return dy * centred * (2.0 / self.denominator), None, None, None
+
 
 class TakeAlong(Function):
     """``take_along_axis(a, index, dim)``: the values that max/min/topk/sort select; the
     gradient goes back to the selected positions (added where an index repeats)."""
+
+    double_backward = "linear"
 
     def forward(self, a, index, dim):
         self.shape, self.index, self.dim = a.shape, index, dim
@@ -232,11 +279,17 @@ class MaxAll(Function):
         mask = self.mask.astype(dy.dtype)
         return dy * mask / mask.sum(), None
 
+    def backward_graph(self, dy):  # the tie mask is constant almost everywhere
+        mask = self.mask.astype(np.float32)
+        return dy * (mask / mask.sum()), None
+
 
 # ----------------------------------------------------------------------------- shape
 
 
 class Expand(Function):
+    double_backward = "linear"
+
     def forward(self, a, shape):
         self.shape = a.shape
         return self.xp.ascontiguousarray(self.xp.broadcast_to(a, shape))
@@ -246,6 +299,8 @@ class Expand(Function):
 
 
 class Repeat(Function):
+    double_backward = "linear"
+
     """``tile``: the gradient of each input element sums its copies."""
 
     def forward(self, a, repeats):
@@ -263,6 +318,8 @@ class Repeat(Function):
 
 
 class Flip(Function):
+    double_backward = "linear"
+
     def forward(self, a, dims):
         self.dims = dims
         return self.xp.ascontiguousarray(self.xp.flip(a, axis=dims))
@@ -279,6 +336,10 @@ class Stack(Function):
     def backward(self, dy):
         xp = self.xp
         return tuple(xp.ascontiguousarray(xp.take(dy, i, axis=self.dim)) if need else None
+                     for i, need in enumerate(self.needs_input_grad))
+
+    def backward_graph(self, dy):
+        return tuple(dy.select(self.dim, i) if need else None
                      for i, need in enumerate(self.needs_input_grad))
 
 
@@ -372,6 +433,15 @@ class Pointwise(Function):
         a, y = self.saved
         with np.errstate(divide="ignore", invalid="ignore"):
             return (dy * self.df(self.xp, a, y)).astype(dy.dtype, copy=False), None
+
+    def backward_graph(self, dy):
+        # the same derivative formula, evaluated with fastconv's Tensor functions
+        import fastconv
+
+        if self.df is None:
+            return dy * 0.0, None
+        a = self.parents[0]
+        return dy * self.df(fastconv, a, Pointwise.apply(a, self.op_name)), None
 
 
 class PowTensor(Function):
@@ -538,6 +608,8 @@ def _exclusive_cumprod(xp, a, axis, reverse=False):
 
 
 class Cumsum(Function):
+    double_backward = "linear"
+
     def forward(self, a, dim):
         self.dim = dim
         return self.xp.cumsum(a, axis=dim, dtype=a.dtype)

@@ -34,6 +34,12 @@ class BatchNormTrain(Function):
         return (dx if need_x else None, dweight if need_w else None,
                 dbias if need_b else None) + (None,) * 4
 
+    def composite(self, x, weight, bias, eps, *running):
+        axes = (0,) + tuple(range(2, x.ndim))
+        mean = x.mean(dim=axes, keepdim=True)
+        var = ((x - mean) ** 2).mean(dim=axes, keepdim=True)
+        return _affine((x - mean) / (var + eps).sqrt(), weight, bias)
+
 
 class BatchNormEval(Function):
     """Normalise with fixed statistics: y = (x - mean) / sqrt(var + eps) * weight + bias."""
@@ -56,6 +62,17 @@ class BatchNormEval(Function):
                    if need_w else None)
         dbias = dy.sum(axis=axes) if need_b else None
         return dx, dweight, dbias, None, None, None
+
+    def composite(self, x, weight, bias, mean, var, eps):
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return _affine((x - mean.reshape(shape)) * self.invstd.reshape(shape), weight, bias)
+
+
+def _affine(normalised, weight, bias):
+    """Per-channel scale and shift of (N, C, ...) activations (either may be None)."""
+    shape = (1, -1) + (1,) * (normalised.ndim - 2)
+    y = normalised if weight is None else normalised * weight.reshape(shape)
+    return y if bias is None else y + bias.reshape(shape)
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
@@ -119,6 +136,14 @@ class LocalResponseNorm(Function):
         x, y, scale = self.saved
         return self.kernels.lrn_backward(x, y, scale, contiguous(self.xp, dy), *self.args)
 
+    def composite(self, x, size, alpha, beta, k):
+        from fastconv.ops.pad import pad
+
+        channels = x.shape[1]
+        squares = pad(x * x, (0, 0, 0, 0, size // 2, (size - 1) // 2))
+        window = sum(squares[:, j:j + channels] for j in range(size))
+        return x / (k + alpha / size * window) ** beta
+
 
 def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     """Local response normalisation across channels (Krizhevsky et al., 2012), PyTorch's form.
@@ -176,6 +201,19 @@ class GroupNorm(Function):
         return (dx.reshape(self.shape) if need_x else None,
                 dw.reshape(wshape) if need_w else None,
                 db.reshape(bshape) if need_b else None, None, None)
+
+    def composite(self, x, weight, bias, groups, eps, view=None):
+        if view is not None:  # layer norm: statistics per row, affine per column
+            rows = x.reshape(view)
+            mean = rows.mean(dim=1, keepdim=True)
+            var = ((rows - mean) ** 2).mean(dim=1, keepdim=True)
+            y = (rows - mean) / (var + eps).sqrt()
+            y = y if weight is None else y * weight.reshape(-1)
+            return (y if bias is None else y + bias.reshape(-1)).reshape(self.shape)
+        flat = x.reshape(x.shape[0], groups, -1)
+        mean = flat.mean(dim=2, keepdim=True)
+        var = ((flat - mean) ** 2).mean(dim=2, keepdim=True)
+        return _affine(((flat - mean) / (var + eps).sqrt()).reshape(self.shape), weight, bias)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):

@@ -43,6 +43,15 @@ class Pad(Function):
         return (self.kernels.pad_backward(contiguous(self.xp, dy), self.x_shape, self.index),
                 None, None)
 
+    def backward_graph(self, dy):
+        # linear in x but for the fill value: the adjoint of the backward pads with zeros
+        from fastconv.double_backward import AdjointPair, node_backward
+
+        def pad_with_zeros(g):
+            return self.kernels.pad_forward(contiguous(self.xp, g), self.index, 0.0)
+
+        return AdjointPair.apply(dy, node_backward(self), pad_with_zeros), None, None
+
 
 def _pad(x, pads, mode, value):
     index = [None] * x.ndim

@@ -66,6 +66,8 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
 class Fold(Function):
     """Columns back to an image, overlapping entries added (col2im)."""
 
+    double_backward = "linear"
+
     def forward(self, cols, shape, rows, columns, padding):
         xp = self.xp
         n, c, h, w = shape

@@ -58,6 +58,9 @@ class MaxPool2d(Function):
         return self.kernels.max_pool2d_backward(contiguous(self.xp, dy), self.indices, self.x_shape,
                                                 *self.window)
 
+    def backward_graph(self, dy):
+        return _scatter_to_maxima(self, dy)
+
 
 class AdaptiveMaxPool2d(Function):
     def forward(self, x, output_size, indices_out=None):
@@ -71,6 +74,27 @@ class AdaptiveMaxPool2d(Function):
     def backward(self, dy):
         return self.kernels.adaptive_max_pool2d_backward(contiguous(self.xp, dy), self.indices,
                                                          self.x_shape), None
+
+    def backward_graph(self, dy):
+        return _scatter_to_maxima(self, dy)
+
+
+def _scatter_to_maxima(fn, dy):
+    """A max pool's backward as a differentiable op: dy scattered to the argmax positions is
+    linear in dy, and its adjoint gathers from those positions (a window of padding only,
+    index -1, gets nothing)."""
+    from fastconv.double_backward import AdjointPair, node_backward
+
+    xp, indices = fn.xp, fn.indices
+    flat = indices.reshape(indices.shape[0], indices.shape[1], -1)
+    valid = flat >= 0
+    safe = xp.where(valid, flat, 0)
+
+    def gather(g):
+        planes = g.reshape(g.shape[0], g.shape[1], -1)
+        return (xp.take_along_axis(planes, safe, axis=2) * valid).reshape(indices.shape)
+
+    return (AdjointPair.apply(dy, node_backward(fn), gather),) + (None,) * (len(fn.parents) - 1)
 
 
 def _pool_result(op_unbatched, y, indices, return_indices):
@@ -108,6 +132,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 class AvgPool2d(Function):
+    double_backward = "linear"
+
     def forward(self, x, kernel, stride, padding, ceil_mode, count_include_pad):
         self.x_shape = x.shape
         self.args = (kernel, stride, padding, ceil_mode, count_include_pad)
@@ -166,6 +192,8 @@ def _window_average_matrix(xp, size: int, out: int):
 class AdaptiveAvgPool2d(Function):
     """Windows of uneven (possibly overlapping) size. A window's average is separable, so
     y = Ah x Aw^T per plane with the matrices above, and dx = Ah^T dy Aw."""
+
+    double_backward = "linear"
 
     def forward(self, x, output_size):
         self.ah = _window_average_matrix(self.xp, x.shape[2], output_size[0])

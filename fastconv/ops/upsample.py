@@ -111,6 +111,8 @@ def _cubic_matrix(size: int, out: int, scale: float | None, align_corners: bool)
 class SeparableResize(Function):
     """y = ah x aw^T per (H, W) plane, for (OH, H) and (OW, W) matrices."""
 
+    double_backward = "linear"
+
     def forward(self, x, ah, aw):
         xp = self.xp
         self.ah, self.aw = xp.asarray(ah), xp.asarray(aw)
@@ -123,6 +125,8 @@ class SeparableResize(Function):
 
 class Resize2d(Function):
     """y[oh, ow] interpolated from the source rows and columns of the tables above."""
+
+    double_backward = "linear"
 
     def forward(self, x, rows, cols):
         self.x_shape, self.tables = x.shape, rows + cols

@@ -39,5 +39,7 @@ def float_tensor(t, name: str, op: str, ndims: tuple[int, ...] | None = None):
 
 
 def contiguous(xp, a):
-    """C-contiguous float32 view or copy of ``a`` (what the kernels expect)."""
-    return xp.ascontiguousarray(a, dtype=np.float32)
+    """C-contiguous float32 view or copy of ``a`` (what the kernels expect), of ``a``'s
+    shape (ascontiguousarray alone turns a 0-d array into a 1-element 1-d one)."""
+    out = xp.ascontiguousarray(a, dtype=np.float32)
+    return out.reshape(()) if out.ndim != np.ndim(a) else out
