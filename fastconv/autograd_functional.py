@@ -113,6 +113,16 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
     return jacobian(gradient, inputs, create_graph=create_graph, strict=strict)
 
 
+def _vectors(v, xs):
+    """The ``v`` of jvp / hvp / vhp as a tuple; ones when omitted for a one-element input."""
+    if v is not None:
+        return _tensors(v, "v")[1]
+    if any(x.numel() != 1 for x in xs):
+        raise RuntimeError("The vector v can only be None if the input to the user-provided "
+                           "function is a single Tensor with a single element.")
+    return tuple(x.new_ones(x.shape) for x in xs)
+
+
 def _second_vjp(func, inputs, v, create_graph, strict):
     """(func(inputs), v^T H): the gradient of <grad func, v>."""
     from fastconv.autograd import grad
@@ -122,13 +132,7 @@ def _second_vjp(func, inputs, v, create_graph, strict):
     if not hasattr(out, "numel") or out.numel() != 1:
         raise RuntimeError("The function given to hvp/vhp should return a single Tensor "
                            "containing a single element")
-    vs = _tensors(v, "v")[1] if v is not None else None
-    if vs is None:
-        if any(x.numel() != 1 for x in xs):
-            raise RuntimeError("The vector v can only be None if the input to the "
-                               "user-provided function is a single Tensor with a single "
-                               "element.")
-        vs = tuple(x.new_ones(x.shape) for x in xs)
+    vs = _vectors(v, xs)
     for x, vv in zip(xs, vs):
         if tuple(vv.shape) != tuple(x.shape):
             raise RuntimeError(f"v has shape {tuple(vv.shape)} but the input has shape "
@@ -166,13 +170,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     out = func(*(x.detach() for x in xs))
     out_single, outs = _tensors(out, "outputs")
     jac = jacobian(func, inputs, create_graph=create_graph, strict=strict)
-    vs = _tensors(v, "v")[1] if v is not None else None
-    if vs is None:
-        if any(x.numel() != 1 for x in xs):
-            raise RuntimeError("The vector v can only be None if the input to the "
-                               "user-provided function is a single Tensor with a single "
-                               "element.")
-        vs = tuple(x.new_ones(x.shape) for x in xs)
+    vs = _vectors(v, xs)
 
     results = []
     rows = (jac,) if out_single else jac

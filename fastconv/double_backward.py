@@ -30,21 +30,6 @@ import copy
 from fastconv.function import Function
 
 
-def sum_to(t, shape):
-    """``t`` (a Tensor) summed over the axes that broadcasting added or stretched to reach
-    ``shape``: the Tensor form of :func:`fastconv.ops.arith.unbroadcast`."""
-    shape = tuple(shape)
-    if tuple(t.shape) == shape:
-        return t
-    extra = t.ndim - len(shape)
-    if extra:
-        t = t.sum(dim=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and t.shape[i] != 1)
-    if stretched:
-        t = t.sum(dim=stretched, keepdim=True)
-    return t
-
-
 def _first(grads):
     return grads[0] if isinstance(grads, tuple) else grads
 

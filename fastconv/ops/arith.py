@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastconv.double_backward import sum_to
 from fastconv.function import Function
 
 
-def unbroadcast(xp, grad, shape):
-    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
-    if grad.shape == tuple(shape):
+def sum_to(grad, shape):
+    """Sum ``grad`` (an array, or a Tensor in a recorded backward pass) over the axes that
+    broadcasting added or stretched to reach ``shape``."""
+    if tuple(grad.shape) == tuple(shape):
         return grad
     extra = grad.ndim - len(shape)
     if extra:
@@ -24,6 +24,11 @@ def unbroadcast(xp, grad, shape):
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
+
+
+def unbroadcast(xp, grad, shape):
+    """:func:`sum_to` with the array module in the call, as the array backwards write it."""
+    return sum_to(grad, shape)
 
 
 class Add(Function):

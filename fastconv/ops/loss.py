@@ -360,7 +360,7 @@ class _AbsDiff(Function):
                 unbroadcast(self.xp, -g, self.shapes[1]) if need_b else None)
 
     def backward_graph(self, dy):  # the sign is constant almost everywhere
-        from fastconv.double_backward import sum_to
+        from fastconv.ops.arith import sum_to
 
         g = dy * self.sign
         need_a, need_b = self.needs_input_grad

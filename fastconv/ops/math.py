@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastconv.double_backward import sum_to
 from fastconv.function import Function
-from fastconv.ops.arith import _normalise_dims, unbroadcast
+from fastconv.ops.arith import _normalise_dims, sum_to, unbroadcast
 from fastconv.ops.validate import contiguous
 
 # ----------------------------------------------------------------------------- elementwise
