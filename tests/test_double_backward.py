@@ -218,6 +218,56 @@ def test_norms(rng):
                      [randn(rng, 3, 4)], rng, f"vector norm p={p}")
 
 
+# Ops whose double backward comes from the ops they are built of, or from the generic
+# mechanisms (fastconv/double_backward.py): f(lib, x) on fastconv or torch.
+def _embedding(m, x):
+    index = m.tensor(np.array([0, 2, 1, 2]))
+    return m.nn.functional.embedding(index, x, padding_idx=2) ** 2
+
+
+COMPOSED = {
+    "logsumexp": (lambda m, x: m.logsumexp(x, 1), (3, 4)),
+    "amax": (lambda m, x: m.amax(x * x, 1), (3, 4)),
+    "sort": (lambda m, x: m.sort(x * x, 1)[0], (3, 4)),
+    "topk": (lambda m, x: m.topk(x * x, 2, 1)[0], (3, 4)),
+    "median": (lambda m, x: m.median(x * x, 1)[0], (3, 5)),
+    "gather": (lambda m, x: m.gather(x * x, 1, m.tensor(np.array([[0, 2], [1, 1], [3, 0]]))),
+               (3, 4)),
+    "index_select": (lambda m, x: m.index_select(x * x, 1, m.tensor(np.array([0, 2, 2]))),
+                     (3, 4)),
+    "masked_fill": (lambda m, x: (x * x).masked_fill(m.tensor(np.array([[True, False] * 2] * 3)),
+                                                     0.5), (3, 4)),
+    "embedding": (_embedding, (3, 4)),
+    "pad reflect": (lambda m, x: m.nn.functional.pad(x * x, (1, 1), mode="reflect"), (2, 3, 4)),
+    "nearest": (lambda m, x: m.nn.functional.interpolate(x * x, scale_factor=2), (1, 2, 3, 3)),
+    "conv1d": (lambda m, x: m.nn.functional.conv1d(x, x[:2, :, :2] * 1.0).tanh(), (3, 3, 6)),
+    "conv3d": (lambda m, x: m.nn.functional.conv3d(x, x[:2, :, :2, :2, :2] * 1.0).tanh(),
+               (2, 2, 3, 3, 3)),
+    "max_pool1d": (lambda m, x: m.nn.functional.max_pool1d(x * x, 2), (2, 3, 6)),
+    "instance_norm": (lambda m, x: m.nn.functional.instance_norm(x).tanh(), (2, 3, 4, 4)),
+    "attention": (lambda m, x: m.nn.functional.scaled_dot_product_attention(x, x * 2, x.tanh()),
+                  (2, 3, 4)),
+    "unfold": (lambda m, x: m.nn.functional.unfold(x * x, 2), (1, 2, 3, 3)),
+    "pixel_shuffle": (lambda m, x: m.nn.functional.pixel_shuffle(x * x, 2), (1, 4, 2, 2)),
+    "cosine_similarity": (lambda m, x: m.nn.functional.cosine_similarity(x, x.flip(0), 1),
+                          (3, 4)),
+    "normalize": (lambda m, x: m.nn.functional.normalize(x, dim=1), (3, 4)),
+    "kl_div": (lambda m, x: m.nn.functional.kl_div(m.nn.functional.log_softmax(x, 1),
+                                                   m.nn.functional.softmax(x.flip(0), 1),
+                                                   reduction="batchmean"), (3, 4)),
+    "bce": (lambda m, x: m.nn.functional.binary_cross_entropy(x.sigmoid(), x.flip(0).sigmoid()),
+            (3, 4)),
+    "glu": (lambda m, x: m.nn.functional.glu(x, 1), (3, 4)),
+    "bmm": (lambda m, x: m.bmm(x, x.transpose(1, 2)), (2, 3, 4)),
+}
+
+
+@pytest.mark.parametrize("name", list(COMPOSED))
+def test_composed_and_generic(name, rng):
+    f, shape = COMPOSED[name]
+    check_double(lambda t: f(fc, t), lambda t: f(torch, t), [randn(rng, *shape)], rng, name)
+
+
 def test_gradient_penalty_through_backward(rng):
     """WGAN-GP: ||d critic / d x|| - 1, squared, as a loss of the critic's weights, with
     ``backward(create_graph=True)`` leaving ``x.grad`` in the graph."""

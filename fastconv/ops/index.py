@@ -252,6 +252,17 @@ class Embedding(Function):
             dw[self.padding_idx] = 0
         return dw, None, None
 
+    def backward_graph(self, dy):
+        from fastconv.double_backward import AdjointPair, node_backward
+
+        def gather(g):  # the adjoint: rows at the indices, the padding row's as zeros
+            if self.padding_idx is not None:
+                g = g.copy()
+                g[self.padding_idx] = 0
+            return g[self.index]
+
+        return AdjointPair.apply(dy, node_backward(self), gather), None, None
+
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False):

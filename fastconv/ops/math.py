@@ -686,6 +686,12 @@ class LogSumExp(Function):
         with np.errstate(invalid="ignore"):
             return (dy * self.xp.exp(a - y)).astype(dy.dtype), None, None
 
+    def backward_graph(self, dy):
+        a = self.parents[0]
+        if not self.keepdim:
+            dy = dy.reshape([1 if i in self.dims else n for i, n in enumerate(self.shape)])
+        return dy * (a - LogSumExp.apply(a, self.dims, True)).exp(), None, None
+
 
 class AMax(Function):
     """Max (or min) over ``dims``; ties share the gradient equally (as PyTorch's amax)."""
@@ -700,6 +706,12 @@ class AMax(Function):
         mask = self.mask.astype(dy.dtype)
         dy = _expand_reduced(self.xp, dy, self.shape, self.dims, self.keepdim)
         return dy * mask / mask.sum(axis=self.dims, keepdims=True), None, None, None
+
+    def backward_graph(self, dy):  # the tie mask is constant almost everywhere
+        mask = self.mask.astype(np.float32)
+        if not self.keepdim:
+            dy = dy.reshape([1 if i in self.dims else n for i, n in enumerate(self.shape)])
+        return dy * (mask / mask.sum(axis=self.dims, keepdims=True)), None, None, None
 
 
 # ----------------------------------------------------------------------------- einsum
