@@ -184,6 +184,36 @@ def torch_methods_view(a):
     return a.view(_TorchMethodsArray) if type(a) is np.ndarray else a
 
 
+
+def _zero_dim_as_vector(method):
+    """For a 0-d tensor reduced along dim 0 or -1, as torch allows: the method runs on the
+    1-element view with dim 0, and its results are 0-d again."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if self.ndim:
+            return method(self, *args, **kwargs)
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        dim = bound.arguments.get("dim")
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        if not dims or not all(isinstance(d, (int, np.integer)) for d in dims):
+            return method(self, *args, **kwargs)  # no dim (or max's other tensor)
+        arith._normalise_dims(dim, 0)  # the range check (dim 0 or -1)
+        bound.arguments["self"] = self.reshape(1)
+        bound.arguments["dim"] = 0
+        out = method(*bound.args, **bound.kwargs)
+        if isinstance(out, tuple):
+            items = [r.reshape(()) for r in out]
+            return type(out)(*items) if hasattr(out, "_fields") else tuple(items)
+        return out.reshape(())
+
+    return wrapper
+
 class Tensor:
     """An n-dimensional float32 (or integer / bool) array that records ops for autograd.
 
@@ -1417,6 +1447,7 @@ class Tensor:
         self._version += 1
 
     # ---- reductions -------------------------------------------------------------------------
+    @_zero_dim_as_vector
     def sum(self, dim=None, keepdim: bool = False, dtype=None):
         t = self if dtype is None else self._cast(dtypes.storable(dtype, "sum", stacklevel=2))
         if t.dtype.kind in "bui" and t.dtype != np.int64:
@@ -1430,11 +1461,13 @@ class Tensor:
                 f"{name}(): could not infer output dtype. Input dtype must be either a floating "
                 f"point or complex dtype. Got: {names.get(self.dtype.kind, str(self.dtype))}")
 
+    @_zero_dim_as_vector
     def mean(self, dim=None, keepdim: bool = False, dtype=None):
         t = self if dtype is None else self._cast(dtypes.storable(dtype, "mean", stacklevel=2))
         t._float_only("mean")
         return arith.Mean.apply(t, dim=dim, keepdim=keepdim)
 
+    @_zero_dim_as_vector
     def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
         """Variance over ``dim`` (all dims by default), divided by N - correction
         (correction=1 by default; ``unbiased=False`` means correction=0)."""
@@ -1445,11 +1478,13 @@ class Tensor:
         self._float_only("var")
         return fmath.Var.apply(self, dim=dim, correction=correction, keepdim=keepdim)
 
+    @_zero_dim_as_vector
     def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
         """Square root of :meth:`var` (same arguments)."""
         self._float_only("std")
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
+    @_zero_dim_as_vector
     def norm(self, p="fro", dim=None, keepdim: bool = False, dtype=None):
         """torch.norm: the vector p-norm over ``dim`` (every element by default) for a number
         p (inf, -inf, 0 and negative p included) or "fro"; "nuc" and "fro" over two dims are
@@ -1458,11 +1493,13 @@ class Tensor:
 
         return norm(self, p, dim, keepdim, dtype=dtype)
 
+    @_zero_dim_as_vector
     def amax(self, dim=(), keepdim: bool = False):
         """Max over ``dim`` (an int or a tuple; () or None: all dims); ties share the
         gradient equally, as PyTorch's amax."""
         return self._extreme(dim, keepdim, True)
 
+    @_zero_dim_as_vector
     def amin(self, dim=(), keepdim: bool = False):
         return self._extreme(dim, keepdim, False)
 
@@ -1477,6 +1514,7 @@ class Tensor:
         d = () if dim is None else dim
         return AminmaxResult(self.amin(d, keepdim), self.amax(d, keepdim))
 
+    @_zero_dim_as_vector
     def prod(self, dim=None, keepdim: bool = False, dtype=None):
         """Product over ``dim`` (all elements by default); integers give int64."""
         t = self._reduce_dtype(dtype, "prod")
@@ -1497,18 +1535,20 @@ class Tensor:
         (d,) = arith._normalise_dims(dim, t.ndim)
         return fmath.Cumprod.apply(t, d) if t.ndim else t.clone()
 
+    @_zero_dim_as_vector
     def logsumexp(self, dim=None, keepdim: bool = False):
         """log(sum(exp(x))) over ``dim``, computed stably; the gradient is the softmax."""
         t = self._floating()
         dims = arith._normalise_dims(None if dim in ((), None) else dim, t.ndim)
         return fmath.LogSumExp.apply(t, dims, keepdim)
 
+    @_zero_dim_as_vector
     def median(self, dim=None, keepdim: bool = False):
         """The lower median of all elements, or (values, indices) along ``dim``."""
         if dim is None:
             flat = self.reshape(-1)
-            if flat.numel() == 0:
-                raise IndexError("median() input tensor cannot be empty")
+            if flat.numel() == 0:  # torch: NaN
+                return Tensor(get_backend(self.device).xp.asarray(np.nan, dtype=self.dtype))
             return flat.sort().values[(flat.numel() - 1) // 2]
         (d,) = arith._normalise_dims(dim, self.ndim)
         order = self._order(d, False)
@@ -1776,6 +1816,7 @@ class Tensor:
             values, index = values.squeeze(d), index.squeeze(d)
         return ModeResult(values, Tensor(index))
 
+    @_zero_dim_as_vector
     def quantile(self, q, dim=None, keepdim: bool = False, *, interpolation: str = "linear"):
         """torch.quantile: the ``q``-th quantiles (a number or a 1-D tensor in [0, 1]) along
         ``dim`` (all elements for None), interpolated between the order statistics as
@@ -1783,6 +1824,7 @@ class Tensor:
         its dim first. A row holding NaN gives NaN."""
         return self._quantile("quantile", q, dim, keepdim, interpolation, ignore_nan=False)
 
+    @_zero_dim_as_vector
     def nanquantile(self, q, dim=None, keepdim: bool = False, *,
                     interpolation: str = "linear"):
         """torch.nanquantile: :meth:`quantile` of the values that are not NaN (NaN where a
@@ -1851,6 +1893,7 @@ class Tensor:
         values = fmath.TakeAlong.apply(self, idx, dim)
         return values if keepdim else values.squeeze(dim)
 
+    @_zero_dim_as_vector
     def max(self, dim=None, keepdim: bool = False):
         """The largest element; or (values, indices) along ``dim`` as in PyTorch; or the
         elementwise maximum with another tensor."""
@@ -1861,6 +1904,7 @@ class Tensor:
         values = arith.Max.apply(self, dim=dim, keepdim=keepdim)
         return MaxResult(values, self.argmax(dim=dim, keepdim=keepdim))
 
+    @_zero_dim_as_vector
     def min(self, dim=None, keepdim: bool = False):
         """The smallest element; or (values, indices) along ``dim``; or the elementwise
         minimum with another tensor."""
@@ -1892,16 +1936,24 @@ class Tensor:
             key = -key.astype(np.float64) if key.dtype.kind == "u" else -key
         return xp.argsort(key, axis=dim, kind="stable")
 
+
+    @_zero_dim_as_vector
     def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
         """(values, indices) sorted along ``dim``; ties keep their order."""
         (d,) = arith._normalise_dims(dim, self.ndim)
         index = self._order(d, descending)
         return SortResult(fmath.TakeAlong.apply(self, index, d), Tensor(index))
 
+    def msort(self) -> Tensor:
+        """The values sorted along dim 0 (torch.msort)."""
+        return self.sort(0).values
+
+    @_zero_dim_as_vector
     def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
         (d,) = arith._normalise_dims(dim, self.ndim)
         return Tensor(self._order(d, descending))
 
+    @_zero_dim_as_vector
     def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
         """The ``k`` largest (or smallest) entries along ``dim``, as (values, indices)."""
         (d,) = arith._normalise_dims(dim, self.ndim)
@@ -1963,10 +2015,14 @@ class Tensor:
         return self.reshape(other.shape)
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
-        nd = max(self.ndim, 1)
-        start, end = start_dim % nd, end_dim % nd
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
-        return self.reshape(shape)
+        (start,) = arith._normalise_dims(start_dim, self.ndim)
+        (end,) = arith._normalise_dims(end_dim, self.ndim)
+        if start > end:
+            raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+        if self.ndim == 0:
+            return self.reshape(1)
+        merged = int(np.prod(self.shape[start:end + 1]))  # explicit: -1 is ambiguous at size 0
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
     def squeeze(self, dim=None):
         """Drop dims of size 1 (all of them, or those in ``dim`` that have size 1)."""
@@ -2067,7 +2123,7 @@ class Tensor:
         if kwargs:
             raise TypeError(f"flip() got an unexpected keyword argument {next(iter(kwargs))!r}")
         dims = arith._normalise_dims(_shape_args(dims), self.ndim)
-        return fmath.Flip.apply(self, dims)
+        return fmath.Flip.apply(self, dims) if self.ndim else self.clone()
 
     def split(self, split_size_or_sections, dim: int = 0):
         """Pieces of ``split_size`` along ``dim`` (the last may be smaller), or of the listed

@@ -39,6 +39,7 @@ __all__ = [
     "argmax",
     "argmin",
     "argsort",
+    "msort",
     "argwhere",
     "baddbmm",
     "bincount",
@@ -242,8 +243,8 @@ def cat(tensors, dim: int = 0, *, axis=None, out=None) -> Tensor:
     ref = tensors[0]
     d = dim % _builtins.max(ref.ndim, 1)
     for i, t in enumerate(tensors[1:], 1):
-        if t.ndim != ref.ndim or _builtins.any(a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape))
-                                     if k != d):
+        if t.ndim != ref.ndim or _builtins.any(
+                a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape)) if k != d):
             raise ValueError(f"cat: tensor {i} has shape {t.shape}, which does not match "
                              f"{ref.shape} outside dim {dim}")
     dtype = ref.dtype
@@ -329,6 +330,7 @@ argmin = _method("argmin")
 topk = _method("topk")
 sort = _method("sort")
 argsort = _method("argsort")
+msort = _method("msort")
 any = _method("any")
 all = _method("all")
 flatten = _method("flatten")

@@ -175,3 +175,35 @@ def test_tensor_introspection(rng):
     m = nn.Linear(2, 2)
     assert m.share_memory() is m
     m.load_state_dict(nn.Linear(2, 2).state_dict(), assign=True)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, t: t.sort(), lambda m, t: t.sort(0, descending=True), lambda m, t: t.argsort(),
+    lambda m, t: t.topk(1), lambda m, t: t.logsumexp(0), lambda m, t: m.msort(t.reshape(1)),
+    lambda m, t: t.reshape(1).msort(), lambda m, t: t.sum(-1), lambda m, t: t.flatten(),
+    lambda m, t: t.mean(0, keepdim=True), lambda m, t: t.amax(-1), lambda m, t: t.prod(0),
+    lambda m, t: t.max(0), lambda m, t: t.min(-1), lambda m, t: t.median(0),
+    lambda m, t: t.quantile(0.5, 0), lambda m, t: t.flip(0), lambda m, t: t.norm(2, 0),
+    lambda m, t: t.var(0, correction=0),
+])
+def test_zero_dim_tensors_take_dim_0_and_minus_1(call, rng):
+    """A 0-d tensor takes dim 0 or -1 as torch's (sort, topk, logsumexp, ...)."""
+    x = np.float32(rng.standard_normal())
+    got, want = call(fc, fc.tensor(x)), call(torch, torch.tensor(x))
+    for g, w in zip(got if isinstance(got, tuple) else (got,),
+                    want if isinstance(want, tuple) else (want,)):
+        assert tuple(g.shape) == tuple(w.shape)
+        assert_close(g, w)
+
+
+def test_empty_tensors_as_torch(rng):
+    for shape, dim in (((0, 5), 1), ((3, 0), 1), ((0, 5), 0)):
+        for name in ("softmax", "log_softmax"):
+            assert getattr(F, name)(fc.zeros(*shape), dim).shape == shape
+    assert np.isnan(float(fc.zeros(0, 3).median()))
+    x = randn(rng, 0, 3, 2)
+    assert fc.tensor(x).flatten(1).shape == torch.tensor(x).flatten(1).shape == (0, 6)
+    with pytest.raises(RuntimeError, match="start_dim cannot come after end_dim"):
+        fc.tensor(randn(rng, 2, 3, 4)).flatten(2, 1)
+    with pytest.raises(IndexError, match="out of range"):
+        fc.tensor(randn(rng, 2, 3, 4)).flatten(5)

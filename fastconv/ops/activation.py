@@ -88,6 +88,10 @@ def dropout2d(x, p=0.5, training=True, inplace=False):
 class Softmax(Function):
     def forward(self, x, dim):
         xp = self.xp
+        if x.size == 0:  # nothing to normalise (max of an empty axis would raise)
+            self.save_for_backward(x)
+            self.dim = dim
+            return x.copy()
         e = xp.exp(x - x.max(axis=dim, keepdims=True))
         y = e / e.sum(axis=dim, keepdims=True)
         self.save_for_backward(y)
@@ -106,6 +110,10 @@ class Softmax(Function):
 class LogSoftmax(Function):
     def forward(self, x, dim):
         xp = self.xp
+        if x.size == 0:  # as Softmax
+            self.save_for_backward(x)
+            self.dim = dim
+            return x.copy()
         shifted = x - x.max(axis=dim, keepdims=True)
         y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
         self.save_for_backward(y)

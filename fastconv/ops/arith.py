@@ -235,8 +235,8 @@ def _normalise_dims(dim, ndim):
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     out = []
-    for d in dims:
-        if not -ndim <= d < max(ndim, 1):
+    for d in dims:  # a 0-d tensor takes dim 0 or -1, as torch's
+        if not -max(ndim, 1) <= d < max(ndim, 1):
             raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dimensions")
         out.append(d % max(ndim, 1))
     return tuple(sorted(set(out)))
