@@ -1046,6 +1046,24 @@ class Tensor:
             value = self.dtype.type(value).item()
         return where(mask, value, self)
 
+    def masked_scatter(self, mask, source) -> Tensor:
+        """``self`` with the entries where the bool ``mask`` (broadcast to ``self``'s shape)
+        is True taken, in row-major order, from the first elements of ``source``;
+        differentiable in both."""
+        mask = self._mask(mask, "masked_scatter_")
+        if np.broadcast_shapes(mask.shape, self.shape) != self.shape:
+            raise RuntimeError(f"masked_scatter: mask of shape {list(mask.shape)} does not "
+                               f"broadcast to the tensor's shape {list(self.shape)}")
+        if not isinstance(source, Tensor):
+            raise TypeError(f"masked_scatter: source must be a Tensor, got "
+                            f"{type(source).__name__}")
+        where = get_backend(self.device).xp.broadcast_to(mask.data, self.shape)
+        count = int(where.sum())
+        if count > source.numel():
+            raise RuntimeError(f"masked_scatter: the mask selects {count} elements but source "
+                               f"has only {source.numel()}")
+        return fmath.SetItem.apply(self, source.reshape(-1)[:count].to(self.dtype), where)
+
     def masked_select(self, mask) -> Tensor:
         """The entries where ``mask`` is True (both broadcast), as a 1-D tensor."""
         mask = self._mask(mask, "masked_select:")
@@ -2594,6 +2612,7 @@ for _name in ("sum", "mean", "var", "std", "norm", "amax", "amin", "prod", "cums
 for _name in ("abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "pow",
               "floor", "ceil", "round", "trunc", "frac", "sign", "reciprocal", "square",
               "expm1", "log1p", "log2", "log10", "erf", "sin", "cos", "masked_fill", "lerp",
+              "masked_scatter",
               "addcmul", "addcdiv",
               "clamp_min", "clamp_max", "remainder", "fmod", "floor_divide", "true_divide",
               "logical_not", "index_add", "index_copy", "index_fill",

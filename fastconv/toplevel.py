@@ -107,6 +107,7 @@ __all__ = [
     "logsumexp",
     "lt",
     "masked_fill",
+    "masked_scatter",
     "masked_select",
     "matmul",
     "max",
@@ -415,6 +416,7 @@ mode = _method("mode")
 quantile = _method("quantile")
 nanquantile = _method("nanquantile")
 masked_fill = _method("masked_fill")
+masked_scatter = _method("masked_scatter")
 masked_select = _method("masked_select")
 tan = _method("tan")
 asin = arcsin = _method("asin")

@@ -207,3 +207,18 @@ def test_empty_tensors_as_torch(rng):
         fc.tensor(randn(rng, 2, 3, 4)).flatten(2, 1)
     with pytest.raises(IndexError, match="out of range"):
         fc.tensor(randn(rng, 2, 3, 4)).flatten(5)
+
+
+def test_masked_scatter(rng):
+    x, src = randn(rng, 3, 4), randn(rng, 12)
+    mask = rng.random((1, 4)) > 0.4  # broadcast over the rows
+    check_vs_torch(lambda a, s: a.masked_scatter(fc.tensor(mask), s),
+                   lambda a, s: a.masked_scatter(torch.tensor(mask), s), [x, src], rng=rng,
+                   name="masked_scatter")
+    t = fc.tensor(x)
+    t.masked_scatter_(fc.tensor(mask), fc.tensor(src))
+    assert_close(t, torch.tensor(x).masked_scatter_(torch.tensor(mask), torch.tensor(src)))
+    with pytest.raises(RuntimeError, match="selects .* elements but source has only 1"):
+        fc.tensor(x).masked_scatter(fc.ones(3, 4, dtype=fc.bool), fc.ones(1))
+    with pytest.raises(RuntimeError, match="boolean"):
+        fc.tensor(x).masked_scatter(fc.ones(3, 4), fc.ones(12))
