@@ -19,6 +19,7 @@ import numpy as np
 from fastconv import dtypes
 from fastconv import random as _random
 from fastconv.device import as_device
+from fastconv.ops.validate import check_allocation
 from fastconv.tensor import Tensor, _as_array, _shape_args
 
 __all__ = [
@@ -95,12 +96,13 @@ def _rng(generator) -> np.random.Generator:
     return generator._rng
 
 
-def _size(size) -> tuple:
+def _size(size, what: str = "tensor creation") -> tuple:
     if len(size) == 1 and size[0] is not None and not isinstance(size[0], (int, np.integer)):
         size = tuple(size[0])
     shape = _shape_args(size)
     if any(s < 0 for s in shape):
         raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
+    check_allocation(what, shape)
     return shape
 
 
@@ -135,7 +137,7 @@ def _shape_of(what: str, shape: tuple, size, options: dict) -> tuple:
         if shape:
             raise TypeError(f"{what}() received the shape both positionally and as size=")
         shape = (size,)
-    return _size(shape)
+    return _size(shape, what)
 
 
 def _make(array: np.ndarray, dtype, device, requires_grad: bool, what: str,

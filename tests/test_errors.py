@@ -334,3 +334,18 @@ def test_ops_on_strided_and_fortran_layouts(name, op, rng):
     np.testing.assert_allclose(to_numpy(y), want_y, rtol=1e-6, atol=1e-6, err_msg=name)
     y.backward(T(g))
     np.testing.assert_allclose(to_numpy(fleaf.grad), want_g, rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: F.adaptive_avg_pool2d(x, 10**9), lambda x: F.adaptive_max_pool2d(x, (10**9, 2)),
+    lambda x: F.interpolate(x, size=10**9), lambda x: F.interpolate(x, scale_factor=10**8),
+    lambda x: F.pad(x, (10**9, 10**9)), lambda x: fastconv.zeros(10**9, 10**3),
+    lambda x: fastconv.randn(10**7, 10**6),
+], ids=["adaptive_avg", "adaptive_max", "interpolate size", "interpolate scale", "pad",
+        "zeros", "randn"])
+def test_a_result_larger_than_memory_is_refused_at_once(call, rng):
+    """Sizes no machine holds get a clear error before anything is allocated or built (not
+    minutes of building tables, nor the out-of-memory killer)."""
+    x = fastconv.tensor(randn(rng, 2, 3, 6, 6))
+    with pytest.raises(RuntimeError, match=r"would take [\d.]+ GiB, more than this machine"):
+        call(x)

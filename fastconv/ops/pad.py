@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastconv.function import Function
-from fastconv.ops.validate import contiguous, float_tensor
+from fastconv.ops.validate import check_allocation, contiguous, float_tensor
 
 MODES = ("constant", "reflect", "replicate", "circular")
 
@@ -54,6 +54,7 @@ class Pad(Function):
 
 
 def _pad(x, pads, mode, value):
+    check_allocation("pad", [n + sum(pads.get(d, (0, 0))) for d, n in enumerate(x.shape)])
     index = [None] * x.ndim
     for d, (before, after) in pads.items():
         if before or after:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastconv.function import Function
-from fastconv.ops.validate import contiguous, float_tensor, pair
+from fastconv.ops.validate import check_allocation, contiguous, float_tensor, pair
 from fastconv.output_size import pool_output_size
 
 
@@ -208,7 +208,9 @@ def _adaptive_size(op, x, output_size):
     H, W = x.shape[2:]
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
         output_size = tuple(size if s is None else s for s, size in zip(output_size, (H, W)))
-    return pair(output_size, "output_size", op, 1)
+    out = pair(output_size, "output_size", op, 1)
+    check_allocation(op, x.shape[:2] + out)
+    return out
 
 
 def adaptive_avg_pool2d(input, output_size):

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from fastconv.function import Function
-from fastconv.ops.validate import contiguous, float_tensor
+from fastconv.ops.validate import check_allocation, contiguous, float_tensor
 
 MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "area")
 
@@ -152,6 +152,7 @@ def _output_size(op, x, size, scale_factor, recompute_scale_factor):
                                   or s < 1 for s in sizes):
             raise ValueError(f"{op}: size must be a positive int or {k} positive ints for input "
                              f"of shape {x.shape}, got {size!r}")
+        check_allocation(op, x.shape[:2] + tuple(sizes))
         return tuple(int(s) for s in sizes), (None,) * k
     scales = (scale_factor,) * k if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
     if len(scales) != k or any(isinstance(s, bool) or not isinstance(s, (int, float))
@@ -162,6 +163,7 @@ def _output_size(op, x, size, scale_factor, recompute_scale_factor):
     if min(out) < 1:
         raise ValueError(f"{op}: scale_factor {scale_factor} gives an empty output for input "
                          f"of shape {x.shape}")
+    check_allocation(op, x.shape[:2] + out)
     return out, ((None,) * k if recompute_scale_factor else tuple(float(s) for s in scales))
 
 

@@ -5,7 +5,31 @@ Every message names the function, the argument, what it got and what was expecte
 
 from __future__ import annotations
 
+import math
+import os
+
 import numpy as np
+
+
+def _memory_bytes() -> int:
+    """This machine's physical memory (0 where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_allocation(op: str, shape, itemsize: int = 4) -> None:
+    """Refuse a result larger than the machine's memory before anything is built: the
+    allocation would fail anyway, or (memory being overcommitted) bring in the out-of-memory
+    killer, which may pick another process; index tables for such a size can also take
+    minutes to build first."""
+    need = math.prod(int(s) for s in shape) * itemsize
+    have = _memory_bytes()
+    if have and need > have:
+        raise RuntimeError(f"{op}: a result of shape {tuple(int(s) for s in shape)} would take "
+                           f"{need / 2**30:.1f} GiB, more than this machine's "
+                           f"{have / 2**30:.1f} GiB of memory")
 
 
 def pair(value, name: str, op: str, minimum: int) -> tuple[int, int]:
