@@ -222,3 +222,13 @@ def test_masked_scatter(rng):
         fc.tensor(x).masked_scatter(fc.ones(3, 4, dtype=fc.bool), fc.ones(1))
     with pytest.raises(RuntimeError, match="boolean"):
         fc.tensor(x).masked_scatter(fc.ones(3, 4), fc.ones(12))
+
+
+def test_constructor_arguments_checked_as_torch(rng):
+    with pytest.raises(ValueError, match="non-leaf"):
+        fc.optim.SGD([fc.tensor(randn(rng, 3), requires_grad=True) * 2], lr=0.1)
+    for cls in (nn.Dropout, nn.Dropout2d, nn.AlphaDropout):
+        for p in (1.5, -0.1):
+            with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1"):
+                cls(p)
+        assert cls(1).p == 1 and cls(0.0).p == 0.0

@@ -122,6 +122,9 @@ class Optimizer:
             if not (hasattr(p, "data") and hasattr(p, "grad")):
                 raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got "
                                 f"{type(p).__name__}")
+            if getattr(p, "_ctx", None) is not None:  # its updates would be lost
+                raise ValueError("can't optimize a non-leaf Tensor (the result of an op); pass "
+                                 "the leaf, or .detach().requires_grad_() a copy")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in ps):
             raise ValueError(f"{type(self).__name__}: a parameter appears in two groups")
