@@ -303,8 +303,8 @@ def _seed_grads(outputs, grad_outputs, fname: str, create_graph: bool = False) -
                 raise RuntimeError(f"{fname}: gradient {i} has shape {tuple(g.shape)}, its "
                                    f"output {tuple(out.shape)}")
             g = g.astype(out.data.dtype, copy=False)
-            if create_graph and isinstance(given, Tensor) and given.data is g:
-                seeds.append(given)
+            if create_graph and isinstance(given, Tensor) and given.dtype == g.dtype:
+                seeds.append(given)  # itself: what comes back may depend on it
                 continue
         seeds.append(Tensor(g) if create_graph else g)
     return seeds

@@ -79,8 +79,14 @@ def _through_composite(fn, dy):
     from fastconv import autograd
 
     wanted = [i for i, need in enumerate(fn.needs_input_grad) if need]
-    out = fn.composite(*fn.parents)
-    grads = autograd.grad(out, [fn.parents[i] for i in wanted], dy, create_graph=True,
+    # Each input through a copy of its own: the gradient taken at the copies is the partial
+    # derivative for that argument only (an input may also feed another one, as x and
+    # x.tanh() do), while the copies keep the graph to the inputs for the next order.
+    args = list(fn.parents)
+    for i in wanted:
+        args[i] = args[i].clone()
+    out = fn.composite(*args)
+    grads = autograd.grad(out, [args[i] for i in wanted], dy, create_graph=True,
                           allow_unused=True)
     result = [None] * len(fn.parents)
     for i, g in zip(wanted, grads):

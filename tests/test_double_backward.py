@@ -259,6 +259,16 @@ COMPOSED = {
             (3, 4)),
     "glu": (lambda m, x: m.nn.functional.glu(x, 1), (3, 4)),
     "bmm": (lambda m, x: m.bmm(x, x.transpose(1, 2)), (2, 3, 4)),
+    "einsum attention": (lambda m, x: m.einsum("bqd,bkd->bqk", x, x.tanh()), (2, 3, 4)),
+    "einsum diagonal": (lambda m, x: m.einsum("iij,jk->ik", x, x[0, :, :2] * 1.0), (4, 4, 4)),
+    "einsum trace": (lambda m, x: m.einsum("ii->", x * x), (3, 3)),
+    "einsum outer": (lambda m, x: m.einsum("i,j->ij", x[0], x[1].sin()), (2, 3)),
+    "einsum broadcast": (lambda m, x: m.einsum("...ij,jk->...ik", x, x[0].t()), (2, 3, 3)),
+    # an input that also feeds another argument: partial derivatives, not totals
+    "layer_norm shared": (lambda m, x: m.nn.functional.layer_norm(x, (4,), x[0].tanh(),
+                                                                 x[1] * 0.5), (3, 4)),
+    "batch_norm shared": (lambda m, x: m.nn.functional.batch_norm(x, None, None, x[0].sin(),
+                                                                 training=True), (4, 3)),
 }
 
 

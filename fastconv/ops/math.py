@@ -730,6 +730,28 @@ class Einsum(Function):
         self.save_for_backward(*operands)
         return self.xp.einsum(equation, *operands)
 
+    def composite(self, equation, *operands):
+        """The same contraction as a broadcast product and a sum in Tensor ops (for
+        double backward): each operand's labels permuted to one order, output labels first
+        (a repeated label within an operand taken as its diagonal), size-1 axes for the labels
+        it lacks; the product summed over the labels not in the output."""
+        lhs, out = equation.split("->")
+        terms = lhs.split(",")
+        order = list(out) + [c for c in dict.fromkeys("".join(terms)) if c not in out]
+        product = None
+        for term, t in zip(terms, operands):
+            while len(set(term)) < len(term):  # diagonal() drops both dims, appends it last
+                c = next(c for c in term if term.count(c) > 1)
+                i, j = term.index(c), term.index(c, term.index(c) + 1)
+                t = t.diagonal(0, i, j)
+                term = term[:i] + term[i + 1:j] + term[j + 1:] + c
+            present = [c for c in order if c in term]
+            t = t.permute(*[term.index(c) for c in present])
+            t = t.reshape([t.shape[present.index(c)] if c in present else 1 for c in order])
+            product = t if product is None else product * t
+        summed = tuple(range(len(out), len(order)))
+        return product.sum(dim=summed) if summed else product
+
     def backward(self, dy):
         xp = self.xp
         lhs, out = self.equation.split("->")

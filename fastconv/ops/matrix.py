@@ -39,6 +39,8 @@ def _diagonal_index(xp, rows: int, cols: int, offset: int):
 class Diagonal(Function):
     """The ``offset`` diagonal of the (dim1, dim2) matrices, as a new last dim."""
 
+    double_backward = "linear"
+
     def forward(self, a, offset, dim1, dim2):
         self.shape, self.args = a.shape, (offset, dim1, dim2)
         m = self.xp.moveaxis(a, (dim1, dim2), (-2, -1))
@@ -57,6 +59,8 @@ class Diagonal(Function):
 class DiagEmbed(Function):
     """Matrices (on dims dim1, dim2 of the output) whose ``offset`` diagonal is the last
     dim of the input, zero elsewhere."""
+
+    double_backward = "linear"
 
     def forward(self, a, offset, dim1, dim2):
         n = a.shape[-1] + abs(offset)

@@ -102,6 +102,8 @@ class DepthOverlapAdd(Function):
     at output depth i * stride - padding + kd * dilation (dropped outside [0, OD)). The
     gradient reads each part back from where it was added."""
 
+    double_backward = "linear"
+
     def forward(self, parts, stride: int, dilation: int, padding: int, OD: int):
         xp = self.xp
         N, D, KD = parts.shape[:3]
