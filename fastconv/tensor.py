@@ -1414,6 +1414,22 @@ class Tensor:
 
         return multinomial(self, num_samples, replacement, generator=generator)
 
+    def log_normal_(self, mean: float = 1.0, std: float = 2.0, *, generator=None):
+        """Fill with exp of draws from N(mean, std^2)."""
+        return self._random_fill("log_normal_",
+                                 lambda rng: rng.lognormal(mean, std, self.shape), generator)
+
+    def cauchy_(self, median: float = 0.0, sigma: float = 1.0, *, generator=None):
+        return self._random_fill(
+            "cauchy_", lambda rng: median + sigma * rng.standard_cauchy(self.shape), generator)
+
+    def geometric_(self, p: float, *, generator=None):
+        """Fill with the number of Bernoulli(p) trials up to the first success (1, 2, ...)."""
+        if not 0 < p <= 1:
+            raise ValueError(f"geometric_ expects p to be in (0, 1], got {p}")
+        return self._random_fill("geometric_", lambda rng: rng.geometric(p, self.shape),
+                                 generator)
+
     def exponential_(self, lambd: float = 1.0, *, generator=None):
         return self._random_fill("exponential_",
                                  lambda rng: rng.exponential(1.0 / lambd, self.shape), generator)
@@ -2300,6 +2316,224 @@ class Tensor:
 
     ger = outer
 
+    # ---- more of torch.Tensor's names -------------------------------------------------------
+    def broadcast_to(self, size) -> Tensor:
+        return self.expand(*_shape_args((size,)))
+
+    def where(self, condition, other) -> Tensor:
+        """``self`` where ``condition`` holds, else ``other`` (torch.Tensor.where)."""
+        from fastconv.toplevel import where
+
+        return where(condition, self, other)
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1) -> Tensor:
+        """beta * self + alpha * (mat1 @ mat2)."""
+        return _scaled_sum(self, beta, mat1.mm(mat2), alpha)
+
+    def baddbmm(self, batch1, batch2, *, beta=1, alpha=1) -> Tensor:
+        """beta * self + alpha * bmm(batch1, batch2)."""
+        return _scaled_sum(self, beta, batch1.bmm(batch2), alpha)
+
+    def addbmm(self, batch1, batch2, *, beta=1, alpha=1) -> Tensor:
+        """beta * self + alpha * sum_i batch1[i] @ batch2[i]."""
+        return _scaled_sum(self, beta, batch1.bmm(batch2).sum(0), alpha)
+
+    def vdot(self, other) -> Tensor:
+        return self.dot(other)  # real tensors: no conjugation
+
+    def unfold(self, dimension: int, size: int, step: int) -> Tensor:
+        """All windows of ``size`` elements along ``dimension``, ``step`` apart, as a new last
+        dim (torch.Tensor.unfold)."""
+        (d,) = arith._normalise_dims(dimension, self.ndim)
+        length = self.shape[d] if self.ndim else 1
+        if not isinstance(size, int) or not 0 <= size <= length:
+            raise RuntimeError(f"maximum size for tensor at dimension {d} is {length} but size "
+                               f"is {size}")
+        if not isinstance(step, int) or step < 1:
+            raise RuntimeError(f"step is {step} but must be > 0")
+        xp = get_backend(self.device).xp
+        count = (length - size) // step + 1
+        index = (xp.arange(count)[:, None] * step + xp.arange(size)[None, :])
+        if self.ndim == 0:
+            return self.reshape(1)[index.reshape(-1)].reshape(count, size)
+        windows = self.index_select(d, Tensor(index.reshape(-1)))
+        shape = self.shape[:d] + (count, size) + self.shape[d + 1:]
+        return windows.reshape(shape).movedim(d + 1, -1)
+
+    def diagflat(self, offset: int = 0) -> Tensor:
+        from fastconv.ops.matrix import diag
+
+        return diag(self.reshape(-1), offset)
+
+    def fill_diagonal_(self, fill_value, wrap: bool = False) -> Tensor:
+        """Write ``fill_value`` on the main diagonal (all dims equal, or a 2-D tensor; ``wrap``
+        continues below a tall matrix every N + 1 rows, as torch's)."""
+        if self.ndim < 2 or (self.ndim > 2 and len(set(self.shape)) != 1):
+            raise RuntimeError("all dimensions of input must be of equal length (or the input "
+                               f"must be 2-D), got shape {list(self.shape)}")
+        xp = get_backend(self.device).xp
+        n = min(self.shape)
+        if self.ndim == 2 and wrap and self.shape[0] > self.shape[1] + 1:
+            rows = xp.arange(self.shape[0])
+            rows = rows[rows % (self.shape[1] + 1) < self.shape[1]]
+            index = (rows, rows % (self.shape[1] + 1))
+        else:
+            index = (xp.arange(n),) * self.ndim
+        mask = xp.zeros(self.shape, dtype=bool)
+        mask[index] = True
+        return self.masked_fill_(Tensor(mask), fill_value)
+
+    def random_(self, from_=0, to=None, *, generator=None, **kwargs):
+        """Fill with integers drawn uniformly from [from, to) (to defaults to 2**24 for
+        float32, as torch's mantissa bound; ``random_(to)`` is [0, to))."""
+        from_ = kwargs.pop("from", from_)
+        if kwargs:
+            raise TypeError(f"random_() got an unexpected keyword argument {next(iter(kwargs))!r}")
+        if to is None and from_ != 0:
+            from_, to = 0, from_
+        high = (2 ** 24 if self.dtype.kind == "f" else np.iinfo(self.dtype).max) if to is None \
+            else to
+        from fastconv.creation import _rng
+
+        values = _rng(generator).integers(from_, high, self.shape)
+        xp = get_backend(self.device).xp
+        return self._inplace(lambda s: Tensor(xp.asarray(values, dtype=s.dtype)))
+
+    def nanmedian(self, dim=None, keepdim: bool = False):
+        """The lower median ignoring NaN (NaN only where a row is all NaN); (values, indices)
+        along ``dim``."""
+        xp = get_backend(self.device).xp
+        if dim is None:
+            flat = self.reshape(-1)
+            keep = ~xp.isnan(flat.data)
+            if not keep.any():
+                return Tensor(xp.asarray(np.nan, dtype=self.dtype))
+            return flat[keep].median()
+        (d,) = arith._normalise_dims(dim, self.ndim)
+        if self.ndim == 0:
+            return MedianResult(self.clone(), Tensor(xp.zeros((), np.int64)))
+        # NaN sorts last; the lower median of the n values that are not NaN is at (n - 1) // 2
+        order = self._order(d, False)
+        count = (~xp.isnan(self.data)).sum(axis=d, keepdims=True)
+        pick = xp.take_along_axis(order, xp.maximum(count - 1, 0) // 2, axis=d)
+        values = fmath.TakeAlong.apply(self, pick, d)
+        if not keepdim:
+            values, pick = values.squeeze(d), pick.squeeze(d)
+        return MedianResult(values, Tensor(pick))
+
+    def hardshrink(self, lambd: float = 0.5) -> Tensor:
+        from fastconv.ops.activation import hardshrink
+
+        return hardshrink(self, lambd)
+
+    def prelu(self, weight) -> Tensor:
+        from fastconv.ops.activation import prelu
+
+        return prelu(self, weight)
+
+    def split_with_sizes(self, split_sizes, dim: int = 0):
+        return self.split(list(split_sizes), dim)
+
+    def sum_to_size(self, *size) -> Tensor:
+        """Summed down to ``size`` (which ``self`` must broadcast from)."""
+        size = _shape_args(size)
+        try:
+            ok = np.broadcast_shapes(tuple(size), self.shape) == self.shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise RuntimeError(f"size {list(size)} is not expandable to size "
+                               f"{list(self.shape)}")
+        return arith.sum_to(self, size)
+
+    def is_same_size(self, other) -> bool:
+        return tuple(self.shape) == tuple(other.shape)
+
+    def is_nonzero(self) -> bool:
+        if self.numel() != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous"
+                               if self.numel() else "Boolean value of Tensor with no values is "
+                               "ambiguous")
+        return bool(self.item() != 0)
+
+    def is_signed(self) -> bool:
+        return self.dtype.kind in "fi"
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.device == "cpu"
+
+    @property
+    def retains_grad(self) -> bool:
+        return bool(getattr(self, "_retains", False))
+
+    def share_memory_(self) -> Tensor:
+        """Kept for torch's habit: fastconv's DataLoader workers are threads, which share the
+        arrays already."""
+        return self
+
+    def is_shared(self) -> bool:
+        return False
+
+    def is_inference(self) -> bool:
+        return False
+
+    # real tensors only: the complex views are the tensor itself
+    def is_complex(self) -> bool:
+        return False
+
+    def is_conj(self) -> bool:
+        return False
+
+    def is_neg(self) -> bool:
+        return False
+
+    def conj(self) -> Tensor:
+        return self
+
+    resolve_conj = resolve_neg = conj_physical = positive = conj
+
+    @property
+    def real(self) -> Tensor:
+        return self
+
+    @property
+    def mH(self) -> Tensor:
+        return self.mT
+
+    def adjoint(self) -> Tensor:
+        return self.mT
+
+    @property
+    def H(self) -> Tensor:
+        if self.ndim > 2:
+            raise RuntimeError("tensor.H is only supported on matrices (2-D tensors), got "
+                               f"{self.ndim}-D")
+        return self.t() if self.ndim == 2 else self
+
+    def storage_offset(self) -> int:
+        return 0
+
+    def unique_consecutive(self, return_inverse: bool = False, return_counts: bool = False,
+                           dim=None):
+        """Each run of equal consecutive values kept once (of the flattened tensor without
+        ``dim``); optionally the inverse indices and run lengths."""
+        xp = get_backend(self.device).xp
+        if dim is not None:
+            raise NotImplementedError("unique_consecutive(dim=...) is not supported; flatten "
+                                      "or use unique(dim=...)")
+        flat = self.data.reshape(-1)
+        starts = xp.ones(flat.shape, dtype=bool)
+        if flat.size:
+            starts[1:] = flat[1:] != flat[:-1]
+        out = [Tensor(flat[starts])]
+        if return_inverse:
+            out.append(Tensor((xp.cumsum(starts) - 1).reshape(self.shape).astype(np.int64)))
+        if return_counts:
+            bounds = xp.concatenate([xp.nonzero(starts)[0], xp.asarray([flat.size])])
+            out.append(Tensor(xp.diff(bounds).astype(np.int64)))
+        return out[0] if len(out) == 1 else tuple(out)
+
     def dot(self, other) -> Tensor:
         self._vector(other, "dot")
         if self.shape != other.shape:
@@ -2571,6 +2805,21 @@ def _torch_type_name(dt) -> str:
     return names.get(np.dtype(dt).name, np.dtype(dt).name)
 
 
+def _scaled_sum(a, beta, b, alpha):
+    """beta * a + alpha * b, as torch's addmm family (beta = 0 ignores a, NaN included)."""
+    scaled = b if alpha == 1 else b * alpha
+    try:
+        fits = np.broadcast_shapes(a.shape, scaled.shape) == tuple(scaled.shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise RuntimeError(f"the input of shape {list(a.shape)} does not broadcast to the "
+                           f"product's shape {list(scaled.shape)}")
+    if beta == 0:
+        return scaled
+    return (a if beta == 1 else a * beta) + scaled
+
+
 def _inplace_method(name):
     """``Tensor.<name>_``: the out-of-place method's result written into the tensor (see
     Tensor._inplace: in the same array unless a graph is recorded)."""
@@ -2624,5 +2873,11 @@ for _name in ("abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "r
     setattr(Tensor, _name + "_", _inplace_method(_name))
 for _name in ("erfc", "erfinv", "lgamma", "digamma", "polygamma", "mvlgamma", "i0", "sinc",
               "logit", "xlogy"):
+    setattr(Tensor, _name + "_", _inplace_method(_name))
+for _name in ("eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less",
+              "less_equal", "not_equal", "logical_and", "logical_or", "logical_xor",
+              "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "divide", "multiply",
+              "subtract", "cumsum", "cumprod", "tril", "triu", "addmm", "baddbmm", "addbmm",
+              "hardshrink"):
     setattr(Tensor, _name + "_", _inplace_method(_name))
 del _name

@@ -172,6 +172,7 @@ __all__ = [
     "unbind",
     "unflatten",
     "unique",
+    "unique_consecutive",
     "unsqueeze",
     "var",
     "var_mean",
@@ -678,6 +679,9 @@ def _explicit_einsum(equation, ndims, ts):
             raise RuntimeError(f"einsum(): output subscript {c} does not appear in the "
                                f"equation for any input operand")
     return ",".join(new_terms) + "->" + out
+
+
+unique_consecutive = _method("unique_consecutive")
 
 
 def unique(input, sorted: bool = True, return_inverse: bool = False,

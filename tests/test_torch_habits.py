@@ -232,3 +232,72 @@ def test_constructor_arguments_checked_as_torch(rng):
             with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1"):
                 cls(p)
         assert cls(1).p == 1 and cls(0.0).p == 0.0
+
+
+_MORE_NAMES = {
+    "broadcast_to": lambda m, x, y: x[:1].broadcast_to((3, 4)),
+    "where": lambda m, x, y: x.where(x > 0, y),
+    "addmm": lambda m, x, y: x[:, :3].addmm(y, y.t()[:, :3], beta=0.5, alpha=2.0),
+    "baddbmm": lambda m, x, y: x[None, :, :3].baddbmm(y[None], y.t()[None, :, :3], alpha=0.5),
+    "addbmm": lambda m, x, y: x[:, :3].addbmm(m.stack([y, y * 2]),
+                                              m.stack([y.t()[:, :3], y.t()[:, :3]])),
+    "vdot": lambda m, x, y: x[0].vdot(y[0]),
+    "unfold": lambda m, x, y: x.unfold(1, 2, 1) * 2,
+    "unfold step": lambda m, x, y: x.unfold(0, 2, 2).sin(),
+    "diagflat": lambda m, x, y: x[:2, :2].diagflat(1),
+    "nanmedian": lambda m, x, y: m.where(x > 1, m.tensor(float("nan")), x).nanmedian(1)[0],
+    "nanmedian all": lambda m, x, y: m.where(x > 1, m.tensor(float("nan")), x).nanmedian(),
+    "split_with_sizes": lambda m, x, y: x.split_with_sizes([1, 3], 1)[1],
+    "sum_to_size": lambda m, x, y: x.sum_to_size(1, 4),
+    "hardshrink": lambda m, x, y: x.hardshrink(0.3),
+    "mH": lambda m, x, y: x.mH * 1.0,
+    "adjoint": lambda m, x, y: x.adjoint() * 1.0,
+    "H": lambda m, x, y: x.H * 1.0,
+    "conj": lambda m, x, y: x.conj().resolve_conj().positive() * 1.0,
+    "eq_": lambda m, x, y: x.clone().gt_(y),
+    "logical_and_": lambda m, x, y: (x > 0).logical_and_(y > 0),
+    "cumsum_": lambda m, x, y: x.clone().cumsum_(1),
+    "tril_": lambda m, x, y: x.clone().tril_(-1),
+    "subtract_": lambda m, x, y: x.clone().subtract_(y, alpha=2),
+    "unique_consecutive": lambda m, x, y: m.unique_consecutive(m.tensor([1, 1, 2, 2, 3, 1, 1]),
+                                                               return_inverse=True,
+                                                               return_counts=True)[2],
+}
+
+
+@pytest.mark.parametrize("name", list(_MORE_NAMES))
+def test_more_tensor_names_as_torch(name, rng):
+    x, y = randn(rng, 3, 4), randn(rng, 3, 4)
+    f = _MORE_NAMES[name]
+    got = f(fc, fc.tensor(x), fc.tensor(y))
+    want = f(torch, torch.tensor(x), torch.tensor(y))
+    assert tuple(got.shape) == tuple(want.shape), name
+    np.testing.assert_allclose(got.numpy().astype(np.float64),
+                               want.numpy().astype(np.float64), rtol=1e-5, atol=1e-5)
+
+
+def test_more_tensor_predicates_and_fills(rng):
+    x = fc.tensor(randn(rng, 3, 3))
+    assert x.is_cpu and x.is_signed() and not x.is_complex() and not x.is_shared()
+    assert x.is_same_size(fc.zeros(3, 3)) and not x.is_same_size(fc.zeros(3))
+    assert fc.tensor([2.0]).is_nonzero() and not fc.tensor(0.0).is_nonzero()
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        x.is_nonzero()
+    assert x.share_memory_() is x and x.storage_offset() == 0
+    y = fc.tensor(randn(rng, 4, 4)).fill_diagonal_(7.0)
+    want = torch.tensor(y.numpy()).fill_diagonal_(7.0)
+    np.testing.assert_array_equal(y.numpy(), want.numpy())
+    tall = fc.zeros(7, 3).fill_diagonal_(1.0, wrap=True)
+    np.testing.assert_array_equal(tall.numpy(), torch.zeros(7, 3).fill_diagonal_(1.0, wrap=True))
+    r = fc.zeros(1000).random_(3, 7)
+    assert set(np.unique(r.numpy())) == {3.0, 4.0, 5.0, 6.0}
+    assert fc.zeros(1000).geometric_(0.5).numpy().min() >= 1
+    assert fc.zeros(1000).log_normal_().numpy().min() > 0
+    c = fc.zeros(20000).cauchy_()
+    assert abs(float(c.median())) < 0.1  # the median of Cauchy(0, 1)
+    h = fc.tensor(randn(rng, 2, 3))
+    w = fc.tensor(np.float32([0.25]))
+    np.testing.assert_allclose(h.prelu(w).numpy(), torch.tensor(h.numpy()).prelu(
+        torch.tensor(w.numpy())).numpy())
+    with pytest.raises(RuntimeError, match="does not broadcast"):
+        fc.zeros(5, 5).addmm(fc.zeros(2, 3), fc.zeros(3, 2))
