@@ -18,6 +18,7 @@ from fastconv.ops.activation import (
     feature_alpha_dropout,
     gelu,
     glu,
+    gumbel_softmax,
     hardshrink,
     hardsigmoid,
     hardswish,
@@ -43,7 +44,7 @@ from fastconv.ops.activation import (
 from fastconv.ops.attention import scaled_dot_product_attention
 from fastconv.ops.conv import bilinear, conv2d, conv_transpose2d, linear
 from fastconv.ops.ctc import ctc_loss
-from fastconv.ops.distance import cosine_similarity, normalize, pairwise_distance
+from fastconv.ops.distance import cosine_similarity, normalize, pairwise_distance, pdist
 from fastconv.ops.embedding_bag import embedding_bag
 from fastconv.ops.fractional_pool import fractional_max_pool2d
 from fastconv.ops.grid_sample import affine_grid, grid_sample
@@ -70,6 +71,7 @@ from fastconv.ops.loss import (
     smooth_l1_loss,
     soft_margin_loss,
     triplet_margin_loss,
+    triplet_margin_with_distance_loss,
 )
 from fastconv.ops.norm import (
     batch_norm,
@@ -199,6 +201,7 @@ __all__ = [
     "one_hot",
     "pad",
     "pairwise_distance",
+    "pdist",
     "pixel_shuffle",
     "pixel_unshuffle",
     "poisson_nll_loss",
@@ -215,6 +218,7 @@ __all__ = [
     "soft_margin_loss",
     "softmax",
     "softmin",
+    "gumbel_softmax",
     "softplus",
     "softshrink",
     "softsign",
@@ -222,6 +226,7 @@ __all__ = [
     "tanhshrink",
     "threshold",
     "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
     "unfold",
 ]
 
@@ -290,3 +295,56 @@ selu_ = _inplace_form(selu)
 rrelu_ = _inplace_form(rrelu)
 __all__ += ["relu_", "elu_", "leaky_relu_", "hardtanh_", "threshold_", "celu_", "selu_",
             "rrelu_"]
+
+
+# PyTorch's older spellings: the pools that also return indices, and upsample
+def _with_indices(pool):
+    def call(*args, **kwargs):
+        kwargs["return_indices"] = True
+        return pool(*args, **kwargs)
+
+    call.__name__ = pool.__name__ + "_with_indices"
+    call.__doc__ = f":func:`{pool.__name__}` with ``return_indices=True``."
+    return call
+
+
+max_pool1d_with_indices = _with_indices(max_pool1d)
+max_pool2d_with_indices = _with_indices(max_pool2d)
+max_pool3d_with_indices = _with_indices(max_pool3d)
+adaptive_max_pool1d_with_indices = _with_indices(adaptive_max_pool1d)
+adaptive_max_pool2d_with_indices = _with_indices(adaptive_max_pool2d)
+fractional_max_pool2d_with_indices = _with_indices(fractional_max_pool2d)
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """Deprecated in PyTorch in favour of :func:`interpolate`, which it calls (with the
+    same warning)."""
+    import warnings
+
+    warnings.warn("nn.functional.upsample is deprecated. Use nn.functional.interpolate "
+                  "instead.", UserWarning, stacklevel=2)
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    """Deprecated: :func:`interpolate` with mode 'nearest'."""
+    import warnings
+
+    warnings.warn("nn.functional.upsample_nearest is deprecated. Use "
+                  "nn.functional.interpolate instead.", UserWarning, stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """Deprecated: :func:`interpolate` with mode 'bilinear' and ``align_corners=True``."""
+    import warnings
+
+    warnings.warn("nn.functional.upsample_bilinear is deprecated. Use "
+                  "nn.functional.interpolate instead.", UserWarning, stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+__all__ += ["max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices",
+            "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
+            "fractional_max_pool2d_with_indices", "upsample", "upsample_nearest",
+            "upsample_bilinear"]

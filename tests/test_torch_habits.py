@@ -301,3 +301,54 @@ def test_more_tensor_predicates_and_fills(rng):
         torch.tensor(w.numpy())).numpy())
     with pytest.raises(RuntimeError, match="does not broadcast"):
         fc.zeros(5, 5).addmm(fc.zeros(2, 3), fc.zeros(3, 2))
+
+
+def test_pdist_and_triplet_with_distance(rng):
+    x = randn(rng, 5, 3)
+    check_vs_torch(lambda t: F.pdist(t), lambda t: torch.nn.functional.pdist(t), [x], rng=rng,
+                   name="pdist")
+    check_vs_torch(lambda t: F.pdist(t, p=1), lambda t: torch.nn.functional.pdist(t, p=1), [x],
+                   rng=rng, name="pdist p=1")
+    a, p, n = randn(rng, 4, 3), randn(rng, 4, 3), randn(rng, 4, 3)
+    for dist in (None, lambda u, v: 1 - (u * v).sum(-1)):
+        for swap in (False, True):
+            check_vs_torch(
+                lambda x, y, z: F.triplet_margin_with_distance_loss(
+                    x, y, z, distance_function=dist, margin=0.5, swap=swap),
+                lambda x, y, z: torch.nn.functional.triplet_margin_with_distance_loss(
+                    x, y, z, distance_function=dist, margin=0.5, swap=swap),
+                [a, p, n], rng=rng, name="triplet_margin_with_distance_loss")
+    loss = nn.TripletMarginWithDistanceLoss(margin=2.0, reduction="sum")
+    want = torch.nn.TripletMarginWithDistanceLoss(margin=2.0, reduction="sum")
+    assert_close(loss(*map(fc.tensor, (a, p, n))), want(*map(torch.tensor, (a, p, n))))
+    with pytest.raises(RuntimeError, match="2D"):
+        F.pdist(fc.tensor(randn(rng, 2, 3, 4)))
+
+
+def test_gumbel_softmax(rng):
+    fc.manual_seed(0)
+    logits = fc.tensor(np.log(np.float32([0.1, 0.2, 0.7])).reshape(1, 3).repeat(4000, 0))
+    soft = F.gumbel_softmax(logits, tau=0.5)
+    assert_close(soft.sum(-1), np.ones(4000))
+    hard = F.gumbel_softmax(logits, hard=True)
+    assert set(np.unique(hard.numpy())) == {0.0, 1.0}
+    # a hard sample is categorical with the softmax of the logits
+    np.testing.assert_allclose(hard.numpy().mean(0), [0.1, 0.2, 0.7], atol=0.03)
+    x = fc.tensor(randn(rng, 2, 5), requires_grad=True)
+    (F.gumbel_softmax(x, hard=True) * fc.tensor(randn(rng, 2, 5))).sum().backward()
+    assert x.grad is not None and np.abs(x.grad.numpy()).sum() > 0  # straight-through
+
+
+def test_older_functional_names(rng):
+    x = randn(rng, 1, 2, 6, 6)
+    y, idx = F.max_pool2d_with_indices(fc.tensor(x), 2)
+    ty, tidx = torch.nn.functional.max_pool2d_with_indices(torch.tensor(x), 2)
+    assert_close(y, ty)
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    with pytest.warns(UserWarning, match="deprecated"):
+        got = F.upsample_bilinear(fc.tensor(x), scale_factor=2)
+    assert_close(got, torch.nn.functional.interpolate(torch.tensor(x), scale_factor=2,
+                                                      mode="bilinear", align_corners=True))
+    with pytest.warns(UserWarning, match="deprecated"):
+        assert F.upsample(fc.tensor(x), size=(3, 4)).shape == (1, 2, 3, 4)
+    assert nn.NLLLoss2d is nn.NLLLoss and issubclass(nn.LSTM, nn.RNNBase)

@@ -136,6 +136,7 @@ from fastconv.nn.layers import (
     Tanhshrink,
     Threshold,
     TripletMarginLoss,
+    TripletMarginWithDistanceLoss,
     Unflatten,
     Unfold,
     Upsample,
@@ -149,7 +150,7 @@ from fastconv.nn.lazy import *  # noqa: F401,F403  (LazyLinear, LazyConv2d, ...)
 from fastconv.nn.lazy import __all__ as _lazy_names
 from fastconv.nn.module import Module, Parameter
 from fastconv.nn.parallel import DataParallel
-from fastconv.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from fastconv.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from fastconv.nn.sync_batchnorm import SyncBatchNorm
 
 _sys.modules[__name__ + ".functional"] = functional
@@ -288,6 +289,10 @@ __all__ = [
     "TransformerEncoder",
     "TransformerEncoderLayer",
     "TripletMarginLoss",
+    "TripletMarginWithDistanceLoss",
+    "NLLLoss2d",
+    "RNNBase",
+    "RNNCellBase",
     "Unflatten",
     "Unfold",
     "Upsample",
@@ -301,3 +306,5 @@ __all__ = [
     "parallel",
     "utils",
 ] + list(_lazy_names)
+
+NLLLoss2d = NLLLoss  # PyTorch's old name for NLLLoss on (N, C, H, W) input

@@ -527,6 +527,32 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
     return MaskMultiply.apply(input, slope)
 
 
+def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e-10,
+                   dim: int = -1):
+    """Samples of the Gumbel-softmax (concrete) distribution (Jang et al., 2017; Maddison et
+    al., 2017): softmax((logits + g) / tau) with g = -log(E), E ~ Exp(1) drawn from fastconv's
+    generator. ``hard``: the one-hot of each sample's argmax in the forward pass with the soft
+    sample's gradient (straight-through). ``eps`` is accepted for torch's signature."""
+    from fastconv.tensor import Tensor
+
+    float_tensor(logits, "logits", "gumbel_softmax")
+    if not tau > 0:
+        raise ValueError(f"gumbel_softmax: tau must be positive, got {tau}")
+    from fastconv.backend import get_backend
+
+    xp = get_backend(logits.device).xp
+    u = xp.clip(random.uniform(tuple(logits.shape), logits.device), np.finfo(np.float32).tiny,
+                1.0)
+    gumbels = Tensor((-xp.log(-xp.log(u))).astype(np.float32))  # -log(E), E = -log(U) ~ Exp(1)
+    soft = softmax((logits + gumbels) / tau, dim)
+    if not hard:
+        return soft
+    index = soft.argmax(dim, keepdim=True)
+    one_hot = soft.detach() * 0.0
+    one_hot = one_hot.scatter(dim, index, 1.0)
+    return one_hot - soft.detach() + soft
+
+
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
     """softmax(-x) along ``dim``."""
     float_tensor(input, "input", "softmin")

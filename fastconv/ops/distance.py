@@ -40,6 +40,25 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     return ((x1 / n1.clamp(min=eps)) * (x2 / n2.clamp(min=eps))).sum(dim)
 
 
+def pdist(input, p=2.0):
+    """The p-norm distances between the rows of an (N, M) input, each pair i < j once, in
+    row-major order: a 1-D tensor of N (N - 1) / 2 entries (the upper triangle of cdist)."""
+    from fastconv.backend import get_backend
+
+    op = "pdist"
+    float_tensor(input, "input", op)
+    if input.ndim != 2:
+        raise RuntimeError(f"pdist only supports 2D tensors, got: {input.ndim}D")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or p < 0:
+        raise RuntimeError(f"pdist only supports non-negative p values, got {p!r}")
+    n = input.shape[0]
+    xp = get_backend(input.device).xp
+    i, j = xp.triu_indices(n, 1)
+    # differences of the row pairs, then the norm: no cdist matrix whose diagonal (zero
+    # distances) would put NaN into the gradient
+    return (input[i] - input[j]).norm(p, -1)
+
+
 def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     """||x1 - x2 + eps||_p over the last dim."""
     op = "pairwise_distance"

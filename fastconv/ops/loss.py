@@ -748,6 +748,30 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
     return _reduce(loss, reduction)
 
 
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None,
+                                      margin=1.0, swap=False, reduction="mean"):
+    """:func:`triplet_margin_loss` with any distance: max(0, margin + d(a, p) - d(a, n)),
+    ``distance_function(x, y)`` returning one distance per row (default
+    :func:`pairwise_distance`); ``swap`` as there."""
+    from fastconv.ops.distance import pairwise_distance
+
+    op = "triplet_margin_with_distance_loss"
+    reduction = legacy_reduction(op, None, None, reduction)
+    for name, t in (("anchor", anchor), ("positive", positive), ("negative", negative)):
+        float_tensor(t, name, op)
+    if margin <= 0:
+        raise ValueError(f"{op}: margin must be greater than 0, got {margin}")
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise RuntimeError(f"{op}: the anchor, positive and negative tensors must have the same "
+                           f"number of dimensions, got {anchor.ndim}D, {positive.ndim}D and "
+                           f"{negative.ndim}D")
+    d = pairwise_distance if distance_function is None else distance_function
+    d_pos, d_neg = d(anchor, positive), d(anchor, negative)
+    if swap:
+        d_neg = d_neg.minimum(d(positive, negative))
+    return _reduce((float(margin) + d_pos - d_neg).clamp(min=0), reduction)
+
+
 def _class_index_target(op, input, target):
     """The integer target of the multi-class margin losses, as a host/device int64 array."""
     from fastconv.tensor import Tensor
