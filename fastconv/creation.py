@@ -24,6 +24,13 @@ from fastconv.tensor import Tensor, _as_array, _shape_args
 
 __all__ = [
     "Generator",
+    "logspace",
+    "scalar_tensor",
+    "hann_window",
+    "hamming_window",
+    "blackman_window",
+    "bartlett_window",
+    "kaiser_window",
     "layout",
     "strided",
     "arange",
@@ -262,6 +269,68 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
         raise RuntimeError("number of steps must be non-negative")
     return _make(np.linspace(float(start), float(end), int(steps)), dtype, device,
                  requires_grad, "linspace")
+
+
+def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    """``base ** linspace(start, end, steps)``."""
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    return _make(np.logspace(float(start), float(end), int(steps), base=float(base)), dtype,
+                 device, requires_grad, "logspace")
+
+
+def scalar_tensor(s, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A 0-d tensor holding the number ``s`` (float32 unless ``dtype``)."""
+    return _make(np.asarray(s), dtype, device, requires_grad, "scalar_tensor")
+
+
+def _window(name, periodic, length, values, dtype, device, requires_grad):
+    """A window of ``length`` points; ``periodic`` (the default, as torch's) drops the last
+    point of the symmetric window of ``length + 1``, for use with an FFT."""
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+        raise RuntimeError(f"{name} requires non-negative window length, got "
+                           f"window_length={length!r}")
+    if length <= 1:
+        return _make(np.ones(int(length)), dtype, device, requires_grad, name)
+    n = length + 1 if periodic else length
+    return _make(values(np.arange(n), n)[:length], dtype, device, requires_grad, name)
+
+
+def hann_window(window_length: int, periodic: bool = True, *, dtype=None, device=None,
+                requires_grad: bool = False) -> Tensor:
+    return _window("hann_window", periodic, window_length,
+                   lambda k, n: 0.5 - 0.5 * np.cos(2 * np.pi * k / (n - 1)), dtype, device,
+                   requires_grad)
+
+
+def hamming_window(window_length: int, periodic: bool = True, alpha: float = 0.54,
+                   beta: float = 0.46, *, dtype=None, device=None,
+                   requires_grad: bool = False) -> Tensor:
+    return _window("hamming_window", periodic, window_length,
+                   lambda k, n: alpha - beta * np.cos(2 * np.pi * k / (n - 1)), dtype, device,
+                   requires_grad)
+
+
+def blackman_window(window_length: int, periodic: bool = True, *, dtype=None, device=None,
+                    requires_grad: bool = False) -> Tensor:
+    return _window("blackman_window", periodic, window_length,
+                   lambda k, n: (0.42 - 0.5 * np.cos(2 * np.pi * k / (n - 1))
+                                 + 0.08 * np.cos(4 * np.pi * k / (n - 1))), dtype, device,
+                   requires_grad)
+
+
+def bartlett_window(window_length: int, periodic: bool = True, *, dtype=None, device=None,
+                    requires_grad: bool = False) -> Tensor:
+    return _window("bartlett_window", periodic, window_length,
+                   lambda k, n: 1 - np.abs(2 * k / (n - 1) - 1), dtype, device, requires_grad)
+
+
+def kaiser_window(window_length: int, periodic: bool = True, beta: float = 12.0, *, dtype=None,
+                  device=None, requires_grad: bool = False) -> Tensor:
+    return _window("kaiser_window", periodic, window_length,
+                   lambda k, n: np.i0(beta * np.sqrt(1 - (2 * k / (n - 1) - 1) ** 2))
+                   / np.i0(beta), dtype, device, requires_grad)
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None,

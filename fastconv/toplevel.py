@@ -1022,3 +1022,159 @@ def xlogy(input, other):
     from fastconv import special
 
     return special.xlogy(input, other)
+
+
+
+# ------------------------------------------------------------------------- more of torch's names
+import numpy as _np  # noqa: E402
+
+# Tensor methods PyTorch also has as functions (torch.reciprocal(x), torch.relu_(x), ...)
+_MORE_METHODS = (
+    "reciprocal", "vdot", "diagflat", "nanmedian", "split_with_sizes", "is_nonzero",
+    "is_same_size", "is_signed", "is_complex", "is_conj", "is_neg", "conj", "conj_physical",
+    "resolve_conj", "resolve_neg", "positive", "adjoint", "detach", "addbmm", "inner",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "hardshrink", "prelu",
+    "abs_", "acos_", "acosh_", "arccos_", "arccosh_", "arcsin_", "arcsinh_", "arctan_",
+    "arctanh_", "asin_", "asinh_", "atan_", "atanh_", "ceil_", "clamp_", "clamp_max_",
+    "clamp_min_", "clip_", "cos_", "cosh_", "deg2rad_", "erf_", "erfc_", "exp2_", "exp_",
+    "expm1_", "fix_", "floor_", "frac_", "gcd_", "i0_", "lcm_", "ldexp_", "log10_", "log1p_",
+    "log2_", "log_", "logit_", "nan_to_num_", "neg_", "negative_", "rad2deg_", "reciprocal_",
+    "round_", "rsqrt_", "sigmoid_", "sin_", "sinc_", "sinh_", "sqrt_", "square_", "tan_",
+    "tanh_", "trunc_", "xlogy_", "zero_", "fill_", "detach_", "relu_", "index_put_",
+)
+for _name in _MORE_METHODS:
+    if _name not in globals():
+        globals()[_name] = _method(_name)
+        __all__.append(_name)
+
+# torch.nn.functional ops PyTorch also has at the top level (torch.conv2d, torch.dropout, ...)
+_FUNCTIONAL_ALIASES = (
+    "adaptive_avg_pool1d", "adaptive_max_pool1d", "alpha_dropout", "avg_pool1d", "batch_norm",
+    "bilinear", "binary_cross_entropy_with_logits", "celu", "channel_shuffle", "conv1d",
+    "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "cosine_embedding_loss", "cosine_similarity", "ctc_loss", "dropout", "embedding",
+    "embedding_bag", "feature_alpha_dropout", "group_norm", "hinge_embedding_loss",
+    "instance_norm", "kl_div", "layer_norm", "margin_ranking_loss", "max_pool1d",
+    "max_pool1d_with_indices", "max_pool2d", "max_pool3d", "pairwise_distance", "pdist",
+    "pixel_shuffle", "pixel_unshuffle", "poisson_nll_loss", "rrelu", "selu", "threshold",
+    "triplet_margin_loss", "rms_norm", "celu_", "selu_", "rrelu_", "threshold_",
+)
+
+
+def __getattr__(name):
+    # loaded on first use: fastconv.functional imports this module's neighbours
+    if name in _FUNCTIONAL_ALIASES:
+        from fastconv import functional
+
+        return getattr(functional, name)
+    raise AttributeError(f"module 'fastconv.toplevel' has no attribute {name!r}")
+
+
+def fill(input, value) -> Tensor:
+    """A copy of ``input`` with every element ``value``."""
+    return _tensor(input).clone().fill_(value)
+
+
+def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False):
+    """Whether each of ``elements`` is among ``test_elements`` (either may be a number)."""
+    from fastconv.backend import get_backend
+
+    ref = elements if isinstance(elements, Tensor) else (
+        test_elements if isinstance(test_elements, Tensor) else None)
+    xp = get_backend(ref.device if ref is not None else "cpu").xp
+    a = elements.data if isinstance(elements, Tensor) else xp.asarray(elements)
+    b = test_elements.data if isinstance(test_elements, Tensor) else xp.asarray(test_elements)
+    return Tensor(xp.isin(a, b, assume_unique=assume_unique, invert=invert))
+
+
+def broadcast_shapes(*shapes):
+    """The shape that tensors of ``shapes`` broadcast to (a tuple; torch returns a Size)."""
+    try:
+        return tuple(_np.broadcast_shapes(*(tuple(s) if not isinstance(s, int) else (s,)
+                                           for s in shapes)))
+    except ValueError:
+        raise RuntimeError(f"Shape mismatch: objects cannot be broadcast to a single shape: "
+                           f"{list(shapes)}") from None
+
+
+def result_type(tensor1, tensor2):
+    """The dtype an arithmetic op of the two gives (fastconv's promotion rules)."""
+    from fastconv import dtypes
+
+    def kind(x):
+        return x.dtype if isinstance(x, Tensor) else x
+
+    return dtypes.promote(kind(tensor1), kind(tensor2)) if isinstance(tensor1, Tensor) \
+        else dtypes.promote(kind(tensor2), kind(tensor1))
+
+
+def promote_types(type1, type2):
+    """The dtype PyTorch promotes the two to (a floating type wins, at its own size)."""
+    return dtypes.promote(_np.dtype(type1), _np.dtype(type2))
+
+
+def can_cast(from_, to) -> bool:
+    """torch.can_cast: whether the 'same_kind' casting rule allows it (no float to integer,
+    no integer to bool)."""
+    return bool(_np.can_cast(from_, to, casting="same_kind"))
+
+
+def trapezoid(y, x=None, *, dx=None, dim: int = -1):
+    """The trapezoidal rule along ``dim``: with sample points ``x`` or spacing ``dx``
+    (default 1); differentiable in y (and x)."""
+    y = _tensor(y)
+    n = y.shape[dim]
+    if n == 0:
+        return y.sum(dim)
+    left, right = y.narrow(dim, 0, n - 1), y.narrow(dim, 1, n - 1)
+    if x is None:
+        return ((left + right) * (0.5 * (1.0 if dx is None else dx))).sum(dim)
+    x = _tensor(x)
+    spacing = x.diff(dim=dim if x.ndim == y.ndim else -1)
+    return (spacing * (left + right) * 0.5).sum(dim)
+
+
+trapz = trapezoid
+
+
+def cumulative_trapezoid(y, x=None, *, dx=None, dim: int = -1):
+    """The running trapezoidal integral along ``dim`` (one entry fewer than ``y``)."""
+    y = _tensor(y)
+    n = y.shape[dim]
+    pairs = _builtins.max(n - 1, 0)
+    left, right = y.narrow(dim, 0, pairs), y.narrow(dim, 1, pairs)
+    if x is None:
+        return ((left + right) * (0.5 * (1.0 if dx is None else dx))).cumsum(dim)
+    x = _tensor(x)
+    spacing = x.diff(dim=dim if x.ndim == y.ndim else -1)
+    return (spacing * (left + right) * 0.5).cumsum(dim)
+
+
+def unravel_index(indices, shape):
+    """The coordinates of flat ``indices`` in a tensor of ``shape``: a tuple of int64
+    tensors, one per dim."""
+    from fastconv.backend import get_backend
+
+    t = indices if isinstance(indices, Tensor) else Tensor(_np.asarray(indices))
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"expected 'indices' to be an integer tensor, got {t.dtype}")
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    size = int(_np.prod(shape))
+    flat = t.data
+    xp = get_backend(t.device).xp
+    if flat.size and (int(flat.min()) < -size or int(flat.max()) >= size):
+        raise RuntimeError(f"index out of bounds for shape {list(shape)}")
+    coords = xp.unravel_index(xp.where(flat < 0, flat + size, flat), shape)
+    return tuple(Tensor(c.astype(_np.int64)) for c in coords)
+
+
+def typename(obj) -> str:
+    """'fastconv.FloatTensor' and the like for a tensor, else the type's qualified name."""
+    if isinstance(obj, Tensor):
+        return obj.type()
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+__all__ += ["fill", "isin", "broadcast_shapes", "result_type", "promote_types", "can_cast",
+            "trapezoid", "trapz", "cumulative_trapezoid", "unravel_index", "typename"]
+__all__ += list(_FUNCTIONAL_ALIASES)

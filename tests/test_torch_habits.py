@@ -352,3 +352,57 @@ def test_older_functional_names(rng):
     with pytest.warns(UserWarning, match="deprecated"):
         assert F.upsample(fc.tensor(x), size=(3, 4)).shape == (1, 2, 3, 4)
     assert nn.NLLLoss2d is nn.NLLLoss and issubclass(nn.LSTM, nn.RNNBase)
+
+
+_TOP_LEVEL = {
+    "isin": lambda m, x: m.isin(m.tensor([1, 2, 3, 4]), m.tensor([2, 4])),
+    "isin invert": lambda m, x: m.isin(m.tensor([1, 2, 3, 4]), 2, invert=True),
+    "trapezoid": lambda m, x: m.trapezoid(x, dim=1),
+    "trapezoid x": lambda m, x: m.trapezoid(x, m.tensor([0.0, 0.5, 2.0, 2.5])),
+    "trapz dx": lambda m, x: m.trapz(x, dx=0.3),
+    "cumulative_trapezoid": lambda m, x: m.cumulative_trapezoid(x, dim=0),
+    "logspace": lambda m, x: m.logspace(-1, 2, 5),
+    "logspace base": lambda m, x: m.logspace(0, 3, 4, base=2),
+    "hann": lambda m, x: m.hann_window(8),
+    "hann symmetric": lambda m, x: m.hann_window(7, periodic=False),
+    "hamming": lambda m, x: m.hamming_window(9),
+    "blackman": lambda m, x: m.blackman_window(6, periodic=False),
+    "bartlett": lambda m, x: m.bartlett_window(5),
+    "kaiser": lambda m, x: m.kaiser_window(6, True, 5.0),
+    "window of 1": lambda m, x: m.hann_window(1),
+    "scalar_tensor": lambda m, x: m.scalar_tensor(3.5),
+    "fill": lambda m, x: m.fill(x, 2.0),
+    "unravel_index": lambda m, x: m.stack(m.unravel_index(m.tensor([0, 5, 11, -1]), (3, 4))),
+    "conv2d": lambda m, x: m.conv2d(x[None, None], x[None, None, :2, :2], padding=1),
+    "dropout eval": lambda m, x: m.dropout(x, 0.5, False),
+    "layer_norm": lambda m, x: m.layer_norm(x, (4,)),
+    "reciprocal": lambda m, x: m.reciprocal(x),
+    "relu_": lambda m, x: m.relu_(x.clone()),
+    "sigmoid_": lambda m, x: m.sigmoid_(x.clone()),
+    "pdist": lambda m, x: m.pdist(x),
+    "bitwise_and": lambda m, x: m.bitwise_and(m.tensor([3, 5]), m.tensor([1, 4])),
+}
+
+
+@pytest.mark.parametrize("name", list(_TOP_LEVEL))
+def test_more_top_level_names_as_torch(name, rng):
+    x = randn(rng, 3, 4)
+    got = _TOP_LEVEL[name](fc, fc.tensor(x))
+    want = _TOP_LEVEL[name](torch, torch.tensor(x))
+    assert tuple(got.shape) == tuple(want.shape), name
+    np.testing.assert_allclose(got.numpy().astype(np.float64),
+                               want.numpy().astype(np.float64), rtol=1e-5, atol=1e-5)
+
+
+def test_type_helpers_as_torch():
+    assert fc.broadcast_shapes((3, 1), (1, 4), (4,)) == tuple(torch.broadcast_shapes(
+        (3, 1), (1, 4), (4,)))
+    with pytest.raises(RuntimeError, match="cannot be broadcast"):
+        fc.broadcast_shapes((3,), (4,))
+    assert fc.result_type(fc.tensor([1, 2]), 1.5) == fc.float32
+    assert fc.result_type(fc.tensor([1, 2]), 3) == fc.int64
+    assert fc.promote_types(fc.int32, fc.float32) == fc.float32
+    assert fc.can_cast(fc.int64, fc.float32) and not fc.can_cast(fc.float32, fc.int64)
+    assert fc.typename(fc.zeros(2)) == "fastconv.FloatTensor"
+    with pytest.raises(RuntimeError, match="window length"):
+        fc.hann_window(-1)
