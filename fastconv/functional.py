@@ -106,6 +106,7 @@ from fastconv.ops.three_d import (
     avg_pool3d,
     conv3d,
     conv_transpose3d,
+    lp_pool3d,
     max_pool3d,
     max_unpool3d,
 )
@@ -184,6 +185,7 @@ __all__ = [
     "logsigmoid",
     "lp_pool1d",
     "lp_pool2d",
+    "lp_pool3d",
     "margin_ranking_loss",
     "max_pool1d",
     "max_pool2d",

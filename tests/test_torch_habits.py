@@ -406,3 +406,16 @@ def test_type_helpers_as_torch():
     assert fc.typename(fc.zeros(2)) == "fastconv.FloatTensor"
     with pytest.raises(RuntimeError, match="window length"):
         fc.hann_window(-1)
+
+
+def test_lp_pool3d_and_lazy_conv_transpose3d(rng):
+    x = np.abs(randn(rng, 1, 2, 4, 6, 5)) + 0.1
+    for p, k, s in ((2, 2, None), (3, (2, 3, 2), 1)):
+        check_vs_torch(lambda t: F.lp_pool3d(t, p, k, s),
+                       lambda t: torch.nn.functional.lp_pool3d(t, p, k, s), [x], rng=rng,
+                       name=f"lp_pool3d p={p}")
+    assert nn.LPPool3d(2, 2)(fc.tensor(x)).shape == (1, 2, 2, 3, 2)
+    m = nn.LazyConvTranspose3d(4, 3, stride=2)
+    y = m(fc.tensor(x))
+    want = torch.nn.LazyConvTranspose3d(4, 3, stride=2)(torch.tensor(x))
+    assert tuple(y.shape) == tuple(want.shape) and m.weight.shape == (2, 4, 3, 3, 3)

@@ -724,6 +724,10 @@ class LPPool2d(_LPPoolNd):
     _pool = staticmethod(F.lp_pool2d)
 
 
+class LPPool3d(_LPPoolNd):
+    _pool = staticmethod(F.lp_pool3d)
+
+
 class ChannelShuffle(Module):
     """See ``fastconv.functional.channel_shuffle``."""
 

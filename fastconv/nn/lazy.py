@@ -81,6 +81,7 @@ LazyConv2d = _lazy("LazyConv2d", layers.Conv2d, ("weight", "bias"))
 LazyConv3d = _lazy("LazyConv3d", layers.Conv3d, ("weight", "bias"))
 LazyConvTranspose1d = _lazy("LazyConvTranspose1d", layers.ConvTranspose1d, ("weight", "bias"))
 LazyConvTranspose2d = _lazy("LazyConvTranspose2d", layers.ConvTranspose2d, ("weight", "bias"))
+LazyConvTranspose3d = _lazy("LazyConvTranspose3d", layers.ConvTranspose3d, ("weight", "bias"))
 LazyBatchNorm1d = _lazy("LazyBatchNorm1d", layers.BatchNorm1d, ("weight", "bias"))
 LazyBatchNorm2d = _lazy("LazyBatchNorm2d", layers.BatchNorm2d, ("weight", "bias"))
 LazyBatchNorm3d = _lazy("LazyBatchNorm3d", layers.BatchNorm3d, ("weight", "bias"))
@@ -89,5 +90,6 @@ LazyInstanceNorm2d = _lazy("LazyInstanceNorm2d", layers.InstanceNorm2d, ("weight
 LazyInstanceNorm3d = _lazy("LazyInstanceNorm3d", layers.InstanceNorm3d, ("weight", "bias"))
 
 __all__ = ["LazyModuleMixin", "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConv3d",
-           "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyBatchNorm1d", "LazyBatchNorm2d",
+           "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d",
+           "LazyBatchNorm1d", "LazyBatchNorm2d",
            "LazyBatchNorm3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"]

@@ -369,6 +369,15 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     return y.squeeze(0) if unbatched else y
 
 
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Power-average pooling over (D, H, W) windows: (sum of x^p)^(1/p), as torch's (no
+    padding; the same form as :func:`fastconv.ops.pool.lp_pool2d`)."""
+    kernel = triple(kernel_size, "kernel_size", "lp_pool3d", 1)
+    p = float(norm_type)
+    out = avg_pool3d(input.pow(p), kernel, stride, 0, ceil_mode)
+    return (out.sign() * out.abs().relu() * float(np.prod(kernel))).pow(1.0 / p)
+
+
 def adaptive_avg_pool3d(input, output_size):
     """torch's adaptive_avg_pool3d: output cell i along an axis of input size S averages cells
     floor(i*S/out) to ceil((i+1)*S/out) - 1, per axis (separable averaging matrices)."""
