@@ -108,7 +108,7 @@ __all__ = [
     "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool_", "float",
     "double", "half", "long", "int", "short", "bool", "initial_seed", "compile", "amp",
     "autocast", "is_autocast_enabled", "get_autocast_dtype", "backends", "profiler", "testing",
-    "linalg", "special",
+    "linalg", "special", "func", "vmap",
 ] + list(_creation_names) + list(_toplevel_names)
 
 
@@ -118,9 +118,10 @@ _BACKEND_SWITCHES = ("use_deterministic_algorithms", "are_deterministic_algorith
 
 
 def __getattr__(name):
-    # optim, utils, onnx, amp, backends, jit, profiler, testing and the checkpoint functions load
-    # on first use (they pull in more modules).
-    if name in ("optim", "utils", "onnx", "amp", "backends", "jit", "profiler", "testing"):
+    # optim, utils, onnx, amp, backends, jit, profiler, testing, func and the checkpoint
+    # functions load on first use (they pull in more modules).
+    if name in ("optim", "utils", "onnx", "amp", "backends", "jit", "profiler", "testing",
+                "func"):
         import importlib
 
         return importlib.import_module(f"fastconv.{name}")
@@ -132,6 +133,10 @@ def __getattr__(name):
         from fastconv import backends
 
         return getattr(backends, name)
+    if name == "vmap":
+        from fastconv import func
+
+        return func.vmap
     if name in ("save", "load"):
         from fastconv import checkpoint
 

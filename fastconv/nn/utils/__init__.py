@@ -2,7 +2,8 @@
 spectral_norm (weight_reparam.py) and conv/linear + BatchNorm fusion (fusion.py), under
 PyTorch's names; the submodules ``parametrize`` (register_parametrization and its kin),
 ``parametrizations`` (weight_norm, spectral_norm and orthogonal as parametrizations),
-``rnn`` (PackedSequence and the pad / pack functions) and ``fusion``, as torch's.
+``rnn`` (PackedSequence and the pad / pack functions), ``fusion`` and ``stateless``
+(functional_call), as torch's.
 
 The clipping functions are the ones in ``fastconv.optim.clip``; here they take PyTorch's
 signatures (``foreach`` is accepted and has no effect) and ``clip_grad_norm_`` returns
@@ -15,7 +16,7 @@ import numpy as np
 
 from fastconv.tensor import Tensor
 
-from . import fusion, parametrizations, parametrize, rnn  # noqa: F401  (submodules)
+from . import fusion, parametrizations, parametrize, rnn, stateless  # noqa: F401  (submodules)
 from .fusion import (
     fuse_conv_bn_eval,
     fuse_conv_bn_weights,
@@ -32,7 +33,7 @@ from .weight_reparam import (
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "fuse_conv_bn_eval", "fuse_conv_bn_weights",
            "fuse_linear_bn_eval", "fuse_linear_bn_weights", "parameters_to_vector",
            "parametrizations", "parametrize", "remove_spectral_norm", "remove_weight_norm",
-           "rnn", "spectral_norm", "vector_to_parameters", "weight_norm"]
+           "rnn", "spectral_norm", "stateless", "vector_to_parameters", "weight_norm"]
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
