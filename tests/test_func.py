@@ -4,7 +4,6 @@ gradients, second derivatives), on fresh random inputs."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from helpers import assert_close, randn
 
