@@ -33,10 +33,14 @@ struct PoolGeom {
     index_t N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, DH = 1, DW = 1;
 };
 
+// floor(a / b) for b > 0 (C++'s / truncates toward zero; a is negative when the kernel is
+// longer than the padded input)
+inline index_t floor_div(index_t a, index_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
 index_t pool_out(index_t size, index_t k, index_t s, index_t p, bool ceil_mode, index_t d = 1) {
     const index_t span = size + 2 * p - d * (k - 1) - 1;
-    if (!ceil_mode) return span / s + 1;
-    index_t out = (span + s - 1) / s + 1;
+    if (!ceil_mode) return floor_div(span, s) + 1;
+    index_t out = floor_div(span + s - 1, s) + 1;
     if ((out - 1) * s >= size + p) --out;  // the last window must start inside input or left pad
     return out;
 }
@@ -54,12 +58,13 @@ PoolGeom check_pool(const char* fn, const std::vector<index_t>& x_shape, const P
     PoolGeom g{x_shape[0], x_shape[1], x_shape[2], x_shape[3], kernel.first, kernel.second,
                stride.first, stride.second, padding.first, padding.second, 0, 0,
                dilation.first, dilation.second};
-    const index_t span_h = g.DH * (g.KH - 1) + 1, span_w = g.DW * (g.KW - 1) + 1;
-    require(g.H + 2 * g.PH >= span_h && g.W + 2 * g.PW >= span_w, fn, ": kernel (", g.KH, ", ",
-            g.KW, ") with dilation (", g.DH, ", ", g.DW, ") is larger than the padded input (",
-            g.H + 2 * g.PH, ", ", g.W + 2 * g.PW, ")");
+    // PyTorch's rule: only the output size counts. In ceil mode the last window may reach
+    // past the padded input; the kernels skip every tap outside the input.
     g.OH = pool_out(g.H, g.KH, g.SH, g.PH, ceil_mode, g.DH);
     g.OW = pool_out(g.W, g.KW, g.SW, g.PW, ceil_mode, g.DW);
+    require(g.OH >= 1 && g.OW >= 1, fn, ": kernel (", g.KH, ", ", g.KW, ") with dilation (",
+            g.DH, ", ", g.DW, ") leaves no output for the padded input (", g.H + 2 * g.PH, ", ",
+            g.W + 2 * g.PW, ")");
     return g;
 }
 

@@ -264,3 +264,35 @@ def test_max_pool2d_propagates_nan():
     y = to_numpy(F.max_pool2d(fastconv.tensor(x), 2))
     assert np.isnan(y[0, 0, 0, 0])
     np.testing.assert_array_equal(y[0, 0].reshape(-1)[1:], [7, 13, 15])
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding, dilation, kind", [
+    ((2, 4, 1, 3), (1, 3), 3, 0, 2, "max"),     # the dilated kernel is longer than the input
+    ((1, 2, 3, 3), 3, 3, 0, 2, "max"),
+    ((1, 6, 12, 1), (1, 4), (1, 3), (0, 1), 1, "avg"),
+    ((1, 2, 4, 4), 4, 3, 1, 1, "avg"),
+])
+def test_ceil_mode_window_past_the_padded_input(shape, kernel, stride, padding, dilation, kind,
+                                                rng):
+    """In ceil mode PyTorch only asks for an output of at least one: the last window may
+    reach past the padded input, its taps there skipped (and, for the average, not counted
+    beyond the padding)."""
+    torch = pytest.importorskip("torch")
+    x = distinct(rng, *shape)
+    if kind == "max":
+        check_vs_torch(lambda t: F.max_pool2d(t, kernel, stride, padding, dilation, True),
+                       lambda t: torch.nn.functional.max_pool2d(t, kernel, stride, padding,
+                                                                dilation, True),
+                       [x], rng=rng, name="max_pool2d ceil overhang")
+        return
+    for include_pad in (True, False):
+        check_vs_torch(lambda t: F.avg_pool2d(t, kernel, stride, padding, True, include_pad),
+                       lambda t: torch.nn.functional.avg_pool2d(t, kernel, stride, padding, True,
+                                                                include_pad),
+                       [x], rng=rng, name="avg_pool2d ceil overhang")
+
+
+def test_no_output_is_still_an_error(rng):
+    x = fastconv.tensor(randn(rng, 1, 1, 1, 3))
+    with pytest.raises(ValueError, match="leaves no output"):
+        F.max_pool2d(x, (1, 3), 3, 0, 2, ceil_mode=False)

@@ -29,12 +29,12 @@ def _pool_args(op, x, kernel_size, stride, padding, ceil_mode, dilation=1):
             raise ValueError(f"{op}: padding {padding} must be at most half of kernel_size "
                              f"{kernel} (a window could then hold only padding)")
         size = x.shape[2 + i]
-        if size + 2 * padding[i] < span:
-            raise ValueError(f"{op}: kernel_size {kernel} (dilation {dilation}) is larger than "
-                             f"the padded input ({axis} {size} + 2*{padding[i]}); input shape "
-                             f"{x.shape}")
+        # PyTorch's rule: only the output size counts; in ceil mode the last window may reach
+        # past the padded input (its taps there are skipped, as the padding's are)
         if pool_output_size(size, kernel[i], stride[i], padding[i], ceil_mode, dilation[i]) < 1:
-            raise ValueError(f"{op}: empty output for input {x.shape}")
+            raise ValueError(f"{op}: kernel_size {kernel} (dilation {dilation}, effective "
+                             f"{span} in {axis}) leaves no output for the padded input ({axis} "
+                             f"{size} + 2*{padding[i]}); input shape {x.shape}")
     return kernel, stride, padding, dilation
 
 
