@@ -308,6 +308,20 @@ def test_interpolate_kernels(mode, align, rng):
                    [randn(rng, 2, 3, 5, 9)], rng=rng, name=f"interpolate {mode} (non-contig.)")
 
 
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact", "bilinear"])
+def test_interpolate_arbitrary_scale_factors(mode, rng):
+    """Scale factors that are not round numbers, including ones whose output is exactly
+    twice the input (torch's nearest then repeats each input twice, whatever the factor)."""
+    for _ in range(6):
+        x = randn(rng, 1, 2, int(rng.integers(1, 8)), int(rng.integers(1, 8)))
+        sf = (2.0 + float(rng.uniform(-0.45, 0.45)), float(rng.uniform(0.4, 3.5)))
+        if min(int(np.floor(n * f)) for n, f in zip(x.shape[2:], sf)) < 1:
+            continue
+        check_vs_torch(lambda t: F.interpolate(t, scale_factor=sf, mode=mode),
+                       lambda t: tF.interpolate(t, scale_factor=sf, mode=mode), [x], rng=rng,
+                       name=f"interpolate {mode} {x.shape} x{sf}")
+
+
 def test_upsample_layer(rng):
     for mode in ("nearest", "bilinear"):
         check_vs_torch(fastconv.nn.Upsample(scale_factor=2, mode=mode),

@@ -34,13 +34,16 @@ def _source_index(mode: str, size: int, out: int, scale: float | None,
 
     ``scale`` is the user's scale factor when it sets the source positions (PyTorch then
     maps back with 1 / scale_factor), else None (size / out). With "nearest" and
-    "bilinear", an axis whose size does not change is copied, whatever the scale factor says
-    (PyTorch's rule; "nearest-exact" and bicubic have none).
+    "bilinear", an axis whose size does not change is copied, and with "nearest" one whose
+    size exactly doubles repeats each input twice, whatever the scale factor says (PyTorch's
+    rules; "nearest-exact" and bicubic have none).
     """
     dst = np.arange(out, dtype=np.float32)
     if size == out and mode != "nearest-exact":
         return (np.arange(out, dtype=np.int64),
                 None if mode == "nearest" else np.zeros(out, np.float32))
+    if mode == "nearest" and out == 2 * size:  # PyTorch's exact doubling, whatever the scale
+        return np.arange(out, dtype=np.int64) >> 1, None
     if mode in ("nearest", "nearest-exact"):
         # PyTorch computes the source index in float32: floor(dst * scale), clipped.
         s = np.float32(1.0 / scale) if scale is not None else np.float32(size / out)
