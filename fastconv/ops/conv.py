@@ -264,16 +264,13 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                              f"either stride {stride} or dilation {dilation}")
         size = conv_transpose_output_size(sizes[i], kernel[i], stride[i], padding[i],
                                           dilation[i], output_padding[i])
-        if size < 0:
-            raise ValueError(f"{op}: negative output size ({size} along axis {i + 2}) for "
-                             f"input {tuple(input.shape)}, weight {tuple(weight.shape)}, stride "
+        if size < 1:
+            raise ValueError(f"{op}: empty output ({size} along axis {i + 2}) for input "
+                             f"{tuple(input.shape)}, weight {tuple(weight.shape)}, stride "
                              f"{stride}, padding {padding}, dilation {dilation}")
         out_hw.append(size)
         extra.append(conv_output_size(size, kernel[i], stride[i], padding[i], dilation[i])
-                     - sizes[i] if size else 0)
-    if 0 in out_hw:  # an empty result, as torch's (the inputs' gradients are zeros)
-        zero = input.reshape(-1)[:0].sum() + weight.reshape(-1)[:0].sum()
-        return zero.expand(input.shape[0], weight.shape[1] * groups, *out_hw)
+                     - sizes[i])
     return ConvTranspose2d.apply(input, weight, bias, stride, padding, dilation, groups,
                                  tuple(out_hw), tuple(extra))
 
