@@ -1,19 +1,23 @@
 /* 2-D convolution on the bfloat16 GEMM (gemm_bf16.h), for autocast.
  *
- * What: the products of conv.cpp (per group g and image n)
- *   y_n,g   = W_g col_n,g (+ b_g)            (OCg x P)
- *   dcol    = W_g^T dy_n,g, dx_n,g = col2im(dcol)
- *   dW_g    = sum_n dy_n,g col_n,g^T         (OCg x rows)
+ * What: the products of conv.cpp, per group g, over a chunk of images side by
+ * side (image n's pixels are columns n*P .. n*P + P-1 of the product)
+ *   y_g   = W_g col_g (+ b_g)               (OCg x nimg*P, into each image's block)
+ *   dcol  = W_g^T dy_g, dx_g = col2im(dcol)  (rows x nimg*P)
+ *   dW_g  = sum over chunks of dy_g col_g^T  (OCg x rows, depth nimg*P)
  * with every operand rounded to bfloat16 as it is packed and float32 sums.
- * The column matrix of an image is made explicitly (pack_all_columns from
- * the prepared copy of x; a 1x1 layer reads x itself), one image at a time,
- * so it stays in cache and its size is bounded by one image's.
- * Gradients: dx is written; dW's per-image products are added up in double,
+ * The column matrix is never formed: the GEMM asks for the rows it packs
+ * (pack_columns from the prepared copy of x), and dy is read in place where a
+ * block lies in one image. Chunks bound the packed operands to a few MB.
+ * Gradients: dx is written; dW's per-chunk products are added up in double,
  * so the weight gradient is a float32 sum as accurate as conv.cpp's. db is
  * not computed here (conv2d_backward's pass over dy gives it).
  * Layout: NCHW float32, w (OC, C/groups, KH, KW).
- * Threads: OpenMP inside the GEMM, the column packing and col2im.
+ * Threads: OpenMP inside the GEMM (its operands' rows are asked for from its
+ * threads), readable_columns and col2im.
  */
+#include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "conv_columns.h"
@@ -33,14 +37,63 @@ Conv check(const char* fn, const py::array& x, const py::array& w, const Pair& s
     return cv;
 }
 
-// The column matrix of image n, group gi ([rows][P]): x itself for a 1x1 layer, else buf.
-const float* image_columns(const Columns& cols, const Conv& cv, const float* x, index_t n,
-                           index_t gi, std::vector<float>& buf) {
-    const index_t HW = cv.g.H * cv.g.W, P = cv.g.plane();
-    if (cv.g.pointwise()) return x + n * cv.C * HW + gi * cv.Cg * HW;
-    buf.resize(static_cast<size_t>(cv.g.rows() * P));
-    pack_all_columns(cols, n * P, P, buf.data());
-    return buf.data();
+// Images per product: bytes per image of what the product streams, near `bytes`
+// (the packed columns: a few MB; the input gradient's columns: L2).
+index_t chunk_images(const Conv& cv, index_t per_image, index_t bytes) {
+    return std::clamp<index_t>(bytes / std::max<index_t>(1, per_image), 1, std::max<index_t>(1, cv.N));
+}
+
+// The column matrix of images [n0, ...) as a GEMM operand whose rows are its
+// columns (pixels, the depth its rows): B^T of the forward product.
+struct PixelRows {
+    const Columns* cols;
+    index_t j0;  // first pixel of the chunk (n0 * P)
+};
+StridedMatrix pixel_rows(const void* ctx, index_t i0, index_t ni, index_t K, float* scratch) {
+    const auto& c = *static_cast<const PixelRows*>(ctx);
+    const index_t P = c.cols->g.plane(), j = c.j0 + i0;
+    if (c.cols->g.pointwise() && j % P + ni <= P)  // a 1x1 layer's image is its column matrix
+        return StridedMatrix{c.cols->x + (j / P) * c.cols->img_stride + j % P, 1, P};
+    pack_columns(*c.cols, 0, K, j, ni, scratch, ni);  // scratch[k][i]
+    return StridedMatrix{scratch, 1, ni};
+}
+
+// The column matrix of images [n0, ...) with its rows as rows and the chunk's
+// pixels as depth: B^T of the weight-gradient product.
+StridedMatrix column_rows(const void* ctx, index_t i0, index_t ni, index_t K, float* scratch) {
+    const auto& c = *static_cast<const PixelRows*>(ctx);
+    pack_columns(*c.cols, i0, i0 + ni, c.j0, K, scratch, K);  // scratch[i][k]
+    return StridedMatrix{scratch, K, 1};
+}
+
+// dy of group g for images [n0, ...): element (channel, pixel n*P + p) at
+// dy + n*img + channel*P + p. Two orientations: pixels as rows (B^T of the
+// input-gradient product, depth = channels) or channels as rows (A of the
+// weight-gradient product, depth = pixels). A view where the block lies in
+// one image, else a copy.
+struct GradRows {
+    const float* dy;  // channel 0 of the group, image n0
+    index_t img, P;
+};
+StridedMatrix grad_pixel_rows(const void* ctx, index_t i0, index_t ni, index_t K, float* scratch) {
+    const auto& g = *static_cast<const GradRows*>(ctx);
+    const index_t n = i0 / g.P, p = i0 % g.P;
+    if (p + ni <= g.P) return StridedMatrix{g.dy + n * g.img + p, 1, g.P};
+    for (index_t k = 0; k < K; ++k)
+        for (index_t i = 0; i < ni; ++i) {
+            const index_t j = i0 + i;
+            scratch[k * ni + i] = g.dy[(j / g.P) * g.img + k * g.P + j % g.P];
+        }
+    return StridedMatrix{scratch, 1, ni};
+}
+StridedMatrix grad_channel_rows(const void* ctx, index_t i0, index_t ni, index_t K, float* scratch) {
+    const auto& g = *static_cast<const GradRows*>(ctx);
+    if (K == g.P) return StridedMatrix{g.dy + i0 * g.P, g.P, 1};  // one image
+    for (index_t i = 0; i < ni; ++i)
+        for (index_t n = 0; n < K / g.P; ++n)
+            std::memcpy(scratch + i * K + n * g.P, g.dy + n * g.img + (i0 + i) * g.P,
+                        static_cast<size_t>(g.P) * sizeof(float));
+    return StridedMatrix{scratch, K, 1};
 }
 
 }  // namespace
@@ -59,17 +112,19 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
     {
         py::gil_scoped_release nogil;
         std::vector<index_t> offsets;
-        std::vector<float> buf;
+        const index_t chunk = chunk_images(cv, rows * P * 2, 8 << 20);
+        std::vector<std::uint32_t> packed_w;
         for (index_t gi = 0; gi < cv.G; ++gi) {
-            const Columns cols =
-                cv.g.pointwise() ? Columns{}
-                                 : readable_columns(Columns{X + gi * cv.Cg * HW, cv.C * HW, cv.g},
-                                                    cv.N, offsets);
-            for (index_t n = 0; n < cv.N; ++n)
-                gemm_bf16(cv.OCg, P, rows, StridedMatrix{W + gi * cv.OCg * rows, rows, 1},
-                          StridedMatrix{image_columns(cols, cv, X, n, gi, buf), P, 1},
-                          Y + (n * cv.OC + gi * cv.OCg) * P, P, false,
-                          B ? B + gi * cv.OCg : nullptr);
+            gemm_bf16_pack_a(cv.OCg, rows, Operand{StridedMatrix{W + gi * cv.OCg * rows, rows, 1}}, packed_w);
+            const Columns cols = readable_columns(Columns{X + gi * cv.Cg * HW, cv.C * HW, cv.g}, cv.N, offsets);
+            for (index_t n0 = 0; n0 < cv.N; n0 += chunk) {
+                const index_t nimg = std::min(chunk, cv.N - n0);
+                const PixelRows src{&cols, n0 * P};
+                gemm_bf16_general(cv.OCg, nimg * P, rows, Operand{{}, nullptr, nullptr, packed_w.data()},
+                                  Operand{{}, pixel_rows, &src},
+                                  CTarget{Y + (n0 * cv.OC + gi * cv.OCg) * P, P, P, cv.OC * P}, false,
+                                  B ? B + gi * cv.OCg : nullptr);
+            }
         }
     }
     return std::move(y);
@@ -101,31 +156,39 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
     {
         py::gil_scoped_release nogil;
         std::vector<index_t> offsets;
-        std::vector<float> buf, dcol, part;
+        std::vector<float> dcol, part;
         std::vector<double> sum;
+        std::vector<std::uint32_t> packed_wt;
+        // dcol is written, then read back by col2im: chunks that keep it in L2.
+        const index_t dx_chunk = chunk_images(cv, rows * P * 4, 1 << 20);
+        const index_t dw_chunk = chunk_images(cv, rows * P * 2, 8 << 20);
         for (index_t gi = 0; gi < cv.G; ++gi) {
             const float* Wg = W + gi * cv.OCg * rows;
-            if (DX) {  // dcol = W_g^T dy_n,g, folded back onto x's plane
-                dcol.resize(static_cast<size_t>(rows * P));
-                for (index_t n = 0; n < cv.N; ++n) {
-                    gemm_bf16(rows, P, cv.OCg, StridedMatrix{Wg, 1, rows},
-                              StridedMatrix{DY + (n * cv.OC + gi * cv.OCg) * P, P, 1}, dcol.data(),
-                              P, false, nullptr);
-                    col2im(dcol.data(), 1, cv.C * HW, cv.g, DX + n * cv.C * HW + gi * cv.Cg * HW,
-                           ColLayout{rows * P, P});
+            if (DX) {  // dcol = W_g^T dy_g, folded back onto x's planes
+                gemm_bf16_pack_a(rows, cv.OCg, Operand{StridedMatrix{Wg, 1, rows}}, packed_wt);
+                for (index_t n0 = 0; n0 < cv.N; n0 += dx_chunk) {
+                    const index_t nimg = std::min(dx_chunk, cv.N - n0);
+                    dcol.resize(static_cast<size_t>(rows * nimg * P));
+                    const GradRows g{DY + (n0 * cv.OC + gi * cv.OCg) * P, cv.OC * P, P};
+                    gemm_bf16_general(rows, nimg * P, cv.OCg, Operand{{}, nullptr, nullptr, packed_wt.data()},
+                                      Operand{{}, grad_pixel_rows, &g}, CTarget{dcol.data(), nimg * P},
+                                      false, nullptr);
+                    col2im(dcol.data(), nimg, cv.C * HW, cv.g, DX + n0 * cv.C * HW + gi * cv.Cg * HW,
+                           ColLayout{P, nimg * P});
                 }
             }
-            if (DW) {  // dW_g = sum_n dy_n,g col_n,g^T: per image in float, across images in double
+            if (DW) {  // dW_g = sum over chunks of dy_g col_g^T: in float per chunk, in double across
                 const Columns cols =
-                    cv.g.pointwise() ? Columns{}
-                                     : readable_columns(Columns{X + gi * cv.Cg * HW, cv.C * HW, cv.g},
-                                                        cv.N, offsets);
+                    readable_columns(Columns{X + gi * cv.Cg * HW, cv.C * HW, cv.g}, cv.N, offsets);
                 part.resize(static_cast<size_t>(cv.OCg * rows));
                 sum.assign(static_cast<size_t>(cv.OCg * rows), 0.0);
-                for (index_t n = 0; n < cv.N; ++n) {
-                    const float* col = image_columns(cols, cv, X, n, gi, buf);
-                    gemm_bf16(cv.OCg, rows, P, StridedMatrix{DY + (n * cv.OC + gi * cv.OCg) * P, P, 1},
-                              StridedMatrix{col, 1, P}, part.data(), rows, false, nullptr);
+                for (index_t n0 = 0; n0 < cv.N; n0 += dw_chunk) {
+                    const index_t nimg = std::min(dw_chunk, cv.N - n0);
+                    const GradRows g{DY + (n0 * cv.OC + gi * cv.OCg) * P, cv.OC * P, P};
+                    const PixelRows src{&cols, n0 * P};
+                    gemm_bf16_general(cv.OCg, rows, nimg * P, Operand{{}, grad_channel_rows, &g},
+                                      Operand{{}, column_rows, &src}, CTarget{part.data(), rows}, false,
+                                      nullptr);
                     for (size_t i = 0; i < sum.size(); ++i) sum[i] += part[i];
                 }
                 for (index_t i = 0; i < cv.OCg * rows; ++i)

@@ -49,18 +49,6 @@
 
 namespace fc {
 
-namespace {
-
-// float32 -> bfloat16 bits: nearest, ties to even; NaN -> 0x7FC0 (as round_bf16_inplace).
-inline std::uint32_t bf16_bits(float f) {
-    std::uint32_t b;
-    std::memcpy(&b, &f, sizeof b);
-    if ((b & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC0u;
-    return (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;
-}
-
-}  // namespace
-
 // ---------------------------------------------------------------- the instructions in software
 
 #pragma GCC push_options
@@ -274,23 +262,30 @@ namespace {
 using GemmFn = void (*)(index_t, index_t, index_t, StridedMatrix, StridedMatrix, float*, index_t,
                         bool, const float*);
 
+using GeneralFn = void (*)(index_t, index_t, index_t, const Operand&, const Operand&,
+                          const CTarget&, bool, const float*);
+
+using PackFn = void (*)(index_t, index_t, const Operand&, std::vector<std::uint32_t>&);
+
 struct Variant {
     const char* name;
     GemmFn gemm;             // nullptr: none, or not compiled here
+    GeneralFn general;
+    PackFn pack_a;
     const char* emulation;   // the variant a real one is checked against
 };
 
 const Variant kVariants[] = {
 #ifdef FC_HAVE_BF16_ISA
-    {"amx", &amx::gemm, "emulated_amx"},
-    {"avx512bf16", &avx512bf16::gemm, "emulated"},
+    {"amx", &amx::gemm, &amx::gemm_general, &amx::pack_a, "emulated_amx"},
+    {"avx512bf16", &avx512bf16::gemm, &avx512bf16::gemm_general, &avx512bf16::pack_a, "emulated"},
 #else
-    {"amx", nullptr, "emulated_amx"},
-    {"avx512bf16", nullptr, "emulated"},
+    {"amx", nullptr, nullptr, nullptr, "emulated_amx"},
+    {"avx512bf16", nullptr, nullptr, nullptr, "emulated"},
 #endif
-    {"emulated", &emulated::gemm, nullptr},
-    {"emulated_amx", &emulated_amx::gemm, nullptr},
-    {"none", nullptr, nullptr},
+    {"emulated", &emulated::gemm, &emulated::gemm_general, &emulated::pack_a, nullptr},
+    {"emulated_amx", &emulated_amx::gemm, &emulated_amx::gemm_general, &emulated_amx::pack_a, nullptr},
+    {"none", nullptr, nullptr, nullptr, nullptr},
 };
 
 const Variant* g_variant = nullptr;  // set with the GIL held; read by the kernels
@@ -445,6 +440,19 @@ void gemm_bf16(index_t M, index_t N, index_t K, StridedMatrix a, StridedMatrix b
     if (!g_variant || !g_variant->gemm)
         throw std::runtime_error("gemm_bf16: no bfloat16 kernels in use (bf16_kernels() is 'none')");
     g_variant->gemm(M, N, K, a, b, c, ldc, accumulate, bias);
+}
+
+void gemm_bf16_general(index_t M, index_t N, index_t K, const Operand& a, const Operand& bt,
+                       const CTarget& c, bool accumulate, const float* bias) {
+    if (!g_variant || !g_variant->general)
+        throw std::runtime_error("gemm_bf16: no bfloat16 kernels in use (bf16_kernels() is 'none')");
+    g_variant->general(M, N, K, a, bt, c, accumulate, bias);
+}
+
+void gemm_bf16_pack_a(index_t M, index_t K, const Operand& a, std::vector<std::uint32_t>& out) {
+    if (!g_variant || !g_variant->pack_a)
+        throw std::runtime_error("gemm_bf16: no bfloat16 kernels in use (bf16_kernels() is 'none')");
+    g_variant->pack_a(M, K, a, out);
 }
 
 void gemm_bf16_on(const std::string& variant, index_t M, index_t N, index_t K, StridedMatrix a,

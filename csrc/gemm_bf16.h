@@ -23,7 +23,9 @@
  */
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common.h"
 
@@ -34,6 +36,42 @@ struct StridedMatrix {
     const float* data;
     index_t row, col;
 };
+
+// An operand of the general product: a float32 matrix read in place, or a
+// function that produces rows of it (the convolutions' columns and gradients,
+// images side by side). For B, "rows" are B's columns (rows of B^T).
+struct Operand {
+    StridedMatrix m{};
+    // Rows [i0, i0 + ni) over the whole depth K, as a matrix whose row 0 is
+    // row i0: a view of the data where one exists, else written into scratch
+    // (ni * K floats). Called from OpenMP threads: it must be thread-safe.
+    StridedMatrix (*rows)(const void* ctx, index_t i0, index_t ni, index_t K, float* scratch) = nullptr;
+    const void* ctx = nullptr;
+    // A only: already packed by gemm_bf16_pack_a (same M, K and variant), so a
+    // product repeated over chunks of images packs its weights once.
+    const std::uint32_t* packed = nullptr;
+};
+
+// Where C(i, j) lives: c + i * ldc + j, or with groups of columns (images side
+// by side in the product, each in its own block of the output):
+// c + i * ldc + (j / group) * group_stride + j % group.
+struct CTarget {
+    float* c;
+    index_t ldc;
+    index_t group = 0, group_stride = 0;
+    float* at(index_t i, index_t j) const {
+        return c + i * ldc + (group ? (j / group) * group_stride + j % group : j);
+    }
+};
+
+// C(i, j) = (accumulate ? C(i, j) : 0) + (bias ? bias[i] : 0) + sum_k A(i, k) B(k, j)
+// on the variant in use, for any operands and target (above). OpenMP inside:
+// call it outside any parallel region.
+void gemm_bf16_general(index_t M, index_t N, index_t K, const Operand& a, const Operand& bt,
+                       const CTarget& c, bool accumulate, const float* bias);
+
+// Packs operand a (M x K) as gemm_bf16_general would, into out, for Operand::packed.
+void gemm_bf16_pack_a(index_t M, index_t K, const Operand& a, std::vector<std::uint32_t>& out);
 
 // C[i][j] = (accumulate ? C[i][j] : 0) + (bias ? bias[i] : 0) + sum_k A(i, k) B(k, j)
 // for i < M, j < N, C[i][j] at c[i * ldc + j], on the variant in use (not

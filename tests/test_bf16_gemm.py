@@ -33,6 +33,22 @@ _C = cpu_backend._C
 EMULATED = ("emulated", "emulated_amx")
 
 
+def _runs_here(name):
+    """Whether this CPU (and build) runs the real variant ``name``."""
+    before = _C.bf16_kernels()
+    try:
+        _C._set_bf16_isa(name)
+    except ValueError:
+        return False
+    _C._set_bf16_isa(before)
+    return True
+
+
+# The real variants this machine has: the same tests run on them (within float32 summation
+# order of their emulation, as the first-use check allows; not bit for bit).
+REAL = tuple(name for name in ("avx512bf16", "amx") if _runs_here(name))
+
+
 @contextlib.contextmanager
 def variant(name):
     """Run the block on the bfloat16 GEMM variant ``name``, then restore the one in use."""
@@ -175,7 +191,8 @@ def test_any_strides(rng, kind):
 @pytest.mark.parametrize("kind, shape", [
     ("emulated", (130, 70, 700)), ("emulated", (64, 200, 257)), ("emulated", (5, 3, 1031)),
     ("emulated_amx", (70, 45, 300)),
-])
+] + [(kind, shape) for kind in REAL
+     for shape in ((130, 70, 700), (64, 200, 257), (5, 3, 1031), (300, 333, 1500))])
 def test_equals_exact_products_of_rounded_inputs(rng, kind, shape):
     M, N, K = shape
     a, b, bias = wide(rng, (M, K)), wide(rng, (K, N)), wide(rng, (M,))
@@ -210,6 +227,10 @@ CASES = {
                              dict(stride=2, padding=1, groups=2)),
     "conv_dilated": (((2, 5, 12, 10), (7, 5, 3, 2), None), dict(dilation=(2, 1), padding=(2, 0))),
     "conv_1x1": (((2, 16, 5, 7), (12, 16, 1, 1), (12,)), {}),
+    # large enough for several chunks of images in each product (csrc/conv_bf16.cpp):
+    # only on the real variants, the emulations would take minutes
+    "conv_chunked": (((5, 64, 46, 46), (8, 64, 3, 3), (8,)), dict(padding=1)),
+    "conv_1x1_chunked": (((5, 96, 40, 40), (24, 96, 1, 1), (24,)), {}),
     "linear": (((5, 33), (7, 33), (7,)), None),
     "matmul": (((9, 33), (33, 7)), None),
 }
@@ -230,9 +251,10 @@ def run_case(case, arrays, dy):
     return y.detach().numpy(), [a.grad.numpy() for a in args]
 
 
-@pytest.mark.parametrize("kind", EMULATED)
-@pytest.mark.parametrize("case", list(CASES))
-def test_autocast_on_the_emulated_gemm_matches_the_default_path(rng, monkeypatch, case, kind):
+@pytest.mark.parametrize("kind, case", [
+    (kind, case) for kind in EMULATED + REAL for case in CASES
+    if kind in REAL or "chunked" not in case])
+def test_autocast_on_the_bf16_gemm_matches_the_default_path(rng, monkeypatch, case, kind):
     shapes, _ = CASES[case]
     arrays = [nonzero(rng, s, 0.3 if i == 1 else 1.0) for i, s in enumerate(shapes)
               if s is not None]
