@@ -235,6 +235,7 @@ inline Acc dot(Acc acc, Pairs a, Pairs b) { return _mm512_dpbf16_ps(acc, a, b); 
 namespace amx {
 inline void configure() {
     const TileConfig cfg = gemm_tile_config();
+    asm volatile("" ::"m"(cfg));  // the configuration is in memory before LDTILECFG reads it
     _tile_loadconfig(&cfg);
 }
 #define TILE_CONFIG() configure()

@@ -78,13 +78,20 @@ class Function:
         self.kernels.round_bf16_(a)
         return a
 
-    def use_bf16_gemm(self) -> bool:
+    # Below this depth (a first layer's 3 x 3 x 3 taps) the bfloat16 GEMM, padded to whole
+    # tiles, is slower than the float32 kernels on rounded copies (BENCHMARKS.md).
+    MIN_BF16_GEMM_DEPTH = 64
+
+    def use_bf16_gemm(self, depth=None) -> bool:
         """Whether this call's products run on the backend's bfloat16 GEMM: in an autocast
         region, on a backend that has one in use (the CPU's ``bf16_kernels()``, where the
-        CPU has bfloat16 instructions). The GEMM rounds its operands to bfloat16 as it reads
-        them, so the inputs need no rounded copies."""
+        CPU has bfloat16 instructions), for products of at least MIN_BF16_GEMM_DEPTH terms
+        (``depth``, when the caller knows it). The GEMM rounds its operands to bfloat16 as
+        it reads them, so the inputs need no rounded copies; either way the result is the
+        same up to summation order."""
         probe = getattr(self.kernels, "bf16_kernels", None)
-        return bool(self.lowp) and probe is not None and probe() != "none"
+        deep = depth is None or depth >= self.MIN_BF16_GEMM_DEPTH
+        return bool(self.lowp) and deep and probe is not None and probe() != "none"
 
     @classmethod
     def apply(cls, *args, **kwargs):

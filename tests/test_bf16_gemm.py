@@ -28,6 +28,7 @@ import pytest
 import fastconv
 import fastconv.functional as F
 from fastconv.backend import cpu as cpu_backend
+from fastconv.function import Function
 
 _C = cpu_backend._C
 EMULATED = ("emulated", "emulated_amx")
@@ -264,6 +265,8 @@ def test_autocast_on_the_bf16_gemm_matches_the_default_path(rng, monkeypatch, ca
     with variant("none"):
         y0, g0 = run_case(case, arrays, dy)
     calls = []
+    # the small cases are shallower than the depth where convolutions start to use the GEMM
+    monkeypatch.setattr(Function, "MIN_BF16_GEMM_DEPTH", 1)
     for name in ("gemm_bf16", "conv2d_forward_bf16", "conv2d_backward_bf16"):
         real = getattr(cpu_backend, name)
         monkeypatch.setattr(cpu_backend, name,
@@ -297,6 +300,28 @@ def test_autocast_on_the_bf16_gemm_matches_the_default_path(rng, monkeypatch, ca
     np.testing.assert_allclose(y1, want, **tol(want))
     for a, t in zip(g1, targs):
         np.testing.assert_allclose(a, t.grad.numpy(), **tol(t.grad.numpy()))
+
+
+@pytest.mark.parametrize("kind", EMULATED + REAL)
+def test_shallow_convolutions_take_the_float32_kernels(rng, monkeypatch, kind):
+    """A first layer (3 x 3 x 3 taps) runs on rounded copies and the float32 kernels, the
+    deeper one beside it on the bfloat16 GEMM; both give autocast's result."""
+    used = []
+    real = cpu_backend.conv2d_forward_bf16
+    monkeypatch.setattr(cpu_backend, "conv2d_forward_bf16",
+                        lambda *a, **k: used.append(a[1].shape) or real(*a, **k))
+    shallow = nonzero(rng, (8, 3, 3, 3), 0.3)
+    deep = nonzero(rng, (5, 8, 3, 3), 0.3)
+    x = nonzero(rng, (2, 3, 9, 8))
+    with variant(kind), fastconv.autocast("cpu", dtype=fastconv.bfloat16):
+        h = F.conv2d(fastconv.tensor(x), fastconv.tensor(shallow), padding=1)
+        y = F.conv2d(h, fastconv.tensor(deep))
+    assert used == [deep.shape]
+    with variant("none"), fastconv.autocast("cpu", dtype=fastconv.bfloat16):
+        h0 = F.conv2d(fastconv.tensor(x), fastconv.tensor(shallow), padding=1)
+        y0 = F.conv2d(h0, fastconv.tensor(deep))
+    np.testing.assert_array_equal(h.numpy(), h0.numpy())
+    assert_bf16_results_agree(y.numpy(), y0.numpy())
 
 
 def test_the_first_use_check_allows_another_summation_order():

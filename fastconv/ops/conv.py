@@ -15,7 +15,7 @@ class Conv2d(Function):
 
     def forward(self, x, w, b, stride, padding, dilation, groups):
         # On the bfloat16 GEMM, x and w are rounded as they are packed: no rounded copies.
-        self.on_bf16_gemm = self.use_bf16_gemm()
+        self.on_bf16_gemm = self.use_bf16_gemm(depth=w.shape[1] * w.shape[2] * w.shape[3])
         c = self.bf16 if self.lowp and not self.on_bf16_gemm else (
             lambda a: contiguous(self.xp, a))
         x, w = c(x), c(w)
