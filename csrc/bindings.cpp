@@ -62,11 +62,13 @@ PYBIND11_MODULE(_C, m) {
     m.def("conv2d_forward_bf16", &conv2d_forward_bf16, "x"_a, "w"_a, "b"_a, "stride"_a,
           "padding"_a, "dilation"_a, "groups"_a,
           "conv2d_forward with x and w rounded to bfloat16 and the products on the bfloat16 "
-          "GEMM (b is added as given, first).");
+          "GEMM (b is added as given, first); y rounded to bfloat16.");
     m.def("conv2d_backward_bf16", &conv2d_backward_bf16, "x"_a, "w"_a, "dy"_a, "stride"_a,
           "padding"_a, "dilation"_a, "groups"_a, "need_dx"_a = true, "need_dw"_a = true,
-          "(dx, dw) of conv2d_forward_bf16 on the bfloat16 GEMM (x, w, dy rounded as packed); "
-          "dw summed across images in double. None where need_* is False.");
+          "need_db"_a = false,
+          "(dx, dw, db) of conv2d_forward_bf16 on the bfloat16 GEMM (x, w, dy rounded as packed); "
+          "dx rounded to bfloat16, dw and db summed across images in double. None where need_* "
+          "is False.");
 
     // ---- convolution
     m.def("conv2d_forward", &conv2d_forward, "x"_a, "w"_a, "b"_a, "stride"_a, "padding"_a,

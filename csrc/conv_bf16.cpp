@@ -9,9 +9,10 @@
  * The column matrix is never formed: the GEMM asks for the rows it packs
  * (pack_columns from the prepared copy of x), and dy is read in place where a
  * block lies in one image. Chunks bound the packed operands to a few MB.
- * Gradients: dx is written; dW's per-chunk products are added up in double,
- * so the weight gradient is a float32 sum as accurate as conv.cpp's. db is
- * not computed here (conv2d_backward's pass over dy gives it).
+ * Outputs: y and dx are rounded to bfloat16 as they are finished (in the
+ * GEMM's tiles, per chunk of dx), as autocast returns them; dW's per-chunk
+ * products are added up in double, so the weight gradient is a float32 sum
+ * as accurate as conv.cpp's; db sums dy's bfloat16 values.
  * Layout: NCHW float32, w (OC, C/groups, KH, KW).
  * Threads: OpenMP inside the GEMM (its operands' rows are asked for from its
  * threads), readable_columns and col2im.
@@ -35,6 +36,35 @@ Conv check(const char* fn, const py::array& x, const py::array& w, const Pair& s
     const Conv cv = check_conv(fn, x, w, stride, padding, dilation, groups);
     require(bf16_kernels() != "none", fn, ": no bfloat16 kernels in use on this CPU");
     return cv;
+}
+
+inline std::uint32_t bits(float f) {
+    std::uint32_t b;
+    std::memcpy(&b, &f, sizeof b);
+    return b;
+}
+
+// The sum of the bfloat16 values of d[0..n): sixteen float lanes (so the loop
+// vectorises), added up in double.
+double bf16_sum(const float* __restrict d, index_t n) {
+    float lane[16] = {};
+    index_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; ++l) {
+            const std::uint32_t r = bf16_round_bits(bits(d[i + l]));
+            float v;
+            std::memcpy(&v, &r, sizeof v);
+            lane[l] += v;
+        }
+    double total = 0.0;
+    for (; i < n; ++i) {
+        const std::uint32_t r = bf16_round_bits(bits(d[i]));
+        float v;
+        std::memcpy(&v, &r, sizeof v);
+        total += v;
+    }
+    for (float v : lane) total += v;
+    return total;
 }
 
 // Images per product: bytes per image of what the product streams, near `bytes`
@@ -122,7 +152,7 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
                 const PixelRows src{&cols, n0 * P};
                 gemm_bf16_general(cv.OCg, nimg * P, rows, Operand{{}, nullptr, nullptr, packed_w.data()},
                                   Operand{{}, pixel_rows, &src},
-                                  CTarget{Y + (n0 * cv.OC + gi * cv.OCg) * P, P, P, cv.OC * P}, false,
+                                  CTarget{Y + (n0 * cv.OC + gi * cv.OCg) * P, P, P, cv.OC * P, true}, false,
                                   B ? B + gi * cv.OCg : nullptr);
             }
         }
@@ -132,7 +162,7 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
 
 py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py::array& dy,
                                const Pair& stride, const Pair& padding, const Pair& dilation,
-                               index_t groups, bool need_dx, bool need_dw) {
+                               index_t groups, bool need_dx, bool need_dw, bool need_db) {
     const char* fn = "conv2d_backward_bf16";
     const float* X = float_data(x, fn, "x");
     const float* W = float_data(w, fn, "w");
@@ -140,9 +170,15 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
     const Conv cv = check(fn, x, w, stride, padding, dilation, groups);
     require_shape(dy, {cv.N, cv.OC, cv.g.OH, cv.g.OW}, fn, "dy");
     const index_t P = cv.g.plane(), rows = cv.g.rows(), HW = cv.g.H * cv.g.W;
-    py::object dx_obj = py::none(), dw_obj = py::none();
+    py::object dx_obj = py::none(), dw_obj = py::none(), db_obj = py::none();
     float* DX = nullptr;
     float* DW = nullptr;
+    float* DB = nullptr;
+    if (need_db) {
+        auto a = new_float({cv.OC});
+        DB = mut(a);
+        db_obj = std::move(a);
+    }
     if (need_dx) {
         auto a = new_float({cv.N, cv.C, cv.g.H, cv.g.W});
         DX = mut(a);
@@ -162,6 +198,14 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
         // dcol is written, then read back by col2im: chunks that keep it in L2.
         const index_t dx_chunk = chunk_images(cv, rows * P * 4, 1 << 20);
         const index_t dw_chunk = chunk_images(cv, rows * P * 2, 8 << 20);
+        if (DB) {  // db = the sum of dy's bfloat16 values over images and pixels, in double
+#pragma omp parallel for schedule(static)
+            for (index_t oc = 0; oc < cv.OC; ++oc) {
+                double total = 0.0;
+                for (index_t n = 0; n < cv.N; ++n) total += bf16_sum(DY + (n * cv.OC + oc) * P, P);
+                DB[oc] = static_cast<float>(total);
+            }
+        }
         for (index_t gi = 0; gi < cv.G; ++gi) {
             const float* Wg = W + gi * cv.OCg * rows;
             if (DX) {  // dcol = W_g^T dy_g, folded back onto x's planes
@@ -173,8 +217,13 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
                     gemm_bf16_general(rows, nimg * P, cv.OCg, Operand{{}, nullptr, nullptr, packed_wt.data()},
                                       Operand{{}, grad_pixel_rows, &g}, CTarget{dcol.data(), nimg * P},
                                       false, nullptr);
-                    col2im(dcol.data(), nimg, cv.C * HW, cv.g, DX + n0 * cv.C * HW + gi * cv.Cg * HW,
-                           ColLayout{P, nimg * P});
+                    float* dx = DX + n0 * cv.C * HW + gi * cv.Cg * HW;
+                    col2im(dcol.data(), nimg, cv.C * HW, cv.g, dx, ColLayout{P, nimg * P});
+#pragma omp parallel for schedule(static)
+                    for (index_t t = 0; t < nimg * cv.Cg; ++t)  // the chunk's planes, still in L2
+                        round_bf16_block(reinterpret_cast<std::uint32_t*>(dx + (t / cv.Cg) * cv.C * HW +
+                                                                          (t % cv.Cg) * HW),
+                                         HW);
                 }
             }
             if (DW) {  // dW_g = sum over chunks of dy_g col_g^T: in float per chunk, in double across
@@ -196,7 +245,7 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
             }
         }
     }
-    return py::make_tuple(dx_obj, dw_obj);
+    return py::make_tuple(dx_obj, dw_obj, db_obj);
 }
 
 }  // namespace fc

@@ -34,17 +34,6 @@ void relu_grad_block(const float* __restrict y, const float* __restrict dy, floa
     }
 }
 
-// bfloat16 is the upper half of a float32: add half an ulp of bf16 (minus one
-// when the kept part is even, so ties go to even), then drop the lower half.
-void round_bf16_block(std::uint32_t* __restrict u, index_t n) {
-    for (index_t i = 0; i < n; ++i) {
-        const std::uint32_t b = u[i];
-        const bool nan = (b & 0x7FFFFFFFu) > 0x7F800000u;
-        const std::uint32_t r = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
-        u[i] = nan ? 0x7FC00000u : r;
-    }
-}
-
 void add_block(float* __restrict dst, const float* __restrict src, index_t n) {
     for (index_t i = 0; i < n; ++i) dst[i] += src[i];
 }
@@ -64,6 +53,11 @@ void split(index_t n, F f) {
     }
 }
 }  // namespace
+
+// bfloat16 is the upper half of a float32 (bf16_round_bits).
+void round_bf16_block(std::uint32_t* __restrict u, index_t n) {
+    for (index_t i = 0; i < n; ++i) u[i] = bf16_round_bits(u[i]);
+}
 
 py::array relu_forward(const py::array& x) {
     const char* fn = "relu_forward";

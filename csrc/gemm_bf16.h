@@ -59,6 +59,7 @@ struct CTarget {
     float* c;
     index_t ldc;
     index_t group = 0, group_stride = 0;
+    bool round = false;  // each result rounded to bfloat16 as it is finished (autocast's outputs)
     float* at(index_t i, index_t j) const {
         return c + i * ldc + (group ? (j / group) * group_stride + j % group : j);
     }

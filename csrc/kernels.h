@@ -9,7 +9,7 @@ namespace fc {
 
 // Bumped whenever a signature or a semantic of this module changes;
 // fastconv/backend/cpu.py refuses to run against a different value.
-constexpr int kAbiVersion = 7;
+constexpr int kAbiVersion = 8;
 
 // alloc.cpp
 py::dict cache_info();
@@ -41,7 +41,7 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
                               const Pair& padding, const Pair& dilation, index_t groups);
 py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py::array& dy,
                                const Pair& stride, const Pair& padding, const Pair& dilation,
-                               index_t groups, bool need_dx, bool need_dw);
+                               index_t groups, bool need_dx, bool need_dw, bool need_db);
 
 // pool.cpp
 py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
@@ -74,6 +74,16 @@ py::tuple batch_norm_backward(const py::array& x, const std::optional<py::array>
 py::array relu_forward(const py::array& x);
 py::array relu_backward(const py::array& y, const py::array& dy);
 void round_bf16_inplace(py::array x);
+// The same on n floats seen as their bits, single-threaded (inside other kernels).
+void round_bf16_block(std::uint32_t* u, index_t n);
+
+// The bits of float32 b rounded to bfloat16, as a float32: add half an ulp of
+// bfloat16 (minus one when the kept part is even, so ties go to even), then
+// drop the lower half; NaN -> 0x7FC00000. Branch-free, so loops vectorise.
+inline std::uint32_t bf16_round_bits(std::uint32_t b) {
+    const std::uint32_t r = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
+    return (b & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC00000u : r;
+}
 void add_inplace(py::array dst, const py::array& src);
 
 // activation.cpp

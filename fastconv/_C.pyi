@@ -92,12 +92,15 @@ def gemm_bf16(a: F32, b: F32, trans_a: bool = False, trans_b: bool = False,
 
 def conv2d_forward_bf16(x: F32, w: F32, b: Optional[F32], stride: Pair, padding: Pair,
                         dilation: Pair, groups: int) -> F32:
-    """conv2d_forward with x and w rounded to bfloat16, on the bfloat16 GEMM."""
+    """conv2d_forward with x and w rounded to bfloat16, on the bfloat16 GEMM; y rounded to
+    bfloat16."""
 
 def conv2d_backward_bf16(x: F32, w: F32, dy: F32, stride: Pair, padding: Pair, dilation: Pair,
-                         groups: int, need_dx: bool = True,
-                         need_dw: bool = True) -> Tuple[Optional[F32], Optional[F32]]:
-    """(dx, dw) of conv2d_forward_bf16; dw summed across images in double."""
+                         groups: int, need_dx: bool = True, need_dw: bool = True,
+                         need_db: bool = False
+                         ) -> Tuple[Optional[F32], Optional[F32], Optional[F32]]:
+    """(dx, dw, db) of conv2d_forward_bf16 with dy rounded to bfloat16: dx rounded to
+    bfloat16; dw and db summed across images in double."""
 
 # ---------------------------------------------------------------- convolution
 

@@ -557,15 +557,23 @@ def test_conv2d_bf16_is_the_float32_conv_of_rounded_operands(be, case, monkeypat
     b = rand(rng, OC) if has_b else None
     args = (stride, padding, dilation, groups)
     y = be.conv2d_forward_bf16(x, w, b, *args)
-    assert_close(y, be.conv2d_forward(_rounded(be, x), _rounded(be, w), b, *args))
+    y_ref = be.conv2d_forward(_rounded(be, x), _rounded(be, w), b, *args)
+    assert np.array_equal(_rounded(be, y), y)  # outputs are bfloat16 values
+    assert_close(y, y_ref, rtol=1e-2, atol=1e-2 * np.abs(y_ref).max())  # within a bf16 step
     assert np.abs(y - be.conv2d_forward(x, w, b, *args)).max() > 1e-4  # it did round
-    dy = _rounded(be, rand(rng, *y.shape))  # autocast rounds the incoming gradient
-    dx, dw = be.conv2d_backward_bf16(x, w, dy, *args, True, True)
-    dx_ref, dw_ref, _ = be.conv2d_backward(_rounded(be, x), _rounded(be, w), dy, *args, True,
-                                           True, False)
-    assert_close(dx, dx_ref)
+    g = rand(rng, *y.shape)
+    dx, dw, db = be.conv2d_backward_bf16(x, w, g, *args, True, True, has_b)
+    dy = _rounded(be, g)  # the incoming gradient is rounded first
+    dx_ref, dw_ref, db_ref = be.conv2d_backward(_rounded(be, x), _rounded(be, w), dy, *args,
+                                                True, True, has_b)
+    assert np.array_equal(_rounded(be, dx), dx)
+    assert_close(dx, dx_ref, rtol=1e-2, atol=1e-2 * np.abs(dx_ref).max())
     assert_close(dw, dw_ref, rtol=2e-4, atol=1e-4)
-    assert be.conv2d_backward_bf16(x, w, dy, *args, False, True)[0] is None
+    if has_b:
+        assert_close(db, db_ref, rtol=1e-5, atol=1e-5)
+    else:
+        assert db is None
+    assert be.conv2d_backward_bf16(x, w, g, *args, False, True)[0] is None
 
 
 def test_gemm_bf16(be, monkeypatch):

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
-ABI_VERSION = 7
+ABI_VERSION = 8
 
 _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 
@@ -187,15 +187,18 @@ def gemm_bf16(a, b, trans_a=False, trans_b=False, bias=None, out=None):
 
 
 def conv2d_forward_bf16(x, w, b, stride, padding, dilation, groups):
-    """conv2d_forward with x and w rounded to bfloat16, on the bfloat16 GEMM."""
+    """conv2d_forward with x and w rounded to bfloat16, on the bfloat16 GEMM; y rounded to
+    bfloat16 (autocast's output)."""
     return _C.conv2d_forward_bf16(x, w, b, tuple(stride), tuple(padding), tuple(dilation),
                                   int(groups))
 
 
-def conv2d_backward_bf16(x, w, dy, stride, padding, dilation, groups, need_dx, need_dw):
-    """(dx, dw) of conv2d_forward_bf16 (x, w, dy rounded to bfloat16); no db."""
+def conv2d_backward_bf16(x, w, dy, stride, padding, dilation, groups, need_dx, need_dw,
+                         need_db=False):
+    """(dx, dw, db) of conv2d_forward_bf16 with x, w and dy rounded to bfloat16: dx rounded
+    to bfloat16, dw and db float32 sums."""
     return _C.conv2d_backward_bf16(x, w, dy, tuple(stride), tuple(padding), tuple(dilation),
-                                   int(groups), bool(need_dx), bool(need_dw))
+                                   int(groups), bool(need_dx), bool(need_dw), bool(need_db))
 
 
 # ---------------------------------------------------------------- convolution

@@ -26,7 +26,7 @@ class Conv2d(Function):
         conv = self.kernels.conv2d_forward_bf16 if self.on_bf16_gemm else \
             self.kernels.conv2d_forward
         y = conv(x, w, b, stride, padding, dilation, groups)
-        if self.lowp:
+        if self.lowp and not self.on_bf16_gemm:  # the bfloat16 kernels round y themselves
             self.kernels.round_bf16_(y)
         return y
 
@@ -34,14 +34,11 @@ class Conv2d(Function):
         x, w = self.saved
         need_x, need_w, need_b = self.needs_input_grad[:3]
         need_b = need_b and self.has_bias
+        if self.on_bf16_gemm:  # dy rounded as it is read, dx rounded as it is written
+            return self.kernels.conv2d_backward_bf16(x, w, contiguous(self.xp, dy), *self.args,
+                                                     need_x, need_w, need_b)
         dy = self.bf16(dy) if self.lowp else contiguous(self.xp, dy)
-        if self.on_bf16_gemm:
-            dx, dw = self.kernels.conv2d_backward_bf16(x, w, dy, *self.args, need_x, need_w)
-            db = self.kernels.conv2d_backward(x, w, dy, *self.args, False, False,
-                                              True)[2] if need_b else None
-        else:
-            dx, dw, db = self.kernels.conv2d_backward(x, w, dy, *self.args, need_x, need_w,
-                                                      need_b)
+        dx, dw, db = self.kernels.conv2d_backward(x, w, dy, *self.args, need_x, need_w, need_b)
         if self.lowp and dx is not None:
             self.kernels.round_bf16_(dx)
         return dx, dw, db

@@ -28,6 +28,7 @@ import numpy as np
 from fastconv import output_size
 
 from .blas import bf16_products, mm, view
+from .elementwise import round_bf16_
 from .launch import BLOCK, NULL, device_f32, device_f32_or_none, get_kernel, i32, i64, launch
 
 _workspace_limit = int(float(os.environ.get("FASTCONV_CUDA_WORKSPACE_MB", "512")) * 2**20)
@@ -227,15 +228,23 @@ def conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx, need_d
 
 def conv2d_forward_bf16(x, w, b, stride, padding, dilation, groups):
     """conv2d_forward with every GEMM on bfloat16-rounded operands (blas.bf16_products): x and
-    w are rounded as they enter the GEMMs, the bias is added in float32."""
+    w are rounded as they enter the GEMMs, the bias is added in float32; y rounded to
+    bfloat16 (autocast's output), as the CPU's."""
     with bf16_products():
-        return conv2d_forward(x, w, b, stride, padding, dilation, groups)
+        y = conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    round_bf16_(y)
+    return y
 
 
-def conv2d_backward_bf16(x, w, dy, stride, padding, dilation, groups, need_dx, need_dw):
-    """(dx, dw) of conv2d_forward_bf16, its GEMMs on bfloat16-rounded operands."""
+def conv2d_backward_bf16(x, w, dy, stride, padding, dilation, groups, need_dx, need_dw,
+                         need_db=False):
+    """(dx, dw, db) of conv2d_forward_bf16 with dy rounded to bfloat16, its GEMMs on
+    bfloat16-rounded operands: dx rounded to bfloat16, dw and db float32 sums."""
+    dy = device_f32(dy, "dy").copy()
+    round_bf16_(dy)
     with bf16_products():
-        dx, dw, _ = conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx,
-                                    need_dw, False)
-    return dx, dw
-
+        dx, dw, db = conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx,
+                                     need_dw, need_db)
+    if dx is not None:
+        round_bf16_(dx)
+    return dx, dw, db
