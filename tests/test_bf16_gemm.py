@@ -24,6 +24,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import fastconv
 import fastconv.functional as F
@@ -322,6 +324,49 @@ def test_shallow_convolutions_take_the_float32_kernels(rng, monkeypatch, kind):
         y0 = F.conv2d(h0, fastconv.tensor(deep))
     np.testing.assert_array_equal(h.numpy(), h0.numpy())
     assert_bf16_results_agree(y.numpy(), y0.numpy())
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_random_convolutions_on_every_variant(data):
+    """Random convolution configurations (empty batches, strides, dilations, groups, padding,
+    with and without bias) under autocast on each bfloat16 GEMM variant against the default
+    path: y and dx within one bfloat16 step of it, dw and db float32 sums of the same terms."""
+    draw = data.draw
+    g = draw(st.sampled_from([1, 1, 2, 3]))
+    cin, cout = g * draw(st.integers(1, 4)), g * draw(st.integers(1, 4))
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    s, d = (draw(st.integers(1, 2)), draw(st.integers(1, 2))), (draw(st.integers(1, 2)), 1)
+    p = (draw(st.integers(0, 1)), draw(st.integers(0, 1)))
+    n, h, w = draw(st.integers(0, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    oh = (h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+    ow = (w + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    assume(oh > 0 and ow > 0)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    arrays = [nonzero(rng, (n, cin, h, w)), nonzero(rng, (cout, cin // g) + k, 0.3)]
+    if draw(st.booleans()):
+        arrays.append(nonzero(rng, (cout,)))
+    dy = nonzero(rng, (n, cout, oh, ow))
+
+    def run(kind):
+        args = [fastconv.tensor(a, requires_grad=True) for a in arrays]
+        with pytest.MonkeyPatch.context() as mp, variant(kind), \
+                fastconv.autocast("cpu", dtype=fastconv.bfloat16):
+            mp.setattr(Function, "MIN_BF16_GEMM_DEPTH", 1)  # the small shapes too
+            y = F.conv2d(*args, stride=s, padding=p, dilation=d, groups=g)
+            (y * fastconv.tensor(dy)).sum().backward()
+        return [y.detach().numpy()] + [a.grad.numpy() for a in args]
+
+    want = run("none")
+    for kind in ("emulated_amx",) + REAL:
+        got = run(kind)
+        for i, (a, b) in enumerate(zip(got, want)):
+            assert a.shape == b.shape
+            if i < 2:  # y, dx: bfloat16 values, at most one bfloat16 step apart
+                step = np.exp2(np.floor(np.log2(np.maximum(np.abs(b), 1e-30))) - 7)
+                assert (np.abs(a - b) <= step * 1.01 + 1e-6).all(), (kind, i)
+            else:
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(b).max()))
 
 
 def test_the_first_use_check_allows_another_summation_order():
