@@ -38,31 +38,15 @@ Conv check(const char* fn, const py::array& x, const py::array& w, const Pair& s
     return cv;
 }
 
-inline std::uint32_t bits(float f) {
-    std::uint32_t b;
-    std::memcpy(&b, &f, sizeof b);
-    return b;
-}
-
 // The sum of the bfloat16 values of d[0..n): sixteen float lanes (so the loop
 // vectorises), added up in double.
 double bf16_sum(const float* __restrict d, index_t n) {
     float lane[16] = {};
     index_t i = 0;
     for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; ++l) {
-            const std::uint32_t r = bf16_round_bits(bits(d[i + l]));
-            float v;
-            std::memcpy(&v, &r, sizeof v);
-            lane[l] += v;
-        }
+        for (int l = 0; l < 16; ++l) lane[l] += bf16_round(d[i + l]);
     double total = 0.0;
-    for (; i < n; ++i) {
-        const std::uint32_t r = bf16_round_bits(bits(d[i]));
-        float v;
-        std::memcpy(&v, &r, sizeof v);
-        total += v;
-    }
+    for (; i < n; ++i) total += bf16_round(d[i]);
     for (float v : lane) total += v;
     return total;
 }

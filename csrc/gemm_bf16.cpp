@@ -260,8 +260,6 @@ inline void configure() {
 
 namespace {
 
-using GemmFn = void (*)(index_t, index_t, index_t, StridedMatrix, StridedMatrix, float*, index_t,
-                        bool, const float*);
 
 using GeneralFn = void (*)(index_t, index_t, index_t, const Operand&, const Operand&,
                           const CTarget&, bool, const float*);
@@ -270,23 +268,22 @@ using PackFn = void (*)(index_t, index_t, const Operand&, std::vector<std::uint3
 
 struct Variant {
     const char* name;
-    GemmFn gemm;             // nullptr: none, or not compiled here
-    GeneralFn general;
+    GeneralFn general;       // nullptr: none, or not compiled here
     PackFn pack_a;
     const char* emulation;   // the variant a real one is checked against
 };
 
 const Variant kVariants[] = {
 #ifdef FC_HAVE_BF16_ISA
-    {"amx", &amx::gemm, &amx::gemm_general, &amx::pack_a, "emulated_amx"},
-    {"avx512bf16", &avx512bf16::gemm, &avx512bf16::gemm_general, &avx512bf16::pack_a, "emulated"},
+    {"amx", &amx::gemm_general, &amx::pack_a, "emulated_amx"},
+    {"avx512bf16", &avx512bf16::gemm_general, &avx512bf16::pack_a, "emulated"},
 #else
-    {"amx", nullptr, nullptr, nullptr, "emulated_amx"},
-    {"avx512bf16", nullptr, nullptr, nullptr, "emulated"},
+    {"amx", nullptr, nullptr, "emulated_amx"},
+    {"avx512bf16", nullptr, nullptr, "emulated"},
 #endif
-    {"emulated", &emulated::gemm, &emulated::gemm_general, &emulated::pack_a, nullptr},
-    {"emulated_amx", &emulated_amx::gemm, &emulated_amx::gemm_general, &emulated_amx::pack_a, nullptr},
-    {"none", nullptr, nullptr, nullptr, nullptr},
+    {"emulated", &emulated::gemm_general, &emulated::pack_a, nullptr},
+    {"emulated_amx", &emulated_amx::gemm_general, &emulated_amx::pack_a, nullptr},
+    {"none", nullptr, nullptr, nullptr},
 };
 
 const Variant* g_variant = nullptr;  // set with the GIL held; read by the kernels
@@ -296,6 +293,20 @@ const Variant* find_variant(const std::string& name) {
     for (const Variant& v : kVariants)
         if (name == v.name) return &v;
     return nullptr;
+}
+
+// The strided product C = A B on variant v: B read as the rows of B^T.
+void run(const Variant& v, index_t M, index_t N, index_t K, StridedMatrix a, StridedMatrix b,
+         float* c, index_t ldc, bool accumulate, const float* bias) {
+    v.general(M, N, K, Operand{a}, Operand{StridedMatrix{b.data, b.col, b.row}}, CTarget{c, ldc},
+              accumulate, bias);
+}
+
+// The variant in use, which must have kernels.
+const Variant& in_use() {
+    if (!g_variant || !g_variant->general)
+        throw std::runtime_error("gemm_bf16: no bfloat16 kernels in use (bf16_kernels() is 'none')");
+    return *g_variant;
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -323,7 +334,7 @@ bool amx_permitted() {
 bool cpu_runs(const std::string& name) {
     if (name == "none" || name == "emulated" || name == "emulated_amx") return true;
     const Variant* v = find_variant(name);
-    if (!v || !v->gemm) return false;
+    if (!v || !v->general) return false;
 #if defined(__x86_64__)
     __builtin_cpu_init();
     const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
@@ -366,8 +377,8 @@ bool self_test(const Variant& v, const Variant* ref, std::string& why) {
         const StridedMatrix A{a.data(), K, 1};
         const StridedMatrix B = pass == 0 ? StridedMatrix{b.data(), N, 1} : StridedMatrix{b.data(), 1, K};
         const float* bias_p = pass == 0 ? bias.data() : nullptr;
-        v.gemm(M, N, K, A, B, got.data(), N, pass == 1, bias_p);
-        ref->gemm(M, N, K, A, B, want.data(), N, pass == 1, bias_p);
+        run(v, M, N, K, A, B, got.data(), N, pass == 1, bias_p);
+        run(*ref, M, N, K, A, B, want.data(), N, pass == 1, bias_p);
         for (index_t i = 0; i < M; ++i)
             for (index_t j = 0; j < N; ++j) {
                 double& m = mag[i * N + j];
@@ -430,7 +441,7 @@ std::string bf16_kernels() {
 std::string bf16_self_test(const std::string& variant, const std::string& reference) {
     const Variant* v = find_variant(variant);
     const Variant* r = find_variant(reference);
-    require(v && v->gemm && cpu_runs(variant) && r && r->gemm && cpu_runs(reference),
+    require(v && v->general && cpu_runs(variant) && r && r->general && cpu_runs(reference),
             "_bf16_self_test: ", variant, " or ", reference, " cannot run here");
     std::string why;
     return self_test(*v, r, why) ? std::string() : why;
@@ -438,29 +449,23 @@ std::string bf16_self_test(const std::string& variant, const std::string& refere
 
 void gemm_bf16(index_t M, index_t N, index_t K, StridedMatrix a, StridedMatrix b, float* c,
                index_t ldc, bool accumulate, const float* bias) {
-    if (!g_variant || !g_variant->gemm)
-        throw std::runtime_error("gemm_bf16: no bfloat16 kernels in use (bf16_kernels() is 'none')");
-    g_variant->gemm(M, N, K, a, b, c, ldc, accumulate, bias);
+    run(in_use(), M, N, K, a, b, c, ldc, accumulate, bias);
 }
 
 void gemm_bf16_general(index_t M, index_t N, index_t K, const Operand& a, const Operand& bt,
                        const CTarget& c, bool accumulate, const float* bias) {
-    if (!g_variant || !g_variant->general)
-        throw std::runtime_error("gemm_bf16: no bfloat16 kernels in use (bf16_kernels() is 'none')");
-    g_variant->general(M, N, K, a, bt, c, accumulate, bias);
+    in_use().general(M, N, K, a, bt, c, accumulate, bias);
 }
 
 void gemm_bf16_pack_a(index_t M, index_t K, const Operand& a, std::vector<std::uint32_t>& out) {
-    if (!g_variant || !g_variant->pack_a)
-        throw std::runtime_error("gemm_bf16: no bfloat16 kernels in use (bf16_kernels() is 'none')");
-    g_variant->pack_a(M, K, a, out);
+    in_use().pack_a(M, K, a, out);
 }
 
 void gemm_bf16_on(const std::string& variant, index_t M, index_t N, index_t K, StridedMatrix a,
                   StridedMatrix b, float* c, index_t ldc, bool accumulate, const float* bias) {
     const Variant* v = find_variant(variant);
-    require(v && v->gemm && cpu_runs(variant), "gemm_bf16: variant ", variant, " cannot run here");
-    v->gemm(M, N, K, a, b, c, ldc, accumulate, bias);
+    require(v && v->general && cpu_runs(variant), "gemm_bf16: variant ", variant, " cannot run here");
+    run(*v, M, N, K, a, b, c, ldc, accumulate, bias);
 }
 
 // ---------------------------------------------------------------- Python-facing

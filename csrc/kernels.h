@@ -3,6 +3,8 @@
 
 #include <optional>
 
+#include <cstring>
+
 #include "common.h"
 
 namespace fc {
@@ -83,6 +85,15 @@ void round_bf16_block(std::uint32_t* u, index_t n);
 inline std::uint32_t bf16_round_bits(std::uint32_t b) {
     const std::uint32_t r = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
     return (b & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC00000u : r;
+}
+
+// x rounded to the nearest bfloat16, as a float32 (bf16_round_bits).
+inline float bf16_round(float x) {
+    std::uint32_t b;
+    std::memcpy(&b, &x, sizeof b);
+    b = bf16_round_bits(b);
+    std::memcpy(&x, &b, sizeof b);
+    return x;
 }
 void add_inplace(py::array dst, const py::array& src);
 
