@@ -35,10 +35,10 @@ def vgg3x3_bn(nn, widths=(64, 256, 256), num_classes=10):
                          nn.Linear(cin, num_classes))
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize("impl", ["fastconv", "torch"])
-@pytest.mark.parametrize("network", list(STEPS))
-def test_training_step(benchmark, request, impl, network, precision):
+def make_step(impl, network, precision, torch=None):
+    """One training step of ``network`` (a key of STEPS) in ``impl`` ('fastconv' or 'torch',
+    which needs the ``torch`` module) at ``precision`` ('fp32', or 'bf16': forward and loss in
+    the library's autocast region), on a fixed random batch; returns the step function."""
     model_name, batch, size = STEPS[network]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, size, size), dtype=np.float32)
@@ -47,34 +47,36 @@ def test_training_step(benchmark, request, impl, network, precision):
         fc.manual_seed(0)
         model = vgg3x3_bn(fc.nn) if model_name == "vgg3x3_bn" else \
             models.get_model(model_name, num_classes=10)
-        model.train()
         opt = fc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        xt, yt = fc.tensor(x), fc.tensor(y)
+        xt, yt, loss_fn = fc.tensor(x), fc.tensor(y), F.cross_entropy
         region = (lambda: fc.autocast("cpu", dtype=fc.bfloat16)) if precision == "bf16" \
             else contextlib.nullcontext
-
-        def step():
-            with region():
-                loss = F.cross_entropy(model(xt), yt)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
     else:
-        torch = request.getfixturevalue("torch_or_skip")
         torch.manual_seed(0)
         model = vgg3x3_bn(torch.nn) if model_name == "vgg3x3_bn" else torch_network(model_name)
-        model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        loss_fn = torch.nn.functional.cross_entropy
         region = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" \
             else contextlib.nullcontext
+    model.train()
 
-        def step():
-            with region():
-                loss = torch.nn.functional.cross_entropy(model(xt), yt)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    def step():
+        with region():
+            loss = loss_fn(model(xt), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("impl", ["fastconv", "torch"])
+@pytest.mark.parametrize("network", list(STEPS))
+def test_training_step(benchmark, request, impl, network, precision):
+    _, batch, size = STEPS[network]
+    torch = request.getfixturevalue("torch_or_skip") if impl == "torch" else None
+    step = make_step(impl, network, precision, torch)
     benchmark.group = f"training step {network} batch {batch} {size}x{size} {precision}"
     # torch's bfloat16 kernels without native bf16 instructions take tens of seconds a step
     slow = impl == "torch" and precision == "bf16"

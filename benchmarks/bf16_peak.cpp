@@ -1,5 +1,5 @@
 /* The CPU's bfloat16 peak, for the GFLOP/s columns of BENCHMARKS.md: back-to-back
- * TDPBF16PS (AMX) and VDPBF16PS (AVX512-BF16) on operands that never leave the
+ * TDPBF16PS (AMX), VDPBF16PS (AVX512-BF16) and float32 VFMADD231PS on operands that never leave the
  * tiles / registers, one thread, so only the instructions' throughput counts.
  *   g++ -O2 -fopenmp benchmarks/bf16_peak.cpp -o /tmp/bf16_peak && /tmp/bf16_peak
  * Each thread of OMP_NUM_THREADS runs the loop; the sum is the machine's peak. */
@@ -36,31 +36,59 @@ __attribute__((target("amx-tile,amx-bf16"))) double amx_flops(long reps) {
     return 4.0 * reps * 16 * 16 * 32 * 2;  // 16x16 results, 32 products each
 }
 
+// Twelve independent accumulators in named registers (an array indexed in a
+// loop is kept in memory at -O2, which times store forwarding, not the
+// instruction); enough to cover VDPBF16PS / VFMADD latency times throughput.
+#define FC_TWELVE(op) op(0) op(1) op(2) op(3) op(4) op(5) op(6) op(7) op(8) op(9) op(10) op(11)
+#define FC_ZERO(i) __m512 a##i = _mm512_setzero_ps();
+#define FC_SUM(i) s = _mm512_add_ps(s, a##i);
+
 __attribute__((target("avx512f,avx512bf16"))) double vnni_flops(long reps, float* sink) {
-    __m512 acc[12];
-    for (auto& a : acc) a = _mm512_setzero_ps();
-    const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3F803F80), y = x;
-    for (long r = 0; r < reps; ++r)
-        for (auto& a : acc) a = _mm512_dpbf16_ps(a, x, y);
-    __m512 s = acc[0];
-    for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
+    FC_TWELVE(FC_ZERO)
+    __m512bh x = (__m512bh)_mm512_set1_epi32(0x3F803F80), y = x;
+    for (long r = 0; r < reps; ++r) {
+        asm volatile("" : "+v"(x), "+v"(y));  // operands unknown to the compiler each round
+#define FC_DOT(i) a##i = _mm512_dpbf16_ps(a##i, x, y);
+        FC_TWELVE(FC_DOT)
+#undef FC_DOT
+    }
+    __m512 s = _mm512_setzero_ps();
+    FC_TWELVE(FC_SUM)
     *sink = _mm512_reduce_add_ps(s);
     return 12.0 * reps * 16 * 2 * 2;  // 16 lanes, 2 products each
 }
 
+// The float32 FMA peak beside it, for the float32 kernels' percentages.
+__attribute__((target("avx512f"))) double fma_flops(long reps, float* sink) {
+    FC_TWELVE(FC_ZERO)
+    __m512 x = _mm512_set1_ps(1e-7f), y = x;
+    for (long r = 0; r < reps; ++r) {
+        asm volatile("" : "+v"(x), "+v"(y));
+#define FC_FMA(i) a##i = _mm512_fmadd_ps(x, y, a##i);
+        FC_TWELVE(FC_FMA)
+#undef FC_FMA
+    }
+    __m512 s = _mm512_setzero_ps();
+    FC_TWELVE(FC_SUM)
+    *sink = _mm512_reduce_add_ps(s);
+    return 12.0 * reps * 16 * 2;  // 16 lanes, one product each
+}
+
 int main() {
     const bool amx = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
-    for (int kind = 0; kind < 2; ++kind) {
+    const char* names[] = {"TDPBF16PS (AMX)", "VDPBF16PS", "VFMADD231PS (float32)"};
+    for (int kind = 0; kind < 3; ++kind) {
         if (kind == 0 && !amx) continue;
         double flops = 0;
         const auto t0 = std::chrono::steady_clock::now();
 #pragma omp parallel reduction(+ : flops)
         {
             float sink;
-            flops += kind == 0 ? amx_flops(20000000) : vnni_flops(50000000, &sink);
+            flops += kind == 0 ? amx_flops(20000000)
+                   : kind == 1 ? vnni_flops(50000000, &sink) : fma_flops(50000000, &sink);
         }
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        std::printf("%s: %.0f GFLOP/s on %d threads\n", kind == 0 ? "TDPBF16PS (AMX)" : "VDPBF16PS",
-                    flops / s / 1e9, omp_get_max_threads());
+        std::printf("%s: %.0f GFLOP/s on %d threads\n", names[kind], flops / s / 1e9,
+                    omp_get_max_threads());
     }
 }

@@ -8,6 +8,7 @@ LAYER_CASES, forward and backward) and bench_models.py (``steps``: the training 
 
     python benchmarks/interleaved.py layers --threads 1 --pairs 11
     python benchmarks/interleaved.py steps --threads 1 --pairs 7
+    python benchmarks/interleaved.py steps --threads 2 --pairs 9 --precision bf16
 """
 
 import argparse
@@ -18,12 +19,12 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # the benchmark modules, and the repository's models
 
 import bench_ops
 
 import fastconv as fc
-import fastconv.functional as F
 from fastconv.backend import cpu
 
 
@@ -56,51 +57,14 @@ def layers(n):
         print("| {} | {:.2f} | {:.2f} | {:.2f} |".format(case, *pairs(a, b, n)), flush=True)
 
 
-def training_step_fastconv(model_name, x, y):
-    import models
+def steps(n, precision):
+    from bench_models import STEPS, make_step
 
-    fc.manual_seed(0)
-    model = models.get_model(model_name, num_classes=10)
-    model.train()
-    opt = fc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    xt, yt = fc.tensor(x), fc.tensor(y)
-
-    def step():
-        loss = F.cross_entropy(model(xt), yt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
-
-
-def training_step_torch(model_name, x, y):
-    from torch_networks import torch_network
-
-    torch.manual_seed(0)
-    model = torch_network(model_name)
-    model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step():
-        loss = torch.nn.functional.cross_entropy(model(xt), yt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
-
-
-def steps(n):
-    from bench_models import STEPS
-
-    print("| training step | fastconv ms | torch ms | ratio |")
+    print(f"| training step ({precision}) | fastconv ms | torch ms | ratio |")
     print("| --- | ---: | ---: | ---: |")
-    for network, (model_name, batch, size) in STEPS.items():
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((batch, 3, size, size), dtype=np.float32)
-        y = rng.integers(0, 10, size=batch)
-        a = training_step_fastconv(model_name, x, y)
-        b = training_step_torch(model_name, x, y)
+    for network, (_, batch, size) in STEPS.items():
+        a = make_step("fastconv", network, precision)
+        b = make_step("torch", network, precision, torch)
         print("| {} batch {} {}x{} | {:.1f} | {:.1f} | {:.2f} |".format(
             network, batch, size, size, *pairs(a, b, n)), flush=True)
 
@@ -110,12 +74,18 @@ def main():
     parser.add_argument("what", choices=["layers", "steps"])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--pairs", type=int, default=9)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="steps: float32, or forward and loss under each library's "
+                             "bfloat16 autocast")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cpu.set_num_threads(args.threads)
     print(f"fastconv {fc.__file__}, torch {torch.__version__}, {args.threads} thread(s), "
           f"{args.pairs} pairs\n")
-    (layers if args.what == "layers" else steps)(args.pairs)
+    if args.what == "layers":
+        layers(args.pairs)
+    else:
+        steps(args.pairs, args.precision)
 
 
 if __name__ == "__main__":
