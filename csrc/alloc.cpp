@@ -117,13 +117,16 @@ std::atomic<size_t>& scratch_bytes() {
     return bytes;
 }
 
-py::array_t<float> new_float(const std::vector<index_t>& shape) {
+namespace {
+
+template <typename T>
+py::array_t<T> new_cached(const std::vector<index_t>& shape) {
     size_t count = 1;
     for (index_t s : shape) count *= static_cast<size_t>(s);
     const std::vector<py::ssize_t> dims(shape.begin(), shape.end());
-    if (count * sizeof(float) < kMinBytes) return py::array_t<float>(dims);
+    if (count * sizeof(T) < kMinBytes) return py::array_t<T>(dims);
 
-    const size_t size = round_size(count * sizeof(float));
+    const size_t size = round_size(count * sizeof(T));
     void* block = nullptr;
     {
         Cache& c = cache();
@@ -143,9 +146,17 @@ py::array_t<float> new_float(const std::vector<index_t>& shape) {
     }
     void* data = data_of(block);
     if (trace_hooks().track)
-        trace_hooks().track(kTraceDomain, reinterpret_cast<std::uintptr_t>(data), count * sizeof(float));
+        trace_hooks().track(kTraceDomain, reinterpret_cast<std::uintptr_t>(data), count * sizeof(T));
     py::capsule owner(data, [](void* p) { release(p); });
-    return py::array_t<float>(dims, static_cast<float*>(data), owner);
+    return py::array_t<T>(dims, static_cast<T*>(data), owner);
+}
+
+}  // namespace
+
+py::array_t<float> new_float(const std::vector<index_t>& shape) { return new_cached<float>(shape); }
+
+py::array_t<std::int32_t> new_int32(const std::vector<index_t>& shape) {
+    return new_cached<std::int32_t>(shape);
 }
 
 py::dict cache_info() {

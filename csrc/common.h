@@ -121,6 +121,7 @@ inline void require_pair(const Pair& p, index_t min_value, const char* fn, const
 // reuse memory freed by earlier outputs (alloc.cpp); contents are undefined,
 // so every kernel writes each element of its outputs.
 py::array_t<float> new_float(const std::vector<index_t>& shape);
+py::array_t<std::int32_t> new_int32(const std::vector<index_t>& shape);  // as new_float
 
 inline std::vector<index_t> shape_of(const py::array& a) {
     return std::vector<index_t>(a.shape(), a.shape() + a.ndim());

@@ -24,6 +24,7 @@
 #include <limits>
 
 #include "kernels.h"
+#include "microkernel.h"
 
 namespace fc {
 
@@ -87,74 +88,36 @@ inline void valid_columns(index_t k, index_t size, index_t S, index_t P, index_t
     hi = std::max(lo, std::min(out, first_at_least(size + P - k)));
 }
 
-constexpr index_t kPoolBlock = 64;  // output columns kept in registers / L1 at once
-
 // First of start, start + d, start + 2d, ... that is >= 0: a window's first row or
 // column inside the input (or past it, when none of its taps is), as PyTorch finds it.
 inline index_t first_tap(index_t start, index_t d) {
     return start >= 0 ? start : start + (-start + d - 1) / d * d;
 }
 
-// One plane of max pooling. The loops run over the window taps (kh, kw) on
-// the outside and over a block of output columns on the inside: the running
-// maxima of different outputs are independent, so the inner loop pipelines
-// (a per-output scan would wait on each compare in turn). Taps are visited in
-// row-major window order, so with the strict > the first maximum still wins.
-// Sizes come by value so the compiler keeps them in registers.
-// col_lo / col_hi: for each kernel column kw, the output columns whose tap
-// lies inside the input (the same for every row, so computed once per call).
-void max_pool_plane(const float* __restrict x, float* __restrict y, std::int32_t* __restrict idx,
-                    index_t H, index_t W, index_t OH, index_t OW, index_t KH, index_t KW,
-                    index_t SH, index_t SW, index_t PH, index_t PW, index_t DH, index_t DW,
-                    const index_t* col_lo, const index_t* col_hi) {
-    float best[kPoolBlock];
-    std::int32_t arg[kPoolBlock];
-    for (index_t oh = 0; oh < OH; ++oh) {
-        const index_t h0 = oh * SH - PH;
-        const index_t hs = first_tap(h0, DH);
-        for (index_t o0 = 0; o0 < OW; o0 += kPoolBlock) {
-            const index_t len = std::min(kPoolBlock, OW - o0);
-            for (index_t j = 0; j < len; ++j) {
-                best[j] = -std::numeric_limits<float>::infinity();
-                // the window's first real pixel, until a larger value is seen; -1 for a
-                // dilated window whose taps all miss the input (its y stays -inf)
-                const index_t ws = first_tap((o0 + j) * SW - PW, DW);
-                arg[j] = hs < H && ws < W ? static_cast<std::int32_t>(hs * W + ws) : -1;
-            }
-            for (index_t kh = 0; kh < KH; ++kh) {
-                const index_t ih = h0 + kh * DH;
-                if (ih < 0 || ih >= H) continue;
-                const float* row = x + ih * W;
-                for (index_t kw = 0; kw < KW; ++kw) {
-                    const index_t lo = std::max(col_lo[kw], o0);
-                    const index_t hi = std::min(col_hi[kw], o0 + len);
-                    for (index_t ow = lo; ow < hi; ++ow) {
-                        const index_t iw = ow * SW - PW + kw * DW;
-                        const float v = row[iw];
-                        // v != v: a NaN wins and then stays (nothing compares above it).
-                        // Blended with a bit mask rather than branched on: which tap
-                        // wins is unpredictable, and a mispredicted branch per tap
-                        // would stall the loop.
-                        const std::uint32_t take =
-                            0u - static_cast<std::uint32_t>((v > best[ow - o0]) | (v != v));
-                        std::uint32_t vb, bb;
-                        std::memcpy(&vb, &v, 4);
-                        std::memcpy(&bb, &best[ow - o0], 4);
-                        const std::uint32_t nb = (vb & take) | (bb & ~take);
-                        std::memcpy(&best[ow - o0], &nb, 4);
-                        const std::int32_t a = static_cast<std::int32_t>(ih * W + iw);
-                        arg[ow - o0] = (a & static_cast<std::int32_t>(take)) |
-                                       (arg[ow - o0] & ~static_cast<std::int32_t>(take));
-                    }
-                }
-            }
-            for (index_t j = 0; j < len; ++j) {
-                y[oh * OW + o0 + j] = best[j];
-                idx[oh * OW + o0 + j] = arg[j];
-            }
-        }
-    }
-}
+// One plane of max pooling: input x (H x W), outputs y and idx (OH x OW), the window.
+// col_lo / col_hi: for each kernel column kw, the output columns whose tap lies inside
+// the input (the same for every row, so computed once per call).
+struct MaxPlane {
+    const float* x;
+    float* y;
+    std::int32_t* idx;
+    index_t H, W, OW, KH, KW, SH, SW, PH, PW, DH, DW;
+    const index_t *col_lo, *col_hi;
+};
+
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")  // else GCC keeps the compares and selects scalar
+namespace baseline {
+#include "pool_plane.inc"
+}  // namespace baseline
+
+#if defined(__x86_64__) || defined(__i386__)
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+#include "pool_plane.inc"
+}  // namespace avx2
+#endif
+#pragma GCC pop_options
 
 // Adaptive windows along one axis: output i covers [start[i], end[i]).
 void adaptive_windows(index_t size, index_t out, std::vector<index_t>& start,
@@ -179,7 +142,7 @@ py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair&
     require(g.H * g.W <= std::numeric_limits<std::int32_t>::max(), fn,
             ": plane too large for int32 indices");
     auto y = new_float({g.N, g.C, g.OH, g.OW});
-    py::array_t<std::int32_t> idx(std::vector<py::ssize_t>{g.N, g.C, g.OH, g.OW});
+    auto idx = new_int32({g.N, g.C, g.OH, g.OW});
     float* Y = mut(y);
     std::int32_t* I = idx.mutable_data();
     {
@@ -189,10 +152,14 @@ py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair&
         for (index_t kw = 0; kw < g.KW; ++kw)
             valid_columns(kw * g.DW, g.W, g.SW, g.PW, g.OW, lo[kw], hi[kw]);
         const index_t *LO = lo.data(), *HI = hi.data();
+        auto plane = baseline::max_pool_plane;
+#if defined(__x86_64__) || defined(__i386__)
+        if (std::string(microkernels().isa) != "baseline") plane = avx2::max_pool_plane;
+#endif
 #pragma omp parallel for schedule(static)
         for (index_t t = 0; t < g.N * g.C; ++t)
-            max_pool_plane(X + t * HW, Y + t * OHW, I + t * OHW, g.H, g.W, g.OH, g.OW, g.KH, g.KW,
-                           g.SH, g.SW, g.PH, g.PW, g.DH, g.DW, LO, HI);
+            plane({X + t * HW, Y + t * OHW, I + t * OHW, g.H, g.W, g.OW, g.KH, g.KW, g.SH, g.SW,
+                   g.PH, g.PW, g.DH, g.DW, LO, HI}, g.OH);
     }
     return py::make_tuple(y, idx);
 }
@@ -248,7 +215,7 @@ py::tuple adaptive_max_pool2d_forward(const py::array& x, const Pair& output_siz
     require((H > 0 && W > 0) || N * C == 0, fn, ": x ", shape_str(x),
             " has an empty plane: no window has a maximum");
     auto y = new_float({N, C, OH, OW});
-    py::array_t<std::int32_t> idx(std::vector<py::ssize_t>{N, C, OH, OW});
+    auto idx = new_int32({N, C, OH, OW});
     float* Y = mut(y);
     std::int32_t* I = idx.mutable_data();
     {

@@ -266,6 +266,28 @@ def test_max_pool2d_propagates_nan():
     np.testing.assert_array_equal(y[0, 0].reshape(-1)[1:], [7, 13, 15])
 
 
+@pytest.mark.parametrize("kernel, stride, padding, ceil_mode", [
+    (2, 2, 0, False), (2, 2, 1, True), (3, 2, 0, True), (3, 2, 1, False), (3, 1, 1, False),
+    (3, 1, 0, False), ((3, 2), (2, 1), (1, 0), True), (4, 3, 2, False),
+], ids=str)
+def test_max_pool2d_ties_nan_and_infinities_vs_torch(kernel, stride, padding, ceil_mode, rng):
+    """Values and indices on input full of ties, NaNs and infinities, for the windows with
+    an unrolled kernel inside the plane (2x2/2, 3x3/2, 3x3/1) and the general one at the
+    edges and elsewhere: the same as torch's (a later NaN takes the index over an earlier one)."""
+    torch = pytest.importorskip("torch")
+    shape = (2, 3, int(rng.integers(6, 14)), int(rng.integers(6, 40)))
+    x = rng.integers(0, 3, size=shape).astype(np.float32)
+    x[rng.random(shape) < 0.03] = np.nan
+    x[rng.random(shape) < 0.03] = np.inf
+    x[rng.random(shape) < 0.03] = -np.inf
+    args = dict(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
+    y, idx = F.max_pool2d(fastconv.tensor(x), return_indices=True, **args)
+    want_y, want_idx = torch.nn.functional.max_pool2d(torch.from_numpy(x), return_indices=True,
+                                                      **args)
+    np.testing.assert_array_equal(to_numpy(y), want_y.numpy())  # NaN in the same places
+    np.testing.assert_array_equal(to_numpy(idx), want_idx.numpy())
+
+
 @pytest.mark.parametrize("shape, kernel, stride, padding, dilation, kind", [
     ((2, 4, 1, 3), (1, 3), 3, 0, 2, "max"),     # the dilated kernel is longer than the input
     ((1, 2, 3, 3), 3, 3, 0, 2, "max"),
