@@ -7,8 +7,9 @@
  *   backward (training mode, batch statistics), xhat = (x - mean) * invstd:
  *     dbias = sum(dy), dweight = sum(dy * xhat),
  *     dx = weight * invstd * (dy - dbias/M - xhat * dweight/M)
- * Statistics are two-pass (mean first, then squared deviations) with double
- * accumulators: no E[x^2] - E[x]^2 cancellation when |mean| >> std.
+ * Statistics are two-pass (mean first, then squared deviations): no
+ * E[x^2] - E[x]^2 cancellation when |mean| >> std; float partial sums per
+ * row in fixed lanes, added up in double (channel_sums).
  * weight / bias may be None (affine=False): 1 and 0.
  * Layout: x viewed as (N, C, S), S = product of the trailing dims (1 for 2-D);
  * channel c is N runs of S floats, c*S + n*C*S.
@@ -41,15 +42,34 @@ BnShape check_bn(const char* fn, const py::array& x) {
     return s;
 }
 
-// Sum of f(value) over channel c of x viewed as (N, C, S).
-template <typename F>
-inline double channel_sum(const float* x, const BnShape& s, index_t c, F f) {
-    double acc = 0;
+constexpr int kLanes = 16;  // independent float partial sums per row
+
+// Sums over channel c of (N, C, S) data: for each row (n, c) of S values, kLanes float
+// partial sums (independent chains, so the loop vectorises and does not wait on one
+// adder; their order is fixed, so the result does not depend on the machine), added up
+// in double with the rest of the row and across rows. f(off) is the float term of
+// element off; k sums at once (f writes terms[0..k)).
+template <int k, typename F>
+inline void channel_sums(const BnShape& s, index_t c, F f, double* out) {
+    for (int j = 0; j < k; ++j) out[j] = 0;
     for (index_t n = 0; n < s.N; ++n) {
-        const float* row = x + (n * s.C + c) * s.S;
-        for (index_t i = 0; i < s.S; ++i) acc += f(row[i], n * s.C * s.S + c * s.S + i);
+        const index_t off = (n * s.C + c) * s.S;
+        float lane[k][kLanes] = {};
+        index_t i = 0;
+        for (; i + kLanes <= s.S; i += kLanes)
+            for (int l = 0; l < kLanes; ++l) {
+                float t[k];
+                f(off + i + l, t);
+                for (int j = 0; j < k; ++j) lane[j][l] += t[j];
+            }
+        for (int j = 0; j < k; ++j)
+            for (int l = 0; l < kLanes; ++l) out[j] += lane[j][l];
+        for (; i < s.S; ++i) {
+            float t[k];
+            f(off + i, t);
+            for (int j = 0; j < k; ++j) out[j] += t[j];
+        }
     }
-    return acc;
 }
 
 }  // namespace
@@ -71,11 +91,15 @@ py::tuple batch_norm_forward_train(const py::array& x, const std::optional<py::a
         const double M = static_cast<double>(s.M());
 #pragma omp parallel for schedule(static) if (s.M() * s.C > kParallelMin)
         for (index_t c = 0; c < s.C; ++c) {
-            const double mu = channel_sum(X, s, c, [](float v, index_t) { return double(v); }) / M;
-            const double v2 = channel_sum(X, s, c, [mu](float v, index_t) {
-                                  const double d = v - mu;
-                                  return d * d;
-                              }) / M;
+            double sum, sq;
+            channel_sums<1>(s, c, [X](index_t i, float* t) { t[0] = X[i]; }, &sum);
+            const double mu = sum / M;
+            const float muf = static_cast<float>(mu);
+            channel_sums<1>(s, c, [X, muf](index_t i, float* t) {
+                const float d = X[i] - muf;
+                t[0] = d * d;
+            }, &sq);
+            const double v2 = sq / M;
             MEAN[c] = static_cast<float>(mu);
             VAR[c] = static_cast<float>(v2);
             // y = x * a + b_shift with the per-channel constants folded in
@@ -150,10 +174,13 @@ py::tuple batch_norm_backward(const py::array& x, const std::optional<py::array>
 #pragma omp parallel for schedule(static) if (s.M() * s.C > kParallelMin)
         for (index_t c = 0; c < s.C; ++c) {
             const double mu = MEAN[c], invstd = 1.0 / std::sqrt(double(VAR[c]) + eps);
-            const double sum_dy = channel_sum(DY, s, c, [](float g, index_t) { return double(g); });
-            const double sum_dy_xc = channel_sum(X, s, c, [DY, mu](float v, index_t i) {
-                return double(DY[i]) * (v - mu);
-            });
+            const float muf = static_cast<float>(mu);
+            double sums[2];  // sum(dy), sum(dy * (x - mean))
+            channel_sums<2>(s, c, [X, DY, muf](index_t i, float* t) {
+                t[0] = DY[i];
+                t[1] = DY[i] * (X[i] - muf);
+            }, sums);
+            const double sum_dy = sums[0], sum_dy_xc = sums[1];
             DB[c] = static_cast<float>(sum_dy);
             DW[c] = static_cast<float>(sum_dy_xc * invstd);
             // dx = k * (dy - mean(dy)) - k * xc * invstd^2 * mean(dy * xc), k = weight * invstd
@@ -161,7 +188,6 @@ py::tuple batch_norm_backward(const py::array& x, const std::optional<py::array>
             const float kf = static_cast<float>(k);
             const float mean_dy = static_cast<float>(sum_dy / M);
             const float slope = static_cast<float>(invstd * invstd * sum_dy_xc / M);
-            const float muf = static_cast<float>(mu);
             for (index_t n = 0; n < s.N; ++n) {
                 const index_t off = (n * s.C + c) * s.S;
                 for (index_t i = 0; i < s.S; ++i) {
