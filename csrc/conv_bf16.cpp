@@ -6,6 +6,10 @@
  *   dcol  = W_g^T dy_g, dx_g = col2im(dcol)  (rows x nimg*P)
  *   dW_g  = sum over chunks of dy_g col_g^T  (OCg x rows, depth nimg*P)
  * with every operand rounded to bfloat16 as it is packed and float32 sums.
+ * dW_g is computed as its transpose, col_g dy_g^T: both operands arrive with
+ * the depth (pixels) adjacent, which packs in contiguous runs for the GEMM's A
+ * and as a transposition for its B panels, so the large operand (the columns,
+ * rows = C*KH*KW) goes in as A and dy (OCg rows) as B.
  * The column matrix is never formed: the GEMM asks for the rows it packs
  * (pack_columns from the prepared copy of x), and dy is read in place where a
  * block lies in one image. Chunks bound the packed operands to a few MB.
@@ -210,22 +214,26 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
                                          HW);
                 }
             }
-            if (DW) {  // dW_g = sum over chunks of dy_g col_g^T: in float per chunk, in double across
+            if (DW) {  // dW_g^T = sum over chunks of col_g dy_g^T: in float per chunk, in double across
                 const Columns cols =
                     readable_columns(Columns{X + gi * cv.Cg * HW, cv.C * HW, cv.g}, cv.N, offsets);
-                part.resize(static_cast<size_t>(cv.OCg * rows));
-                sum.assign(static_cast<size_t>(cv.OCg * rows), 0.0);
+                part.resize(static_cast<size_t>(rows * cv.OCg));
+                sum.assign(static_cast<size_t>(rows * cv.OCg), 0.0);
                 for (index_t n0 = 0; n0 < cv.N; n0 += dw_chunk) {
                     const index_t nimg = std::min(dw_chunk, cv.N - n0);
                     const GradRows g{DY + (n0 * cv.OC + gi * cv.OCg) * P, cv.OC * P, P};
                     const PixelRows src{&cols, n0 * P};
-                    gemm_bf16_general(cv.OCg, rows, nimg * P, Operand{{}, grad_channel_rows, &g},
-                                      Operand{{}, column_rows, &src}, CTarget{part.data(), rows}, false,
-                                      nullptr);
-                    for (size_t i = 0; i < sum.size(); ++i) sum[i] += part[i];
+                    gemm_bf16_general(rows, cv.OCg, nimg * P, Operand{{}, column_rows, &src},
+                                      Operand{{}, grad_channel_rows, &g}, CTarget{part.data(), cv.OCg},
+                                      false, nullptr);
+                    const index_t n = rows * cv.OCg;
+#pragma omp parallel for schedule(static) if (n >= (index_t(1) << 16))
+                    for (index_t i = 0; i < n; ++i) sum[i] += part[i];
                 }
-                for (index_t i = 0; i < cv.OCg * rows; ++i)
-                    DW[gi * cv.OCg * rows + i] = static_cast<float>(sum[i]);
+#pragma omp parallel for schedule(static)
+                for (index_t oc = 0; oc < cv.OCg; ++oc)
+                    for (index_t r = 0; r < rows; ++r)
+                        DW[(gi * cv.OCg + oc) * rows + r] = static_cast<float>(sum[r * cv.OCg + oc]);
             }
         }
     }
