@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import reference as R
 from helpers import (
+    GRAD_ATOL,
     assert_close,
     assert_grad_close,
     check_op,
@@ -118,8 +119,11 @@ LARGE_CASES = {
 def test_conv2d_network_shapes_vs_torch(case, rng):
     torch = pytest.importorskip("torch")
     inputs, args = _conv_inputs(rng, case)
+    # Winograd F(2x2, 5x5) weight gradients carry up to 2e-5 of the largest entry (its
+    # interpolation points reach +-2; winograd.cpp, "Accuracy"): bounded at twice that.
+    winograd_5x5 = [k for k, v in LARGE_CASES.items() if v == case][0].startswith("winograd-5x5")
     check_vs_torch(_fc_conv(args), lambda x, w, b=None: torch.nn.functional.conv2d(x, w, b, **args),
-                   inputs, rng=rng, name="conv2d")
+                   inputs, rng=rng, name="conv2d", grad_atol=4e-5 if winograd_5x5 else GRAD_ATOL)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
