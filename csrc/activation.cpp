@@ -55,20 +55,12 @@ namespace avx2 {
 constexpr index_t kChunk = 1 << 13;        // elements per OpenMP work item
 constexpr index_t kParallelMin = 1 << 15;  // elements below which one thread is faster
 
-bool use_avx2() {
-#if defined(__x86_64__) || defined(__i386__)
-    return std::string(microkernels().isa) != "baseline";
-#else
-    return false;
-#endif
-}
-
 py::array forward(Act act, const char* fn, const py::array& x, float p) {
     const float* X = float_data(x, fn, "x");
     auto y = new_float(shape_of(x));
     float* Y = mut(y);
     const index_t n = x.size();
-    const bool wide = use_avx2();
+    const bool wide = avx2_loops();
     {
         py::gil_scoped_release nogil;
         const index_t chunks = (n + kChunk - 1) / kChunk;
@@ -95,7 +87,7 @@ py::array backward(Act act, const char* fn, const char* saved_name, const py::ar
     auto dx = new_float(shape_of(s));
     float* DX = mut(dx);
     const index_t n = s.size();
-    const bool wide = use_avx2();
+    const bool wide = avx2_loops();
     {
         py::gil_scoped_release nogil;
         const index_t chunks = (n + kChunk - 1) / kChunk;

@@ -79,6 +79,16 @@ struct Microkernels {
 // The set chosen by init_microkernels(); valid after the module is imported.
 const Microkernels& microkernels();
 
+// Whether loops compiled twice (for AVX2+FMA and the x86-64 baseline, as activation.cpp and
+// pool.cpp do) take their AVX2 copy: whenever the chosen set is not the baseline.
+inline bool avx2_loops() {
+#if defined(__x86_64__) || defined(__i386__)
+    return std::string(microkernels().isa) != "baseline";
+#else
+    return false;
+#endif
+}
+
 // Picks the widest set this CPU runs, or the one FASTCONV_ISA names
 // (avx512 / avx2 / baseline; an unknown or unsupported name fails the import).
 void init_microkernels();

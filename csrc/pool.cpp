@@ -154,7 +154,7 @@ py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair&
         const index_t *LO = lo.data(), *HI = hi.data();
         auto plane = baseline::max_pool_plane;
 #if defined(__x86_64__) || defined(__i386__)
-        if (std::string(microkernels().isa) != "baseline") plane = avx2::max_pool_plane;
+        if (avx2_loops()) plane = avx2::max_pool_plane;
 #endif
 #pragma omp parallel for schedule(static)
         for (index_t t = 0; t < g.N * g.C; ++t)
