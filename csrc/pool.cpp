@@ -14,6 +14,8 @@
  * Output size: floor((H + 2P - D(K-1) - 1) / S) + 1, or ceil with ceil_mode where the
  * last window must still start inside the input or the left padding.
  * Layout: NCHW float32; every (n, c) plane is independent.
+ * The max-pool plane loop (pool_plane.inc) is compiled for AVX2+FMA and for the
+ * x86-64 baseline; the convolution's instruction-set choice picks one.
  * Threads: OpenMP over the N*C planes; in the backward passes each thread
  * owns whole dx planes, so the scatter needs no atomics.
  * Gradients: dx is written (each plane zeroed, then filled), not added to.
