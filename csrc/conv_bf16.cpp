@@ -185,7 +185,9 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
         std::vector<std::uint32_t> packed_wt;
         // dcol is written, then read back by col2im: chunks that keep it in L2.
         const index_t dx_chunk = chunk_images(cv, rows * P * 4, 1 << 20);
-        const index_t dw_chunk = chunk_images(cv, rows * P * 2, 8 << 20);
+        // The weight gradient's packed columns (A): 2 MB stays near L2; 8 MB took 5-15%
+        // longer on the 3x3 layers of BENCHMARKS.md's VGG-style network (Zen 5).
+        const index_t dw_chunk = chunk_images(cv, rows * P * 2, 2 << 20);
         if (DB) {  // db = the sum of dy's bfloat16 values over images and pixels, in double
 #pragma omp parallel for schedule(static)
             for (index_t oc = 0; oc < cv.OC; ++oc) {
