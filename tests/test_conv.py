@@ -115,13 +115,13 @@ LARGE_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(LARGE_CASES.values()), ids=list(LARGE_CASES))
-def test_conv2d_network_shapes_vs_torch(case, rng):
+@pytest.mark.parametrize("name", list(LARGE_CASES))
+def test_conv2d_network_shapes_vs_torch(name, rng):
     torch = pytest.importorskip("torch")
-    inputs, args = _conv_inputs(rng, case)
+    inputs, args = _conv_inputs(rng, LARGE_CASES[name])
     # Winograd F(2x2, 5x5) weight gradients carry up to 2e-5 of the largest entry (its
     # interpolation points reach +-2; winograd.cpp, "Accuracy"): bounded at twice that.
-    winograd_5x5 = [k for k, v in LARGE_CASES.items() if v == case][0].startswith("winograd-5x5")
+    winograd_5x5 = name.startswith("winograd-5x5")
     check_vs_torch(_fc_conv(args), lambda x, w, b=None: torch.nn.functional.conv2d(x, w, b, **args),
                    inputs, rng=rng, name="conv2d", grad_atol=4e-5 if winograd_5x5 else GRAD_ATOL)
 
