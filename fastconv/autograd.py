@@ -177,6 +177,16 @@ def _check_nan(fn, input_grads) -> None:
                                f"{getattr(fn, 'forward_site', 'an unknown place')}")
 
 
+def _edges(fn):
+    """(input, node that made it when ``fn`` ran) for each input of ``fn``. An in-place op
+    on an input since then gave that tensor a new node; ``fn``'s gradient belongs to the value
+    it read, so the graph follows the recorded node, not the tensor's current one."""
+    nodes = fn.parent_nodes
+    if len(nodes) != len(fn.parents):  # a node built without them
+        nodes = tuple(getattr(p, "_ctx", None) for p in fn.parents)
+    return zip(fn.parents, nodes)
+
+
 def _topological_order(roots):
     """Functions reachable from the ``roots`` (tensors with a ``_ctx``) with every node after
     all its consumers."""
@@ -191,8 +201,7 @@ def _topological_order(roots):
             continue
         visited.add(id(fn))
         stack.append((fn, True))
-        for parent in fn.parents:
-            ctx = getattr(parent, "_ctx", None)
+        for _, ctx in _edges(fn):
             if ctx is not None and id(ctx) not in visited:
                 stack.append((ctx, False))
     order.reverse()  # post-order reversed: consumers before producers
@@ -208,8 +217,8 @@ def _leaf_edge_counts(order) -> dict:
     gradient is complete once every node holding such an edge has been visited."""
     counts = {}
     for fn in order:
-        for parent in fn.parents:
-            if getattr(parent, "_post_accumulate_hooks", None) and parent._ctx is None:
+        for parent, node in _edges(fn):
+            if getattr(parent, "_post_accumulate_hooks", None) and node is None:
                 counts[id(parent)] = counts.get(id(parent), 0) + 1
     return counts
 
@@ -465,19 +474,19 @@ def _backward(roots, grads, retain_graph: bool, capture, create_graph: bool = Fa
                 input_grads = (input_grads,)
             if _anomaly_mode and _anomaly_check_nan:
                 _check_nan(fn, input_grads)
-            for parent, g in zip(fn.parents, input_grads):
-                if g is None or not isinstance(parent, Tensor) or not parent.requires_grad:
+            for (parent, node), g, needed in zip(_edges(fn), input_grads, fn.needs_input_grad):
+                if g is None or not needed or not isinstance(parent, Tensor):
                     continue
-                if parent._ctx is None:
+                if node is None:
                     _deliver(parent, g, capture, received)
                 else:
-                    key = id(parent._ctx)
+                    key = id(node)
                     pending_grads[key] = g if key not in pending_grads else pending_grads[key] + g
             if pending:
                 _settle_leaf_edges(fn, pending, received)
             if not retain_graph:
                 fn.saved = None
-                fn.parents = ()
+                fn.parents = fn.parent_nodes = ()
                 fn.released = True
 
 
@@ -486,8 +495,8 @@ def _leading_to(order, capture) -> set:
     among their inputs or above them in the graph."""
     useful = set()
     for fn in reversed(order):  # producers first
-        for parent in fn.parents:
-            if id(parent) in capture or id(getattr(parent, "_ctx", None)) in useful:
+        for parent, node in _edges(fn):
+            if id(parent) in capture or id(node) in useful:
                 useful.add(id(fn))
                 break
     return useful

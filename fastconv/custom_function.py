@@ -160,6 +160,7 @@ class Function:
         node.op, node.ctx = cls, ctx
         node.needs_input_grad = ctx.needs_input_grad
         node.parents = tuple(args)
+        node.parent_nodes = tuple(a._ctx if isinstance(a, Tensor) else None for a in args)
         # an input changed in place after forward matters only if forward saved it
         saved = [t for t in ctx.to_save if t is not None]
         node.versions = tuple(a._version if any(a is t for t in saved) else None

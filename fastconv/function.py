@@ -30,6 +30,10 @@ class Function:
     xp = None             # numpy or cupy
     needs_input_grad: tuple = ()
     parents: tuple = ()   # the Tensor arguments (in order), while the graph is alive
+    # the node that made each argument when this op ran (None for a leaf or a non-Tensor): an
+    # in-place op on an argument later gives that tensor a new node, and this op's gradient
+    # belongs to the value it read
+    parent_nodes: tuple = ()
     released = False      # set after backward frees the saved arrays
     saved = None          # arrays kept by save_for_backward
     hooks = None          # gradient hooks registered on the output tensor
@@ -121,6 +125,7 @@ class Function:
         if not track:
             return Tensor(out)
         fn.parents = tuple(args)
+        fn.parent_nodes = tuple(a._ctx if isinstance(a, Tensor) else None for a in args)
         fn.call_kwargs = kwargs
         fn.versions = tuple(a._version if isinstance(a, Tensor) else None for a in args)
         if autograd.is_anomaly_enabled():

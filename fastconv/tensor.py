@@ -12,8 +12,11 @@ Where fastconv differs from PyTorch on purpose
 * In-place ops (``add_``, ``x[i] = v``, ...) write into the same array when no graph is
   recorded (under ``no_grad``, or when nothing involved requires a gradient), so memory
   shared with ``from_numpy`` arrays and views sees the change. When a graph is recorded the
-  tensor gets the result as a new array (earlier graph nodes keep the old values), so views
-  taken before do not see that change.
+  tensor gets the result as a new array (earlier graph nodes keep the old values, and the
+  nodes that read the tensor before keep their gradients), so views taken before do not see
+  that change. An in-place change of a view made by basic indexing (``x[0].mul_(2)``,
+  ``x[:, :2].zero_()``) is written into its base in both cases, with the gradients PyTorch
+  gives; in a graph, one of a leaf's view is refused as PyTorch refuses it.
 * ``+=`` and the other augmented operators are in place (``add_`` and so on), as in PyTorch.
 """
 
@@ -179,6 +182,15 @@ class Size(tuple):
         return f"fastconv.Size({list(self)})"
 
 
+def _is_basic_index(index) -> bool:
+    """Whether ``x[index]`` is a view in NumPy's (and PyTorch's) sense: integers, slices,
+    None and Ellipsis only."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, slice) or
+               (isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)))
+               for i in items)
+
+
 def torch_methods_view(a):
     """``a`` as a _TorchMethodsArray (NumPy arrays only; CuPy's stay as they are)."""
     return a.view(_TorchMethodsArray) if type(a) is np.ndarray else a
@@ -230,6 +242,9 @@ class Tensor:
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
     _version = 0      # bumped by each in-place change (checked by backward)
     _strides = None   # the strides PyTorch would have (None: those of ``data``)
+    # [base, index, base's version] when made by basic indexing (x[0], x[:, 1:]): an in-place
+    # change of this tensor is written into the base, as PyTorch's views share its storage
+    _view_of = None
     _hooks = None     # gradient hooks of a leaf
     _post_accumulate_hooks = None  # hooks run once a leaf's .grad is complete in a backward
 
@@ -246,7 +261,8 @@ class Tensor:
             data = np.asarray(data)
             if data.dtype.kind in "iub":
                 data = data.astype(np.float32)
-        if not hasattr(data, "dtype") or not hasattr(data, "shape"):
+        if not hasattr(data, "dtype") or not hasattr(data, "shape") or \
+                isinstance(data, np.generic):  # a NumPy scalar: a 0-d array, which writes work on
             data = np.asarray(data)
         elif type(data) is _TorchMethodsArray:
             data = data.view(np.ndarray)  # the torch methods stay with their Parameter
@@ -1251,11 +1267,16 @@ class Tensor:
     # ---- in-place ---------------------------------------------------------------------------
     def _check_inplace(self, *others, view=False) -> bool:
         """Whether this in-place op must be recorded in the graph; raises PyTorch's error for
-        a leaf that requires grad."""
+        a leaf that requires grad, or a view of one."""
         if not autograd.is_grad_enabled():
             return False
         if self.requires_grad and self._ctx is None:
             raise RuntimeError(_LEAF_VIEW_INPLACE if view else _LEAF_INPLACE)
+        base = self._view_of
+        while base is not None:
+            if base[0].requires_grad and base[0]._ctx is None:
+                raise RuntimeError(_LEAF_VIEW_INPLACE)
+            base = base[0]._view_of
         return self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad
                                          for o in others)
 
@@ -1277,16 +1298,42 @@ class Tensor:
         else:
             self.data[...] = out.data
         self._version += 1
+        self._write_through(tracked)
         return self
+
+    def _write_through(self, tracked: bool) -> None:
+        """After an in-place change of a view: the same change in its base (and the base's
+        base). In a graph the base takes a SetItem node, so gradients reach both values."""
+        if self._view_of is None:
+            return
+        base, index = self._view_of[0], self._view_of[1]
+        if tracked:
+            base[index] = self
+            self.data = base.data[index]  # a view of the base's new array again
+        else:
+            base.data[index] = self.data  # (a no-op copy while the arrays still alias)
+            base._version += 1
+            base._write_through(False)
+        self._view_of[2] = base._version
+
+    def _tracked_source(self) -> Tensor:
+        """What an in-place op recorded in the graph starts from: the current value as a
+        Tensor of its own (earlier consumers keep this tensor's old node), or, for a view
+        whose base has changed in place since, the base's entries now."""
+        view = self._view_of
+        if view is not None and view[0]._version != view[2]:
+            fresh = view[0][view[1]]
+            if fresh.shape == self.shape and fresh.dtype == self.dtype:
+                return fresh
+        source = Tensor.__new__(Tensor)
+        source.data, source.grad, source._ctx = self.data, None, self._ctx
+        source.requires_grad, source._version = self.requires_grad, self._version
+        return source
 
     def _inplace(self, compute, *others):
         tracked = self._check_inplace(*others)
         if tracked:
-            source = Tensor.__new__(Tensor)
-            source.data, source.grad, source._ctx = self.data, None, self._ctx
-            source.requires_grad = self.requires_grad
-            source._version = self._version
-            return self._assign(compute(source), True)
+            return self._assign(compute(self._tracked_source()), True)
         with autograd.set_grad_enabled(False):
             return self._assign(compute(self), False)
 
@@ -1294,11 +1341,8 @@ class Tensor:
         """unsqueeze_ / squeeze_ / t_ / transpose_ / swapdims_: ``self`` takes the new shape
         (in the graph when it is tracked)."""
         tracked = self._check_inplace()
-        source = self
-        if tracked:  # the graph continues from the old value, as in _inplace
-            source = Tensor.__new__(Tensor)
-            source.data, source.grad, source._ctx = self.data, None, self._ctx
-            source.requires_grad, source._version = self.requires_grad, self._version
+        # the graph continues from the old value, as in _inplace
+        source = self._tracked_source() if tracked else self
         out = compute(source)
         if tracked:
             self._ctx, self.requires_grad = out._ctx, out.requires_grad
@@ -1466,9 +1510,7 @@ class Tensor:
         if isinstance(value, Tensor) and value.device != self.device:
             value = value.to(self.device)
         if tracked:
-            source = Tensor.__new__(Tensor)
-            source.data, source.grad, source._ctx = self.data, None, self._ctx
-            source.requires_grad = self.requires_grad
+            source = self._tracked_source()
             v = value._cast(self.dtype) if isinstance(value, Tensor) else value
             if not isinstance(v, Tensor) and not isinstance(v, (int, float, bool)):
                 v = Tensor(_as_array(v, self.device, what="x[index] = array"))
@@ -1479,6 +1521,7 @@ class Tensor:
             raw = _as_array(raw, self.device, what="x[index] = array")
         self.data[index] = raw
         self._version += 1
+        self._write_through(False)
 
     # ---- reductions -------------------------------------------------------------------------
     @_zero_dim_as_vector
@@ -2204,7 +2247,11 @@ class Tensor:
         return index
 
     def __getitem__(self, index):
-        return arith.GetItem.apply(self, self._raw_index(index))
+        index = self._raw_index(index)
+        out = arith.GetItem.apply(self, index)
+        if _is_basic_index(index):
+            out._view_of = [self, index, self._version]
+        return out
 
     def narrow(self, dim, start, length) -> Tensor:
         """The entries start .. start+length-1 along ``dim`` (a negative start counts from

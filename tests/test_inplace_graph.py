@@ -1,0 +1,142 @@
+"""In-place changes inside a recorded graph, against torch: writes into slices and views of
+non-leaf tensors, augmented assignment on an indexed entry, and consumers that read a tensor
+before it was changed. Each case runs the same code on torch and on fastconv (the module is
+the argument) from the same random values and compares the final values and the gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import assert_close, randn
+
+import fastconv as fc
+
+torch = pytest.importorskip("torch")
+
+
+def _slice_add(lib, a):
+    b = a * 3
+    b[:, 0] += 1
+    return b
+
+
+def _entry_rewritten_from_itself(lib, a):
+    b = a * 2
+    b[0] = b[0] * 10
+    return b
+
+
+def _masked_rewrite(lib, a):
+    b = a * 2
+    m = b > 0
+    b[m] = b[m] * 0.5
+    return b
+
+
+def _column_through_sigmoid(lib, a):
+    b = a * 2
+    b[:, 0] = lib.sigmoid(b[:, 0])
+    return b
+
+
+def _consumer_before_mul_(lib, a):
+    b = a * 1
+    c = b + 0
+    b.mul_(3)
+    return c * b
+
+
+def _zero_slice(lib, a):
+    b = a * 2
+    b[:2].zero_()
+    return b * b
+
+
+def _clamp_slice(lib, a):
+    b = a * 2
+    b[1:].clamp_(min=0)
+    return b * b
+
+
+def _row_view_mul_(lib, a):
+    b = a * 2
+    r = b[0]
+    r.mul_(3)
+    return b * r.sum()
+
+
+def _view_of_view(lib, a):
+    b = a * 2
+    r = b[1]
+    r[1:].add_(5)
+    return b * b
+
+
+def _view_after_base_changed(lib, a):
+    b = a * 1
+    v = b[1:]
+    b.mul_(2)
+    v.add_(1)
+    return b * b
+
+
+def _view_of_untracked_takes_a_gradient(lib, a):
+    x = lib.zeros(a.shape)
+    x[:, 1:].add_(a[:, 1:] * 2)
+    return x * x
+
+
+def _shifted_copy(lib, a):
+    b = a * 2
+    b[1:] = b[:-1] * 1
+    return b
+
+
+def _copy_into_column(lib, a):
+    b = a + 1
+    b[:, 2].copy_(a[:, 0] * 4)
+    return b.exp()
+
+
+CASES = [_slice_add, _entry_rewritten_from_itself, _masked_rewrite, _column_through_sigmoid,
+         _consumer_before_mul_, _zero_slice, _clamp_slice, _row_view_mul_, _view_of_view,
+         _view_after_base_changed, _view_of_untracked_takes_a_gradient, _shifted_copy,
+         _copy_into_column]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda f: f.__name__.strip("_"))
+def test_inplace_in_a_graph_matches_torch(case, rng):
+    a = randn(rng, 4, 3)
+    g = randn(rng, 4, 3)
+    results = []
+    for lib in (torch, fc):
+        x = lib.tensor(a, requires_grad=True)
+        out = case(lib, x)
+        out.backward(lib.tensor(g))
+        results.append((out.detach().numpy(), x.grad.numpy()))
+    (want_out, want_grad), (got_out, got_grad) = results
+    assert_close(got_out, want_out, rtol=1e-5, atol=1e-6, name="value")
+    assert_close(got_grad, want_grad, rtol=1e-5, atol=1e-6, name="gradient")
+
+
+def test_inplace_on_a_view_of_a_leaf_is_refused_as_torch():
+    a = fc.randn(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="a view of a leaf Variable"):
+        a[:2].zero_()
+    with pytest.raises(RuntimeError, match="a view of a leaf Variable"):
+        a[1:][0].add_(1)
+    with fc.no_grad():  # allowed without a graph, and written into the leaf
+        a[:2].zero_()
+    assert a.detach().numpy()[:2].tolist() == [0.0, 0.0]
+
+
+def test_inplace_on_a_view_without_a_graph_writes_the_base(rng):
+    x = fc.tensor(randn(rng, 3, 4))
+    want = x.numpy().copy()
+    x[1].mul_(2)
+    x[:, 0][2:].fill_(7)
+    x[0][1] += 1  # an integer index of a row: a scalar view
+    want[1] *= 2
+    want[2:, 0] = 7
+    want[0, 1] += 1
+    assert_close(x.numpy(), want, rtol=0, atol=0)
