@@ -140,3 +140,20 @@ def test_inplace_on_a_view_without_a_graph_writes_the_base(rng):
     want[2:, 0] = 7
     want[0, 1] += 1
     assert_close(x.numpy(), want, rtol=0, atol=0)
+
+
+def test_counting_correct_predictions_in_a_tensor(rng):
+    """The evaluation loop's habit: ``correct += (pred == y).sum()`` starting from 0, and an
+    augmented assignment to one entry."""
+    correct = 0
+    want = 0
+    for _ in range(3):
+        pred, y = rng.integers(0, 4, size=20), rng.integers(0, 4, size=20)
+        correct += (fc.tensor(pred) == fc.tensor(y)).sum()
+        want += int((pred == y).sum())
+    assert correct.item() == want and correct.dtype == np.int64
+    x = fc.tensor(randn(rng, 2, 3))
+    before = x.numpy().copy()
+    x[1, 2] += 1
+    before[1, 2] += 1
+    assert_close(x.numpy(), before, rtol=0, atol=0)
