@@ -559,6 +559,15 @@ def test_normalize_cosine_pairwise(rng):
     check_vs_torch(lambda x, y: nn.CosineSimilarity(dim=-1)(x, y),
                    lambda x, y: torch.nn.CosineSimilarity(dim=-1)(x, y), [a, b], rng=rng,
                    name="CosineSimilarity")
+    # broadcast along the reduced dim: the size-1 operand's norm counts each of its entries
+    # once per entry of the other
+    for dim in (0, -1):
+        check_vs_torch(lambda x, y: F.cosine_similarity(x, y, dim=dim),
+                       lambda x, y: TF.cosine_similarity(x, y, dim=dim), [a, b], rng=rng,
+                       name=f"cosine_similarity dim={dim}")
+    check_vs_torch(lambda x, y: F.cosine_similarity(x, y, dim=0),
+                   lambda x, y: TF.cosine_similarity(x, y, dim=0),
+                   [randn(rng, 6), randn(rng, 1)], rng=rng, name="cosine_similarity 1-D")
     check_vs_torch(lambda x, y: F.pairwise_distance(x, y), lambda x, y: TF.pairwise_distance(x, y),
                    [a, b], rng=rng, name="pairwise_distance")
 

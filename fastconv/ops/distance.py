@@ -35,8 +35,11 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     if not -len(shape) <= dim < max(len(shape), 1):
         raise IndexError(f"Dimension out of range (expected to be in range of [{-len(shape)}, "
                          f"{len(shape) - 1}], but got {dim})")
-    n1 = x1.norm(2, dim if x1.ndim == len(shape) else dim - len(shape), keepdim=True)
-    n2 = x2.norm(2, dim if x2.ndim == len(shape) else dim - len(shape), keepdim=True)
+    # the norms of the broadcast operands: an input of size 1 along ``dim`` counts once per
+    # entry of the other
+    x1 = x1 if tuple(x1.shape) == tuple(shape) else x1.expand(*shape)
+    x2 = x2 if tuple(x2.shape) == tuple(shape) else x2.expand(*shape)
+    n1, n2 = x1.norm(2, dim, keepdim=True), x2.norm(2, dim, keepdim=True)
     return ((x1 / n1.clamp(min=eps)) * (x2 / n2.clamp(min=eps))).sum(dim)
 
 
