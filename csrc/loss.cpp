@@ -59,8 +59,9 @@ py::tuple softmax_cross_entropy_forward(const py::array& logits, const py::array
             const double lse = zmax + std::log(sum_exp);
             for (index_t k = 0; k < K; ++k) p[k] = static_cast<float>(p[k] / sum_exp);
             const double nll = lse - z[T[i]];
-            const double smooth = lse - sum_z / double(K);  // mean_k(-logp_k)
-            total += (1.0 - ls) * nll + ls * smooth;
+            // mean_k(-logp_k), only when ls > 0: ls * smooth is NaN for a -inf logit
+            const double smooth = ls > 0 ? ls * (lse - sum_z / double(K)) : 0.0;
+            total += (1.0 - ls) * nll + smooth;
         }
     }
     const double loss = N > 0 ? total / double(N) : std::numeric_limits<double>::quiet_NaN();

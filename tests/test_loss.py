@@ -75,6 +75,43 @@ def test_cross_entropy_is_stable_for_large_logits(rng):
     assert np.all(np.isfinite(to_numpy(t.grad)))
 
 
+def test_cross_entropy_with_a_minus_infinity_logit(rng):
+    """A class masked out with -inf (a common trick) leaves the loss finite unless it is the
+    target; label smoothing then makes it infinite, as torch's."""
+    torch = pytest.importorskip("torch")
+    logits = randn(rng, 6, 5)
+    logits[:, 1] = -np.inf
+    target = rng.choice([0, 2, 3, 4], size=6)
+    for ls in (0.0, 0.2):
+        for reduction in ("mean", "sum", "none"):
+            got = F.cross_entropy(fastconv.tensor(logits), target, label_smoothing=ls,
+                                  reduction=reduction)
+            want = torch.nn.functional.cross_entropy(
+                torch.tensor(logits), torch.tensor(target), label_smoothing=ls,
+                reduction=reduction)
+            if ls > 0:  # the smoothing term's mean over classes includes the -inf one
+                assert np.isposinf(to_numpy(got)).all() and np.isposinf(want.numpy()).all()
+            else:
+                assert_close(to_numpy(got), want.numpy(), rtol=1e-5, atol=1e-6,
+                             name=f"label_smoothing={ls} {reduction}")
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_every_target_ignored_gives_a_zero_gradient(loss, rng):
+    """A batch whose targets are all ignore_index: the mean is NaN (0 / 0), as torch's, but
+    the gradient is zero, so one such batch cannot put NaN into the weights."""
+    torch = pytest.importorskip("torch")
+    x = randn(rng, 4, 5)
+    target = np.full(4, -100)
+    t = fastconv.tensor(x, requires_grad=True)
+    out = getattr(F, loss)(t, target)
+    out.backward()
+    ref = torch.tensor(x, requires_grad=True)
+    getattr(torch.nn.functional, loss)(ref, torch.tensor(target)).backward()
+    assert np.isnan(to_numpy(out))
+    assert_close(to_numpy(t.grad), ref.grad.numpy(), rtol=0, atol=0, name="gradient")
+
+
 # ----------------------------------------------------------------------------- accuracy
 
 def test_accuracy_vs_reference(rng):

@@ -524,8 +524,29 @@ def test_binary_cross_entropy(reduction, rng):
                    [p, t], rng=rng, grad_idx=[0], name="BCELoss(weight)")
     edge = F.binary_cross_entropy(fc.tensor([0.0, 1.0]), fc.tensor([1.0, 0.0]))
     assert_close(edge, TF.binary_cross_entropy(torch.tensor([0.0, 1.0]), torch.tensor([1.0, 0.0])))
-    with pytest.raises(RuntimeError, match="between 0 and 1"):
+    with pytest.raises(RuntimeError, match="input should be between 0 and 1"):
         F.binary_cross_entropy(fc.tensor([1.5]), fc.tensor([1.0]))
+    with pytest.raises(RuntimeError, match="target should be between 0 and 1"):
+        F.binary_cross_entropy(fc.tensor([0.5]), fc.tensor([2.0]))
+
+
+def test_binary_cross_entropy_gradient_at_certain_probabilities(rng):
+    """p = 0 or 1 exactly: torch's gradient (p - t) / max(p (1 - p), 1e-12) is finite there
+    (the clamped logs' own derivative is not); the target's gradient log(1-p) - log p is
+    infinite, as torch's."""
+    p = np.concatenate([[0.0, 1.0, 0.0, 1.0], rng.uniform(0.05, 0.95, 4)]).astype(np.float32)
+    t = rng.uniform(0, 1, 8).astype(np.float32)
+    g = randn(rng, 8)
+    grads = []
+    for lib, fn in ((fc, F.binary_cross_entropy), (torch, TF.binary_cross_entropy)):
+        x, y = lib.tensor(p, requires_grad=True), lib.tensor(t, requires_grad=True)
+        loss = fn(x, y, reduction="none")
+        loss.backward(lib.tensor(g))
+        grads.append((loss.detach().numpy(), x.grad.numpy(), y.grad.numpy()))
+    for got, want, name in zip(grads[0], grads[1], ("loss", "input grad", "target grad")):
+        edge = ~np.isfinite(want)  # the target's gradient at p = 0 or 1: +-inf on both sides
+        np.testing.assert_array_equal(got[edge], want[edge], err_msg=name)
+        assert_close(got[~edge], want[~edge], rtol=1e-5, atol=1e-5, name=name)
 
 
 @pytest.mark.parametrize("reduction, log_target", [("batchmean", False), ("sum", False),

@@ -68,7 +68,8 @@ extern "C" __global__ void softmax_cross_entropy_forward(const float* __restrict
             const long long t = target[row];
             float l;
             if (t < 0 || t >= K) l = __int_as_float(0x7fc00000);   // NaN, no out-of-range read
-            else l = lse - (1.0f - eps) * x[t] - eps / (float)K * sx;
+            // the smoothing term only when eps > 0: eps * sx is NaN for a -inf logit
+            else l = lse - (1.0f - eps) * x[t] - (eps > 0.0f ? eps / (float)K * sx : 0.0f);
             row_loss[row] = l;
         }
     }

@@ -139,7 +139,10 @@ class NLLLoss(Function):
 
     def backward(self, dy):
         xp = self.xp
-        scale = dy / self.total_weight if self.reduction == "mean" else dy
+        scale = dy
+        if self.reduction == "mean":  # every target ignored: a NaN loss whose gradient is 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = xp.where(self.total_weight != 0, dy / self.total_weight, 0)
         dx = xp.zeros(self.shape, dtype=np.float32)
         dx[self.index] = -(self.w * scale)
         return dx, None, None, None, None
@@ -519,6 +522,36 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
                                 delta, weight)
 
 
+class BinaryCrossEntropy(Function):
+    """Elementwise l = -(t log p + (1 - t) log(1 - p)), each log clamped at -100, with
+    PyTorch's gradients: dl/dp = (p - t) / max(p (1 - p), 1e-12), finite at p = 0 and 1
+    (where the clamped logs' own derivative is not), and dl/dt = log(1 - p) - log p, not
+    clamped (infinite at p = 0 and 1, as PyTorch's)."""
+
+    EPS = 1e-12
+
+    def forward(self, p, t):
+        xp = self.xp
+        with np.errstate(divide="ignore"):
+            log_p, log_q = xp.log(p), xp.log(1 - p)
+        self.save_for_backward(p, t, log_p, log_q)
+        return -(t * xp.maximum(log_p, -100) + (1 - t) * xp.maximum(log_q, -100))
+
+    def backward(self, dy):
+        p, t, log_p, log_q = self.saved
+        dp = dy * (p - t) / self.xp.maximum(p * (1 - p), self.EPS) \
+            if self.needs_input_grad[0] else None
+        dt = dy * (log_q - log_p) if self.needs_input_grad[1] else None
+        return dp, dt
+
+    def backward_graph(self, dy):
+        p, t = self.parents
+        dp = dy * (p - t) / (p * (1 - p)).clamp(min=self.EPS) \
+            if self.needs_input_grad[0] else None
+        dt = dy * ((1 - p).log() - p.log()) if self.needs_input_grad[1] else None
+        return dp, dt
+
+
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean"):
     """-weight * (t log p + (1 - t) log(1 - p)) for probabilities p = ``input`` in [0, 1],
@@ -535,11 +568,11 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same "
                          "size.")
-    data = input.data
-    if data.size and not bool(((data >= 0) & (data <= 1)).all()):
-        raise RuntimeError("all elements of input should be between 0 and 1")
-    loss = -(target * input.log().clamp(min=-100) +
-             (1 - target) * (1 - input).log().clamp(min=-100))
+    for name, t in (("input", input), ("target", target)):
+        data = t.data
+        if data.size and not bool(((data >= 0) & (data <= 1)).all()):
+            raise RuntimeError(f"all elements of {name} should be between 0 and 1")
+    loss = BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         float_tensor(weight, "weight", op)
         if np.broadcast_shapes(weight.shape, input.shape) != input.shape:
