@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 import warnings
 
@@ -22,7 +23,7 @@ from fastconv import nn
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-import fastconv.onnx as fonnx
+import fastconv.onnx as fonnx  # noqa: E402  (after the importorskip of onnx)
 
 RTOL = 1e-5
 BATCHES = (1, 3)
@@ -334,6 +335,134 @@ def test_import_gemm_forms_against_onnxruntime(rng):
     module = fonnx.from_model_proto(proto)
     module(fc.tensor(a)).sum().backward()
     assert all(p.grad is not None for p in module.parameters())
+
+
+def int_init(name, values):
+    return onnx.numpy_helper.from_array(np.asarray(values, np.int64), name)
+
+
+def test_import_gather_negative_indices_against_onnxruntime(rng):
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    for axis, idx in ((1, [[-1, 0], [-3, 2]]), (-1, [-4, 3, -1])):
+        node = onnx.helper.make_node("Gather", ["x", "i"], ["y"], name="take", axis=axis)
+        proto = make_proto([node], [float_info("x", [2, 3, 4])], [float_info("y", None)],
+                           [int_init("i", idx)])
+        want = session(proto).run(None, {"x": x})[0]
+        got = run_fastconv(fonnx.from_model_proto(proto), x)
+        assert got.shape == want.shape and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("idx", [[5], [0, -9]])
+def test_import_gather_refuses_out_of_range_indices(idx, rng):
+    node = onnx.helper.make_node("Gather", ["x", "i"], ["y"], name="take", axis=1)
+    bad = [i for i in idx if not -3 <= i < 3]
+    pattern = re.escape(f"'take' (Gather): indices {bad} are out of range for axis 1 of "
+                        "size 3 (allowed: [-3, 2]")
+    # Declared input shape: refused at import.
+    proto = make_proto([node], [float_info("x", [2, 3, 4])], [float_info("y", None)],
+                       [int_init("i", idx)])
+    with pytest.raises(fonnx.OnnxImportError, match=pattern):
+        fonnx.from_model_proto(proto)
+    # Shape not declared: refused when the forward meets it.
+    proto = make_proto([node], [float_info("x", None)], [float_info("y", None)],
+                       [int_init("i", idx)])
+    module = fonnx.from_model_proto(proto)
+    with pytest.raises(fonnx.OnnxImportError, match=pattern):
+        module(fc.tensor(rng.standard_normal((2, 3, 4)).astype(np.float32)))
+
+
+#: (op, inputs, attributes, initializers, pattern) of axes outside ONNX's range, 4-D input
+BAD_AXES = {
+    "Gather": (["x", "i"], {"axis": 4}, [int_init("i", [0])],
+               r"axis=4 is out of range for a rank-4 input \(allowed: \[-4, 3\]\)"),
+    "Concat": (["x", "x"], {"axis": -5}, [],
+               r"axis=-5 is out of range for a rank-4 input \(allowed: \[-4, 3\]\)"),
+    "Flatten": (["x"], {"axis": 9}, [],
+                r"axis=9 is out of range for a rank-4 input \(allowed: \[-4, 4\]\)"),
+    "Unsqueeze": (["x", "a"], {}, [int_init("a", [5])],
+                  r"axes=\[5\]: 5 is out of range for a rank-5 output \(allowed: \[-5, 4\]\)"),
+    "Slice": (["x", "s", "e", "a"], {}, [int_init("s", [0]), int_init("e", [1]),
+                                         int_init("a", [8])],
+              r"axes=\[8\]: 8 is out of range for a rank-4 input \(allowed: \[-4, 3\]\)"),
+    "Squeeze": (["x", "a"], {}, [int_init("a", [-5])],
+                r"axes=\[-5\]: -5 is out of range for a rank-4 input"),
+    "Transpose": (["x"], {"perm": [0, 1, 2, 7]}, [], r"perm=\[0, 1, 2, 7\] is not a permutation"),
+}
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["at import", "at forward"])
+@pytest.mark.parametrize("op", list(BAD_AXES))
+def test_import_refuses_axes_out_of_range(op, declared, rng):
+    inputs, attrs, inits, pattern = BAD_AXES[op]
+    node = onnx.helper.make_node(op, inputs, ["y"], name="bad", **attrs)
+    proto = make_proto([node], [float_info("x", [2, 3, 4, 5] if declared else None)],
+                       [float_info("y", None)], inits)
+    pattern = rf"'bad' \({op}\): " + pattern
+    x = fc.tensor(rng.standard_normal((2, 3, 4, 5)).astype(np.float32))
+    with pytest.raises(fonnx.OnnxImportError, match=pattern):
+        fonnx.from_model_proto(proto)(x)
+
+
+def test_import_edge_axes_against_onnxruntime(rng):
+    """The ends of each range are accepted: Flatten axis=rank, Unsqueeze at the new last
+    axis, Concat and Slice at -rank."""
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    h = onnx.helper
+    nodes = [h.make_node("Flatten", ["x"], ["f"], axis=3),
+             h.make_node("Unsqueeze", ["x", "u_axes"], ["u"]),
+             h.make_node("Concat", ["x", "x"], ["c"], axis=-3),
+             h.make_node("Slice", ["x", "s", "e", "a"], ["s_out"])]
+    outs = ["f", "u", "c", "s_out"]
+    proto = make_proto(nodes, [float_info("x", [2, 3, 4])], [float_info(o, None) for o in outs],
+                       [int_init("u_axes", [3, -5]), int_init("s", [1]), int_init("e", [2]),
+                        int_init("a", [-3])])
+    want = session(proto).run(None, {"x": x})
+    with fc.no_grad():
+        got = fonnx.from_model_proto(proto)(fc.tensor(x))
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and np.array_equal(g.numpy(), w)
+
+
+def test_import_refuses_pads_of_the_wrong_length(rng):
+    for pads, pattern in (([0, 1, 0, 1, 0, 1], r"pads has 6 values .*needs 2\*4 = 8"),
+                          ([0, 1, 0, 1, 0], "pads has an odd number of values")):
+        node = onnx.helper.make_node("Pad", ["x", "p"], ["y"], name="pad")
+        proto = make_proto([node], [float_info("x", [1, 2, 3, 3])], [float_info("y", None)],
+                           [int_init("p", pads)])
+        with pytest.raises(fonnx.OnnxImportError, match=r"'pad' \(Pad\): " + pattern):
+            fonnx.from_model_proto(proto)
+
+
+def test_import_refuses_conv_kernel_shape_contradicting_the_weight(rng):
+    w = onnx.numpy_helper.from_array(rng.standard_normal((2, 3, 3, 3)).astype(np.float32), "w")
+    node = onnx.helper.make_node("Conv", ["x", "w"], ["y"], name="c", kernel_shape=[5, 5])
+    proto = make_proto([node], [float_info("x", [1, 3, 8, 8])], [float_info("y", None)], [w])
+    with pytest.raises(fonnx.OnnxImportError,
+                       match=r"'c' \(Conv\): kernel_shape=\[5, 5\] contradicts the weight's "
+                             r"shape \(2, 3, 3, 3\)"):
+        fonnx.from_model_proto(proto)
+
+
+def test_import_refuses_missing_inputs_attributes_and_bad_data():
+    h = onnx.helper
+    ones = onnx.numpy_helper.from_array(np.ones(3, np.float32), "s")
+    bn = h.make_node("BatchNormalization", ["x", "s", "s"], ["y"], name="bn")
+    cat = h.make_node("Concat", ["x", "x"], ["y"], name="cat")
+    const = h.make_node("Constant", [], ["k"], name="k")
+    add = h.make_node("Add", ["x", "k"], ["y"], name="add")
+    short = onnx.numpy_helper.from_array(np.ones((2, 3), np.float32), "w")
+    short.raw_data = short.raw_data[:-2]
+    cases = [
+        ([bn], [ones], r"'bn' \(BatchNormalization\): needs at least 5 input\(s\).*got 3"),
+        ([cat], [], r"'cat' \(Concat\): the required attribute 'axis' is missing"),
+        ([const, add], [], r"'k' \(Constant\): needs exactly one value attribute.*none"),
+        ([h.make_node("Add", ["x", "w"], ["y"])], [short],
+         r"initializer 'w': raw_data holds 22 bytes, but dims \[2, 3\] of FLOAT need 24"),
+    ]
+    for nodes, inits, pattern in cases:
+        proto = make_proto(nodes, [float_info("x", [2, 3])], [float_info("y", None)], inits)
+        with pytest.raises(fonnx.OnnxImportError, match=pattern):
+            fonnx.from_model_proto(proto)
 
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
