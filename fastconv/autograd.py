@@ -17,6 +17,8 @@ class, ``forward(ctx, ...)`` / ``backward(ctx, ...)`` on Tensors.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import sys
 
 import numpy as np
@@ -33,7 +35,9 @@ def is_grad_enabled() -> bool:
 class _GradMode(contextlib.ContextDecorator):
     """Sets the flag on entry and restores it on exit; also a decorator (``@no_grad()``).
     One instance may be entered again while active (a decorated function that recurses):
-    each entry keeps its own previous value."""
+    each entry keeps its own previous value. A decorated generator function runs each of
+    its resumptions under the mode, not only the call that creates the generator (as
+    torch's decorators)."""
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
@@ -49,17 +53,62 @@ class _GradMode(contextlib.ContextDecorator):
         _grad_enabled = self._previous.pop()
         return False
 
+    def __call__(self, func):
+        if inspect.isgeneratorfunction(func):
+            return _wrap_generator(self, func)
+        return super().__call__(func)
 
-class no_grad(_GradMode):
-    """``with fastconv.no_grad():`` (or ``@fastconv.no_grad()``) runs ops without recording a
-    graph."""
+
+def _wrap_generator(mode, func):
+    """``func``'s generator with ``mode`` entered around each resumption (send, throw,
+    close), so the caller's code between two ``next()`` keeps its own mode."""
+
+    @functools.wraps(func)
+    def generator(*args, **kwargs):
+        gen = func(*args, **kwargs)
+        try:
+            with mode:
+                response = gen.send(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with mode:
+                        gen.close()
+                    raise
+                except BaseException as exc:
+                    with mode:
+                        response = gen.throw(exc)
+                else:
+                    with mode:
+                        response = gen.send(request)
+        except StopIteration as e:
+            return e.value
+
+    return generator
+
+
+class _NoParamGradMode(_GradMode):
+    """A mode whose class is also a decorator without parentheses: ``@no_grad`` is
+    ``@no_grad()`` (torch's ``_NoParamDecoratorContextManager``)."""
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)
+
+
+class no_grad(_NoParamGradMode):
+    """``with fastconv.no_grad():`` (or ``@fastconv.no_grad()`` / ``@fastconv.no_grad``) runs
+    ops without recording a graph."""
 
     def __init__(self):
         super().__init__(False)
 
 
-class enable_grad(_GradMode):
-    """Turns graph recording back on inside a ``no_grad`` region (torch.enable_grad)."""
+class enable_grad(_NoParamGradMode):
+    """Turns graph recording back on inside a ``no_grad`` region (torch.enable_grad); also a
+    decorator, with or without parentheses."""
 
     def __init__(self):
         super().__init__(True)
@@ -68,7 +117,13 @@ class enable_grad(_GradMode):
 class inference_mode(_GradMode):
     """torch.inference_mode: here the same as ``no_grad`` when ``mode`` is True (fastconv has
     no separate inference tensors, so their results may later enter a recorded graph, which
-    PyTorch refuses)."""
+    PyTorch refuses). ``@inference_mode`` without parentheses decorates as
+    ``@inference_mode()``."""
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # used as a bare decorator: mode is the function
+            return cls()(mode)
+        return super().__new__(cls)
 
     def __init__(self, mode: bool = True):
         super().__init__(not mode)

@@ -286,18 +286,42 @@ def where(condition, input=None, other=None) -> Tensor:
     cond = condition if isinstance(condition, Tensor) else _tensor(condition)
     if input is None and other is None:
         return tuple(Tensor(i) for i in cond.data.nonzero())
-    ref = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else None
-    if ref is None:
-        raise TypeError("where: input or other must be a tensor")
     a, b = input, other
-    ta, tb = [x.dtype if isinstance(x, Tensor) else x for x in (a, b)]
-    if isinstance(ta, (bool, int, float)):
-        target = dtypes.promote(tb, ta)
-    else:
-        target = dtypes.promote(ta, tb)
+    target = _where_dtype(a, b)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):  # two numbers
+        a = Tensor(get_backend(cond.device).xp.asarray(a, dtype=target))
     a = a._cast(target) if isinstance(a, Tensor) else target.type(a)
     b = b._cast(target) if isinstance(b, Tensor) else target.type(b)
     return fmath.Where.apply(cond.data.astype(bool), a, b)
+
+
+def _where_dtype(a, b):
+    """torch.result_type of ``where``'s two values: tensors with dims decide unless the rest
+    is of a higher kind (bool < integer < float), then 0-d tensors, then numbers (an int as
+    int64, a float as float32); floating results are float32 (fastconv has no float64)."""
+    kind = {"b": 0, "u": 1, "i": 1, "f": 2}
+    groups = ([], [], [])  # dtypes of tensors with dims, of 0-d tensors, of numbers
+    for x in (a, b):
+        if isinstance(x, Tensor):
+            groups[0 if x.ndim else 1].append(x.dtype)
+        elif isinstance(x, (bool, _np.bool_)):
+            groups[2].append(_np.dtype(bool))
+        elif isinstance(x, (int, _np.integer)):
+            groups[2].append(_np.dtype(_np.int64))
+        elif isinstance(x, (float, _np.floating)):
+            groups[2].append(dtypes.float32)
+        else:
+            raise TypeError(f"where: expected a tensor or a number, got {type(x).__name__}")
+    result = None
+    for group in groups:
+        if not group:
+            continue
+        dt = _np.result_type(*group)
+        if result is None or kind[_np.dtype(dt).kind] > kind[_np.dtype(result).kind]:
+            result = dt
+        elif _np.dtype(result).kind == "b":  # bool takes the lower group's integer type
+            result = _np.promote_types(result, dt)
+    return _np.dtype(dtypes.float32) if _np.dtype(result).kind == "f" else _np.dtype(result)
 
 
 def _method(name, doc=None):

@@ -274,6 +274,34 @@ def test_pointwise_losses(name, reduction, rng):
                    [a, b], rng=rng, name=f"{name}(weight)")
 
 
+@pytest.mark.parametrize("name, kw", [("mse_loss", {}), ("l1_loss", {}),
+                                      ("smooth_l1_loss", {"beta": 0.5}),
+                                      ("huber_loss", {"delta": 1.5})])
+def test_regression_losses_promote_integer_and_bool_targets_as_torch(name, kw, rng):
+    """An int64 / int32 / uint8 / bool target is promoted to float32 (torch's values); the
+    input's gradient is torch's with the float target (torch's own backward of huber_loss
+    with an integer target, and l1_loss with a bool one, fail)."""
+    x = (rng.standard_normal((4, 5)) * 2).astype(np.float32)
+    for dtype in (np.int64, np.int32, np.uint8, np.bool_):
+        t = rng.integers(0, 3, (4, 5)).astype(dtype)
+        for reduction in ("mean", "none"):
+            xf = T(x, requires_grad=True)
+            got = getattr(F, name)(xf, T(t), reduction=reduction, **kw)
+            assert got.dtype == np.float32
+            if not (name == "l1_loss" and dtype == np.bool_):
+                want = getattr(tF, name)(torch.tensor(x), torch.tensor(t), reduction=reduction,
+                                         **kw)
+                assert want.dtype == torch.float32
+                assert_close(to_numpy(got), want.numpy(), name=f"{name}({dtype.__name__})")
+            got.sum().backward()
+            xt = torch.tensor(x, requires_grad=True)
+            getattr(tF, name)(xt, torch.tensor(t).float(), reduction=reduction,
+                              **kw).sum().backward()
+            assert_close(to_numpy(xf.grad), xt.grad.numpy(), name=f"d{name}({dtype.__name__})")
+    _raises(TypeError, lambda: getattr(F, name)(T(np.arange(3)), T(np.arange(3))),
+            "input must be float32")  # the input must still be floating
+
+
 def test_one_hot(rng):
     t = rng.integers(0, 5, size=(3, 4))
     got = F.one_hot(T(t), 6)

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
+import fastconv
 from fastconv import checkpoint, optim
 from fastconv.nn import Parameter
 from fastconv.optim import lr_scheduler as S
@@ -339,3 +340,162 @@ def test_scheduler_errors(rng):
         S.SequentialLR(opt, [S.StepLR(opt, 2), S.StepLR(other, 3)], milestones=[2])
     with pytest.raises(ValueError, match="Expected non-negative epoch"):
         S.CosineAnnealingWarmRestarts(opt, T_0=2).step(-1)
+
+
+# ------------------------------------------------------------------------------------------------
+# subclasses written as in PyTorch
+# ------------------------------------------------------------------------------------------------
+
+def _momentum_sgd(lib):
+    """A hand-written momentum SGD in PyTorch's style: its buffers live in ``self.state[p]``."""
+
+    class MomentumSGD(lib.optim.Optimizer):
+        def __init__(self, params, lr=0.1, momentum=0.9, dampening=0.0):
+            super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening))
+
+        @lib.no_grad()
+        def step(self, closure=None):
+            loss = None
+            if closure is not None:
+                with lib.enable_grad():
+                    loss = closure()
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p]
+                    if len(state) == 0:
+                        state["momentum_buffer"] = lib.clone(p.grad).detach()
+                        state["step"] = lib.tensor(0.0)
+                    else:
+                        state["momentum_buffer"].mul_(group["momentum"]).add_(
+                            p.grad, alpha=1 - group["dampening"])
+                    state["step"] += 1
+                    p.add_(state["momentum_buffer"], alpha=-group["lr"])
+            return loss
+
+    return MomentumSGD
+
+
+def test_a_torch_style_optimizer_subclass_matches_torch(rng, tmp_path):
+    """``self.state[p]`` persists (a defaultdict keyed by the parameters), is counted by
+    len, and goes through state_dict()/load_state_dict() (also via a file) with torch's
+    integer-index layout; the weights follow torch's step for step."""
+    w, b = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    xs = [rng.standard_normal((5, 3)).astype(np.float32) for _ in range(5)]
+    nets, opts = {}, {}
+    for lib in (fastconv, torch):
+        net = lib.nn.Linear(3, 4)
+        with lib.no_grad():
+            net.weight.copy_(lib.tensor(w))
+            net.bias.copy_(lib.tensor(b))
+        nets[lib] = net
+        opts[lib] = _momentum_sgd(lib)([{"params": [net.weight]},
+                                        {"params": [net.bias], "lr": 0.05}], lr=0.1)
+
+    def train_step(lib, x, opt=None):
+        (opt or opts[lib]).zero_grad()
+        (nets[lib](lib.tensor(x)) ** 2).mean().backward()
+        (opt or opts[lib]).step()
+
+    ours, theirs = opts[fastconv], opts[torch]
+    assert len(ours.state) == 0 and ours.state_dict()["state"] == {}
+    for x in xs[:3]:
+        train_step(fastconv, x)
+        train_step(torch, x)
+        for p, tp in zip(nets[fastconv].parameters(), nets[torch].parameters()):
+            np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-5,
+                                       atol=1e-6)
+    assert len(ours.state) == len(theirs.state) == 2
+    assert [type(k) for k in ours.state] == [fastconv.nn.Parameter] * 2
+    assert ours.state[nets[fastconv].bias] is ours.state[1]  # the index names the parameter
+    sd, tsd = ours.state_dict(), theirs.state_dict()
+    assert list(sd["state"]) == list(tsd["state"]) == [0, 1]
+    assert [g["params"] for g in sd["param_groups"]] == [g["params"] for g in tsd["param_groups"]]
+    for i in (0, 1):
+        assert float(sd["state"][i]["step"]) == float(tsd["state"][i]["step"]) == 3.0
+        np.testing.assert_allclose(sd["state"][i]["momentum_buffer"].numpy(),
+                                   tsd["state"][i]["momentum_buffer"].numpy(), rtol=1e-5,
+                                   atol=1e-6)
+    # round trips: in memory, then through a file (Tensors come back as Tensors)
+    def fresh(lib):
+        return _momentum_sgd(lib)([{"params": [nets[lib].weight]},
+                                   {"params": [nets[lib].bias], "lr": 0.05}], lr=0.1)
+
+    topt = fresh(torch)
+    topt.load_state_dict(tsd)
+    source = sd
+    for k, x in enumerate(xs[3:]):
+        opt = fresh(fastconv)
+        opt.load_state_dict(source)
+        assert len(opt.state) == 2
+        buf = opt.state[nets[fastconv].weight]["momentum_buffer"]
+        assert isinstance(buf, fastconv.Tensor) and buf.dtype == np.float32
+        train_step(fastconv, x, opt)
+        train_step(torch, x, topt)
+        for p, tp in zip(nets[fastconv].parameters(), nets[torch].parameters()):
+            np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-5,
+                                       atol=1e-6)
+        assert float(opt.state[1]["step"]) == float(topt.state[nets[torch].bias]["step"]) == 4 + k
+        path = str(tmp_path / f"opt{k}.npz")
+        fastconv.save(opt.state_dict(), path)
+        source = fastconv.load(path)
+
+
+def test_builtin_optimizer_state_is_keyed_by_parameter_as_torch(rng):
+    ours, theirs = _pair(rng)
+    opt, topt = optim.Adam(ours, lr=0.01), torch.optim.Adam(theirs, lr=0.01)
+    _run_both(rng, ours, theirs, opt, topt, steps=2, skip_one=False)
+    assert len(opt.state) == len(topt.state) == 3
+    assert all(any(k is p for p in ours) for k in opt.state)
+    assert set(opt.state_dict()["state"]) == set(topt.state_dict()["state"]) == {0, 1, 2}
+    for p in ours:
+        assert set(opt.state[p]) == set(topt.state[theirs[0]])
+
+
+def _custom_schedulers(lib):
+    L = lib.optim.lr_scheduler
+
+    class WarmupCosine(L.LRScheduler):  # only get_lr(), as custom torch schedulers are written
+        def __init__(self, optimizer, warmup, total, last_epoch=-1):
+            self.warmup, self.total = warmup, total
+            super().__init__(optimizer, last_epoch)
+
+        def get_lr(self):
+            t = self.last_epoch
+            if t < self.warmup:
+                return [b * (t + 1) / self.warmup for b in self.base_lrs]
+            c = 0.5 * (1 + math.cos(math.pi * (t - self.warmup) / (self.total - self.warmup)))
+            return [b * c for b in self.base_lrs]
+
+    class Halving(L._LRScheduler):  # the old base-class name; chained on the current rates
+        def get_lr(self):
+            if not self._get_lr_called_within_step:
+                raise AssertionError("get_lr called outside step")
+            groups = self.optimizer.param_groups
+            return [g["lr"] * (0.5 if self.last_epoch else 1.0) for g in groups]
+
+    class SlowerStep(L.StepLR):  # a built-in schedule with its get_lr() replaced
+        def get_lr(self):
+            factor = 0.9 if self.last_epoch else 1.0
+            return [g["lr"] * factor for g in self.optimizer.param_groups]
+
+    return {"WarmupCosine": lambda o: WarmupCosine(o, 3, 12), "Halving": Halving,
+            "SlowerStep": lambda o: SlowerStep(o, 4)}
+
+
+@pytest.mark.parametrize("name", ["WarmupCosine", "Halving", "SlowerStep"])
+def test_a_scheduler_subclass_overriding_get_lr_matches_torch(rng, name):
+    assert issubclass(S._LRScheduler, S.LRScheduler)
+    opt, topt = _both(rng)
+    s, ts = _custom_schedulers(fastconv)[name](opt), _custom_schedulers(torch)[name](topt)
+    np.testing.assert_allclose(s.get_last_lr(), ts.get_last_lr(), rtol=1e-12)
+    _compare(opt, topt, lambda k: s.step(), lambda k: ts.step(), 15)
+    np.testing.assert_allclose(s.get_last_lr(), ts.get_last_lr(), rtol=1e-12)
+    assert s.last_epoch == ts.last_epoch == 15
+    if name == "WarmupCosine":  # step(epoch) without a closed form calls get_lr(), as torch
+        s.step(5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ts.step(5)
+        np.testing.assert_allclose(s.get_last_lr(), ts.get_last_lr(), rtol=1e-12)

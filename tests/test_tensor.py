@@ -401,6 +401,63 @@ def test_grad_modes_as_torch():
         assert not (x * 2.0).requires_grad
 
 
+def test_grad_mode_decorators_without_parentheses_and_on_generators_as_torch():
+    """``@no_grad`` / ``@enable_grad`` / ``@inference_mode`` bare, as torch's; a decorated
+    generator runs each resumption under the mode while the caller keeps its own."""
+    torch = pytest.importorskip("torch")
+    seen = []
+    for lib in (torch, fastconv):
+        flags = []
+        for name, outer in (("no_grad", True), ("enable_grad", False), ("inference_mode", True)):
+            for bare in (True, False):
+                dec = getattr(lib, name) if bare else getattr(lib, name)()
+
+                @dec
+                def plain(x, lib=lib):
+                    """kept"""
+                    return lib.is_grad_enabled(), x
+
+                @dec
+                def gen(lib=lib):
+                    got = yield lib.is_grad_enabled()
+                    try:
+                        yield got, lib.is_grad_enabled()
+                    except ValueError:
+                        yield "thrown", lib.is_grad_enabled()
+                    return "done"
+
+                with lib.set_grad_enabled(outer):
+                    flags += [plain(7), plain.__name__, plain.__doc__]
+                    it = gen()
+                    flags += [next(it), lib.is_grad_enabled(), it.send("sent"),
+                              lib.is_grad_enabled(), it.throw(ValueError()), lib.is_grad_enabled()]
+                    try:
+                        next(it)
+                    except StopIteration as stop:
+                        flags.append(stop.value)
+                    it = gen()
+                    next(it)
+                    it.close()
+                    flags.append(lib.is_grad_enabled())
+                flags.append(lib.is_grad_enabled())
+
+        @lib.inference_mode(False)
+        def recording(lib=lib):
+            return lib.is_grad_enabled()
+
+        with lib.no_grad():
+            flags.append(recording())
+        x = lib.ones(2, requires_grad=True)
+
+        @lib.no_grad
+        def double(t):
+            return t * 2
+
+        flags.append(double(x).requires_grad)
+        seen.append(flags)
+    assert seen[1] == seen[0]
+
+
 def test_no_grad_nested():
     with fastconv.no_grad():
         with fastconv.no_grad():

@@ -285,6 +285,34 @@ def test_where(rng):
     np.testing.assert_array_equal(idx[0].numpy(), np.nonzero(cond)[0])
 
 
+def test_where_with_numbers_has_torchs_dtype_and_values(rng):
+    """Two numbers (int64, float32, bool as torch), and numbers, 0-d and n-d tensors of each
+    kind mixed: torch's result dtype and values (float64 aside: fastconv computes in float32)."""
+    cond = rng.random((2, 3)) > 0.5
+    values = {"int": int(rng.integers(-5, 5)), "float": float(rng.uniform(-2, 2)), "bool": True,
+              "f32": rng.standard_normal((2, 3)).astype(np.float32),
+              "i64": rng.integers(-9, 9, (3,)), "i32": rng.integers(-9, 9, (2, 3)).astype(np.int32),
+              "b": rng.random(3) > 0.5, "f32 0-d": np.array(rng.standard_normal(), np.float32),
+              "i64 0-d": np.array(rng.integers(-9, 9))}
+
+    def make(lib, v):
+        return v if np.isscalar(v) else (torch.from_numpy(v) if lib is torch else fc.tensor(v))
+
+    for a in values:
+        for b in values:
+            want = torch.where(torch.from_numpy(cond), make(torch, values[a]),
+                               make(torch, values[b]))
+            got = fc.where(fc.tensor(cond), make(fc, values[a]), make(fc, values[b]))
+            assert str(got.dtype) == str(want.dtype).replace("torch.", ""), (a, b)
+            np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=f"{a}, {b}")
+    got = fc.where(fc.tensor(cond), 1, 0)
+    assert got.dtype == np.int64 and got.shape == (2, 3)
+    np.testing.assert_array_equal(got.numpy(), cond.astype(np.int64))
+    x = fc.tensor(randn(rng, 2, 3), requires_grad=True)
+    fc.where(fc.tensor(cond), x, 0).sum().backward()  # a number beside a tensor keeps the grad
+    np.testing.assert_array_equal(x.grad.numpy(), cond.astype(np.float32))
+
+
 def test_softmax_functions_and_relu(rng):
     x = randn(rng, 3, 5)
     _both(lambda t: fc.softmax(t, dim=1), lambda a: ref.softmax(a, 1),

@@ -374,6 +374,10 @@ class _AbsDiff(Function):
 def _pointwise_loss(op, input, target, size_average, reduce, reduction, weight, elementwise):
     reduction = legacy_reduction(op, size_average, reduce, reduction)
     float_tensor(input, "input", op)
+    from fastconv.tensor import Tensor
+
+    if isinstance(target, Tensor) and target.dtype.kind in "biu":  # torch promotes these
+        target = target.float()
     float_tensor(target, "target", op)
     if target.shape != input.shape:
         warnings.warn(f"Using a target size ({target.shape}) that is different to the input "

@@ -47,7 +47,7 @@ class Adadelta(Optimizer):
             g = p.grad.data if hasattr(p.grad, "data") else p.grad
             if group["maximize"]:
                 g = -g
-            st = self.state.setdefault(i, {})
+            st = self.state.setdefault(p, {})
             if "step" not in st:
                 st["step"] = 0
                 st["square_avg"] = xp.zeros_like(p.data)

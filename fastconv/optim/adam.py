@@ -52,7 +52,7 @@ class Adam(Optimizer):
             d = p.grad.data if hasattr(p.grad, "data") else p.grad
             if group["maximize"]:
                 d = -d
-            st = self.state.setdefault(i, {})
+            st = self.state.setdefault(p, {})
             if "step" not in st:
                 st["step"] = 0
                 st["exp_avg"] = xp.zeros_like(p.data)

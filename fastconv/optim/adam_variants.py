@@ -79,7 +79,7 @@ class NAdam(Optimizer):
             g = _grad(p)
             if group["maximize"]:
                 g = -g
-            st = self.state.setdefault(i, {})
+            st = self.state.setdefault(p, {})
             if "step" not in st:
                 st["step"] = 0
                 st["mu_product"] = 1.0
@@ -149,7 +149,7 @@ class RAdam(Optimizer):
             g = _grad(p)
             if group["maximize"]:
                 g = -g
-            st = self.state.setdefault(i, {})
+            st = self.state.setdefault(p, {})
             if "step" not in st:
                 st["step"] = 0
                 _moments(st, p, xp)
@@ -210,7 +210,7 @@ class Adamax(Optimizer):
             g = _grad(p)
             if group["maximize"]:
                 g = -g
-            st = self.state.setdefault(i, {})
+            st = self.state.setdefault(p, {})
             if "step" not in st:
                 st["step"] = 0
                 st["exp_avg"] = xp.zeros_like(p.data)

@@ -55,7 +55,7 @@ class ASGD(Optimizer):
             g = _grad(p)
             if group["maximize"]:
                 g = -g
-            st = self.state.setdefault(i, {})
+            st = self.state.setdefault(p, {})
             if "step" not in st:
                 st["step"] = 0
                 st["eta"] = float(lr)

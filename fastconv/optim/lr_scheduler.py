@@ -77,6 +77,9 @@ class LRScheduler:
     Subclasses define ``_closed_form(t) -> [lr per group]`` (from ``self.base_lrs``,
     each group's ``initial_lr``) and, when PyTorch's recursive formula differs
     from it, ``get_lr()`` (the chainable update from the groups' current rates).
+    A subclass that only overrides ``get_lr()``, as PyTorch's custom schedulers do, is
+    stepped with it: ``step()`` sets ``last_epoch`` and writes the rates ``get_lr()``
+    returns (``step(epoch)`` uses ``_get_closed_form_lr()`` where the subclass gives one).
     """
 
     def __init__(self, optimizer, last_epoch: int = -1):
@@ -134,18 +137,39 @@ class LRScheduler:
         self._step_count += 1
         self._update_lr(epoch)
 
+    def _owner(self, name: str) -> type:
+        return next(c for c in type(self).__mro__ if name in c.__dict__)
+
+    def _has_closed_form(self) -> bool:
+        """Whether ``_closed_form`` describes this schedule. A subclass written as in PyTorch
+        (``get_lr()`` overridden below the class that gives the closed form, or no closed form
+        at all) is stepped with its own ``get_lr()``, as PyTorch steps every scheduler."""
+        mro = type(self).__mro__
+        closed = self._owner("_closed_form")
+        return closed is not LRScheduler and mro.index(self._owner("get_lr")) >= mro.index(closed)
+
     def _update_lr(self, epoch=None) -> None:
+        self._get_lr_called_within_step = True  # PyTorch's flag, read by some get_lr()s
+        try:
+            values = self._next_lrs(epoch)
+        finally:
+            self._get_lr_called_within_step = False
+        self._apply(values)
+
+    def _next_lrs(self, epoch) -> list:
         if epoch is None:
             self.last_epoch += 1
+            if not self._has_closed_form():
+                return self.get_lr()
             if not self._untouched():
                 self._chained = True  # from now on, as PyTorch: each rate from the last one
             chain = self._is_initial or self._chained
-            values = self.get_lr() if chain else self._get_closed_form_lr()
-        else:
-            self.last_epoch = int(epoch)
-            values = self._get_closed_form_lr()
-            self._chained = False
-        self._apply(values)
+            return self.get_lr() if chain else self._get_closed_form_lr()
+        self.last_epoch = int(epoch)
+        self._chained = False
+        if self._has_closed_form() or self._owner("_get_closed_form_lr") is not LRScheduler:
+            return self._get_closed_form_lr()
+        return self.get_lr()  # no closed form: PyTorch calls get_lr() too
 
     def _apply(self, lrs) -> None:
         for g, lr in zip(self.optimizer.param_groups, lrs):
@@ -205,6 +229,10 @@ class LRScheduler:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self._last_lr})"
+
+
+class _LRScheduler(LRScheduler):
+    """The old name of :class:`LRScheduler`, kept as PyTorch keeps it."""
 
 
 class LambdaLR(LRScheduler):

@@ -8,6 +8,8 @@ Parameters whose ``grad`` is None (frozen, or unused in this step) are skipped.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 
 __all__ = ["Optimizer", "array_module"]
@@ -43,43 +45,113 @@ def _to_host(a):
     return a.get() if type(a).__module__.startswith("cupy") else np.array(a, copy=True)
 
 
-class ParamState(dict):
-    """The per-parameter buffers, keyed by the parameter's position (``state[i]``, what
-    ``state_dict`` stores) and also reachable by the parameter itself (``state[p]``, PyTorch's
-    key; a parameter without state yet reads as an empty dict, as torch's defaultdict)."""
+def _pack(v):
+    """A state value as ``state_dict()`` gives it: host copies of arrays, detached copies of
+    Tensors, anything else as it is."""
+    if _is_tensor(v):
+        return v.detach().clone()
+    return _to_host(v) if hasattr(v, "shape") and not np.isscalar(v) else v
+
+
+def _state_tensor(v, p, name):
+    """A saved buffer as a Tensor on ``p``'s device; floating values take ``p``'s dtype
+    except ``step`` (float32 there: fastconv has no float64)."""
+    from fastconv.tensor import Tensor
+
+    a = v.data if _is_tensor(v) else v
+    xp = array_module(p.data)
+    a = _to_host(a) if xp is np else a
+    dtype = np.dtype(a.dtype)
+    if dtype.kind == "f":
+        dtype = p.data.dtype if name != "step" and p.data.dtype.kind == "f" else np.float32
+    return Tensor(xp.array(a, dtype=dtype))
+
+
+def _is_index(key) -> bool:
+    return isinstance(key, (int, np.integer)) and not isinstance(key, bool)
+
+
+def _is_tensor(v) -> bool:
+    from fastconv.tensor import Tensor
+
+    return isinstance(v, Tensor)
+
+
+class ParamState(defaultdict):
+    """``optimizer.state`` as PyTorch's: a ``defaultdict(dict)`` keyed by the parameters
+    themselves, so ``st = self.state[p]`` creates (and keeps) the parameter's entry on first
+    use, ``len(state)`` counts the parameters with state and iteration yields parameters.
+
+    An int ``i`` also names the i-th parameter in group order (the index ``state_dict()``
+    writes): ``state[i] is state[p_i]``. A tensor that is not a parameter of the optimizer is
+    refused (KeyError), since ``state_dict()`` could not index it; other keys (strings) are
+    kept as in a plain dict."""
 
     def __init__(self, optimizer, entries=()):
-        super().__init__(entries)
+        super().__init__(dict)
         self._optimizer = optimizer
+        for k, v in dict(entries).items():
+            self[k] = v
 
     def _key(self, key):
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-            return int(key)
-        for i, p, _ in self._optimizer._params():
-            if p is key:
-                return i
-        raise KeyError("the tensor is not a parameter of this optimizer")
+        """The stored key for ``key``: the parameter for an index or a parameter."""
+        if _is_index(key):
+            for i, p, _ in self._optimizer._params():
+                if i == key:
+                    return p
+            raise KeyError(f"the optimizer has no parameter {int(key)}")
+        if _is_tensor(key) and not dict.__contains__(self, key):
+            if not any(p is key for _, p, _ in self._optimizer._params()):
+                raise KeyError("the tensor is not a parameter of this optimizer")
+        return key
 
     def __getitem__(self, key):
-        i = self._key(key)
-        if i not in self.keys() and not isinstance(key, (int, np.integer)):
-            return {}
-        return super().__getitem__(i)
+        return super().__getitem__(self._key(key) if _is_index(key) else key)
 
     def __setitem__(self, key, value):
         super().__setitem__(self._key(key), value)
 
     def __delitem__(self, key):
-        super().__delitem__(self._key(key))
+        super().__delitem__(self._key(key) if _is_index(key) else key)
 
     def __contains__(self, key):
-        try:
-            return super().__contains__(self._key(key))
-        except KeyError:
-            return False
+        if _is_index(key):
+            try:
+                key = self._key(key)
+            except KeyError:
+                return False
+        return super().__contains__(key)
 
     def get(self, key, default=None):
-        return self[key] if key in self else default
+        return super().get(self._key(key), default) if key in self else default
+
+    def setdefault(self, key, default=None):
+        return super().setdefault(self._key(key), default)
+
+    def pop(self, key, *default):
+        if _is_index(key) and key not in self:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        return super().pop(self._key(key) if _is_index(key) else key, *default)
+
+    def update(self, other=(), **kwargs):
+        for k, v in dict(other, **kwargs).items():
+            self[k] = v
+
+    def copy(self):
+        return _rebuild_state(self._optimizer, dict(self))
+
+    __copy__ = copy
+
+    def __reduce__(self):  # copy.deepcopy / pickle: entries as they are, keys already checked
+        return _rebuild_state, (self._optimizer, dict(self))
+
+
+def _rebuild_state(optimizer, entries):
+    state = ParamState(optimizer)
+    dict.update(state, entries)
+    return state
 
 
 class Optimizer:
@@ -89,10 +161,14 @@ class Optimizer:
     (parameter groups with their own hyperparameters, e.g. no weight decay on
     biases). ``defaults``: the hyperparameters groups fall back on.
 
-    ``state[i]`` holds the buffers (arrays) of the i-th parameter in group order;
-    ``state_dict()`` returns ``{"state": {i: {name: ndarray | number}},
-    "param_groups": [{hyperparameters..., "params": [i, ...]}]}`` with host
-    (NumPy) copies, as ``torch.optim.Optimizer.state_dict`` does.
+    ``state[p]`` holds the buffers of parameter ``p`` (a ``defaultdict(dict)`` as in
+    PyTorch, also indexable by the parameter's position ``i`` in group order);
+    ``state_dict()`` returns ``{"state": {i: {name: ndarray | Tensor | number}},
+    "param_groups": [{hyperparameters..., "params": [i, ...]}]}`` with copies, as
+    ``torch.optim.Optimizer.state_dict`` lays it out.
+
+    A subclass either implements ``_update()`` (fastconv's optimizers: raw arrays, in
+    place) or overrides ``step()`` as in PyTorch, keeping Tensors in ``self.state[p]``.
     """
 
     def __init__(self, params, defaults: dict):
@@ -170,12 +246,26 @@ class Optimizer:
         raise NotImplementedError
 
     # -- state ------------------------------------------------------------------------------------
+    def _state_as_tensors(self) -> bool:
+        """Whether restored buffers become Tensors: True for an optimizer written as in
+        PyTorch (its own ``step()`` on Tensors, no ``_update``); the built-in optimizers keep
+        raw arrays."""
+        return type(self)._update is Optimizer._update
+
     def state_dict(self) -> dict:
-        state = {}
-        for i, _, _ in self._params():
-            if i in self.state:
-                state[i] = {k: (_to_host(v) if hasattr(v, "shape") and not np.isscalar(v) else v)
-                            for k, v in self.state[i].items()}
+        """``{"state": {i: {name: value}}, "param_groups": [{..., "params": [i, ...]}]}``, the
+        parameters replaced by their index in group order (PyTorch's layout). Arrays come as
+        host copies, Tensors as detached copies."""
+        index = {id(p): i for i, p, _ in self._params()}
+        packed = {}
+        for key, entry in dict.items(self.state):
+            if _is_tensor(key):
+                if id(key) not in index:  # no longer in any group
+                    continue
+                key = index[id(key)]
+            packed[key] = {k: _pack(v) for k, v in entry.items()}
+        state = {i: packed.pop(i) for i in sorted(k for k in packed if _is_index(k))}
+        state.update(packed)
         groups = []
         i = 0
         for g in self.param_groups:
@@ -187,7 +277,10 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a ``state_dict()``; the groups must hold the same number of parameters
-        and the buffers must match the parameters' shapes (ValueError otherwise)."""
+        and the buffers must match the parameters' shapes (ValueError otherwise). Tensors
+        (and, for an optimizer written as in PyTorch, arrays) come back as Tensors on the
+        parameter's device, floating ones in its dtype except ``step``, as PyTorch casts
+        them; those are not shape-checked (PyTorch does not either)."""
         groups = state_dict.get("param_groups")
         if not isinstance(groups, list) or "state" not in state_dict:
             raise ValueError(f"{type(self).__name__}.load_state_dict: not an optimizer state dict")
@@ -200,9 +293,15 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}.load_state_dict: group {k} has "
                                  f"{len(sg['params'])} parameters in the state, "
                                  f"{len(og['params'])} in the optimizer")
-        saved = {int(k): v for k, v in state_dict["state"].items()}
+        saved, other = {}, {}
+        for k, v in state_dict["state"].items():
+            try:
+                saved[int(k)] = v
+            except (TypeError, ValueError):
+                other[k] = v  # a key that names no parameter, kept as it is
         params = list(self._params())
         ids = [i for sg in groups for i in sg["params"]]
+        as_tensors = self._state_as_tensors()
         new_state = {}
         problems = []
         for (i, p, _), sid in zip(params, ids):
@@ -211,7 +310,9 @@ class Optimizer:
             xp = array_module(p.data)
             entry = {}
             for name, v in saved[int(sid)].items():
-                if hasattr(v, "shape") and np.ndim(v) > 0:
+                if _is_tensor(v) or (as_tensors and hasattr(v, "shape") and not np.isscalar(v)):
+                    entry[name] = _state_tensor(v, p, name)
+                elif hasattr(v, "shape") and np.ndim(v) > 0:
                     if tuple(v.shape) != tuple(p.data.shape):
                         problems.append(f"param {i} {name}: state {tuple(v.shape)} vs parameter "
                                         f"{tuple(p.data.shape)}")
@@ -221,11 +322,12 @@ class Optimizer:
                     entry[name] = v.item()
                 else:
                     entry[name] = v
-            new_state[i] = entry
+            new_state[p] = entry
         if problems:
             raise ValueError(f"{type(self).__name__}.load_state_dict: buffer shapes do not match "
                              "the parameters: " + "; ".join(problems))
-        self.state = ParamState(self, new_state)
+        new_state.update(other)
+        self.state = _rebuild_state(self, new_state)
         for sg, og in zip(groups, self.param_groups):
             for k, v in sg.items():
                 if k != "params":

@@ -58,7 +58,7 @@ class RMSprop(Optimizer):
             g = _grad(p)
             if group["maximize"]:
                 g = -g
-            st = self.state.setdefault(i, {})
+            st = self.state.setdefault(p, {})
             if "step" not in st:
                 st["step"] = 0
                 st["square_avg"] = xp.zeros_like(p.data)
@@ -119,7 +119,7 @@ class Adagrad(Optimizer):
 
     def _init_state(self, i, p, group) -> dict:
         xp = array_module(p.data)
-        st = self.state.setdefault(i, {})
+        st = self.state.setdefault(p, {})
         if "sum" not in st:
             st["step"] = 0
             st["sum"] = xp.full_like(p.data, group["initial_accumulator_value"])
@@ -131,7 +131,7 @@ class Adagrad(Optimizer):
         if hasattr(self, "state"):
             g = self.param_groups[-1]
             for k, p in enumerate(g["params"]):
-                if n + k not in self.state:
+                if p not in self.state:
                     self._init_state(n + k, p, g)
 
     def _update(self) -> None:

@@ -52,7 +52,7 @@ class Rprop(Optimizer):
             xp = array_module(p.data)
             g = _grad(p)
             g = -g if group["maximize"] else g.copy()
-            st = self.state.setdefault(i, {})
+            st = self.state.setdefault(p, {})
             if "step" not in st:
                 st["step"] = 0
                 st["prev"] = xp.zeros_like(p.data)

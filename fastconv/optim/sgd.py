@@ -55,7 +55,7 @@ class SGD(Optimizer):
             if wd != 0:
                 d = d + wd * p.data
             if mom != 0:
-                st = self.state.setdefault(i, {})
+                st = self.state.setdefault(p, {})
                 buf = st.get("momentum_buffer")
                 if buf is None:
                     buf = st["momentum_buffer"] = xp.array(d, dtype=p.data.dtype, copy=True)
