@@ -308,10 +308,21 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
-    def zero_grad(self) -> None:
-        """Drop every parameter's gradient (set to None, as PyTorch does by default)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset every parameter's gradient: drop it (``set_to_none=True``, PyTorch's default)
+        or, with ``set_to_none=False``, cut it from any graph and fill it with zeros in place
+        (``torch.nn.Module.zero_grad``)."""
         for p in self.parameters():
-            p.grad = None
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                if p.grad._ctx is not None:
+                    p.grad.detach_()
+                else:
+                    p.grad.requires_grad_(False)
+                p.grad.zero_()
 
     def to(self, *args, **kwargs) -> Module:
         """Move every parameter and buffer to a device in place; returns self.
