@@ -284,6 +284,31 @@ def test_zero_grad_and_parameter_gradients(rng):
     assert all(p.grad is None for p in net.parameters())
 
 
+def test_zero_grad_set_to_none_false_zeroes_in_place_as_torch(rng):
+    torch = pytest.importorskip("torch")
+    w, b, x = randn(rng, 3, 4), randn(rng, 3), randn(rng, 2, 4)
+    got = {}
+    for lib in (torch, fastconv):
+        net = lib.nn.Linear(4, 3)
+        with lib.no_grad():
+            net.weight.copy_(lib.tensor(w))
+            net.bias.copy_(lib.tensor(b))
+        net(lib.tensor(x)).sum().backward()
+        grads = [p.grad for p in net.parameters()]
+        net.zero_grad(set_to_none=False)
+        assert all(p.grad is g for p, g in zip(net.parameters(), grads))  # the same tensors
+        assert all(not p.grad.requires_grad and not p.grad.any() for p in net.parameters())
+        net(lib.tensor(x)).sum().backward()  # accumulates onto the zeros
+        net.zero_grad(False)  # positional, as torch allows
+        zeros = [float(p.grad.abs().sum()) for p in net.parameters()]
+        (net(lib.tensor(x)) ** 2).sum().backward()
+        got[lib] = [p.grad.numpy().copy() for p in net.parameters()] + [zeros]
+        net.zero_grad()
+        assert all(p.grad is None for p in net.parameters())
+    for a, b in zip(got[fastconv], got[torch]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_module_to_cpu_returns_self():
     net = SmallNet()
     assert net.to("cpu") is net
