@@ -225,6 +225,9 @@ ConvGeom make_geom(const char* fn, index_t C, index_t H, index_t W, index_t KH, 
             W + 2 * g.PW, ")");
     g.OH = span_h / g.SH + 1;
     g.OW = span_w / g.SW + 1;
+    // One output column reads the same pixels whatever the stride, and the prepared plane's
+    // rows are SW * ceil(Wp / SW) long: a stride past the padded width would only add zeros.
+    if (g.OW == 1) g.SW = std::min(g.SW, g.W + 2 * g.PW);
     return g;
 }
 

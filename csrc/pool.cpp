@@ -96,15 +96,22 @@ inline index_t first_tap(index_t start, index_t d) {
     return start >= 0 ? start : start + (-start + d - 1) / d * d;
 }
 
+// The taps k in [tap_begin, tap_end) of a window starting at `start` (dilation d, K taps)
+// are those inside [0, size).
+inline index_t tap_begin(index_t start, index_t d) { return start >= 0 ? 0 : (-start + d - 1) / d; }
+inline index_t tap_end(index_t start, index_t d, index_t K, index_t size) {
+    return start > size - 1 ? 0 : std::min(K, (size - 1 - start) / d + 1);
+}
+
 // One plane of max pooling: input x (H x W), outputs y and idx (OH x OW), the window.
-// col_lo / col_hi: for each kernel column kw, the output columns whose tap lies inside
-// the input (the same for every row, so computed once per call).
+// [inside_lo, inside_hi): the output columns whose every tap lies inside the input (the
+// same for every row, so computed once per call).
 struct MaxPlane {
     const float* x;
     float* y;
     std::int32_t* idx;
     index_t H, W, OW, KH, KW, SH, SW, PH, PW, DH, DW;
-    const index_t *col_lo, *col_hi;
+    index_t inside_lo, inside_hi;
 };
 
 #pragma GCC push_options
@@ -150,10 +157,11 @@ py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair&
     {
         py::gil_scoped_release nogil;
         const index_t HW = g.H * g.W, OHW = g.OH * g.OW;
-        std::vector<index_t> lo(g.KW), hi(g.KW);
-        for (index_t kw = 0; kw < g.KW; ++kw)
-            valid_columns(kw * g.DW, g.W, g.SW, g.PW, g.OW, lo[kw], hi[kw]);
-        const index_t *LO = lo.data(), *HI = hi.data();
+        // inside for every tap: inside for the first and for the last
+        index_t lo0, hi0, lo1, hi1;
+        valid_columns(0, g.W, g.SW, g.PW, g.OW, lo0, hi0);
+        valid_columns((g.KW - 1) * g.DW, g.W, g.SW, g.PW, g.OW, lo1, hi1);
+        const index_t lo = std::max(lo0, lo1), hi = std::max(lo, std::min(hi0, hi1));
         auto plane = baseline::max_pool_plane;
 #if defined(__x86_64__) || defined(__i386__)
         if (avx2_loops()) plane = avx2::max_pool_plane;
@@ -161,7 +169,7 @@ py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair&
 #pragma omp parallel for schedule(static)
         for (index_t t = 0; t < g.N * g.C; ++t)
             plane({X + t * HW, Y + t * OHW, I + t * OHW, g.H, g.W, g.OW, g.KH, g.KW, g.SH, g.SW,
-                   g.PH, g.PW, g.DH, g.DW, LO, HI}, g.OH);
+                   g.PH, g.PW, g.DH, g.DW, lo, hi}, g.OH);
     }
     return py::make_tuple(y, idx);
 }

@@ -173,6 +173,20 @@ def test_conv2d_random_shapes_vs_torch(data):
                    inputs, rng=rng, name=f"conv2d{case}")
 
 
+def test_conv2d_stride_past_the_input(rng):
+    """A stride larger than the padded input leaves one output row or column, which reads the
+    same pixels as stride 1 would there: the same values and gradients as the equivalent
+    stride of the padded size (it used to allocate gigabytes, in proportion to the stride)."""
+    x, w = randn(rng, 2, 3, 8, 9), randn(rng, 4, 3, 3, 3)
+    padding = (1, 2)
+    big = (10**8, 10**8)
+    equal = (8 + 2 * padding[0], 9 + 2 * padding[1])  # one output per axis as well
+    for stride in (big, (1, big[1]), (big[0], 2)):
+        same = tuple(e if s == b else s for s, e, b in zip(stride, equal, big))
+        check_op(lambda a, k: F.conv2d(a, k, stride=stride, padding=padding),
+                 lambda a, k: R.conv2d(a, k, stride=same, padding=padding), [x, w])
+
+
 def test_conv2d_gradient_only_where_required(rng):
     inputs, args = _conv_inputs(rng, CONV_CASES["stride2-pad1-odd"])
     x, w, b = inputs

@@ -318,3 +318,22 @@ def test_no_output_is_still_an_error(rng):
     x = fastconv.tensor(randn(rng, 1, 1, 1, 3))
     with pytest.raises(ValueError, match="leaves no output"):
         F.max_pool2d(x, (1, 3), 3, 0, 2, ceil_mode=False)
+
+
+@pytest.mark.parametrize("args", [
+    {"kernel_size": 10**6, "padding": 5 * 10**5},
+    {"kernel_size": (3, 10**6), "stride": (1, 10**6), "padding": (1, 5 * 10**5)},
+    {"kernel_size": (10**6, 2), "stride": 1, "padding": (5 * 10**5, 1), "dilation": (1, 3)},
+], ids=["both", "wide", "tall-dilated"])
+def test_max_pool2d_window_far_into_the_padding(args, rng):
+    """A window that reaches far past the input costs the taps inside it, not its size (it
+    used to take seconds and gigabytes of tap tables); values, indices and gradients as
+    torch's."""
+    torch = pytest.importorskip("torch")
+    x = distinct(rng, 2, 3, 8, 9)
+    check_vs_torch(lambda t: F.max_pool2d(t, **args),
+                   lambda t: torch.nn.functional.max_pool2d(t, **args),
+                   [x], rng=rng, name="max_pool2d")
+    _, got = F.max_pool2d(fastconv.tensor(x), **args, return_indices=True)
+    _, want = torch.nn.functional.max_pool2d(torch.tensor(x), **args, return_indices=True)
+    np.testing.assert_array_equal(to_numpy(got), want.numpy())
