@@ -149,6 +149,43 @@ def test_bad_arguments():
         T.AutoAugment(policy="imagenet")
 
 
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("make,exc,match", [
+    (lambda: T.RandomRotation(NAN), ValueError, r"degrees should be a finite number"),
+    (lambda: T.RandomRotation(INF), ValueError, r"degrees should be a finite number"),
+    (lambda: T.RandomRotation((NAN, 1)), ValueError, r"degrees values should be finite"),
+    (lambda: T.RandomRotation((5, 1)), ValueError, r"degrees should be of kind \(min, max\)"),
+    (lambda: T.RandomRotation(("a", 1)), TypeError, r"degrees values should be numbers"),
+    (lambda: T.RandomAffine(NAN), ValueError, r"degrees should be a finite number"),
+    (lambda: T.RandomAffine(0, shear=NAN), ValueError, r"shear should be a finite number"),
+    (lambda: T.RandomAffine(0, shear=(1, 2, 4, 3)), ValueError, r"shear should be of kind"),
+    (lambda: T.RandomAffine(0, scale=(2, 1)), ValueError, r"scale should be of kind"),
+    (lambda: T.RandomAffine(0, scale=(1, INF)), ValueError, r"scale values should be finite"),
+    (lambda: T.GaussianBlur(3, sigma=NAN), ValueError, r"sigma .*positive"),
+    (lambda: T.GaussianBlur(3, sigma=(1, INF)), ValueError, r"sigma values .*finite"),
+    (lambda: T.RandomErasing(scale=(0.5, 0.1)), ValueError, r"scale should be of kind \(min"),
+    (lambda: T.RandomErasing(ratio=(3.3, 0.3)), ValueError, r"ratio should be of kind \(min"),
+    (lambda: T.RandomErasing(ratio=(0, 1)), ValueError, r"ratio values should be > 0"),
+    (lambda: T.RandomErasing(scale=(NAN, 0.3)), ValueError, r"scale values should be finite"),
+    (lambda: T.RandomErasing(scale=(0.1, 1.5)), ValueError, r"scale=\(0.1, 1.5\)"),
+    (lambda: T.RandomErasing(p=NAN), ValueError, r"p=nan"),
+], ids=lambda v: "" if callable(v) else str(v))
+def test_bad_ranges_are_refused_at_construction(make, exc, match):
+    """Ranges that torchvision's uniform_(min, max) would refuse when called (reversed,
+    NaN, infinite, a non-positive ratio) are refused at construction, naming the argument."""
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_equal_range_ends_are_accepted(img):
+    a, _ = img
+    assert T.RandomRotation((10, 10))(a).shape == a.shape
+    x = T.ToTensor()(a)
+    assert T.RandomErasing(p=1.0, scale=(0.1, 0.1), ratio=(1, 1))(x).shape == x.shape
+
+
 # ------------------------------------------------------------------------------------------------
 # geometry against PIL
 # ------------------------------------------------------------------------------------------------

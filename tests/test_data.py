@@ -495,6 +495,27 @@ def test_loader_breaking_out_early_and_item_datasets(rng):
         DataLoader(d, batch_size=0)
 
 
+@pytest.mark.parametrize("kw,name", [({"batch_size": 2.5}, "batch_size"),
+                                     ({"batch_size": "4"}, "batch_size"),
+                                     ({"batch_size": True}, "batch_size"),
+                                     ({"batch_size": None}, "batch_size"),
+                                     ({"prefetch": -1}, "prefetch"),
+                                     ({"prefetch": 2.5}, "prefetch"),
+                                     ({"num_workers": 1.5}, "num_workers"),
+                                     ({"num_workers": "2"}, "num_workers"),
+                                     ({"seed": 0.5}, "seed"), ({"seed": -1}, "seed"),
+                                     ({"num_replicas": 2.0}, "num_replicas"),
+                                     ({"num_replicas": 2, "rank": 1.0}, "rank")], ids=str)
+def test_loader_refuses_non_integer_arguments(kw, name):
+    """Not truncated (batch_size=2.5 is not 2) and not a comparison TypeError: a ValueError
+    naming the argument (torch's message for batch_size)."""
+    ds = ArrayDataset(np.zeros((10, 4, 4, 3), np.uint8), np.zeros(10, np.int64))
+    with pytest.raises(ValueError, match=rf"\b{name}=") as info:
+        DataLoader(ds, **kw)
+    if name == "batch_size":
+        assert "batch_size should be a positive integer value" in str(info.value)
+
+
 # ------------------------------------------------------------------------------------------------
 # transforms
 # ------------------------------------------------------------------------------------------------
@@ -515,6 +536,49 @@ def test_random_crop_offsets_are_windows_and_uniform(rng):
     expected = n / 25
     chi2 = ((counts - expected) ** 2 / expected).sum()
     assert chi2 < 60  # 24 degrees of freedom: p < 1e-4 for a fair draw
+
+
+def test_random_crop_negative_padding_crops_and_bad_padding_is_refused(rng):
+    """Negative padding crops, as torchvision's pad does (batch and per sample alike)."""
+    x = rng.integers(0, 256, (20, 10, 12, 3), dtype=np.uint8)
+    out = T.RandomCrop(4, padding=-2)(x, rng)
+    inner = x[:, 2:8, 2:10]
+    for o, a in zip(out, inner):
+        assert any(np.array_equal(a[i:i + 4, j:j + 4], o) for i in range(3) for j in range(5))
+    one = T.RandomCrop(6, padding=(-3, -2))(x[0])  # (left/right, top/bottom)
+    np.testing.assert_array_equal(one, x[0, 2:8, 3:9])
+    assert T.RandomCrop(6, padding=(-3, -2))(Image.fromarray(x[0])).size == (6, 6)
+    with pytest.raises(ValueError, match="padding=-5 crops away the whole"):
+        T.RandomCrop(4, padding=-5)(x, rng)
+    with pytest.raises(ValueError, match="padding=-6 crops away the whole"):
+        T.RandomCrop(4, padding=-6)(x[0])
+    for bad in [1.5, "2", (1, 2.0), (1, True)]:
+        with pytest.raises(TypeError, match="padding"):
+            T.RandomCrop(4, padding=bad)
+    with pytest.raises(ValueError, match="4 element tuple"):
+        T.RandomCrop(4, padding=(1, 2, 3))
+
+
+@pytest.mark.parametrize("kw,match", [({"scale": (-1, 0)}, r"scale values should be >= 0"),
+                                      ({"scale": (0.9, 0.1)}, r"scale should be of kind \(min"),
+                                      ({"scale": (float("nan"), 1)}, r"scale values .*finite"),
+                                      ({"scale": (0.5,)}, r"scale should be a sequence"),
+                                      ({"ratio": (0, 0)}, r"ratio values should be > 0"),
+                                      ({"ratio": (-1, 2)}, r"ratio values should be > 0"),
+                                      ({"ratio": (2, 0.5)}, r"ratio should be of kind \(min"),
+                                      ({"ratio": (1, float("inf"))}, r"ratio values .*finite")],
+                         ids=str)
+def test_random_resized_crop_refuses_bad_ranges(kw, match):
+    with pytest.raises(ValueError, match=match):
+        T.RandomResizedCrop(5, **kw)
+
+
+def test_random_resized_crop_accepts_torchvisions_ranges(rng):
+    img = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    for kw in [{"scale": (0, 0)}, {"scale": (0.5, 2.0)}, {"ratio": (1, 1)}, {"scale": [0.3, 0.3]}]:
+        assert T.RandomResizedCrop(5, **kw)(img).shape == (5, 5, 3)
+    with pytest.raises(TypeError, match="scale should be a sequence"):
+        T.RandomResizedCrop(5, scale=0.5)
 
 
 def test_center_crop_and_flip(rng):

@@ -4,6 +4,7 @@ each layer against its functional op, PyTorch's default initialisation, and nn.i
 from __future__ import annotations
 
 import math
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -599,6 +600,113 @@ def test_trunc_normal():
     nn.init.trunc_normal_(q, mean=1.0, std=0.5, a=0.5, b=1.2)
     w = to_numpy(q)
     assert w.min() >= 0.5 and w.max() <= 1.2 and w.std() > 0.1
+
+
+def _ks_two_sample(x, y) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic max |F_x - F_y|."""
+    x, y = np.sort(x), np.sort(y)
+    grid = np.concatenate([x, y])
+    return float(np.abs(np.searchsorted(x, grid, "right") / len(x)
+                        - np.searchsorted(y, grid, "right") / len(y)).max())
+
+
+@pytest.mark.parametrize("a,b,mean,std", [(8.0, 9.0, 0.0, 1.0), (-3.0, -2.5, 0.0, 1.0),
+                                          (0.1, 0.2, 0.0, 1.0), (-1.0, 1.0, 5.0, 0.5),
+                                          (2.0, 6.0, 0.0, 1.0)], ids=str)
+def test_trunc_normal_tails_match_torch(a, b, mean, std):
+    """Bounds with little of the normal's mass between them (torch 2.13 samples these by
+    rejection from uniform proposals): the same distribution, within [a, b]."""
+    torch = pytest.importorskip("torch")
+    fastconv.manual_seed(0)
+    ours = to_numpy(nn.init.trunc_normal_(_param((4000,)), mean, std, a, b)).astype(np.float64)
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch: "mean is more than 2 std from [a, b]"
+        theirs = torch.nn.init.trunc_normal_(torch.empty(4000, dtype=torch.float64), mean, std,
+                                             a, b).numpy()
+    assert ours.min() >= np.float32(a) and ours.max() <= np.float32(b)
+    assert _ks_two_sample(ours, theirs) < 0.05  # 4000 vs 4000 draws: the 0.1% level is 0.044
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_trunc_normal_far_tail_terminates_with_the_right_shape(sign):
+    """[40, 50]: Phi underflows there; the draws are a + E / a with E ~ Exp(1) to O(1/a^2)."""
+    fastconv.manual_seed(1)
+    a, b = sign * 40.0, sign * 50.0
+    v = sign * to_numpy(nn.init.trunc_normal_(_param((20000,)), a=min(a, b), b=max(a, b)))
+    v = v.astype(np.float64)
+    assert v.min() >= 40.0 and v.max() <= 50.0
+    e = (v - 40.0) * 40.0
+    assert abs(e.mean() - (1 - 2 / 40 ** 2)) < 0.03 and abs(e.std() - 1) < 0.05
+
+
+def test_trunc_normal_degenerate_and_bad_bounds():
+    p = _param((1000,))
+    np.testing.assert_array_equal(to_numpy(nn.init.trunc_normal_(p, a=1.0, b=1.0)), 1.0)
+    np.testing.assert_array_equal(to_numpy(nn.init.trunc_normal_(p, mean=5.0, std=0.0)), 2.0)
+    assert tuple(nn.init.trunc_normal_(_param((0, 3)), a=8.0, b=9.0).shape) == (0, 3)
+    v = to_numpy(nn.init.trunc_normal_(p, a=3.0, b=math.inf))  # torch 2.13 refuses this one
+    assert np.isfinite(v).all() and v.min() >= 3.0 and 3.2 < v.mean() < 3.4  # E = 3.28
+    with pytest.raises(ValueError, match=r"\ba\b.*\bb\b.*a=2 > b=-2"):
+        nn.init.trunc_normal_(p, a=2.0, b=-2.0)
+    for kwargs, name in [({"a": math.nan}, "a="), ({"b": -math.inf}, "b="),
+                         ({"std": -1.0}, "std"), ({"mean": math.inf}, "mean")]:
+        with pytest.raises(ValueError, match=name):
+            nn.init.trunc_normal_(p, **kwargs)
+    with pytest.raises(TypeError, match=r"\bb\b"):
+        nn.init.trunc_normal_(p, b="2")
+
+
+def test_init_argument_errors_give_torchs_messages():
+    torch = pytest.importorskip("torch")
+    cases = [(lambda m, t: m.uniform_(t, a=1, b=0), ValueError),
+             (lambda m, t: m.normal_(t, std=-1), ValueError),
+             (lambda m, t: m.normal_(t, std=math.nan), ValueError),
+             (lambda m, t: m.calculate_gain("leaky_relu", "a"), ValueError),
+             (lambda m, t: m.calculate_gain("leaky_relu", True), ValueError),
+             (lambda m, t: m.kaiming_uniform_(t, a="x"), ValueError)]
+    for fn, exc in cases:
+        with pytest.raises(Exception) as theirs:
+            fn(torch.nn.init, torch.empty(3, 3))
+        with pytest.raises(exc) as ours:
+            fn(nn.init, _param((3, 3)))
+        assert str(theirs.value) in str(ours.value)
+    with pytest.raises(ValueError, match=r"a must be <= b"):
+        nn.init.uniform_(_param((3,)), a=1, b=0)
+    with pytest.raises(ValueError, match=r"\ba\b.*finite"):
+        nn.init.uniform_(_param((3,)), a=-math.inf)
+    # what torch accepts
+    for name in ("conv1d", "conv3d", "conv_transpose2d", "linear", "sigmoid"):
+        assert nn.init.calculate_gain(name) == torch.nn.init.calculate_gain(name) == 1
+    assert nn.init.calculate_gain("leaky_relu", 2) == torch.nn.init.calculate_gain("leaky_relu", 2)
+    np.testing.assert_array_equal(to_numpy(nn.init.uniform_(_param((3,)), 1, 1)), 1.0)
+    np.testing.assert_array_equal(to_numpy(nn.init.normal_(_param((3,)), 2, 0)), 2.0)
+
+
+def test_zero_element_layers_build_and_run_as_torchs():
+    """No inputs (in_channels / in_features 0): torch warns that initialising the empty weight
+    is a no-op and builds the layer; the output is the bias alone."""
+    torch = pytest.importorskip("torch")
+    for make, shape in [(lambda m: m.Linear(0, 4), (2, 0)), (lambda m: m.Linear(4, 0), (2, 4)),
+                        (lambda m: m.Conv2d(0, 4, 3), (2, 0, 5, 5))]:
+        with pytest.warns(UserWarning, match="zero-element"):
+            ours = make(nn)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = make(torch.nn)
+        assert tuple(ours.weight.shape) == tuple(theirs.weight.shape)
+        y = ours(fastconv.zeros(*shape))
+        expect = to_numpy(ours.bias).reshape((1, -1) + (1,) * (len(shape) - 2))
+        np.testing.assert_array_equal(to_numpy(y), np.broadcast_to(expect, y.shape))
+        if shape[1] == 0:
+            np.testing.assert_array_equal(to_numpy(ours.bias), 0.0)  # not uninitialised memory
+    for init_ in ("kaiming_uniform_", "kaiming_normal_"):
+        t = _param((4, 0))
+        with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op"):
+            assert getattr(nn.init, init_)(t) is t
+    for shape in [(4, 0), (0, 0)]:
+        assert tuple(nn.init.xavier_normal_(_param(shape)).shape) == shape
+        assert tuple(nn.init.xavier_uniform_(_param(shape)).shape) == shape
 
 
 def test_init_keeps_the_parameter_usable(rng):

@@ -119,6 +119,28 @@ def test_batch_norm_vs_torch(shape, training, rng):
     assert_close(to_numpy(rv), trv.numpy(), name="running_var vs torch")
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(2, 0, 3, 3), (0, 0, 3, 3), (2, 0), (2, 0, 4), (2, 0, 2, 2, 2)],
+                         ids=str)
+def test_batch_norm_with_no_channels_returns_the_empty_input(shape, training):
+    """Zero channels: nothing to normalise; torch's F.batch_norm returns an empty tensor of the
+    input's shape (and so do the modules here, where torch 2.13's fail on the empty weight),
+    with a gradient of the same shape."""
+    torch = pytest.importorskip("torch")
+    want = torch.nn.functional.batch_norm(torch.zeros(shape), torch.zeros(0), torch.ones(0),
+                                          training=training)
+    x = fastconv.zeros(*shape, requires_grad=True)
+    y = F.batch_norm(x, fastconv.zeros(0), fastconv.ones(0), fastconv.ones(0),
+                     fastconv.zeros(0), training=training)
+    assert tuple(y.shape) == tuple(want.shape) == shape
+    y.sum().backward()
+    assert tuple(x.grad.shape) == shape
+    module = {2: fastconv.nn.BatchNorm1d, 3: fastconv.nn.BatchNorm1d,
+              4: fastconv.nn.BatchNorm2d, 5: fastconv.nn.BatchNorm3d}[len(shape)](0)
+    module.train(training)
+    assert tuple(module(fastconv.zeros(*shape)).shape) == shape
+
+
 # ----------------------------------------------------------------------------- LRN
 
 LRN_CASES = [  # (shape, size, alpha, beta, k)

@@ -219,6 +219,29 @@ def test_loader_argument_errors_match_torch():
         D.DataLoader(Stream(), shuffle=True)
 
 
+def test_loader_rejects_non_integer_sizes_as_torch():
+    """batch_size 2.5 / '4' / True is refused with torch's message (not truncated, not a
+    comparison error); a bad prefetch_factor or timeout names the argument."""
+    ds = list(range(10))
+    for bad in [2.5, "4", True, 0, -1]:
+        with pytest.raises(ValueError) as theirs:
+            tud.DataLoader(ds, batch_size=bad)
+        with pytest.raises(ValueError) as ours:
+            D.DataLoader(ds, batch_size=bad)
+        assert str(ours.value) == str(theirs.value)
+        assert "batch_size should be a positive integer value" in str(ours.value)
+    assert [b.tolist() for b in D.DataLoader(ds, batch_size=np.int64(4))] == \
+        [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert len(D.DataLoader(ds, batch_size=None)) == len(tud.DataLoader(ds, batch_size=None))
+    for kw, name in [({"num_workers": 1, "prefetch_factor": -1}, "prefetch_factor"),
+                     ({"num_workers": 1, "prefetch_factor": 0}, "prefetch_factor"),
+                     ({"num_workers": 1, "prefetch_factor": 2.5}, "prefetch_factor"),
+                     ({"timeout": "a"}, "timeout"), ({"timeout": float("nan")}, "timeout"),
+                     ({"num_workers": 2.5}, "num_workers")]:
+        with pytest.raises(ValueError, match=name):
+            D.DataLoader(ds, **kw)
+
+
 def test_batch_sampler_argument_and_custom_collate(rng):
     ds = [i * 10 for i in range(9)]
     bs = D.BatchSampler(D.SequentialSampler(ds), 4, drop_last=False)

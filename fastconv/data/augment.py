@@ -56,6 +56,8 @@ from fastconv.data.transforms import (
     _crop,
     _hflip,
     _is_pil,
+    _is_real,
+    _min_max,
     _padding4,
     _pil_filter,
     _sample_rng,
@@ -488,10 +490,23 @@ def _pad_any(img, padding, fill, mode):
 
 def _setup_angle(x, name, req_sizes=(2,)):
     if isinstance(x, numbers.Number):
+        if not _is_real(x):
+            raise TypeError(f"{name} should be a real number or a sequence, got {x!r}")
         if x < 0:
             raise ValueError(f"If {name} is a single number, it must be positive.")
+        if not math.isfinite(x):
+            raise ValueError(f"{name} should be a finite number, got {x}")
         return [-float(x), float(x)]
     _check_sequence(x, name, req_sizes)
+    for d in x:
+        if not _is_real(d):
+            raise TypeError(f"{name} values should be numbers, got {x!r}")
+        if not math.isfinite(d):
+            raise ValueError(f"{name} values should be finite, got {x!r}")
+    for lo, hi in zip(x[::2], x[1::2]):
+        # the angle is drawn with uniform_(min, max), which needs min <= max
+        if lo > hi:
+            raise ValueError(f"{name} should be of kind (min, max), got {x!r}")
     return [float(d) for d in x]
 
 
@@ -624,8 +639,9 @@ class RandomAffine:
         if scale is not None:
             _check_sequence(scale, "scale", req_sizes=(2,))
             for s in scale:
-                if s <= 0:
+                if _is_real(s) and s <= 0:
                     raise ValueError("scale values should be positive")
+            _min_max(scale, "scale", "RandomAffine")
         self.translate, self.scale = translate, scale
         self.shear = (_setup_angle(shear, name="shear", req_sizes=(2, 4))
                       if shear is not None else None)
@@ -930,12 +946,14 @@ class GaussianBlur:
             if ks <= 0 or ks % 2 == 0:
                 raise ValueError("Kernel size value should be an odd and positive number.")
         if isinstance(sigma, numbers.Number):
-            if sigma <= 0:
-                raise ValueError("If sigma is a single number, it must be positive.")
+            if not _is_real(sigma) or not 0 < sigma < math.inf:  # NaN too
+                raise ValueError(f"If sigma is a single number, it must be positive (and "
+                                 f"finite), got {sigma!r}.")
             sigma = (float(sigma), float(sigma))
         elif isinstance(sigma, Sequence) and len(sigma) == 2:
-            if not 0.0 < sigma[0] <= sigma[1]:
-                raise ValueError("sigma values should be positive and of the form (min, max).")
+            if not all(_is_real(v) for v in sigma) or not 0.0 < sigma[0] <= sigma[1] < math.inf:
+                raise ValueError(f"sigma values should be positive, finite and of the form "
+                                 f"(min, max), got {sigma!r}.")
             sigma = (float(sigma[0]), float(sigma[1]))
         else:
             raise ValueError("sigma should be a single number or a list/tuple with length 2.")
@@ -978,12 +996,14 @@ class RandomErasing:
             raise TypeError("Scale should be a sequence")
         if not isinstance(ratio, Sequence):
             raise TypeError("Ratio should be a sequence")
-        if scale[0] > scale[1] or ratio[0] > ratio[1]:
-            warnings.warn("Scale and ratio should be of kind (min, max)", stacklevel=2)
+        # torchvision draws from these with uniform_(min, max), which needs min <= max
+        _min_max(scale, "scale", "RandomErasing")
+        _min_max(ratio, "ratio", "RandomErasing", low=0, low_open=True)
         if scale[0] < 0 or scale[1] > 1:
-            raise ValueError("Scale should be between 0 and 1")
-        if p < 0 or p > 1:
-            raise ValueError("Random erasing probability should be between 0 and 1")
+            raise ValueError(f"Scale should be between 0 and 1, got scale={scale!r}")
+        if not _is_real(p) or not 0 <= p <= 1:  # NaN too
+            raise ValueError(f"Random erasing probability should be between 0 and 1, got "
+                             f"p={p!r}")
         self.p, self.scale, self.ratio = float(p), scale, ratio
         self.value, self.inplace = value, inplace
 

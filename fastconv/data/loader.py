@@ -17,6 +17,7 @@ so threads overlap with the model's own work.
 from __future__ import annotations
 
 import collections
+import numbers
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -24,6 +25,10 @@ import numpy as np
 __all__ = ["DataLoader"]
 
 _SHUFFLE, _AUGMENT = 0, 1
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class DataLoader:
@@ -60,10 +65,19 @@ class DataLoader:
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, seed: int = 0,
                  transform=None, drop_last: bool = False, num_workers: int = 2,
                  prefetch: int = 4, num_replicas: int = 1, rank: int = 0):
-        if batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
-        if num_workers < 0:
-            raise ValueError("DataLoader: num_workers must be >= 0")
+        if not _is_int(batch_size) or batch_size < 1:
+            hint = (" (this loader always batches; batch_size=None, no batching, is "
+                    "fastconv.utils.data.DataLoader's)" if batch_size is None else "")
+            raise ValueError(f"batch_size should be a positive integer value, but got "
+                             f"batch_size={batch_size!r}{hint}")
+        for name, value, least in (("num_workers", num_workers, 0), ("prefetch", prefetch, 0),
+                                   ("num_replicas", num_replicas, 1), ("rank", rank, 0)):
+            if not _is_int(value) or value < least:
+                raise ValueError(f"DataLoader: {name} should be an integer >= {least}, but got "
+                                 f"{name}={value!r}")
+        if not _is_int(seed) or seed < 0:  # a SeedSequence's entropy
+            raise ValueError(f"DataLoader: seed should be a non-negative integer, but got "
+                             f"seed={seed!r}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -72,7 +86,7 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.num_workers = int(num_workers)
         self.prefetch = max(int(prefetch), self.num_workers, 1)
-        if num_replicas < 1 or not 0 <= rank < num_replicas:
+        if not rank < num_replicas:
             raise ValueError(f"DataLoader: need 0 <= rank < num_replicas, got rank {rank}, "
                              f"num_replicas {num_replicas}")
         self.num_replicas, self.rank = int(num_replicas), int(rank)

@@ -7,6 +7,8 @@ reproducible. Each returns the tensor it filled.
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 
 import numpy as np
 
@@ -34,46 +36,150 @@ def _calculate_correct_fan(tensor, mode):
     return _fan(tensor, mode.lower() if isinstance(mode, str) else mode)
 
 
+_LINEAR_FNS = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+               "conv_transpose3d", "sigmoid", "identity")
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
 def calculate_gain(nonlinearity: str, param=None) -> float:
-    """Recommended gain for a nonlinearity (PyTorch's table)."""
-    if nonlinearity in ("linear", "conv2d", "sigmoid", "identity"):
+    """Recommended gain for a nonlinearity (PyTorch's table); ``param`` is leaky_relu's
+    negative slope (default 0.01)."""
+    if nonlinearity in _LINEAR_FNS:
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else param
+        if param is None:
+            slope = 0.01
+        elif _is_real(param):
+            slope = float(param)
+        else:
+            raise ValueError(f"negative_slope {param} not a valid number")
         return math.sqrt(2.0 / (1 + slope ** 2))
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
 
-def _fan(tensor, mode):
-    fan_in, fan_out = _fans(tensor)
+def _check_mode(mode):
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
-    return fan_in if mode == "fan_in" else fan_out
+    return mode
+
+
+def _fan(tensor, mode):
+    fan_in, fan_out = _fans(tensor)
+    return fan_in if _check_mode(mode) == "fan_in" else fan_out
+
+
+def _number(who, name, value) -> float:
+    if not _is_real(value):
+        raise TypeError(f"{who}: {name} must be a real number, got {value!r}")
+    return float(value)
 
 
 def uniform_(tensor, a=0.0, b=1.0):
+    """U(a, b), as torch's (which needs finite a <= b)."""
+    a, b = _number("uniform_", "a", a), _number("uniform_", "b", b)
+    for name, v, word in (("a", a, "from"), ("b", b, "to")):
+        if not math.isfinite(v):
+            raise ValueError(f"uniform_: {name} ({word}) must be finite, got {v}")
+    if a > b:
+        raise ValueError(f"uniform_ expects to return a [from, to) range, but found "
+                         f"from={a:g} > to={b:g} (a must be <= b)")
     return _fill(tensor, random.generator().uniform(a, b, tensor.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0):
+    """N(mean, std^2), as torch's (which needs std >= 0)."""
+    mean, std = _number("normal_", "mean", mean), _number("normal_", "std", std)
+    if not std >= 0:  # NaN too
+        raise ValueError(f"normal expects std >= 0.0, but found std {std:g}")
     return _fill(tensor, random.generator().normal(mean, std, tensor.shape))
 
 
+def _ndtr(x: float) -> float:
+    """Phi(x), the standard normal CDF, accurate in the lower tail."""
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _open_uniform(gen, n: int) -> np.ndarray:
+    """n draws from U(0, 1) that are never exactly 0 or 1."""
+    return (gen.integers(0, 2 ** 52, n) + 0.5) / 2.0 ** 52  # exact: k + 0.5 < 2^52
+
+
+def _standard_trunc_normal(gen, lo: float, hi: float, n: int) -> np.ndarray:
+    """n draws of a standard normal truncated to [lo, hi] (lo <= hi) by the inverse CDF.
+
+    The interval is mirrored so that most of it lies below 0, where Phi is accurate to its
+    last bits; then u ~ U(Phi(lo), Phi(hi)) and z = Phi^{-1}(u). Beyond about 37 standard
+    deviations Phi underflows, and the same draw is made with log Phi instead: solve
+    log Phi(z) = log Phi(hi) + log(v + (1 - v) Phi(lo) / Phi(hi)), v ~ U(0, 1), by Newton's
+    method (log Phi is concave, so the iterates rise monotonically to the root)."""
+    from fastconv.ops import special
+
+    if lo + hi > 0:
+        return -_standard_trunc_normal(gen, -hi, -lo, n)
+    v = _open_uniform(gen, n)
+    p_lo, p_hi = _ndtr(lo), _ndtr(hi)
+    if p_hi > 1e-280:
+        return special.ndtri(p_lo + v * (p_hi - p_lo))
+    log_lo = special.log_ndtr(np.array([lo]))[0]
+    log_hi = special.log_ndtr(np.array([hi]))[0]
+    target = log_hi + np.log(v + (1 - v) * math.exp(log_lo - log_hi))
+    z = -np.sqrt(-2 * target)  # below the root
+    for _ in range(50):
+        step = (special.log_ndtr(z) - target) * special.erfcx(-z / math.sqrt(2.0)) \
+            / math.sqrt(2.0 / math.pi)
+        z = z - step
+        if np.all(np.abs(step) <= 1e-12 * np.abs(z)):
+            break
+    return z
+
+
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
-    """Normal draws redrawn until they fall in [a, b] (absolute bounds, as PyTorch)."""
+    """N(mean, std^2) truncated to [a, b] (absolute bounds, as PyTorch).
+
+    When [a, b] holds more than 30% of the normal's mass, normal draws outside it are drawn
+    again (a few rounds); otherwise, and for whatever is still outside after those rounds,
+    the values come from the inverse CDF (see ``_standard_trunc_normal``), which takes no
+    retries however far in the tails [a, b] lies. The result is clamped to [a, b]."""
+    mean, std = _number("trunc_normal_", "mean", mean), _number("trunc_normal_", "std", std)
+    a, b = _number("trunc_normal_", "a", a), _number("trunc_normal_", "b", b)
+    for name, v in (("mean", mean), ("std", std)):
+        if not math.isfinite(v):
+            raise ValueError(f"trunc_normal_: {name} must be finite, got {v}")
+    if std < 0:
+        raise ValueError(f"trunc_normal_: std must be >= 0, got {std:g}")
+    if math.isnan(a) or math.isnan(b) or a == math.inf or b == -math.inf:
+        raise ValueError(f"trunc_normal_: need bounds -inf <= a < inf and -inf < b <= inf, "
+                         f"got a={a}, b={b}")
+    if a > b:
+        raise ValueError(f"trunc_normal_: the lower bound a must be <= the upper bound b, "
+                         f"got a={a:g} > b={b:g}")
+    n = int(np.prod(tensor.shape))
+    if std == 0 or n == 0:
+        return _fill(tensor, np.full(tensor.shape, min(max(mean, a), b)))
     gen = random.generator()
-    values = gen.normal(mean, std, tensor.shape)
-    bad = (values < a) | (values > b)
-    while bad.any():
-        values[bad] = gen.normal(mean, std, int(bad.sum()))
+    lo, hi = (a - mean) / std, (b - mean) / std
+    if _ndtr(hi) - _ndtr(lo) > 0.3:
+        values = gen.normal(mean, std, tensor.shape)
         bad = (values < a) | (values > b)
-    return _fill(tensor, values)
+        for _ in range(20):
+            if not bad.any():
+                break
+            values[bad] = gen.normal(mean, std, int(bad.sum()))
+            bad = (values < a) | (values > b)
+        if bad.any():
+            values[bad] = mean + std * _standard_trunc_normal(gen, lo, hi, int(bad.sum()))
+    else:
+        values = mean + std * _standard_trunc_normal(gen, lo, hi, n)
+    return _fill(tensor, np.clip(values, a, b))
 
 
 def constant_(tensor, val):
@@ -88,9 +194,20 @@ def ones_(tensor):
     return constant_(tensor, 1.0)
 
 
+def _zero_element(tensor) -> bool:
+    """A tensor with a zero-size dim has nothing to fill and no usable fan: torch's kaiming
+    initialisers leave it as it is (with this warning)."""
+    if 0 in tuple(tensor.shape):
+        warnings.warn("Initializing zero-element tensors is a no-op", UserWarning, stacklevel=3)
+        return True
+    return False
+
+
 def xavier_uniform_(tensor, gain=1.0):
     """U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     fan_in, fan_out = _fans(tensor)
+    if 0 in tuple(tensor.shape):  # nothing to fill (and fan_in + fan_out may be 0)
+        return tensor
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
 
@@ -98,20 +215,31 @@ def xavier_uniform_(tensor, gain=1.0):
 def xavier_normal_(tensor, gain=1.0):
     """N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     fan_in, fan_out = _fans(tensor)
+    if 0 in tuple(tensor.shape):  # nothing to fill (and fan_in + fan_out may be 0)
+        return tensor
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
 def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     """U(-b, b), b = gain * sqrt(3 / fan) (He et al., 2015)."""
-    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
+    gain = calculate_gain(nonlinearity, a)
+    mode = _check_mode(mode)
+    if _zero_element(tensor):
+        return tensor
+    fan = _fan(tensor, mode)
+    std = gain / math.sqrt(fan)
     bound = math.sqrt(3.0) * std
     return uniform_(tensor, -bound, bound)
 
 
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     """N(0, std^2), std = gain / sqrt(fan) (He et al., 2015)."""
-    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
-    return normal_(tensor, 0.0, std)
+    gain = calculate_gain(nonlinearity, a)
+    mode = _check_mode(mode)
+    if _zero_element(tensor):
+        return tensor
+    fan = _fan(tensor, mode)
+    return normal_(tensor, 0.0, gain / math.sqrt(fan))
 
 
 def orthogonal_(tensor, gain=1.0):

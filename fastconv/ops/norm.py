@@ -106,6 +106,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                                  f"got {t.shape}")
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    if C == 0:  # no channels: nothing to normalise, no statistics to update (as torch)
+        return x * 1.0
     if x.ndim in (3, 5):  # the kernels see (N, C, L) as (N, C, L, 1), (N, C, D, H, W) as
         # (N, C, D*H, W): the statistics are per channel either way
         y = batch_norm(x.reshape(x.shape[0], C, -1, x.shape[-1] if x.ndim == 5 else 1),

@@ -64,6 +64,7 @@ from __future__ import annotations
 import enum
 import math
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -95,6 +96,49 @@ __all__ = [
 # Per-channel statistics of the CIFAR-10 training images in [0, 1].
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _min_max(value, name: str, who: str, *, low=None, low_open=False, high=None) -> tuple:
+    """``value`` checked as a (min, max) pair of finite numbers with min <= max, each at or
+    above ``low`` (strictly above with ``low_open``) and at or below ``high``."""
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise TypeError(f"{who}: {name} should be a sequence (min, max), got {value!r}")
+    if len(value) != 2:
+        raise ValueError(f"{who}: {name} should be a sequence of length 2 (min, max), "
+                         f"got {value!r}")
+    for v in value:
+        if not _is_real(v):
+            raise TypeError(f"{who}: {name} values should be numbers, got {value!r}")
+        if not math.isfinite(v):
+            raise ValueError(f"{who}: {name} values should be finite, got {value!r}")
+        if low is not None and (v <= low if low_open else v < low):
+            raise ValueError(f"{who}: {name} values should be {'>' if low_open else '>='} "
+                             f"{low}, got {value!r}")
+        if high is not None and v > high:
+            raise ValueError(f"{who}: {name} values should be <= {high}, got {value!r}")
+    if value[0] > value[1]:
+        raise ValueError(f"{who}: {name} should be of kind (min, max), got {value!r}")
+    return tuple(value)
+
+
+def _check_padding(padding, who: str) -> None:
+    """None, an int, or a sequence of 1, 2 or 4 ints (torchvision's padding; negative
+    values crop)."""
+    if padding is None or (isinstance(padding, numbers.Integral)
+                           and not isinstance(padding, bool)):
+        return
+    if not isinstance(padding, Sequence) or isinstance(padding, str):
+        raise TypeError(f"{who}: padding must be an int or a sequence of 1, 2 or 4 ints, "
+                        f"got {padding!r}")
+    if len(padding) not in (1, 2, 4):
+        raise ValueError(f"Padding must be an int or a 1, 2, or 4 element tuple, not a "
+                         f"{len(padding)} element tuple")
+    if not all(isinstance(p, numbers.Integral) and not isinstance(p, bool) for p in padding):
+        raise TypeError(f"{who}: padding values must be ints, got {padding!r}")
 
 
 def _check_batch(x, name):
@@ -144,6 +188,7 @@ class RandomCrop:
     def __init__(self, size, padding=None, pad_if_needed: bool = False, fill=0,
                  padding_mode: str = "constant", *, flip_p: float = 0.0):
         self.size = pair(size, "size", "RandomCrop", 1)
+        _check_padding(padding, "RandomCrop")
         self.padding = padding
         self.pad_if_needed = pad_if_needed
         self.flip_p = float(flip_p)
@@ -162,7 +207,12 @@ class RandomCrop:
         if not isinstance(p, numbers.Integral):
             raise ValueError(f"RandomCrop: on a batch, padding must be one int, got {p!r}")  # noqa: TRY004 - torch's error type
         p = int(p)
-        if p:
+        if p < 0:  # negative padding crops, as torchvision's pad
+            h, w = x.shape[1:3]
+            if 2 * -p >= min(h, w):
+                raise ValueError(f"RandomCrop: padding={p} crops away the whole {h}x{w} image")
+            x = x[:, -p:h + p, -p:w + p]
+        elif p:
             kw = {"constant_values": self.fill} if self.padding_mode == "constant" else {}
             x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=self.padding_mode, **kw)
         n, h, w, _ = x.shape
@@ -182,7 +232,17 @@ class RandomCrop:
 
     def _sample(self, img):
         if self.padding is not None:
-            img = _pad(img, _padding4(self.padding), self.fill, self.padding_mode)
+            ltrb = _padding4(self.padding)
+            if min(ltrb) < 0:  # negative padding crops, as torchvision's pad
+                h, w = _size(img)
+                left, top, right, bottom = (max(-v, 0) for v in ltrb)
+                if left + right >= w or top + bottom >= h:
+                    raise ValueError(f"RandomCrop: padding={self.padding} crops away the "
+                                     f"whole {h}x{w} image")
+                img = _crop(img, top, left, h - top - bottom, w - left - right)
+                ltrb = tuple(max(v, 0) for v in ltrb)
+            if any(ltrb):
+                img = _pad(img, ltrb, self.fill, self.padding_mode)
         h, w = _size(img)
         th, tw = self.size
         if self.pad_if_needed and w < tw:
@@ -756,10 +816,9 @@ class RandomResizedCrop:
     def __init__(self, size, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0),
                  interpolation=InterpolationMode.BILINEAR, antialias=True):
         self.size = pair(size, "size", "RandomResizedCrop", 1)
-        if scale[0] > scale[1] or ratio[0] > ratio[1]:
-            import warnings
-
-            warnings.warn("Scale and ratio should be of kind (min, max)", stacklevel=2)
+        # torchvision draws from these with uniform_(min, max), which needs min <= max
+        _min_max(scale, "scale", "RandomResizedCrop", low=0)
+        _min_max(ratio, "ratio", "RandomResizedCrop", low=0, low_open=True)
         if antialias is False:
             raise ValueError("RandomResizedCrop: antialias=False is not supported: fastconv "
                              "resizes with PIL's antialiased filters")

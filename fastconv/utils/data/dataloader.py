@@ -47,6 +47,7 @@ PyTorch's per-sample contract, that one its speed.
 from __future__ import annotations
 
 import itertools
+import numbers
 import queue
 import threading
 import warnings
@@ -86,16 +87,21 @@ class DataLoader:
         if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
             raise ValueError("num_workers option should be non-negative; use num_workers=0 to "
                              "disable multiprocessing.")
-        if timeout < 0:
-            raise ValueError("timeout option should be non-negative")
+        if (not isinstance(timeout, numbers.Real) or isinstance(timeout, bool)
+                or not timeout >= 0):  # NaN too
+            raise ValueError(f"timeout option should be non-negative, but got timeout={timeout!r}")
         if num_workers == 0 and prefetch_factor is not None:
             raise ValueError("prefetch_factor option could only be specified in multiprocessing."
                              "let num_workers > 0 to enable multiprocessing, otherwise set "
                              "prefetch_factor to None.")
         if num_workers > 0 and prefetch_factor is None:
             prefetch_factor = 2
-        if prefetch_factor is not None and prefetch_factor < 0:
-            raise ValueError("prefetch_factor option should be non-negative")
+        if prefetch_factor is not None and (not isinstance(prefetch_factor, numbers.Integral)
+                                            or isinstance(prefetch_factor, bool)
+                                            or prefetch_factor < 1):
+            # each worker keeps prefetch_factor batches in flight: 0 would fetch nothing
+            raise ValueError(f"prefetch_factor option should be a positive integer with "
+                             f"num_workers > 0, but got prefetch_factor={prefetch_factor!r}")
         if persistent_workers and num_workers == 0:
             raise ValueError("persistent_workers option needs num_workers > 0")
         if multiprocessing_context is not None:
