@@ -282,6 +282,12 @@ py::tuple conv2d_backward(const py::array& x, const py::array& w, const py::arra
         db_obj = a;
     }
 
+    if (cv.OC == 0 || cv.N == 0) {  // no products: dx (a sum over no outputs) is zero
+        if (DX) std::fill_n(DX, cv.N * cv.C * cv.HW(), 0.f);
+        if (DW) std::fill_n(DW, cv.OC * cv.Cg * cv.g.KH * cv.g.KW, 0.f);
+        if (DB) std::fill_n(DB, cv.OC, 0.f);
+        return py::make_tuple(dx_obj, dw_obj, db_obj);
+    }
     {
         py::gil_scoped_release nogil;
         const index_t P = cv.P(), rows = cv.rows(), HW = cv.HW();

@@ -177,6 +177,12 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
         DW = mut(a);
         dw_obj = std::move(a);
     }
+    if (cv.OC == 0 || cv.N == 0) {  // no products: every gradient is an empty sum
+        if (DX) std::fill_n(DX, cv.N * cv.C * HW, 0.f);
+        if (DW) std::fill_n(DW, cv.OC * rows, 0.f);
+        if (DB) std::fill_n(DB, cv.OC, 0.f);
+        return py::make_tuple(dx_obj, dw_obj, db_obj);
+    }
     {
         py::gil_scoped_release nogil;
         std::vector<index_t> offsets;

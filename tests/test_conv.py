@@ -14,6 +14,7 @@ from helpers import (
     GRAD_ATOL,
     assert_close,
     assert_grad_close,
+    backward_with,
     check_op,
     check_vs_torch,
     conv_weight,
@@ -185,6 +186,32 @@ def test_conv2d_stride_past_the_input(rng):
         same = tuple(e if s == b else s for s, e, b in zip(stride, equal, big))
         check_op(lambda a, k: F.conv2d(a, k, stride=stride, padding=padding),
                  lambda a, k: R.conv2d(a, k, stride=same, padding=padding), [x, w])
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [
+    ((2, 3, 6, 5), (0, 3, 3, 3)),   # no output channels
+    ((0, 3, 6, 5), (4, 3, 3, 3)),   # no images
+    ((2, 0, 6, 5), (4, 0, 3, 3)),   # no input channels
+], ids=["no-out-channels", "no-images", "no-in-channels"])
+def test_conv2d_empty_dimensions(x_shape, w_shape, rng):
+    """Sums over nothing are zero: outputs (the bias alone), and every gradient; none of them
+    may come back as uninitialised memory."""
+    x, w = randn(rng, *x_shape), randn(rng, *w_shape)
+    b = randn(rng, w_shape[0])
+    ts = [fastconv.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*ts, padding=1)
+    want = np.broadcast_to(b.reshape(1, -1, 1, 1), (x_shape[0], w_shape[0], 6, 5))
+    assert_close(to_numpy(y), want, rtol=0, atol=0)
+    backward_with(y, randn(rng, *y.shape))
+    for t, a in zip(ts[:2], (x, w)):
+        assert_close(to_numpy(t.grad), np.zeros_like(a), rtol=0, atol=0, name="gradient")
+
+
+def test_conv_transpose2d_without_input_channels_is_its_bias(rng):
+    x, w, b = randn(rng, 2, 0, 4, 5), randn(rng, 0, 3, 3, 3), randn(rng, 3)
+    y = F.conv_transpose2d(fastconv.tensor(x), fastconv.tensor(w), fastconv.tensor(b), stride=2)
+    assert y.shape == (2, 3, 9, 11)
+    assert_close(to_numpy(y), np.broadcast_to(b.reshape(1, 3, 1, 1), y.shape), rtol=0, atol=0)
 
 
 def test_conv2d_gradient_only_where_required(rng):
