@@ -207,6 +207,22 @@ def test_conv2d_empty_dimensions(x_shape, w_shape, rng):
         assert_close(to_numpy(t.grad), np.zeros_like(a), rtol=0, atol=0, name="gradient")
 
 
+def test_numpy_integer_arguments_are_accepted(rng):
+    """groups (like stride, padding and dilation) may be a NumPy integer, as in torch:
+    sizes read from arrays often are."""
+    x, w = randn(rng, 1, 4, 6, 6), randn(rng, 4, 2, 3, 3)
+    want = F.conv2d(fastconv.tensor(x), fastconv.tensor(w), groups=2)
+    got = F.conv2d(fastconv.tensor(x), fastconv.tensor(w), groups=np.int64(2),
+                   stride=np.int32(1))
+    assert_close(to_numpy(got), to_numpy(want), rtol=0, atol=0)
+    layer = fastconv.nn.Conv2d(np.int64(4), 4, 3, groups=np.int64(2))
+    assert layer(fastconv.tensor(x)).shape == (1, 4, 4, 4)
+    y = F.conv_transpose2d(fastconv.tensor(x), fastconv.tensor(w), groups=np.int64(2))
+    assert y.shape == (1, 4, 8, 8)
+    with pytest.raises(ValueError, match="groups must be a positive int"):
+        F.conv2d(fastconv.tensor(x), fastconv.tensor(w), groups=True)
+
+
 def test_conv_transpose2d_without_input_channels_is_its_bias(rng):
     x, w, b = randn(rng, 2, 0, 4, 5), randn(rng, 0, 3, 3, 3), randn(rng, 3)
     y = F.conv_transpose2d(fastconv.tensor(x), fastconv.tensor(w), fastconv.tensor(b), stride=2)

@@ -209,3 +209,30 @@ def test_local_response_norm_docstring_documents_the_mappings():
     doc = F.local_response_norm.__doc__ or ""
     assert "depth_radius" in doc and "TensorFlow" in doc
     assert "Caffe" in doc and "local_size" in doc
+
+
+def test_statistics_that_cannot_be_taken_are_refused_as_torch(rng):
+    """Evaluation without running statistics, and training statistics of a single value per
+    channel (batch norm) or per instance (instance norm): torch refuses all three."""
+    torch = pytest.importorskip("torch")
+    cases = [
+        (lambda m, x: m.nn.functional.batch_norm(x, None, None, training=False),
+         (2, 3, 4, 4), RuntimeError, "running_mean must be defined in evaluation mode"),
+        (lambda m, x: m.nn.functional.batch_norm(x, None, None, training=True),
+         (1, 3, 1, 1), ValueError, "Expected more than 1 value per channel when training"),
+        (lambda m, x: m.nn.functional.instance_norm(x),
+         (2, 3, 1, 1), ValueError, "Expected more than 1 spatial element when training"),
+    ]
+    for call, shape, error, message in cases:
+        x = randn(rng, *shape)
+        for lib in (torch, fastconv):
+            with pytest.raises(error, match=message):
+                call(lib, lib.tensor(x))
+
+
+def test_batchnorm_module_without_running_stats_uses_the_batch_in_eval(rng):
+    torch = pytest.importorskip("torch")
+    x = randn(rng, 4, 3, 5, 5)
+    got = fastconv.nn.BatchNorm2d(3, track_running_stats=False).eval()(fastconv.tensor(x))
+    want = torch.nn.BatchNorm2d(3, track_running_stats=False).eval()(torch.tensor(x))
+    assert_close(got, want.detach(), rtol=1e-4, atol=1e-5)

@@ -15,7 +15,7 @@ from fastconv.ops import one_d, three_d
 from fastconv.ops.activation import warn_inplace
 from fastconv.ops.conv import same_padding
 from fastconv.ops.loss import legacy_reduction
-from fastconv.ops.validate import pair
+from fastconv.ops.validate import pair, positive_int
 from fastconv.tensor import Tensor
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -55,8 +55,7 @@ class Identity(Module):
 
 
 def _check_groups(name, groups, in_channels, out_channels) -> None:
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
+    positive_int(groups, "groups", name)
     if in_channels % groups or out_channels % groups:
         raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} "
                          f"and out_channels={out_channels}")
@@ -792,8 +791,10 @@ class _BatchNorm(Module):
             ranks = " or ".join(map(str, self._input_ranks))
             raise ValueError(f"{type(self).__name__}: expected a {ranks}-D input, got shape "
                              f"{x.shape}")
+        # without running statistics the batch's are used in eval mode too (torch's rule)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            self.training, self._update_factor(), self.eps)
+                            self.training or self.running_mean is None, self._update_factor(),
+                            self.eps)
 
     def _update_factor(self) -> float:
         """Counts a training step and returns its weight in the running statistics: momentum,

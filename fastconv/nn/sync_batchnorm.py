@@ -114,7 +114,7 @@ class SyncBatchNorm(_BatchNorm):
         batch_stats = self.training or self.running_mean is None
         if not (batch_stats and dist.is_initialized() and dist.get_world_size() > 1):
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                self.training, factor, self.eps)
+                                batch_stats, factor, self.eps)
         if x.shape[1] != self.num_features:
             raise ValueError(f"SyncBatchNorm: expected {self.num_features} channels, got "
                              f"input {x.shape}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastconv.function import Function
-from fastconv.ops.validate import contiguous, float_tensor, pair
+from fastconv.ops.validate import contiguous, float_tensor, pair, positive_int
 from fastconv.output_size import conv_output_size, conv_transpose_output_size
 
 
@@ -115,8 +115,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of "
                              "'valid', 'same'")
     padding = pair(padding, "padding", op, 0)
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = positive_int(groups, "groups", op)
     N, C, H, W = x.shape
     OC, CG, KH, KW = weight.shape
     if C % groups or OC % groups:
@@ -235,8 +234,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     dilation = pair(dilation, "dilation", op, 1)
     padding = pair(padding, "padding", op, 0)
     output_padding = pair(output_padding, "output_padding", op, 0)
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = positive_int(groups, "groups", op)
     N, C, H, W = input.shape
     IC, OCG, KH, KW = weight.shape
     if C != IC:

@@ -87,7 +87,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
 
     Args:
         x: (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W).
-        running_mean, running_var: (C,) Tensors, or None to always use batch statistics.
+        running_mean, running_var: (C,) Tensors, or None (training only: the batch
+            statistics; in evaluation they are required, as in PyTorch).
         weight, bias: (C,) affine parameters, or None (1 and 0).
     """
     from fastconv.backend import get_backend
@@ -106,6 +107,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                                  f"got {t.shape}")
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    if not training and running_mean is None:
+        raise RuntimeError(f"{op}: running_mean must be defined in evaluation mode (pass "
+                           "training=True to normalise with the batch's statistics)")
     if C == 0:  # no channels: nothing to normalise, no statistics to update (as torch)
         return x * 1.0
     if x.ndim in (3, 5):  # the kernels see (N, C, L) as (N, C, L, 1), (N, C, D, H, W) as
@@ -115,10 +119,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         return y.reshape(x.shape)
     weight = weight if weight is not None else Tensor(xp.ones(C, dtype=np.float32))
     bias = bias if bias is not None else Tensor(xp.zeros(C, dtype=np.float32))
-    if training or running_mean is None:
+    if training:
         if x.data.size // C < 2:
-            raise ValueError(f"{op}: batch statistics need more than one value per channel, "
-                             f"got input {x.shape}")
+            raise ValueError(f"{op}: Expected more than 1 value per channel when training, "
+                             f"got input size {x.shape}")
         update = training and running_mean is not None
         return BatchNormTrain.apply(x, weight, bias, float(eps),
                                     running_mean.data if update else None,
@@ -324,6 +328,9 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ValueError(f"{op}: expected at least 3 dims (N, C, *), got input of shape "
                          f"{input.shape}")
     C = input.shape[1]
+    if use_input_stats and int(np.prod(input.shape[2:])) < 2:
+        raise ValueError(f"{op}: Expected more than 1 spatial element when training, got "
+                         f"input size {input.shape}")
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise ValueError(f"{op}: Expected running_mean and running_var to be defined when "

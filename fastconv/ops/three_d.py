@@ -26,7 +26,7 @@ import numpy as np
 from fastconv.backend import get_backend
 from fastconv.function import Function
 from fastconv.ops import conv, pool
-from fastconv.ops.validate import float_tensor
+from fastconv.ops.validate import float_tensor, positive_int
 from fastconv.output_size import conv_output_size, conv_transpose_output_size
 
 
@@ -147,8 +147,7 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
     padding = triple(padding, "padding", op, 0)
     output_padding = triple(output_padding, "output_padding", op, 0)
     dilation = triple(dilation, "dilation", op, 1)
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = positive_int(groups, "groups", op)
     N, C = x.shape[:2]
     IC, OCG = weight.shape[:2]
     kernel = tuple(weight.shape[2:])

@@ -46,6 +46,13 @@ def pair(value, name: str, op: str, minimum: int) -> tuple[int, int]:
     return value
 
 
+def positive_int(value, name: str, op: str) -> int:
+    """``value`` as an int >= 1 (NumPy integers accepted, bools not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
 def float_tensor(t, name: str, op: str, ndims: tuple[int, ...] | None = None):
     """Check that ``t`` is a float32 Tensor of one of the ranks ``ndims``."""
     from fastconv.tensor import Tensor
