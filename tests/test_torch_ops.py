@@ -479,6 +479,19 @@ def test_activations(name, fn, fc_layer, torch_layer, args, rng):
                  name=f"nn layer {name}")
 
 
+@pytest.mark.parametrize("name", ["hardswish", "hardsigmoid", "hardtanh", "relu6", "relu"])
+def test_activation_gradients_at_the_kinks(name, rng):
+    """Exactly at a kink the derivative is a convention: torch's, on both sides."""
+    x = np.float32([-3.0, 3.0, -1.0, 1.0, 0.0, 6.0])
+    g = randn(rng, 6)
+    grads = []
+    for lib in (fc, torch):
+        t = lib.tensor(x, requires_grad=True)
+        getattr(lib.nn.functional, name)(t).backward(lib.tensor(g))
+        grads.append(t.grad.numpy())
+    assert_close(grads[0], grads[1], rtol=1e-6, atol=0, name=f"{name} gradient at its kinks")
+
+
 def test_prelu(rng):
     x = randn(rng, 2, 3, 4, 4)
     for w in (np.float32([0.2]), np.float32([0.1, -0.3, 0.25])):

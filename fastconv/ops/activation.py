@@ -15,6 +15,7 @@ import numpy as np
 
 from fastconv import random
 from fastconv.function import Function
+from fastconv.ops import arith
 from fastconv.ops.validate import contiguous, float_tensor
 
 
@@ -350,7 +351,8 @@ POINTWISE = {
     "hardsigmoid": (lambda xp, x: xp.clip(x / 6 + 0.5, 0, 1),
                     lambda xp, x, y: ((x > -3) & (x < 3)) / 6.0),
     "hardswish": (lambda xp, x: x * xp.clip(x + 3, 0, 6) / 6,
-                  lambda xp, x, y: xp.where(x < -3, 0, xp.where(x <= 3, x / 3 + 0.5, 1))),
+                  # at x = -3 and 3 torch takes the outer pieces' slopes, 0 and 1
+                  lambda xp, x, y: xp.where(x <= -3, 0, xp.where(x < 3, x / 3 + 0.5, 1))),
     "softplus": (_softplus,
                  lambda xp, x, y, beta, threshold: xp.where(beta * x > threshold, 1,
                                                            _sigmoid(xp, beta * x))),
@@ -565,11 +567,11 @@ def glu(input, dim=-1):
     float_tensor(input, "input", "glu")
     if input.ndim == 0:
         raise RuntimeError("glu does not support scalars because halving size must be even")
-    n = input.shape[dim]
+    (d,) = arith._normalise_dims(dim, input.ndim)
+    n = input.shape[d]
     if n % 2:
-        raise RuntimeError(f"Halving dimension must be even, but dimension {dim % input.ndim} is "
-                           f"size {n}")
-    a, b = input.split(n // 2, dim)
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {n}")
+    a, b = input.split(n // 2, d)
     return a * b.sigmoid()
 
 
