@@ -17,7 +17,10 @@ checkpoint is named for what it is (an image, a PyTorch pickle, ...). Writing
 goes to a temporary file in the same directory which is flushed, fsync'ed and
 then renamed over the target (``os.replace`` is atomic), so a crash mid-write
 leaves the old checkpoint intact; the file gets the permissions of any other
-output (0o666 less the umask).
+output (0o666 less the umask). The directory is never created: a missing one is an
+error, as for ``torch.save``. Before anything is allocated, every member's ``.npy``
+header is checked against the member's stored size, so an edited or damaged header
+cannot ask for more memory than the member can hold.
 
 PyTorch's pair, ``torch.save(obj, f)`` / ``torch.load(f)``:
 
@@ -55,6 +58,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import warnings
 import zipfile
 
@@ -92,6 +96,11 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be written or read, or does not fit what it is loaded into."""
 
 
+class _NoParentDirectory(CheckpointError, FileNotFoundError):
+    """The directory a checkpoint is saved into does not exist: a RuntimeError with
+    torch.save's message, and a FileNotFoundError, as ``open`` raises."""
+
+
 # ------------------------------------------------------------------------------------------------
 # tree <-> (JSON header, arrays)
 # ------------------------------------------------------------------------------------------------
@@ -105,18 +114,45 @@ def _to_host(a):
 
 
 def _is_tensor(obj) -> bool:
+    if isinstance(obj, (np.ndarray, np.generic)):  # (.data of a datetime array raises)
+        return False
     return hasattr(obj, "data") and hasattr(obj, "requires_grad") and not isinstance(obj, dict)
 
 
-def _flatten(obj, path, arrays, names, exact=False, used=None):
+def _where(path) -> str:
+    return repr("/".join(path)) if path else "the top level"
+
+
+def _flatten(obj, path, arrays, names, exact=False, used=None, open_=None):
     """JSON-able copy of ``obj`` with arrays moved into ``arrays`` (member name -> ndarray).
 
     ``exact`` (fastconv.save): Tensors and tuples are tagged so that they come back as
     such, and objects (anything else) are refused; otherwise Tensors are stored as their
     arrays, tuples as lists and objects with ``state_dict()`` as their state dicts.
-    ``used`` collects the version-2 tags written."""
+    ``used`` collects the version-2 tags written. ``open_`` maps the id of each container
+    being stored to its path: a container met again inside itself is a reference cycle,
+    which a file (a tree) cannot hold -- refused with a ValueError naming both paths."""
+    if open_ is None:
+        open_ = {}
+    if isinstance(obj, (dict, list, tuple)) or (
+            not exact and callable(getattr(obj, "state_dict", None)) and not _is_tensor(obj)):
+        if id(obj) in open_:
+            kind = type(obj).__name__
+            raise ValueError(f"{'fastconv.save' if exact else 'save_checkpoint'}: the {kind} at "
+                             f"{_where(path)} is the {kind} at {_where(open_[id(obj)])}, which "
+                             "contains it (a reference cycle); a file stores a tree of values: "
+                             "break the cycle before saving")
+        open_[id(obj)] = path
+        try:
+            return _flatten_value(obj, path, arrays, names, exact, used, open_)
+        finally:
+            del open_[id(obj)]
+    return _flatten_value(obj, path, arrays, names, exact, used, open_)
+
+
+def _flatten_value(obj, path, arrays, names, exact, used, open_):
     def rec(v, key):
-        return _flatten(v, path + [key], arrays, names, exact, used)
+        return _flatten(v, path + [key], arrays, names, exact, used, open_)
 
     tensor = None
     if _is_tensor(obj):
@@ -174,7 +210,7 @@ def _flatten(obj, path, arrays, names, exact=False, used=None):
                         "fastconv files hold data (Tensors, arrays, numbers, strings, None, "
                         "and dicts/lists/tuples of them), never pickled objects" + hint)
     if hasattr(obj, "state_dict") and callable(obj.state_dict):
-        return _flatten(obj.state_dict(), path, arrays, names)
+        return _flatten(obj.state_dict(), path, arrays, names, open_=open_)
     raise CheckpointError(f"save: cannot store {type(obj).__name__} at "
                           f"{'/'.join(path) or 'top level'} (store arrays, numbers, strings, "
                           "lists and dicts)")
@@ -216,7 +252,8 @@ def save_checkpoint(path: str, tree: dict, compress: bool = False) -> str:
     archive members, the rest a JSON header; objects with ``state_dict()`` are
     stored as their state dict. ``path`` is used as given (no ``.npz`` is
     appended). The file is written to a temporary name in the same directory,
-    fsync'ed and renamed over ``path``.
+    fsync'ed and renamed over ``path``. The directory must exist: it is not created
+    (a CheckpointError, also a FileNotFoundError, with torch.save's message).
     """
     if not isinstance(tree, dict):
         raise CheckpointError(f"save_checkpoint: expected a dict, got {type(tree).__name__}")
@@ -225,12 +262,22 @@ def save_checkpoint(path: str, tree: dict, compress: bool = False) -> str:
 
 def _write(path, tree, compress: bool, exact: bool):
     """Write ``tree`` to ``path`` (atomically) or to a binary file object; return ``path``."""
+    # Everything is checked and encoded before the file is opened: a refused tree leaves
+    # no file behind, and an earlier file at ``path`` as it was.
+    too_deep = ValueError(f"{'fastconv.save' if exact else 'save_checkpoint'}: the object is "
+                          "nested too deeply to store (more levels of dicts/lists/tuples than "
+                          f"Python's recursion limit, {sys.getrecursionlimit()}, allows)")
     arrays: dict = {}
     used: set = set()
-    body = _flatten(tree, [], arrays, set(), exact=exact, used=used)
+    try:
+        body = _flatten(tree, [], arrays, set(), exact=exact, used=used)
+    except RecursionError:
+        raise too_deep from None
     header = {"format": FORMAT, "version": 2 if used else 1, "tree": body}
     try:
         text = json.dumps(header, allow_nan=False)
+    except RecursionError:  # pragma: no cover - _flatten is deeper per level
+        raise too_deep from None
     except (TypeError, ValueError) as e:  # pragma: no cover - _flatten already checked
         raise CheckpointError(f"save_checkpoint: the tree is not serialisable: {e}") from e
     members = {HEADER: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
@@ -239,8 +286,13 @@ def _write(path, tree, compress: bool, exact: bool):
     if hasattr(path, "write"):  # a binary file object, as torch.save accepts
         writer(path, **members)
         return path
-    path = os.fspath(path)
-    with atomic_open(path) as f:
+    path = os.fsdecode(path)
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent or "."):
+        # torch.save's message; the directory is not created (a mistyped path would leave
+        # stray directories, even at the file-system root).
+        raise _NoParentDirectory(f"Parent directory {parent} does not exist.")
+    with atomic_open(path, make_dirs=False) as f:
         writer(f, **members)
     return path
 
@@ -343,17 +395,73 @@ def _check_is_npz(path: str) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
+            if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+                raise CheckpointError(f"{path} is a PyTorch pickle file (torch.save's zip "
+                                      f"format), not {_WHAT}{_PICKLE_HINT}")
+            if not names or not all(n.endswith(".npy") for n in names):
+                shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+                raise CheckpointError(f"{path} is a zip archive (holding {shown or 'nothing'}) "
+                                      f"but not an .npz, not {_WHAT}")
+            _check_member_sizes(path, zf, size)
+    except CheckpointError:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is a truncated or corrupt zip/.npz file ({e}): not a "
                               f"readable checkpoint; if it is one, its copy or download did "
                               "not finish") from e
-    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
-        raise CheckpointError(f"{path} is a PyTorch pickle file (torch.save's zip format), "
-                              f"not {_WHAT}{_PICKLE_HINT}")
-    if not names or not all(n.endswith(".npy") for n in names):
-        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-        raise CheckpointError(f"{path} is a zip archive (holding {shown or 'nothing'}) but not "
-                              f"an .npz, not {_WHAT}")
+
+
+#: Deflate expands a byte at most about 1032-fold (a 258-byte match coded in 2 bits).
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _check_member_sizes(path: str, zf: zipfile.ZipFile, size: int) -> None:
+    """Refuse a member whose sizes cannot be true, before anything is allocated for it.
+
+    ``np.load`` allocates the shape an ``.npy`` header declares and only then reads the
+    data, so a few edited header bytes would ask for terabytes (a MemoryError) or gigabytes
+    read from a member of a few bytes. The member's stored size bounds its real size: its
+    compressed size fits in the file, its uncompressed size follows from that (equal when
+    stored, at most ``_DEFLATE_MAX_RATIO`` times when deflated), and the header's
+    ``prod(shape) * itemsize`` fits in the uncompressed size after the header."""
+    for info in zf.infolist():
+        what = f"{path} is corrupt: member {info.filename!r}"
+        if info.compress_size > size:
+            raise CheckpointError(f"{what} claims {info.compress_size} bytes, more than the "
+                                  f"whole file ({size} bytes)")
+        if info.compress_type == zipfile.ZIP_STORED:
+            bound = info.compress_size
+        elif info.compress_type == zipfile.ZIP_DEFLATED:
+            bound = info.compress_size * _DEFLATE_MAX_RATIO + 1024
+        else:
+            raise CheckpointError(f"{path}: member {info.filename!r} is compressed with zip "
+                                  f"method {info.compress_type}, which numpy.savez and "
+                                  "savez_compressed never use (they store or deflate): not "
+                                  f"{_WHAT}")
+        if info.file_size > bound:
+            raise CheckpointError(f"{what} claims {info.file_size} bytes of data from "
+                                  f"{info.compress_size} stored bytes, more than they can hold")
+        try:
+            with zf.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                else:
+                    shape, _, dtype = np.lib.format._read_array_header(member, version)
+                data = info.file_size - member.tell()
+        except (ValueError, TypeError, SyntaxError, EOFError, zipfile.BadZipFile,
+                OSError) as e:
+            raise CheckpointError(f"{what} is not a readable .npy array ({e})") from e
+        if dtype.hasobject:
+            continue  # refused without reading by np.load(allow_pickle=False), named there
+        declared = math.prod(shape) * dtype.itemsize
+        if declared > data:
+            raise CheckpointError(f"{what}: its .npy header declares shape {tuple(shape)} of "
+                                  f"{dtype} ({declared} bytes), larger than the member's "
+                                  f"{max(data, 0)} bytes of data (truncated or edited "
+                                  "checkpoint)")
 
 
 def load_checkpoint(path: str, make_tensor=None) -> dict:
@@ -393,6 +501,9 @@ def load_checkpoint(path: str, make_tensor=None) -> dict:
             header = json.loads(header_bytes.tobytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise CheckpointError(f"{path}: the checkpoint header is damaged ({e})") from e
+        except RecursionError:
+            raise CheckpointError(f"{path}: the checkpoint header is nested too deeply to "
+                                  "read (not written by fastconv.save)") from None
     else:
         raise CheckpointError(f"{path}: the {HEADER!r} member is not a fastconv header")
     if not isinstance(header, dict) or header.get("format") != FORMAT:
@@ -401,7 +512,11 @@ def load_checkpoint(path: str, make_tensor=None) -> dict:
     if not isinstance(header.get("version"), int) or header["version"] > VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {header.get('version')} is "
                               f"newer than this fastconv reads ({VERSION}); upgrade fastconv")
-    return _unflatten(header["tree"], arrays, path, make_tensor)
+    try:
+        return _unflatten(header["tree"], arrays, path, make_tensor)
+    except RecursionError:
+        raise CheckpointError(f"{path}: the checkpoint header is nested too deeply to read "
+                              "(not written by fastconv.save)") from None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -420,11 +535,19 @@ def load_model_state(model, state: dict, strict: bool = True, source: str = "che
     has but ``state`` lacks, keys ``state`` has but the model lacks, and keys
     whose shapes differ. With ``strict`` any of these raises CheckpointError
     listing them all, and nothing is loaded; otherwise the entries that fit
-    are loaded, the rest skipped (and a warning lists them).
+    are loaded, the rest skipped (and a warning lists them). A value that is not
+    a numeric array (datetimes, strings, ...) raises a CheckpointError naming its
+    key in both modes.
     """
-    from fastconv.nn.module import incompatible_keys_errors
+    from fastconv.nn.module import incompatible_keys_errors, non_numeric_errors
 
     own = model.state_dict()
+    # A value that is not a numeric array is a damaged file, not a mismatch to skip: refused
+    # in both modes.
+    bad_values = non_numeric_errors(state, [k for k in own if k in state])
+    if bad_values:
+        raise CheckpointError(f"Error(s) in loading state_dict for {type(model).__name__} from "
+                              f"the {source}:\n\t" + "\n\t".join(bad_values))
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     mismatched = [(k, _shape(state[k]), _shape(own[k])) for k in own
@@ -572,7 +695,10 @@ def save(obj, f=None, pickle_module=None, pickle_protocol=None, *, compress: boo
     CuPy arrays (copied to the host), Python or NumPy numbers, strings and None --
     a model's or an optimizer's ``state_dict()``, or a dict holding both and more.
     It is stored as an ``.npz`` archive (one member per array) with a JSON header;
-    ``path`` is used as given (no suffix is added) and written atomically.
+    ``path`` is used as given (no suffix is added) and written atomically; its
+    directory must exist, as for ``torch.save`` ("Parent directory ... does not exist.",
+    a RuntimeError that is also a FileNotFoundError). A container that holds itself
+    (a reference cycle) is refused with a ValueError naming where, and nothing is written.
 
     Differences from PyTorch, all raised as errors rather than done silently:
     objects (a Module, an optimizer, any class instance) are refused -- store their
@@ -652,7 +778,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
     if bad:
         raise _old_order("load", "load_training", f"has no {', '.join(map(repr, bad))} argument")
     if kwargs:
-        raise TypeError(f"fastconv.load() got an unexpected keyword argument {next(iter(kwargs))!r}")
+        raise TypeError("fastconv.load() got an unexpected keyword argument "
+                        f"{next(iter(kwargs))!r}")
     if pickle_module is not None:
         raise ValueError("fastconv.load: pickle_module is not supported: fastconv files never "
                          "hold a pickle")

@@ -30,12 +30,18 @@ def _create_temp(directory: str, base: str):
 
 
 @contextlib.contextmanager
-def atomic_open(path):
+def atomic_open(path, make_dirs: bool = True):
     """``with atomic_open(path) as f: f.write(...)``: a binary file that replaces ``path``
-    when the block ends without an exception (and is removed when it raises)."""
+    when the block ends without an exception (and is removed when it raises).
+
+    ``make_dirs``: create the missing directories above ``path`` (True), or leave a missing
+    directory an error, as ``open`` does (False; checkpoints, as ``torch.save``)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    if make_dirs:
+        os.makedirs(directory, exist_ok=True)
+    elif not os.path.isdir(directory):
+        raise FileNotFoundError(f"Parent directory {os.path.dirname(path)} does not exist.")
     fd, tmp = _create_temp(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:

@@ -3,10 +3,12 @@ and clear errors for truncated, foreign and pickled files."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import pickle
 import stat
+import tracemalloc
 import warnings
 import zipfile
 from pathlib import Path
@@ -47,6 +49,7 @@ def test_full_round_trip(rng, tmp_path):
     ema.update(model)
     config = {"model": "small", "lr": 0.1, "sizes": [24, 24], "note": "ünïcode", "none": None}
     rng_state = fastconv.get_rng_state()
+    (tmp_path / "run").mkdir()  # saving creates no directories, as torch.save
     path = ck.save_training(str(tmp_path / "run" / "ck.npz"), model, opt, scheduler=sched, ema=ema,
                          epoch=3, step=117, config=config, history=[{"loss": 1.5}],
                          loader={"seed": 4, "epoch": 3})
@@ -219,6 +222,7 @@ def test_checkpoint_permissions_follow_the_umask(tmp_path, rng, monkeypatch, mas
 
     monkeypatch.setattr(os, "replace", spy_replace)
     monkeypatch.setattr(os, "fsync", spy_fsync)
+    (tmp_path / "run").mkdir()
     path = str(tmp_path / "run" / "last.npz")
     old = os.umask(mask)
     try:
@@ -338,6 +342,7 @@ def test_real_pytorch_files_are_named_and_not_unpickled(tmp_path, rng):
 
 def test_missing_files_and_folders_point_at_the_checkpoints_there(tmp_path, rng):
     run = tmp_path / "run"
+    run.mkdir()
     names = sorted(f"{w}.npz" for w in rng.choice(["last", "best", "epoch3"], 2, replace=False))
     for n in names:
         ck.save_checkpoint(str(run / n), {"epoch": 1})
@@ -459,3 +464,111 @@ def test_bad_device_states_are_rejected(device_generators):
     state = fastconv.get_rng_state()
     with pytest.raises(ValueError, match="devices"):
         fastconv.set_rng_state(dict(state, devices=[1, 2]))
+
+
+def _rewrite_npy_header(path, member, **fields):
+    """Rewrite ``member``'s .npy header in the .npz at ``path`` (same compression, same
+    data) with ``fields`` (shape, descr) replaced: what an edited or damaged file holds."""
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+        members = {i.filename: z.read(i) for i in infos}
+    raw = members[member]
+    assert raw[:8] == b"\x93NUMPY\x01\x00"
+    n = int.from_bytes(raw[8:10], "little")
+    header = ast.literal_eval(raw[10:10 + n].decode("latin1"))
+    header.update(fields)
+    text = repr(header).encode("latin1")
+    text += b" " * (n - 1 - len(text)) + b"\n"
+    assert len(text) == n
+    members[member] = raw[:10] + text + raw[10 + n:]
+    with zipfile.ZipFile(path, "w") as z:
+        for i in infos:
+            z.writestr(i, members[i.filename], compress_type=i.compress_type)
+
+
+def _set_sizes_in_central_directory(path, member, file_size=None, compress_size=None):
+    """Patch the sizes the zip's central directory states for ``member``."""
+    raw = bytearray(Path(path).read_bytes())
+    name, at = member.encode(), raw.index(b"PK\x01\x02")
+    while raw[at + 46:at + 46 + len(name)] != name:  # the member's central-directory entry
+        at = raw.index(b"PK\x01\x02", at + 1)
+    if compress_size is not None:
+        raw[at + 20:at + 24] = compress_size.to_bytes(4, "little")
+    if file_size is not None:
+        raw[at + 24:at + 28] = file_size.to_bytes(4, "little")
+    Path(path).write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_member_header_claiming_more_data_than_the_member_holds_is_refused(tmp_path, rng,
+                                                                            compress):
+    path = str(tmp_path / "ck.npz")
+    fastconv.save({"w": rng.standard_normal(12).astype(np.float32), "epoch": 3}, path,
+                  compress=compress)
+    # 40 TiB: np.load asked for it and raised MemoryError
+    _rewrite_npy_header(path, "w.npy", shape=(10995116277760,))
+    for load in (fastconv.load, ck.load_checkpoint, ck.load_training):
+        with pytest.raises(CheckpointError) as e:
+            load(path)
+        msg = str(e.value)
+        assert msg.startswith(f"{path} is corrupt: member 'w.npy'")
+        assert "header declares shape (10995116277760,) of float32" in msg
+        assert "larger than the member's 48 bytes of data" in msg
+    # 400 MB, which could be allocated: refused before any of it is
+    _rewrite_npy_header(path, "w.npy", shape=(100_000_000,))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"declares shape \(100000000,\)"):
+            fastconv.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 << 20, f"{peak} bytes allocated to read a corrupt 48-byte member"
+    # one element more than stored is caught too; the true shape loads
+    _rewrite_npy_header(path, "w.npy", shape=(13,))
+    with pytest.raises(CheckpointError, match=r"\(13,\) of float32 \(52 bytes\)"):
+        fastconv.load(path)
+    _rewrite_npy_header(path, "w.npy", shape=(3, 4))
+    assert fastconv.load(path)["w"].shape == (3, 4)
+
+
+def test_zip_sizes_that_cannot_be_true_are_refused(tmp_path, rng):
+    path = str(tmp_path / "ck.npz")
+    fastconv.save({"w": np.arange(12, dtype=np.float32)}, path, compress=True)
+    # a deflated member claiming 4 GB from ~100 stored bytes, with a header to match: the
+    # header agrees with the stated size, but deflate cannot expand that far
+    _rewrite_npy_header(path, "w.npy", descr="|u1", shape=(4_000_000_000,))
+    _set_sizes_in_central_directory(path, "w.npy", file_size=0xFFFFFF00)
+    with pytest.raises(CheckpointError, match=r"member 'w\.npy' claims 4294967040 bytes of "
+                                              r"data from \d+ stored bytes"):
+        fastconv.load(path)
+    # a stored member larger than the file, and one whose two sizes disagree
+    fastconv.save({"w": np.arange(12, dtype=np.float32)}, path)
+    size = os.path.getsize(path)
+    _set_sizes_in_central_directory(path, "w.npy", compress_size=size + 1)
+    with pytest.raises(CheckpointError, match=f"more than the whole file \\({size} bytes"):
+        fastconv.load(path)
+    fastconv.save({"w": np.arange(12, dtype=np.float32)}, path)
+    _set_sizes_in_central_directory(path, "w.npy", file_size=1 << 31)
+    with pytest.raises(CheckpointError, match="claims 2147483648 bytes of data"):
+        fastconv.load(path)
+    # a member that is not an .npy array at all
+    fastconv.save({"w": np.arange(12, dtype=np.float32)}, path)
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("notes.npy", b"just text")
+    with pytest.raises(CheckpointError, match=r"member 'notes\.npy' is not a readable \.npy"):
+        fastconv.load(path)
+    # a compression numpy never writes (its ratio is unbounded)
+    with zipfile.ZipFile(tmp_path / "bz.npz", "w", zipfile.ZIP_BZIP2) as z:
+        z.writestr("w.npy", b"x" * 100)
+    with pytest.raises(CheckpointError, match="compressed with zip method 12, which numpy"):
+        fastconv.load(str(tmp_path / "bz.npz"))
+
+
+def test_a_header_nested_too_deeply_is_a_checkpoint_error(tmp_path):
+    deep = {"format": ck.FORMAT, "version": ck.VERSION, "tree": "[" * 100_000 + "]" * 100_000}
+    text = json.dumps(deep).replace('"[', "[").replace(']"', "]")
+    path = tmp_path / "deep.npz"
+    np.savez(path, **{ck.HEADER: np.frombuffer(text.encode(), np.uint8)})
+    with pytest.raises(CheckpointError, match="nested too deeply"):
+        fastconv.load(str(path))

@@ -155,3 +155,96 @@ def test_the_old_argument_order_names_the_training_helpers(tmp_path):
     got = fastconv.load(path)
     assert got["epoch"] == 2 and set(got["model"]) == set(model.state_dict())
     assert ck.load_training(path, small_net())["epoch"] == 2
+
+
+def test_self_referencing_containers_are_refused_and_nothing_is_written(rng, tmp_path):
+    d = {}
+    d["self"] = d
+    a = {"x": {"y": [1]}}
+    a["x"]["y"].append(a["x"])
+    t = ([],)
+    t[0].append(t)
+    cases = [(d, "the dict at 'self' is the dict at the top level"),
+             (a, "the dict at 'x/y/1' is the dict at 'x'"),
+             (t, "the tuple at '0/0' is the tuple at the top level"),
+             ({"w": rng.standard_normal(3), "d": d}, "the dict at 'd/self' is the dict at 'd'")]
+    old = {"w": rng.standard_normal(4)}
+    fastconv.save(old, str(tmp_path / "old.pt"))
+    for obj, where in cases:
+        for name in ("new.pt", "old.pt"):
+            with pytest.raises(ValueError, match="reference cycle") as e:
+                fastconv.save(obj, str(tmp_path / name))
+            assert str(e.value).startswith(f"fastconv.save: {where}, which contains it")
+    with pytest.raises(ValueError, match="save_checkpoint: the dict at 'self' is the dict at "
+                                         "the top level, which contains it"):
+        ck.save_checkpoint(str(tmp_path / "new.pt"), d)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.pt"]  # no new or temp file
+    np.testing.assert_array_equal(fastconv.load(str(tmp_path / "old.pt"))["w"], old["w"])
+    # the same container twice, side by side, is no cycle: stored twice
+    shared = [1, rng.standard_normal(2)]
+    fastconv.save({"a": shared, "b": (shared, shared)}, str(tmp_path / "shared.pt"))
+    got = fastconv.load(str(tmp_path / "shared.pt"))
+    np.testing.assert_array_equal(got["b"][1][1], shared[1])
+    # nesting too deep to store is a ValueError too, not a RecursionError
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        fastconv.save(deep, str(tmp_path / "old.pt"))
+    np.testing.assert_array_equal(fastconv.load(str(tmp_path / "old.pt"))["w"], old["w"])
+
+
+def test_save_creates_no_directories(tmp_path):
+    missing = tmp_path / "no_such_dir"
+    for save in (lambda p: fastconv.save({"x": 1}, p),
+                 lambda p: ck.save_checkpoint(p, {"x": 1}),
+                 lambda p: ck.save_training(p, small_net())):
+        for parent in (missing, missing / "deeper"):
+            p = str(parent / "a.pt")
+            with pytest.raises(RuntimeError) as e:
+                save(p)
+            assert str(e.value) == f"Parent directory {parent} does not exist."
+            assert isinstance(e.value, FileNotFoundError)  # what open() raises
+            assert isinstance(e.value, ck.CheckpointError)
+            assert not missing.exists()
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(RuntimeError, match="Parent directory .*file does not exist"):
+        fastconv.save({}, str(tmp_path / "file" / "a.pt"))
+    fastconv.save({"x": 1}, str(tmp_path / "a.pt"))  # an existing directory
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError) as te:
+        torch.save({}, str(missing / "a.pt"))
+    assert str(te.value) == f"Parent directory {missing} does not exist."
+
+
+@pytest.mark.parametrize("bad", ["datetime64", "str", "bytes", "complex", "object", "void"])
+def test_load_state_dict_refuses_non_numeric_values(rng, tmp_path, bad):
+    model = small_net()
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    state = {k: v + 1 for k, v in before.items()}
+    key = "4.bias"
+    n = state[key].size
+    state[key] = {"datetime64": np.arange(n).astype("datetime64[D]"),
+                  "str": np.array(["a"] * n), "bytes": np.array([b"a"] * n),
+                  "complex": np.ones(n, np.complex64), "object": np.array([None] * n),
+                  "void": np.zeros(n, "V4")}[bad]
+    dtype = state[key].dtype
+    for strict in (True, False):
+        with pytest.raises(RuntimeError) as e:
+            model.load_state_dict(state, strict=strict)
+        assert f'parameter named "{key}", expected a numeric array' in str(e.value)
+        assert f"dtype {dtype}" in str(e.value)
+        for k, v in model.state_dict().items():  # nothing was copied
+            np.testing.assert_array_equal(v, before[k])
+        with pytest.raises(ck.CheckpointError, match=f'named "{key}", expected a numeric'):
+            ck.load_model_state(model, state, strict=strict)
+    if bad in ("datetime64", "str", "bytes", "complex"):  # what a checkpoint can hold
+        fastconv.save(state, str(tmp_path / "m.pt"))
+        with pytest.raises(RuntimeError, match=f'"{key}", expected a numeric array'):
+            model.load_state_dict(fastconv.load(str(tmp_path / "m.pt")))
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    # numeric dtypes still load (bool, ints, float64 arrays)
+    state[key] = np.arange(n, dtype=np.int64)
+    model.load_state_dict(state)
+    np.testing.assert_array_equal(model.state_dict()[key], np.arange(n, dtype=np.float32))

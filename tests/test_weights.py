@@ -139,3 +139,28 @@ def test_fastconv_safetensors_round_trip(tmp_path, rng):
     with pytest.raises(WeightsError, match="holds weights of 'inception_small'"):
         models.get_model("nin_cifar", weights=path)
 
+
+
+def test_safetensors_headers_that_disagree_with_the_file_are_refused(tmp_path):
+    import json
+    import struct
+
+    from safetensors.numpy import save
+
+    raw = save({"w": np.arange(12, dtype=np.float32)})
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    huge = 10995116277760  # 40 TiB of float32
+
+    def with_header(entry):
+        text = json.dumps({**header, "w": {**header["w"], **entry}}).encode()
+        return struct.pack("<Q", len(text)) + text + raw[8 + n:]
+
+    cases = {"shape": with_header({"shape": [huge]}),
+             "offsets": with_header({"shape": [huge], "data_offsets": [0, 4 * huge]}),
+             "length": struct.pack("<Q", 1 << 50) + raw[8:]}
+    for name, data in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(data)
+        with pytest.raises(WeightsError, match="not a readable safetensors file"):
+            read_weights(path)

@@ -105,6 +105,23 @@ def incompatible_keys_errors(missing, unexpected, mismatched) -> list[str]:
     return errors
 
 
+def non_numeric_errors(values, keys) -> list[str]:
+    """An error line for each of ``keys`` whose value in ``values`` is not a real numeric array
+    (bool, integer or floating point): a datetime, string, bytes, structured, complex or
+    object array would otherwise be cast into the float32 weights (datetimes silently)."""
+    errors = []
+    for k in keys:
+        v = values[k].data if isinstance(values[k], Tensor) else values[k]
+        dtype = getattr(v, "dtype", None)
+        if not isinstance(dtype, np.dtype):
+            dtype = np.asarray(v).dtype
+        if dtype.kind not in "biuf":
+            errors.append(f'While copying the parameter named "{k}", expected a numeric array '
+                          "(bool, integer or floating point) from checkpoint, but received "
+                          f"one of dtype {dtype}.")
+    return errors
+
+
 class Module:
     """Base class of layers and networks.
 
@@ -429,7 +446,8 @@ class Module:
         Returns ``_IncompatibleKeys(missing_keys, unexpected_keys)``: the names the
         module has but ``state_dict`` lacks, and the other way round. With ``strict``
         (the default) either kind raises a RuntimeError listing them all; without
-        it, the matching entries are loaded. A shape mismatch raises in both modes.
+        it, the matching entries are loaded. A shape mismatch, or a value that is not a
+        numeric array (a datetime or string array, say), raises in both modes.
         Nothing is copied when an error is raised. ``assign`` (PyTorch's switch between
         copying and taking the given tensors) is accepted; fastconv always copies, which
         gives the same values.
@@ -446,6 +464,7 @@ class Module:
                       if k in values and tuple(np.shape(values[k])) != t.shape]
         errors = incompatible_keys_errors(missing if strict else [],
                                           unexpected if strict else [], mismatched)
+        errors += non_numeric_errors(values, [k for k in own if k in values])
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
                                + "\n\t".join(errors))
