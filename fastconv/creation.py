@@ -253,6 +253,10 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
     values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
     is_int = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
     start, end, step = values
+    if not (np.isfinite(start) and np.isfinite(end)):
+        raise RuntimeError(f"unsupported range: {start:g} -> {end:g}")
+    if (step > 0 and end < start) or (step < 0 and end > start):
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     if is_int:
         array = np.arange(start, end, step, dtype=np.int64)
     else:  # computed in float64 (PyTorch's count: ceil((end - start) / step))

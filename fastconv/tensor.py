@@ -42,6 +42,18 @@ _TENSOR_TYPE_NAMES = {"Float": dtypes.float32, "Double": dtypes.float64,
                       "Long": dtypes.int64, "Int": dtypes.int32, "Short": dtypes.int16,
                       "Char": dtypes.int8, "Byte": dtypes.uint8, "Bool": dtypes.bool_}
 _FLOAT_CONVERTED = (np.float64, np.float16, dtypes.bfloat16.type)
+# Array types a tensor cannot hold: dates and durations, Python objects, text, raw records.
+_NON_NUMERIC = (np.datetime64, np.timedelta64, np.object_, np.str_, np.bytes_, np.void)
+# Either of the two: one membership test in Tensor() finds both.
+_CONVERTED_OR_REFUSED = frozenset(_FLOAT_CONVERTED + _NON_NUMERIC)
+
+
+def _refuse_dtype(dtype):
+    """The TypeError for an array whose values are not numbers (torch's wording, with the
+    dtype)."""
+    return TypeError(f"can't convert np.ndarray of type numpy.{dtype.type.__name__} (dtype "
+                     f"{dtype}). The only supported types are floating-point, integer and bool "
+                     f"(float64 and float16 are converted to float32).")
 
 # PyTorch's torch.return_types: a (values, indices) pair that also unpacks.
 MaxResult = namedtuple("max", ["values", "indices"])
@@ -76,8 +88,11 @@ def _as_array(data, device: str, what: str | None = None):
         if what is not None:
             dtypes.warn_float32(what, data.dtype, stacklevel=3)
         data = data.astype(np.float32)
-    if data.dtype.kind == "O" or data.dtype.kind in "USVc":
-        raise TypeError(f"cannot make a tensor from an array of dtype {data.dtype}")
+    if data.dtype.type in _NON_NUMERIC:
+        raise _refuse_dtype(data.dtype)
+    if data.dtype.kind == "c":
+        raise TypeError(f"cannot make a tensor from an array of dtype {data.dtype}: fastconv "
+                        f"has no complex tensors")
     if device_of(data) != device:
         data = xp.asarray(data) if device == "cuda" else data.get()
     return data
@@ -127,6 +142,58 @@ def _shape_args(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     return tuple(int(s) for s in shape)
+
+
+def _expand_error(shape, sizes, i) -> RuntimeError:
+    """torch's error for expanding a tensor of ``shape`` to ``sizes``, which differ at
+    dimension ``i`` of ``sizes``."""
+    return RuntimeError(
+        f"The expanded size of the tensor ({sizes[i]}) must match the existing size "
+        f"({shape[i - len(sizes) + len(shape)]}) at non-singleton dimension {i}.  Target sizes: "
+        f"{list(sizes)}.  Tensor sizes: {list(shape)}")
+
+
+def _setitem_error(target, shape, basic: bool):
+    """torch's error for writing a value of ``shape`` into the entries ``target`` (the shape
+    ``x[index]`` selects), or None when it broadcasts: a basic index expands the value (its
+    leading size-1 dims dropped), an advanced one broadcasts it."""
+    target, shape = tuple(target), tuple(shape)
+    while len(shape) > len(target) and shape[0] == 1:
+        shape = shape[1:]
+    if not basic:
+        if arith.broadcast_error(shape, target) is None and len(shape) <= len(target) and \
+                tuple(np.broadcast_shapes(shape, target)) == target:
+            return None
+        return RuntimeError(f"shape mismatch: value tensor of shape {list(shape)} cannot be "
+                            f"broadcast to indexing result of shape {list(target)}")
+    if len(shape) > len(target):
+        return RuntimeError(f"expand: the number of sizes provided ({len(target)}) must be "
+                            f"greater or equal to the number of dimensions in the tensor "
+                            f"({len(shape)}); the value of shape {list(shape)} does not fit "
+                            f"the selected entries of shape {list(target)}")
+    lead = len(target) - len(shape)
+    for i, n in enumerate(shape, lead):
+        if n != 1 and n != target[i]:
+            return _expand_error(shape, target, i)
+    return None
+
+
+def _check_broadcast(*operands) -> None:
+    """torch's broadcast error for the tensors among ``operands`` (in torch's order) when
+    their shapes conflict; for ops computed in several steps, whose own failure would name
+    the operands of an inner step."""
+    shapes = [o.shape for o in operands if isinstance(o, Tensor)]
+    if any(s != shapes[0] for s in shapes[1:]):
+        arith.broadcast_shapes(*shapes)
+
+
+def _check_shape_entries(shape) -> None:
+    """torch's error for a size below -1 in a reshape / view target (NumPy would read any
+    negative size as the inferred one)."""
+    for i, n in enumerate(shape):
+        if n < -1:
+            raise RuntimeError(f"invalid shape dimension {n} at index {i} of shape "
+                               f"{list(shape)}")
 
 
 class _HookHandle:
@@ -266,7 +333,9 @@ class Tensor:
             data = np.asarray(data)
         elif type(data) is _TorchMethodsArray:
             data = data.view(np.ndarray)  # the torch methods stay with their Parameter
-        if data.dtype.type in _FLOAT_CONVERTED:
+        if data.dtype.type in _CONVERTED_OR_REFUSED:
+            if data.dtype.type in _NON_NUMERIC:
+                raise _refuse_dtype(data.dtype)
             data = data.astype(np.float32)
         self.data = data
         self.grad: Tensor | None = None
@@ -311,11 +380,29 @@ class Tensor:
 
     @property
     def mT(self) -> Tensor:
-        return self.transpose(-2, -1)
+        if self.ndim == 1:
+            raise RuntimeError("tensor.mT is only supported on matrices or batches of "
+                               "matrices. Got 1-D tensor.")
+        return self.transpose(-2, -1) if self.ndim else self.reshape(())
 
     def size(self, dim: int | None = None):
         """The shape as a ``fastconv.Size`` (a tuple with ``numel()``), or one dim's length."""
-        return Size(self.shape) if dim is None else self.shape[dim]
+        if dim is None:
+            return Size(self.shape)
+        return self.shape[self._one_dim(dim)]
+
+    def _one_dim(self, dim) -> int:
+        """``dim`` as an index into this tensor's dims, with torch's IndexError when out of
+        range (a 0-d tensor has no dims to index)."""
+        nd = self.data.ndim
+        if type(dim) is int and -nd <= dim < nd:  # the common case
+            return dim % nd
+        d = arith._dim_int(dim)
+        if not self.ndim:
+            raise IndexError(f"Dimension specified as {d} but tensor has no dimensions")
+        if not -self.ndim <= d < self.ndim:
+            raise arith.dim_out_of_range(d, self.ndim)
+        return d % self.ndim
 
     def numel(self) -> int:
         return int(self.data.size)
@@ -460,7 +547,7 @@ class Tensor:
         else:
             item = self.data.dtype.itemsize
             strides = tuple(int(s) // item for s in self.data.strides)
-        return strides if dim is None else strides[dim]
+        return strides if dim is None else strides[self._one_dim(dim)]
 
     # ---- dtype and device -------------------------------------------------------------------
     def _cast(self, dtype) -> Tensor:
@@ -668,7 +755,11 @@ class Tensor:
             b = other._cast(target)
         else:
             b = float(other) if target.kind == "f" else other
-        return fn.apply(b, a) if swap else fn.apply(a, b)
+        try:
+            return fn.apply(b, a) if swap else fn.apply(a, b)
+        except ValueError:  # NumPy's broadcast error, in torch's words
+            arith.raise_if_not_broadcastable(*((b, a) if swap else (a, b)))
+            raise
 
     def __add__(self, other):
         return self._binary(other, arith.Add)
@@ -714,10 +805,10 @@ class Tensor:
         return arith.Pow.apply(self, float(p) if self.dtype.kind == "f" else p)
 
     def __matmul__(self, other):
-        return arith.MatMul.apply(self, self._lift(other))
+        return _matmul(self, self._lift(other))
 
     def __rmatmul__(self, other):
-        return arith.MatMul.apply(self._lift(other), self)
+        return _matmul(self._lift(other), self)
 
     def __rpow__(self, base):
         return self._binary(base, fmath.PowTensor, swap=True)
@@ -748,10 +839,14 @@ class Tensor:
         b = other.data if isinstance(other, Tensor) else other
         if xp.any(b == 0):
             raise ZeroDivisionError("ZeroDivisionError: integer division by zero")
-        if rounding_mode == "floor":
-            return Tensor(xp.floor_divide(a, b).astype(target))
-        q = xp.abs(a) // xp.abs(b)
-        return Tensor((q * xp.sign(a) * xp.sign(b)).astype(target))
+        try:
+            if rounding_mode == "floor":
+                return Tensor(xp.floor_divide(a, b).astype(target))
+            q = xp.abs(a) // xp.abs(b)
+            return Tensor((q * xp.sign(a) * xp.sign(b)).astype(target))
+        except ValueError:
+            arith.raise_if_not_broadcastable(a, b)
+            raise
 
     divide = div
 
@@ -784,7 +879,11 @@ class Tensor:
             if xp.any(b == 0):
                 raise ZeroDivisionError("ZeroDivisionError: integer modulus by zero")
             fn = xp.mod if rounding == "floor" else xp.fmod
-            return Tensor(fn(self.data.astype(target), b).astype(target))
+            try:
+                return Tensor(fn(self.data.astype(target), b).astype(target))
+            except ValueError:
+                arith.raise_if_not_broadcastable(self, b)
+                raise
         # a - round(a / b) * b: the gradient is 1 for a and -round(a / b) for b.
         return self - self.div(other, rounding_mode=rounding) * other
 
@@ -802,7 +901,11 @@ class Tensor:
     # Comparisons give constant (non-differentiable) tensors.
     def _compare(self, other, op):
         other = other.data if isinstance(other, Tensor) else other
-        return Tensor(op(self.data, other))
+        try:
+            return Tensor(op(self.data, other))
+        except ValueError:
+            arith.raise_if_not_broadcastable(self, other)
+            raise
 
     def __eq__(self, other):
         return self._compare(other, lambda a, b: a == b)
@@ -1027,13 +1130,16 @@ class Tensor:
         return self.clamp(max=max)
 
     def addcmul(self, tensor1, tensor2, *, value=1):
+        _check_broadcast(self, tensor1, tensor2)
         return self + value * tensor1 * tensor2
 
     def addcdiv(self, tensor1, tensor2, *, value=1):
+        _check_broadcast(self, tensor1, tensor2)
         return self + value * tensor1 / tensor2
 
     def lerp(self, end, weight):
         """``self + weight * (end - self)``."""
+        _check_broadcast(self, end, weight)
         return self + weight * (end - self)
 
     def _mask(self, mask, op) -> Tensor:
@@ -1053,7 +1159,7 @@ class Tensor:
         if isinstance(value, Tensor) and value.ndim != 0:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but "
                                f"got tensor with {value.ndim} dimension(s).")
-        if np.broadcast_shapes(mask.shape, self.shape) != self.shape:
+        if arith.broadcast_shapes(mask.shape, self.shape) != self.shape:
             raise RuntimeError(f"masked_fill: mask of shape {list(mask.shape)} does not "
                                f"broadcast to the tensor's shape {list(self.shape)}")
         if isinstance(value, Tensor):
@@ -1067,7 +1173,7 @@ class Tensor:
         is True taken, in row-major order, from the first elements of ``source``;
         differentiable in both."""
         mask = self._mask(mask, "masked_scatter_")
-        if np.broadcast_shapes(mask.shape, self.shape) != self.shape:
+        if arith.broadcast_shapes(mask.shape, self.shape) != self.shape:
             raise RuntimeError(f"masked_scatter: mask of shape {list(mask.shape)} does not "
                                f"broadcast to the tensor's shape {list(self.shape)}")
         if not isinstance(source, Tensor):
@@ -1083,7 +1189,7 @@ class Tensor:
     def masked_select(self, mask) -> Tensor:
         """The entries where ``mask`` is True (both broadcast), as a 1-D tensor."""
         mask = self._mask(mask, "masked_select:")
-        shape = np.broadcast_shapes(mask.shape, self.shape)
+        shape = arith.broadcast_shapes(mask.shape, self.shape)
         full = self.expand(*shape) if shape != self.shape else self
         xp = get_backend(self.device).xp
         return full[xp.broadcast_to(mask.data, shape)]
@@ -1209,7 +1315,12 @@ class Tensor:
         b = other._cast(target) if isinstance(other, Tensor) else (
             float(other) if target.kind == "f" else other)
         out = dtypes.float32 if name == "float_power" else target
-        return fmath.Binary.apply(b, a, name, out) if swap else fmath.Binary.apply(a, b, name, out)
+        try:
+            return fmath.Binary.apply(b, a, name, out) if swap else \
+                fmath.Binary.apply(a, b, name, out)
+        except ValueError:
+            arith.raise_if_not_broadcastable(*((b, a) if swap else (a, b)))
+            raise
 
     def atan2(self, other) -> Tensor:
         """The angle of the point (other, self): arctan(self / other) in the right quadrant."""
@@ -1497,6 +1608,12 @@ class Tensor:
             src = src._cast(self.dtype) if self.dtype.kind == "f" else Tensor(
                 src.data.astype(self.dtype))
 
+        if src.shape != self.shape:
+            shape = arith.broadcast_shapes(self.shape, src.shape)
+            if shape != self.shape:
+                raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the "
+                                   f"broadcast shape {list(shape)}")
+
         def compute(s):
             expanded = src.expand(*s.shape) if src.shape != s.shape else src
             return expanded.clone() if expanded is src else expanded
@@ -1514,14 +1631,34 @@ class Tensor:
             v = value._cast(self.dtype) if isinstance(value, Tensor) else value
             if not isinstance(v, Tensor) and not isinstance(v, (int, float, bool)):
                 v = Tensor(_as_array(v, self.device, what="x[index] = array"))
-            self._assign(fmath.SetItem.apply(source, v, index), True)
+            try:
+                out = fmath.SetItem.apply(source, v, index)
+            except ValueError:
+                self._raise_setitem_error(index, v)
+                raise
+            self._assign(out, True)
             return
         raw = value.data if isinstance(value, Tensor) else value
         if not isinstance(raw, (int, float, bool)) and not isinstance(value, Tensor):
             raw = _as_array(raw, self.device, what="x[index] = array")
-        self.data[index] = raw
+        try:
+            self.data[index] = raw
+        except ValueError:  # NumPy's "could not broadcast": torch's words, checked on failure
+            self._raise_setitem_error(index, raw)
+            raise
         self._version += 1
         self._write_through(False)
+
+    def _raise_setitem_error(self, index, value) -> None:
+        """After ``x[index] = value`` failed: torch's error when ``value``'s shape does not fit
+        the selected entries; returns when it does (the index is the problem then)."""
+        try:
+            target = self.data[index].shape
+        except Exception:  # noqa: BLE001 - the index is at fault; the caller re-raises
+            return
+        err = _setitem_error(target, np.shape(value), _is_basic_index(index))
+        if err is not None:
+            raise err from None
 
     # ---- reductions -------------------------------------------------------------------------
     @_zero_dim_as_vector
@@ -1581,13 +1718,22 @@ class Tensor:
         return self._extreme(dim, keepdim, False)
 
     def _extreme(self, dim, keepdim, largest):
-        dims = arith._normalise_dims(None if dim in ((), None) else dim, self.ndim)
+        every = dim is None or (isinstance(dim, (tuple, list)) and not dim)
+        if every:
+            self._check_not_empty("amax" if largest else "amin")
+        dims = arith._normalise_dims(None if every else dim, self.ndim)
         if any(self.shape[d] == 0 for d in dims):
             raise IndexError(f"{'amax' if largest else 'amin'}(): Expected reduction dim "
                              f"{dims[0]} to have non-zero size.")
         return fmath.AMax.apply(self, dims, keepdim, largest)
 
     def aminmax(self, *, dim=None, keepdim: bool = False):
+        if dim is None and self.data.size == 0:
+            raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as "
+                               "the operation has no identity.")
+        if dim is not None and self.ndim and self.shape[self._one_dim(dim)] == 0:
+            raise IndexError(f"aminmax: Expected reduction dim {self._one_dim(dim)} to have "
+                             f"non-zero size.")
         d = () if dim is None else dim
         return AminmaxResult(self.amin(d, keepdim), self.amax(d, keepdim))
 
@@ -1638,7 +1784,15 @@ class Tensor:
 
     def count_nonzero(self, dim=None) -> Tensor:
         return Tensor(get_backend(self.device).xp.asarray(
-            (self.data != 0).sum(axis=dim), dtype=np.int64))
+            (self.data != 0).sum(axis=self._axes(dim)), dtype=np.int64))
+
+    def _axes(self, dim):
+        """``dim`` (None, an int or a sequence of ints) as NumPy's ``axis``, checked as torch
+        checks it (range, repeats); a 0-d tensor's dim 0 / -1 is the whole tensor."""
+        if dim is None:
+            return None
+        dims = arith._normalise_dims(dim, self.ndim)
+        return dims if self.ndim else None
 
     def nonzero(self, *, as_tuple: bool = False):
         """Indices of the non-zero entries: an (n, ndim) int64 tensor, or one tensor per
@@ -1849,7 +2003,7 @@ class Tensor:
             raise RuntimeError(f"take_along_dim(): input and indices should have the same "
                                f"number of dimensions, but got {self.ndim} dimensions for "
                                f"input, and {indices.ndim} dimensions for indices")
-        shape = list(np.broadcast_shapes(
+        shape = list(arith.broadcast_shapes(
             tuple(1 if i == d else n for i, n in enumerate(self.shape)),
             tuple(1 if i == d else n for i, n in enumerate(indices.shape))))
         src = self.expand(*(shape[:d] + [self.shape[d]] + shape[d + 1:]))
@@ -1977,7 +2131,9 @@ class Tensor:
         if isinstance(dim, Tensor):
             return self.maximum(dim)
         if dim is None:
+            self._check_not_empty("max")
             return fmath.MaxAll.apply(self, True)
+        self._check_reduced_dim("max", dim)
         values = arith.Max.apply(self, dim=dim, keepdim=keepdim)
         return MaxResult(values, self.argmax(dim=dim, keepdim=keepdim))
 
@@ -1988,23 +2144,45 @@ class Tensor:
         if isinstance(dim, Tensor):
             return self.minimum(dim)
         if dim is None:
+            self._check_not_empty("min")
             return fmath.MaxAll.apply(self, False)
-        (d,) = arith._normalise_dims(dim, self.ndim)
+        d = self._check_reduced_dim("min", dim)
         index = self.data.argmin(axis=d)
         return MinResult(self._select_along(index, d, keepdim),
                          self.argmin(dim=dim, keepdim=keepdim))
 
-    def argmax(self, dim=None, keepdim: bool = False) -> Tensor:
+    def _check_not_empty(self, op) -> None:
+        """torch's error for a reduction over every element of an empty tensor (no identity)."""
+        if self.data.size == 0:
+            raise RuntimeError(f"{op}(): Expected reduction dim to be specified for "
+                               f"input.numel() == 0. Specify the reduction dim with the 'dim' "
+                               f"argument.")
+
+    def _check_reduced_dim(self, op, dim) -> int:
+        """``dim`` normalised, with torch's error when it has size 0 (a max over nothing)."""
+        (d,) = arith._normalise_dims(dim, self.ndim)
+        if self.ndim and self.shape[d] == 0:
+            raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
+        return d
+
+    def _arg_extreme(self, dim, keepdim, op) -> Tensor:
+        data = self.data
         if dim is None:
-            return Tensor(self.data.argmax())
-        idx = self.data.argmax(axis=dim)
-        return Tensor(get_backend(self.device).xp.expand_dims(idx, dim) if keepdim else idx)
+            if data.size == 0:
+                raise IndexError(f"{op}(): Expected reduction dim to be specified for "
+                                 f"input.numel() == 0.")
+            return Tensor(data.argmax() if op == "argmax" else data.argmin())
+        d = self._check_reduced_dim(op, dim)
+        if not self.ndim:
+            return Tensor(get_backend(self.device).xp.zeros((), np.int64))
+        idx = data.argmax(axis=d) if op == "argmax" else data.argmin(axis=d)
+        return Tensor(get_backend(self.device).xp.expand_dims(idx, d) if keepdim else idx)
+
+    def argmax(self, dim=None, keepdim: bool = False) -> Tensor:
+        return self._arg_extreme(dim, keepdim, "argmax")
 
     def argmin(self, dim=None, keepdim: bool = False) -> Tensor:
-        if dim is None:
-            return Tensor(self.data.argmin())
-        idx = self.data.argmin(axis=dim)
-        return Tensor(get_backend(self.device).xp.expand_dims(idx, dim) if keepdim else idx)
+        return self._arg_extreme(dim, keepdim, "argmin")
 
     def _order(self, dim, descending):
         xp = get_backend(self.device).xp
@@ -2041,16 +2219,23 @@ class Tensor:
         return TopkResult(fmath.TakeAlong.apply(self, index, d), Tensor(index))
 
     def any(self, dim=None, keepdim: bool = False) -> Tensor:
-        return Tensor(self.data.astype(bool).any(axis=dim, keepdims=keepdim))
+        return Tensor(self.data.astype(bool).any(axis=self._axes(dim), keepdims=keepdim))
 
     def all(self, dim=None, keepdim: bool = False) -> Tensor:
-        return Tensor(self.data.astype(bool).all(axis=dim, keepdims=keepdim))
+        return Tensor(self.data.astype(bool).all(axis=self._axes(dim), keepdims=keepdim))
 
     # ---- shape ------------------------------------------------------------------------------
     def reshape(self, *shape):
-        return arith.Reshape.apply(self, _shape_args(shape))
+        shape = _shape_args(shape)
+        _check_shape_entries(shape)
+        try:
+            return arith.Reshape.apply(self, shape)
+        except ValueError:  # NumPy's wording; torch's is checked only once it failed
+            self._resolve_shape(shape)
+            raise
 
     def _resolve_shape(self, shape):
+        _check_shape_entries(shape)
         shape = list(shape)
         if shape.count(-1) > 1:
             raise RuntimeError("only one dimension can be inferred")
@@ -2126,9 +2311,18 @@ class Tensor:
     def permute(self, *dims):
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
-        if sorted(d % max(self.ndim, 1) for d in dims) != list(range(self.ndim)):
-            raise ValueError(f"permute: {dims} is not a permutation of {self.ndim} dimensions")
-        dims = tuple(d % self.ndim for d in dims)
+        if not self.ndim and not dims:  # (NumPy's contiguous copy would be 1-D)
+            return self.reshape(())
+        if len(dims) != self.ndim:
+            raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input "
+                               f"does not match the length of the desired ordering of "
+                               f"dimensions i.e. input.dim() = {self.ndim} is not equal to "
+                               f"len(dims) = {len(dims)}")
+        try:
+            arith._normalise_dims(dims, self.ndim)
+        except RuntimeError:  # a dim given twice
+            raise RuntimeError("permute(): duplicate dims are not allowed.") from None
+        dims = tuple(int(d) % self.ndim for d in dims)
         strides = self.stride()
         out = arith.Permute.apply(self, dims)
         permuted = tuple(strides[d] for d in dims)
@@ -2137,8 +2331,11 @@ class Tensor:
         return out
 
     def transpose(self, dim0: int, dim1: int):
+        (d0,) = arith._normalise_dims(dim0, self.ndim)
+        (d1,) = arith._normalise_dims(dim1, self.ndim)
         dims = list(range(self.ndim))
-        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        if self.ndim:
+            dims[d0], dims[d1] = dims[d1], dims[d0]
         return self.permute(*dims)
 
     def t(self):
@@ -2172,10 +2369,7 @@ class Tensor:
                 shape.append(s)
                 strides.append(0)
             else:
-                raise RuntimeError(
-                    f"The expanded size of the tensor ({s}) must match the existing size ({n}) "
-                    f"at non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor "
-                    f"sizes: {list(self.shape)}")
+                raise _expand_error(self.shape, sizes, i)
         shape = tuple(shape)
         if shape == self.shape:
             return self
@@ -2807,7 +3001,10 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False) -> Ten
         target = dtypes.storable(dtype, "fastconv.tensor(dtype=...)", stacklevel=2)
         if type(data).__module__.startswith("cupy"):
             data = data.get()
-        array = np.asarray(data).astype(target)
+        array = np.asarray(data)
+        if array.dtype.type in _NON_NUMERIC:
+            raise _refuse_dtype(array.dtype)
+        array = array.astype(target)
     else:
         array = _as_array(data, "cpu" if dev == "cuda" else dev, what="fastconv.tensor")
     array = np.array(array, copy=True) if dev == "cpu" else _as_array(array, dev)
@@ -2850,6 +3047,17 @@ def _torch_type_name(dt) -> str:
     names = {"float32": "Float", "int64": "Long", "int32": "Int", "int16": "Short",
              "int8": "Char", "uint8": "Byte", "bool": "Bool"}
     return names.get(np.dtype(dt).name, np.dtype(dt).name)
+
+
+def _matmul(a, b) -> Tensor:
+    """``a @ b``; operands whose shapes cannot be multiplied get torch's error."""
+    try:
+        return arith.MatMul.apply(a, b)
+    except ValueError:  # from the GEMM or NumPy's matmul: checked only once it failed
+        err = arith.matmul_shape_error(np.shape(a), np.shape(b))
+        if err is not None:
+            raise err from None
+        raise
 
 
 def _scaled_sum(a, beta, b, alpha):

@@ -236,19 +236,53 @@ def _dim_alias(op, dim, axis, out):
     return dim if axis is None else axis
 
 
+def _tensor_list(op, tensors) -> list:
+    """``tensors`` (a sequence of Tensors) as a list, with torch's TypeErrors for anything
+    else (a lone tensor, an array or a number in the list)."""
+    if isinstance(tensors, Tensor) or not hasattr(tensors, "__iter__") or \
+            isinstance(tensors, (str, bytes)) or hasattr(tensors, "shape"):
+        raise TypeError(f"{op}(): argument 'tensors' (position 1) must be tuple of Tensors, "
+                        f"not {type(tensors).__name__}")
+    tensors = list(tensors)
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got "
+                            f"{type(t).__module__ + '.' if type(t).__module__ == 'numpy' else ''}"
+                            f"{type(t).__name__}")
+    return tensors
+
+
+def _dim_int(op, dim) -> int:
+    """``dim`` as an int, with torch's TypeError naming ``op`` for a float, bool or other
+    non-integer."""
+    try:
+        return arith._dim_int(dim)
+    except TypeError:
+        raise TypeError(f"{op}(): argument 'dim' (position 2) must be int, not "
+                        f"{type(dim).__name__}") from None
+
+
 def cat(tensors, dim: int = 0, *, axis=None, out=None) -> Tensor:
     """Concatenate tensors along ``dim`` (all other sizes must agree)."""
-    dim = _dim_alias("cat", dim, axis, out)
-    tensors = list(tensors)
+    dim = _dim_int("cat", _dim_alias("cat", dim, axis, out))
+    tensors = _tensor_list("cat", tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty sequence of tensors")
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be "
+                               f"concatenated")
     ref = tensors[0]
-    d = dim % _builtins.max(ref.ndim, 1)
+    (d,) = arith._normalise_dims(dim, ref.ndim)
     for i, t in enumerate(tensors[1:], 1):
-        if t.ndim != ref.ndim or _builtins.any(
-                a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape)) if k != d):
-            raise ValueError(f"cat: tensor {i} has shape {t.shape}, which does not match "
-                             f"{ref.shape} outside dim {dim}")
+        if t.ndim != ref.ndim:
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} "
+                               f"and {t.ndim}")
+        for k, (a, b) in enumerate(zip(ref.shape, t.shape)):
+            if a != b and k != d:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
+                                   f"Expected size {a} but got size {b} for tensor number {i} "
+                                   f"in the list.")
     dtype = ref.dtype
     for t in tensors[1:]:
         dtype = dtypes.promote(dtype, t.dtype)
@@ -260,8 +294,8 @@ concat = concatenate = cat
 
 def stack(tensors, dim: int = 0, *, axis=None, out=None) -> Tensor:
     """Join same-shape tensors along a new dim ``dim``."""
-    dim = _dim_alias("stack", dim, axis, out)
-    tensors = list(tensors)
+    dim = _dim_int("stack", _dim_alias("stack", dim, axis, out))
+    tensors = _tensor_list("stack", tensors)
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
     for i, t in enumerate(tensors[1:], 1):
@@ -269,14 +303,11 @@ def stack(tensors, dim: int = 0, *, axis=None, out=None) -> Tensor:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got "
                                f"{list(tensors[0].shape)} at entry 0 and {list(t.shape)} at "
                                f"entry {i}")
-    nd = tensors[0].ndim + 1
-    if not -nd <= dim < nd:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], "
-                         f"but got {dim})")
+    (d,) = arith._normalise_dims(dim, tensors[0].ndim + 1)
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         dtype = dtypes.promote(dtype, t.dtype)
-    return fmath.Stack.apply(*[t._cast(dtype) for t in tensors], dim=dim % nd)
+    return fmath.Stack.apply(*[t._cast(dtype) for t in tensors], dim=d)
 
 
 def where(condition, input=None, other=None) -> Tensor:
@@ -292,7 +323,11 @@ def where(condition, input=None, other=None) -> Tensor:
         a = Tensor(get_backend(cond.device).xp.asarray(a, dtype=target))
     a = a._cast(target) if isinstance(a, Tensor) else target.type(a)
     b = b._cast(target) if isinstance(b, Tensor) else target.type(b)
-    return fmath.Where.apply(cond.data.astype(bool), a, b)
+    try:
+        return fmath.Where.apply(cond.data.astype(bool), a, b)
+    except ValueError:
+        arith.raise_if_not_broadcastable(cond, a, b)
+        raise
 
 
 def _where_dtype(a, b):
@@ -556,16 +591,24 @@ def matmul(input, other):
 
 def mm(input, mat2):
     """2-D matrix product."""
+    input, mat2 = _tensor(input), _tensor(mat2, like=input)
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError("self must be a matrix" if input.ndim != 2 else "mat2 must be a matrix")
+    if input.shape[1] != mat2.shape[0]:
+        raise arith.matmul_shape_error(input.shape, mat2.shape)
     return input @ mat2
 
 
 def bmm(input, mat2):
-    """Batched matrix product of (B, n, m) and (B, m, p)."""
+    """Batched matrix product of (B, n, m) and (B, m, p) (no broadcasting of B)."""
+    input, mat2 = _tensor(input), _tensor(mat2, like=input)
     if input.ndim != 3 or mat2.ndim != 3:
         raise RuntimeError("batch1 must be a 3D tensor" if input.ndim != 3 else
                            "batch2 must be a 3D tensor")
+    b, _, k = input.shape
+    if mat2.shape[:2] != (b, k):
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{b}, {k}] but got: [{mat2.shape[0]}, {mat2.shape[1]}].")
     return input @ mat2
 
 
@@ -590,7 +633,11 @@ def allclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
 def isclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> Tensor:
     """Elementwise |input - other| <= atol + rtol * |other|, as a bool tensor (torch's)."""
     a, b = _tensor(input), other.data if isinstance(other, Tensor) else other
-    return Tensor(get_backend(a.device).xp.isclose(a.data, b, rtol, atol, equal_nan))
+    try:
+        return Tensor(get_backend(a.device).xp.isclose(a.data, b, rtol, atol, equal_nan))
+    except ValueError:
+        arith.raise_if_not_broadcastable(a, b)
+        raise
 
 
 def equal(input, other) -> bool:
@@ -757,9 +804,7 @@ def broadcast_to(input, size) -> Tensor:
 
 
 def broadcast_tensors(*tensors):
-    import numpy as np
-
-    shape = np.broadcast_shapes(*[t.shape for t in tensors])
+    shape = arith.broadcast_shapes(*[t.shape for t in tensors])
     return tuple(t.expand(*shape) for t in tensors)
 
 
@@ -1147,7 +1192,7 @@ def trapezoid(y, x=None, *, dx=None, dim: int = -1):
     """The trapezoidal rule along ``dim``: with sample points ``x`` or spacing ``dx``
     (default 1); differentiable in y (and x)."""
     y = _tensor(y)
-    n = y.shape[dim]
+    n = y.size(dim)
     if n == 0:
         return y.sum(dim)
     left, right = y.narrow(dim, 0, n - 1), y.narrow(dim, 1, n - 1)
@@ -1164,7 +1209,7 @@ trapz = trapezoid
 def cumulative_trapezoid(y, x=None, *, dx=None, dim: int = -1):
     """The running trapezoidal integral along ``dim`` (one entry fewer than ``y``)."""
     y = _tensor(y)
-    n = y.shape[dim]
+    n = y.size(dim)
     pairs = _builtins.max(n - 1, 0)
     left, right = y.narrow(dim, 0, pairs), y.narrow(dim, 1, pairs)
     if x is None:

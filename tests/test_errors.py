@@ -349,3 +349,178 @@ def test_a_result_larger_than_memory_is_refused_at_once(call, rng):
     x = fastconv.tensor(randn(rng, 2, 3, 6, 6))
     with pytest.raises(RuntimeError, match=r"would take [\d.]+ GiB, more than this machine"):
         call(x)
+
+
+# ----------------------------------------------------------------------------- torch's errors
+# Bad dims, shapes and values raise torch's exception type, and the message carries torch's
+# key words (checked on torch's message too, so a drift in the reference shows up here).
+
+def _x(m):
+    return m.tensor(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+
+
+def _set(target, index, value):
+    target[index] = value
+
+
+_OUT_OF_RANGE = r"Dimension out of range \(expected to be in range of \[-3, 2\], but got {}\)"
+_BROADCAST = r"size of tensor a \({}\) must match the size of tensor b \({}\) at " \
+             r"non-singleton dimension {}"
+
+TORCH_ERRORS = [
+    # a dim out of range, repeated, or not an integer
+    ("cat dim 3", lambda m: m.cat([_x(m), _x(m)], 3), _OUT_OF_RANGE.format(3)),
+    ("cat dim -4", lambda m: m.cat([_x(m), _x(m)], -4), _OUT_OF_RANGE.format(-4)),
+    ("cat 0-d", lambda m: m.cat([m.tensor(1.0), m.tensor(2.0)]),
+     r"zero-dimensional tensor \(at position 0\) cannot be concatenated"),
+    ("cat array element", lambda m: m.cat([_x(m), np.ones((2, 3, 4), np.float32)]),
+     r"expected Tensor as element 1 in argument 0, but got numpy.ndarray"),
+    ("cat float dim", lambda m: m.cat([_x(m), _x(m)], 1.0), r"'dim'.*must be int, not float"),
+    ("cat of a tensor", lambda m: m.cat(_x(m)), r"must be tuple of Tensors, not Tensor"),
+    ("cat sizes", lambda m: m.cat([_x(m), _x(m)[:, :2]], 0),
+     r"Sizes of tensors must match except in dimension 0\. Expected size 3 but got size 2 "
+     r"for tensor number 1"),
+    ("cat ranks", lambda m: m.cat([_x(m), _x(m)[0]], 0),
+     r"Tensors must have same number of dimensions: got 3 and 2"),
+    ("stack dim 4", lambda m: m.stack([_x(m), _x(m)], 4),
+     r"Dimension out of range \(expected to be in range of \[-4, 3\], but got 4\)"),
+    ("stack array element", lambda m: m.stack([np.ones(3, np.float32), m.ones(3)]),
+     r"expected Tensor as element 0 in argument 0, but got numpy.ndarray"),
+    ("stack float dim", lambda m: m.stack([_x(m), _x(m)], 1.0), r"'dim'.*must be int"),
+    ("transpose", lambda m: _x(m).transpose(0, 3), _OUT_OF_RANGE.format(3)),
+    ("swapaxes", lambda m: _x(m).swapaxes(-4, 0), _OUT_OF_RANGE.format(-4)),
+    ("permute out of range", lambda m: _x(m).permute(3, 1, 2), _OUT_OF_RANGE.format(3)),
+    ("permute repeated", lambda m: _x(m).permute(0, 0, 1), r"duplicate dims are not allowed"),
+    ("permute length", lambda m: _x(m).permute(0, 1), r"input.dim\(\) = 3 is not equal to "
+                                                      r"len\(dims\) = 2"),
+    ("size", lambda m: _x(m).size(3), _OUT_OF_RANGE.format(3)),
+    ("size of a 0-d tensor", lambda m: m.tensor(1.0).size(0),
+     r"Dimension specified as 0 but tensor has no dimensions"),
+    ("stride", lambda m: _x(m).stride(-4), _OUT_OF_RANGE.format(-4)),
+    ("glu", lambda m: m.nn.functional.glu(_x(m), 3), _OUT_OF_RANGE.format(3)),
+    ("all", lambda m: _x(m).all(3), _OUT_OF_RANGE.format(3)),
+    ("any", lambda m: _x(m).any(-4), _OUT_OF_RANGE.format(-4)),
+    ("argmin", lambda m: _x(m).argmin(3), _OUT_OF_RANGE.format(3)),
+    ("argmax", lambda m: m.argmax(_x(m), -4), _OUT_OF_RANGE.format(-4)),
+    ("count_nonzero", lambda m: m.count_nonzero(_x(m), 3), _OUT_OF_RANGE.format(3)),
+    ("sum", lambda m: _x(m).sum((0, 3)), _OUT_OF_RANGE.format(3)),
+    ("trapezoid", lambda m: m.trapezoid(_x(m), dim=3), _OUT_OF_RANGE.format(3)),
+    ("sum repeated dim", lambda m: _x(m).sum((1, 1)), r"dim 1 appears multiple times"),
+    ("mean repeated dim", lambda m: _x(m).mean((1, -2)), r"dim 1 appears multiple times"),
+    ("amax repeated dim", lambda m: _x(m).amax((0, 0)), r"dim 0 appears multiple times"),
+    ("sum float dim", lambda m: _x(m).sum(1.0), r""),
+    # reductions over nothing
+    ("max of empty", lambda m: m.max(m.zeros(0, 3)),
+     r"max\(\): Expected reduction dim to be specified for input.numel\(\) == 0"),
+    ("min of empty", lambda m: m.zeros(0, 3).min(),
+     r"min\(\): Expected reduction dim to be specified for input.numel\(\) == 0"),
+    ("amax of empty", lambda m: m.zeros(0, 3).amax(),
+     r"amax\(\): Expected reduction dim to be specified"),
+    ("argmax of empty", lambda m: m.zeros(0, 3).argmax(),
+     r"argmax\(\): Expected reduction dim to be specified"),
+    ("max over an empty dim", lambda m: m.zeros(0, 3).max(0),
+     r"max\(\): Expected reduction dim 0 to have non-zero size"),
+    ("argmin over an empty dim", lambda m: m.zeros(0, 3).argmin(0),
+     r"argmin\(\): Expected reduction dim 0 to have non-zero size"),
+    ("aminmax of empty", lambda m: m.zeros(0, 3).aminmax(),
+     r"cannot compute aminmax over an empty dimension"),
+    # values accepted before
+    ("reshape -2", lambda m: _x(m).reshape(-2, 12),
+     r"invalid shape dimension -2 at index 0 of shape \[-2, 12\]"),
+    ("view -3", lambda m: _x(m).view(4, -3), r"invalid shape dimension -3 at index 1"),
+    ("reshape two -1", lambda m: _x(m).reshape(-1, -1), r"only one dimension can be inferred"),
+    ("reshape size", lambda m: _x(m).reshape(5, 5),
+     r"shape '\[5, 5\]' is invalid for input of size 24"),
+    ("arange step sign", lambda m: m.arange(0, 5, -1),
+     r"upper bound and \w+ bound inconsistent with step sign"),
+    ("arange reversed", lambda m: m.arange(5.0, 0.0, 0.5),
+     r"upper bound and \w+ bound inconsistent with step sign"),
+    ("arange infinite", lambda m: m.arange(0, float("inf")), r"unsupported range: 0 -> inf"),
+    ("datetime64", lambda m: m.tensor(np.array(["2020-01-01"], "datetime64[D]")),
+     r"can't convert np.ndarray of type numpy.datetime64"),
+    ("timedelta64", lambda m: m.as_tensor(np.array([1], "timedelta64[s]")),
+     r"can't convert np.ndarray of type numpy.timedelta64"),
+    ("object", lambda m: m.tensor(np.array([1, "a"], object)),
+     r"can't convert np.ndarray of type numpy.object_"),
+    ("str", lambda m: m.tensor(np.array(["a", "b"])), r"can't convert np.ndarray of type "
+                                                      r"numpy.str_"),
+    ("Tensor(datetime64)", lambda m: m.Tensor(np.array(["2020-01-01"], "datetime64[D]")),
+     r"numpy.datetime64"),
+    # shapes that do not broadcast
+    ("add", lambda m: _x(m) + _x(m)[:, :2], _BROADCAST.format(3, 2, 1)),
+    ("radd of an array", lambda m: np.ones((2, 2, 4), np.float32) + _x(m)
+     if m is fastconv else m.ones(2, 2, 4) + _x(m), _BROADCAST.format(2, 3, 1)),
+    ("mul, last dim first", lambda m: m.ones(3, 4) * m.ones(2, 4, 3), _BROADCAST.format(4, 3, 2)),
+    ("pow", lambda m: _x(m) ** _x(m)[:, :2], _BROADCAST.format(3, 2, 1)),
+    ("maximum", lambda m: m.maximum(_x(m), _x(m)[:, :2]), _BROADCAST.format(3, 2, 1)),
+    ("eq", lambda m: _x(m) == _x(m)[:, :2], _BROADCAST.format(3, 2, 1)),
+    ("logical_and", lambda m: (_x(m) > 1).logical_and(_x(m)[:, :2] > 1),
+     _BROADCAST.format(3, 2, 1)),
+    ("atan2", lambda m: m.atan2(_x(m), _x(m)[:, :2]), _BROADCAST.format(3, 2, 1)),
+    ("integer floor division", lambda m: m.ones(2, 3, dtype=m.int64).div(
+        m.ones(2, 2, dtype=m.int64), rounding_mode="floor"), _BROADCAST.format(3, 2, 1)),
+    ("add_", lambda m: _x(m).add_(_x(m)[:, :2]), _BROADCAST.format(3, 2, 1)),
+    ("lerp", lambda m: m.zeros(2, 3).lerp(m.ones(2, 2), 0.5), _BROADCAST.format(3, 2, 1)),
+    ("addcmul", lambda m: m.zeros(2, 3).addcmul(m.ones(2, 2), m.ones(2, 3)),
+     _BROADCAST.format(3, 2, 1)),
+    ("isclose", lambda m: m.isclose(m.zeros(2, 3), m.ones(2, 2)), _BROADCAST.format(3, 2, 1)),
+    ("where condition", lambda m: m.where(m.ones(2, 2, 4, dtype=m.bool), _x(m), 0.0),
+     _BROADCAST.format(2, 3, 1)),
+    ("where other", lambda m: m.where(_x(m) > 1, _x(m), _x(m)[:, :2]),
+     _BROADCAST.format(3, 2, 1)),
+    ("masked_fill", lambda m: _x(m).masked_fill(m.ones(2, 2, 4, dtype=m.bool), 0.0),
+     _BROADCAST.format(2, 3, 1)),
+    ("masked_select", lambda m: _x(m).masked_select(m.ones(2, 2, 4, dtype=m.bool)),
+     _BROADCAST.format(2, 3, 1)),
+    ("broadcast_tensors", lambda m: m.broadcast_tensors(m.zeros(2, 3), m.zeros(4, 3)),
+     _BROADCAST.format(2, 4, 0)),
+    ("copy_", lambda m: m.zeros(3, 4).copy_(m.ones(2, 4)), _BROADCAST.format(3, 2, 0)),
+    ("copy_ growing", lambda m: m.zeros(3, 4).copy_(m.ones(2, 3, 4)),
+     r"output with shape \[3, 4\] doesn't match the broadcast shape \[2, 3, 4\]"),
+    ("setitem", lambda m: _set(_x(m), 0, m.ones(2, 4)),
+     r"expanded size of the tensor \(3\) must match the existing size \(2\) at non-singleton "
+     r"dimension 0.  Target sizes: \[3, 4\].  Tensor sizes: \[2, 4\]"),
+    ("setitem array", lambda m: _set(_x(m), (slice(None), 0), np.ones((3, 4), np.float32)
+                                     if m is fastconv else m.ones(3, 4)),
+     r"expanded size of the tensor \(2\) must match the existing size \(3\)"),
+    ("setitem recorded", lambda m: _set(_x(m).requires_grad_() * 1, 1, m.ones(2, 4)),
+     r"expanded size of the tensor \(3\) must match the existing size \(2\)"),
+    ("setitem advanced index", lambda m: _set(m.zeros(3, 4), m.tensor([0, 1]), m.ones(3, 4)),
+     r"value tensor of shape \[3, 4\] cannot be broadcast to indexing result of shape \[2, 4\]"),
+    # products whose shapes do not fit
+    ("bmm batch", lambda m: m.bmm(m.ones(2, 3, 4), m.ones(3, 4, 2)),
+     r"Expected size for first two dimensions of batch2 tensor to be: \[2, 4\] but got: "
+     r"\[3, 4\]"),
+    ("bmm inner", lambda m: m.ones(2, 3, 4).bmm(m.ones(2, 5, 2)),
+     r"batch2 tensor to be: \[2, 4\] but got: \[2, 5\]"),
+    ("mm", lambda m: m.mm(m.ones(2, 3), m.ones(4, 5)),
+     r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 4x5\)"),
+    ("matmul", lambda m: m.matmul(m.ones(2, 3), m.ones(4, 5)),
+     r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 4x5\)"),
+    ("@ folded rows", lambda m: m.ones(5, 2, 3) @ m.ones(4, 5),
+     r"mat1 and mat2 shapes cannot be multiplied \(10x3 and 4x5\)"),
+    ("@ vector", lambda m: m.ones(2, 3) @ m.ones(4),
+     r"size mismatch, got input \(2\), mat \(2x3\), vec \(4\)"),
+    ("@ vectors", lambda m: m.ones(3) @ m.ones(4), r"inconsistent tensor size"),
+    ("@ row vector", lambda m: m.ones(3) @ m.ones(4, 2),
+     r"mat1 and mat2 shapes cannot be multiplied \(1x3 and 4x2\)"),
+    ("@ batch", lambda m: m.ones(2, 2, 3) @ m.ones(3, 3, 5), _BROADCAST.format(2, 3, 0)),
+    ("@ batched inner", lambda m: m.ones(2, 2, 3) @ m.ones(2, 4, 5),
+     r"batch2 tensor to be: \[2, 3\] but got: \[2, 4\]"),
+    ("@ 0-d", lambda m: m.tensor(1.0) @ m.ones(3),
+     r"both arguments to matmul need to be at least 1D, but they are 0D and 1D"),
+    ("@ integers", lambda m: m.ones(2, 3, dtype=m.int64) @ m.ones(4, 5, dtype=m.int64),
+     r"cannot be multiplied \(2x3 and 4x5\)"),
+    ("mv", lambda m: m.ones(2, 3).mv(m.ones(4)), r"size mismatch"),
+]
+
+
+@pytest.mark.parametrize("name, call, keys", TORCH_ERRORS, ids=[e[0] for e in TORCH_ERRORS])
+def test_bad_input_raises_torchs_error(name, call, keys):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(Exception) as want:
+        call(torch)
+    assert re.search(keys, str(want.value)), f"torch's message changed: {want.value}"
+    with pytest.raises(want.type) as got:
+        call(fastconv)
+    assert re.search(keys, str(got.value)), f"{name}: {got.value!r}, torch: {want.value!r}"

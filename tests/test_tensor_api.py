@@ -39,7 +39,8 @@ def test_factories_shapes_dtypes_and_values():
     assert fc.full((2, 2), 7).dtype == fc.int64 and fc.full((2,), 1.5).dtype == fc.float32
     assert fc.full((2,), True).dtype == fc.bool
     assert fc.zeros(2, dtype=fc.long).dtype == fc.int64
-    for fc_args, t_args in [((5,), (5,)), ((1, 7, 2), (1, 7, 2)), ((0.0, 1.0, 0.25), (0.0, 1.0, 0.25))]:
+    for fc_args, t_args in [((5,), (5,)), ((1, 7, 2), (1, 7, 2)),
+                            ((0.0, 1.0, 0.25), (0.0, 1.0, 0.25))]:
         a, t = fc.arange(*fc_args), torch.arange(*t_args)
         assert str(a.dtype) == str(t.dtype).replace("torch.", "")
         np.testing.assert_allclose(a.numpy(), t.numpy())
@@ -497,6 +498,37 @@ def test_stack_and_cat(rng):
         fc.stack([fc.ones(2), fc.ones(3)])
 
 
+def test_dims_as_torch_accepts_them(rng):
+    """Negative dims, NumPy and 0-d tensor dims, dim lists and the 0-d tensor's dim 0 / -1
+    give torch's results (the range checks refuse only what torch refuses)."""
+    x = randn(rng, 2, 3, 4)
+    calls = [
+        lambda m, t: t.sum(np.int64(-1)), lambda m, t: t.sum(m.tensor(1)),
+        lambda m, t: t.mean([0, -1]), lambda m, t: t.amax((-3, 2)),
+        lambda m, t: t.argmax(-1, keepdim=True), lambda m, t: t.argmin(np.int64(1)),
+        lambda m, t: (t > 0).all((0, 1)), lambda m, t: (t > 0).any(-1, keepdim=True),
+        lambda m, t: t.count_nonzero([0, 2]), lambda m, t: t.transpose(-1, -3),
+        lambda m, t: t.permute(-1, 0, 1), lambda m, t: t.permute([2, 1, 0]),
+        lambda m, t: m.tensor(t.size(-3)), lambda m, t: m.tensor(t.size(np.int64(1))),
+        lambda m, t: m.cat([t, t], np.int64(-1)), lambda m, t: m.stack([t, t], -4),
+        lambda m, t: m.stack([t[0, 0, 0], t[0, 0, 1]], -1), lambda m, t: t.reshape(-1, 4),
+        lambda m, t: m.nn.functional.glu(t, -1), lambda m, t: t[0, 0, 0].sum(-1),
+        lambda m, t: t[0, 0, 0].argmax(0), lambda m, t: t[0, 0, 0].all(-1),
+        lambda m, t: t[0, 0, 0].count_nonzero(0), lambda m, t: t[0, 0, 0].transpose(0, -1),
+        lambda m, t: t[0, 0, 0].max(0).values,
+        lambda m, t: m.zeros(0, 3).max(1).values, lambda m, t: m.zeros(0, 3).argmin(1),
+        lambda m, t: m.zeros(0, 3).aminmax(dim=1).max, lambda m, t: t + t[:, :1],
+        lambda m, t: t[:, :1] * t[0], lambda m, t: m.ones(2, 1, 3, 4) @ m.ones(5, 4, 2),
+    ]
+    for i, call in enumerate(calls):
+        got, want = call(fc, fc.tensor(x)), call(torch, torch.tensor(x))
+        assert got.shape == tuple(want.shape), i
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, err_msg=str(i))
+    for args in [(5,), (0,), (3, 3), (5, 0, -1), (0.0, 1.0, 0.25), (1, -2, -0.5)]:
+        np.testing.assert_allclose(fc.arange(*args).numpy(), torch.arange(*args).numpy(),
+                                   rtol=1e-6, err_msg=str(args))
+
+
 def test_view_needs_compatible_strides_like_torch(rng):
     x = randn(rng, 2, 3, 4)
     t, tt = fc.tensor(x), torch.tensor(x)
@@ -565,7 +597,8 @@ def test_random_fills_in_place():
 def test_inplace_values_match_torch(rng):
     x, y = randn(rng, 3, 4), randn(rng, 4)
     ops = [
-        ("add_", lambda a: a.add_(fc.tensor(y), alpha=2), lambda a: a.add_(torch.tensor(y), alpha=2)),
+        ("add_", lambda a: a.add_(fc.tensor(y), alpha=2),
+         lambda a: a.add_(torch.tensor(y), alpha=2)),
         ("sub_", lambda a: a.sub_(0.5), lambda a: a.sub_(0.5)),
         ("mul_", lambda a: a.mul_(fc.tensor(y)), lambda a: a.mul_(torch.tensor(y))),
         ("div_", lambda a: a.div_(3.0), lambda a: a.div_(3.0)),

@@ -230,16 +230,134 @@ class MatMul(Function):
         return da, db
 
 
+def dim_out_of_range(dim, ndim) -> IndexError:
+    """torch's error for a dim outside [-ndim, ndim - 1] (a 0-d tensor takes 0 and -1)."""
+    n = max(ndim, 1)
+    return IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                      f"but got {dim})")
+
+
+def _dim_int(d, what="dim"):
+    """``d`` as an int: Python and NumPy integers and 0-d integer tensors are dims; bools,
+    floats and the rest are refused, as torch's argument parser does."""
+    if isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)):
+        return int(d)
+    if hasattr(d, "__index__") and not isinstance(d, (bool, np.bool_)) and \
+            getattr(getattr(d, "dtype", None), "kind", "i") in "iu":
+        return int(d.__index__())
+    raise TypeError(f"{what} must be an int or a tuple of ints, not {type(d).__name__}")
+
+
 def _normalise_dims(dim, ndim):
+    """The dims ``dim`` (None: all; an int; or a sequence of ints) as sorted non-negative
+    indices into a tensor of ``ndim`` dims, with torch's errors: IndexError for a dim out of
+    range, RuntimeError for a dim given twice, TypeError for a non-integer."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    n = max(ndim, 1)  # a 0-d tensor takes dim 0 or -1, as torch's
+    if type(dim) is int:  # the common case
+        if not -n <= dim < n:
+            raise dim_out_of_range(dim, ndim)
+        return (dim % n,)
+    if isinstance(dim, (list, tuple)):
+        dims = dim
+    elif isinstance(dim, (str, bytes)) or not hasattr(dim, "__iter__") or \
+            getattr(dim, "ndim", 1) == 0:
+        dims = (dim,)
+    else:
+        dims = tuple(dim)
     out = []
-    for d in dims:  # a 0-d tensor takes dim 0 or -1, as torch's
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dimensions")
-        out.append(d % max(ndim, 1))
-    return tuple(sorted(set(out)))
+    for d in dims:
+        d = _dim_int(d)
+        if not -n <= d < n:
+            raise dim_out_of_range(d, ndim)
+        d %= n
+        if d in out:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+        out.append(d)
+    return tuple(sorted(out))
+
+
+def broadcast_error(*shapes):
+    """torch's RuntimeError for ``shapes`` that do not broadcast together, or None when they
+    do. The shapes fold left to right, as torch's TensorIterator does: "tensor a" is the
+    broadcast of the shapes before the conflict and "tensor b" the next shape; the dims are
+    compared from the last one back, and the one named counts from the front of the
+    broadcast shape."""
+    out = None
+    for shape in shapes:
+        shape = tuple(shape)
+        if out is None:
+            out = shape
+            continue
+        n = max(len(out), len(shape))
+        a = (1,) * (n - len(out)) + out
+        b = (1,) * (n - len(shape)) + shape
+        for d in range(n - 1, -1, -1):
+            x, y = a[d], b[d]
+            if x != y and x != 1 and y != 1:
+                return RuntimeError(f"The size of tensor a ({x}) must match the size of tensor "
+                                    f"b ({y}) at non-singleton dimension {d}")
+        out = tuple(y if x == 1 else x for x, y in zip(a, b))
+    return None
+
+
+def broadcast_shapes(*shapes) -> tuple:
+    """The shape ``shapes`` broadcast to, or torch's RuntimeError naming a conflicting
+    dimension (see :func:`broadcast_error`)."""
+    err = broadcast_error(*shapes)
+    if err is not None:
+        raise err
+    return tuple(np.broadcast_shapes(*shapes))
+
+
+def raise_if_not_broadcastable(*operands):
+    """For an array op that failed (NumPy raises ValueError when operands do not broadcast):
+    raise torch's broadcast error when the shapes of ``operands`` (tensors, arrays or
+    numbers, in the order torch names them a, b, ...) conflict; return otherwise, so the
+    caller re-raises the original error. Called only after a failure: no cost when the op
+    works."""
+    err = broadcast_error(*(o.shape if hasattr(o, "shape") else np.shape(o) for o in operands))
+    if err is not None:
+        raise err from None
+
+
+def matmul_shape_error(a_shape, b_shape):
+    """torch.matmul's RuntimeError for operands of these shapes that cannot be multiplied
+    (the message of the mm / mv / dot / bmm it dispatches to), or None when they can."""
+    a_shape, b_shape = tuple(a_shape), tuple(b_shape)
+    da, db = len(a_shape), len(b_shape)
+    if da == 0 or db == 0:
+        return RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
+                            f"{da}D and {db}D")
+    k = a_shape[-1]
+    if da == 1 and db == 1:
+        if k == b_shape[0]:
+            return None
+        return RuntimeError(f"inconsistent tensor size, expected tensor [{k}] and src "
+                            f"[{b_shape[0]}] to have the same number of elements, but got {k} "
+                            f"and {b_shape[0]} elements respectively")
+    if db == 1:  # (..., n, k) @ (k,): the leading dims fold into the rows of an mv
+        rows = int(np.prod(a_shape[:-1]))
+        if k == b_shape[0]:
+            return None
+        return RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{k}), vec "
+                            f"({b_shape[0]})")
+    m, p = b_shape[-2], b_shape[-1]
+    if db == 2:  # (k,) or (..., n, k) @ (m, p): the leading dims fold into an mm's rows
+        rows = int(np.prod(a_shape[:-1]))
+        if k == m:
+            return None
+        return RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and "
+                            f"{m}x{p})")
+    batch_err = broadcast_error(a_shape[:-2], b_shape[:-2])
+    if batch_err is not None:
+        return batch_err
+    if k == m:
+        return None
+    batch = int(np.prod(np.broadcast_shapes(a_shape[:-2], b_shape[:-2])))
+    return RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                        f"[{batch}, {k}] but got: [{batch}, {m}].")
 
 
 class Sum(Function):
