@@ -111,6 +111,7 @@ from fastconv.ops.three_d import (
     max_unpool3d,
 )
 from fastconv.ops.upsample import interpolate
+from fastconv.toplevel import cat
 
 
 def sigmoid(input):
@@ -256,21 +257,6 @@ linear.__doc__ = """Fully connected layer: y = x @ weight.T + bias.
 
     Args: x (..., in_features), weight (out_features, in_features), bias (out_features,) or None.
     """
-
-def cat(tensors, dim=0):
-    """Concatenate tensors along ``dim`` (all other sizes must agree)."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("cat: expected a non-empty sequence of tensors")
-    ref = tensors[0]
-    d = dim % ref.ndim
-    for i, t in enumerate(tensors[1:], 1):
-        if t.ndim != ref.ndim or any(a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape))
-                                     if k != d):
-            raise ValueError(f"cat: tensor {i} has shape {t.shape}, which does not match "
-                             f"{ref.shape} outside dim {dim}")
-    return arith.Cat.apply(*tensors, dim=d)
-
 
 def flatten(x, start_dim=0, end_dim=-1):
     """Merge dims start_dim..end_dim into one (as torch.flatten; nn.Flatten starts at 1)."""
