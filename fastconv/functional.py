@@ -6,7 +6,6 @@ argument and the shapes) and runs its op on the backend of its inputs.
 
 from __future__ import annotations
 
-from fastconv.ops import arith
 from fastconv.ops.activation import (
     alpha_dropout,
     celu,
