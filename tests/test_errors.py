@@ -526,3 +526,24 @@ def test_bad_input_raises_torchs_error(name, call, keys):
     with pytest.raises(want.type) as got:
         call(fastconv)
     assert re.search(keys, str(got.value)), f"{name}: {got.value!r}, torch: {want.value!r}"
+
+
+def test_op_argument_errors_are_runtime_errors_as_in_torch(rng):
+    """PyTorch raises RuntimeError for a shape, size or dtype an op cannot take; code written
+    for it catches RuntimeError. fastconv's are ValueError / TypeError and RuntimeError."""
+    torch = pytest.importorskip("torch")
+    x, w = randn(rng, 2, 3, 8, 8), randn(rng, 4, 5, 3, 3)  # 3 channels against a 5-channel weight
+    cases = [
+        lambda m: m.nn.functional.conv2d(m.tensor(x), m.tensor(w)),
+        lambda m: m.nn.functional.max_pool2d(m.tensor(x), 0),
+        lambda m: m.nn.functional.batch_norm(m.tensor(x), m.zeros(5), m.ones(5)),
+        lambda m: m.nn.functional.conv2d(m.tensor(x).long(), m.tensor(w)),
+    ]
+    for case in cases:
+        for lib in (torch, fastconv):
+            with pytest.raises(RuntimeError):
+                case(lib)
+    with pytest.raises(ValueError):
+        cases[0](fastconv)
+    with pytest.raises(TypeError):
+        cases[3](fastconv)

@@ -16,7 +16,7 @@ import numpy as np
 from fastconv import random
 from fastconv.function import Function
 from fastconv.ops import arith
-from fastconv.ops.validate import contiguous, float_tensor
+from fastconv.ops.validate import ArgumentError, contiguous, float_tensor
 
 
 class ReLU(Function):
@@ -55,7 +55,7 @@ class MaskMultiply(Function):
 def _dropout(op, x, p, training, mask_shape):
     float_tensor(x, "input", op)
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{op}: p must be a probability in [0, 1], got {p}")
+        raise ArgumentError(f"{op}: p must be a probability in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
     if p == 1.0:
@@ -82,7 +82,7 @@ def dropout2d(x, p=0.5, training=True, inplace=False):
     ``inplace``: as in :func:`dropout`."""
     warn_inplace("dropout2d", inplace)
     if x.ndim != 4:
-        raise ValueError(f"dropout2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
+        raise ArgumentError(f"dropout2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
     return _dropout("dropout2d", x, p, training, x.shape[:2] + (1, 1))
 
 
@@ -281,7 +281,7 @@ def gelu(input, approximate="none"):
     """
     float_tensor(input, "input", "gelu")
     if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        raise ArgumentError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return GELU.apply(input, approximate)
 
 
@@ -414,8 +414,8 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     _number("hardtanh", "min_val", min_val)
     _number("hardtanh", "max_val", max_val)
     if min_val > max_val:
-        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
-                         f"({max_val})")
+        raise ArgumentError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
+                            f"({max_val})")
     return _pointwise("hardtanh", input, float(min_val), float(max_val), inplace=inplace)
 
 
@@ -456,7 +456,7 @@ def celu(input, alpha=1.0, inplace=False):
     """x if x > 0 else alpha (exp(x / alpha) - 1) (Barron, 2017)."""
     _number("celu", "alpha", alpha)
     if alpha == 0:
-        raise ValueError("celu: alpha must not be 0 (it divides x)")
+        raise ArgumentError("celu: alpha must not be 0 (it divides x)")
     return _pointwise("celu", input, float(alpha), inplace=inplace)
 
 
@@ -539,7 +539,7 @@ def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e
 
     float_tensor(logits, "logits", "gumbel_softmax")
     if not tau > 0:
-        raise ValueError(f"gumbel_softmax: tau must be positive, got {tau}")
+        raise ArgumentError(f"gumbel_softmax: tau must be positive, got {tau}")
     from fastconv.backend import get_backend
 
     xp = get_backend(logits.device).xp
@@ -581,7 +581,7 @@ def prelu(input, weight):
     float_tensor(input, "input", "prelu")
     float_tensor(weight, "weight", "prelu")
     if weight.ndim > 1:
-        raise ValueError(f"prelu: weight must be 1-D, got shape {weight.shape}")
+        raise ArgumentError(f"prelu: weight must be 1-D, got shape {weight.shape}")
     c = weight.numel()
     if c != 1:
         channels = input.shape[1] if input.ndim >= 2 else (input.shape[0] if input.ndim else 1)
@@ -624,7 +624,7 @@ def _alpha_dropout(op, x, p, training, mask_shape):
     mean and unit variance (Klambauer et al., 2017), as torch's alpha_dropout."""
     float_tensor(x, "input", op)
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{op}: p must be a probability in [0, 1], got {p}")
+        raise ArgumentError(f"{op}: p must be a probability in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
     if p == 1.0:

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from fastconv.ops.activation import dropout, softmax
+from fastconv.ops.validate import ArgumentError
 from fastconv.tensor import Tensor
 
 _NEG_INF = float("-inf")
@@ -42,8 +43,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be "
                            "set when is_causal=True")
     if not 0.0 <= dropout_p <= 1.0:
-        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1], got "
-                         f"{dropout_p}")
+        raise ArgumentError(f"scaled_dot_product_attention: dropout_p must be in [0, 1], got "
+                            f"{dropout_p}")
     if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
         raise RuntimeError("scaled_dot_product_attention: query, key and value must have at "
                            "least 2 dimensions")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastconv.function import Function
-from fastconv.ops.validate import contiguous, float_tensor, pair, positive_int
+from fastconv.ops.validate import ArgumentError, contiguous, float_tensor, pair, positive_int
 from fastconv.output_size import conv_output_size, conv_transpose_output_size
 
 
@@ -102,8 +102,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             padding = 0
         elif padding == "same":
             if stride != (1, 1):
-                raise ValueError(f"{op}: padding='same' is not supported for strided "
-                                 f"convolutions (stride {stride})")
+                raise ArgumentError(f"{op}: padding='same' is not supported for strided "
+                                    f"convolutions (stride {stride})")
             split = same_padding(weight.shape[2:], dilation)
             extra = tuple(after - before for before, after in split)
             if any(extra):  # an odd total: PyTorch pads the extra pixel at the bottom/right
@@ -112,33 +112,34 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                 x = pad(x, (0, extra[1], 0, extra[0]))
             padding = tuple(before for before, _ in split)
         else:
-            raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of "
-                             "'valid', 'same'")
+            raise ArgumentError(f"{op}: invalid padding string {padding!r}, should be one of "
+                                "'valid', 'same'")
     padding = pair(padding, "padding", op, 0)
     groups = positive_int(groups, "groups", op)
     N, C, H, W = x.shape
     OC, CG, KH, KW = weight.shape
     if C % groups or OC % groups:
-        raise ValueError(f"{op}: groups={groups} must divide both the input channels ({C}) and "
-                         f"the output channels ({OC})")
+        raise ArgumentError(f"{op}: groups={groups} must divide both the input channels ({C}) and "
+                            f"the output channels ({OC})")
     if CG * groups != C:
-        raise ValueError(f"{op}: input has {C} channels but weight {weight.shape} expects "
-                         f"{CG} x groups={groups} = {CG * groups}")
+        raise ArgumentError(f"{op}: input has {C} channels but weight {weight.shape} expects "
+                            f"{CG} x groups={groups} = {CG * groups}")
     if bias is not None:
         float_tensor(bias, "bias", op, (1,))
         if bias.shape != (OC,):
-            raise ValueError(f"{op}: bias must have shape ({OC},) to match weight {weight.shape}, "
-                             f"got {bias.shape}")
+            raise ArgumentError(f"{op}: bias must have shape ({OC},) to match weight "
+                                f"{weight.shape}, "
+                                f"got {bias.shape}")
     for axis, size, k in (("height", H, KH), ("width", W, KW)):
         i = 0 if axis == "height" else 1
         span = dilation[i] * (k - 1) + 1
         if size + 2 * padding[i] < span:
-            raise ValueError(f"{op}: kernel {KH}x{KW} (dilation {dilation}) spans {span} in "
-                             f"{axis}, larger than the padded input {size} + 2*{padding[i]}; "
-                             f"input shape {x.shape}")
+            raise ArgumentError(f"{op}: kernel {KH}x{KW} (dilation {dilation}) spans {span} in "
+                                f"{axis}, larger than the padded input {size} + 2*{padding[i]}; "
+                                f"input shape {x.shape}")
     if min(conv_output_size(H, KH, stride[0], padding[0], dilation[0]),
            conv_output_size(W, KW, stride[1], padding[1], dilation[1])) < 1:
-        raise ValueError(f"{op}: empty output for input {x.shape} and weight {weight.shape}")
+        raise ArgumentError(f"{op}: empty output for input {x.shape} and weight {weight.shape}")
     return Conv2d.apply(x, weight, bias, stride, padding, dilation, groups)
 
 
@@ -223,8 +224,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     if output_size is not None:  # (H, W), or with the leading dims of the output
         output_size = tuple(int(n) for n in output_size)
         if len(output_size) not in (2, input.ndim):
-            raise ValueError(f"{op}: for {input.ndim}-D input, output_size must have 2 or "
-                             f"{input.ndim} elements, got {len(output_size)}")
+            raise ArgumentError(f"{op}: for {input.ndim}-D input, output_size must have 2 or "
+                                f"{input.ndim} elements, got {len(output_size)}")
         output_size = output_size[-2:]
     if input.ndim == 3:
         y = conv_transpose2d(input.reshape(1, *input.shape), weight, bias, stride, padding,
@@ -238,15 +239,15 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     N, C, H, W = input.shape
     IC, OCG, KH, KW = weight.shape
     if C != IC:
-        raise ValueError(f"{op}: input has {C} channels but weight {tuple(weight.shape)} "
-                         f"expects {IC} (weight is (in_channels, out_channels/groups, kH, kW))")
+        raise ArgumentError(f"{op}: input has {C} channels but weight {tuple(weight.shape)} "
+                            f"expects {IC} (weight is (in_channels, out_channels/groups, kH, kW))")
     if IC % groups:
-        raise ValueError(f"{op}: groups={groups} must divide the input channels ({IC})")
+        raise ArgumentError(f"{op}: groups={groups} must divide the input channels ({IC})")
     if bias is not None:
         float_tensor(bias, "bias", op, (1,))
         if bias.shape != (OCG * groups,):
-            raise ValueError(f"{op}: bias must have shape ({OCG * groups},) to match weight "
-                             f"{tuple(weight.shape)} and groups={groups}, got {bias.shape}")
+            raise ArgumentError(f"{op}: bias must have shape ({OCG * groups},) to match weight "
+                                f"{tuple(weight.shape)} and groups={groups}, got {bias.shape}")
     sizes = (H, W)
     kernel = (KH, KW)
     if output_size is not None:
@@ -255,14 +256,14 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     out_hw, extra = [], []
     for i in range(2):
         if not output_padding[i] < max(stride[i], dilation[i]):
-            raise ValueError(f"{op}: output_padding {output_padding} must be smaller than "
-                             f"either stride {stride} or dilation {dilation}")
+            raise ArgumentError(f"{op}: output_padding {output_padding} must be smaller than "
+                                f"either stride {stride} or dilation {dilation}")
         size = conv_transpose_output_size(sizes[i], kernel[i], stride[i], padding[i],
                                           dilation[i], output_padding[i])
         if size < 1:
-            raise ValueError(f"{op}: empty output ({size} along axis {i + 2}) for input "
-                             f"{tuple(input.shape)}, weight {tuple(weight.shape)}, stride "
-                             f"{stride}, padding {padding}, dilation {dilation}")
+            raise ArgumentError(f"{op}: empty output ({size} along axis {i + 2}) for input "
+                                f"{tuple(input.shape)}, weight {tuple(weight.shape)}, stride "
+                                f"{stride}, padding {padding}, dilation {dilation}")
         out_hw.append(size)
         extra.append(conv_output_size(size, kernel[i], stride[i], padding[i], dilation[i])
                      - sizes[i])
@@ -278,9 +279,9 @@ def _output_padding_for(op, output_size, sizes, kernel, stride, padding, dilatio
                                               dilation[i], 0)
         largest = smallest + stride[i] - 1
         if not smallest <= output_size[i] <= largest:
-            raise ValueError(f"{op}: requested an output size of {output_size}, but valid "
-                             f"sizes range from {smallest} to {largest} (for an input of "
-                             f"{sizes})")
+            raise ArgumentError(f"{op}: requested an output size of {output_size}, but valid "
+                                f"sizes range from {smallest} to {largest} (for an input of "
+                                f"{sizes})")
         result.append(output_size[i] - smallest)
     return tuple(result)
 
@@ -328,12 +329,13 @@ def linear(x, weight, bias=None):
     float_tensor(x, "input", op)
     float_tensor(weight, "weight", op, (2,))
     if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(f"{op}: input's last dimension must equal weight's in_features "
-                         f"{weight.shape[1]}; input {x.shape}, weight {weight.shape}")
+        raise ArgumentError(f"{op}: input's last dimension must equal weight's in_features "
+                            f"{weight.shape[1]}; input {x.shape}, weight {weight.shape}")
     if bias is not None:
         float_tensor(bias, "bias", op, (1,))
         if bias.shape != (weight.shape[0],):
-            raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+            raise ArgumentError(f"{op}: bias must have shape ({weight.shape[0]},), got "
+                                f"{bias.shape}")
     if x.ndim == 2:
         return Linear.apply(x, weight, bias)
     lead = x.shape[:-1]

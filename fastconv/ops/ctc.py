@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastconv.function import Function
-from fastconv.ops.validate import contiguous, float_tensor
+from fastconv.ops.validate import ArgumentError, contiguous, float_tensor
 
 _NEG_INF = np.float32(-np.inf)
 
@@ -147,14 +147,14 @@ def _lengths(value, name: str, op: str, N: int, upper: int | None = None) -> np.
                         f"{data.dtype} values")
     data = data.astype(np.int64).reshape(-1)
     if data.shape != (N,):
-        raise ValueError(f"{op}: {name} must hold one length per batch element ({N}), got "
-                         f"{data.size}")
+        raise ArgumentError(f"{op}: {name} must hold one length per batch element ({N}), got "
+                            f"{data.size}")
     if data.size and data.min() < 0:
-        raise ValueError(f"{op}: expected {name} to have value at least 0, but got value "
-                         f"{int(data.min())}")
+        raise ArgumentError(f"{op}: expected {name} to have value at least 0, but got value "
+                            f"{int(data.min())}")
     if upper is not None and data.size and data.max() > upper:
-        raise ValueError(f"{op}: expected {name} to have value at most {upper} (the input's "
-                         f"time steps), but got value {int(data.max())}")
+        raise ArgumentError(f"{op}: expected {name} to have value at most {upper} (the input's "
+                            f"time steps), but got value {int(data.max())}")
     return data
 
 
@@ -188,7 +188,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     T, N, C = lp.shape
     if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)) or \
             not 0 <= blank < C:
-        raise ValueError(f"{op}: blank must be in label range [0, {C}), got {blank!r}")
+        raise ArgumentError(f"{op}: blank must be in label range [0, {C}), got {blank!r}")
     if not isinstance(targets, Tensor):
         raise TypeError(f"{op}: targets must be a fastconv.Tensor of class indices, got "
                         f"{type(targets).__name__}")
@@ -197,8 +197,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
         raise TypeError(f"{op}: targets must be integer class indices, got {tg.dtype}")
     if unbatched:
         if not (tg.ndim == 1 or (tg.ndim == 2 and tg.shape[0] == 1)):  # (S,) or torch's (1, S)
-            raise ValueError(f"{op}: for unbatched (T, C) log_probs, targets must be 1-D "
-                             f"(or one row), got shape {tuple(tg.shape)}")
+            raise ArgumentError(f"{op}: for unbatched (T, C) log_probs, targets must be 1-D "
+                                f"(or one row), got shape {tuple(tg.shape)}")
         tg = tg.reshape(1, -1)
     il = _lengths(input_lengths, "input_lengths", op, N, upper=T)
     tl = _lengths(target_lengths, "target_lengths", op, N)
@@ -206,25 +206,25 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     padded = np.full((N, S), blank, np.int64)
     if tg.ndim == 2:
         if tg.shape[0] != N or tg.shape[1] < S:
-            raise ValueError(f"{op}: padded targets must be (N, S) with N = {N} and S at "
-                             f"least the longest target length {S}, got shape "
-                             f"{tuple(targets.shape)}")
+            raise ArgumentError(f"{op}: padded targets must be (N, S) with N = {N} and S at "
+                                f"least the longest target length {S}, got shape "
+                                f"{tuple(targets.shape)}")
         for n in range(N):
             padded[n, :tl[n]] = tg[n, :tl[n]]
     elif tg.ndim == 1:
         if tg.shape[0] != tl.sum():
-            raise ValueError(f"{op}: concatenated 1-D targets must hold sum(target_lengths) "
-                             f"= {int(tl.sum())} labels, got {tg.shape[0]}")
+            raise ArgumentError(f"{op}: concatenated 1-D targets must hold sum(target_lengths) "
+                                f"= {int(tl.sum())} labels, got {tg.shape[0]}")
         starts = np.concatenate([[0], np.cumsum(tl)[:-1]]).astype(np.int64)
         for n in range(N):
             padded[n, :tl[n]] = tg[starts[n]:starts[n] + tl[n]]
     else:
-        raise ValueError(f"{op}: targets must be (N, S) padded or 1-D concatenated, got shape "
-                         f"{tuple(targets.shape)}")
+        raise ArgumentError(f"{op}: targets must be (N, S) padded or 1-D concatenated, got shape "
+                            f"{tuple(targets.shape)}")
     used = np.arange(S)[None] < tl[:, None]
     if used.any() and (padded[used].min() < 0 or padded[used].max() >= C):
         bad = padded[used][(padded[used] < 0) | (padded[used] >= C)][0]
-        raise ValueError(f"{op}: targets must be class indices in [0, {C}), got {int(bad)}")
+        raise ArgumentError(f"{op}: targets must be class indices in [0, {C}), got {int(bad)}")
     ext = np.full((N, 2 * S + 1), blank, np.int64)
     ext[:, 1::2] = padded
     from fastconv.backend import get_backend

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastconv.ops.validate import ArgumentError
+
 MODES = ("sum", "mean", "max")
 
 
@@ -31,43 +33,43 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
 
     op = "embedding_bag"
     if mode not in MODES:
-        raise ValueError(f"{op}: mode has to be one of sum, mean or max, got {mode!r}")
+        raise ArgumentError(f"{op}: mode has to be one of sum, mean or max, got {mode!r}")
     if not isinstance(input, Tensor) or input.dtype.kind not in "iu":
-        raise ValueError(f"{op}: input has to be an integer (int64) tensor, got "
-                         f"{getattr(input, 'dtype', type(input).__name__)}")
+        raise ArgumentError(f"{op}: input has to be an integer (int64) tensor, got "
+                            f"{getattr(input, 'dtype', type(input).__name__)}")
     if per_sample_weights is not None:
         if mode != "sum":
             raise NotImplementedError(f"{op}: per_sample_weights is only supported for "
                                       f"mode='sum' (got mode='{mode}')")
         if tuple(per_sample_weights.shape) != tuple(input.shape):
-            raise ValueError(f"{op}: per_sample_weights {tuple(per_sample_weights.shape)} must "
-                             f"have the shape of the input {tuple(input.shape)}")
+            raise ArgumentError(f"{op}: per_sample_weights {tuple(per_sample_weights.shape)} must "
+                                f"have the shape of the input {tuple(input.shape)}")
     if input.ndim == 2:
         if offsets is not None:
-            raise ValueError(f"{op}: if input is 2D, then offsets has to be None, as input is "
-                             "treated is a mini-batch of fixed length sequences.")
+            raise ArgumentError(f"{op}: if input is 2D, then offsets has to be None, as input is "
+                                "treated is a mini-batch of fixed length sequences.")
         bags, length = input.shape
         starts = np.arange(bags, dtype=np.int64) * length
         flat = input.reshape(-1)
         weights = None if per_sample_weights is None else per_sample_weights.reshape(-1)
     elif input.ndim == 1:
         if offsets is None:
-            raise ValueError(f"{op}: offsets has to be a 1D Tensor but got None")
+            raise ArgumentError(f"{op}: offsets has to be a 1D Tensor but got None")
         off = _host(offsets.data if isinstance(offsets, Tensor) else np.asarray(offsets))
         off = off.astype(np.int64).reshape(-1)
         if off.ndim != 1 or off.size == 0:
-            raise ValueError(f"{op}: offsets has to be a non-empty 1D Tensor")
+            raise ArgumentError(f"{op}: offsets has to be a non-empty 1D Tensor")
         if off[0] != 0:
-            raise ValueError(f"{op}: offsets[0] has to be 0, i.e., the first sequence in the "
-                             f"mini-batch has to start from position 0. However, got {off[0]}")
+            raise ArgumentError(f"{op}: offsets[0] has to be 0, i.e., the first sequence in the "
+                                f"mini-batch has to start from position 0. However, got {off[0]}")
         if np.any(np.diff(off) < 0) or off[-1] > input.shape[0]:
-            raise ValueError(f"{op}: offsets must be non-decreasing and at most the input "
-                             f"length {input.shape[0]}, got {off.tolist()}")
+            raise ArgumentError(f"{op}: offsets must be non-decreasing and at most the input "
+                                f"length {input.shape[0]}, got {off.tolist()}")
         starts = off[:-1] if include_last_offset else off
         flat, weights = input, per_sample_weights
     else:
-        raise ValueError(f"{op}: input has to be 1D or 2D Tensor, but got Tensor of dimension "
-                         f"{input.ndim}")
+        raise ArgumentError(f"{op}: input has to be 1D or 2D Tensor, but got Tensor of dimension "
+                            f"{input.ndim}")
     n = flat.shape[0]
     bag = np.searchsorted(starts, np.arange(n), side="right") - 1  # the bag of each entry
     if include_last_offset and input.ndim == 1:

@@ -15,7 +15,7 @@ import numpy as np
 
 from fastconv.function import Function
 from fastconv.ops.pool import _batched, _pool_result
-from fastconv.ops.validate import pair
+from fastconv.ops.validate import ArgumentError, pair
 
 
 def _starts(xp, u, size: int, out: int, k: int):
@@ -83,14 +83,14 @@ def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=Non
     kernel = pair(kernel_size, "kernel_size", op, 1)
     N, C, H, W = x.shape
     if output_size is None and output_ratio is None:
-        raise ValueError("fractional_max_pool2d requires specifying either an output_size or "
-                         "an output_ratio")
+        raise ArgumentError("fractional_max_pool2d requires specifying either an output_size or "
+                            "an output_ratio")
     if output_size is None:
         ratio = (output_ratio, output_ratio) if isinstance(output_ratio, (int, float)) \
             else tuple(output_ratio)
         if len(ratio) != 2 or not all(0 < r < 1 for r in ratio):
-            raise ValueError(f"{op}: output_ratio must be in (0, 1) (a float or a pair), got "
-                             f"{output_ratio!r}")
+            raise ArgumentError(f"{op}: output_ratio must be in (0, 1) (a float or a pair), got "
+                                f"{output_ratio!r}")
         out = (int(H * ratio[0]), int(W * ratio[1]))
     else:
         out = pair(output_size, "output_size", op, 1)

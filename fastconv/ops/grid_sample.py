@@ -24,7 +24,7 @@ import numpy as np
 
 from fastconv.function import Function
 from fastconv.ops.upsample import cubic_weights, cubic_weights_grad
-from fastconv.ops.validate import contiguous, float_tensor
+from fastconv.ops.validate import ArgumentError, contiguous, float_tensor
 
 MODES = ("bilinear", "nearest", "bicubic")
 PADDING_MODES = ("zeros", "border", "reflection")
@@ -179,18 +179,18 @@ def grid_sample(input, grid, mode: str = "bilinear", padding_mode: str = "zeros"
     float_tensor(input, "input", op, (4,))
     float_tensor(grid, "grid", op, (4,))
     if mode not in MODES:
-        raise ValueError(f"{op}: mode must be one of {MODES}, got {mode!r}")
+        raise ArgumentError(f"{op}: mode must be one of {MODES}, got {mode!r}")
     if padding_mode not in PADDING_MODES:
-        raise ValueError(f"{op}: padding_mode must be one of {PADDING_MODES}, got "
-                         f"{padding_mode!r}")
+        raise ArgumentError(f"{op}: padding_mode must be one of {PADDING_MODES}, got "
+                            f"{padding_mode!r}")
     if grid.shape[0] != input.shape[0] or grid.shape[3] != 2:
-        raise ValueError(f"{op}: grid must be (N, H_out, W_out, 2) with input's batch "
-                         f"{input.shape[0]}, got grid {tuple(grid.shape)} for input "
-                         f"{tuple(input.shape)}")
+        raise ArgumentError(f"{op}: grid must be (N, H_out, W_out, 2) with input's batch "
+                            f"{input.shape[0]}, got grid {tuple(grid.shape)} for input "
+                            f"{tuple(input.shape)}")
     if input.device != grid.device:
         raise RuntimeError(f"{op}: input is on {input.device} and grid on {grid.device}")
     if min(input.shape[2:]) < 1:
-        raise ValueError(f"{op}: input has an empty spatial dimension: {tuple(input.shape)}")
+        raise ArgumentError(f"{op}: input has an empty spatial dimension: {tuple(input.shape)}")
     return GridSample.apply(input, grid, mode, padding_mode, bool(align_corners))
 
 
@@ -226,8 +226,8 @@ def affine_grid(theta, size, align_corners=None):
         raise NotImplementedError(f"{op}: only 2-D sizes (N, C, H, W) are supported, got "
                                   f"{size}")
     if tuple(theta.shape) != (size[0], 2, 3):
-        raise ValueError(f"{op}: expected theta of shape ({size[0]}, 2, 3) for size {size}, "
-                         f"got {tuple(theta.shape)}")
+        raise ArgumentError(f"{op}: expected theta of shape ({size[0]}, 2, 3) for size {size}, "
+                            f"got {tuple(theta.shape)}")
     if min(size) < 1:
-        raise ValueError(f"{op}: expected a non-zero, positive size, got {size}")
+        raise ArgumentError(f"{op}: expected a non-zero, positive size, got {size}")
     return AffineGrid.apply(theta, size[2], size[3], bool(align_corners))

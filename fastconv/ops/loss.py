@@ -10,7 +10,7 @@ import numpy as np
 
 from fastconv.backend import get_backend
 from fastconv.function import Function
-from fastconv.ops.validate import contiguous, float_tensor
+from fastconv.ops.validate import ArgumentError, contiguous, float_tensor
 
 
 class SoftmaxCrossEntropy(Function):
@@ -48,8 +48,8 @@ def legacy_reduction(op, size_average, reduce, reduction):
         warnings.warn(f"{op}: size_average and reduce args will be deprecated, please use "
                       f"reduction='{reduction}' instead.", UserWarning, stacklevel=3)
     if reduction not in ("none", "mean", "sum"):
-        raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction "
-                         "(expected 'none', 'mean' or 'sum')")
+        raise ArgumentError(f"{op}: {reduction!r} is not a valid value for reduction "
+                            "(expected 'none', 'mean' or 'sum')")
     return reduction
 
 
@@ -67,8 +67,8 @@ def _class_weight(op, weight, C, device, name="weight"):
         return None
     float_tensor(weight, name, op, (1,))
     if weight.shape != (C,):
-        raise ValueError(f"{op}: {name} must hold one value per class, shape ({C},), "
-                         f"got {weight.shape}")
+        raise ArgumentError(f"{op}: {name} must hold one value per class, shape ({C},), "
+                            f"got {weight.shape}")
     if weight.device != device:
         raise RuntimeError(f"{op}: {name} is on {weight.device}, the input on {device}")
     return weight.data
@@ -90,14 +90,14 @@ def _class_targets(op, input, target, ignore_index):
                         f"class probabilities of the input's shape {input.shape}), got dtype "
                         f"{data.dtype} and shape {tuple(data.shape)}")
     if tuple(data.shape) != want:
-        raise ValueError(f"{op}: target must have shape {want} to match input of shape "
-                         f"{input.shape} (the input without its class dim 1), got "
-                         f"{tuple(data.shape)}")
+        raise ArgumentError(f"{op}: target must have shape {want} to match input of shape "
+                            f"{input.shape} (the input without its class dim 1), got "
+                            f"{tuple(data.shape)}")
     t = xp.asarray(data, dtype=np.int64, order="C")  # (ascontiguousarray would make () (1,))
     if t.size and not get_backend(input.device).is_capturing():
         bad = t[(t != ignore_index) & ((t < 0) | (t >= C))]
         if bad.size:
-            raise ValueError(f"{op}: target holds class index {int(bad[0])}, outside [0, {C}) "
+            raise ArgumentError(f"{op}: target holds class index {int(bad[0])}, outside [0, {C}) "
                              f"for input of shape {input.shape} (and not ignore_index="
                              f"{ignore_index})")
     return t
@@ -171,8 +171,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     reduction = legacy_reduction(op, size_average, reduce, reduction)
     float_tensor(input, "input", op)
     if input.ndim < 1:
-        raise ValueError(f"{op}: input must have a class dim: (C,), (N, C) or (N, C, d1, ...), "
-                         f"got shape {input.shape}")
+        raise ArgumentError(f"{op}: input must have a class dim: (C,), (N, C) or (N, C, d1, ...), "
+                            f"got shape {input.shape}")
     C = input.shape[0] if input.ndim == 1 else input.shape[1]
     t = _class_targets(op, input, target, ignore_index)
     w = _class_weight(op, weight, C, input.device)
@@ -217,10 +217,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     reduction = legacy_reduction(op, size_average, reduce, reduction)
     float_tensor(input, "input", op)
     if input.ndim < 1:
-        raise ValueError(f"{op}: input must have a class dim: (C,), (N, C) or (N, C, d1, ...), "
-                         f"got shape {input.shape}")
+        raise ArgumentError(f"{op}: input must have a class dim: (C,), (N, C) or (N, C, d1, ...), "
+                            f"got shape {input.shape}")
     if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+        raise ArgumentError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
     C = input.shape[0] if input.ndim == 1 else input.shape[1]
     class_dim = 0 if input.ndim == 1 else 1
     w = _class_weight(op, weight, C, input.device)
@@ -325,8 +325,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     float_tensor(input, "input", op)
     float_tensor(target, "target", op)
     if target.shape != input.shape:
-        raise ValueError(f"{op}: target size {target.shape} must be the same as input size "
-                         f"{input.shape}")
+        raise ArgumentError(f"{op}: target size {target.shape} must be the same as input size "
+                            f"{input.shape}")
     for name, t in (("weight", weight), ("pos_weight", pos_weight)):
         if t is None:
             continue
@@ -334,11 +334,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         try:
             np.broadcast_shapes(t.shape, input.shape)
         except ValueError:
-            raise ValueError(f"{op}: {name} of shape {t.shape} does not broadcast to the input's "
-                             f"shape {input.shape}") from None
+            raise ArgumentError(f"{op}: {name} of shape {t.shape} does not broadcast to the "
+                                f"input's "
+                                f"shape {input.shape}") from None
         if len(np.broadcast_shapes(t.shape, input.shape)) != input.ndim:
-            raise ValueError(f"{op}: {name} of shape {t.shape} has more dims than the input "
-                             f"{input.shape}")
+            raise ArgumentError(f"{op}: {name} of shape {t.shape} has more dims than the input "
+                                f"{input.shape}")
     loss = BCEWithLogits.apply(input, target, pos_weight)
     if weight is not None:
         loss = loss * weight
@@ -387,15 +388,15 @@ def _pointwise_loss(op, input, target, size_average, reduce, reduction, weight, 
         try:
             np.broadcast_shapes(input.shape, target.shape)
         except ValueError:
-            raise ValueError(f"{op}: target of shape {target.shape} does not broadcast with "
-                             f"input of shape {input.shape}") from None
+            raise ArgumentError(f"{op}: target of shape {target.shape} does not broadcast with "
+                                f"input of shape {input.shape}") from None
     loss = elementwise(input, target)
     if weight is None:
         return _reduce(loss, reduction)
     float_tensor(weight, "weight", op)
     if weight.shape != input.shape:
-        raise ValueError(f"{op}: weight must have the input's shape {input.shape}, got "
-                         f"{weight.shape}")
+        raise ArgumentError(f"{op}: weight must have the input's shape {input.shape}, got "
+                            f"{weight.shape}")
     loss = loss * weight
     if reduction == "mean":
         return loss.sum() / weight.sum()
@@ -452,17 +453,17 @@ def one_hot(tensor, num_classes=-1):
     xp = get_backend(tensor.device).xp
     t = tensor.data
     if t.size and int(t.min()) < 0:
-        raise ValueError(f"{op}: class values must be non-negative, got {int(t.min())}")
+        raise ArgumentError(f"{op}: class values must be non-negative, got {int(t.min())}")
     if num_classes == -1:
         if t.size == 0:
-            raise ValueError(f"{op}: can not infer the total number of classes from an empty "
-                             "tensor; give num_classes")
+            raise ArgumentError(f"{op}: can not infer the total number of classes from an empty "
+                                "tensor; give num_classes")
         num_classes = int(t.max()) + 1
     elif num_classes < 1 and not (num_classes == 0 and t.size == 0):
-        raise ValueError(f"{op}: num_classes must be positive or -1, got {num_classes}")
+        raise ArgumentError(f"{op}: num_classes must be positive or -1, got {num_classes}")
     elif t.size and int(t.max()) >= num_classes:
-        raise ValueError(f"{op}: class values must be smaller than num_classes={num_classes}, "
-                         f"got {int(t.max())}")
+        raise ArgumentError(f"{op}: class values must be smaller than num_classes={num_classes}, "
+                            f"got {int(t.max())}")
     return Tensor((t[..., None] == xp.arange(num_classes)).astype(np.int64))
 
 
@@ -509,7 +510,7 @@ def _number_at_least(op, name, value, low, strict=False):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{op}: {name} must be a number, got {value!r}")
     if value < low or (strict and value == low):
-        raise ValueError(f"{op}: {name} must be {'>' if strict else '>='} {low}, got {value}")
+        raise ArgumentError(f"{op}: {name} must be {'>' if strict else '>='} {low}, got {value}")
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
@@ -569,9 +570,9 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     float_tensor(input, "input", op)
     float_tensor(target, "target", op)
     if target.shape != input.shape:
-        raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
-                         f"size ({input.shape}) is deprecated. Please ensure they have the same "
-                         "size.")
+        raise ArgumentError(f"Using a target size ({target.shape}) that is different to the input "
+                            f"size ({input.shape}) is deprecated. Please ensure they have the same "
+                            "size.")
     for name, t in (("input", input), ("target", target)):
         data = t.data
         if data.size and not bool(((data >= 0) & (data <= 1)).all()):
@@ -580,8 +581,8 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     if weight is not None:
         float_tensor(weight, "weight", op)
         if np.broadcast_shapes(weight.shape, input.shape) != input.shape:
-            raise ValueError(f"{op}: weight of shape {weight.shape} does not broadcast to the "
-                             f"input's shape {input.shape}")
+            raise ArgumentError(f"{op}: weight of shape {weight.shape} does not broadcast to the "
+                                f"input's shape {input.shape}")
         loss = loss * weight
     return _reduce(loss, reduction)
 
@@ -605,8 +606,8 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     float_tensor(input, "input", op)
     float_tensor(target, "target", op)
     if np.broadcast_shapes(input.shape, target.shape) != input.shape:
-        raise ValueError(f"{op}: target of shape {target.shape} does not broadcast to the "
-                         f"input's shape {input.shape}")
+        raise ArgumentError(f"{op}: target of shape {target.shape} does not broadcast to the "
+                            f"input's shape {input.shape}")
     if log_target:
         loss = target.exp() * (target - input)
     else:
@@ -771,7 +772,7 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
     _number_at_least(op, "margin", margin, -math.inf)
     _number_at_least(op, "p", p, 0.0)
     if margin <= 0:
-        raise ValueError(f"margin must be greater than 0, got {margin}")
+        raise ArgumentError(f"margin must be greater than 0, got {margin}")
     if not anchor.ndim == positive.ndim == negative.ndim:
         raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the "
                            f"same number of dimensions, but got: anchor {anchor.ndim}D, "
@@ -797,7 +798,7 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     for name, t in (("anchor", anchor), ("positive", positive), ("negative", negative)):
         float_tensor(t, name, op)
     if margin <= 0:
-        raise ValueError(f"{op}: margin must be greater than 0, got {margin}")
+        raise ArgumentError(f"{op}: margin must be greater than 0, got {margin}")
     if not anchor.ndim == positive.ndim == negative.ndim:
         raise RuntimeError(f"{op}: the anchor, positive and negative tensors must have the same "
                            f"number of dimensions, got {anchor.ndim}D, {positive.ndim}D and "
@@ -851,9 +852,9 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     op = "multi_margin_loss"
     reduction = legacy_reduction(op, size_average, reduce, reduction)
     if p != 1 and p != 2:
-        raise ValueError("only p == 1 and p == 2 supported")
+        raise ArgumentError("only p == 1 and p == 2 supported")
     if weight is not None and weight.ndim != 1:
-        raise ValueError("weight must be one-dimensional")
+        raise ArgumentError("weight must be one-dimensional")
     float_tensor(input, "input", op)
     _number_at_least(op, "margin", margin, -math.inf)
     _matrix_input(input)
@@ -1042,18 +1043,18 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     if not isinstance(var, Tensor):
         _number_at_least(op, "var", var, -math.inf)
         if var < 0:
-            raise ValueError("var has negative entry/entries")
+            raise ArgumentError("var has negative entry/entries")
         var = Tensor(get_backend(input.device).xp.full(input.shape, var, dtype=np.float32))
     else:
         float_tensor(var, "var", op)
         if var.numel() and bool((var.data < 0).any()):
-            raise ValueError("var has negative entry/entries")
+            raise ArgumentError("var has negative entry/entries")
     if var.shape != input.shape:
         if input.shape[:-1] == var.shape:
             var = var.unsqueeze(-1)
         elif not (input.ndim == var.ndim and
                   sum(v for i, v in zip(input.shape, var.shape) if i != v) == 1):
-            raise ValueError("var is of incorrect size")
+            raise ArgumentError("var is of incorrect size")
     reduction = legacy_reduction(op, None, None, reduction)
     _broadcast_shape(op, input, target, var)
     # max(var, eps) forward; the gradient goes straight to var (PyTorch clamps under no_grad).

@@ -19,6 +19,7 @@ import numpy as np
 from fastconv import dtypes
 from fastconv.function import Function
 from fastconv.ops import arith
+from fastconv.ops.validate import ArgumentError
 
 
 def _tensor(x, op, name="input"):
@@ -347,7 +348,7 @@ def cdist(x1, x2, p: float = 2.0, compute_mode="use_mm_for_euclid_dist_if_necess
         raise RuntimeError(f"cdist only supports non-negative p values, got {p}")
     if compute_mode not in ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist",
                             "donot_use_mm_for_euclid_dist"):
-        raise ValueError(f"{compute_mode} is not a valid value for compute_mode")
+        raise ArgumentError(f"{compute_mode} is not a valid value for compute_mode")
     return (x1.unsqueeze(-2) - x2.unsqueeze(-3)).norm(p, -1)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastconv.function import Function
-from fastconv.ops.validate import contiguous, float_tensor
+from fastconv.ops.validate import ArgumentError, contiguous, float_tensor
 
 
 class BatchNormTrain(Function):
@@ -103,10 +103,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         if t is not None:
             float_tensor(t, name, op, (1,))
             if t.shape != (C,):
-                raise ValueError(f"{op}: {name} must have shape ({C},) for input {x.shape}, "
-                                 f"got {t.shape}")
+                raise ArgumentError(f"{op}: {name} must have shape ({C},) for input {x.shape}, "
+                                    f"got {t.shape}")
     if (running_mean is None) != (running_var is None):
-        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+        raise ArgumentError(f"{op}: give both running_mean and running_var, or neither")
     if not training and running_mean is None:
         raise RuntimeError(f"{op}: running_mean must be defined in evaluation mode (pass "
                            "training=True to normalise with the batch's statistics)")
@@ -121,8 +121,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     bias = bias if bias is not None else Tensor(xp.zeros(C, dtype=np.float32))
     if training:
         if x.data.size // C < 2:
-            raise ValueError(f"{op}: Expected more than 1 value per channel when training, "
-                             f"got input size {x.shape}")
+            raise ArgumentError(f"{op}: Expected more than 1 value per channel when training, "
+                                f"got input size {x.shape}")
         update = training and running_mean is not None
         return BatchNormTrain.apply(x, weight, bias, float(eps),
                                     running_mean.data if update else None,
@@ -168,7 +168,7 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     op = "local_response_norm"
     float_tensor(x, "input", op, (3, 4))
     if not isinstance(size, int) or size < 1:
-        raise ValueError(f"{op}: size must be a positive int, got {size!r}")
+        raise ArgumentError(f"{op}: size must be a positive int, got {size!r}")
     squeeze = x.ndim == 3
     if squeeze:
         x = x.reshape(x.shape[0], x.shape[1], x.shape[2], 1)
@@ -241,19 +241,20 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         tuple(normalized_shape)
     if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
                         for s in shape):
-        raise ValueError(f"{op}: normalized_shape must be a positive int or a non-empty tuple "
-                         f"of positive ints, got {normalized_shape!r}")
+        raise ArgumentError(f"{op}: normalized_shape must be a positive int or a non-empty tuple "
+                            f"of positive ints, got {normalized_shape!r}")
     shape = tuple(int(s) for s in shape)
     if input.shape[input.ndim - len(shape):] != shape or input.ndim < len(shape):
-        raise ValueError(f"{op}: given normalized_shape={list(shape)}, expected input with shape "
-                         f"[*, {', '.join(map(str, shape))}], but got input of size "
-                         f"{list(input.shape)}")
+        raise ArgumentError(f"{op}: given normalized_shape={list(shape)}, expected input with "
+                            f"shape "
+                            f"[*, {', '.join(map(str, shape))}], but got input of size "
+                            f"{list(input.shape)}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None:
             float_tensor(t, name, op)
             if t.shape != shape:
-                raise ValueError(f"{op}: {name} must have the normalized_shape {shape}, got "
-                                 f"{t.shape}")
+                raise ArgumentError(f"{op}: {name} must have the normalized_shape {shape}, got "
+                                    f"{t.shape}")
     k = int(np.prod(shape))
     return GroupNorm.apply(input, weight, bias, 1, float(eps), view=(input.numel() // k, k))
 
@@ -294,25 +295,25 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     op = "group_norm"
     float_tensor(input, "input", op)
     if input.ndim < 2:
-        raise ValueError(f"{op}: expected at least 2 dims (N, C, *), got input of shape "
-                         f"{input.shape}")
+        raise ArgumentError(f"{op}: expected at least 2 dims (N, C, *), got input of shape "
+                            f"{input.shape}")
     if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) \
             or num_groups < 1:
-        raise ValueError(f"{op}: num_groups must be a positive int, got {num_groups!r}")
+        raise ArgumentError(f"{op}: num_groups must be a positive int, got {num_groups!r}")
     C = input.shape[1]
     if C % num_groups:
-        raise ValueError(f"{op}: expected the number of channels in input ({C}, input shape "
-                         f"{input.shape}) to be divisible by num_groups={num_groups}")
+        raise ArgumentError(f"{op}: expected the number of channels in input ({C}, input shape "
+                            f"{input.shape}) to be divisible by num_groups={num_groups}")
     if input.shape[0] * (C // num_groups) * int(np.prod(input.shape[2:])) == 1:
         # PyTorch's check (it refuses a single value to normalise over for the batch)
-        raise ValueError(f"{op}: expected more than 1 value per channel when training, got "
-                         f"input of shape {input.shape} with num_groups={num_groups}")
+        raise ArgumentError(f"{op}: expected more than 1 value per channel when training, got "
+                            f"input of shape {input.shape} with num_groups={num_groups}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None:
             float_tensor(t, name, op, (1,))
             if t.shape != (C,):
-                raise ValueError(f"{op}: {name} must have shape ({C},) for input {input.shape}, "
-                                 f"got {t.shape}")
+                raise ArgumentError(f"{op}: {name} must have shape ({C},) for input {input.shape}, "
+                                    f"got {t.shape}")
     return GroupNorm.apply(input, weight, bias, int(num_groups), float(eps))
 
 
@@ -325,16 +326,16 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     op = "instance_norm"
     float_tensor(input, "input", op)
     if input.ndim < 3:
-        raise ValueError(f"{op}: expected at least 3 dims (N, C, *), got input of shape "
-                         f"{input.shape}")
+        raise ArgumentError(f"{op}: expected at least 3 dims (N, C, *), got input of shape "
+                            f"{input.shape}")
     C = input.shape[1]
     if use_input_stats and int(np.prod(input.shape[2:])) < 2:
-        raise ValueError(f"{op}: Expected more than 1 spatial element when training, got "
-                         f"input size {input.shape}")
+        raise ArgumentError(f"{op}: Expected more than 1 spatial element when training, got "
+                            f"input size {input.shape}")
     if not use_input_stats:
         if running_mean is None or running_var is None:
-            raise ValueError(f"{op}: Expected running_mean and running_var to be defined when "
-                             "use_input_stats is false")
+            raise ArgumentError(f"{op}: Expected running_mean and running_var to be defined when "
+                                "use_input_stats is false")
         shape = (1, C) + (1,) * (input.ndim - 2)
         y = (input - running_mean.reshape(shape)) / (running_var.reshape(shape) + eps).sqrt()
         if weight is not None:

@@ -6,14 +6,14 @@ pools)."""
 from __future__ import annotations
 
 from fastconv.ops import conv, pool
-from fastconv.ops.validate import float_tensor
+from fastconv.ops.validate import ArgumentError, float_tensor
 
 
 def single(value, name: str, op: str) -> int:
     """An int, or a 1-element sequence of one, as the 1-D ops take their sizes."""
     if isinstance(value, (tuple, list)):
         if len(value) != 1:
-            raise ValueError(f"{op}: {name} must be an int or a 1-element tuple, got {value!r}")
+            raise ArgumentError(f"{op}: {name} must be an int or a 1-element tuple, got {value!r}")
         value = value[0]
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__}")
@@ -33,7 +33,7 @@ def _pool_window(op, kernel_size, stride, padding):
     s = k if stride is None or stride == [] else single(stride, "stride", op)
     p = single(padding, "padding", op)
     if p * 2 > k:
-        raise ValueError(f"{op}: padding {p} must be at most half of kernel_size {k}")
+        raise ArgumentError(f"{op}: padding {p} must be at most half of kernel_size {k}")
     return k, s, p
 
 

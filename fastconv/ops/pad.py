@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastconv.function import Function
-from fastconv.ops.validate import check_allocation, contiguous, float_tensor
+from fastconv.ops.validate import ArgumentError, check_allocation, contiguous, float_tensor
 
 MODES = ("constant", "reflect", "replicate", "circular")
 
@@ -89,32 +89,32 @@ def pad(input, pad, mode="constant", value=None):
         raise NotImplementedError(f"{op}: mode must be one of {', '.join(MODES)}, got {mode!r}")
     k = len(pad) // 2
     if k > input.ndim:
-        raise ValueError(f"{op}: padding length {len(pad)} is too large for input of shape "
-                         f"{input.shape} (at most 2 * {input.ndim})")
+        raise ArgumentError(f"{op}: padding length {len(pad)} is too large for input of shape "
+                            f"{input.shape} (at most 2 * {input.ndim})")
     pads = {input.ndim - 1 - i: (int(pad[2 * i]), int(pad[2 * i + 1])) for i in range(k)}
     if mode == "constant":
         for d, (before, after) in pads.items():
             if input.shape[d] + before + after < 0:
-                raise ValueError(f"{op}: padding {pad} crops dim {d} of input {input.shape} "
-                                 "below size 0")
+                raise ArgumentError(f"{op}: padding {pad} crops dim {d} of input {input.shape} "
+                                    "below size 0")
         return _pad(input, pads, mode, 0.0 if value is None else float(value))
     if value not in (None, 0, 0.0):
-        raise ValueError(f"{op}: padding mode {mode!r} doesn't take in value argument")
+        raise ArgumentError(f"{op}: padding mode {mode!r} doesn't take in value argument")
     if k not in (1, 2, 3) or input.ndim not in (k + 1, k + 2):
-        raise ValueError(f"{op}: {mode} padding of the last {k} dim(s) needs a {k + 1}-D or "
-                         f"{k + 2}-D input, got shape {input.shape}")
+        raise ArgumentError(f"{op}: {mode} padding of the last {k} dim(s) needs a {k + 1}-D or "
+                            f"{k + 2}-D input, got shape {input.shape}")
     for d, (before, after) in pads.items():
         n = input.shape[d]
         if before < 0 or after < 0:
-            raise ValueError(f"{op}: {mode} padding takes no negative amounts in fastconv, got "
-                             f"{pad}")
+            raise ArgumentError(f"{op}: {mode} padding takes no negative amounts in fastconv, got "
+                                f"{pad}")
         if mode == "reflect" and max(before, after) >= n:
-            raise ValueError(f"{op}: padding size should be less than the corresponding input "
-                             f"dimension, but got padding ({before}, {after}) at dim {d} of "
-                             f"input {input.shape}")
+            raise ArgumentError(f"{op}: padding size should be less than the corresponding input "
+                                f"dimension, but got padding ({before}, {after}) at dim {d} of "
+                                f"input {input.shape}")
         if mode == "circular" and max(before, after) > n:
-            raise ValueError(f"{op}: circular padding ({before}, {after}) at dim {d} is larger "
-                             f"than that dim of input {input.shape}")
+            raise ArgumentError(f"{op}: circular padding ({before}, {after}) at dim {d} is larger "
+                                f"than that dim of input {input.shape}")
         if mode == "replicate" and n == 0 and before + after:
-            raise ValueError(f"{op}: cannot replicate an empty dim {d} of input {input.shape}")
+            raise ArgumentError(f"{op}: cannot replicate an empty dim {d} of input {input.shape}")
     return _pad(input, pads, mode, 0.0)

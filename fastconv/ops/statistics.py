@@ -8,6 +8,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from fastconv.ops.validate import ArgumentError
+
 HistogramResult = namedtuple("histogram", ["hist", "bin_edges"])
 
 
@@ -45,8 +47,8 @@ def cov(input, *, correction: int = 1, fweights=None, aweights=None):
     observation weights ``aweights`` as ``torch.cov`` / ``numpy.cov``."""
     _tensor(input, "cov")
     if input.ndim > 2:
-        raise ValueError(f"cov(): expected input to have two or fewer dimensions but got an "
-                         f"input with {input.ndim} dimensions")
+        raise ArgumentError(f"cov(): expected input to have two or fewer dimensions but got an "
+                            f"input with {input.ndim} dimensions")
     x = input.reshape(1, -1) if input.ndim < 2 else input
     if x.dtype.kind != "f":
         x = x.float()
@@ -57,13 +59,13 @@ def cov(input, *, correction: int = 1, fweights=None, aweights=None):
             continue
         _tensor(weights, "cov", name)
         if weights.ndim > 1 or weights.numel() != n_obs:
-            raise ValueError(f"cov(): expected {name} to have one dimension and the same "
-                             f"number of elements as the observations ({n_obs}), got shape "
-                             f"{tuple(weights.shape)}")
+            raise ArgumentError(f"cov(): expected {name} to have one dimension and the same "
+                                f"number of elements as the observations ({n_obs}), got shape "
+                                f"{tuple(weights.shape)}")
         if name == "fweights" and weights.dtype.kind == "f":
-            raise ValueError("cov(): expected fweights to have integral dtype")
+            raise ArgumentError("cov(): expected fweights to have integral dtype")
         if weights.numel() and float(weights.min()) < 0:
-            raise ValueError(f"cov(): {name} cannot be negative")
+            raise ArgumentError(f"cov(): {name} cannot be negative")
         weights = weights.float()
         w = weights if w is None else w * weights
     if w is None:

@@ -26,7 +26,7 @@ import numpy as np
 from fastconv.backend import get_backend
 from fastconv.function import Function
 from fastconv.ops import conv, pool
-from fastconv.ops.validate import float_tensor, positive_int
+from fastconv.ops.validate import ArgumentError, float_tensor, positive_int
 from fastconv.output_size import conv_output_size, conv_transpose_output_size
 
 
@@ -35,9 +35,9 @@ def triple(value, name: str, op: str, minimum: int) -> tuple:
     values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * 3
     if len(values) != 3 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
                                    for v in values):
-        raise ValueError(f"{op}: {name} must be an int or 3 ints, got {value!r}")
+        raise ArgumentError(f"{op}: {name} must be an int or 3 ints, got {value!r}")
     if min(values) < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+        raise ArgumentError(f"{op}: {name} must be >= {minimum}, got {value!r}")
     return tuple(int(v) for v in values)
 
 
@@ -77,12 +77,13 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     N, C, D = x.shape[:3]
     KD = weight.shape[2]
     if C != weight.shape[1] * groups:
-        raise ValueError(f"{op}: input has {C} channels but weight {tuple(weight.shape)} expects "
-                         f"{weight.shape[1]} x groups={groups}")
+        raise ArgumentError(f"{op}: input has {C} channels but weight {tuple(weight.shape)} "
+                            f"expects "
+                            f"{weight.shape[1]} x groups={groups}")
     OD = conv_output_size(D, KD, stride[0], padding[0], dilation[0])
     if OD < 1:
-        raise ValueError(f"{op}: empty output depth for input {tuple(input.shape)} and weight "
-                         f"{tuple(weight.shape)}")
+        raise ArgumentError(f"{op}: empty output depth for input {tuple(input.shape)} and weight "
+                            f"{tuple(weight.shape)}")
     if padding[0]:
         x = _pad_depth(x, padding[0], padding[0], 0.0)
     y = None
@@ -152,23 +153,23 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
     IC, OCG = weight.shape[:2]
     kernel = tuple(weight.shape[2:])
     if C != IC:
-        raise ValueError(f"{op}: input {tuple(input.shape)} has {C} channels but weight "
-                         f"{tuple(weight.shape)} expects {IC} (weight is (in_channels, "
-                         "out_channels/groups, kD, kH, kW))")
+        raise ArgumentError(f"{op}: input {tuple(input.shape)} has {C} channels but weight "
+                            f"{tuple(weight.shape)} expects {IC} (weight is (in_channels, "
+                            "out_channels/groups, kD, kH, kW))")
     if IC % groups:
-        raise ValueError(f"{op}: groups={groups} must divide the input channels ({IC})")
+        raise ArgumentError(f"{op}: groups={groups} must divide the input channels ({IC})")
     if bias is not None:
         float_tensor(bias, "bias", op, (1,))
         if tuple(bias.shape) != (OCG * groups,):
-            raise ValueError(f"{op}: bias must have shape ({OCG * groups},) to match weight "
-                             f"{tuple(weight.shape)} and groups={groups}, got "
-                             f"{tuple(bias.shape)}")
+            raise ArgumentError(f"{op}: bias must have shape ({OCG * groups},) to match weight "
+                                f"{tuple(weight.shape)} and groups={groups}, got "
+                                f"{tuple(bias.shape)}")
     sizes = tuple(x.shape[2:])
     if output_size is not None:
         wanted = tuple(int(n) for n in output_size)
         if len(wanted) not in (3, input.ndim):
-            raise ValueError(f"{op}: for {input.ndim}-D input, output_size must have 3 or "
-                             f"{input.ndim} elements, got {output_size!r}")
+            raise ArgumentError(f"{op}: for {input.ndim}-D input, output_size must have 3 or "
+                                f"{input.ndim} elements, got {output_size!r}")
         wanted = wanted[-3:]
         output_padding = []
         for i in range(3):
@@ -176,22 +177,22 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
                                                   dilation[i], 0)
             largest = smallest + stride[i] - 1
             if not smallest <= wanted[i] <= largest:
-                raise ValueError(f"{op}: requested an output size of {wanted}, but valid "
-                                 f"sizes range from {smallest} to {largest} along dim {i + 2} "
-                                 f"(for an input of {tuple(input.shape)})")
+                raise ArgumentError(f"{op}: requested an output size of {wanted}, but valid "
+                                    f"sizes range from {smallest} to {largest} along dim {i + 2} "
+                                    f"(for an input of {tuple(input.shape)})")
             output_padding.append(wanted[i] - smallest)
         output_padding = tuple(output_padding)
     out = []
     for i in range(3):
         if not output_padding[i] < max(stride[i], dilation[i]):
-            raise ValueError(f"{op}: output_padding {output_padding} must be smaller than "
-                             f"either stride {stride} or dilation {dilation}")
+            raise ArgumentError(f"{op}: output_padding {output_padding} must be smaller than "
+                                f"either stride {stride} or dilation {dilation}")
         out.append(conv_transpose_output_size(sizes[i], kernel[i], stride[i], padding[i],
                                               dilation[i], output_padding[i]))
     if min(out) < 1:
-        raise ValueError(f"{op}: empty output {tuple(out)} for input {tuple(input.shape)}, "
-                         f"weight {tuple(weight.shape)}, stride {stride}, padding {padding}, "
-                         f"dilation {dilation}")
+        raise ArgumentError(f"{op}: empty output {tuple(out)} for input {tuple(input.shape)}, "
+                            f"weight {tuple(weight.shape)}, stride {stride}, padding {padding}, "
+                            f"dilation {dilation}")
     D, H, W = sizes
     KD = kernel[0]
     # every depth slice as an image; the KD kernel depths as extra output channels
@@ -220,11 +221,11 @@ def _pool_depth(op, x, kernel, stride, padding, ceil_mode, dilation=1):
 
     D = x.shape[2]
     if padding * 2 > kernel:  # PyTorch's rule: the kernel size, not the dilated span
-        raise ValueError(f"{op}: padding {padding} must be at most half of the kernel depth "
-                         f"{kernel}")
+        raise ArgumentError(f"{op}: padding {padding} must be at most half of the kernel depth "
+                            f"{kernel}")
     OD = pool_output_size(D, kernel, stride, padding, ceil_mode, dilation)
     if OD < 1:
-        raise ValueError(f"{op}: empty output depth for input {tuple(x.shape)}")
+        raise ArgumentError(f"{op}: empty output depth for input {tuple(x.shape)}")
     return OD
 
 
@@ -288,8 +289,8 @@ def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_siz
                         "return_indices), got " + (str(indices.dtype) if isinstance(
                             indices, Tensor) else type(indices).__name__))
     if tuple(indices.shape) != tuple(input.shape):
-        raise ValueError(f"{op}: indices {tuple(indices.shape)} must have input's shape "
-                         f"{tuple(input.shape)}")
+        raise ArgumentError(f"{op}: indices {tuple(indices.shape)} must have input's shape "
+                            f"{tuple(input.shape)}")
     idx = indices.unsqueeze(0) if unbatched else indices
     kernel = triple(kernel_size, "kernel_size", op, 1)
     stride = kernel if stride is None else triple(stride, "stride", op, 1)
@@ -303,15 +304,15 @@ def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_siz
         if len(out) == 5:
             out = out[2:]
         if len(out) != 3:
-            raise ValueError(f"{op}: output_size should be a sequence containing 3 or 5 "
-                             f"elements, but it has a length of {len(tuple(output_size))}")
+            raise ArgumentError(f"{op}: output_size should be a sequence containing 3 or 5 "
+                                f"elements, but it has a length of {len(tuple(output_size))}")
         for i in range(3):
             low, high = default[i] - stride[i], default[i] + stride[i]
             if not low < out[i] < high:
-                raise ValueError(f"{op}: invalid output_size {tuple(output_size)} (dim {i} "
-                                 f"must be between {low} and {high})")
+                raise ArgumentError(f"{op}: invalid output_size {tuple(output_size)} (dim {i} "
+                                    f"must be between {low} and {high})")
     if min(out) < 1:
-        raise ValueError(f"{op}: empty output size {out} for input {tuple(input.shape)}")
+        raise ArgumentError(f"{op}: empty output size {out} for input {tuple(input.shape)}")
     flat = idx.data
     volume = out[0] * out[1] * out[2]
     if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= volume):
@@ -359,8 +360,8 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     if divisor_override is not None:
         if isinstance(divisor_override, bool) or not isinstance(divisor_override, int) \
                 or divisor_override == 0:
-            raise ValueError(f"{op}: divisor_override must be a non-zero int, got "
-                             f"{divisor_override!r}")
+            raise ArgumentError(f"{op}: divisor_override must be a non-zero int, got "
+                                f"{divisor_override!r}")
         divisor = np.full((OD, OH, OW), float(divisor_override), np.float32)
     else:
         divisor = np.einsum("i,j,k->ijk", *sizes).astype(np.float32)
@@ -387,11 +388,11 @@ def adaptive_avg_pool3d(input, output_size):
     sizes = x.shape[2:]
     out = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * 3
     if len(out) != 3:
-        raise ValueError(f"{op}: output_size must be an int or 3 values, got {output_size!r}")
+        raise ArgumentError(f"{op}: output_size must be an int or 3 values, got {output_size!r}")
     out = tuple(s if o is None else int(o) for s, o in zip(sizes, out))
     if min(out) < 1 or min(sizes) < 1:
-        raise ValueError(f"{op}: sizes must be positive: input {tuple(input.shape)}, output "
-                         f"{out}")
+        raise ArgumentError(f"{op}: sizes must be positive: input {tuple(input.shape)}, output "
+                            f"{out}")
     y = x
     for axis, (size, n) in enumerate(zip(sizes, out)):
         m = pool._window_average_matrix(np, size, n)  # (n, size)

@@ -11,6 +11,16 @@ import os
 import numpy as np
 
 
+class ArgumentError(ValueError, RuntimeError):
+    """A bad argument to an op (a shape, a size, a value out of range). A ValueError, and a
+    RuntimeError too: PyTorch raises RuntimeError for most of these, so code written for
+    PyTorch (``except RuntimeError``) catches them as well."""
+
+
+class ArgumentTypeError(TypeError, RuntimeError):
+    """A tensor of a dtype the op does not take (PyTorch: a RuntimeError)."""
+
+
 def _memory_bytes() -> int:
     """This machine's physical memory (0 where the OS does not say)."""
     try:
@@ -42,14 +52,14 @@ def pair(value, name: str, op: str, minimum: int) -> tuple[int, int]:
     else:
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     if min(value) < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
+        raise ArgumentError(f"{op}: {name} must be >= {minimum}, got {value}")
     return value
 
 
 def positive_int(value, name: str, op: str) -> int:
     """``value`` as an int >= 1 (NumPy integers accepted, bools not)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
+        raise ArgumentError(f"{op}: {name} must be a positive int, got {value!r}")
     return int(value)
 
 
@@ -61,11 +71,11 @@ def float_tensor(t, name: str, op: str, ndims: tuple[int, ...] | None = None):
         raise TypeError(f"{op}: {name} must be a fastconv.Tensor, got {type(t).__name__} "
                         "(wrap arrays with fastconv.tensor(...))")
     if t.dtype != np.float32:
-        raise TypeError(f"{op}: {name} must be float32, got {t.dtype} "
+        raise ArgumentTypeError(f"{op}: {name} must be float32, got {t.dtype} "
                         "(fastconv computes in float32; convert with .float())")
     if ndims is not None and t.ndim not in ndims:
         want = " or ".join(f"{n}-D" for n in ndims)
-        raise ValueError(f"{op}: {name} must be {want}, got shape {t.shape}")
+        raise ArgumentError(f"{op}: {name} must be {want}, got shape {t.shape}")
     return t
 
 
