@@ -232,8 +232,11 @@ class _TorchMethodsArray(np.ndarray):
 
 
 class Size(tuple):
-    """torch.Size: what ``Tensor.size()`` returns, a tuple of ints with ``numel()``.
-    (``.shape`` is a plain tuple.)"""
+    """torch.Size: what ``Tensor.size()`` and ``.shape`` return, a tuple of ints with
+    ``numel()``. Its repr is ``fastconv.Size([2, 3])``; str() and f-strings write the plain
+    tuple, as the error messages spell shapes."""
+
+    __str__ = tuple.__repr__
 
     def numel(self) -> int:
         n = 1
@@ -346,8 +349,8 @@ class Tensor:
 
     # ---- properties -------------------------------------------------------------------------
     @property
-    def shape(self) -> tuple:
-        return tuple(self.data.shape)
+    def shape(self) -> Size:
+        return Size(self.data.shape)
 
     @property
     def dtype(self):

@@ -139,6 +139,9 @@ def test_size_is_a_tuple_with_numel():
     assert isinstance(s, tuple) and s.numel() == 24 and s[1:].numel() == 12
     assert repr(s) == "fastconv.Size([2, 3, 4])" and fc.Size([]).numel() == 1
     assert fc.randn(2, 3).size(-1) == 3
+    shape = fc.randn(2, 3, 4).shape  # .shape is the same Size, as torch's
+    assert type(shape) is fc.Size and shape.numel() == 24 and shape == (2, 3, 4)
+    assert f"{shape}" == "(2, 3, 4)"  # str() writes the tuple: error messages spell shapes so
 
 
 def test_set_printoptions():
