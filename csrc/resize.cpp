@@ -4,6 +4,7 @@
  * What: the source positions come in per-axis tables (fastconv/ops/upsample.py
  * builds them with PyTorch's rules for each mode and align_corners):
  * output row oh reads input rows h0 = h_index[oh] and h1 = min(h0 + 1, H - 1)
+ * (h1 = h0 when OH = H: PyTorch copies an axis that keeps its size)
  * with weights 1 - lh and lh = h_weight[oh]; columns likewise.
  *   nearest (no weights):  y[oh, ow] = x[h0, w0]
  *   bilinear:  y = (1 - lh) ((1 - lw) x[h0, w0] + lw x[h0, w1])
@@ -52,7 +53,9 @@ Axis make_axis(const char* fn, const char* name, index_t size, const py::array& 
         require(I[o] >= 0 && I[o] < size, fn, ": ", name, "[", o, "] = ", I[o],
                 " is outside [0, ", size, ")");
         a.i0[o] = I[o];
-        a.i1[o] = std::min<index_t>(I[o] + 1, size - 1);
+        // An axis that keeps its size is copied: the second tap (weight 0) is the first one,
+        // as in PyTorch, so that an inf or NaN does not reach the output before it.
+        a.i1[o] = a.out == size ? I[o] : std::min<index_t>(I[o] + 1, size - 1);
         a.l1[o] = L ? L[o] : 0.f;
         a.l0[o] = 1.f - a.l1[o];
     }

@@ -132,6 +132,37 @@ def assert_close(got, want, rtol=FWD_RTOL, atol=FWD_ATOL, name="output", show=5)
     raise AssertionError("\n".join(lines))
 
 
+def poison(rng: np.random.Generator, a: np.ndarray, count: int = 3,
+           values=(np.inf, -np.inf, np.nan)) -> np.ndarray:
+    """``a`` (changed in place and returned) with ``count`` entries at random positions set
+    to values drawn from ``values``."""
+    flat = a.reshape(-1)
+    at = rng.choice(flat.size, size=min(count, flat.size), replace=False)
+    flat[at] = rng.choice(np.asarray(values, dtype=a.dtype), size=at.size)
+    return a
+
+
+def assert_nonfinite_like(got, want, rtol=FWD_RTOL, atol=FWD_ATOL, name="output",
+                          same_kind=True):
+    """``got`` is non-finite exactly where ``want`` is (with ``same_kind``, also the same NaN
+    or signed inf there) and close to it (assert_close) everywhere else."""
+    __tracebackhide__ = True
+    got = np.asarray(to_numpy(got), dtype=np.float64)
+    want = np.asarray(to_numpy(want), dtype=np.float64)
+    assert got.shape == want.shape, f"{name}: shape {got.shape}, expected {want.shape}"
+    finite = np.isfinite(want)
+    wrong = np.isfinite(got) != finite
+    if wrong.any():
+        at = [tuple(int(v) for v in i) for i in np.argwhere(wrong)[:5]]
+        raise AssertionError(f"{name}: {wrong.sum()} entries finite in one and not the other, "
+                             f"first at {at}: got {[got[i] for i in at]}, want "
+                             f"{[want[i] for i in at]}")
+    if same_kind:
+        np.testing.assert_array_equal(got[~finite], want[~finite],
+                                      err_msg=f"{name}: different NaN / inf")
+    assert_close(got[finite], want[finite], rtol=rtol, atol=atol, name=name)
+
+
 def assert_grad_close(got, want, rtol=GRAD_RTOL, atol=GRAD_ATOL, name="grad"):
     """Gradient comparison: entrywise rtol plus a floor relative to the gradient's scale."""
     __tracebackhide__ = True

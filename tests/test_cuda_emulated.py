@@ -33,7 +33,7 @@ from cuda_emulation import (
     load_emulated_backend,
     thread_order,
 )
-from helpers import assert_close
+from helpers import assert_close, assert_nonfinite_like, poison
 
 
 @pytest.fixture(scope="module")
@@ -450,6 +450,33 @@ def test_lrn(be, size, C, segmented, monkeypatch):
     yt.backward(torch.tensor(dy, dtype=torch.float64))
     dx = be.lrn_backward(x, y, scale, dy, size, alpha, beta, k)
     assert_close(dx, xt.grad)
+
+
+@pytest.mark.parametrize("size,C,beta", [(5, 12, 0.75), (4, 7, 0.5), (1, 3, 0.75), (9, 4, 1.3),
+                                         (3, 16, 0.0)])
+@pytest.mark.parametrize("segmented", [False, True])
+def test_lrn_nonfinite_values_stay_in_their_windows(be, size, C, beta, segmented, monkeypatch):
+    """An inf or NaN (or |x| > 1.8e19, whose float32 square is inf) reaches only the outputs
+    whose windows hold it, with torch's NaN / inf: the running window sum is summed again
+    once such a value has left (or a large one, whose rounding it would keep); the same in
+    the backward, with non-finite dy too."""
+    if segmented:
+        monkeypatch.setattr(be.norm, "sms", lambda: 10**6)
+    rng = np.random.default_rng(size * 100 + C)
+    alpha, k = 0.5, 1.0
+    values = (np.inf, -np.inf, np.nan, 3e19, -1e20, 1e15)
+    for trial in range(3):
+        x = poison(rng, rand(rng, 2, C, 3, 4), count=2 + trial, values=values)
+        y, scale = be.lrn_forward(x, size, alpha, beta, k)
+        xt = torch.tensor(x, requires_grad=True)
+        yt = F.local_response_norm(xt, size, alpha, beta, k)
+        assert_nonfinite_like(y, yt.detach(), name="lrn_forward")
+        dy = rand(rng, *x.shape)
+        if trial:
+            poison(rng, dy, count=trial)
+        yt.backward(torch.tensor(dy))
+        dx = be.lrn_backward(x, y, scale, dy, size, alpha, beta, k)
+        assert_nonfinite_like(dx, xt.grad, atol=1e-4, name="lrn_backward")
 
 
 @pytest.mark.parametrize("shape", [(4, 3, 5, 6), (16, 5), (1, 2, 3, 3), (3, 4, 40, 40)])

@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 from cuda_emulation import load_emulated_backend
-from helpers import assert_close, assert_grad_close, distinct, randn
+from helpers import assert_close, assert_grad_close, assert_nonfinite_like, distinct, poison, randn
 
 from fastconv.ops import pad as pad_ops
 from fastconv.ops import upsample as upsample_ops
@@ -201,3 +201,25 @@ def test_interpolate(be, mode, align, size, rng):
     dy = randn(rng, *y.shape)
     yt.backward(torch.tensor(dy, dtype=torch.float64))
     assert_grad_close(be.interpolate_backward(dy, x.shape, *rows, *cols), xt.grad)
+
+
+@pytest.mark.parametrize("mode,align", [("nearest", None), ("bilinear", False),
+                                        ("bilinear", True)])
+@pytest.mark.parametrize("size", [(9, 7), (4, 8), (4, 5), (2, 5), (3, 2)], ids=str)
+def test_interpolate_nonfinite_values_reach_only_their_readers(be, mode, align, size, rng):
+    """An inf or NaN in x makes non-finite exactly the outputs that read it (an axis that keeps
+    its size is copied: its second tap, of weight 0, is the first one, as in torch), and one
+    in dy exactly the inputs its output read."""
+    x = poison(rng, randn(rng, 2, 3, 4, 5), count=3)
+    rows = upsample_ops._source_index(mode, 4, size[0], None, bool(align))
+    cols = upsample_ops._source_index(mode, 5, size[1], None, bool(align))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = tF.interpolate(xt, size, mode=mode, align_corners=align)
+    assert_nonfinite_like(be.interpolate_forward(x, *rows, *cols), yt.detach(),
+                          name="interpolate_forward")
+    dy = poison(rng, randn(rng, *yt.shape), count=2)
+    yt.backward(torch.tensor(dy))
+    # torch adds the weight-0 tap of a kept axis on its own (inf + 0 * inf = NaN) where the
+    # gather adds the one weight 1 (inf): the same places, not always the same NaN / inf
+    assert_nonfinite_like(be.interpolate_backward(dy, x.shape, *rows, *cols), xt.grad,
+                          name="interpolate_backward", same_kind=False)

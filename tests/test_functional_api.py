@@ -16,7 +16,17 @@ import warnings
 import numpy as np
 import pytest
 import reference as R
-from helpers import assert_close, check_op, check_vs_torch, conv_weight, distinct, randn, to_numpy
+from helpers import (
+    assert_close,
+    assert_nonfinite_like,
+    check_op,
+    check_vs_torch,
+    conv_weight,
+    distinct,
+    poison,
+    randn,
+    to_numpy,
+)
 
 import fastconv
 import fastconv.functional as F
@@ -458,6 +468,56 @@ def test_interpolate_axis_of_unchanged_size(mode, rng):
     case = {"scale_factor": (1.2, 2.0), "mode": mode}
     check_vs_torch(lambda t: F.interpolate(t, **case), lambda t: tF.interpolate(t, **case),
                    [randn(rng, 2, 3, 4, 5)], rng=rng, name=f"interpolate {case}")
+
+
+NONFINITE_INTERP_CASES = [
+    {"size": (3, 5), "mode": "area"}, {"size": (7, 13), "mode": "area"},
+    {"size": (7, 9), "mode": "bicubic"}, {"size": (3, 2), "mode": "bicubic"},
+    {"scale_factor": 2, "mode": "bicubic", "align_corners": True},
+    {"size": (6, 8), "mode": "bicubic"},             # same size: identity matrices
+    {"size": (6, 11), "mode": "bicubic"},            # one axis keeps its size
+    {"size": (11, 5), "mode": "bilinear"}, {"size": (6, 11), "mode": "bilinear"},
+    {"size": (6, 8), "mode": "bilinear", "align_corners": True},
+    {"scale_factor": (1.2, 2.0), "mode": "bilinear"},
+    {"size": (11, 3), "mode": "bilinear", "align_corners": True},
+    {"size": (5, 13), "mode": "nearest"}, {"size": (9, 5), "mode": "nearest-exact"},
+]
+
+
+@pytest.mark.parametrize("case", NONFINITE_INTERP_CASES, ids=str)
+def test_interpolate_nonfinite_values_reach_only_the_outputs_that_read_them(case, rng):
+    """An inf or NaN in the input makes non-finite exactly the outputs whose taps (or area
+    windows) include it, with the same NaN / inf as torch (a tap of weight 0 included: torch
+    reads it, 0 * inf = NaN), and the other outputs keep their values; the same for an inf
+    or NaN in dy and the input gradient. (A dense matrix product would spread it over its
+    plane.)"""
+    shape = (2, 3, 6, 8)
+    for trial in range(4):
+        x = poison(rng, randn(rng, *shape), count=1 + trial)
+        xf, xt = T(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            y = F.interpolate(xf, **case)
+        yt = tF.interpolate(xt, **case)
+        assert_nonfinite_like(y.detach(), yt.detach(), name=f"interpolate {case}")
+        dy = randn(rng, *yt.shape)
+        if trial % 2:
+            poison(rng, dy, count=trial)
+        y.backward(T(dy))
+        yt.backward(torch.tensor(dy))
+        assert_nonfinite_like(xf.grad, xt.grad, name=f"interpolate {case} grad")
+
+
+@pytest.mark.parametrize("mode", ["linear", "area", "nearest"])
+def test_interpolate_nonfinite_values_on_3d_input(mode, rng):
+    """(N, C, L) input runs as a plane of one row. Its row axis keeps its size, which torch's
+    bilinear reads with a second weight 0 (inf becomes NaN there) and its linear does not
+    have: linear is held to the same non-finite places, not the same NaN / inf."""
+    for size in (5, 13):
+        x = poison(rng, randn(rng, 2, 3, 8), count=2)
+        y = F.interpolate(T(x), size=size, mode=mode)
+        assert_nonfinite_like(y, tF.interpolate(torch.tensor(x), size=size, mode=mode),
+                              name=f"interpolate {mode} to {size}", same_kind=mode != "linear")
 
 
 def test_interpolate_errors(rng):

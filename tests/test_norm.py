@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference as R
-from helpers import assert_close, check_op, check_vs_torch, randn, to_numpy
+from helpers import (
+    assert_close,
+    assert_nonfinite_like,
+    check_op,
+    check_vs_torch,
+    poison,
+    randn,
+    to_numpy,
+)
 
 import fastconv
 import fastconv.functional as F
@@ -181,6 +189,50 @@ def test_local_response_norm_3d_input(rng):
     x = randn(rng, 2, 6, 5)
     check_op(lambda t: F.local_response_norm(t, 3, 0.5, 0.75, 1.0),
              lambda a: R.local_response_norm(a, 3, 0.5, 0.75, 1.0), [x], rng=rng, name="lrn 3-D")
+
+
+@pytest.mark.parametrize("shape,size,alpha,beta,k", LRN_CASES + [
+    ((2, 16, 17, 19), 5, 0.5, 0.75, 1.0),   # more pixels than one block of the CPU kernel
+    ((1, 12, 3, 2), 7, 2.0, 0.6, 1.0),      # the general power
+    ((2, 9, 2, 2), 3, 1.0, 0.0, 1.0),       # beta = 0: y = x even beside an inf
+], ids=str)
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_local_response_norm_nonfinite_values_stay_in_their_windows(shape, size, alpha, beta, k,
+                                                                      rng):
+    """An inf or NaN (or |x| > 1.8e19, whose float32 square is inf) in a channel makes
+    non-finite or zero only the outputs whose windows hold it, with the same NaN / inf as
+    torch: a running window sum (add the entering channel, subtract the leaving one) would
+    keep it, or the rounding it caused, after it has left. Gradients the same, with an inf
+    or NaN in dy too."""
+    torch = pytest.importorskip("torch")
+    values = (np.inf, -np.inf, np.nan, 3e19, -1e20)
+    for trial in range(4):
+        x = poison(rng, randn(rng, *shape), count=1 + trial, values=values)
+        xf, xt = fastconv.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y = F.local_response_norm(xf, size, alpha, beta, k)
+        yt = torch.nn.functional.local_response_norm(xt, size, alpha, beta, k)
+        assert_nonfinite_like(y.detach(), yt.detach(), name="local_response_norm")
+        dy = randn(rng, *shape)
+        if trial % 2:
+            poison(rng, dy, count=trial)
+        y.backward(fastconv.tensor(dy))
+        yt.backward(torch.tensor(dy))
+        assert_nonfinite_like(xf.grad, xt.grad, rtol=1e-4, atol=1e-4,
+                              name="local_response_norm grad")
+
+
+@pytest.mark.parametrize("big", [np.nan, np.inf, 1e20, 1e15])
+def test_local_response_norm_far_channels_ignore_one_extreme_value(big):
+    """x = 1 with one extreme channel: the channels whose windows miss it get exactly the
+    value they have without it (scale 1 + 1/3 * 3 = 2, y = 2^-0.75), however large it was;
+    the two whose windows hold it are torch's (NaN for a NaN, 0 for an infinite scale)."""
+    torch = pytest.importorskip("torch")
+    x = np.ones((1, 8, 1, 1), np.float32)
+    x[0, 0] = big
+    y = to_numpy(F.local_response_norm(fastconv.tensor(x), 3, 1.0, 0.75, 1.0)).reshape(-1)
+    np.testing.assert_allclose(y[2:7], 2.0 ** -0.75, rtol=1e-6)
+    want = torch.nn.functional.local_response_norm(torch.tensor(x), 3, 1.0, 0.75, 1.0)
+    assert_nonfinite_like(y, want.numpy().reshape(-1), name=f"lrn beside {big}")
 
 
 @pytest.mark.parametrize("depth_radius,bias,alpha,beta", [(2, 1.0, 0.1, 0.75), (4, 2.0, 1e-3, 0.5),

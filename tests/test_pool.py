@@ -3,10 +3,21 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import reference as R
-from helpers import assert_close, check_op, check_vs_torch, distinct, randn, to_numpy
+from helpers import (
+    assert_close,
+    assert_nonfinite_like,
+    check_op,
+    check_vs_torch,
+    distinct,
+    poison,
+    randn,
+    to_numpy,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -215,6 +226,42 @@ def test_adaptive_avg_pool2d_vs_torch(shape, out, rng):
     check_vs_torch(lambda t: F.adaptive_avg_pool2d(t, out),
                    lambda t: torch.nn.functional.adaptive_avg_pool2d(t, out),
                    [randn(rng, *shape)], rng=rng, name="adaptive_avg_pool2d")
+
+
+@pytest.mark.parametrize("shape,out", [
+    ((2, 3, 8, 8), 3), ((2, 2, 13, 11), (6, 4)),   # uneven windows (the separable matrices)
+    ((1, 3, 5, 7), (9, 4)),                        # output larger than the input along H
+    ((2, 2, 1, 10), (1, 3)),                       # a single row (interpolate's area on 1-D)
+    ((2, 3, 8, 6), (4, 3)), ((2, 2, 5, 5), 1),     # divisible sizes and global pooling
+], ids=str)
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # inf - inf = NaN, as torch
+def test_adaptive_avg_pool2d_nonfinite_values_stay_in_their_windows(shape, out, rng):
+    """An inf or NaN in the input reaches only the outputs whose windows hold it (the product
+    with the dense averaging matrices would spread it over its plane: 0 * inf = NaN), and one
+    in dy only the inputs under its window: the same NaN / inf and values as torch."""
+    torch = pytest.importorskip("torch")
+    for trial in range(4):
+        x = poison(rng, randn(rng, *shape), count=1 + trial)
+        xf, xt = fastconv.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y = F.adaptive_avg_pool2d(xf, out)
+        yt = torch.nn.functional.adaptive_avg_pool2d(xt, out)
+        assert_nonfinite_like(y.detach(), yt.detach(), name=f"adaptive_avg_pool2d{shape}")
+        dy = randn(rng, *yt.shape)
+        if trial % 2:
+            poison(rng, dy, count=trial)
+        y.backward(fastconv.tensor(dy))
+        yt.backward(torch.tensor(dy))
+        assert_nonfinite_like(xf.grad, xt.grad, name=f"adaptive_avg_pool2d{shape} grad")
+
+
+def test_adaptive_avg_pool2d_one_inf_poisons_one_window():
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    x[0, 0, 0, 0] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value encountered in matmul"
+        y = to_numpy(F.adaptive_avg_pool2d(fastconv.tensor(x), 3))
+    assert np.isposinf(y[0, 0, 0, 0]) and np.count_nonzero(~np.isfinite(y)) == 1
+    np.testing.assert_array_equal(y.reshape(-1)[1:], 0.0)
 
 
 # ----------------------------------------------------------------------------- random sweeps

@@ -2,7 +2,8 @@
 
 Max pooling (any dilation), adaptive max pooling and average pooling run the backend
 kernels; adaptive average pooling to sizes that do not divide the input runs separable
-averaging matrices (array code).
+averaging matrices (array code; a plane holding an inf or NaN runs on the windows' tap tables
+instead, so that only the windows that contain it are non-finite, as in PyTorch).
 
 Unbatched (C, H, W) input is accepted wherever PyTorch accepts it (it runs as a batch of
 one and the batch dim is dropped again).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastconv.function import Function
+from fastconv.ops.upsample import separable, separable_transpose
 from fastconv.ops.validate import check_allocation, contiguous, float_tensor, pair
 from fastconv.output_size import pool_output_size
 
@@ -189,19 +191,38 @@ def _window_average_matrix(xp, size: int, out: int):
     return xp.asarray(m)
 
 
+def _window_taps(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same windows as a tap table (index, weight), both (out, K) with K the widest
+    window: the cells of window i and 1 / its size, narrower windows padded with index =
+    size (fastconv.ops.upsample.separable's convention)."""
+    start = np.arange(out) * size // out
+    end = -(-(np.arange(1, out + 1) * size) // out)
+    cells = start[:, None] + np.arange(int((end - start).max()))
+    inside = cells < end[:, None]
+    weight = np.where(inside, (1.0 / (end - start))[:, None], 0.0).astype(np.float32)
+    return np.where(inside, cells, size), weight
+
+
 class AdaptiveAvgPool2d(Function):
     """Windows of uneven (possibly overlapping) size. A window's average is separable, so
-    y = Ah x Aw^T per plane with the matrices above, and dx = Ah^T dy Aw."""
+    y = Ah x Aw^T per plane with the matrices above, and dx = Ah^T dy Aw (planes with a
+    non-finite value: the window tap tables, see fastconv.ops.upsample.separable)."""
 
     double_backward = "linear"
 
     def forward(self, x, output_size):
-        self.ah = _window_average_matrix(self.xp, x.shape[2], output_size[0])
-        self.aw = _window_average_matrix(self.xp, x.shape[3], output_size[1])
-        return self.xp.ascontiguousarray(self.ah @ x @ self.aw.T)
+        (H, W), (OH, OW) = x.shape[2:], output_size
+        self.ah = _window_average_matrix(self.xp, H, OH)
+        self.aw = _window_average_matrix(self.xp, W, OW)
+        self.x_hw = (H, W)
+        return separable(self.xp, x, self.ah, self.aw, self._taps)
+
+    def _taps(self):
+        (H, W), (OH, OW) = self.x_hw, (self.ah.shape[0], self.aw.shape[0])
+        return _window_taps(H, OH), _window_taps(W, OW)
 
     def backward(self, dy):
-        return self.xp.ascontiguousarray(self.ah.T @ dy @ self.aw)
+        return separable_transpose(self.xp, dy, self.ah, self.aw, self._taps, self.x_hw)
 
 
 def _adaptive_size(op, x, output_size):

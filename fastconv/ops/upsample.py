@@ -5,10 +5,17 @@ Nearest and bilinear resizing read, for each output row and column, one or two s
 positions with their weights. :func:`_source_index` computes them per axis with PyTorch's
 rules (the only place the modes and ``align_corners`` are interpreted); the backend kernels
 (csrc/resize.cpp, fastconv/cuda/resize.cu) take these tables and interpolate, forward and
-backward. Bicubic resizing reads four source positions per axis; :func:`_cubic_matrix`
-folds them (and the border clamping) into an (out, size) matrix per axis, and
-:class:`SeparableResize` applies the two matrices with the backend's matmul (array code:
-y = Ah x Aw^T per plane, dx = Ah^T dy Aw). Area mode is adaptive average pooling.
+backward. Bicubic resizing reads four source positions per axis; :func:`_cubic_taps` lists
+them (clamped to the border) with their weights, :func:`taps_matrix` folds such a table into
+an (out, size) matrix per axis, and :class:`SeparableResize` applies the two matrices with
+the backend's matmul (array code: y = Ah x Aw^T per plane, dx = Ah^T dy Aw). Area mode is
+adaptive average pooling, which runs the same separable product (:func:`separable`).
+
+Non-finite values: in a matrix product an inf or NaN meets the zeros of its row and column
+(0 * inf = NaN) and reaches every output of its plane, while PyTorch's kernels read only each
+output's taps. :func:`separable` therefore computes the (rare) planes that hold a non-finite
+value again from the tap tables, forward and backward, so that exactly the outputs whose
+taps include it are non-finite, as in PyTorch.
 """
 
 from __future__ import annotations
@@ -92,10 +99,13 @@ def cubic_weights_grad(xp, t):
     return [far(t + one), near(t), -near(one - t), -far(two - t)]
 
 
-def _cubic_matrix(size: int, out: int, scale: float | None, align_corners: bool) -> np.ndarray:
-    """(out, size) float32: row o holds the weights bicubic output o gives the input along
-    one axis. PyTorch's source position (no clamping at 0, unlike bilinear), its four taps
-    floor(src) - 1 .. floor(src) + 2 clamped to the border, weights from the fraction."""
+def _cubic_taps(size: int, out: int, scale: float | None,
+                align_corners: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(index, weight), both (out, 4): the four input positions bicubic output o reads along
+    one axis and their weights. PyTorch's source position (no clamping at 0, unlike
+    bilinear), its four taps floor(src) - 1 .. floor(src) + 2 clamped to the border, weights
+    from the fraction. A clamped tap is listed as often as PyTorch reads it, and a tap of
+    weight 0 is still listed: PyTorch reads it (an inf there gives NaN)."""
     dst = np.arange(out, dtype=np.float32)
     if align_corners:
         src = dst * (np.float32((size - 1) / (out - 1)) if out > 1 else np.float32(0.0))
@@ -104,26 +114,113 @@ def _cubic_matrix(size: int, out: int, scale: float | None, align_corners: bool)
         src = (dst + np.float32(0.5)) * s - np.float32(0.5)
     i0 = np.minimum(np.floor(src).astype(np.int64), size - 1)
     t = np.clip(src - i0.astype(np.float32), 0, 1).astype(np.float32)
-    m = np.zeros((out, size), np.float32)
+    index = np.stack([np.clip(i0 - 1 + k, 0, size - 1) for k in range(4)], axis=1)
+    weight = np.stack([w.astype(np.float32) for w in cubic_weights(np, t)], axis=1)
+    return index, weight
+
+
+# ------------------------------------------------------------------ separable products and taps
+#
+# A tap table (index, weight), both (out, K), lists the input positions output o reads along
+# one axis (index[o, k]) and the weights it reads them with; an index equal to the axis size
+# is padding (a row with fewer than K taps) and reads zero.
+
+def taps_matrix(index: np.ndarray, weight: np.ndarray, size: int) -> np.ndarray:
+    """The (out, size) float32 matrix of a tap table: the weights of repeated taps add up."""
+    out, width = index.shape
+    m = np.zeros((out, size + 1), np.float32)  # the last column takes the padding
     rows = np.arange(out)
-    for k, w in enumerate(cubic_weights(np, t)):
-        np.add.at(m, (rows, np.clip(i0 - 1 + k, 0, size - 1)), w.astype(np.float32))
-    return m
+    for k in range(width):
+        np.add.at(m, (rows, index[:, k]), weight[:, k].astype(np.float32))
+    return m[:, :size]
+
+
+def transpose_taps(index: np.ndarray, weight: np.ndarray,
+                   size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The table of the transposed map: for each input position, the outputs that read it
+    (one entry per tap, so a position read twice by one output is listed twice) and the
+    weights; (size, K') with K' the most readers of one position, padded with index = out."""
+    out = index.shape[0]
+    o, k = np.nonzero(index < size)
+    src = index[o, k]
+    order = np.argsort(src, kind="stable")
+    src, o, w = src[order], o[order], weight[o, k][order]
+    counts = np.bincount(src, minlength=size)
+    t_index = np.full((size, max(int(counts.max(initial=0)), 1)), out, np.int64)
+    t_weight = np.zeros(t_index.shape, np.float32)
+    slot = np.arange(src.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    t_index[src, slot], t_weight[src, slot] = o, w
+    return t_index, t_weight
+
+
+def _apply_taps(xp, a, index, weight, axis: int):
+    """sum_k weight[o, k] * a[..., index[o, k], ...] along ``axis``: each product formed on
+    its own, so a non-finite input reaches exactly the outputs that list it as a tap."""
+    index = xp.asarray(index)
+    if int(index.max()) >= a.shape[axis]:  # padding taps read an appended slice of zeros
+        pad = list(a.shape)
+        pad[axis] = 1
+        a = xp.concatenate([a, xp.zeros(pad, a.dtype)], axis=axis)
+    g = xp.take(a, index, axis=axis)  # (..., out, K, ...)
+    w = xp.asarray(weight).reshape(weight.shape + (1,) * (a.ndim - axis - 1))
+    return (g * w).sum(axis=axis + 1)
+
+
+def separable(xp, a, left, right, taps):
+    """left @ plane @ right.T for each (rows, cols) plane of ``a`` (..., rows, cols).
+
+    The matmuls give the planes of finite values. A non-finite value would meet the
+    zeros of the dense matrices there (0 * inf = NaN) and spread over its whole plane, so
+    the planes that hold one are computed again from the tap tables (``taps()`` returns
+    (left's, right's); it runs only then), where it reaches only the outputs that read it.
+    """
+    lead, (rows, cols) = a.shape[:-2], a.shape[-2:]
+    planes = a.reshape((int(np.prod(lead)), rows, cols))
+    n = planes.shape[0]
+    with np.errstate(invalid="ignore"):  # NaN from inf * 0 is part of the result, not a slip
+        t = xp.matmul(planes.reshape(n * rows, cols), right.T).reshape(n, rows, right.shape[0])
+        y = xp.matmul(left, t)
+        if n and not bool(xp.isfinite(planes).all()):
+            bad = xp.flatnonzero(~xp.isfinite(planes).reshape(n, -1).all(axis=1))
+            left_taps, right_taps = taps()
+            y[bad] = _apply_taps(xp, _apply_taps(xp, planes[bad], *right_taps, axis=2),
+                                 *left_taps, axis=1).astype(y.dtype, copy=False)
+    return y.reshape(lead + y.shape[1:])
+
+
+def separable_transpose(xp, dy, left, right, taps, sizes):
+    """The adjoint of :func:`separable` (left.T @ plane @ right per plane of ``dy``), for
+    input planes of ``sizes`` = (rows, cols)."""
+    def transposed():
+        (lt, rt), (rows, cols) = taps(), sizes
+        return transpose_taps(*lt, rows), transpose_taps(*rt, cols)
+    return separable(xp, dy, left.T, right.T, transposed)
 
 
 class SeparableResize(Function):
-    """y = ah x aw^T per (H, W) plane, for (OH, H) and (OW, W) matrices."""
+    """y = ah x aw^T per (H, W) plane, for (OH, H) and (OW, W) matrices; ``taps`` are the two
+    axes' tap tables (the planes with a non-finite value run on them: :func:`separable`).
+
+    With identity matrices (bicubic to the input's own size, no scale factor) the backward
+    copies dy, as PyTorch's does. That is the transpose of the identity too, but the tap
+    tables list the three taps of weight 0 beside each input, through which an inf in dy
+    would become NaN in its neighbours; PyTorch's copy keeps it where it is."""
 
     double_backward = "linear"
 
-    def forward(self, x, ah, aw):
+    def forward(self, x, ah, aw, taps):
         xp = self.xp
-        self.ah, self.aw = xp.asarray(ah), xp.asarray(aw)
-        return xp.ascontiguousarray(xp.matmul(self.ah, xp.matmul(contiguous(xp, x), self.aw.T)))
+        self.identity = all(m.shape[0] == m.shape[1] and np.array_equal(m, np.eye(len(m)))
+                            for m in (ah, aw))
+        self.ah, self.aw, self.taps = xp.asarray(ah), xp.asarray(aw), taps
+        self.x_hw = x.shape[2:]
+        return separable(xp, contiguous(xp, x), self.ah, self.aw, lambda: self.taps)
 
     def backward(self, dy):
-        xp = self.xp
-        return xp.ascontiguousarray(xp.matmul(self.ah.T, xp.matmul(dy, self.aw))), None, None
+        if self.identity:
+            return self.xp.array(dy, dtype=np.float32, order="C", copy=True), None, None
+        return (separable_transpose(self.xp, dy, self.ah, self.aw, lambda: self.taps,
+                                    self.x_hw), None, None)
 
 
 class Resize2d(Function):
@@ -227,9 +324,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
 
         y = adaptive_avg_pool2d(x, out)
     elif mode == "bicubic":
-        ah = _cubic_matrix(x.shape[2], out[0], scales[0], bool(align_corners))
-        aw = _cubic_matrix(x.shape[3], out[1], scales[1], bool(align_corners))
-        y = SeparableResize.apply(x, ah, aw)
+        th = _cubic_taps(x.shape[2], out[0], scales[0], bool(align_corners))
+        tw = _cubic_taps(x.shape[3], out[1], scales[1], bool(align_corners))
+        y = SeparableResize.apply(x, taps_matrix(*th, x.shape[2]), taps_matrix(*tw, x.shape[3]),
+                                  taps=(th, tw))
     else:
         H, W = x.shape[2:]
         kind = "bilinear" if mode == "linear" else mode  # linear: bilinear on a 1-row plane
