@@ -15,7 +15,7 @@ import numpy as np
 
 from fastconv.function import Function
 from fastconv.ops.upsample import separable, separable_transpose
-from fastconv.ops.validate import check_allocation, contiguous, float_tensor, pair
+from fastconv.ops.validate import ArgumentError, check_allocation, contiguous, float_tensor, pair
 from fastconv.output_size import pool_output_size
 
 
@@ -28,15 +28,15 @@ def _pool_args(op, x, kernel_size, stride, padding, ceil_mode, dilation=1):
     for i, axis in enumerate(("height", "width")):
         span = dilation[i] * (kernel[i] - 1) + 1  # the effective kernel size
         if padding[i] * 2 > kernel[i]:  # PyTorch's rule: the kernel size, not the span
-            raise ValueError(f"{op}: padding {padding} must be at most half of kernel_size "
-                             f"{kernel} (a window could then hold only padding)")
+            raise ArgumentError(f"{op}: padding {padding} must be at most half of kernel_size "
+                                f"{kernel} (a window could then hold only padding)")
         size = x.shape[2 + i]
         # PyTorch's rule: only the output size counts; in ceil mode the last window may reach
         # past the padded input (its taps there are skipped, as the padding's are)
         if pool_output_size(size, kernel[i], stride[i], padding[i], ceil_mode, dilation[i]) < 1:
-            raise ValueError(f"{op}: kernel_size {kernel} (dilation {dilation}, effective "
-                             f"{span} in {axis}) leaves no output for the padded input ({axis} "
-                             f"{size} + 2*{padding[i]}); input shape {x.shape}")
+            raise ArgumentError(f"{op}: kernel_size {kernel} (dilation {dilation}, effective "
+                                f"{span} in {axis}) leaves no output for the padded input ({axis} "
+                                f"{size} + 2*{padding[i]}); input shape {x.shape}")
     return kernel, stride, padding, dilation
 
 
@@ -157,8 +157,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     op = "avg_pool2d"
     if divisor_override is not None and (isinstance(divisor_override, bool) or not isinstance(
             divisor_override, (int, np.integer)) or divisor_override == 0):
-        raise ValueError(f"{op}: divisor_override must be a non-zero int, got "
-                         f"{divisor_override!r}")
+        raise ArgumentError(f"{op}: divisor_override must be a non-zero int, got "
+                            f"{divisor_override!r}")
     x, unbatched = _batched(op, input)
     kernel, stride, padding, _ = _pool_args(op, x, kernel_size, stride, padding, ceil_mode)
     include = bool(count_include_pad) or divisor_override is not None
@@ -272,8 +272,8 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     x, unbatched = _batched(op, input)
     H, W = x.shape[2:]
     if min(H, W) < 1:
-        raise ValueError(f"{op}: input {input.shape} has an empty plane: no window to take a "
-                         "maximum of")
+        raise ArgumentError(f"{op}: input {input.shape} has an empty plane: no window to take a "
+                            "maximum of")
     out = _adaptive_size(op, x, output_size)
     box = [] if return_indices else None
     y = AdaptiveMaxPool2d.apply(x, out, indices_out=box)
@@ -314,8 +314,8 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
                         "return_indices), got " + type(indices).__name__)
     idx = indices.reshape(1, *indices.shape) if unbatched else indices
     if tuple(idx.shape) != tuple(x.shape):
-        raise ValueError(f"{op}: indices {tuple(indices.shape)} must have input's shape "
-                         f"{tuple(input.shape)}")
+        raise ArgumentError(f"{op}: indices {tuple(indices.shape)} must have input's shape "
+                            f"{tuple(input.shape)}")
     kernel = pair(kernel_size, "kernel_size", op, 1)
     stride = kernel if stride is None else pair(stride, "stride", op, 1)
     padding = pair(padding, "padding", op, 0)
@@ -325,9 +325,9 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     else:
         out_hw = tuple(int(n) for n in output_size)[-2:]
         if len(tuple(output_size)) not in (2, 3, 4):
-            raise ValueError(f"{op}: output_size must have 2 to 4 elements, got {output_size}")
+            raise ArgumentError(f"{op}: output_size must have 2 to 4 elements, got {output_size}")
     if min(out_hw) < 1:
-        raise ValueError(f"{op}: empty output size {out_hw}")
+        raise ArgumentError(f"{op}: empty output size {out_hw}")
     flat = idx.data
     plane = out_hw[0] * out_hw[1]
     if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= plane):

@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from fastconv.function import Function
-from fastconv.ops.validate import check_allocation, contiguous, float_tensor
+from fastconv.ops.validate import ArgumentError, check_allocation, contiguous, float_tensor
 
 MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "area")
 
@@ -242,27 +242,27 @@ def _output_size(op, x, size, scale_factor, recompute_scale_factor):
     spatial = x.shape[2:]
     k = len(spatial)
     if (size is None) == (scale_factor is None):
-        raise ValueError(f"{op}: only one of size or scale_factor should be defined")
+        raise ArgumentError(f"{op}: only one of size or scale_factor should be defined")
     if size is not None:
         if recompute_scale_factor:
-            raise ValueError(f"{op}: recompute_scale_factor is not meaningful with an explicit "
-                             "size.")
+            raise ArgumentError(f"{op}: recompute_scale_factor is not meaningful with an explicit "
+                                "size.")
         sizes = (size,) * k if isinstance(size, (int, np.integer)) else tuple(size)
         if len(sizes) != k or any(isinstance(s, bool) or not isinstance(s, (int, np.integer))
                                   or s < 1 for s in sizes):
-            raise ValueError(f"{op}: size must be a positive int or {k} positive ints for input "
-                             f"of shape {x.shape}, got {size!r}")
+            raise ArgumentError(f"{op}: size must be a positive int or {k} positive ints for input "
+                                f"of shape {x.shape}, got {size!r}")
         check_allocation(op, x.shape[:2] + tuple(sizes))
         return tuple(int(s) for s in sizes), (None,) * k
     scales = (scale_factor,) * k if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
     if len(scales) != k or any(isinstance(s, bool) or not isinstance(s, (int, float))
                                or s <= 0 for s in scales):
-        raise ValueError(f"{op}: scale_factor must be a positive number or {k} positive numbers "
-                         f"for input of shape {x.shape}, got {scale_factor!r}")
+        raise ArgumentError(f"{op}: scale_factor must be a positive number or {k} positive numbers "
+                            f"for input of shape {x.shape}, got {scale_factor!r}")
     out = tuple(math.floor(float(n) * float(s)) for n, s in zip(spatial, scales))
     if min(out) < 1:
-        raise ValueError(f"{op}: scale_factor {scale_factor} gives an empty output for input "
-                         f"of shape {x.shape}")
+        raise ArgumentError(f"{op}: scale_factor {scale_factor} gives an empty output for input "
+                            f"of shape {x.shape}")
     check_allocation(op, x.shape[:2] + out)
     return out, ((None,) * k if recompute_scale_factor else tuple(float(s) for s in scales))
 
@@ -302,18 +302,18 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise NotImplementedError(f"{op}: mode {mode!r} is not supported by fastconv; "
                                   f"supported: {', '.join(MODES)}")
     if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
-        raise ValueError("align_corners option can only be set with the interpolating modes: "
-                         "linear | bilinear | bicubic | trilinear")
+        raise ArgumentError("align_corners option can only be set with the interpolating modes: "
+                            "linear | bilinear | bicubic | trilinear")
     if antialias:
         raise NotImplementedError(f"{op}: antialias=True is not supported by fastconv")
     want = {"bilinear": (4,), "bicubic": (4,), "linear": (3,)}.get(mode, (3, 4))
     if input.ndim not in want:
         dims = {(4,): "H, W", (3,): "L"}.get(want, "[H,] W")
-        raise ValueError(f"{op}: mode {mode!r} needs a {' or '.join(f'{n}-D' for n in want)} "
-                         f"input (N, C, {dims}), got shape {input.shape}")
+        raise ArgumentError(f"{op}: mode {mode!r} needs a {' or '.join(f'{n}-D' for n in want)} "
+                            f"input (N, C, {dims}), got shape {input.shape}")
     if min(input.shape[2:]) < 1:
-        raise ValueError(f"{op}: input and output sizes should be greater than 0, but got input "
-                         f"of shape {input.shape}")
+        raise ArgumentError(f"{op}: input and output sizes should be greater than 0, but got input "
+                            f"of shape {input.shape}")
     out, scales = _output_size(op, input, size, scale_factor, recompute_scale_factor)
     x = input
     if input.ndim == 3:  # (N, C, L) runs as (N, C, 1, L)
