@@ -193,7 +193,7 @@ class _TensorLikePair:
     def compare(self):
         a, e = self.actual, self.expected
         if tuple(a.shape) != tuple(e.shape):
-            self._fail_attribute("shape", Size(a.shape), Size(e.shape))
+            self._fail_attribute("shape", repr(Size(a.shape)), repr(Size(e.shape)))
         if self.check_stride:
             sa, se = _strides(a), _strides(e)
             if sa != se:
