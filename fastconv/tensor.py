@@ -35,6 +35,7 @@ from fastconv.device import of as _device_object
 from fastconv.ops import arith
 from fastconv.ops import index as index_ops
 from fastconv.ops import math as fmath
+from fastconv.ops.validate import ArgumentError
 
 #: The type names of ``Tensor.type("torch.FloatTensor")`` and their dtypes.
 _TENSOR_TYPE_NAMES = {"Float": dtypes.float32, "Double": dtypes.float64,
@@ -2245,11 +2246,12 @@ class Tensor:
         if -1 in shape:
             known = int(np.prod([s for s in shape if s != -1]))
             if known == 0 or self.numel() % known:
-                raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size "
-                                   f"{self.numel()}")
+                raise ArgumentError(f"shape '{list(shape)}' is invalid for input of size "
+                                    f"{self.numel()}")
             shape[shape.index(-1)] = self.numel() // known
         if int(np.prod(shape)) != self.numel():
-            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {self.numel()}")
+            raise ArgumentError(f"shape '{list(shape)}' is invalid for input of size "
+                                f"{self.numel()}")
         return tuple(shape)
 
     def view(self, *shape):
