@@ -547,3 +547,18 @@ def test_op_argument_errors_are_runtime_errors_as_in_torch(rng):
         cases[0](fastconv)
     with pytest.raises(TypeError):
         cases[3](fastconv)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"scale_factor": float("nan")}, "scale_factor must be a finite positive number"),
+    ({"scale_factor": float("inf")}, "scale_factor must be a finite positive number"),
+    ({"scale_factor": (2.0, -1.0)}, "scale_factor must be a finite positive number"),
+    ({"size": 4.5}, "size must be a positive int"),
+    ({"size": "4"}, "size must be a positive int"),
+    ({}, "either size or scale_factor should be defined"),
+    ({"size": 3, "scale_factor": 2.0}, "only one of size or scale_factor"),
+])
+def test_interpolate_bad_sizes_and_scales(kw, match, rng):
+    x = fastconv.tensor(randn(rng, 1, 2, 4, 4))
+    with pytest.raises((ValueError, RuntimeError), match=match):
+        F.interpolate(x, **kw)

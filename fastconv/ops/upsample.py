@@ -241,23 +241,27 @@ def _output_size(op, x, size, scale_factor, recompute_scale_factor):
     """(output size, scales to map back with or None per axis) for the spatial dims."""
     spatial = x.shape[2:]
     k = len(spatial)
-    if (size is None) == (scale_factor is None):
+    if size is None and scale_factor is None:
+        raise ArgumentError(f"{op}: either size or scale_factor should be defined")
+    if size is not None and scale_factor is not None:
         raise ArgumentError(f"{op}: only one of size or scale_factor should be defined")
     if size is not None:
         if recompute_scale_factor:
             raise ArgumentError(f"{op}: recompute_scale_factor is not meaningful with an explicit "
                                 "size.")
-        sizes = (size,) * k if isinstance(size, (int, np.integer)) else tuple(size)
+        sizes = (size,) * k if isinstance(size, (int, np.integer, float)) else (
+            tuple(size) if isinstance(size, (tuple, list)) else (size,))
         if len(sizes) != k or any(isinstance(s, bool) or not isinstance(s, (int, np.integer))
                                   or s < 1 for s in sizes):
             raise ArgumentError(f"{op}: size must be a positive int or {k} positive ints for input "
                                 f"of shape {x.shape}, got {size!r}")
         check_allocation(op, x.shape[:2] + tuple(sizes))
         return tuple(int(s) for s in sizes), (None,) * k
-    scales = (scale_factor,) * k if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
+    scales = (scale_factor,) * k if isinstance(scale_factor, (int, float)) else (
+        tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,))
     if len(scales) != k or any(isinstance(s, bool) or not isinstance(s, (int, float))
-                               or s <= 0 for s in scales):
-        raise ArgumentError(f"{op}: scale_factor must be a positive number or {k} positive numbers "
+                               or not 0 < s < math.inf for s in scales):
+        raise ArgumentError(f"{op}: scale_factor must be a finite positive number or {k} of them "
                             f"for input of shape {x.shape}, got {scale_factor!r}")
     out = tuple(math.floor(float(n) * float(s)) for n, s in zip(spatial, scales))
     if min(out) < 1:
