@@ -123,3 +123,18 @@ def test_bad_arguments():
         fc.nn.BatchNorm3d(2)(fc.randn(2, 2, 4, 4))
     with pytest.raises(ValueError, match="strided"):
         fc.nn.Conv3d(2, 2, 3, stride=2, padding="same")
+
+
+@pytest.mark.parametrize("out", [(2, 3, 4), (1, 1, 1), (3, None, 2)])
+def test_adaptive_avg_pool3d_keeps_a_non_finite_value_in_its_windows(out, rng):
+    """An inf or NaN reaches only the output cells whose windows hold it, as torch's (a
+    matmul with the dense averaging matrix spread it over the whole line)."""
+    from helpers import assert_nonfinite_like, poison
+
+    x = poison(rng, rng.standard_normal((2, 3, 5, 7, 6)).astype(np.float32))
+    got = F.adaptive_avg_pool3d(fc.tensor(x), out)
+    want = TF.adaptive_avg_pool3d(torch.tensor(x), out)
+    assert_nonfinite_like(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    _both(rng, lambda x_: F.adaptive_avg_pool3d(x_, out),
+          lambda x_: TF.adaptive_avg_pool3d(x_, out), rng.standard_normal(x.shape).astype(
+              np.float32))

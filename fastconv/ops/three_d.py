@@ -381,7 +381,9 @@ def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
 def adaptive_avg_pool3d(input, output_size):
     """torch's adaptive_avg_pool3d: output cell i along an axis of input size S averages cells
     floor(i*S/out) to ceil((i+1)*S/out) - 1, per axis (separable averaging matrices)."""
+    from fastconv.backend import get_backend
     from fastconv.tensor import Tensor, _as_array
+    from fastconv.toplevel import cat as fcat
 
     op = "adaptive_avg_pool3d"
     x, unbatched = _batched(op, input)
@@ -395,7 +397,16 @@ def adaptive_avg_pool3d(input, output_size):
                             f"{out}")
     y = x
     for axis, (size, n) in enumerate(zip(sizes, out)):
-        m = pool._window_average_matrix(np, size, n)  # (n, size)
-        mat = Tensor(_as_array(m, x.device))
-        y = (y.movedim(2 + axis, -1) @ mat.t()).movedim(-1, 2 + axis)
+        # each window's cells gathered and weighted on their own (a matmul with the dense
+        # averaging matrix would spread an inf or NaN over the whole line: 0 * inf)
+        index, weight = pool._window_taps(size, n)  # (n, K), padded with index = size
+        d = 2 + axis
+        if int(index.max()) >= size:  # the padding taps read an appended zero slice
+            zeros = list(y.shape)
+            zeros[d] = 1
+            y = fcat([y, Tensor(get_backend(x.device).xp.zeros(zeros, np.float32))], d)
+        taps = y.index_select(d, Tensor(_as_array(index.reshape(-1), x.device)))
+        taps = taps.reshape(y.shape[:d] + (n, index.shape[1]) + y.shape[d + 1:])
+        w = Tensor(_as_array(weight.reshape((n, -1) + (1,) * (y.ndim - d - 1)), x.device))
+        y = (taps * w).sum(d + 1)
     return y.squeeze(0) if unbatched else y
