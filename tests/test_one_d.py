@@ -131,3 +131,16 @@ def test_bad_arguments():
         fc.nn.Conv1d(4, 6, 3, stride=2, padding="same")
     with pytest.raises(ValueError, match="output_padding"):
         fc.nn.ConvTranspose1d(4, 6, 3, output_padding=1)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda x: F.conv1d(x, fc.randn(3, 2, 3), stride=0), "conv1d: stride must be >= 1"),
+    (lambda x: F.conv_transpose1d(x, fc.randn(2, 3, 3), dilation=0),
+     "conv_transpose1d: dilation must be >= 1"),
+    (lambda x: F.avg_pool1d(x, 0), "avg_pool1d: kernel_size must be >= 1"),
+    (lambda x: F.max_pool1d(x, 2, padding=-1), "max_pool1d: padding must be >= 0"),
+])
+def test_bad_sizes_are_named_by_the_1d_op(call, words):
+    """The 1-D ops run on their 2-D twins; a bad size is reported in the 1-D op's terms."""
+    with pytest.raises(ValueError, match=words):
+        call(fc.randn(1, 2, 8))

@@ -9,6 +9,12 @@ from fastconv.ops import conv, pool
 from fastconv.ops.validate import ArgumentError, float_tensor
 
 
+# the smallest value of each 1-D size argument, checked here so that a message names the
+# 1-D op and its argument rather than the 2-D op that runs it
+_MINIMUM = {"kernel_size": 1, "stride": 1, "dilation": 1, "output_size": 1, "padding": 0,
+            "output_padding": 0}
+
+
 def single(value, name: str, op: str) -> int:
     """An int, or a 1-element sequence of one, as the 1-D ops take their sizes."""
     if isinstance(value, (tuple, list)):
@@ -17,6 +23,8 @@ def single(value, name: str, op: str) -> int:
         value = value[0]
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__}")
+    if int(value) < _MINIMUM.get(name, int(value)):
+        raise ArgumentError(f"{op}: {name} must be >= {_MINIMUM[name]}, got {int(value)}")
     return int(value)
 
 
