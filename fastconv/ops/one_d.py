@@ -8,7 +8,6 @@ from __future__ import annotations
 from fastconv.ops import conv, pool
 from fastconv.ops.validate import ArgumentError, float_tensor
 
-
 # the smallest value of each 1-D size argument, checked here so that a message names the
 # 1-D op and its argument rather than the 2-D op that runs it
 _MINIMUM = {"kernel_size": 1, "stride": 1, "dilation": 1, "output_size": 1, "padding": 0,
