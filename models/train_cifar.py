@@ -915,9 +915,11 @@ class _Run:
         if self.cfg.get("progress", True) and self.lead:
             from tqdm import tqdm
 
+            # redirected to a log file, the bar writes a line every 30 s, not every batch
             bar = tqdm(total=self.steps_per_epoch, initial=self.start_batch, unit="batch",
                        desc=f"epoch {self.epoch + 1}/{self.epochs}", dynamic_ncols=True,
-                       leave=True, file=sys.stderr)
+                       leave=True, file=sys.stderr,
+                       mininterval=0.1 if sys.stderr.isatty() else 30.0)
         b, stopping = self.start_batch, False
         batches = self.train_loader.iter_epoch(self.epoch, start_batch=self.start_batch)
         try:
