@@ -40,6 +40,7 @@ from fastconv.ops.activation import (
     tanhshrink,
     threshold,
 )
+from fastconv.ops.activation import in_place as _in_place
 from fastconv.ops.attention import scaled_dot_product_attention
 from fastconv.ops.conv import bilinear, conv2d, conv_transpose2d, linear
 from fastconv.ops.ctc import ctc_loss
@@ -265,7 +266,7 @@ def flatten(x, start_dim=0, end_dim=-1):
 def _inplace_form(fn):
     """``F.relu_(x)``: ``fn`` applied to x in place (the ``inplace=True`` result)."""
     def apply_(input, *args, **kwargs):
-        return input._inplace(lambda s: fn(s, *args, **kwargs))
+        return _in_place(fn, input, *args, **kwargs)
 
     apply_.__name__ = fn.__name__ + "_"
     apply_.__doc__ = f"In-place :func:`{fn.__name__}`: ``input`` takes the result."

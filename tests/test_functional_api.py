@@ -92,15 +92,23 @@ def test_activations_at_extremes_stay_finite():
         x.grad = None
 
 
-def test_inplace_is_accepted_with_a_warning(rng):
-    x = T(randn(rng, 4))
-    before = x.data.copy()
-    for fn in (F.relu, F.leaky_relu, F.elu, F.silu, F.dropout):
-        with pytest.warns(UserWarning, match="out of place"):
-            fn(x, inplace=True)
-        np.testing.assert_array_equal(x.data, before)
-    with pytest.warns(UserWarning, match="out of place"):
-        F.dropout2d(T(randn(rng, 2, 3, 4, 4)), 0.5, True, True)
+def test_inplace_writes_the_result_into_the_input(rng):
+    for fn in (F.relu, F.leaky_relu, F.elu, F.silu, F.hardtanh, F.selu):
+        x = T(randn(rng, 4, 5))
+        want = to_numpy(fn(T(x.data.copy())))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert fn(x, inplace=True) is x
+        assert_close(x.data, want, name=fn.__name__)
+    fastconv.manual_seed(3)
+    want = to_numpy(F.dropout2d(T(x4 := randn(rng, 2, 3, 4, 4)), 0.5, True))
+    fastconv.manual_seed(3)
+    x = T(x4.copy())
+    assert F.dropout2d(x, 0.5, True, True) is x
+    np.testing.assert_array_equal(x.data, want)
+    x = T(x4.copy())
+    assert F.dropout(x, 0.5, False, True) is x  # evaluation: the input itself, unchanged
+    np.testing.assert_array_equal(x.data, x4)
 
 
 def test_activation_errors(rng):

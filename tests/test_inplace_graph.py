@@ -157,3 +157,58 @@ def test_counting_correct_predictions_in_a_tensor(rng):
     x[1, 2] += 1
     before[1, 2] += 1
     assert_close(x.numpy(), before, rtol=0, atol=0)
+
+
+# the activations' inplace=True: (name, arguments after the input), as torch spells them
+INPLACE_ACTIVATIONS = [("relu", ()), ("leaky_relu", (0.2,)), ("elu", (0.7,)), ("silu", ()),
+                       ("hardtanh", (-0.5, 0.5)), ("relu6", ()), ("hardsigmoid", ()),
+                       ("hardswish", ()), ("mish", ()), ("selu", ()), ("celu", (1.3,)),
+                       ("threshold", (0.1, -2.0)), ("rrelu", (0.1, 0.3, False))]
+
+
+@pytest.mark.parametrize("name,args", INPLACE_ACTIVATIONS, ids=[n for n, _ in INPLACE_ACTIVATIONS])
+def test_functional_inplace_writes_the_input_as_torch(name, args, rng):
+    """``F.<act>(x, inplace=True)`` changes x and returns it; after a convolution (in a graph)
+    the weight gradient is torch's; on a leaf that requires grad it is refused."""
+    import torch.nn.functional as TF
+
+    import fastconv.functional as F
+
+    x, w = randn(rng, 2, 3, 6, 6), randn(rng, 4, 3, 3, 3)
+    results = []
+    for lib, functional in ((torch, TF), (fc, F)):
+        plain = lib.tensor(x)
+        assert getattr(functional, name)(plain, *args, inplace=True) is plain
+        weight = lib.tensor(w, requires_grad=True)
+        y = functional.conv2d(lib.tensor(x), weight)
+        version = y._version
+        assert getattr(functional, name)(y, *args, inplace=True) is y
+        assert y._version > version
+        (y * y).sum().backward()
+        results.append((plain.numpy(), y.detach().numpy(), weight.grad.numpy()))
+        with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+            getattr(functional, name)(lib.tensor(x, requires_grad=True), *args, inplace=True)
+    for want, got, what in zip(results[0], results[1], ("input", "graph value", "gradient")):
+        assert_close(got, want, rtol=1e-4, atol=1e-5, name=what)
+
+
+def test_inplace_modules_train_as_torch(rng):
+    """A network written with torch's ``inplace=True`` layers: the same loss and gradients."""
+    import fastconv.nn as nn
+
+    x, w1, w2 = randn(rng, 4, 3, 8, 8), randn(rng, 6, 3, 3, 3), randn(rng, 5, 6, 3, 3)
+    grads = []
+    for lib, layers in ((torch, torch.nn), (fc, nn)):
+        net = layers.Sequential(layers.Conv2d(3, 6, 3, bias=False), layers.ReLU(inplace=True),
+                                layers.Conv2d(6, 5, 3, bias=False),
+                                layers.Hardtanh(-0.5, 0.5, inplace=True),
+                                layers.Dropout(0.0, inplace=True))
+        with lib.no_grad():
+            net[0].weight.copy_(lib.tensor(w1))
+            net[2].weight.copy_(lib.tensor(w2))
+        loss = (net(lib.tensor(x)) ** 2).mean()
+        loss.backward()
+        grads.append([loss.item(), net[0].weight.grad.numpy(), net[2].weight.grad.numpy()])
+    assert grads[1][0] == pytest.approx(grads[0][0], rel=1e-5)
+    for want, got in zip(grads[0][1:], grads[1][1:]):
+        assert_close(got, want, rtol=1e-4, atol=1e-6, name="weight gradient")

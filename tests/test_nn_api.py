@@ -127,15 +127,17 @@ def test_conv2d_padding_mode_and_string_errors():
         "Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1), padding=same)"  # torch's form
 
 
-def test_layers_with_inplace_warn_and_keep_torch_defaults():
-    for make in (lambda: nn.ReLU(inplace=True), lambda: nn.LeakyReLU(inplace=True),
-                 lambda: nn.ELU(inplace=True), lambda: nn.SiLU(inplace=True),
-                 lambda: nn.Dropout(0.1, inplace=True), lambda: nn.Dropout2d(inplace=True)):
-        with pytest.warns(UserWarning, match="out of place"):
-            make()
+def test_layers_with_inplace_keep_torch_defaults_and_repr():
+    names = ("ReLU", "LeakyReLU", "ELU", "SiLU", "ReLU6", "Hardtanh", "Hardsigmoid", "Hardswish",
+             "Mish", "SELU", "CELU", "RReLU", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+             "AlphaDropout", "FeatureAlphaDropout")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        nn.ReLU(), nn.LeakyReLU(), nn.SiLU(), nn.ELU(), nn.Dropout(), nn.Dropout2d()
+        for name in names:
+            for kw in ({}, {"inplace": True}):
+                assert repr(getattr(nn, name)(**kw)) == repr(getattr(tnn, name)(**kw)), name
+                assert getattr(nn, name)(**kw).inplace is getattr(tnn, name)(**kw).inplace
+    assert repr(nn.Threshold(0.1, 2.0, inplace=True)) == repr(tnn.Threshold(0.1, 2.0, True))
     assert nn.Dropout().inplace is tnn.Dropout().inplace is False
     assert nn.LeakyReLU().negative_slope == tnn.LeakyReLU().negative_slope
     assert nn.ELU().alpha == tnn.ELU().alpha

@@ -12,7 +12,6 @@ from fastconv.nn import init
 from fastconv.nn.container import Sequential  # noqa: F401  (its home before container.py)
 from fastconv.nn.module import Module, Parameter
 from fastconv.ops import one_d, three_d
-from fastconv.ops.activation import warn_inplace
 from fastconv.ops.conv import same_padding
 from fastconv.ops.loss import legacy_reduction
 from fastconv.ops.validate import pair, positive_int
@@ -211,20 +210,25 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
+def _inplace_repr(text: str, inplace: bool) -> str:
+    """torch's extra_repr of a module with ``inplace``: "inplace=True" added when it is set."""
+    if not inplace:
+        return text
+    return f"{text}, inplace=True" if text else "inplace=True"
+
+
 class ReLU(Module):
-    """max(x, 0). ``inplace=True`` is accepted and warned about: fastconv computes out of
-    place."""
+    """max(x, 0). ``inplace=True``: the input takes the result (see ``F.relu``)."""
 
     def __init__(self, inplace: bool = False):
         super().__init__()
-        warn_inplace("ReLU", inplace)
         self.inplace = inplace
 
     def forward(self, x):
-        return F.relu(x)
+        return F.relu(x, inplace=self.inplace)
 
     def extra_repr(self):
-        return "inplace=True" if self.inplace else ""
+        return _inplace_repr("", self.inplace)
 
 
 class LeakyReLU(Module):
@@ -232,14 +236,13 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
-        warn_inplace("LeakyReLU", inplace)
         self.negative_slope, self.inplace = negative_slope, inplace
 
     def forward(self, x):
-        return F.leaky_relu(x, self.negative_slope)
+        return F.leaky_relu(x, self.negative_slope, self.inplace)
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+        return _inplace_repr(f"negative_slope={self.negative_slope}", self.inplace)
 
 
 class ELU(Module):
@@ -247,14 +250,13 @@ class ELU(Module):
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
         super().__init__()
-        warn_inplace("ELU", inplace)
         self.alpha, self.inplace = alpha, inplace
 
     def forward(self, x):
-        return F.elu(x, self.alpha)
+        return F.elu(x, self.alpha, self.inplace)
 
     def extra_repr(self):
-        return f"alpha={self.alpha}"
+        return _inplace_repr(f"alpha={self.alpha}", self.inplace)
 
 
 class GELU(Module):
@@ -276,11 +278,13 @@ class SiLU(Module):
 
     def __init__(self, inplace: bool = False):
         super().__init__()
-        warn_inplace("SiLU", inplace)
         self.inplace = inplace
 
     def forward(self, x):
-        return F.silu(x)
+        return F.silu(x, self.inplace)
+
+    def extra_repr(self):
+        return _inplace_repr("", self.inplace)
 
 
 class Sigmoid(Module):
@@ -844,18 +848,17 @@ class LocalResponseNorm(Module):
 
 
 class Dropout(Module):
-    """Dropout (see ``F.dropout``). ``inplace=True`` is accepted and warned about: fastconv
-    computes out of place."""
+    """Dropout (see ``F.dropout``). ``inplace=True``: the input takes the result in
+    training."""
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
-        warn_inplace(type(self).__name__, inplace)
         self.p, self.inplace = p, inplace
 
     def forward(self, x):
-        return F.dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training, self.inplace)
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
@@ -863,29 +866,29 @@ class Dropout(Module):
 
 class Dropout2d(Dropout):
     def forward(self, x):
-        return F.dropout2d(x, self.p, self.training)
+        return F.dropout2d(x, self.p, self.training, self.inplace)
 
 
 class Dropout1d(Dropout):
     def forward(self, x):
-        return F.dropout1d(x, self.p, self.training)
+        return F.dropout1d(x, self.p, self.training, self.inplace)
 
 
 class Dropout3d(Dropout):
     def forward(self, x):
-        return F.dropout3d(x, self.p, self.training)
+        return F.dropout3d(x, self.p, self.training, self.inplace)
 
 
 class AlphaDropout(Dropout):
     """See ``fastconv.functional.alpha_dropout`` (for SELU networks)."""
 
     def forward(self, x):
-        return F.alpha_dropout(x, self.p, self.training)
+        return F.alpha_dropout(x, self.p, self.training, self.inplace)
 
 
 class FeatureAlphaDropout(Dropout):
     def forward(self, x):
-        return F.feature_alpha_dropout(x, self.p, self.training)
+        return F.feature_alpha_dropout(x, self.p, self.training, self.inplace)
 
 
 class Flatten(Module):
@@ -1417,10 +1420,10 @@ class PairwiseDistance(Module):
 
 # ----------------------------------------------------------------------------- more activations
 
-def _activation(name, fn, params=(), doc=None):
+def _activation(name, fn, params=(), doc=None, repr_inplace=True):
     """A Module class calling ``fn(x, *params)``; ``params`` are (name, default) pairs,
-    the constructor's arguments in PyTorch's order (``inplace`` is accepted and warned
-    about where PyTorch has it)."""
+    the constructor's arguments in PyTorch's order (``inplace`` where PyTorch has it;
+    ``repr_inplace``: whether torch's repr shows it)."""
     names = [p for p, _ in params]
 
     def __init__(self, *args, **kwargs):
@@ -1434,17 +1437,16 @@ def _activation(name, fn, params=(), doc=None):
             if key not in values:
                 raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
             values[key] = value
-        if values.pop("inplace", False):
-            warn_inplace(name, True)
-            self.inplace = True
         for key, value in values.items():
             setattr(self, key, value)
 
     def forward(self, x):
-        return fn(x, *[getattr(self, p) for p in names if p != "inplace"])
+        inplace = {"inplace": True} if getattr(self, "inplace", False) else {}
+        return fn(x, *[getattr(self, p) for p in names if p != "inplace"], **inplace)
 
     def extra_repr(self):
-        return ", ".join(f"{p}={getattr(self, p)}" for p in names if p != "inplace")
+        text = ", ".join(f"{p}={getattr(self, p)}" for p in names if p != "inplace")
+        return _inplace_repr(text, repr_inplace and getattr(self, "inplace", False))
 
     return type(name, (Module,), {"__init__": __init__, "forward": forward,
                                   "extra_repr": extra_repr,
@@ -1454,8 +1456,9 @@ def _activation(name, fn, params=(), doc=None):
 ReLU6 = _activation("ReLU6", F.relu6, [("inplace", False)])
 Hardtanh = _activation("Hardtanh", F.hardtanh, [("min_val", -1.0), ("max_val", 1.0),
                                                 ("inplace", False)])
-Hardsigmoid = _activation("Hardsigmoid", F.hardsigmoid, [("inplace", False)])
-Hardswish = _activation("Hardswish", F.hardswish, [("inplace", False)])
+Hardsigmoid = _activation("Hardsigmoid", F.hardsigmoid, [("inplace", False)],
+                          repr_inplace=False)
+Hardswish = _activation("Hardswish", F.hardswish, [("inplace", False)], repr_inplace=False)
 Softplus = _activation("Softplus", F.softplus, [("beta", 1.0), ("threshold", 20.0)])
 Mish = _activation("Mish", F.mish, [("inplace", False)])
 SELU = _activation("SELU", F.selu, [("inplace", False)])
@@ -1479,18 +1482,17 @@ Fold = _activation("Fold", F.fold, [("output_size", None), ("kernel_size", None)
 
 class RReLU(Module):
     """See ``fastconv.functional.rrelu``: random slopes in training mode, the mean slope
-    (lower + upper) / 2 in evaluation mode. ``inplace=True`` is accepted and warned about."""
+    (lower + upper) / 2 in evaluation mode. ``inplace=True``: the input takes the result."""
 
     def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False):
         super().__init__()
-        warn_inplace("RReLU", inplace)
         self.lower, self.upper, self.inplace = lower, upper, inplace
 
     def forward(self, x):
-        return F.rrelu(x, self.lower, self.upper, self.training)
+        return F.rrelu(x, self.lower, self.upper, self.training, self.inplace)
 
     def extra_repr(self):
-        return f"lower={self.lower}, upper={self.upper}"
+        return _inplace_repr(f"lower={self.lower}, upper={self.upper}", self.inplace)
 
 
 class Softmax2d(Module):

@@ -32,10 +32,10 @@ class ReLU(Function):
 
 
 def relu(x, inplace=False):
-    """max(x, 0) elementwise. ``inplace``: accepted; fastconv computes out of place and warns
-    when it is True."""
+    """max(x, 0) elementwise. ``inplace``: write the result into ``x`` and return it."""
+    if inplace:
+        return in_place(relu, x)
     float_tensor(x, "input", "relu")
-    warn_inplace("relu", inplace)
     return ReLU.apply(x)
 
 
@@ -70,17 +70,19 @@ def dropout(x, p=0.5, training=True, inplace=False):
     al., 2014).
 
     Identity when ``training`` is False. Masks come from fastconv's generator
-    (reproducible under ``fastconv.manual_seed``). ``inplace``: accepted; fastconv computes
-    out of place and warns when it is True.
+    (reproducible under ``fastconv.manual_seed``). ``inplace``: write the result into ``x``
+    and return it.
     """
-    warn_inplace("dropout", inplace)
+    if inplace and training:
+        return in_place(dropout, x, p, training)
     return _dropout("dropout", x, p, training, x.shape)
 
 
 def dropout2d(x, p=0.5, training=True, inplace=False):
     """Spatial dropout (Tompson et al., 2015): zero whole feature maps of (N, C, H, W) input.
     ``inplace``: as in :func:`dropout`."""
-    warn_inplace("dropout2d", inplace)
+    if inplace and training:
+        return in_place(dropout2d, x, p, training)
     if x.ndim != 4:
         raise ArgumentError(f"dropout2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
     return _dropout("dropout2d", x, p, training, x.shape[:2] + (1, 1))
@@ -178,13 +180,15 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
 
 # ----------------------------------------------------------------------------- relatives of ReLU
 
-def warn_inplace(op: str, inplace: bool) -> None:
-    """fastconv has no in-place activations: ``inplace=True`` computes out of place, and says
-    so (the result is the same; the input tensor is left unchanged)."""
-    if inplace:
-        warnings.warn(f"{op}: inplace=True is accepted but fastconv computes out of place: the "
-                      "result is returned and the input tensor is left unchanged", UserWarning,
-                      stacklevel=3)
+def in_place(fn, input, *args, **kwargs):
+    """torch's ``inplace=True`` and ``F.relu_``: ``input`` takes ``fn``'s result and is
+    returned. Tensor._inplace records the change in the graph when it must, and refuses a leaf
+    that requires grad as torch does."""
+    from fastconv.tensor import Tensor
+
+    if not isinstance(input, Tensor):
+        return fn(input, *args, **kwargs)  # fn names the bad argument
+    return input._inplace(lambda s: fn(s, *args, **kwargs))
 
 
 class LeakyReLU(Function):
@@ -207,11 +211,12 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     Args:
         input: float32 Tensor of any shape.
         negative_slope: the slope for x <= 0 (default 0.01).
-        inplace: accepted; fastconv computes out of place and warns when it is True.
+        inplace: write the result into ``input`` and return it.
     """
     float_tensor(input, "input", "leaky_relu")
     _number("leaky_relu", "negative_slope", negative_slope)
-    warn_inplace("leaky_relu", inplace)
+    if inplace:
+        return in_place(leaky_relu, input, negative_slope)
     return LeakyReLU.apply(input, float(negative_slope))
 
 
@@ -239,11 +244,12 @@ def elu(input, alpha=1.0, inplace=False):
     Args:
         input: float32 Tensor of any shape.
         alpha: the saturation value for large negative x (default 1.0).
-        inplace: accepted; fastconv computes out of place and warns when it is True.
+        inplace: write the result into ``input`` and return it.
     """
     float_tensor(input, "input", "elu")
     _number("elu", "alpha", alpha)
-    warn_inplace("elu", inplace)
+    if inplace:
+        return in_place(elu, input, alpha)
     return ELU.apply(input, float(alpha))
 
 
@@ -312,10 +318,11 @@ def silu(input, inplace=False):
 
     Args:
         input: float32 Tensor of any shape.
-        inplace: accepted; fastconv computes out of place and warns when it is True.
+        inplace: write the result into ``input`` and return it.
     """
     float_tensor(input, "input", "silu")
-    warn_inplace("silu", inplace)
+    if inplace:
+        return in_place(silu, input)
     return SiLU.apply(input)
 
 
@@ -404,8 +411,9 @@ class Pointwise(Function):
 
 
 def _pointwise(op, input, *params, inplace=False):
+    if inplace:
+        return in_place(lambda s: _pointwise(op, s, *params), input)
     float_tensor(input, "input", op)
-    warn_inplace(op, inplace)
     return Pointwise.apply(input, op, *params)
 
 
@@ -510,7 +518,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
         input: float32 Tensor of any shape.
         lower, upper: the slope's range, lower <= upper (defaults 1/8 and 1/3).
         training: draw random slopes (the functional default is False, as PyTorch).
-        inplace: accepted; fastconv computes out of place and warns when it is True.
+        inplace: write the result into ``input`` and return it.
     """
     op = "rrelu"
     float_tensor(input, "input", op)
@@ -518,7 +526,8 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
     _number(op, "upper", upper)
     if lower > upper:
         raise RuntimeError("Lower bound should be less than or equal to the upper bound")
-    warn_inplace(op, inplace)
+    if inplace:
+        return in_place(rrelu, input, lower, upper, training)
     if not training:
         return LeakyReLU.apply(input, (float(lower) + float(upper)) / 2)
     from fastconv.backend import get_backend
@@ -598,7 +607,8 @@ def prelu(input, weight):
 def dropout1d(input, p=0.5, training=True, inplace=False):
     """Channel dropout of (N, C, L) or (C, L) input: whole channels are zeroed.
     ``inplace``: as in :func:`dropout`."""
-    warn_inplace("dropout1d", inplace)
+    if inplace and training:
+        return in_place(dropout1d, input, p, training)
     if input.ndim not in (2, 3):
         raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a "
                            f"{input.ndim}D input")
@@ -608,7 +618,8 @@ def dropout1d(input, p=0.5, training=True, inplace=False):
 def dropout3d(input, p=0.5, training=True, inplace=False):
     """Channel dropout of (N, C, D, H, W) or (C, D, H, W) input: whole 3-D feature maps are
     zeroed. ``inplace``: as in :func:`dropout`."""
-    warn_inplace("dropout3d", inplace)
+    if inplace and training:
+        return in_place(dropout3d, input, p, training)
     if input.ndim not in (4, 5):
         raise RuntimeError(f"dropout3d: Expected 4D or 5D input, but received a "
                            f"{input.ndim}D input")
@@ -640,13 +651,15 @@ def _alpha_dropout(op, x, p, training, mask_shape):
 def alpha_dropout(input, p=0.5, training=False, inplace=False):
     """Alpha dropout for SELU networks (keeps mean 0 and variance 1); identity unless
     ``training`` (torch's default for the function is False)."""
-    warn_inplace("alpha_dropout", inplace)
+    if inplace and training:
+        return in_place(alpha_dropout, input, p, training)
     return _alpha_dropout("alpha_dropout", input, p, training, input.shape)
 
 
 def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
     """Alpha dropout of whole channels ((N, C, ...) input)."""
-    warn_inplace("feature_alpha_dropout", inplace)
+    if inplace and training:
+        return in_place(feature_alpha_dropout, input, p, training)
     if training and input.ndim < 2:
         raise RuntimeError("feature_alpha_dropout: expected an input with a channel dim")
     return _alpha_dropout("feature_alpha_dropout", input, p, training,
