@@ -10,9 +10,13 @@
  * the depth (pixels) adjacent, which packs in contiguous runs for the GEMM's A
  * and as a transposition for its B panels, so the large operand (the columns,
  * rows = C*KH*KW) goes in as A and dy (OCg rows) as B.
- * The column matrix is never formed: the GEMM asks for the rows it packs
- * (pack_columns from the prepared copy of x), and dy is read in place where a
- * block lies in one image. Chunks bound the packed operands to a few MB.
+ * The column matrix is never formed. Layers with more than one tap pack from
+ * a bfloat16 copy of x (or of dy) straight into the GEMM's layout, and take dx
+ * as a convolution of dy where the geometry allows (the section "the input
+ * rounded once" below); 1x1 layers, and the rest, have the GEMM ask for the
+ * rows it packs (pack_columns from the prepared copy of x), with dy read in
+ * place where a block lies in one image. Chunks bound the packed operands to
+ * a few MB.
  * Outputs: y and dx are rounded to bfloat16 as they are finished (in the
  * GEMM's tiles, per chunk of dx), as autocast returns them; dW's per-chunk
  * products are added up in double, so the weight gradient is a float32 sum
@@ -114,6 +118,289 @@ StridedMatrix grad_channel_rows(const void* ctx, index_t i0, index_t ni, index_t
     return StridedMatrix{scratch, K, 1};
 }
 
+// ---- the input rounded once, packed straight into the GEMM's layout
+//
+// The paths above pack from float32 columns: every column element is copied
+// out of x, then rounded and paired as the GEMM packs it, KH*KW times per
+// input value. For the layers with many taps (5x5, 3x3) that packing, not
+// TDPBF16PS, set the speed. Here x is rounded once into a zero-padded
+// bfloat16 copy, and the producers (Operand::pack) copy runs of it into the
+// packed layout directly:
+//   forward:  B's rows are output pixels, its depth pairs of channels at one
+//             tap: with the channels of the copy interleaved in pairs, pair
+//             row (cp, kh, kw) of a run of pixels along an output row is a
+//             run of 32-bit words. The weights are reordered to that depth
+//             order (pair_weights).
+//   dW:       A's rows are taps (c, kh, kw), its depth the pixels: a run of
+//             pixels along an output row is a run of bfloat16 values of one
+//             plane of the copy (stride 1).
+//   dx:       with stride 1 and no dilation, the forward convolution of dy
+//             (padding KH-1-PH, KW-1-PW) with the weights flipped and
+//             transposed: the forward path above.
+
+// One copy of the input, as 32-bit words (pair planes) or bfloat16 values.
+// Image n starts data + n * img words / values; a plane is Hp x Wp.
+struct PaddedImage {
+    const void* data;
+    index_t planes, Hp, Wp, img;
+};
+
+inline const std::uint32_t* words(const float* p) { return reinterpret_cast<const std::uint32_t*>(p); }
+
+// Row h of one plane (unpadded width W, PW zeros each side) as bfloat16 pairs of
+// channels: lo from plane `lo`, hi from `hi` (nullptr: 0).
+void pair_row(std::uint32_t* __restrict out, const std::uint32_t* __restrict lo,
+              const std::uint32_t* __restrict hi, index_t W, index_t PW) {
+    std::fill_n(out, PW, 0u);
+    if (hi)
+        for (index_t w = 0; w < W; ++w) out[PW + w] = (bf16_round_bits(lo[w]) >> 16) | bf16_round_bits(hi[w]);
+    else
+        for (index_t w = 0; w < W; ++w) out[PW + w] = bf16_round_bits(lo[w]) >> 16;
+    std::fill_n(out + PW + W, PW, 0u);
+}
+
+// The same as single bfloat16 values.
+void half_row(std::uint16_t* __restrict out, const std::uint32_t* __restrict in, index_t W, index_t PW) {
+    std::fill_n(out, PW, std::uint16_t(0));
+    for (index_t w = 0; w < W; ++w) out[PW + w] = static_cast<std::uint16_t>(bf16_round_bits(in[w]) >> 16);
+    std::fill_n(out + PW + W, PW, std::uint16_t(0));
+}
+
+// The zero-padded bfloat16 copy of channels [0, g.C) of N images of x (image
+// n at x + n * x_img), in the calling thread's Slot::prepared_x: channels in
+// pairs (`paired`: one 32-bit word per pixel and pair, lo the even channel,
+// a missing odd channel 0) or one plane per channel (bfloat16 values).
+PaddedImage padded_bf16(const float* x, index_t x_img, index_t N, const ConvGeom& g, bool paired) {
+    const index_t planes = paired ? (g.C + 1) / 2 : g.C, Hp = g.H + 2 * g.PH, Wp = g.W + 2 * g.PW;
+    const index_t img = planes * Hp * Wp, HW = g.H * g.W;
+    // 32-bit words: planes * Hp * Wp of them per image paired, half as many otherwise (+1 to round up).
+    float* buf = scratch(Slot::prepared_x).get(paired ? N * img : (N * img + 1) / 2);
+#pragma omp parallel for schedule(static)
+    for (index_t t = 0; t < N * planes * Hp; ++t) {
+        const index_t n = t / (planes * Hp), c = t / Hp % planes, h = t % Hp - g.PH;
+        const bool pad = h < 0 || h >= g.H;
+        if (paired) {
+            std::uint32_t* out = reinterpret_cast<std::uint32_t*>(buf) + t * Wp;
+            if (pad) {
+                std::fill_n(out, Wp, 0u);
+                continue;
+            }
+            const std::uint32_t* lo = words(x + n * x_img + 2 * c * HW + h * g.W);
+            pair_row(out, lo, 2 * c + 1 < g.C ? lo + HW : nullptr, g.W, g.PW);
+        } else {
+            std::uint16_t* out = reinterpret_cast<std::uint16_t*>(buf) + t * Wp;
+            if (pad) {
+                std::fill_n(out, Wp, std::uint16_t(0));
+                continue;
+            }
+            half_row(out, words(x + n * x_img + c * HW + h * g.W), g.W, g.PW);
+        }
+    }
+    return PaddedImage{buf, planes, Hp, Wp, img};
+}
+
+// Where pair kp of row r goes in the packed layout (Operand::pack).
+inline index_t packed_at(index_t r, index_t kp, index_t chunk, index_t group, index_t chunk_stride,
+                         bool rows_adjacent) {
+    return (kp / chunk) * chunk_stride + (r / group) * group * chunk +
+           (rows_adjacent ? (kp % chunk) * group + r % group : (r % group) * chunk + kp % chunk);
+}
+
+// n 32-bit words; a group of 16 or 32 (a run along an output row of 16 pixels
+// or more) as a fixed-size copy the compiler inlines.
+inline void copy_words(std::uint32_t* dst, const std::uint32_t* src, index_t n) {
+    switch (n) {
+        case 32: std::memcpy(dst, src, 128); break;
+        case 16: std::memcpy(dst, src, 64); break;
+        case 8: std::memcpy(dst, src, 32); break;
+        default: std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+    }
+}
+
+// B of the forward product for images [n0, n0 + nimg): rows are output pixels,
+// depth pair kp = (cp*KH + kh)*KW + kw is channels 2cp, 2cp + 1 at tap (kh, kw).
+struct PairColumns {
+    PaddedImage im;        // paired
+    const ConvGeom* g;
+    index_t n0, nimg;
+    const index_t* tap;    // per depth pair: its word offset (cp*Hp + kh*DH)*Wp + kw*DW
+    index_t pairs;         // Cp * KH * KW
+};
+
+void pack_pair_columns(const void* ctx, index_t i0, index_t ni, index_t KP, index_t chunk, index_t group,
+                       index_t chunk_stride, std::uint32_t* out, bool rows_adjacent) {
+    const auto& c = *static_cast<const PairColumns*>(ctx);
+    const ConvGeom& g = *c.g;
+    const index_t P = g.plane(), end = c.nimg * P;
+    const auto* base = static_cast<const std::uint32_t*>(c.im.data) + c.n0 * c.im.img;
+    // Runs of rows whose pixels are adjacent words of the copy and whose packed
+    // places are adjacent (within a group): first row, length, word offset of
+    // tap 0 (-1: zeros). A panel has at most 32 rows; longer ones go in batches.
+    struct Run {
+        index_t r, len, src;
+    };
+    constexpr index_t kBatch = 64;
+    Run runs[kBatch];
+    (void)rows_adjacent;  // B's panels only
+    for (index_t r0 = 0; r0 < ni; r0 += kBatch) {
+        const index_t r1 = std::min(ni, r0 + kBatch);
+        index_t nruns = 0;
+        for (index_t r = r0; r < r1;) {
+            const index_t j = i0 + r;
+            index_t len = std::min(group - r % group, r1 - r), src = -1;
+            if (j < end) {
+                const index_t n = j / P, oh = j % P / g.OW, ow = j % P % g.OW;
+                src = n * c.im.img + oh * g.SH * c.im.Wp + ow * g.SW;
+                len = std::min(len, g.SW == 1 ? g.OW - ow : index_t(1));
+            }
+            runs[nruns++] = Run{r, len, src};
+            r += len;
+        }
+        for (index_t kp = 0; kp < KP; ++kp)
+            for (index_t q = 0; q < nruns; ++q) {
+                const Run& u = runs[q];
+                std::uint32_t* dst = out + packed_at(u.r, kp, chunk, group, chunk_stride, true);
+                if (u.src < 0 || kp >= c.pairs)
+                    std::fill_n(dst, u.len, 0u);
+                else
+                    copy_words(dst, base + u.src + c.tap[kp], u.len);
+            }
+    }
+}
+
+// The weights w (OCg, C, KH, KW) in pack_pair_columns' depth order, as
+// float32 rows of 2 * Cp * KH * KW (an odd C's missing channel 0).
+void pair_weights(const float* w, index_t OCg, const ConvGeom& g, std::vector<float>& out) {
+    const index_t Cp = (g.C + 1) / 2, taps = g.KH * g.KW, depth = 2 * Cp * taps;
+    out.assign(static_cast<size_t>(OCg * depth), 0.f);
+    for (index_t o = 0; o < OCg; ++o)
+        for (index_t c = 0; c < g.C; ++c)
+            for (index_t t = 0; t < taps; ++t)
+                out[o * depth + ((c / 2) * taps + t) * 2 + c % 2] = w[(o * g.C + c) * taps + t];
+}
+
+// y = the convolution of N images of x (channels [0, g.C) of image n at
+// x + n * x_img) with w (OCg, g.C, KH, KW) (+ bias), rounded to bfloat16:
+// output channel o of image n at y + n * y_img + o * P.
+void forward_packed(const float* x, index_t x_img, index_t N, const ConvGeom& g, const float* w,
+                    index_t OCg, const float* bias, float* y, index_t y_img) {
+    const index_t P = g.plane();
+    const PaddedImage im = padded_bf16(x, x_img, N, g, true);
+    const index_t pairs = im.planes * g.KH * g.KW;
+    std::vector<index_t> tap(static_cast<size_t>(pairs));
+    for (index_t cp = 0; cp < im.planes; ++cp)
+        for (index_t kh = 0; kh < g.KH; ++kh)
+            for (index_t kw = 0; kw < g.KW; ++kw)
+                tap[(cp * g.KH + kh) * g.KW + kw] = (cp * im.Hp + kh * g.DH) * im.Wp + kw * g.DW;
+    std::vector<float> wp;
+    pair_weights(w, OCg, g, wp);
+    std::vector<std::uint32_t> packed_w;
+    gemm_bf16_pack_a(OCg, 2 * pairs, Operand{StridedMatrix{wp.data(), 2 * pairs, 1}}, packed_w);
+    const index_t chunk = std::clamp<index_t>((8 << 20) / std::max<index_t>(1, pairs * P * 4), 1, std::max<index_t>(1, N));
+    for (index_t n0 = 0; n0 < N; n0 += chunk) {
+        const index_t nimg = std::min(chunk, N - n0);
+        const PairColumns src{im, &g, n0, nimg, tap.data(), pairs};
+        Operand b;
+        b.pack = pack_pair_columns;
+        b.ctx = &src;
+        gemm_bf16_general(OCg, nimg * P, 2 * pairs, Operand{{}, nullptr, nullptr, packed_w.data()}, b,
+                          CTarget{y + n0 * y_img, P, P, y_img, true}, false, bias);
+    }
+}
+
+// Whether forward_packed computes this geometry's input gradient (stride 1, no
+// dilation, padding below the kernel: dx is a convolution of dy).
+bool dx_is_a_convolution(const ConvGeom& g) {
+    return g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.PH < g.KH && g.PW < g.KW;
+}
+
+// dx of one group (dx_is_a_convolution): dy's channels [0, OCg) of image n at
+// dy + n * dy_img, w_g (OCg, g.C, KH, KW); dx's channel c of image n at dx + n * dx_img + c * H*W.
+void input_grad_packed(const float* dy, index_t dy_img, index_t N, const ConvGeom& g, const float* wg,
+                       index_t OCg, float* dx, index_t dx_img) {
+    const index_t taps = g.KH * g.KW;
+    std::vector<float> wt(static_cast<size_t>(g.C * OCg * taps));  // (C, OCg, KH, KW), flipped
+    for (index_t c = 0; c < g.C; ++c)
+        for (index_t o = 0; o < OCg; ++o)
+            for (index_t t = 0; t < taps; ++t) wt[(c * OCg + o) * taps + t] = wg[(o * g.C + c) * taps + taps - 1 - t];
+    ConvGeom t = g;  // the transposed convolution: dy (OCg channels, OH x OW) -> dx (C, H x W)
+    t.C = OCg;
+    t.H = g.OH;
+    t.W = g.OW;
+    t.PH = g.KH - 1 - g.PH;
+    t.PW = g.KW - 1 - g.PW;
+    t.OH = g.H;
+    t.OW = g.W;
+    forward_packed(dy, dy_img, N, t, wt.data(), g.C, nullptr, dx, dx_img);
+}
+
+// A of the weight-gradient product for images [n0, n0 + nimg): rows are the
+// taps (c*KH + kh)*KW + kw, depth the pixels n*P + p, from the unpaired copy (stride 1).
+struct TapRows {
+    PaddedImage im;  // one plane per channel
+    const ConvGeom* g;
+    index_t n0, nimg;
+};
+
+// n bfloat16 values; the usual run lengths (an output row of 8 or 16 pixels,
+// a whole chunk of 32) as fixed-size copies the compiler inlines.
+inline void copy_halves(std::uint16_t* dst, const std::uint16_t* src, index_t n) {
+    switch (n) {
+        case 32: std::memcpy(dst, src, 64); break;
+        case 16: std::memcpy(dst, src, 32); break;
+        case 8: std::memcpy(dst, src, 16); break;
+        default: std::memcpy(dst, src, static_cast<size_t>(n) * 2);
+    }
+}
+
+void pack_tap_rows(const void* ctx, index_t i0, index_t ni, index_t KP, index_t chunk, index_t group,
+                   index_t chunk_stride, std::uint32_t* out, bool rows_adjacent) {
+    const auto& c = *static_cast<const TapRows*>(ctx);
+    const ConvGeom& g = *c.g;
+    const index_t P = g.plane(), depth = std::min(c.nimg * P, 2 * KP), rows = g.rows();
+    const auto* base = static_cast<const std::uint16_t*>(c.im.data) + c.n0 * c.im.img;
+    (void)rows_adjacent;  // A only: a row's pairs of one chunk are adjacent
+    // Every row reads the same pixels from its own tap: the runs (where in the
+    // packed row, where from the tap's origin, how many), cut at the ends of
+    // output rows and of the packed chunks, are worked out once per call.
+    struct Seg {
+        index_t dst, src, len;
+    };
+    static thread_local std::vector<Seg> segs;
+    segs.clear();
+    const index_t span = 2 * chunk;  // values per chunk of a row
+    for (index_t d = 0; d < depth;) {
+        const index_t n = d / P, oh = d % P / g.OW, ow = d % P % g.OW;
+        const index_t len = std::min({g.OW - ow, span - d % span, depth - d});
+        segs.push_back(Seg{(d / span) * chunk_stride * 2 + d % span, n * c.im.img + oh * g.SH * c.im.Wp + ow, len});
+        d += len;
+    }
+    for (index_t r = 0; r < ni; ++r) {
+        const index_t i = i0 + r;
+        auto* row = reinterpret_cast<std::uint16_t*>(out + packed_at(r, 0, chunk, group, chunk_stride, false));
+        if (i >= rows) {  // past M: zeros
+            for (index_t q = 0; q < KP / chunk; ++q) std::fill_n(row + q * chunk_stride * 2, span, std::uint16_t(0));
+            continue;
+        }
+        const index_t ch = i / (g.KH * g.KW), kh = i / g.KW % g.KH, kw = i % g.KW;
+        const std::uint16_t* tap = base + (ch * c.im.Hp + kh * g.DH) * c.im.Wp + kw * g.DW;
+        for (const Seg& u : segs) copy_halves(row + u.dst, tap + u.src, u.len);
+        for (index_t d = depth; d < 2 * KP;) {  // past the depth: zeros
+            const index_t len = std::min(span - d % span, 2 * KP - d);
+            std::fill_n(row + (d / span) * chunk_stride * 2 + d % span, len, std::uint16_t(0));
+            d += len;
+        }
+    }
+}
+
+// Whether a layer takes the paths above: every layer but the 1x1 ones, whose
+// columns are x itself (read in place and paired as packed, which measured
+// faster than making the copy first).
+bool packed_path(const ConvGeom& g) { return !g.pointwise(); }
+
+// Whether pack_tap_rows reads this geometry (runs along rows need stride 1).
+bool dw_from_taps(const ConvGeom& g) { return g.SW == 1; }
+
 }  // namespace
 
 py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
@@ -133,6 +420,11 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
         const index_t chunk = chunk_images(cv, rows * P * 2, 8 << 20);
         std::vector<std::uint32_t> packed_w;
         for (index_t gi = 0; gi < cv.G; ++gi) {
+            if (packed_path(cv.g)) {
+                forward_packed(X + gi * cv.Cg * HW, cv.C * HW, cv.N, cv.g, W + gi * cv.OCg * rows, cv.OCg,
+                               B ? B + gi * cv.OCg : nullptr, Y + gi * cv.OCg * P, cv.OC * P);
+                continue;
+            }
             gemm_bf16_pack_a(cv.OCg, rows, Operand{StridedMatrix{W + gi * cv.OCg * rows, rows, 1}}, packed_w);
             const Columns cols = readable_columns(Columns{X + gi * cv.Cg * HW, cv.C * HW, cv.g}, cv.N, offsets);
             for (index_t n0 = 0; n0 < cv.N; n0 += chunk) {
@@ -204,7 +496,10 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
         }
         for (index_t gi = 0; gi < cv.G; ++gi) {
             const float* Wg = W + gi * cv.OCg * rows;
-            if (DX) {  // dcol = W_g^T dy_g, folded back onto x's planes
+            if (DX && packed_path(cv.g) && dx_is_a_convolution(cv.g) && cv.Cg >= 32) {
+                input_grad_packed(DY + gi * cv.OCg * P, cv.OC * P, cv.N, cv.g, Wg, cv.OCg,
+                                  DX + gi * cv.Cg * HW, cv.C * HW);
+            } else if (DX) {  // dcol = W_g^T dy_g, folded back onto x's planes
                 gemm_bf16_pack_a(rows, cv.OCg, Operand{StridedMatrix{Wg, 1, rows}}, packed_wt);
                 for (index_t n0 = 0; n0 < cv.N; n0 += dx_chunk) {
                     const index_t nimg = std::min(dx_chunk, cv.N - n0);
@@ -223,7 +518,10 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
                 }
             }
             if (DW) {  // dW_g^T = sum over chunks of col_g dy_g^T: in float per chunk, in double across
-                const Columns cols =
+                const bool taps = packed_path(cv.g) && dw_from_taps(cv.g);
+                const PaddedImage im = taps ? padded_bf16(X + gi * cv.Cg * HW, cv.C * HW, cv.N, cv.g, false)
+                                            : PaddedImage{};
+                const Columns cols = taps ? Columns{} :
                     readable_columns(Columns{X + gi * cv.Cg * HW, cv.C * HW, cv.g}, cv.N, offsets);
                 part.resize(static_cast<size_t>(rows * cv.OCg));
                 sum.assign(static_cast<size_t>(rows * cv.OCg), 0.0);
@@ -231,7 +529,10 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
                     const index_t nimg = std::min(dw_chunk, cv.N - n0);
                     const GradRows g{DY + (n0 * cv.OC + gi * cv.OCg) * P, cv.OC * P, P};
                     const PixelRows src{&cols, n0 * P};
-                    gemm_bf16_general(rows, cv.OCg, nimg * P, Operand{{}, column_rows, &src},
+                    const TapRows tap_rows{im, &cv.g, n0, nimg};
+                    Operand a{{}, column_rows, &src};
+                    if (taps) a = Operand{{}, nullptr, &tap_rows, nullptr, pack_tap_rows};
+                    gemm_bf16_general(rows, cv.OCg, nimg * P, a,
                                       Operand{{}, grad_channel_rows, &g}, CTarget{part.data(), cv.OCg},
                                       false, nullptr);
                     const index_t n = rows * cv.OCg;

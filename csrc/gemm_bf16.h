@@ -50,6 +50,15 @@ struct Operand {
     // A only: already packed by gemm_bf16_pack_a (same M, K and variant), so a
     // product repeated over chunks of images packs its weights once.
     const std::uint32_t* packed = nullptr;
+    // Or a producer that writes its rows straight into the packed layout,
+    // already bfloat16 (the convolutions, from a rounded copy of their input):
+    // rows [i0, i0 + ni) over pairs [0, KP), pair kp of row i0 + r at
+    //   out + (kp / chunk) * chunk_stride + (r / group) * group * chunk
+    //       + (rows_adjacent ? (kp % chunk) * group + r % group : (r % group) * chunk + kp % chunk)
+    // (zero past the matrix). B's panels have rows adjacent, A's pairs.
+    // Called from OpenMP threads: it must be thread-safe.
+    void (*pack)(const void* ctx, index_t i0, index_t ni, index_t KP, index_t chunk, index_t group,
+                 index_t chunk_stride, std::uint32_t* out, bool rows_adjacent) = nullptr;
 };
 
 // Where C(i, j) lives: c + i * ldc + j, or with groups of columns (images side

@@ -326,6 +326,31 @@ def test_shallow_convolutions_take_the_float32_kernels(rng, monkeypatch, kind):
     assert_bf16_results_agree(y.numpy(), y0.numpy())
 
 
+def assert_variants_agree(arrays, dy, variants=None, **conv):
+    """conv2d (x, w[, b]) under autocast, forward and backward, on each bfloat16 GEMM variant
+    (the AMX emulation and the real ones here) against the default path: y and dx within one
+    bfloat16 step of it, dw and db float32 sums of the same terms."""
+    def run(kind):
+        args = [fastconv.tensor(a, requires_grad=True) for a in arrays]
+        with pytest.MonkeyPatch.context() as mp, variant(kind), \
+                fastconv.autocast("cpu", dtype=fastconv.bfloat16):
+            mp.setattr(Function, "MIN_BF16_GEMM_DEPTH", 1)  # the small shapes too
+            y = F.conv2d(*args, **conv)
+            (y * fastconv.tensor(dy)).sum().backward()
+        return [y.detach().numpy()] + [a.grad.numpy() for a in args]
+
+    want = run("none")
+    for kind in variants or ("emulated_amx",) + REAL:
+        got = run(kind)
+        for i, (a, b) in enumerate(zip(got, want)):
+            assert a.shape == b.shape
+            if i < 2:  # y, dx: bfloat16 values, at most one bfloat16 step apart
+                step = np.exp2(np.floor(np.log2(np.maximum(np.abs(b), 1e-30))) - 7)
+                assert (np.abs(a - b) <= step * 1.01 + 1e-6).all(), (kind, i)
+            else:
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(b).max()))
+
+
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_random_convolutions_on_every_variant(data):
@@ -348,25 +373,32 @@ def test_random_convolutions_on_every_variant(data):
         arrays.append(nonzero(rng, (cout,)))
     dy = nonzero(rng, (n, cout, oh, ow))
 
-    def run(kind):
-        args = [fastconv.tensor(a, requires_grad=True) for a in arrays]
-        with pytest.MonkeyPatch.context() as mp, variant(kind), \
-                fastconv.autocast("cpu", dtype=fastconv.bfloat16):
-            mp.setattr(Function, "MIN_BF16_GEMM_DEPTH", 1)  # the small shapes too
-            y = F.conv2d(*args, stride=s, padding=p, dilation=d, groups=g)
-            (y * fastconv.tensor(dy)).sum().backward()
-        return [y.detach().numpy()] + [a.grad.numpy() for a in args]
+    assert_variants_agree(arrays, dy, stride=s, padding=p, dilation=d, groups=g)
 
-    want = run("none")
-    for kind in ("emulated_amx",) + REAL:
-        got = run(kind)
-        for i, (a, b) in enumerate(zip(got, want)):
-            assert a.shape == b.shape
-            if i < 2:  # y, dx: bfloat16 values, at most one bfloat16 step apart
-                step = np.exp2(np.floor(np.log2(np.maximum(np.abs(b), 1e-30))) - 7)
-                assert (np.abs(a - b) <= step * 1.01 + 1e-6).all(), (kind, i)
-            else:
-                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(b).max()))
+
+# csrc/conv_bf16.cpp's paths: the forward product packed from a bfloat16 copy of x with
+# channels in pairs (an odd count leaves one channel alone; strides and dilations read pixel by
+# pixel); dx as the convolution of dy with the flipped weights (stride 1, padding below the
+# kernel, 32 channels or more per group) or from columns; dW packed from the copy (stride 1
+# along rows) or from columns; images whose pixel count is odd, so pairs straddle two images.
+PATH_CASES = {
+    "dx_as_convolution": ((3, 33, 7, 6), (5, 33, 3, 3), dict(padding=1)),
+    "dx_as_convolution_no_padding_5x5": ((2, 32, 9, 7), (4, 32, 5, 5), dict(padding=(0, 2))),
+    "dx_as_convolution_grouped": ((2, 64, 5, 5), (6, 32, 3, 2), dict(padding=(2, 1), groups=2)),
+    "padding_as_large_as_the_kernel": ((2, 32, 5, 5), (4, 32, 2, 2), dict(padding=2)),
+    "strided_rows": ((2, 32, 9, 9), (4, 32, 3, 3), dict(stride=(1, 2), padding=1)),
+    "strided_and_dilated": ((3, 5, 11, 10), (4, 5, 3, 3), dict(stride=2, dilation=2, padding=2)),
+    "odd_pixels_per_image": ((3, 7, 5, 5), (6, 7, 3, 3), {}),
+}
+
+
+@pytest.mark.parametrize("case", PATH_CASES)
+def test_each_packing_path_agrees_with_the_default(rng, case):
+    xs, ws, conv = PATH_CASES[case]
+    x, w = nonzero(rng, xs), nonzero(rng, ws, 0.3)
+    b = nonzero(rng, ws[:1])
+    y = F.conv2d(fastconv.tensor(x), fastconv.tensor(w), **conv)
+    assert_variants_agree([x, w, b], nonzero(rng, y.shape), **conv)
 
 
 def test_the_first_use_check_allows_another_summation_order():
