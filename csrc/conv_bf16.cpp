@@ -10,13 +10,14 @@
  * the depth (pixels) adjacent, which packs in contiguous runs for the GEMM's A
  * and as a transposition for its B panels, so the large operand (the columns,
  * rows = C*KH*KW) goes in as A and dy (OCg rows) as B.
- * The column matrix is never formed. Layers with more than one tap pack from
- * a bfloat16 copy of x (or of dy) straight into the GEMM's layout, and take dx
- * as a convolution of dy where the geometry allows (the section "the input
- * rounded once" below); 1x1 layers, and the rest, have the GEMM ask for the
- * rows it packs (pack_columns from the prepared copy of x), with dy read in
- * place where a block lies in one image. Chunks bound the packed operands to
- * a few MB.
+ * The column matrix is never formed. The forward product and dW of layers
+ * with more than one tap pack from a bfloat16 copy of x straight into the
+ * GEMM's layout, and dx is the convolution of dy packed the same way where the
+ * geometry allows, 1x1 layers included (the section "the input rounded once"
+ * below; which layer takes which path: forward_from_copy and its neighbours).
+ * The rest have the GEMM ask for the rows it packs (pack_columns from the
+ * prepared copy of x), with dy read in place where a block lies in one image;
+ * chunks of images bound the operands they hold to a few MB.
  * Outputs: y and dx are rounded to bfloat16 as they are finished (in the
  * GEMM's tiles, per chunk of dx), as autocast returns them; dW's per-chunk
  * products are added up in double, so the weight gradient is a float32 sum
@@ -206,14 +207,16 @@ inline index_t packed_at(index_t r, index_t kp, index_t chunk, index_t group, in
            (rows_adjacent ? (kp % chunk) * group + r % group : (r % group) * chunk + kp % chunk);
 }
 
-// n 32-bit words; a group of 16 or 32 (a run along an output row of 16 pixels
-// or more) as a fixed-size copy the compiler inlines.
-inline void copy_words(std::uint32_t* dst, const std::uint32_t* src, index_t n) {
-    switch (n) {
-        case 32: std::memcpy(dst, src, 128); break;
-        case 16: std::memcpy(dst, src, 64); break;
-        case 8: std::memcpy(dst, src, 32); break;
-        default: std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+// n values of T; the usual runs (an output row of 8 to 32 pixels, a packed
+// chunk) as fixed-size copies the compiler inlines instead of calling memcpy.
+template <class T>
+inline void copy_run(T* dst, const T* src, index_t n) {
+    switch (n * sizeof(T)) {
+        case 128: std::memcpy(dst, src, 128); break;
+        case 64: std::memcpy(dst, src, 64); break;
+        case 32: std::memcpy(dst, src, 32); break;
+        case 16: std::memcpy(dst, src, 16); break;
+        default: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
     }
 }
 
@@ -234,8 +237,9 @@ void pack_pair_columns(const void* ctx, index_t i0, index_t ni, index_t KP, inde
     const index_t P = g.plane(), end = c.nimg * P;
     const auto* base = static_cast<const std::uint32_t*>(c.im.data) + c.n0 * c.im.img;
     // Runs of rows whose pixels are adjacent words of the copy and whose packed
-    // places are adjacent (within a group): first row, length, word offset of
-    // tap 0 (-1: zeros). A panel has at most 32 rows; longer ones go in batches.
+    // places are adjacent (within a group): first row (then its place at pair 0),
+    // length, word offset of tap 0 (-1: zeros). A panel has at most 32 rows;
+    // longer ones go in batches.
     struct Run {
         index_t r, len, src;
     };
@@ -256,14 +260,17 @@ void pack_pair_columns(const void* ctx, index_t i0, index_t ni, index_t KP, inde
             runs[nruns++] = Run{r, len, src};
             r += len;
         }
-        for (index_t kp = 0; kp < KP; ++kp)
-            for (index_t q = 0; q < nruns; ++q) {
-                const Run& u = runs[q];
-                std::uint32_t* dst = out + packed_at(u.r, kp, chunk, group, chunk_stride, true);
-                if (u.src < 0 || kp >= c.pairs)
-                    std::fill_n(dst, u.len, 0u);
-                else
-                    copy_words(dst, base + u.src + c.tap[kp], u.len);
+        for (index_t q = 0; q < nruns; ++q) runs[q].r = packed_at(runs[q].r, 0, chunk, group, chunk_stride, true);
+        for (index_t kp0 = 0; kp0 < KP; kp0 += chunk)  // the layout's offsets, without a division per pair
+            for (index_t kp = kp0; kp < kp0 + chunk; ++kp) {
+                std::uint32_t* row = out + (kp0 / chunk) * chunk_stride + (kp - kp0) * group;
+                for (index_t q = 0; q < nruns; ++q) {
+                    const Run& u = runs[q];
+                    if (u.src < 0 || kp >= c.pairs)
+                        std::fill_n(row + u.r, u.len, 0u);
+                    else
+                        copy_run(row + u.r, base + u.src + c.tap[kp], u.len);
+                }
             }
     }
 }
@@ -296,16 +303,14 @@ void forward_packed(const float* x, index_t x_img, index_t N, const ConvGeom& g,
     pair_weights(w, OCg, g, wp);
     std::vector<std::uint32_t> packed_w;
     gemm_bf16_pack_a(OCg, 2 * pairs, Operand{StridedMatrix{wp.data(), 2 * pairs, 1}}, packed_w);
-    const index_t chunk = std::clamp<index_t>((8 << 20) / std::max<index_t>(1, pairs * P * 4), 1, std::max<index_t>(1, N));
-    for (index_t n0 = 0; n0 < N; n0 += chunk) {
-        const index_t nimg = std::min(chunk, N - n0);
-        const PairColumns src{im, &g, n0, nimg, tap.data(), pairs};
-        Operand b;
-        b.pack = pack_pair_columns;
-        b.ctx = &src;
-        gemm_bf16_general(OCg, nimg * P, 2 * pairs, Operand{{}, nullptr, nullptr, packed_w.data()}, b,
-                          CTarget{y + n0 * y_img, P, P, y_img, true}, false, bias);
-    }
+    // One product over all images: the GEMM packs each panel of B just before it uses it
+    // (Operand::pack), so no chunk of packed columns is ever held.
+    const PairColumns src{im, &g, 0, N, tap.data(), pairs};
+    Operand b;
+    b.pack = pack_pair_columns;
+    b.ctx = &src;
+    gemm_bf16_general(OCg, N * P, 2 * pairs, Operand{{}, nullptr, nullptr, packed_w.data()}, b,
+                      CTarget{y, P, P, y_img, true}, false, bias);
 }
 
 // Whether forward_packed computes this geometry's input gradient (stride 1, no
@@ -342,17 +347,6 @@ struct TapRows {
     index_t n0, nimg;
 };
 
-// n bfloat16 values; the usual run lengths (an output row of 8 or 16 pixels,
-// a whole chunk of 32) as fixed-size copies the compiler inlines.
-inline void copy_halves(std::uint16_t* dst, const std::uint16_t* src, index_t n) {
-    switch (n) {
-        case 32: std::memcpy(dst, src, 64); break;
-        case 16: std::memcpy(dst, src, 32); break;
-        case 8: std::memcpy(dst, src, 16); break;
-        default: std::memcpy(dst, src, static_cast<size_t>(n) * 2);
-    }
-}
-
 void pack_tap_rows(const void* ctx, index_t i0, index_t ni, index_t KP, index_t chunk, index_t group,
                    index_t chunk_stride, std::uint32_t* out, bool rows_adjacent) {
     const auto& c = *static_cast<const TapRows*>(ctx);
@@ -384,7 +378,7 @@ void pack_tap_rows(const void* ctx, index_t i0, index_t ni, index_t KP, index_t 
         }
         const index_t ch = i / (g.KH * g.KW), kh = i / g.KW % g.KH, kw = i % g.KW;
         const std::uint16_t* tap = base + (ch * c.im.Hp + kh * g.DH) * c.im.Wp + kw * g.DW;
-        for (const Seg& u : segs) copy_halves(row + u.dst, tap + u.src, u.len);
+        for (const Seg& u : segs) copy_run(row + u.dst, tap + u.src, u.len);
         for (index_t d = depth; d < 2 * KP;) {  // past the depth: zeros
             const index_t len = std::min(span - d % span, 2 * KP - d);
             std::fill_n(row + (d / span) * chunk_stride * 2 + d % span, len, std::uint16_t(0));
@@ -393,13 +387,14 @@ void pack_tap_rows(const void* ctx, index_t i0, index_t ni, index_t KP, index_t 
     }
 }
 
-// Whether a layer takes the paths above: every layer but the 1x1 ones, whose
-// columns are x itself (read in place and paired as packed, which measured
-// faster than making the copy first).
-bool packed_path(const ConvGeom& g) { return !g.pointwise(); }
-
-// Whether pack_tap_rows reads this geometry (runs along rows need stride 1).
-bool dw_from_taps(const ConvGeom& g) { return g.SW == 1; }
+// Which layers take the paths above (measured on AMX, BENCHMARKS.md): the
+// forward product and dW of every layer but the 1x1 ones, whose columns are x
+// itself, read in place and paired as packed (faster there than making the
+// copy first); dx wherever it is a convolution of dy whose product has rows
+// enough to fill a tile (32 input channels per group), 1x1 layers included.
+bool forward_from_copy(const ConvGeom& g) { return !g.pointwise(); }
+bool dx_from_copy(const ConvGeom& g, index_t Cg) { return dx_is_a_convolution(g) && Cg >= 32; }
+bool dw_from_copy(const ConvGeom& g) { return !g.pointwise() && g.SW == 1; }
 
 }  // namespace
 
@@ -420,7 +415,7 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
         const index_t chunk = chunk_images(cv, rows * P * 2, 8 << 20);
         std::vector<std::uint32_t> packed_w;
         for (index_t gi = 0; gi < cv.G; ++gi) {
-            if (packed_path(cv.g)) {
+            if (forward_from_copy(cv.g)) {
                 forward_packed(X + gi * cv.Cg * HW, cv.C * HW, cv.N, cv.g, W + gi * cv.OCg * rows, cv.OCg,
                                B ? B + gi * cv.OCg : nullptr, Y + gi * cv.OCg * P, cv.OC * P);
                 continue;
@@ -483,9 +478,11 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
         std::vector<std::uint32_t> packed_wt;
         // dcol is written, then read back by col2im: chunks that keep it in L2.
         const index_t dx_chunk = chunk_images(cv, rows * P * 4, 1 << 20);
-        // The weight gradient's packed columns (A): 2 MB stays near L2; 8 MB took 5-15%
-        // longer on the 3x3 layers of BENCHMARKS.md's VGG-style network (Zen 5).
-        const index_t dw_chunk = chunk_images(cv, rows * P * 2, 2 << 20);
+        // The weight gradient's packed columns (A): 8 MB. With the GEMM's row blocks outer
+        // (A's 128-row blocks stay in L2 for every panel of dy) and the columns packed from
+        // the bfloat16 copy, fewer, deeper products are faster (5x5 96 -> 192 on AMX: 56 ms
+        // at 2 MB, 43 at 8 MB, 44 at 32 MB).
+        const index_t dw_chunk = chunk_images(cv, rows * P * 2, 8 << 20);
         if (DB) {  // db = the sum of dy's bfloat16 values over images and pixels, in double
 #pragma omp parallel for schedule(static)
             for (index_t oc = 0; oc < cv.OC; ++oc) {
@@ -496,7 +493,7 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
         }
         for (index_t gi = 0; gi < cv.G; ++gi) {
             const float* Wg = W + gi * cv.OCg * rows;
-            if (DX && packed_path(cv.g) && dx_is_a_convolution(cv.g) && cv.Cg >= 32) {
+            if (DX && dx_from_copy(cv.g, cv.Cg)) {
                 input_grad_packed(DY + gi * cv.OCg * P, cv.OC * P, cv.N, cv.g, Wg, cv.OCg,
                                   DX + gi * cv.Cg * HW, cv.C * HW);
             } else if (DX) {  // dcol = W_g^T dy_g, folded back onto x's planes
@@ -518,7 +515,7 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
                 }
             }
             if (DW) {  // dW_g^T = sum over chunks of col_g dy_g^T: in float per chunk, in double across
-                const bool taps = packed_path(cv.g) && dw_from_taps(cv.g);
+                const bool taps = dw_from_copy(cv.g);
                 const PaddedImage im = taps ? padded_bf16(X + gi * cv.Cg * HW, cv.C * HW, cv.N, cv.g, false)
                                             : PaddedImage{};
                 const Columns cols = taps ? Columns{} :

@@ -379,12 +379,14 @@ def test_random_convolutions_on_every_variant(data):
 # csrc/conv_bf16.cpp's paths: the forward product packed from a bfloat16 copy of x with
 # channels in pairs (an odd count leaves one channel alone; strides and dilations read pixel by
 # pixel); dx as the convolution of dy with the flipped weights (stride 1, padding below the
-# kernel, 32 channels or more per group) or from columns; dW packed from the copy (stride 1
-# along rows) or from columns; images whose pixel count is odd, so pairs straddle two images.
+# kernel, 32 channels or more per group; 1x1 layers too) or from columns; dW packed from the
+# copy (stride 1 along rows) or from columns; images whose pixel count is odd, so pairs
+# straddle two images.
 PATH_CASES = {
     "dx_as_convolution": ((3, 33, 7, 6), (5, 33, 3, 3), dict(padding=1)),
     "dx_as_convolution_no_padding_5x5": ((2, 32, 9, 7), (4, 32, 5, 5), dict(padding=(0, 2))),
     "dx_as_convolution_grouped": ((2, 64, 5, 5), (6, 32, 3, 2), dict(padding=(2, 1), groups=2)),
+    "dx_as_convolution_1x1": ((3, 40, 5, 3), (6, 40, 1, 1), {}),
     "padding_as_large_as_the_kernel": ((2, 32, 5, 5), (4, 32, 2, 2), dict(padding=2)),
     "strided_rows": ((2, 32, 9, 9), (4, 32, 3, 3), dict(stride=(1, 2), padding=1)),
     "strided_and_dilated": ((3, 5, 11, 10), (4, 5, 3, 3), dict(stride=2, dilation=2, padding=2)),
