@@ -39,6 +39,26 @@ namespace fc {
 
 namespace {
 
+// ---- where each product goes (measured on AMX: BENCHMARKS.md)
+//
+//   forward  more than one tap                       packed from a bfloat16 copy of x
+//                                                    with channels in pairs (forward_packed)
+//            1x1                                     x read in place, paired as packed (pixel_rows)
+//   dx       stride 1, no dilation, padding < kernel, the convolution of dy with the flipped
+//            >= 32 channels per group (a full tile)  weights (input_grad_packed), 1x1 included
+//            otherwise                               W^T dy, then col2im (grad_pixel_rows)
+//   dW       more than one tap, stride 1 along rows  packed from a bfloat16 copy of x (pack_tap_rows)
+//            otherwise                               from columns (column_rows)
+// (Convolutions shallower than 64 terms per output never get here: the float32 kernels,
+// fastconv/function.py's MIN_BF16_GEMM_DEPTH.) The 1x1 forward product and dW measured
+// faster reading x in place than making the copy first.
+bool forward_from_copy(const ConvGeom& g) { return !g.pointwise(); }
+bool dx_is_a_convolution(const ConvGeom& g) {
+    return g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.PH < g.KH && g.PW < g.KW;
+}
+bool dx_from_copy(const ConvGeom& g, index_t Cg) { return dx_is_a_convolution(g) && Cg >= 32; }
+bool dw_from_copy(const ConvGeom& g) { return !g.pointwise() && g.SW == 1; }
+
 // check_conv, and a bfloat16 GEMM in use.
 Conv check(const char* fn, const py::array& x, const py::array& w, const Pair& stride,
            const Pair& padding, const Pair& dilation, index_t groups) {
@@ -313,12 +333,6 @@ void forward_packed(const float* x, index_t x_img, index_t N, const ConvGeom& g,
                       CTarget{y, P, P, y_img, true}, false, bias);
 }
 
-// Whether forward_packed computes this geometry's input gradient (stride 1, no
-// dilation, padding below the kernel: dx is a convolution of dy).
-bool dx_is_a_convolution(const ConvGeom& g) {
-    return g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.PH < g.KH && g.PW < g.KW;
-}
-
 // dx of one group (dx_is_a_convolution): dy's channels [0, OCg) of image n at
 // dy + n * dy_img, w_g (OCg, g.C, KH, KW); dx's channel c of image n at dx + n * dx_img + c * H*W.
 void input_grad_packed(const float* dy, index_t dy_img, index_t N, const ConvGeom& g, const float* wg,
@@ -386,15 +400,6 @@ void pack_tap_rows(const void* ctx, index_t i0, index_t ni, index_t KP, index_t 
         }
     }
 }
-
-// Which layers take the paths above (measured on AMX, BENCHMARKS.md): the
-// forward product and dW of every layer but the 1x1 ones, whose columns are x
-// itself, read in place and paired as packed (faster there than making the
-// copy first); dx wherever it is a convolution of dy whose product has rows
-// enough to fill a tile (32 input channels per group), 1x1 layers included.
-bool forward_from_copy(const ConvGeom& g) { return !g.pointwise(); }
-bool dx_from_copy(const ConvGeom& g, index_t Cg) { return dx_is_a_convolution(g) && Cg >= 32; }
-bool dw_from_copy(const ConvGeom& g) { return !g.pointwise() && g.SW == 1; }
 
 }  // namespace
 
