@@ -1,4 +1,5 @@
-"""The extension list only: fastconv._C from every C++ file in csrc/."""
+"""The extension list: fastconv._C from every C++ file in csrc/."""
+import os
 import sys
 from glob import glob
 
@@ -23,4 +24,15 @@ ext_modules = [
     )
 ]
 
-setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext})
+
+class build_ext_new_file(build_ext):
+    """Puts the rebuilt module in place as a new file: copied over the old one, it would be
+    rewritten in place, and a training run that has the old one loaded dies with SIGBUS."""
+
+    def copy_file(self, infile, outfile, *args, **kwargs):
+        if os.path.isfile(outfile):
+            os.unlink(outfile)
+        return super().copy_file(infile, outfile, *args, **kwargs)
+
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext_new_file})
