@@ -81,7 +81,8 @@ __attribute__((target("avx512f"))) double fma_flops(long reps, float* sink) {
 // The micro-kernel's inner loop over `pairs` depth pairs of packed A (two 16-row groups)
 // and B (a 32-column panel), repeated; prefetch: A's tiles two steps ahead, as the kernel.
 __attribute__((target("amx-tile,amx-bf16"))) double amx_loads_flops(long pairs, bool prefetch) {
-    static unsigned a[2 * 16 * 8192], b[32 * 8192];
+    alignas(64) static unsigned a[2 * 16 * 8192], b[32 * 8192];
+    static float c[16 * 16];
     for (long i = 0; i < 32 * pairs; ++i) a[i] = b[i] = 0x3F803F80u;
     TileConfig cfg{};
     cfg.palette = 1;
@@ -89,7 +90,7 @@ __attribute__((target("amx-tile,amx-bf16"))) double amx_loads_flops(long pairs, 
     asm volatile("" ::"m"(cfg));
     _tile_loadconfig(&cfg);
     const unsigned* a1 = a + 16 * pairs;
-    const long reps = 4000000000L / (pairs * 2048);
+    const long reps = 120000000L / pairs;  // about 5e11 flops: half a second or more
     for (long r = 0; r < reps; ++r) {
         _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
         for (long kp = 0; kp < pairs; kp += 16) {
@@ -107,7 +108,7 @@ __attribute__((target("amx-tile,amx-bf16"))) double amx_loads_flops(long pairs, 
             _tile_dpbf16ps(2, 5, 6);
             _tile_dpbf16ps(3, 5, 7);
         }
-        _tile_stored(0, b, 64);  // keeps the sums live
+        _tile_stored(0, c, 64);  // keeps the sums live
     }
     _tile_release();
     return double(reps) * (pairs / 16) * 4 * 16 * 16 * 32 * 2;

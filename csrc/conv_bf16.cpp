@@ -321,7 +321,7 @@ void forward_packed(const float* x, index_t x_img, index_t N, const ConvGeom& g,
                 tap[(cp * g.KH + kh) * g.KW + kw] = (cp * im.Hp + kh * g.DH) * im.Wp + kw * g.DW;
     std::vector<float> wp;
     pair_weights(w, OCg, g, wp);
-    std::vector<std::uint32_t> packed_w;
+    PackedBuffer packed_w;
     gemm_bf16_pack_a(OCg, 2 * pairs, Operand{StridedMatrix{wp.data(), 2 * pairs, 1}}, packed_w);
     // One product over all images: the GEMM packs each panel of B just before it uses it
     // (Operand::pack), so no chunk of packed columns is ever held.
@@ -418,7 +418,7 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
         py::gil_scoped_release nogil;
         std::vector<index_t> offsets;
         const index_t chunk = chunk_images(cv, rows * P * 2, 8 << 20);
-        std::vector<std::uint32_t> packed_w;
+        PackedBuffer packed_w;
         for (index_t gi = 0; gi < cv.G; ++gi) {
             if (forward_from_copy(cv.g)) {
                 forward_packed(X + gi * cv.Cg * HW, cv.C * HW, cv.N, cv.g, W + gi * cv.OCg * rows, cv.OCg,
@@ -480,7 +480,7 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
         std::vector<index_t> offsets;
         std::vector<float> dcol, part;
         std::vector<double> sum;
-        std::vector<std::uint32_t> packed_wt;
+        PackedBuffer packed_wt;
         // dcol is written, then read back by col2im: chunks that keep it in L2.
         const index_t dx_chunk = chunk_images(cv, rows * P * 4, 1 << 20);
         // The weight gradient's packed columns (A): 8 MB. With the GEMM's row blocks outer

@@ -269,7 +269,7 @@ namespace {
 using GeneralFn = void (*)(index_t, index_t, index_t, const Operand&, const Operand&,
                           const CTarget&, bool, const float*);
 
-using PackFn = void (*)(index_t, index_t, const Operand&, std::vector<std::uint32_t>&);
+using PackFn = void (*)(index_t, index_t, const Operand&, PackedBuffer&);
 
 struct Variant {
     const char* name;
@@ -462,7 +462,7 @@ void gemm_bf16_general(index_t M, index_t N, index_t K, const Operand& a, const 
     in_use().general(M, N, K, a, bt, c, accumulate, bias);
 }
 
-void gemm_bf16_pack_a(index_t M, index_t K, const Operand& a, std::vector<std::uint32_t>& out) {
+void gemm_bf16_pack_a(index_t M, index_t K, const Operand& a, PackedBuffer& out) {
     in_use().pack_a(M, K, a, out);
 }
 

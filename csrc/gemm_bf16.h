@@ -23,13 +23,31 @@
  */
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "common.h"
 
 namespace fc {
+
+// Packed operands, 64-byte aligned: every 64-byte row of an AMX tile is then one
+// cache line (at malloc's 16-byte alignment each row spans two, and the tile loads
+// ran at a third of the speed: benchmarks/bf16_peak.cpp).
+template <class T>
+struct CacheLineAllocator {
+    using value_type = T;
+    CacheLineAllocator() = default;
+    template <class U>
+    CacheLineAllocator(const CacheLineAllocator<U>&) {}
+    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+    void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+    bool operator==(const CacheLineAllocator&) const { return true; }
+    bool operator!=(const CacheLineAllocator&) const { return false; }
+};
+using PackedBuffer = std::vector<std::uint32_t, CacheLineAllocator<std::uint32_t>>;
 
 // A float32 matrix read in place: element (i, k) at data[i * row + k * col].
 struct StridedMatrix {
@@ -81,7 +99,7 @@ void gemm_bf16_general(index_t M, index_t N, index_t K, const Operand& a, const 
                        const CTarget& c, bool accumulate, const float* bias);
 
 // Packs operand a (M x K) as gemm_bf16_general would, into out, for Operand::packed.
-void gemm_bf16_pack_a(index_t M, index_t K, const Operand& a, std::vector<std::uint32_t>& out);
+void gemm_bf16_pack_a(index_t M, index_t K, const Operand& a, PackedBuffer& out);
 
 // C[i][j] = (accumulate ? C[i][j] : 0) + (bias ? bias[i] : 0) + sum_k A(i, k) B(k, j)
 // for i < M, j < N, C[i][j] at c[i * ldc + j], on the variant in use (not
