@@ -197,7 +197,6 @@ inline void tile_dot(int c, int a, int b) {
 #define TILE_LOAD(t, p, s) tile_load(t, p, s)
 #define TILE_STORE(t, p, s) tile_store(t, p, s)
 #define TILE_DOT(c, a, b) tile_dot(c, a, b)
-#define PREFETCH_TILE(p) (void)(p)
 #include "gemm_bf16_amx.inc"
 #include "gemm_bf16.inc"
 #undef TILE_CONFIG
@@ -206,7 +205,6 @@ inline void tile_dot(int c, int a, int b) {
 #undef TILE_LOAD
 #undef TILE_STORE
 #undef TILE_DOT
-#undef PREFETCH_TILE
 }  // namespace emulated_amx
 #pragma GCC pop_options
 
@@ -246,8 +244,6 @@ inline void configure() {
 #define TILE_LOAD(t, p, s) _tile_loadd(t, p, s)
 #define TILE_STORE(t, p, s) _tile_stored(t, p, s)
 #define TILE_DOT(c, a, b) _tile_dpbf16ps(c, a, b)
-#define PREFETCH_TILE(p) \
-    for (int line = 0; line < 1024; line += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + line, _MM_HINT_T0)
 #include "gemm_bf16_amx.inc"
 #include "gemm_bf16.inc"
 #undef TILE_CONFIG
@@ -256,7 +252,6 @@ inline void configure() {
 #undef TILE_LOAD
 #undef TILE_STORE
 #undef TILE_DOT
-#undef PREFETCH_TILE
 }  // namespace amx
 #pragma GCC pop_options
 #endif
