@@ -79,7 +79,8 @@ __attribute__((target("avx512f"))) double fma_flops(long reps, float* sink) {
 }
 
 // The micro-kernel's inner loop over `pairs` depth pairs of packed A (two 16-row groups)
-// and B (a 32-column panel), repeated; prefetch: A's tiles two steps ahead, as the kernel.
+// and B (a 32-column panel), repeated; prefetch: A's tiles two steps ahead (the kernel
+// does not: with aligned operands it gained nothing there).
 __attribute__((target("amx-tile,amx-bf16"))) double amx_loads_flops(long pairs, bool prefetch) {
     alignas(64) static unsigned a[2 * 16 * 8192], b[32 * 8192];
     static float c[16 * 16];
