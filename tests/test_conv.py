@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import reference as R
 from helpers import (
+    FWD_ATOL,
     GRAD_ATOL,
     assert_close,
     assert_grad_close,
@@ -120,11 +121,14 @@ LARGE_CASES = {
 def test_conv2d_network_shapes_vs_torch(name, rng):
     torch = pytest.importorskip("torch")
     inputs, args = _conv_inputs(rng, LARGE_CASES[name])
-    # Winograd F(2x2, 5x5) weight gradients carry up to 2e-5 of the largest entry (its
-    # interpolation points reach +-2; winograd.cpp, "Accuracy"): bounded at twice that.
+    # Winograd F(2x2, 5x5) carries about 5e-6 of the largest entry in y and dx and up to 2e-5
+    # in dW (its interpolation points reach +-2; winograd.cpp, "Accuracy"). With outputs up
+    # to about 4 here, y's error reaches 2e-5 (1.24e-5 seen, FASTCONV_TEST_SEED=33): y and
+    # the gradients are bounded at 4e-5, twice the larger figure.
     winograd_5x5 = name.startswith("winograd-5x5")
     check_vs_torch(_fc_conv(args), lambda x, w, b=None: torch.nn.functional.conv2d(x, w, b, **args),
-                   inputs, rng=rng, name="conv2d", grad_atol=4e-5 if winograd_5x5 else GRAD_ATOL)
+                   inputs, rng=rng, name="conv2d", atol=4e-5 if winograd_5x5 else FWD_ATOL,
+                   grad_atol=4e-5 if winograd_5x5 else GRAD_ATOL)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
