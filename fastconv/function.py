@@ -82,8 +82,9 @@ class Function:
         self.kernels.round_bf16_(a)
         return a
 
-    # Below this depth (a first layer's 3 x 3 x 3 taps) the bfloat16 GEMM, padded to whole
-    # tiles, is slower than the float32 kernels on rounded copies (BENCHMARKS.md).
+    # Below this depth (a first layer's 3 x 3 x 3 taps) the bfloat16 GEMM's forward product,
+    # padded to whole tiles, is slower than the float32 kernels on rounded copies
+    # (BENCHMARKS.md); a convolution's backward products take it at any depth (Conv2d).
     MIN_BF16_GEMM_DEPTH = 64
 
     def use_bf16_gemm(self, depth=None) -> bool:

@@ -305,46 +305,58 @@ def test_autocast_on_the_bf16_gemm_matches_the_default_path(rng, monkeypatch, ca
 
 
 @pytest.mark.parametrize("kind", EMULATED + REAL)
-def test_shallow_convolutions_take_the_float32_kernels(rng, monkeypatch, kind):
-    """A first layer (3 x 3 x 3 taps) runs on rounded copies and the float32 kernels, the
-    deeper one beside it on the bfloat16 GEMM; both give autocast's result."""
-    used = []
-    real = cpu_backend.conv2d_forward_bf16
-    monkeypatch.setattr(cpu_backend, "conv2d_forward_bf16",
-                        lambda *a, **k: used.append(a[1].shape) or real(*a, **k))
+def test_shallow_convolutions_take_the_float32_kernels_forward(rng, monkeypatch, kind):
+    """A first layer (3 x 3 x 3 taps) runs forward on rounded copies and the float32 kernels,
+    the deeper one beside it on the bfloat16 GEMM; backward, both take the bfloat16 GEMM. All
+    give autocast's result."""
+    used = {"forward": [], "backward": []}
+    for name, key in (("conv2d_forward_bf16", "forward"), ("conv2d_backward_bf16", "backward")):
+        real = getattr(cpu_backend, name)
+        monkeypatch.setattr(cpu_backend, name, lambda *a, _r=real, _k=key, **k:
+                            used[_k].append(a[1].shape) or _r(*a, **k))
     shallow = nonzero(rng, (8, 3, 3, 3), 0.3)
     deep = nonzero(rng, (5, 8, 3, 3), 0.3)
     x = nonzero(rng, (2, 3, 9, 8))
-    with variant(kind), fastconv.autocast("cpu", dtype=fastconv.bfloat16):
-        h = F.conv2d(fastconv.tensor(x), fastconv.tensor(shallow), padding=1)
-        y = F.conv2d(h, fastconv.tensor(deep))
-    assert used == [deep.shape]
-    with variant("none"), fastconv.autocast("cpu", dtype=fastconv.bfloat16):
-        h0 = F.conv2d(fastconv.tensor(x), fastconv.tensor(shallow), padding=1)
-        y0 = F.conv2d(h0, fastconv.tensor(deep))
-    np.testing.assert_array_equal(h.numpy(), h0.numpy())
-    assert_bf16_results_agree(y.numpy(), y0.numpy())
+    dy = nonzero(rng, (2, 5, 7, 6))
+
+    def run(kind):
+        args = [fastconv.tensor(a, requires_grad=True) for a in (x, shallow, deep)]
+        with variant(kind), fastconv.autocast("cpu", dtype=fastconv.bfloat16):
+            h = F.conv2d(args[0], args[1], padding=1)
+            y = F.conv2d(h, args[2])
+            (y * fastconv.tensor(dy)).sum().backward()
+        return h.detach().numpy(), y.detach().numpy(), [a.grad.numpy() for a in args]
+
+    h, y, grads = run(kind)
+    assert used == {"forward": [deep.shape], "backward": [deep.shape, shallow.shape]}
+    h0, y0, grads0 = run("none")
+    np.testing.assert_array_equal(h, h0)
+    assert_bf16_results_agree(y, y0)
+    assert_bf16_results_agree(grads[0], grads0[0])  # dx: bfloat16 values
+    for a, b in zip(grads[1:], grads0[1:]):  # dw: float32 sums of the same terms
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
 
 
-def assert_variants_agree(arrays, dy, variants=None, **conv):
+def assert_variants_agree(arrays, dy, variants=None, frozen=(), **conv):
     """conv2d (x, w[, b]) under autocast, forward and backward, on each bfloat16 GEMM variant
     (the AMX emulation and the real ones here) against the default path: y and dx within one
-    bfloat16 step of it, dw and db float32 sums of the same terms."""
+    bfloat16 step of it, dw and db float32 sums of the same terms. ``frozen``: indices of the
+    arrays that need no gradient."""
     def run(kind):
-        args = [fastconv.tensor(a, requires_grad=True) for a in arrays]
+        args = [fastconv.tensor(a, requires_grad=i not in frozen) for i, a in enumerate(arrays)]
         with pytest.MonkeyPatch.context() as mp, variant(kind), \
                 fastconv.autocast("cpu", dtype=fastconv.bfloat16):
             mp.setattr(Function, "MIN_BF16_GEMM_DEPTH", 1)  # the small shapes too
             y = F.conv2d(*args, **conv)
             (y * fastconv.tensor(dy)).sum().backward()
-        return [y.detach().numpy()] + [a.grad.numpy() for a in args]
+        return [y.detach().numpy()] + [a.grad.numpy() for a in args if a.requires_grad]
 
     want = run("none")
     for kind in variants or ("emulated_amx",) + REAL:
         got = run(kind)
         for i, (a, b) in enumerate(zip(got, want)):
             assert a.shape == b.shape
-            if i < 2:  # y, dx: bfloat16 values, at most one bfloat16 step apart
+            if i < (1 if 0 in frozen else 2):  # y, dx: bfloat16 values, one bfloat16 step apart
                 step = np.exp2(np.floor(np.log2(np.maximum(np.abs(b), 1e-30))) - 7)
                 assert (np.abs(a - b) <= step * 1.01 + 1e-6).all(), (kind, i)
             else:
@@ -391,6 +403,10 @@ PATH_CASES = {
     "strided_rows": ((2, 32, 9, 9), (4, 32, 3, 3), dict(stride=(1, 2), padding=1)),
     "strided_and_dilated": ((3, 5, 11, 10), (4, 5, 3, 3), dict(stride=2, dilation=2, padding=2)),
     "odd_pixels_per_image": ((3, 7, 5, 5), (6, 7, 3, 3), {}),
+    # dW's operands packed straight from x (1x1) and dy, with db summed as dy is packed:
+    # 720 pixels over 9 images, so runs end at images and at packed chunks of 128 pairs.
+    "dw_and_db_from_channel_rows_1x1": ((9, 24, 8, 10), (20, 24, 1, 1), {}),
+    "dw_and_db_from_channel_rows_grouped": ((4, 12, 6, 6), (18, 4, 3, 3), dict(padding=1, groups=3)),
 }
 
 
@@ -401,6 +417,13 @@ def test_each_packing_path_agrees_with_the_default(rng, case):
     b = nonzero(rng, ws[:1])
     y = F.conv2d(fastconv.tensor(x), fastconv.tensor(w), **conv)
     assert_variants_agree([x, w, b], nonzero(rng, y.shape), **conv)
+
+
+@pytest.mark.parametrize("frozen", [(1,), (0, 1), (0, 2)])
+def test_gradients_of_some_inputs_only(rng, frozen):
+    """db without dW (its own pass over dy), dW without db, dx alone: each as the default path."""
+    x, w, b = nonzero(rng, (5, 32, 8, 8)), nonzero(rng, (16, 32, 3, 3), 0.3), nonzero(rng, (16,))
+    assert_variants_agree([x, w, b], nonzero(rng, (5, 16, 8, 8)), frozen=frozen, padding=1)
 
 
 def test_the_first_use_check_allows_another_summation_order():

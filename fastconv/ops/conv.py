@@ -34,7 +34,9 @@ class Conv2d(Function):
         x, w = self.saved
         need_x, need_w, need_b = self.needs_input_grad[:3]
         need_b = need_b and self.has_bias
-        if self.on_bf16_gemm:  # dy rounded as it is read, dx rounded as it is written
+        # The backward products take the bfloat16 GEMM at any depth: it rounds dy as it reads
+        # it, where the float32 kernels need a rounded copy of dy first (BENCHMARKS.md).
+        if self.use_bf16_gemm():  # dy rounded as it is read, dx rounded as it is written
             return self.kernels.conv2d_backward_bf16(x, w, contiguous(self.xp, dy), *self.args,
                                                      need_x, need_w, need_b)
         dy = self.bf16(dy) if self.lowp else contiguous(self.xp, dy)
