@@ -67,19 +67,6 @@ Conv check(const char* fn, const py::array& x, const py::array& w, const Pair& s
     return cv;
 }
 
-// The sum of the bfloat16 values of d[0..n): sixteen float lanes (so the loop
-// vectorises), added up in double.
-double bf16_sum(const float* __restrict d, index_t n) {
-    float lane[16] = {};
-    index_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; ++l) lane[l] += bf16_round(d[i + l]);
-    double total = 0.0;
-    for (; i < n; ++i) total += bf16_round(d[i]);
-    for (float v : lane) total += v;
-    return total;
-}
-
 // Images per product: bytes per image of what the product streams, near `bytes`
 // (the packed columns: a few MB; the input gradient's columns: L2).
 index_t chunk_images(const Conv& cv, index_t per_image, index_t bytes) {
@@ -166,80 +153,6 @@ struct PaddedImage {
     index_t planes, Hp, Wp, img;
 };
 
-inline const std::uint32_t* words(const float* p) { return reinterpret_cast<const std::uint32_t*>(p); }
-
-// Row h of one plane (unpadded width W, PW zeros each side) as bfloat16 pairs of
-// channels: lo from plane `lo`, hi from `hi` (nullptr: 0).
-void pair_row(std::uint32_t* __restrict out, const std::uint32_t* __restrict lo,
-              const std::uint32_t* __restrict hi, index_t W, index_t PW) {
-    std::fill_n(out, PW, 0u);
-    if (hi)
-        for (index_t w = 0; w < W; ++w) out[PW + w] = (bf16_round_bits(lo[w]) >> 16) | bf16_round_bits(hi[w]);
-    else
-        for (index_t w = 0; w < W; ++w) out[PW + w] = bf16_round_bits(lo[w]) >> 16;
-    std::fill_n(out + PW + W, PW, 0u);
-}
-
-// The same as single bfloat16 values.
-void half_row(std::uint16_t* __restrict out, const std::uint32_t* __restrict in, index_t W, index_t PW) {
-    std::fill_n(out, PW, std::uint16_t(0));
-    for (index_t w = 0; w < W; ++w) out[PW + w] = static_cast<std::uint16_t>(bf16_round_bits(in[w]) >> 16);
-    std::fill_n(out + PW + W, PW, std::uint16_t(0));
-}
-
-// The zero-padded bfloat16 copy of channels [0, g.C) of N images of x (image
-// n at x + n * x_img), in the calling thread's Slot::prepared_x: channels in
-// pairs (`paired`: one 32-bit word per pixel and pair, lo the even channel,
-// a missing odd channel 0) or one plane per channel (bfloat16 values).
-PaddedImage padded_bf16(const float* x, index_t x_img, index_t N, const ConvGeom& g, bool paired) {
-    const index_t planes = paired ? (g.C + 1) / 2 : g.C, Hp = g.H + 2 * g.PH, Wp = g.W + 2 * g.PW;
-    const index_t img = planes * Hp * Wp, HW = g.H * g.W;
-    // 32-bit words: planes * Hp * Wp of them per image paired, half as many otherwise (+1 to round up).
-    float* buf = scratch(Slot::prepared_x).get(paired ? N * img : (N * img + 1) / 2);
-#pragma omp parallel for schedule(static)
-    for (index_t t = 0; t < N * planes * Hp; ++t) {
-        const index_t n = t / (planes * Hp), c = t / Hp % planes, h = t % Hp - g.PH;
-        const bool pad = h < 0 || h >= g.H;
-        if (paired) {
-            std::uint32_t* out = reinterpret_cast<std::uint32_t*>(buf) + t * Wp;
-            if (pad) {
-                std::fill_n(out, Wp, 0u);
-                continue;
-            }
-            const std::uint32_t* lo = words(x + n * x_img + 2 * c * HW + h * g.W);
-            pair_row(out, lo, 2 * c + 1 < g.C ? lo + HW : nullptr, g.W, g.PW);
-        } else {
-            std::uint16_t* out = reinterpret_cast<std::uint16_t*>(buf) + t * Wp;
-            if (pad) {
-                std::fill_n(out, Wp, std::uint16_t(0));
-                continue;
-            }
-            half_row(out, words(x + n * x_img + c * HW + h * g.W), g.W, g.PW);
-        }
-    }
-    return PaddedImage{buf, planes, Hp, Wp, img};
-}
-
-// Where pair kp of row r goes in the packed layout (Operand::pack).
-inline index_t packed_at(index_t r, index_t kp, index_t chunk, index_t group, index_t chunk_stride,
-                         bool rows_adjacent) {
-    return (kp / chunk) * chunk_stride + (r / group) * group * chunk +
-           (rows_adjacent ? (kp % chunk) * group + r % group : (r % group) * chunk + kp % chunk);
-}
-
-// n values of T; the usual runs (an output row of 8 to 32 pixels, a packed
-// chunk) as fixed-size copies the compiler inlines instead of calling memcpy.
-template <class T>
-inline void copy_run(T* dst, const T* src, index_t n) {
-    switch (n * sizeof(T)) {
-        case 128: std::memcpy(dst, src, 128); break;
-        case 64: std::memcpy(dst, src, 64); break;
-        case 32: std::memcpy(dst, src, 32); break;
-        case 16: std::memcpy(dst, src, 16); break;
-        default: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
-    }
-}
-
 // Rows that are the channels of an NCHW float32 array, depth the pixels of its
 // images side by side: B of the weight gradient (dy), packed straight from the
 // array, rounded as read. An even plane keeps every pair in one image. With
@@ -253,35 +166,6 @@ struct ChannelRows {
     double* sums = nullptr;
 };
 
-void pack_channel_rows(const void* ctx, index_t i0, index_t ni, index_t KP, index_t chunk, index_t group,
-                       index_t chunk_stride, std::uint32_t* out, bool rows_adjacent) {
-    const auto& c = *static_cast<const ChannelRows*>(ctx);
-    const index_t half = c.P / 2, pairs = c.nimg * half;
-    const index_t step = rows_adjacent ? group : 1;  // from one pair of a row to the next in a chunk
-    // Chunk by chunk, so that what is written stays in L1 while its rows are interleaved.
-    for (index_t kp0 = 0; kp0 < KP; kp0 += chunk) {
-        const index_t end = std::min(kp0 + chunk, KP);
-        for (index_t r = 0; r < ni; ++r) {
-            const index_t i = i0 + r;
-            std::uint32_t* o = out + packed_at(r, kp0, chunk, group, chunk_stride, rows_adjacent) - kp0 * step;
-            index_t kp = kp0;
-            double sum = 0.0;
-            if (i < c.channels)
-                while (kp < std::min(end, pairs)) {  // runs within one image
-                    const index_t n = kp / half, len = std::min(end, (n + 1) * half) - kp;
-                    const float* src = c.data + n * c.img + i * c.P + 2 * (kp - n * half);
-                    const std::uint32_t* s = words(src);
-                    for (index_t t = 0; t < len; ++t)
-                        o[(kp + t) * step] = (bf16_round_bits(s[2 * t]) >> 16) | bf16_round_bits(s[2 * t + 1]);
-                    if (c.sums) sum += bf16_sum(src, 2 * len);  // the run is in L1
-                    kp += len;
-                }
-            for (; kp < end; ++kp) o[kp * step] = 0u;
-            if (c.sums && i < c.channels) c.sums[i] += sum;
-        }
-    }
-}
-
 // B of the forward product for images [n0, n0 + nimg): rows are output pixels,
 // depth pair kp = (cp*KH + kh)*KW + kw is channels 2cp, 2cp + 1 at tap (kh, kw).
 struct PairColumns {
@@ -292,49 +176,47 @@ struct PairColumns {
     index_t pairs;         // Cp * KH * KW
 };
 
-void pack_pair_columns(const void* ctx, index_t i0, index_t ni, index_t KP, index_t chunk, index_t group,
-                       index_t chunk_stride, std::uint32_t* out, bool rows_adjacent) {
-    const auto& c = *static_cast<const PairColumns*>(ctx);
-    const ConvGeom& g = *c.g;
-    const index_t P = g.plane(), end = c.nimg * P;
-    const auto* base = static_cast<const std::uint32_t*>(c.im.data) + c.n0 * c.im.img;
-    // Runs of rows whose pixels are adjacent words of the copy and whose packed
-    // places are adjacent (within a group): first row (then its place at pair 0),
-    // length, word offset of tap 0 (-1: zeros). A panel has at most 32 rows;
-    // longer ones go in batches.
-    struct Run {
-        index_t r, len, src;
-    };
-    constexpr index_t kBatch = 64;
-    Run runs[kBatch];
-    (void)rows_adjacent;  // B's panels only
-    for (index_t r0 = 0; r0 < ni; r0 += kBatch) {
-        const index_t r1 = std::min(ni, r0 + kBatch);
-        index_t nruns = 0;
-        for (index_t r = r0; r < r1;) {
-            const index_t j = i0 + r;
-            index_t len = std::min(group - r % group, r1 - r), src = -1;
-            if (j < end) {
-                const index_t n = j / P, oh = j % P / g.OW, ow = j % P % g.OW;
-                src = n * c.im.img + oh * g.SH * c.im.Wp + ow * g.SW;
-                len = std::min(len, g.SW == 1 ? g.OW - ow : index_t(1));
-            }
-            runs[nruns++] = Run{r, len, src};
-            r += len;
-        }
-        for (index_t q = 0; q < nruns; ++q) runs[q].r = packed_at(runs[q].r, 0, chunk, group, chunk_stride, true);
-        for (index_t kp0 = 0; kp0 < KP; kp0 += chunk)  // the layout's offsets, without a division per pair
-            for (index_t kp = kp0; kp < kp0 + chunk; ++kp) {
-                std::uint32_t* row = out + (kp0 / chunk) * chunk_stride + (kp - kp0) * group;
-                for (index_t q = 0; q < nruns; ++q) {
-                    const Run& u = runs[q];
-                    if (u.src < 0 || kp >= c.pairs)
-                        std::fill_n(row + u.r, u.len, 0u);
-                    else
-                        copy_run(row + u.r, base + u.src + c.tap[kp], u.len);
-                }
-            }
-    }
+// A of the weight-gradient product for images [n0, n0 + nimg): rows are the
+// taps (c*KH + kh)*KW + kw, depth the pixels n*P + p, from the unpaired copy (stride 1).
+struct TapRows {
+    PaddedImage im;  // one plane per channel
+    const ConvGeom* g;
+    index_t n0, nimg;
+};
+
+// The producers above, compiled twice (conv_bf16_pack.inc): for any x86-64 and
+// for AVX-512, which every CPU with AMX-BF16 or AVX512-BF16 has (their loops,
+// the rounding and the pairing, run about twice as fast there; BENCHMARKS.md).
+// The emulated GEMM variants run on any CPU, so they take the portable ones.
+namespace portable {
+#include "conv_bf16_pack.inc"
+}  // namespace portable
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw")
+namespace avx512 {
+#include "conv_bf16_pack.inc"
+}  // namespace avx512
+#pragma GCC pop_options
+#endif
+
+using PackFn = void (*)(const void*, index_t, index_t, index_t, index_t, index_t, index_t, std::uint32_t*, bool);
+struct Packers {
+    PaddedImage (*padded_bf16)(const float*, index_t, index_t, const ConvGeom&, bool);
+    PackFn pair_columns, tap_rows, channel_rows;
+    double (*bf16_sum)(const float*, index_t);
+};
+
+// The producers for the GEMM variant in use (asked per call: tests switch variants).
+Packers packers() {
+#if defined(__x86_64__)
+    const std::string v = bf16_kernels();
+    if ((v == "amx" || v == "avx512bf16") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+        return {avx512::padded_bf16, avx512::pack_pair_columns, avx512::pack_tap_rows,
+                avx512::pack_channel_rows, avx512::bf16_sum};
+#endif
+    return {portable::padded_bf16, portable::pack_pair_columns, portable::pack_tap_rows,
+            portable::pack_channel_rows, portable::bf16_sum};
 }
 
 // The weights w (OCg, C, KH, KW) in pack_pair_columns' depth order, as
@@ -351,10 +233,10 @@ void pair_weights(const float* w, index_t OCg, const ConvGeom& g, std::vector<fl
 // y = the convolution of N images of x (channels [0, g.C) of image n at
 // x + n * x_img) with w (OCg, g.C, KH, KW) (+ bias), rounded to bfloat16:
 // output channel o of image n at y + n * y_img + o * P.
-void forward_packed(const float* x, index_t x_img, index_t N, const ConvGeom& g, const float* w,
-                    index_t OCg, const float* bias, float* y, index_t y_img) {
+void forward_packed(const Packers& pk, const float* x, index_t x_img, index_t N, const ConvGeom& g,
+                    const float* w, index_t OCg, const float* bias, float* y, index_t y_img) {
     const index_t P = g.plane();
-    const PaddedImage im = padded_bf16(x, x_img, N, g, true);
+    const PaddedImage im = pk.padded_bf16(x, x_img, N, g, true);
     const index_t pairs = im.planes * g.KH * g.KW;
     std::vector<index_t> tap(static_cast<size_t>(pairs));
     for (index_t cp = 0; cp < im.planes; ++cp)
@@ -369,7 +251,7 @@ void forward_packed(const float* x, index_t x_img, index_t N, const ConvGeom& g,
     // (Operand::pack), so no chunk of packed columns is ever held.
     const PairColumns src{im, &g, 0, N, tap.data(), pairs};
     Operand b;
-    b.pack = pack_pair_columns;
+    b.pack = pk.pair_columns;
     b.ctx = &src;
     gemm_bf16_general(OCg, N * P, 2 * pairs, Operand{{}, nullptr, nullptr, packed_w.data()}, b,
                       CTarget{y, P, P, y_img, true}, false, bias);
@@ -377,7 +259,7 @@ void forward_packed(const float* x, index_t x_img, index_t N, const ConvGeom& g,
 
 // dx of one group (dx_is_a_convolution): dy's channels [0, OCg) of image n at
 // dy + n * dy_img, w_g (OCg, g.C, KH, KW); dx's channel c of image n at dx + n * dx_img + c * H*W.
-void input_grad_packed(const float* dy, index_t dy_img, index_t N, const ConvGeom& g, const float* wg,
+void input_grad_packed(const Packers& pk, const float* dy, index_t dy_img, index_t N, const ConvGeom& g, const float* wg,
                        index_t OCg, float* dx, index_t dx_img) {
     const index_t taps = g.KH * g.KW;
     std::vector<float> wt(static_cast<size_t>(g.C * OCg * taps));  // (C, OCg, KH, KW), flipped
@@ -392,55 +274,7 @@ void input_grad_packed(const float* dy, index_t dy_img, index_t N, const ConvGeo
     t.PW = g.KW - 1 - g.PW;
     t.OH = g.H;
     t.OW = g.W;
-    forward_packed(dy, dy_img, N, t, wt.data(), g.C, nullptr, dx, dx_img);
-}
-
-// A of the weight-gradient product for images [n0, n0 + nimg): rows are the
-// taps (c*KH + kh)*KW + kw, depth the pixels n*P + p, from the unpaired copy (stride 1).
-struct TapRows {
-    PaddedImage im;  // one plane per channel
-    const ConvGeom* g;
-    index_t n0, nimg;
-};
-
-void pack_tap_rows(const void* ctx, index_t i0, index_t ni, index_t KP, index_t chunk, index_t group,
-                   index_t chunk_stride, std::uint32_t* out, bool rows_adjacent) {
-    const auto& c = *static_cast<const TapRows*>(ctx);
-    const ConvGeom& g = *c.g;
-    const index_t P = g.plane(), depth = std::min(c.nimg * P, 2 * KP), rows = g.rows();
-    const auto* base = static_cast<const std::uint16_t*>(c.im.data) + c.n0 * c.im.img;
-    (void)rows_adjacent;  // A only: a row's pairs of one chunk are adjacent
-    // Every row reads the same pixels from its own tap: the runs (where in the
-    // packed row, where from the tap's origin, how many), cut at the ends of
-    // output rows and of the packed chunks, are worked out once per call.
-    struct Seg {
-        index_t dst, src, len;
-    };
-    static thread_local std::vector<Seg> segs;
-    segs.clear();
-    const index_t span = 2 * chunk;  // values per chunk of a row
-    for (index_t d = 0; d < depth;) {
-        const index_t n = d / P, oh = d % P / g.OW, ow = d % P % g.OW;
-        const index_t len = std::min({g.OW - ow, span - d % span, depth - d});
-        segs.push_back(Seg{(d / span) * chunk_stride * 2 + d % span, n * c.im.img + oh * g.SH * c.im.Wp + ow, len});
-        d += len;
-    }
-    for (index_t r = 0; r < ni; ++r) {
-        const index_t i = i0 + r;
-        auto* row = reinterpret_cast<std::uint16_t*>(out + packed_at(r, 0, chunk, group, chunk_stride, false));
-        if (i >= rows) {  // past M: zeros
-            for (index_t q = 0; q < KP / chunk; ++q) std::fill_n(row + q * chunk_stride * 2, span, std::uint16_t(0));
-            continue;
-        }
-        const index_t ch = i / (g.KH * g.KW), kh = i / g.KW % g.KH, kw = i % g.KW;
-        const std::uint16_t* tap = base + (ch * c.im.Hp + kh * g.DH) * c.im.Wp + kw * g.DW;
-        for (const Seg& u : segs) copy_run(row + u.dst, tap + u.src, u.len);
-        for (index_t d = depth; d < 2 * KP;) {  // past the depth: zeros
-            const index_t len = std::min(span - d % span, 2 * KP - d);
-            std::fill_n(row + (d / span) * chunk_stride * 2 + d % span, len, std::uint16_t(0));
-            d += len;
-        }
-    }
+    forward_packed(pk, dy, dy_img, N, t, wt.data(), g.C, nullptr, dx, dx_img);
 }
 
 }  // namespace
@@ -456,6 +290,7 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
     const index_t P = cv.g.plane(), rows = cv.g.rows(), HW = cv.g.H * cv.g.W;
     auto y = new_float({cv.N, cv.OC, cv.g.OH, cv.g.OW});
     float* Y = mut(y);
+    const Packers pk = packers();
     {
         py::gil_scoped_release nogil;
         std::vector<index_t> offsets;
@@ -463,7 +298,7 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
         PackedBuffer packed_w;
         for (index_t gi = 0; gi < cv.G; ++gi) {
             if (forward_from_copy(cv.g)) {
-                forward_packed(X + gi * cv.Cg * HW, cv.C * HW, cv.N, cv.g, W + gi * cv.OCg * rows, cv.OCg,
+                forward_packed(pk, X + gi * cv.Cg * HW, cv.C * HW, cv.N, cv.g, W + gi * cv.OCg * rows, cv.OCg,
                                B ? B + gi * cv.OCg : nullptr, Y + gi * cv.OCg * P, cv.OC * P);
                 continue;
             }
@@ -517,6 +352,7 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
         if (DB) std::fill_n(DB, cv.OC, 0.f);
         return py::make_tuple(dx_obj, dw_obj, db_obj);
     }
+    const Packers pk = packers();
     {
         py::gil_scoped_release nogil;
         std::vector<index_t> offsets;
@@ -538,14 +374,14 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
 #pragma omp parallel for schedule(static)
             for (index_t oc = 0; oc < cv.OC; ++oc) {
                 double total = 0.0;
-                for (index_t n = 0; n < cv.N; ++n) total += bf16_sum(DY + (n * cv.OC + oc) * P, P);
+                for (index_t n = 0; n < cv.N; ++n) total += pk.bf16_sum(DY + (n * cv.OC + oc) * P, P);
                 DB[oc] = static_cast<float>(total);
             }
         }
         for (index_t gi = 0; gi < cv.G; ++gi) {
             const float* Wg = W + gi * cv.OCg * rows;
             if (DX && dx_from_copy(cv.g, cv.Cg)) {
-                input_grad_packed(DY + gi * cv.OCg * P, cv.OC * P, cv.N, cv.g, Wg, cv.OCg,
+                input_grad_packed(pk, DY + gi * cv.OCg * P, cv.OC * P, cv.N, cv.g, Wg, cv.OCg,
                                   DX + gi * cv.Cg * HW, cv.C * HW);
             } else if (DX) {  // dcol = W_g^T dy_g, folded back onto x's planes
                 gemm_bf16_pack_a(rows, cv.OCg, Operand{StridedMatrix{Wg, 1, rows}}, packed_wt);
@@ -567,7 +403,7 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
             }
             if (DW) {  // dW_g^T = sum over chunks of col_g dy_g^T: in float per chunk, in double across
                 const bool taps = dw_from_copy(cv.g);
-                const PaddedImage im = taps ? padded_bf16(X + gi * cv.Cg * HW, cv.C * HW, cv.N, cv.g, false)
+                const PaddedImage im = taps ? pk.padded_bf16(X + gi * cv.Cg * HW, cv.C * HW, cv.N, cv.g, false)
                                             : PaddedImage{};
                 const Columns cols = taps ? Columns{} :
                     readable_columns(Columns{X + gi * cv.Cg * HW, cv.C * HW, cv.g}, cv.N, offsets);
@@ -581,9 +417,9 @@ py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py:
                     const PixelRows src{&cols, n0 * P};
                     const TapRows tap_rows{im, &cv.g, n0, nimg};
                     Operand a{{}, column_rows, &src};
-                    if (taps) a = Operand{{}, nullptr, &tap_rows, nullptr, pack_tap_rows};
+                    if (taps) a = Operand{{}, nullptr, &tap_rows, nullptr, pk.tap_rows};
                     Operand b{{}, grad_channel_rows, &g};
-                    if (channel_rows) b = Operand{{}, nullptr, &dy_rows, nullptr, pack_channel_rows};
+                    if (channel_rows) b = Operand{{}, nullptr, &dy_rows, nullptr, pk.channel_rows};
                     gemm_bf16_general(rows, cv.OCg, nimg * P, a, b, CTarget{part.data(), cv.OCg}, false, nullptr);
                     const index_t n = rows * cv.OCg;
 #pragma omp parallel for schedule(static) if (n >= (index_t(1) << 16))
