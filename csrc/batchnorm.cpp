@@ -7,20 +7,27 @@
  *   backward (training mode, batch statistics), xhat = (x - mean) * invstd:
  *     dbias = sum(dy), dweight = sum(dy * xhat),
  *     dx = weight * invstd * (dy - dbias/M - xhat * dweight/M)
- * Statistics are two-pass (mean first, then squared deviations): no
- * E[x^2] - E[x]^2 cancellation when |mean| >> std; float partial sums per
- * row in fixed lanes, added up in double (channel_sums).
+ * Statistics without E[x^2] - E[x]^2 cancellation when |mean| >> std: each
+ * row (n, c) gives its sum and its squared deviations from its own mean (two
+ * passes over the row, in L1), combined per channel in double as Chan, Golub
+ * & LeVeque (1979) do; float partial sums per row in fixed lanes (row_sum).
  * weight / bias may be None (affine=False): 1 and 0.
  * Layout: x viewed as (N, C, S), S = product of the trailing dims (1 for 2-D);
  * channel c is N runs of S floats, c*S + n*C*S.
- * Threads: OpenMP over channels (statistics, backward) or over (n, c) rows
- * (eval); every output element has one writer.
+ * Threads: OpenMP over (n, c) rows in memory order, so each thread streams
+ * through a contiguous block (a channel's rows are S floats a whole image
+ * apart: walking a channel at a time, every row began with a cache miss, and
+ * the 3x3 network's batch norm ran at a quarter of the speed of ReLU on the
+ * same tensor); per-row sums go to a table added up per channel in a fixed
+ * order, so results do not depend on the thread count. Every output element
+ * has one writer.
  * Gradients: dx, dweight, dbias are returned new (the caller accumulates
  * parameter gradients into .grad).
  */
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <vector>
 
 #include "kernels.h"
 
@@ -44,32 +51,19 @@ BnShape check_bn(const char* fn, const py::array& x) {
 
 constexpr int kLanes = 16;  // independent float partial sums per row
 
-// Sums over channel c of (N, C, S) data: for each row (n, c) of S values, kLanes float
-// partial sums (independent chains, so the loop vectorises and does not wait on one
-// adder; their order is fixed, so the result does not depend on the machine), added up
-// in double with the rest of the row and across rows. f(off) is the float term of
-// element off; k sums at once (f writes terms[0..k)).
-template <int k, typename F>
-inline void channel_sums(const BnShape& s, index_t c, F f, double* out) {
-    for (int j = 0; j < k; ++j) out[j] = 0;
-    for (index_t n = 0; n < s.N; ++n) {
-        const index_t off = (n * s.C + c) * s.S;
-        float lane[k][kLanes] = {};
-        index_t i = 0;
-        for (; i + kLanes <= s.S; i += kLanes)
-            for (int l = 0; l < kLanes; ++l) {
-                float t[k];
-                f(off + i + l, t);
-                for (int j = 0; j < k; ++j) lane[j][l] += t[j];
-            }
-        for (int j = 0; j < k; ++j)
-            for (int l = 0; l < kLanes; ++l) out[j] += lane[j][l];
-        for (; i < s.S; ++i) {
-            float t[k];
-            f(off + i, t);
-            for (int j = 0; j < k; ++j) out[j] += t[j];
-        }
-    }
+// The sum of f(i) over one row of S values: kLanes float partial sums (independent
+// chains, so the loop vectorises and does not wait on one adder; their order is fixed,
+// so the result does not depend on the machine), added up in double with the rest.
+template <typename F>
+inline double row_sum(index_t S, F f) {
+    float lane[kLanes] = {};
+    index_t i = 0;
+    for (; i + kLanes <= S; i += kLanes)
+        for (int l = 0; l < kLanes; ++l) lane[l] += f(i + l);
+    double out = 0.0;
+    for (int l = 0; l < kLanes; ++l) out += lane[l];
+    for (; i < S; ++i) out += f(i);
+    return out;
 }
 
 }  // namespace
@@ -88,29 +82,41 @@ py::tuple batch_norm_forward_train(const py::array& x, const std::optional<py::a
     float *Y = mut(y), *MEAN = mut(mean), *VAR = mut(var);
     {
         py::gil_scoped_release nogil;
-        const double M = static_cast<double>(s.M());
-#pragma omp parallel for schedule(static) if (s.M() * s.C > kParallelMin)
+        const index_t rows = s.N * s.C;
+        const bool big = s.M() * s.C > kParallelMin;
+        // Per row: its sum and its squared deviations from its own mean.
+        std::vector<double> sums(static_cast<size_t>(2 * rows));
+#pragma omp parallel for schedule(static) if (big)
+        for (index_t t = 0; t < rows; ++t) {
+            const float* x = X + t * s.S;
+            const double sum = row_sum(s.S, [x](index_t i) { return x[i]; });
+            const float mu = static_cast<float>(sum / static_cast<double>(s.S));
+            sums[2 * t] = sum;
+            sums[2 * t + 1] = row_sum(s.S, [x, mu](index_t i) { return (x[i] - mu) * (x[i] - mu); });
+        }
+        // Per channel, rows in image order: mean, then M2 = sum of each row's M2 and
+        // S * (its mean - the mean)^2; y = x * a + b with the constants folded in.
+        std::vector<float> a(s.C), b(s.C);
+        const double M = static_cast<double>(s.M()), S = static_cast<double>(s.S);
         for (index_t c = 0; c < s.C; ++c) {
-            double sum, sq;
-            channel_sums<1>(s, c, [X](index_t i, float* t) { t[0] = X[i]; }, &sum);
+            double sum = 0.0, m2 = 0.0;
+            for (index_t n = 0; n < s.N; ++n) sum += sums[2 * (n * s.C + c)];
             const double mu = sum / M;
-            const float muf = static_cast<float>(mu);
-            channel_sums<1>(s, c, [X, muf](index_t i, float* t) {
-                const float d = X[i] - muf;
-                t[0] = d * d;
-            }, &sq);
-            const double v2 = sq / M;
+            for (index_t n = 0; n < s.N; ++n) {
+                const double d = sums[2 * (n * s.C + c)] / S - mu;
+                m2 += sums[2 * (n * s.C + c) + 1] + S * d * d;
+            }
+            const double v2 = m2 / M, invstd = 1.0 / std::sqrt(v2 + eps);
             MEAN[c] = static_cast<float>(mu);
             VAR[c] = static_cast<float>(v2);
-            // y = x * a + b_shift with the per-channel constants folded in
-            const double invstd = 1.0 / std::sqrt(v2 + eps);
-            const double a = (Wt ? Wt[c] : 1.0) * invstd;
-            const float af = static_cast<float>(a);
-            const float bf = static_cast<float>((B ? B[c] : 0.0) - mu * a);
-            for (index_t n = 0; n < s.N; ++n) {
-                const index_t off = (n * s.C + c) * s.S;
-                for (index_t i = 0; i < s.S; ++i) Y[off + i] = X[off + i] * af + bf;
-            }
+            const double sc = (Wt ? Wt[c] : 1.0) * invstd;
+            a[c] = static_cast<float>(sc);
+            b[c] = static_cast<float>((B ? B[c] : 0.0) - mu * sc);
+        }
+#pragma omp parallel for schedule(static) if (big)
+        for (index_t t = 0; t < rows; ++t) {
+            const float ac = a[t % s.C], bc = b[t % s.C];
+            for (index_t i = 0; i < s.S; ++i) Y[t * s.S + i] = X[t * s.S + i] * ac + bc;
         }
     }
     return py::make_tuple(y, mean, var);
@@ -170,30 +176,41 @@ py::tuple batch_norm_backward(const py::array& x, const std::optional<py::array>
     float *DX = mut(dx), *DW = mut(dweight), *DB = mut(dbias);
     {
         py::gil_scoped_release nogil;
+        const index_t rows = s.N * s.C;
+        const bool big = s.M() * s.C > kParallelMin;
+        // Per row: sum(dy), sum(dy * (x - mean)).
+        std::vector<double> sums(static_cast<size_t>(2 * rows));
+#pragma omp parallel for schedule(static) if (big)
+        for (index_t t = 0; t < rows; ++t) {
+            const float* x = X + t * s.S;
+            const float* d = DY + t * s.S;
+            const float muf = MEAN[t % s.C];
+            sums[2 * t] = row_sum(s.S, [d](index_t i) { return d[i]; });
+            sums[2 * t + 1] = row_sum(s.S, [x, d, muf](index_t i) { return d[i] * (x[i] - muf); });
+        }
+        // dx = k * (dy - mean(dy)) - k * xc * invstd^2 * mean(dy * xc), k = weight * invstd
+        std::vector<float> kf(s.C), mean_dy(s.C), slope(s.C);
         const double M = static_cast<double>(s.M());
-#pragma omp parallel for schedule(static) if (s.M() * s.C > kParallelMin)
         for (index_t c = 0; c < s.C; ++c) {
-            const double mu = MEAN[c], invstd = 1.0 / std::sqrt(double(VAR[c]) + eps);
-            const float muf = static_cast<float>(mu);
-            double sums[2];  // sum(dy), sum(dy * (x - mean))
-            channel_sums<2>(s, c, [X, DY, muf](index_t i, float* t) {
-                t[0] = DY[i];
-                t[1] = DY[i] * (X[i] - muf);
-            }, sums);
-            const double sum_dy = sums[0], sum_dy_xc = sums[1];
+            double sum_dy = 0.0, sum_dy_xc = 0.0;  // rows in image order
+            for (index_t n = 0; n < s.N; ++n) {
+                sum_dy += sums[2 * (n * s.C + c)];
+                sum_dy_xc += sums[2 * (n * s.C + c) + 1];
+            }
+            const double invstd = 1.0 / std::sqrt(double(VAR[c]) + eps);
             DB[c] = static_cast<float>(sum_dy);
             DW[c] = static_cast<float>(sum_dy_xc * invstd);
-            // dx = k * (dy - mean(dy)) - k * xc * invstd^2 * mean(dy * xc), k = weight * invstd
-            const double k = (Wt ? Wt[c] : 1.0) * invstd;
-            const float kf = static_cast<float>(k);
-            const float mean_dy = static_cast<float>(sum_dy / M);
-            const float slope = static_cast<float>(invstd * invstd * sum_dy_xc / M);
-            for (index_t n = 0; n < s.N; ++n) {
-                const index_t off = (n * s.C + c) * s.S;
-                for (index_t i = 0; i < s.S; ++i) {
-                    const float xc = X[off + i] - muf;
-                    DX[off + i] = kf * (DY[off + i] - mean_dy - xc * slope);
-                }
+            kf[c] = static_cast<float>((Wt ? Wt[c] : 1.0) * invstd);
+            mean_dy[c] = static_cast<float>(sum_dy / M);
+            slope[c] = static_cast<float>(invstd * invstd * sum_dy_xc / M);
+        }
+#pragma omp parallel for schedule(static) if (big)
+        for (index_t t = 0; t < rows; ++t) {
+            const index_t c = t % s.C;
+            const float k = kf[c], md = mean_dy[c], sl = slope[c], muf = MEAN[c];
+            for (index_t i = 0; i < s.S; ++i) {
+                const index_t off = t * s.S + i;
+                DX[off] = k * (DY[off] - md - (X[off] - muf) * sl);
             }
         }
     }
