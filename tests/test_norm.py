@@ -149,6 +149,27 @@ def test_batch_norm_with_no_channels_returns_the_empty_input(shape, training):
     assert tuple(module(fastconv.zeros(*shape)).shape) == shape
 
 
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 3, 0, 4), (0, 3), (0, 3, 5), (2, 3, 2, 0, 2)],
+                         ids=str)
+def test_batch_norm_of_an_empty_batch_in_training_is_empty_as_torch(shape, rng):
+    """No values per channel in training: torch returns an empty result, keeps the running
+    statistics and counts the batch; the gradient is empty too."""
+    torch = pytest.importorskip("torch")
+    kind = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}[len(shape)]
+    ours, theirs = getattr(fastconv.nn, kind)(3), getattr(torch.nn, kind)(3)
+    start = rng.standard_normal(3).astype(np.float32)  # not the defaults: kept, not reset
+    ours.running_mean.data[...] = start
+    theirs.running_mean.data[...] = torch.from_numpy(start)
+    x = fastconv.zeros(*shape, requires_grad=True)
+    y, want = ours(x), theirs(torch.zeros(shape))
+    assert tuple(y.shape) == tuple(want.shape) == shape
+    y.sum().backward()
+    assert tuple(x.grad.shape) == shape
+    assert_close(ours.running_mean, theirs.running_mean, rtol=0, atol=0)
+    assert_close(ours.running_var, theirs.running_var, rtol=0, atol=0)
+    assert int(ours.num_batches_tracked.item()) == int(theirs.num_batches_tracked) == 1
+
+
 # ----------------------------------------------------------------------------- LRN
 
 LRN_CASES = [  # (shape, size, alpha, beta, k)

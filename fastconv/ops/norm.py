@@ -110,17 +110,18 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     if not training and running_mean is None:
         raise RuntimeError(f"{op}: running_mean must be defined in evaluation mode (pass "
                            "training=True to normalise with the batch's statistics)")
-    if C == 0:  # no channels: nothing to normalise, no statistics to update (as torch)
-        return x * 1.0
+    if C == 0 or (training and x.data.size == 0):  # nothing to normalise, no statistics to
+        return x * 1.0                                # update: an empty result (as torch)
     if x.ndim in (3, 5):  # the kernels see (N, C, L) as (N, C, L, 1), (N, C, D, H, W) as
         # (N, C, D*H, W): the statistics are per channel either way
-        y = batch_norm(x.reshape(x.shape[0], C, -1, x.shape[-1] if x.ndim == 5 else 1),
+        rows = x.shape[2] * (x.shape[3] if x.ndim == 5 else 1)
+        y = batch_norm(x.reshape(x.shape[0], C, rows, x.shape[-1] if x.ndim == 5 else 1),
                        running_mean, running_var, weight, bias, training, momentum, eps)
         return y.reshape(x.shape)
     weight = weight if weight is not None else Tensor(xp.ones(C, dtype=np.float32))
     bias = bias if bias is not None else Tensor(xp.zeros(C, dtype=np.float32))
     if training:
-        if x.data.size // C < 2:
+        if x.data.size // C == 1:
             raise ArgumentError(f"{op}: Expected more than 1 value per channel when training, "
                                 f"got input size {x.shape}")
         update = training and running_mean is not None
