@@ -240,10 +240,10 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     float_tensor(input, "input", op)
     shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else \
         tuple(normalized_shape)
-    if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
+    if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0
                         for s in shape):
-        raise ArgumentError(f"{op}: normalized_shape must be a positive int or a non-empty tuple "
-                            f"of positive ints, got {normalized_shape!r}")
+        raise ArgumentError(f"{op}: normalized_shape must be an int >= 0 or a non-empty tuple "
+                            f"of ints >= 0, got {normalized_shape!r}")
     shape = tuple(int(s) for s in shape)
     if input.shape[input.ndim - len(shape):] != shape or input.ndim < len(shape):
         raise ArgumentError(f"{op}: given normalized_shape={list(shape)}, expected input with "
@@ -257,6 +257,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
                 raise ArgumentError(f"{op}: {name} must have the normalized_shape {shape}, got "
                                     f"{t.shape}")
     k = int(np.prod(shape))
+    if k == 0:  # nothing to normalise over: an empty result (as torch), with gradients
+        y = input * 1.0
+        return y if weight is None else (y * weight if bias is None else y * weight + bias)
     return GroupNorm.apply(input, weight, bias, 1, float(eps), view=(input.numel() // k, k))
 
 
@@ -330,7 +333,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ArgumentError(f"{op}: expected at least 3 dims (N, C, *), got input of shape "
                             f"{input.shape}")
     C = input.shape[1]
-    if use_input_stats and int(np.prod(input.shape[2:])) < 2:
+    if use_input_stats and int(np.prod(input.shape[2:])) == 1:  # torch's check (0: empty result)
         raise ArgumentError(f"{op}: Expected more than 1 spatial element when training, got "
                             f"input size {input.shape}")
     if not use_input_stats:
