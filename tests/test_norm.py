@@ -171,7 +171,8 @@ def test_batch_norm_of_an_empty_batch_in_training_is_empty_as_torch(shape, rng):
 
 
 @pytest.mark.parametrize("case", ["layer_norm_empty_normalized", "layer_norm_empty_batch",
-                                  "instance_norm_empty_plane", "group_norm_empty_plane"])
+                                  "instance_norm_empty_plane", "instance_norm_no_channels",
+                                  "group_norm_empty_plane"])
 def test_norms_of_empty_inputs_are_empty_as_torch(case):
     """Normalising over nothing (a zero in normalized_shape, an empty plane or batch): torch
     returns an empty result of the input's shape, and an empty gradient."""
@@ -181,6 +182,8 @@ def test_norms_of_empty_inputs_are_empty_as_torch(case):
             x, (3, 0, 4))),
         "layer_norm_empty_batch": ((0, 5), lambda m, x: m.nn.functional.layer_norm(x, (5,))),
         "instance_norm_empty_plane": ((2, 3, 0, 4), lambda m, x: m.nn.functional.instance_norm(x)),
+        "instance_norm_no_channels": ((2, 0, 4, 4), lambda m, x: m.nn.functional.instance_norm(
+            x)),
         "group_norm_empty_plane": ((2, 4, 0), lambda m, x: m.nn.functional.group_norm(x, 2)),
     }[case]
     want = call(torch, torch.zeros(shape))

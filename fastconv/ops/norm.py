@@ -333,6 +333,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ArgumentError(f"{op}: expected at least 3 dims (N, C, *), got input of shape "
                             f"{input.shape}")
     C = input.shape[1]
+    if C == 0:  # no channels: an empty result (as torch)
+        return input * 1.0
     if use_input_stats and int(np.prod(input.shape[2:])) == 1:  # torch's check (0: empty result)
         raise ArgumentError(f"{op}: Expected more than 1 spatial element when training, got "
                             f"input size {input.shape}")
