@@ -64,6 +64,25 @@ inline double row_sum(index_t S, F f) {
     return out;
 }
 
+// Two sums per row (n, c), f(t, out) writing row t's, the rows split over the threads in
+// memory order; sums[2 * (n * C + c) + j].
+template <typename F>
+std::vector<double> row_pairs(const BnShape& s, F f) {
+    const index_t rows = s.N * s.C;
+    std::vector<double> sums(static_cast<size_t>(2 * rows));
+#pragma omp parallel for schedule(static) if (s.M() * s.C > kParallelMin)
+    for (index_t t = 0; t < rows; ++t) f(t, &sums[2 * t]);
+    return sums;
+}
+
+// y[t * S + i] = f(t, i) over every row t, split over the threads in memory order.
+template <typename F>
+void each_row(const BnShape& s, float* y, F f) {
+#pragma omp parallel for schedule(static) if (s.M() * s.C > kParallelMin)
+    for (index_t t = 0; t < s.N * s.C; ++t)
+        for (index_t i = 0; i < s.S; ++i) y[t * s.S + i] = f(t, i);
+}
+
 }  // namespace
 
 py::tuple batch_norm_forward_train(const py::array& x, const std::optional<py::array>& weight,
@@ -80,18 +99,13 @@ py::tuple batch_norm_forward_train(const py::array& x, const std::optional<py::a
     float *Y = mut(y), *MEAN = mut(mean), *VAR = mut(var);
     {
         py::gil_scoped_release nogil;
-        const index_t rows = s.N * s.C;
-        const bool big = s.M() * s.C > kParallelMin;
         // Per row: its sum and its squared deviations from its own mean.
-        std::vector<double> sums(static_cast<size_t>(2 * rows));
-#pragma omp parallel for schedule(static) if (big)
-        for (index_t t = 0; t < rows; ++t) {
+        const std::vector<double> sums = row_pairs(s, [&](index_t t, double* out) {
             const float* x = X + t * s.S;
-            const double sum = row_sum(s.S, [x](index_t i) { return x[i]; });
-            const float mu = static_cast<float>(sum / static_cast<double>(s.S));
-            sums[2 * t] = sum;
-            sums[2 * t + 1] = row_sum(s.S, [x, mu](index_t i) { return (x[i] - mu) * (x[i] - mu); });
-        }
+            out[0] = row_sum(s.S, [x](index_t i) { return x[i]; });
+            const float mu = static_cast<float>(out[0] / static_cast<double>(s.S));
+            out[1] = row_sum(s.S, [x, mu](index_t i) { return (x[i] - mu) * (x[i] - mu); });
+        });
         // Per channel, rows in image order: mean, then M2 = sum of each row's M2 and
         // S * (its mean - the mean)^2; y = x * a + b with the constants folded in.
         std::vector<float> a(s.C), b(s.C);
@@ -111,11 +125,7 @@ py::tuple batch_norm_forward_train(const py::array& x, const std::optional<py::a
             a[c] = static_cast<float>(sc);
             b[c] = static_cast<float>((B ? B[c] : 0.0) - mu * sc);
         }
-#pragma omp parallel for schedule(static) if (big)
-        for (index_t t = 0; t < rows; ++t) {
-            const float ac = a[t % s.C], bc = b[t % s.C];
-            for (index_t i = 0; i < s.S; ++i) Y[t * s.S + i] = X[t * s.S + i] * ac + bc;
-        }
+        each_row(s, Y, [&](index_t t, index_t i) { return X[t * s.S + i] * a[t % s.C] + b[t % s.C]; });
     }
     return py::make_tuple(y, mean, var);
 }
@@ -174,18 +184,14 @@ py::tuple batch_norm_backward(const py::array& x, const std::optional<py::array>
     float *DX = mut(dx), *DW = mut(dweight), *DB = mut(dbias);
     {
         py::gil_scoped_release nogil;
-        const index_t rows = s.N * s.C;
-        const bool big = s.M() * s.C > kParallelMin;
         // Per row: sum(dy), sum(dy * (x - mean)).
-        std::vector<double> sums(static_cast<size_t>(2 * rows));
-#pragma omp parallel for schedule(static) if (big)
-        for (index_t t = 0; t < rows; ++t) {
+        const std::vector<double> sums = row_pairs(s, [&](index_t t, double* out) {
             const float* x = X + t * s.S;
             const float* d = DY + t * s.S;
             const float muf = MEAN[t % s.C];
-            sums[2 * t] = row_sum(s.S, [d](index_t i) { return d[i]; });
-            sums[2 * t + 1] = row_sum(s.S, [x, d, muf](index_t i) { return d[i] * (x[i] - muf); });
-        }
+            out[0] = row_sum(s.S, [d](index_t i) { return d[i]; });
+            out[1] = row_sum(s.S, [x, d, muf](index_t i) { return d[i] * (x[i] - muf); });
+        });
         // dx = k * (dy - mean(dy)) - k * xc * invstd^2 * mean(dy * xc), k = weight * invstd
         std::vector<float> kf(s.C), mean_dy(s.C), slope(s.C);
         const double M = static_cast<double>(s.M());
@@ -202,15 +208,10 @@ py::tuple batch_norm_backward(const py::array& x, const std::optional<py::array>
             mean_dy[c] = static_cast<float>(sum_dy / M);
             slope[c] = static_cast<float>(invstd * invstd * sum_dy_xc / M);
         }
-#pragma omp parallel for schedule(static) if (big)
-        for (index_t t = 0; t < rows; ++t) {
-            const index_t c = t % s.C;
-            const float k = kf[c], md = mean_dy[c], sl = slope[c], muf = MEAN[c];
-            for (index_t i = 0; i < s.S; ++i) {
-                const index_t off = t * s.S + i;
-                DX[off] = k * (DY[off] - md - (X[off] - muf) * sl);
-            }
-        }
+        each_row(s, DX, [&](index_t t, index_t i) {
+            const index_t c = t % s.C, off = t * s.S + i;
+            return kf[c] * (DY[off] - mean_dy[c] - (X[off] - MEAN[c]) * slope[c]);
+        });
     }
     return py::make_tuple(dx, dweight, dbias);
 }

@@ -406,7 +406,8 @@ PATH_CASES = {
     # dW's operands packed straight from x (1x1) and dy, with db summed as dy is packed:
     # 720 pixels over 9 images, so runs end at images and at packed chunks of 128 pairs.
     "dw_and_db_from_channel_rows_1x1": ((9, 24, 8, 10), (20, 24, 1, 1), {}),
-    "dw_and_db_from_channel_rows_grouped": ((4, 12, 6, 6), (18, 4, 3, 3), dict(padding=1, groups=3)),
+    "dw_and_db_from_channel_rows_grouped": ((4, 12, 6, 6), (18, 4, 3, 3),
+                                            dict(padding=1, groups=3)),
 }
 
 
