@@ -420,6 +420,31 @@ def test_each_packing_path_agrees_with_the_default(rng, case):
     assert_variants_agree([x, w, b], nonzero(rng, y.shape), **conv)
 
 
+# Outputs of 4 MB and more are written once, streamed past the caches, as each tile is
+# finished (csrc/gemm_bf16.inc); the emulations store them plainly. On a real variant every
+# value must be its emulation's up to the order of the float32 sums (one bfloat16 step for
+# y and dx; the instructions sum a pair's products their own way): a 1x1 layer whose last
+# row tile has 8 rows (40 output channels), and a 3x3 layer summed over several depth
+# blocks (288 terms). A store lost or left behind a fence would be off by far more.
+@pytest.mark.skipif(not REAL, reason="no bfloat16 instructions on this CPU")
+@pytest.mark.parametrize("xs, ws, padding", [((8, 48, 64, 64), (40, 48, 1, 1), 0),
+                                              ((8, 32, 64, 64), (32, 32, 3, 3), 1)])
+def test_large_outputs_are_the_emulations(rng, xs, ws, padding):
+    x, w, b = nonzero(rng, xs), nonzero(rng, ws, 0.3), nonzero(rng, ws[:1])
+    dy = nonzero(rng, (xs[0], ws[0], xs[2], xs[3]))
+    conv = ((1, 1), (padding, padding), (1, 1), 1)
+
+    def run(kind):
+        with variant(kind):
+            y = _C.conv2d_forward_bf16(x, w, b, *conv)
+            return [y, *_C.conv2d_backward_bf16(x, w, dy, *conv, True, True, True)]
+
+    for kind in REAL:
+        emulation = {"amx": "emulated_amx", "avx512bf16": "emulated"}[kind]
+        for got, want in zip(run(kind), run(emulation)):
+            np.testing.assert_allclose(got, want, rtol=2**-7, atol=1e-5 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("frozen", [(1,), (0, 1), (0, 2)])
 def test_gradients_of_some_inputs_only(rng, frozen):
     """db without dW (its own pass over dy), dW without db, dx alone: each as the default path."""
