@@ -34,6 +34,23 @@ def test_relu_gradient_is_zero_for_negative_inputs(rng):
     np.testing.assert_array_equal(to_numpy(t.grad), (x > 0).astype(np.float32))
 
 
+@pytest.mark.parametrize("offset", [0, 1])
+def test_relu_of_large_arrays(rng, offset):
+    """Arrays of 16 MB and more are written with streaming stores: every element, NaN, -0
+    and the ends that are not 16-byte aligned (a view one element in) as the small path."""
+    x = randn(rng, 4_200_003)
+    x[rng.integers(0, x.size, 50)] = np.nan
+    x[rng.integers(0, x.size, 50)] = -0.0
+    x = x[offset:]
+    t = fastconv.tensor(x, requires_grad=True)
+    y = F.relu(t)
+    want = np.where(x < 0, np.float32(0), x)
+    np.testing.assert_array_equal(to_numpy(y).view(np.uint32), want.view(np.uint32))
+    dy = randn(rng, x.size)
+    y.backward(fastconv.tensor(dy))
+    np.testing.assert_array_equal(to_numpy(t.grad), np.where(want > 0, dy, np.float32(0)))
+
+
 # ----------------------------------------------------------------------------- dropout
 
 def _binomial_bound(n, p, sigmas=6.0):
