@@ -41,6 +41,11 @@ namespace fc {
 using index_t = std::int64_t;
 using Pair = std::pair<index_t, index_t>;  // (h, w) as in the Python interface
 
+// Outputs at least this large are written with streaming stores (convolutions, ReLU): they
+// do not fit in cache anyway, and a plain store would first read each line in. Smaller
+// ones stay cached for the next layer.
+constexpr index_t kStreamBytes = index_t(4) << 20;
+
 // ---------------------------------------------------------------- errors
 
 template <typename... Args>

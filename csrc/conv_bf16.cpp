@@ -253,8 +253,9 @@ void forward_packed(const Packers& pk, const float* x, index_t x_img, index_t N,
     Operand b;
     b.pack = pk.pair_columns;
     b.ctx = &src;
+    const bool large = N * y_img * index_t(sizeof(float)) >= kStreamBytes;
     gemm_bf16_general(OCg, N * P, 2 * pairs, Operand{{}, nullptr, nullptr, packed_w.data()}, b,
-                      CTarget{y, P, P, y_img, true}, false, bias);
+                      CTarget{y, P, P, y_img, true, large}, false, bias);
 }
 
 // dx of one group (dx_is_a_convolution): dy's channels [0, OCg) of image n at
@@ -295,6 +296,7 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
         py::gil_scoped_release nogil;
         std::vector<index_t> offsets;
         const index_t chunk = chunk_images(cv, rows * P * 2, 8 << 20);
+        const bool large = cv.N * cv.OC * P * index_t(sizeof(float)) >= kStreamBytes;
         PackedBuffer packed_w;
         for (index_t gi = 0; gi < cv.G; ++gi) {
             if (forward_from_copy(cv.g)) {
@@ -309,7 +311,7 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
                 const PixelRows src{&cols, n0 * P};
                 gemm_bf16_general(cv.OCg, nimg * P, rows, Operand{{}, nullptr, nullptr, packed_w.data()},
                                   Operand{{}, pixel_rows, &src},
-                                  CTarget{Y + (n0 * cv.OC + gi * cv.OCg) * P, P, P, cv.OC * P, true}, false,
+                                  CTarget{Y + (n0 * cv.OC + gi * cv.OCg) * P, P, P, cv.OC * P, true, large}, false,
                                   B ? B + gi * cv.OCg : nullptr);
             }
         }

@@ -43,10 +43,6 @@ namespace {
 // Depth of one packed column panel: kc x NR floats (64 KB for NR = 32) stay in
 // L2 while the tile kernel runs over all of A; deeper sums are split.
 constexpr index_t kMaxKC = 512;
-// Outputs at least this large are written with streaming stores: they do not
-// fit in cache anyway, and a normal store would first read each line of y in.
-// Smaller ones stay cached for the next layer.
-constexpr index_t kStreamBytes = 16 << 20;
 // Columns per weight-gradient chunk. Fewer, longer chunks mean fewer thread
 // barriers.
 constexpr index_t kGradChunk = 4096;

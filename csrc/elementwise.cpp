@@ -38,10 +38,6 @@ void relu_grad_block(const float* __restrict y, const float* __restrict dy, floa
     }
 }
 
-// Outputs this large do not stay in cache for the next op anyway: streaming stores write
-// them without first reading each line in (a third of the traffic of a plain store).
-constexpr index_t kStreamBytes = index_t(16) << 20;
-
 // f(a, b) on four lanes of a[i], b[i] (b may be a), streamed into out[i]; the ends before
 // out's first 16-byte boundary and after its last one through g, one element at a time.
 template <class F, class G>

@@ -87,6 +87,9 @@ struct CTarget {
     index_t ldc;
     index_t group = 0, group_stride = 0;
     bool round = false;  // each result rounded to bfloat16 as it is finished (autocast's outputs)
+    // C is part of an output of kStreamBytes or more that nothing reads before the product
+    // returns: written past the caches (streaming stores) where the product does not add to it.
+    bool stream = false;
     float* at(index_t i, index_t j) const {
         return c + i * ldc + (group ? (j / group) * group_stride + j % group : j);
     }
