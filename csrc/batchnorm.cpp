@@ -78,9 +78,14 @@ std::vector<double> row_pairs(const BnShape& s, F f) {
 // y[t * S + i] = f(t, i) over every row t, split over the threads in memory order.
 template <typename F>
 void each_row(const BnShape& s, float* y, F f) {
-#pragma omp parallel for schedule(static) if (s.M() * s.C > kParallelMin)
-    for (index_t t = 0; t < s.N * s.C; ++t)
-        for (index_t i = 0; i < s.S; ++i) y[t * s.S + i] = f(t, i);
+    const bool stream = s.M() * s.C * index_t(sizeof(float)) >= kStreamBytes;
+#pragma omp parallel if (s.M() * s.C > kParallelMin)
+    {
+#pragma omp for schedule(static)
+        for (index_t t = 0; t < s.N * s.C; ++t)
+            write_run(y + t * s.S, s.S, stream, [&](index_t i) { return f(t, i); });
+        if (stream) stream_fence();
+    }
 }
 
 }  // namespace

@@ -33,6 +33,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace py = pybind11;
 
@@ -45,6 +48,36 @@ using Pair = std::pair<index_t, index_t>;  // (h, w) as in the Python interface
 // do not fit in cache anyway, and a plain store would first read each line in. Smaller
 // ones stay cached for the next layer.
 constexpr index_t kStreamBytes = index_t(4) << 20;
+
+// y[i] = f(i) for i < n, vectorised (`omp simd`: f must be free of side effects; a select
+// in f otherwise compiles to branches); with `stream`, past the caches (SSE2 streaming
+// stores for the whole 16-byte blocks, plain ones for the ends). A thread that streamed
+// calls stream_fence() before its stores may be read by another thread.
+template <class F>
+inline void write_run(float* __restrict y, index_t n, bool stream, F f) {
+#if defined(__SSE2__)
+    if (stream) {
+        index_t i = 0;
+        for (; i < n && reinterpret_cast<std::uintptr_t>(y + i) % 16; ++i) y[i] = f(i);
+        for (; i + 16 <= n; i += 16) {
+            alignas(16) float v[16];
+#pragma omp simd
+            for (int j = 0; j < 16; ++j) v[j] = f(i + j);
+            for (int j = 0; j < 16; j += 4) _mm_stream_ps(y + i + j, _mm_load_ps(v + j));
+        }
+        for (; i < n; ++i) y[i] = f(i);
+        return;
+    }
+#endif
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) y[i] = f(i);
+}
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
+}
 
 // ---------------------------------------------------------------- errors
 

@@ -13,10 +13,6 @@
  * one thread: waking the team costs more than the work).
  * Gradients: dx is written (returned new); add_inplace changes dst only.
  */
-#include <emmintrin.h>
-
-#include <cstdint>
-
 #include "kernels.h"
 
 namespace fc {
@@ -26,39 +22,6 @@ constexpr index_t kParallelMin = 1 << 15;  // elements below which one thread is
 
 // The loops take their pointers as __restrict arguments so they vectorise
 // (inside an OpenMP region the compiler cannot otherwise rule out aliasing).
-void relu_block(const float* __restrict x, float* __restrict y, index_t n) {
-    for (index_t i = 0; i < n; ++i) y[i] = x[i] < 0.f ? 0.f : x[i];
-}
-
-void relu_grad_block(const float* __restrict y, const float* __restrict dy, float* __restrict dx,
-                     index_t n) {
-    for (index_t i = 0; i < n; ++i) {
-        const float g = dy[i];  // loaded unconditionally so the select vectorises
-        dx[i] = y[i] > 0.f ? g : 0.f;
-    }
-}
-
-// f(a, b) on four lanes of a[i], b[i] (b may be a), streamed into out[i]; the ends before
-// out's first 16-byte boundary and after its last one through g, one element at a time.
-template <class F, class G>
-void stream_block(const float* a, const float* b, float* out, index_t n, F f, G g) {
-    index_t i = 0;
-    for (; i < n && reinterpret_cast<std::uintptr_t>(out + i) % 16; ++i) out[i] = g(a[i], b[i]);
-    for (; i + 4 <= n; i += 4) _mm_stream_ps(out + i, f(_mm_loadu_ps(a + i), _mm_loadu_ps(b + i)));
-    for (; i < n; ++i) out[i] = g(a[i], b[i]);
-    _mm_sfence();
-}
-
-void relu_stream(const float* x, float* y, index_t n) {
-    stream_block(x, x, y, n, [](__m128 v, __m128) { return _mm_andnot_ps(_mm_cmplt_ps(v, _mm_setzero_ps()), v); },
-                 [](float v, float) { return v < 0.f ? 0.f : v; });
-}
-
-void relu_grad_stream(const float* y, const float* dy, float* dx, index_t n) {
-    stream_block(y, dy, dx, n, [](__m128 v, __m128 g) { return _mm_and_ps(_mm_cmpgt_ps(v, _mm_setzero_ps()), g); },
-                 [](float v, float g) { return v > 0.f ? g : 0.f; });
-}
-
 void add_block(float* __restrict dst, const float* __restrict src, index_t n) {
     for (index_t i = 0; i < n; ++i) dst[i] += src[i];
 }
@@ -94,7 +57,9 @@ py::array relu_forward(const py::array& x) {
         py::gil_scoped_release nogil;
         const bool stream = n * index_t(sizeof(float)) >= kStreamBytes;
         split(n, [&](index_t i, index_t m) {
-            stream ? relu_stream(X + i, Y + i, m) : relu_block(X + i, Y + i, m);
+            const float* x = X + i;
+            write_run(Y + i, m, stream, [x](index_t j) { return x[j] < 0.f ? 0.f : x[j]; });
+            if (stream) stream_fence();
         });
     }
     return std::move(y);
@@ -112,7 +77,12 @@ py::array relu_backward(const py::array& y, const py::array& dy) {
         py::gil_scoped_release nogil;
         const bool stream = n * index_t(sizeof(float)) >= kStreamBytes;
         split(n, [&](index_t i, index_t m) {
-            stream ? relu_grad_stream(Y + i, DY + i, DX + i, m) : relu_grad_block(Y + i, DY + i, DX + i, m);
+            const float *y = Y + i, *dy = DY + i;
+            write_run(DX + i, m, stream, [y, dy](index_t j) {
+                const float g = dy[j];  // loaded unconditionally so the select vectorises
+                return y[j] > 0.f ? g : 0.f;
+            });
+            if (stream) stream_fence();
         });
     }
     return std::move(dx);
