@@ -125,6 +125,9 @@ PYBIND11_MODULE(_C, m) {
     // ---- activations
     m.def("relu_forward", &relu_forward, "x"_a, "y = max(x, 0) for any shape.");
     m.def("relu_backward", &relu_backward, "y"_a, "dy"_a, "dx = dy where y > 0, else 0.");
+    m.def("random_uniform", &random_uniform, "shape"_a, "seed"_a, "offset"_a = 0,
+          "Uniform [0, 1) float32 draws (24 bits): Philox4x32-10 with key seed and counter "
+          "(i / 4, offset), as the CUDA backend's random_uniform.");
     m.def("round_bf16_inplace", &round_bf16_inplace, "x"_a,
           "Round each float32 of x, in place, to the nearest bfloat16 (ties to even).");
     m.def("add_inplace", &add_inplace, "dst"_a, "src"_a,

@@ -180,6 +180,9 @@ def relu_forward(x: F32) -> F32:
 def relu_backward(y: F32, dy: F32) -> F32:
     """dy where y > 0, else 0."""
 
+def random_uniform(shape: Sequence[int], seed: int, offset: int = 0) -> F32:
+    """Uniform [0, 1) draws, 24 bits: Philox4x32-10, key seed, counter (i / 4, offset)."""
+
 def round_bf16_inplace(x: F32) -> None:
     """Round each float32 of x, in place, to the nearest bfloat16 (ties to even)."""
 

@@ -1,8 +1,11 @@
 """The random-number generator behind dropout and the initialisers.
 
-One seeded NumPy generator (PCG64) serves the CPU; the CUDA backend keeps its
-own counter-based generator on the device, seeded from the same ``manual_seed``
-call (it registers itself with :func:`register_device_generator` when loaded).
+One seeded NumPy generator (PCG64) serves the CPU: the initialisers draw from it, and
+:func:`uniform` on the CPU (dropout masks) draws one 64-bit key from it per call for a
+Philox4x32-10 fill in ``fastconv._C`` (all cores). The CUDA backend keeps its own
+counter-based generator (the same Philox) on the device, seeded from the same
+``manual_seed`` call (it registers itself with :func:`register_device_generator` when
+loaded).
 The state of all of them can be saved and restored as one JSON-serialisable
 dict, which checkpoints use to make a resumed run bit-exact.
 """

@@ -25,6 +25,7 @@ import sys
 
 import numpy as np
 import pytest
+import reference as R
 from cuda_emulation import (
     ROOT,
     LaunchError,
@@ -650,21 +651,9 @@ def test_cross_entropy_bad_target_is_nan_not_a_crash(be):
 # Random numbers
 # ------------------------------------------------------------------------------------------
 
-def _philox_ref(ctr, key):
-    M0, M1, W0, W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
-    c0, c1, c2, c3 = ctr
-    k0, k1 = key
-    for _ in range(10):
-        p0, p1 = M0 * c0, M1 * c2
-        c0, c1, c2, c3 = ((p1 >> 32) ^ c1 ^ k0, p1 & 0xFFFFFFFF,
-                          (p0 >> 32) ^ c3 ^ k1, p0 & 0xFFFFFFFF)
-        k0, k1 = (k0 + W0) & 0xFFFFFFFF, (k1 + W1) & 0xFFFFFFFF
-    return c0, c1, c2, c3
-
-
 def test_philox_known_answer(be):
     # Random123's known-answer vector for philox4x32-10, counter 0, key 0.
-    assert _philox_ref((0, 0, 0, 0), (0, 0)) == (0x6627E8D5, 0xE169C58D, 0xBC57AC4C,
+    assert R.philox4x32_10((0, 0, 0, 0), (0, 0)) == (0x6627E8D5, 0xE169C58D, 0xBC57AC4C,
                                                  0x9B00DBD8)
     be.set_rng_state({"generator": "philox4x32-10", "seed": 0, "offset": 0})
     u = be.random_uniform(4)
@@ -680,10 +669,21 @@ def test_random_uniform_stream(be):
     assert u.shape == (3, 5) and u.dtype == np.float32
     flat = u.reshape(-1)
     for i in range(flat.size):
-        r = _philox_ref((i // 4, 0, offset, 0), (seed & 0xFFFFFFFF, seed >> 32))
+        r = R.philox4x32_10((i // 4, 0, offset, 0), (seed & 0xFFFFFFFF, seed >> 32))
         assert flat[i] == np.float32((r[i % 4] >> 8) / 2**24)
     assert be.get_rng_state() == {"generator": "philox4x32-10", "seed": seed,
                                   "offset": offset + 1}
+
+
+def test_random_uniform_is_the_cpu_backends(be):
+    """The CPU backend draws the same Philox4x32-10 stream (csrc/random.cpp) for the same
+    (seed, offset): one function on both devices."""
+    from fastconv import _C
+
+    seed, offset = 0xFEDC_BA98_7654_3210, 3
+    be.set_rng_state({"generator": "philox4x32-10", "seed": seed, "offset": offset})
+    np.testing.assert_array_equal(be.random_uniform((7, 143)), _C.random_uniform((7, 143), seed,
+                                                                                 offset))
 
 
 def test_random_uniform_seeding(be):

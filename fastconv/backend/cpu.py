@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
-ABI_VERSION = 8
+ABI_VERSION = 9
 
 _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 
@@ -377,10 +377,13 @@ def softmax_cross_entropy_backward(prob, target, label_smoothing, dloss):
 # ---------------------------------------------------------------- random numbers, graphs
 
 def random_uniform(shape):
-    """Uniform [0, 1) float32 draws from fastconv.random's CPU generator."""
+    """Uniform [0, 1) float32 draws (24 random bits): Philox4x32-10 in ``_C``, keyed by a
+    seed drawn from fastconv.random's CPU generator for each call."""
     from fastconv import random
 
-    return random.generator().random(shape, dtype=numpy.float32)
+    shape = (shape,) if isinstance(shape, (int, numpy.integer)) else tuple(shape)
+    seed = int(random.generator().integers(0, 2**64, dtype=numpy.uint64))
+    return _C.random_uniform(shape, seed)
 
 
 def is_capturing() -> bool:
