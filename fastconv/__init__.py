@@ -22,6 +22,7 @@ from fastconv.autograd import (
     enable_grad,
     inference_mode,
     is_grad_enabled,
+    is_inference_mode_enabled,
     no_grad,
     set_grad_enabled,
 )
@@ -102,7 +103,7 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mo
 __all__ = [
     "Size", "Tensor", "tensor", "channels_last", "channels_last_3d", "contiguous_format",
     "memory_format", "preserve_format", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
-    "is_grad_enabled", "manual_seed", "seed", "default_generator",
+    "is_grad_enabled", "is_inference_mode_enabled", "manual_seed", "seed", "default_generator",
     "get_rng_state", "set_rng_state", "set_num_threads", "get_num_threads", "functional", "nn",
     "optim", "save", "load", "cuda", "device", "dtype", "DtypeWarning", "float32", "float64",
     "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool_", "float",

@@ -26,10 +26,17 @@ import numpy as np
 from fastconv.backend import device_of, get_backend
 
 _grad_enabled = True
+_inference_mode = False  # read only by is_inference_mode_enabled: inference mode is no_grad here
 
 
 def is_grad_enabled() -> bool:
     return _grad_enabled
+
+
+def is_inference_mode_enabled() -> bool:
+    """True inside ``inference_mode()`` (and not inside a nested ``inference_mode(False)``),
+    as torch.is_inference_mode_enabled."""
+    return _inference_mode
 
 
 class _GradMode(contextlib.ContextDecorator):
@@ -127,6 +134,18 @@ class inference_mode(_GradMode):
 
     def __init__(self, mode: bool = True):
         super().__init__(not mode)
+        self._previous_inference = []
+
+    def __enter__(self):
+        global _inference_mode
+        self._previous_inference.append(_inference_mode)
+        _inference_mode = not self.mode
+        super().__enter__()
+
+    def __exit__(self, *exc):
+        global _inference_mode
+        _inference_mode = self._previous_inference.pop()
+        return super().__exit__(*exc)
 
 
 class set_grad_enabled(_GradMode):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -35,7 +36,7 @@ from fastconv.device import of as _device_object
 from fastconv.ops import arith
 from fastconv.ops import index as index_ops
 from fastconv.ops import math as fmath
-from fastconv.ops.validate import ArgumentError
+from fastconv.ops.validate import ArgumentError, ArgumentTypeError
 
 #: The type names of ``Tensor.type("torch.FloatTensor")`` and their dtypes.
 _TENSOR_TYPE_NAMES = {"Float": dtypes.float32, "Double": dtypes.float64,
@@ -297,6 +298,17 @@ def _zero_dim_as_vector(method):
 
     return wrapper
 
+class _RequiresGrad:
+    """``tensor.requires_grad = flag`` with torch's checks (only floating-point tensors, and
+    only a leaf's flag may be set). It has no ``__get__``, so a read is a plain instance-dict
+    lookup and costs the hot paths nothing."""
+
+    def __set__(self, tensor, value):
+        if tensor._ctx is not None:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables.")
+        tensor.requires_grad_(value)
+
+
 class Tensor:
     """An n-dimensional float32 (or integer / bool) array that records ops for autograd.
 
@@ -318,6 +330,7 @@ class Tensor:
     _view_of = None
     _hooks = None     # gradient hooks of a leaf
     _post_accumulate_hooks = None  # hooks run once a leaf's .grad is complete in a backward
+    requires_grad = _RequiresGrad()
 
     def __init__(self, data, requires_grad: bool = False, _ctx=None, *sizes):
         if type(requires_grad) is int and isinstance(data, (int, np.integer)) and (
@@ -344,7 +357,7 @@ class Tensor:
         self.data = data
         self.grad: Tensor | None = None
         self._ctx = _ctx
-        self.requires_grad = False
+        self.__dict__["requires_grad"] = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -454,13 +467,14 @@ class Tensor:
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require a gradient, got {self.dtype}")
+            raise ArgumentTypeError(
+                f"only floating-point tensors can require a gradient, got {self.dtype}")
         if not requires_grad and self._ctx is not None:
             raise RuntimeError(
                 "you can only change requires_grad flags of leaf variables. If you want to use "
                 "a computed variable in a subgraph that doesn't require differentiation use "
                 "var_no_grad = var.detach().")
-        self.requires_grad = bool(requires_grad)
+        self.__dict__["requires_grad"] = bool(requires_grad)
         return self
 
     # ---- conversion -------------------------------------------------------------------------
@@ -472,7 +486,9 @@ class Tensor:
 
     def item(self):
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+            raise ArgumentError(f"a Tensor with {self.data.size} elements cannot be converted "
+                                f"to Scalar (item() needs one element, got shape "
+                                f"{tuple(self.shape)})")
         return self.data.reshape(()).item()
 
     def _scalar(self, kind):
@@ -512,7 +528,7 @@ class Tensor:
 
     def detach_(self) -> Tensor:
         self._ctx = None
-        self.requires_grad = False
+        self.__dict__["requires_grad"] = False
         return self
 
     def clone(self) -> Tensor:
@@ -1018,7 +1034,7 @@ class Tensor:
             raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
         return fmath.Abs.apply(self)
 
-    absolute = abs
+    absolute = __abs__ = abs
 
     def sigmoid(self):
         return fmath.Sigmoid.apply(self._floating())
@@ -1409,7 +1425,7 @@ class Tensor:
         if tracked:
             self.data = out.data
             self._ctx = out._ctx
-            self.requires_grad = out.requires_grad
+            self.__dict__["requires_grad"] = out.requires_grad
         else:
             self.data[...] = out.data
         self._version += 1
@@ -1442,7 +1458,7 @@ class Tensor:
                 return fresh
         source = Tensor.__new__(Tensor)
         source.data, source.grad, source._ctx = self.data, None, self._ctx
-        source.requires_grad, source._version = self.requires_grad, self._version
+        source.__dict__["requires_grad"], source._version = self.requires_grad, self._version
         return source
 
     def _inplace(self, compute, *others):
@@ -1460,7 +1476,8 @@ class Tensor:
         source = self._tracked_source() if tracked else self
         out = compute(source)
         if tracked:
-            self._ctx, self.requires_grad = out._ctx, out.requires_grad
+            self._ctx = out._ctx
+            self.__dict__["requires_grad"] = out.requires_grad
         self.data = out.data
         self._version += 1
         return self
@@ -2164,6 +2181,10 @@ class Tensor:
 
     def _check_reduced_dim(self, op, dim) -> int:
         """``dim`` normalised, with torch's error when it has size 0 (a max over nothing)."""
+        if isinstance(dim, (tuple, list)):
+            several = {"max": " (amax reduces over several dims)",
+                       "min": " (amin reduces over several dims)"}.get(op, "")
+            raise TypeError(f"{op}(): dim must be one int, got {dim!r}{several}")
         (d,) = arith._normalise_dims(dim, self.ndim)
         if self.ndim and self.shape[d] == 0:
             raise IndexError(f"{op}(): Expected reduction dim {d} to have non-zero size.")
@@ -2441,6 +2462,15 @@ class Tensor:
     def _raw_index(index):
         if isinstance(index, Tensor):
             return index.data
+        if type(index) is list and len(index) < 32 and any(
+                i is None or i is Ellipsis or isinstance(i, (Tensor, list, tuple, range, slice,
+                                                             np.ndarray)) for i in index):
+            # PyTorch (and older NumPy) read such a list as a tuple of indices, with a
+            # deprecation warning: x[[[0, 1], [2, 3]]] is x[[0, 1], [2, 3]], x[[t, t]] x[t, t]
+            warnings.warn("Using a non-tuple sequence for multidimensional indexing is "
+                          "deprecated (as in PyTorch); use x[tuple(seq)] instead of x[seq]",
+                          UserWarning, stacklevel=3)
+            index = tuple(index)
         if isinstance(index, tuple):
             return tuple(i.data if isinstance(i, Tensor) else i for i in index)
         return index
@@ -2954,7 +2984,10 @@ class Tensor:
         extras = []
         if self.device != "cpu":
             extras.append(f"device='{self.device}'")
-        if self.dtype != np.float32:
+        # torch leaves out the default dtypes (int64 and bool are told by the values), but an
+        # empty tensor has no values to tell them by
+        if self.dtype != np.float32 and (self.data.size == 0
+                                         or self.dtype not in (np.int64, np.bool_)):
             extras.append(f"dtype={self.dtype}")
         if self._ctx is not None:
             extras.append(f"grad_fn=<{type(self._ctx).__name__}>")

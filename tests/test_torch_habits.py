@@ -5,6 +5,8 @@ with the same call."""
 
 from __future__ import annotations
 
+import math
+
 import fastconv.nn.functional as F
 import numpy as np
 import pytest
@@ -419,3 +421,310 @@ def test_lp_pool3d_and_lazy_conv_transpose3d(rng):
     y = m(fc.tensor(x))
     want = torch.nn.LazyConvTranspose3d(4, 3, stride=2)(torch.tensor(x))
     assert tuple(y.shape) == tuple(want.shape) and m.weight.shape == (2, 4, 3, 3, 3)
+
+
+def test_abs_builtin_as_torch(rng):
+    x = randn(rng, 3, 4)
+    t, w = fc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    got, want = abs(t), abs(w)
+    assert_close(got, want)
+    got.sum().backward()
+    want.sum().backward()
+    assert_close(t.grad, w.grad)
+    assert abs(fc.tensor([-3])).tolist() == abs(torch.tensor([-3])).tolist()
+
+
+def test_is_inference_mode_enabled_as_torch():
+    def states(m):
+        out = [m.is_inference_mode_enabled()]
+        with m.inference_mode():
+            out.append(m.is_inference_mode_enabled())
+            with m.inference_mode(False):
+                out += [m.is_inference_mode_enabled(), m.is_grad_enabled()]
+            out.append(m.is_inference_mode_enabled())
+        with m.no_grad():
+            out.append(m.is_inference_mode_enabled())
+
+        @m.inference_mode()
+        def f():
+            return m.is_inference_mode_enabled(), m.is_grad_enabled()
+
+        out += [*f(), m.is_inference_mode_enabled(), m.is_grad_enabled()]
+        return out
+
+    assert states(fc) == states(torch)
+
+
+def test_requires_grad_errors_as_torch(rng):
+    x = randn(rng, 3)
+    # torch raises RuntimeError; fastconv's error is a TypeError too
+    for make in (lambda m: m.tensor([1, 2], requires_grad=True),
+                 lambda m: m.tensor([1, 2]).requires_grad_(),
+                 lambda m: setattr(m.tensor([1, 2]), "requires_grad", True)):
+        with pytest.raises(RuntimeError):
+            make(torch)
+        with pytest.raises(RuntimeError, match="floating-point"):
+            make(fc)
+    with pytest.raises(TypeError):
+        fc.tensor([1, 2], requires_grad=True)
+    for m in (torch, fc):
+        t = m.tensor(x)
+        t.requires_grad = True
+        y = t * 2
+        for flag in (False, True):
+            with pytest.raises(RuntimeError, match="leaf"):
+                y.requires_grad = flag
+        with pytest.raises(RuntimeError, match="leaf"):
+            y.requires_grad_(False)
+        assert y.requires_grad_(True) is y  # already true: allowed, as in torch
+        (y * t).sum().backward()
+        assert t.grad is not None and y.requires_grad
+        t.requires_grad = False
+        assert not t.requires_grad and not (t * 2).requires_grad
+
+
+def test_item_and_one_hot_errors_are_torchs_runtime_errors(rng):
+    for m in (torch, fc):
+        with pytest.raises(RuntimeError, match="2 elements"):
+            m.tensor([1.0, 2.0]).item()
+        with pytest.raises(RuntimeError):
+            getattr(m.nn.functional, "one_hot")(m.tensor([0.0, 1.0]), 2)
+        with pytest.raises(ValueError, match="only one element"):
+            float(m.tensor([1.0, 2.0]))
+
+
+def test_max_min_with_several_dims_raise_type_error(rng):
+    x = randn(rng, 2, 3)
+    for m in (torch, fc):
+        t = m.tensor(x)
+        for call in (lambda: t.max(dim=(0, 1)), lambda: m.min(t, dim=(0,)),
+                     lambda: t.argmax(dim=[1])):
+            with pytest.raises(TypeError):
+                call()
+    with pytest.raises(TypeError, match="amax"):
+        fc.tensor(x).max(dim=(0, 1))
+
+
+def test_list_of_sequences_indexes_as_a_tuple_as_torch(rng):
+    x = randn(rng, 4, 5, 3)
+    idx_sets = [lambda m: [[0, 1], [2, 3]], lambda m: [slice(None), [1, 2]],
+                lambda m: [0, None], lambda m: [Ellipsis, 1],
+                lambda m: [m.tensor([0, 3]), m.tensor([1, 1])],
+                lambda m: [m.tensor(1), m.tensor(2)]]
+    for make in idx_sets:
+        with pytest.warns(UserWarning, match="non-tuple sequence"):
+            want = torch.tensor(x)[make(torch)]
+        with pytest.warns(UserWarning, match="non-tuple sequence"):
+            got = fc.tensor(x)[make(fc)]
+        assert_close(got, want)
+        w, g = torch.tensor(x), fc.tensor(x)
+        with pytest.warns(UserWarning):
+            w[make(torch)] = -1.0
+        with pytest.warns(UserWarning):
+            g[make(fc)] = -1.0
+        assert_close(g, w)
+    # a list of ints or of bools stays one index, without a warning
+    assert_close(fc.tensor(x)[[0, 2]], torch.tensor(x)[[0, 2]])
+    assert_close(fc.tensor(x)[[True, False, True, False]],
+                 torch.tensor(x)[[True, False, True, False]])
+
+
+_RESUMED = [("StepLR", dict(step_size=2, gamma=0.5)),
+            ("MultiStepLR", dict(milestones=[5, 7], gamma=0.5)),
+            ("ExponentialLR", dict(gamma=0.9)), ("CosineAnnealingLR", dict(T_max=8)),
+            ("LinearLR", dict(start_factor=0.2, total_iters=7)),
+            ("PolynomialLR", dict(total_iters=8)),
+            ("ConstantLR", dict(factor=0.5, total_iters=6)),
+            ("CosineAnnealingWarmRestarts", dict(T_0=3))]
+
+
+@pytest.mark.parametrize("name,kw", _RESUMED, ids=[n for n, _ in _RESUMED])
+def test_scheduler_resumed_with_last_epoch_steps_as_torch(name, kw, rng):
+    import fastconv.optim as optim
+
+    last_epoch = int(rng.integers(2, 6))
+    initial = float(rng.uniform(0.05, 0.2))
+
+    def rates(m, opt_mod, lr):
+        p = m.zeros(2, requires_grad=True)
+        opt = opt_mod.SGD([p], lr=lr)
+        opt.param_groups[0]["initial_lr"] = initial
+        sched = getattr(opt_mod.lr_scheduler, name)(opt, last_epoch=last_epoch, **kw)
+        out = [opt.param_groups[0]["lr"]]
+        for _ in range(6):
+            opt.step()
+            sched.step()
+            out.append(opt.param_groups[0]["lr"])
+        return np.array(out + sched.get_last_lr())
+
+    # the group's rate as the initial one, or as restored from a checkpoint
+    for lr in (initial, float(rng.uniform(0.01, 0.2))):
+        np.testing.assert_allclose(rates(fc, optim, lr), rates(torch, torch.optim, lr),
+                                   rtol=1e-6)
+
+
+def _torch_factory_layers():
+    import inspect
+
+    names = []
+    for name in dir(torch.nn):
+        cls = getattr(torch.nn, name)
+        if (isinstance(cls, type) and issubclass(cls, torch.nn.Module) and hasattr(nn, name)
+                and "device" in inspect.signature(cls.__init__).parameters):
+            names.append(name)
+    return names
+
+
+def test_every_layer_taking_device_and_dtype_in_torch_takes_them():
+    import inspect
+
+    names = _torch_factory_layers()
+    assert {"Linear", "Conv2d", "BatchNorm2d", "LayerNorm", "Embedding"} <= set(names)
+    for name in names:
+        params = inspect.signature(getattr(nn, name).__init__).parameters
+        assert {"device", "dtype"} <= set(params) or any(
+            p.kind is p.VAR_KEYWORD for p in params.values()), name
+
+
+_FACTORY = {
+    "Linear": (lambda m, **kw: m.nn.Linear(4, 3, **kw), (2, 4)),
+    "Conv2d": (lambda m, **kw: m.nn.Conv2d(2, 3, 3, padding=1, **kw), (1, 2, 5, 5)),
+    "Conv1d": (lambda m, **kw: m.nn.Conv1d(2, 3, 3, **kw), (1, 2, 6)),
+    "ConvTranspose2d": (lambda m, **kw: m.nn.ConvTranspose2d(2, 3, 2, stride=2, **kw),
+                        (1, 2, 3, 3)),
+    "BatchNorm2d": (lambda m, **kw: m.nn.BatchNorm2d(2, **kw), (3, 2, 2, 2)),
+    "LayerNorm": (lambda m, **kw: m.nn.LayerNorm(4, **kw), (2, 4)),
+    "GroupNorm": (lambda m, **kw: m.nn.GroupNorm(1, 2, **kw), (1, 2, 3, 3)),
+    "PReLU": (lambda m, **kw: m.nn.PReLU(2, **kw), (1, 2, 3)),
+    "Embedding": (lambda m, **kw: m.nn.Embedding(5, 3, **kw), None),
+    "LSTM": (lambda m, **kw: m.nn.LSTM(4, 3, **kw), (2, 1, 4)),
+    "GRUCell": (lambda m, **kw: m.nn.GRUCell(4, 3, **kw), (2, 4)),
+}
+
+
+@pytest.mark.parametrize("name", list(_FACTORY))
+def test_layers_take_device_and_dtype_as_torch(name, rng):
+    make, shape = _FACTORY[name]
+    ref = make(torch, device="cpu", dtype=torch.float32)
+    m = make(fc, device=fc.device("cpu"), dtype=fc.float32)
+    assert list(m.state_dict()) == list(ref.state_dict())
+    m.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+    x = (randn(rng, *shape) if shape else rng.integers(0, 5, (2, 3)))
+    got, want = m(fc.tensor(x)), ref(torch.tensor(x))
+    got, want = (got[0], want[0]) if isinstance(want, tuple) else (got, want)
+    assert_close(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.warns(fc.DtypeWarning):
+        m = make(fc, dtype=fc.float64)
+    assert all(p.dtype == np.float32 for p in m.parameters())
+    with pytest.raises(TypeError, match="floating point"):
+        make(fc, dtype=fc.int64)
+
+
+def test_reset_parameters_and_running_stats_as_torch(rng):
+    x = randn(rng, 4, 3, 2, 2)
+    makers = [lambda m: m.nn.BatchNorm2d(3), lambda m: m.nn.InstanceNorm2d(
+        3, affine=True, track_running_stats=True), lambda m: m.nn.LayerNorm([2, 2]),
+        lambda m: m.nn.GroupNorm(1, 3), lambda m: m.nn.PReLU(3, init=0.1)]
+    for make in makers:
+        layers = []
+        for m in (torch, fc):
+            layer = make(m)
+            layer(m.tensor(x))  # running statistics move
+            with m.no_grad():
+                for p in layer.parameters():
+                    p.mul_(3).add_(1)
+            params = list(layer.parameters())
+            layer.reset_parameters()
+            assert [id(p) for p in layer.parameters()] == [id(p) for p in params]
+            layers.append(layer)
+        for (k, want), got in zip(layers[0].state_dict().items(),
+                                  layers[1].state_dict().values()):
+            assert_close(got, want, name=k)
+    for m in (torch, fc):
+        bn = m.nn.BatchNorm2d(3)
+        bn(m.tensor(x))
+        bn.reset_running_stats()
+        assert bn.num_batches_tracked.item() == 0 and float(bn.running_var.sum()) == 3
+    bl = nn.Bilinear(2, 3, 4)
+    with fc.no_grad():
+        bl.weight.fill_(5.0)
+    bl.reset_parameters()
+    assert float(bl.weight.abs().max()) <= 1 / np.sqrt(2)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_interpolate_antialias_matches_torch(mode, align_corners, rng):
+    for _ in range(6):
+        h, w = (int(v) for v in rng.integers(2, 20, 2))
+        if rng.integers(2):
+            kw = dict(size=tuple(int(v) for v in rng.integers(2, 24, 2)))
+        else:
+            kw = dict(scale_factor=tuple(float(v) for v in rng.uniform(0.25, 2.5, 2)))
+            if min(math.floor(n * f) for n, f in zip((h, w), kw["scale_factor"])) < 2:
+                continue  # an empty output, or a width of 1 (below)
+        x = randn(rng, 2, 3, h, w)
+        t = torch.tensor(x, requires_grad=True)
+        want = torch.nn.functional.interpolate(t, mode=mode, align_corners=align_corners,
+                                               antialias=True, **kw)
+        if min(want.shape[2:]) < 2:
+            continue  # torch's CPU kernel gives one value per column for an output width of 1
+        got_in = fc.tensor(x, requires_grad=True)
+        got = F.interpolate(got_in, mode=mode, align_corners=align_corners, antialias=True, **kw)
+        assert_close(got, want, rtol=1e-5, atol=1e-5, name=f"{mode} {kw}")
+        g = randn(rng, *want.shape)
+        want.backward(torch.tensor(g))
+        (got * fc.tensor(g)).sum().backward()
+        if "scale_factor" in kw and not align_corners and (
+                want.shape[2] == h or want.shape[3] == w):
+            # an axis that keeps its size is copied in torch's forward but filtered with the
+            # scale factor in its backward; the gradient is the adjoint of the forward:
+            # <grad, v> = <g, interpolate(v)> for any v
+            v = randn(rng, *x.shape)
+            moved = F.interpolate(fc.tensor(v), mode=mode, antialias=True, **kw).numpy()
+            np.testing.assert_allclose(float((got_in.grad.numpy() * v).sum()),
+                                       float((g * moved).sum()), rtol=1e-4)
+            continue
+        assert_close(got_in.grad, t.grad, rtol=1e-5, atol=1e-5, name=f"grad {mode} {kw}")
+    # shrinking averages every covered pixel: a 4x downscale of a constant stays constant and
+    # a checkerboard becomes flat, where plain bilinear picks pixels
+    board = np.indices((16, 16)).sum(0) % 2
+    y = F.interpolate(fc.tensor(board[None, None].astype(np.float32)), size=(4, 4), mode=mode,
+                      antialias=True)
+    np.testing.assert_allclose(y.numpy(), 0.5, atol=0.05)
+    with pytest.raises(ValueError, match="antialias"):
+        F.interpolate(fc.tensor(x), scale_factor=2, mode="nearest", antialias=True)
+
+
+def test_parameter_and_module_slots_take_their_kind_or_none_as_torch(rng):
+    for m in (torch, fc):
+        lin = m.nn.Linear(2, 2)
+        with pytest.raises(TypeError, match="parameter 'weight'"):
+            lin.weight = m.tensor(randn(rng, 2, 2))
+        assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
+        lin.bias = None  # stays registered, as None
+        assert list(lin.state_dict()) == ["weight"] and "bias" in lin._parameters
+        seq = m.nn.Sequential(m.nn.Linear(2, 2))
+        with pytest.raises(TypeError, match="child module '0'"):
+            setattr(seq, "0", m.ones(2))
+        holder = m.nn.Module()
+        with pytest.raises(TypeError, match="parameter 'x'"):
+            holder.register_parameter("x", m.ones(2))
+        for bad in ("a.b", ""):
+            with pytest.raises(KeyError):
+                holder.register_parameter(bad, None)
+        holder.register_parameter("p", None)
+        holder.p = m.nn.Parameter(m.ones(1))
+        assert [n for n, _ in holder.named_parameters()] == ["p"]
+
+
+def test_repr_leaves_out_the_default_dtypes_as_torch():
+    for make in (lambda m: m.tensor([1, 2]), lambda m: m.tensor([True, False]),
+                 lambda m: m.tensor([1.5, 2.0]), lambda m: m.tensor([3], dtype=m.int32),
+                 lambda m: m.tensor([], dtype=m.int64), lambda m: m.tensor([], dtype=m.bool),
+                 lambda m: m.tensor([1], dtype=m.uint8)):
+        want = repr(make(torch)).replace("torch.", "")
+        got = repr(make(fc))
+        assert ("dtype=" in got) == ("dtype=" in want), (got, want)
+        if "dtype=" in want:
+            assert want[want.index("dtype="):] == got[got.index("dtype="):]

@@ -22,7 +22,7 @@ from fastconv import functional as F
 from fastconv.nn import init
 from fastconv.nn.container import ModuleList
 from fastconv.nn.layers import Dropout, LayerNorm, Linear
-from fastconv.nn.module import Module, Parameter
+from fastconv.nn.module import Module, Parameter, factory_kwargs
 from fastconv.ops.attention import _NEG_INF, _as_tensor, scaled_dot_product_attention
 from fastconv.tensor import Tensor
 from fastconv.toplevel import cat
@@ -96,6 +96,7 @@ class MultiheadAttention(Module):
             self.bias_k = self.bias_v = None
         self.add_zero_attn = add_zero_attn
         self._reset_parameters()
+        factory_kwargs(self, device, dtype)
 
     def _reset_parameters(self):
         if self._qkv_same_embed_dim:
@@ -301,6 +302,7 @@ class TransformerEncoderLayer(Module):
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
         self.activation = _activation(activation)
+        factory_kwargs(self, device, dtype)
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
         x = src
@@ -374,6 +376,7 @@ class TransformerDecoderLayer(Module):
         self.dropout2 = Dropout(dropout)
         self.dropout3 = Dropout(dropout)
         self.activation = _activation(activation)
+        factory_kwargs(self, device, dtype)
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
@@ -477,6 +480,7 @@ class Transformer(Module):
         self.d_model = d_model
         self.nhead = nhead
         self.batch_first = batch_first
+        factory_kwargs(self, device, dtype)
 
     def forward(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None,
                 src_key_padding_mask=None, tgt_key_padding_mask=None,

@@ -10,7 +10,7 @@ import numpy as np
 from fastconv import functional as F
 from fastconv.nn import init
 from fastconv.nn.container import Sequential  # noqa: F401  (its home before container.py)
-from fastconv.nn.module import Module, Parameter
+from fastconv.nn.module import Module, Parameter, factory_kwargs
 from fastconv.ops import one_d, three_d
 from fastconv.ops.conv import same_padding
 from fastconv.ops.loss import legacy_reduction
@@ -108,7 +108,8 @@ class Conv2d(_ConvNd):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros"):
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
+                 dtype=None):
         super().__init__()
         _check_groups("Conv2d", groups, in_channels, out_channels)
         if padding_mode not in PADDING_MODES:
@@ -139,6 +140,7 @@ class Conv2d(_ConvNd):
         self.weight = Parameter(np.empty((out_channels, in_channels // groups, kh, kw), np.float32))
         self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
         self.reset_parameters()
+        factory_kwargs(self, device, dtype)
 
     def forward(self, x):
         if self.padding_mode != "zeros":
@@ -157,7 +159,8 @@ class ConvTranspose2d(_ConvNd):
     U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros"):
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 device=None, dtype=None):
         super().__init__()
         name = "ConvTranspose2d"
         _check_groups(name, groups, in_channels, out_channels)
@@ -180,6 +183,7 @@ class ConvTranspose2d(_ConvNd):
                                          np.float32))
         self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
         self.reset_parameters()
+        factory_kwargs(self, device, dtype)
 
     def forward(self, x, output_size=None):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
@@ -189,12 +193,13 @@ class ConvTranspose2d(_ConvNd):
 class Linear(Module):
     """Fully connected layer, initialised as PyTorch's nn.Linear."""
 
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), np.float32))
         self.bias = Parameter(np.empty(out_features, np.float32)) if bias else None
         self.reset_parameters()
+        factory_kwargs(self, device, dtype)
 
     def reset_parameters(self):
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -328,7 +333,8 @@ class Conv1d(_ConvNd):
     padding modes ("zeros", "reflect", "replicate", "circular", and "same" / "valid")."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros"):
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
+                 dtype=None):
         super().__init__()
         name = "Conv1d"
         _check_groups(name, groups, in_channels, out_channels)
@@ -354,6 +360,7 @@ class Conv1d(_ConvNd):
                                          np.float32))
         self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
         self.reset_parameters()
+        factory_kwargs(self, device, dtype)
 
     def forward(self, x):
         if self.padding_mode != "zeros" and self.padding != "valid":
@@ -374,7 +381,8 @@ class ConvTranspose1d(_ConvNd):
     kernel_size). ``forward(x, output_size=None)`` as ConvTranspose2d's."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros"):
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 device=None, dtype=None):
         super().__init__()
         name = "ConvTranspose1d"
         _check_groups(name, groups, in_channels, out_channels)
@@ -395,6 +403,7 @@ class ConvTranspose1d(_ConvNd):
                                          np.float32))
         self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
         self.reset_parameters()
+        factory_kwargs(self, device, dtype)
 
     def forward(self, x, output_size=None):
         return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding,
@@ -408,7 +417,8 @@ class Conv3d(_ConvNd):
     padding_mode "zeros"."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros"):
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
+                 dtype=None):
         super().__init__()
         name = "Conv3d"
         _check_groups(name, groups, in_channels, out_channels)
@@ -434,6 +444,7 @@ class Conv3d(_ConvNd):
                                          + self.kernel_size, np.float32))
         self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
         self.reset_parameters()
+        factory_kwargs(self, device, dtype)
 
     def forward(self, x):
         padding = self.padding
@@ -477,6 +488,7 @@ class ConvTranspose3d(_ConvNd):
                                          + self.kernel_size, np.float32))
         self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
         self.reset_parameters()
+        factory_kwargs(self, device, dtype)
 
     def forward(self, x, output_size=None):
         return F.conv_transpose3d(x, self.weight, self.bias, self.stride, self.padding,
@@ -760,7 +772,11 @@ class Bilinear(Module):
         self.weight = Parameter(np.empty((out_features, in1_features, in2_features),
                                          np.float32))
         self.bias = Parameter(np.empty(out_features, np.float32)) if bias else None
-        bound = 1 / math.sqrt(in1_features)
+        self.reset_parameters()
+        factory_kwargs(self, device, dtype)
+
+    def reset_parameters(self):
+        bound = 1 / math.sqrt(self.in1_features)
         init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
             init.uniform_(self.bias, -bound, bound)
@@ -771,6 +787,15 @@ class Bilinear(Module):
     def extra_repr(self):
         return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
                 f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
+def _reset_affine(norm):
+    """A normalisation layer's affine parameters back to weight 1, bias 0 (where it has
+    them), in place: optimizers keep holding the same Parameters."""
+    if getattr(norm, "weight", None) is not None:
+        init.ones_(norm.weight)
+    if getattr(norm, "bias", None) is not None:
+        init.zeros_(norm.bias)
 
 
 class _BatchNorm(Module):
@@ -789,6 +814,18 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
         else:
             self.running_mean = self.running_var = None
+        factory_kwargs(self, device, dtype)
+
+    def reset_running_stats(self):
+        """Running mean 0, running variance 1 and no batches counted (torch's)."""
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.fill_(1)
+            self.num_batches_tracked.zero_()
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        _reset_affine(self)
 
     def forward(self, x):
         if x.ndim not in self._input_ranks:
@@ -923,7 +960,8 @@ class LayerNorm(Module):
     """See ``fastconv.functional.layer_norm``. weight (ones) and bias (zeros) have the
     shape ``normalized_shape`` when ``elementwise_affine``; ``bias=False`` drops the bias."""
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 device=None, dtype=None):
         super().__init__()
         if isinstance(normalized_shape, (int, np.integer)):
             normalized_shape = (normalized_shape,)
@@ -933,6 +971,10 @@ class LayerNorm(Module):
                        if elementwise_affine else None)
         self.bias = (Parameter(np.zeros(self.normalized_shape, np.float32))
                      if elementwise_affine and bias else None)
+        factory_kwargs(self, device, dtype)
+
+    def reset_parameters(self):
+        _reset_affine(self)
 
     def forward(self, x):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -955,6 +997,10 @@ class RMSNorm(Module):
         self.eps, self.elementwise_affine = eps, elementwise_affine
         self.weight = (Parameter(np.ones(self.normalized_shape, np.float32))
                        if elementwise_affine else None)
+        factory_kwargs(self, device, dtype)
+
+    def reset_parameters(self):
+        _reset_affine(self)
 
     def forward(self, x):
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
@@ -978,6 +1024,10 @@ class GroupNorm(Module):
                                                                      eps, affine)
         self.weight = Parameter(np.ones(num_channels, np.float32)) if affine else None
         self.bias = Parameter(np.zeros(num_channels, np.float32)) if affine and bias else None
+        factory_kwargs(self, device, dtype)
+
+    def reset_parameters(self):
+        _reset_affine(self)
 
     def forward(self, x):
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
@@ -1509,10 +1559,14 @@ class PReLU(Module):
     """See ``fastconv.functional.prelu``: ``num_parameters`` slopes (1, or one per channel),
     each initialised to ``init``."""
 
-    def __init__(self, num_parameters: int = 1, init: float = 0.25):
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
         super().__init__()
-        self.num_parameters = num_parameters
+        self.num_parameters, self.init = num_parameters, init
         self.weight = Parameter(Tensor(np.full(num_parameters, init, dtype=np.float32)))
+        factory_kwargs(self, device, dtype)
+
+    def reset_parameters(self):
+        init.constant_(self.weight, self.init)
 
     def forward(self, x):
         return F.prelu(x, self.weight)
@@ -1547,8 +1601,7 @@ class Embedding(Module):
                                      "embedding_dim")
             self.weight = Parameter(Tensor(np.asarray(_weight, dtype=np.float32)),
                                     requires_grad=not _freeze)
-        if device is not None or dtype is not None:
-            self.to(device=device, dtype=dtype)
+        factory_kwargs(self, device, dtype)
 
     def reset_parameters(self):
         init.normal_(self.weight)
@@ -1604,8 +1657,7 @@ class EmbeddingBag(Module):
                 raise AssertionError("Shape of weight does not match num_embeddings and "
                                      "embedding_dim")
             self.weight = Parameter(Tensor(np.asarray(_weight, dtype=np.float32)))
-        if device is not None or dtype is not None:
-            self.to(device=device, dtype=dtype)
+        factory_kwargs(self, device, dtype)
 
     reset_parameters = Embedding.reset_parameters
 
@@ -1663,6 +1715,10 @@ class _InstanceNorm(Module):
             self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
         else:
             self.running_mean = self.running_var = None
+        factory_kwargs(self, device, dtype)
+
+    reset_running_stats = _BatchNorm.reset_running_stats
+    reset_parameters = _BatchNorm.reset_parameters
 
     def forward(self, x):
         name, d = type(self).__name__, self._dims

@@ -13,6 +13,20 @@ from fastconv.nn import backward_hooks
 from fastconv.tensor import Tensor, torch_methods_view
 
 
+def factory_kwargs(module, device, dtype) -> None:
+    """A layer's ``device=`` / ``dtype=`` constructor arguments, as torch's factory kwargs:
+    the parameters and buffers, made in float32 on the CPU, move by ``module.to`` (so a
+    dtype follows its rules: float32, or float64/float16 kept float32 with a warning)."""
+    if device is not None or dtype is not None:
+        module.to(device=device, dtype=dtype)
+
+
+def _typename(value) -> str:
+    from fastconv.toplevel import typename
+
+    return typename(value) if isinstance(value, Tensor) else type(value).__name__
+
+
 class Parameter(Tensor):
     """A Tensor that a Module registers as trainable (requires_grad=True by default)."""
 
@@ -145,6 +159,16 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before assigning {name!r}")
+        # a registered parameter or child module takes its own kind or None, as in torch: a
+        # plain Tensor assigned to ``weight`` would otherwise drop out of parameters()
+        for table, kind, want in ((self._parameters, "parameter", Parameter),
+                                  (self._modules, "child module", Module)):
+            if name in table and not isinstance(value, want):
+                if value is not None:
+                    raise TypeError(f"cannot assign '{_typename(value)}' as {kind} '{name}' "
+                                    f"(nn.{want.__name__} or None expected)")
+                table[name] = None
+                return
         for table in (self._parameters, self._buffers, self._modules):
             table.pop(name, None)
         if isinstance(value, Parameter):
@@ -203,6 +227,15 @@ class Module:
         self._buffers[name] = tensor
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"parameter name should be a string. Got {type(name).__name__}")
+        if not name:
+            raise KeyError('parameter name can\'t be empty string ""')
+        if "." in name:
+            raise KeyError('parameter name can\'t contain "."')
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign '{_typename(param)}' object to parameter '{name}' "
+                            "(nn.Parameter or None required)")
         if param is None:
             self._parameters[name] = None
         else:

@@ -30,7 +30,7 @@ import numpy as np
 
 from fastconv import functional as F
 from fastconv.nn import init
-from fastconv.nn.module import Module, Parameter
+from fastconv.nn.module import Module, Parameter, factory_kwargs
 from fastconv.nn.utils.rnn import PackedSequence, check_packed
 from fastconv.tensor import Tensor
 from fastconv.toplevel import cat, stack
@@ -73,7 +73,8 @@ class RNNBase(Module):
     """Shared by RNN, LSTM and GRU: argument checks, parameters, the layer/direction loop."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, proj_size=0):
+                 batch_first=False, dropout=0.0, bidirectional=False, proj_size=0, device=None,
+                 dtype=None):
         super().__init__()
         if (not isinstance(dropout, numbers.Number) or isinstance(dropout, bool)
                 or not 0 <= dropout <= 1):
@@ -123,6 +124,7 @@ class RNNBase(Module):
                 for name, shape in shapes:
                     setattr(self, name + sfx, Parameter(np.empty(shape, np.float32)))
         self.reset_parameters()
+        factory_kwargs(self, device, dtype)
 
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
@@ -321,12 +323,13 @@ class RNN(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False):
+                 batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or "
                              "'relu'.")
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
-                         hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+                         hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         device=device, dtype=dtype)
         self.nonlinearity = nonlinearity
 
 
@@ -341,9 +344,9 @@ class LSTM(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0):
+                 dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, proj_size)
+                         dropout, bidirectional, proj_size, device=device, dtype=dtype)
 
 
 class GRU(RNNBase):
@@ -357,16 +360,16 @@ class GRU(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False):
+                 dropout=0.0, bidirectional=False, device=None, dtype=None):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional)
+                         dropout, bidirectional, device=device, dtype=dtype)
 
 
 class RNNCellBase(Module):
     """Shared by the cells: parameters weight_ih (G*H, H_in), weight_hh (G*H, H), bias_ih and
     bias_hh (G*H), and the input checks."""
 
-    def __init__(self, input_size, hidden_size, bias, num_chunks):
+    def __init__(self, input_size, hidden_size, bias, num_chunks, device=None, dtype=None):
         super().__init__()
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.weight_ih = Parameter(np.empty((num_chunks * hidden_size, input_size), np.float32))
@@ -379,6 +382,7 @@ class RNNCellBase(Module):
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
         self.reset_parameters()
+        factory_kwargs(self, device, dtype)
 
     def reset_parameters(self):
         stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
@@ -430,8 +434,9 @@ class RNNCell(RNNCellBase):
     """One step of ``RNN``: h' = act(W_ih x + b_ih + W_hh h + b_hh), act tanh or ReLU.
     ``forward(input, hx=None)`` with input (N, H_in) or (H_in) returns h'."""
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh"):
-        super().__init__(input_size, hidden_size, bias, num_chunks=1)
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None,
+                 dtype=None):
+        super().__init__(input_size, hidden_size, bias, num_chunks=1, device=device, dtype=dtype)
         self.nonlinearity = nonlinearity
 
     def forward(self, input, hx=None):
@@ -446,8 +451,8 @@ class RNNCell(RNNCellBase):
 class LSTMCell(RNNCellBase):
     """One step of ``LSTM``. ``forward(input, hx=None)`` with hx = (h, c) returns (h', c')."""
 
-    def __init__(self, input_size, hidden_size, bias=True):
-        super().__init__(input_size, hidden_size, bias, num_chunks=4)
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
 
     def forward(self, input, hx=None):
         x, (h, c), is_batched = self._prepare(input, hx, 2)
@@ -459,8 +464,8 @@ class LSTMCell(RNNCellBase):
 class GRUCell(RNNCellBase):
     """One step of ``GRU``. ``forward(input, hx=None)`` returns h'."""
 
-    def __init__(self, input_size, hidden_size, bias=True):
-        super().__init__(input_size, hidden_size, bias, num_chunks=3)
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, num_chunks=3, device=device, dtype=dtype)
 
     def forward(self, input, hx=None):
         x, (h,), is_batched = self._prepare(input, hx, 1)

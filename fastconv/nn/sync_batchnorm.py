@@ -28,7 +28,7 @@ import numpy as np
 from fastconv import functional as F
 from fastconv.function import Function
 from fastconv.nn.layers import _BatchNorm
-from fastconv.nn.module import Module
+from fastconv.nn.module import Module, factory_kwargs
 from fastconv.ops.validate import contiguous
 
 
@@ -103,6 +103,7 @@ class SyncBatchNorm(_BatchNorm):
                                       "supported (process_group=None)")
         super().__init__(num_features, eps, momentum, affine, track_running_stats)
         self.process_group = process_group
+        factory_kwargs(self, device, dtype)
 
     def forward(self, x):
         import fastconv.distributed as dist

@@ -10,7 +10,7 @@ import numpy as np
 
 from fastconv.backend import get_backend
 from fastconv.function import Function
-from fastconv.ops.validate import ArgumentError, contiguous, float_tensor
+from fastconv.ops.validate import ArgumentError, ArgumentTypeError, contiguous, float_tensor
 
 
 class SoftmaxCrossEntropy(Function):
@@ -446,8 +446,8 @@ def one_hot(tensor, num_classes=-1):
         raise TypeError(f"{op}: tensor must be a fastconv.Tensor of class indices, got "
                         f"{type(tensor).__name__}")
     if tensor.dtype.kind not in "iu":
-        raise TypeError(f"{op}: tensor must hold integer class indices (int64), got "
-                        f"{tensor.dtype}")
+        raise ArgumentTypeError(f"{op}: tensor must hold integer class indices (int64), got "
+                                f"{tensor.dtype}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
         raise TypeError(f"{op}: num_classes must be an int, got {num_classes!r}")
     xp = get_backend(tensor.device).xp

@@ -119,6 +119,39 @@ def _cubic_taps(size: int, out: int, scale: float | None,
     return index, weight
 
 
+def _antialias_taps(size: int, out: int, scale: float | None, align_corners: bool,
+                    cubic: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(index, weight), both (out, K): the taps of antialiased bilinear / bicubic resizing
+    along one axis (PyTorch's ``antialias=True``, Pillow's resampling). The filter (the
+    triangle, or Keys' cubic with a = -0.5) is stretched by the scale r when shrinking
+    (r > 1), so each output averages every input it covers; the weights of each output sum
+    to 1. An axis that keeps its size is copied, as PyTorch does."""
+    if size == out:
+        return np.arange(out)[:, None], np.ones((out, 1), np.float32)
+    if align_corners:
+        r = (size - 1) / (out - 1) if out > 1 else 0.0
+    else:
+        r = 1.0 / scale if scale is not None else size / out
+    support = (2.0 if cubic else 1.0) * max(r, 1.0)
+    invscale = 1.0 / r if r >= 1.0 else 1.0
+    center = r * (np.arange(out) + 0.5)
+    lo = np.maximum((center - support + 0.5).astype(np.int64), 0)
+    hi = np.minimum((center + support + 0.5).astype(np.int64), size)
+    index = lo[:, None] + np.arange(max(int((hi - lo).max()), 1))
+    d = np.abs((index - center[:, None] + 0.5) * invscale)
+    if cubic:
+        a = -0.5
+        w = np.where(d < 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                     np.where(d < 2, (((d - 5) * d + 8) * d - 4) * a, 0.0))
+    else:
+        w = np.maximum(1.0 - d, 0.0)
+    inside = index < hi[:, None]
+    w = np.where(inside, w, 0.0)
+    total = w.sum(axis=1, keepdims=True)
+    w = w / np.where(total == 0, 1.0, total)
+    return np.where(inside, index, size), w.astype(np.float32)
+
+
 # ------------------------------------------------------------------ separable products and taps
 #
 # A tap table (index, weight), both (out, K), lists the input positions output o reads along
@@ -298,7 +331,11 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         align_corners: only for linear, bilinear and bicubic (default False); an error for the
             others.
         recompute_scale_factor: with True, map back with S / O instead of 1 / scale_factor.
-        antialias: not supported (an error says so).
+        antialias: with bilinear or bicubic (4-D input), filter as PyTorch's
+            ``antialias=True`` when shrinking: the triangle or cubic (a = -0.5) filter is
+            widened by the scale so that each output averages all the inputs it covers
+            (Pillow's resampling); when enlarging, bilinear is unchanged and bicubic uses
+            a = -0.5. An axis that keeps its size is copied.
     """
     op = "interpolate"
     float_tensor(input, "input", op)
@@ -308,8 +345,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
         raise ArgumentError("align_corners option can only be set with the interpolating modes: "
                             "linear | bilinear | bicubic | trilinear")
-    if antialias:
-        raise NotImplementedError(f"{op}: antialias=True is not supported by fastconv")
+    if antialias and (mode not in ("bilinear", "bicubic") or input.ndim != 4):
+        raise ArgumentError(f"{op}: antialias=True is supported for the bilinear and bicubic "
+                            f"modes on a 4-D input, got mode {mode!r} and shape {input.shape}")
     want = {"bilinear": (4,), "bicubic": (4,), "linear": (3,)}.get(mode, (3, 4))
     if input.ndim not in want:
         dims = {(4,): "H, W", (3,): "L"}.get(want, "[H,] W")
@@ -327,6 +365,11 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         from fastconv.ops.pool import adaptive_avg_pool2d
 
         y = adaptive_avg_pool2d(x, out)
+    elif antialias:
+        th, tw = (_antialias_taps(x.shape[2 + i], out[i], scales[i], bool(align_corners),
+                                  mode == "bicubic") for i in range(2))
+        y = SeparableResize.apply(x, taps_matrix(*th, x.shape[2]), taps_matrix(*tw, x.shape[3]),
+                                  taps=(th, tw))
     elif mode == "bicubic":
         th = _cubic_taps(x.shape[2], out[0], scales[0], bool(align_corners))
         tw = _cubic_taps(x.shape[3], out[1], scales[1], bool(align_corners))

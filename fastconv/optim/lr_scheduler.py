@@ -98,6 +98,10 @@ class LRScheduler:
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._initial_step()
+        if last_epoch != -1:
+            # resumed: PyTorch steps on from the groups' current rates, which need not be the
+            # closed form's (a rate restored from the optimizer's state, or set by hand)
+            self._chained = True
 
     def _initial_step(self) -> None:
         # _last_lr: what this scheduler last wrote (at first: the initial rates); a group
