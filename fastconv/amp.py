@@ -123,6 +123,29 @@ class GradScaler:
                           "disabling it. scale() returns the loss unchanged and step() calls "
                           "optimizer.step()", UserWarning, stacklevel=2)
         self.device = device
+        # kept for torch's getters and setters; a disabled scaler never uses them
+        self._init_scale = init_scale
+        self._growth_factor = growth_factor
+        self._backoff_factor = backoff_factor
+        self._growth_interval = growth_interval
+
+    def get_growth_factor(self) -> float:
+        return self._growth_factor
+
+    def set_growth_factor(self, new_factor: float) -> None:
+        self._growth_factor = new_factor
+
+    def get_backoff_factor(self) -> float:
+        return self._backoff_factor
+
+    def set_backoff_factor(self, new_factor: float) -> None:
+        self._backoff_factor = new_factor
+
+    def get_growth_interval(self) -> int:
+        return self._growth_interval
+
+    def set_growth_interval(self, new_interval: int) -> None:
+        self._growth_interval = new_interval
 
     def is_enabled(self) -> bool:
         return False

@@ -157,6 +157,11 @@ def _flatten_value(obj, path, arrays, names, exact, used, open_):
     tensor = None
     if _is_tensor(obj):
         tensor = {"requires_grad": bool(obj.requires_grad)}
+        if type(obj).__name__ == "Parameter":  # comes back as one, as torch's
+            tensor["parameter"] = True
+        device = str(getattr(obj, "device", "cpu"))
+        if device != "cpu":  # the location a map_location dict or function is asked about
+            tensor["device"] = "cuda:0" if device == "cuda" else device
         obj = obj.data  # a fastconv Tensor: store its array
     host = _to_host(obj)
     if host is not None:
@@ -730,24 +735,57 @@ def save(obj, f=None, pickle_module=None, pickle_protocol=None, *, compress: boo
     _write(f, obj, compress, exact=True)
 
 
+def _map_target(target, who: str):
+    """'cpu' or 'cuda' for a map_location target (a str or a device)."""
+    device = str(target)
+    if device.startswith("cuda"):
+        return "cuda"
+    if device != "cpu":
+        raise ValueError(f"fastconv.load: map_location {who} must name 'cpu' or 'cuda', got "
+                         f"{target!r}")
+    return device
+
+
 def _tensor_maker(map_location):
-    if map_location is None:
-        device = None
-    else:
-        device = str(map_location)
-        if device.startswith("cuda"):
-            device = "cuda"
-        elif device != "cpu":
-            raise ValueError(f"fastconv.load: map_location must be None, 'cpu' or 'cuda', got "
-                             f"{map_location!r} (dicts and functions are not supported)")
+    """How a stored array becomes a Tensor under ``map_location``, as torch.load: None or a
+    device (str or fastconv.device) puts every Tensor there; a dict maps a Tensor's saved
+    location ('cpu', 'cuda:0') to another; a function ``f(tensor, location)`` is given each
+    Tensor (loaded on the CPU -- fastconv has no storages) and returns it where it should
+    be, or None to keep it on the CPU."""
+    mapping = fn = device = None
+    if isinstance(map_location, dict):
+        mapping = {str(k): v for k, v in map_location.items()}
+        for v in mapping.values():
+            _map_target(v, "dict value")
+    elif callable(map_location):
+        fn = map_location
+    elif map_location is not None:
+        device = _map_target(map_location, "value")
 
     def make(array, info):
         from fastconv.tensor import Tensor
 
+        info = info if isinstance(info, dict) else {}
         t = Tensor(np.array(array, copy=True))
-        if device == "cuda":
+        location = info.get("device", "cpu")
+        target = device
+        if mapping is not None:
+            target = _map_target(mapping.get(location, "cpu"), "dict value")
+        if target == "cuda":
             t = t.to("cuda")
-        if isinstance(info, dict) and info.get("requires_grad"):
+        if fn is not None:
+            moved = fn(t, location)
+            if moved is not None:
+                if not isinstance(moved, Tensor):
+                    raise TypeError(f"fastconv.load: the map_location function returned a "
+                                    f"{type(moved).__name__}; it must return the Tensor it "
+                                    "was given (moved where it should be) or None")
+                t = moved
+        if info.get("parameter"):
+            from fastconv.nn.module import Parameter
+
+            return Parameter(t, requires_grad=bool(info.get("requires_grad")))
+        if info.get("requires_grad"):
             t.requires_grad_(True)
         return t
 
@@ -763,7 +801,9 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
     p)``, and the same for an optimizer or scheduler. Files written by
     ``save_training`` and ``models.train_cifar`` load too (as the dict they hold).
 
-    ``map_location``: None or "cpu" (Tensors on the CPU), or "cuda" (moved to the GPU).
+    ``map_location``: None or "cpu" (Tensors on the CPU), "cuda" (moved to the GPU), a dict
+    from saved locations to targets (``{"cuda:0": "cpu"}``) or a function ``f(tensor,
+    location)`` returning the Tensor moved (``lambda storage, loc: storage``), as torch's.
     ``weights_only`` is accepted and has no effect: a fastconv file can only hold data
     (the file is read with ``allow_pickle=False``), so every load is weights-only.
     ``pickle_module`` and ``mmap=True`` are refused (ValueError); the message for a

@@ -626,3 +626,87 @@ def test_rand_and_trivial_augment_every_op_runs_and_forced_op_equals_pil(cls, im
     x = t(a)
     fastconv.manual_seed(3)
     np.testing.assert_array_equal(x, np.asarray(t(pil)))  # arrays take the PIL path
+
+
+# ------------------------------------------------------------------------------------------------
+# transforms.functional (torchvision.transforms.functional's names)
+# ------------------------------------------------------------------------------------------------
+
+def test_random_crop_get_params_then_functional_crop_of_image_and_mask():
+    """Segmentation's habit: one RandomCrop.get_params window cropped out of an image and its
+    mask with TF.crop, then both flipped with TF.hflip."""
+    import fastconv.data.transforms.functional as TF
+
+    rng = np.random.default_rng()
+    h, w = int(rng.integers(8, 20)), int(rng.integers(8, 20))
+    a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    mask = rng.integers(0, 5, (h, w), dtype=np.uint8)
+    image = Image.fromarray(a)
+    i, j, th, tw = T.RandomCrop.get_params(image, output_size=(6, 7))
+    assert (th, tw) == (6, 7) and 0 <= i <= h - 6 and 0 <= j <= w - 7
+    _same(TF.crop(image, i, j, th, tw), a[i:i + 6, j:j + 7])
+    _same(TF.crop(Image.fromarray(mask), i, j, th, tw), mask[i:i + 6, j:j + 7])
+    _same(TF.hflip(TF.crop(mask, i, j, th, tw)), mask[i:i + 6, j:j + 7][:, ::-1])
+    assert T.RandomCrop.get_params(image, (h, w)) == (0, 0, h, w)
+    with pytest.raises(ValueError, match="larger than input image size"):
+        T.RandomCrop.get_params(image, (h + 1, w))
+    assert T.functional is TF
+
+
+def test_functional_matches_torch_and_the_transform_classes():
+    import fastconv.data.transforms.functional as TF
+
+    rng = np.random.default_rng()
+    a = rng.integers(0, 256, (9, 12, 3), dtype=np.uint8)
+    pil = Image.fromarray(a)
+    x = TF.to_tensor(pil)
+    tx = torch.tensor(a.transpose(2, 0, 1) / 255.0, dtype=torch.float32)
+    np.testing.assert_allclose(x.numpy(), tx.numpy(), rtol=1e-6)
+    _same(TF.hflip(x).numpy(), torch.flip(tx, [-1]).numpy())
+    _same(TF.vflip(x).numpy(), torch.flip(tx, [-2]).numpy())
+    _same(TF.crop(x, 2, 3, 4, 5).numpy(), tx[:, 2:6, 3:8].numpy())
+    _same(TF.crop(x, -1, 0, 3, 2).numpy()[:, 0], 0)  # outside the image: zeros
+    mean, std = rng.uniform(0.2, 0.6, 3).tolist(), rng.uniform(0.2, 0.6, 3).tolist()
+    want = (tx - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    np.testing.assert_allclose(TF.normalize(x, mean, std).numpy(), want.numpy(), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(TF.pad(x, [1, 2]).numpy(),
+                               torch.nn.functional.pad(tx, (1, 1, 2, 2)).numpy())
+    np.testing.assert_allclose(TF.pad(x, 2, padding_mode="reflect").numpy(),
+                               torch.nn.functional.pad(tx[None], (2,) * 4,
+                                                       mode="reflect")[0].numpy())
+    assert TF.get_image_size(pil) == [12, 9] and TF.get_dimensions(x) == [3, 9, 12]
+    assert TF.get_image_num_channels(pil) == 3
+    # the same code as the classes
+    _same(TF.resize(pil, 5), T.Resize(5)(pil))
+    _same(TF.resize(x, [4, 6]).numpy(), T.Resize((4, 6))(x).numpy())
+    _same(TF.center_crop(pil, 4), T.CenterCrop(4)(pil))
+    _same(TF.resized_crop(pil, 1, 2, 6, 7, [3, 3]), T.Resize((3, 3))(pil.crop((2, 1, 9, 7))))
+    _same(TF.to_pil_image(x), pil)
+    _same(TF.pil_to_tensor(pil).numpy(), a.transpose(2, 0, 1))
+    _same(TF.rgb_to_grayscale(pil, 3), T.Grayscale(3)(pil))
+    _same(TF.rotate(pil, 30), augment.rotate(pil, 30))
+    assert len(TF.five_crop(pil, 4)) == 5 and len(TF.ten_crop(pil, 4)) == 10
+    # colour: PIL's enhancers for PIL images, the tensor formulas for float Tensors
+    f = float(rng.uniform(0.3, 1.7))
+    _same(TF.adjust_brightness(pil, f), ImageEnhance.Brightness(pil).enhance(f))
+    _same(TF.adjust_contrast(pil, f), ImageEnhance.Contrast(pil).enhance(f))
+    _same(TF.adjust_saturation(pil, f), ImageEnhance.Color(pil).enhance(f))
+    _same(TF.adjust_sharpness(pil, f), ImageEnhance.Sharpness(pil).enhance(f))
+    np.testing.assert_allclose(TF.adjust_brightness(x, f).numpy(),
+                               np.clip(tx.numpy() * f, 0, 1), rtol=1e-5, atol=1e-6)
+    assert TF.adjust_hue(pil, 0.1).size == pil.size
+    with pytest.raises(ValueError, match="hue_factor"):
+        TF.adjust_hue(pil, 0.7)
+    with pytest.raises(ValueError, match="brightness_factor"):
+        TF.adjust_brightness(pil, -1)
+    _same(TF.invert(pil), ImageOps.invert(pil))
+    erased = TF.erase(x, 1, 2, 3, 4, 0.5)
+    want = tx.clone()
+    want[:, 1:4, 2:6] = 0.5
+    np.testing.assert_allclose(erased.numpy(), want.numpy())
+    np.testing.assert_allclose(x.numpy(), tx.numpy(), rtol=1e-6)  # not in place by default
+    blurred = TF.gaussian_blur(x, 3)
+    assert tuple(blurred.shape) == (3, 9, 12)
+    with pytest.raises(ValueError, match="odd"):
+        TF.gaussian_blur(x, 4)

@@ -94,8 +94,11 @@ def test_lower_precision_ops_match_torch_autocast(rng, case):
     the exact ones to float32 precision, and both agree with torch's autocast."""
     shapes, kw = LOWP_CASES[case]
     if case.startswith("conv"):
-        ours = lambda x, w, b=None: F.conv2d(x, w, b, **kw)
-        theirs = lambda x, w, b=None: torch.nn.functional.conv2d(x, w, b, **kw)
+        def ours(x, w, b=None):
+            return F.conv2d(x, w, b, **kw)
+
+        def theirs(x, w, b=None):
+            return torch.nn.functional.conv2d(x, w, b, **kw)
     elif case == "linear":
         ours, theirs = F.linear, torch.nn.functional.linear
     else:
@@ -139,11 +142,12 @@ def test_other_ops_stay_float32_inside_the_region(rng):
     bn = nn.BatchNorm2d(3)
     target = fastconv.tensor(rng.integers(0, 5, 4))
     logits = fastconv.tensor(rng.standard_normal((4, 5)).astype(np.float32))
-    plain = (bn(x).detach().numpy(), F.softmax(logits, 1).numpy(), F.cross_entropy(logits, target).item(),
-             F.max_pool2d(x, 2).numpy(), x.sum().item())
+    plain = (bn(x).detach().numpy(), F.softmax(logits, 1).numpy(),
+             F.cross_entropy(logits, target).item(), F.max_pool2d(x, 2).numpy(), x.sum().item())
     with fastconv.autocast("cpu"):
-        cast = (bn(x).detach().numpy(), F.softmax(logits, 1).numpy(), F.cross_entropy(logits, target).item(),
-                F.max_pool2d(x, 2).numpy(), x.sum().item())
+        cast = (bn(x).detach().numpy(), F.softmax(logits, 1).numpy(),
+                F.cross_entropy(logits, target).item(), F.max_pool2d(x, 2).numpy(),
+                x.sum().item())
     for a, b in zip(plain, cast):
         assert np.array_equal(a, b)
 
@@ -246,3 +250,24 @@ def test_integer_matmul_is_not_cast(rng):
     for got in (inside, outside):
         assert got.dtype == fastconv.int64 and want.dtype == torch.int64
         np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_grad_scaler_getters_and_setters_as_torchs():
+    """Scripts log and tune the scaler's factors: fastconv's (always disabled) scaler keeps
+    them as torch's enabled one does."""
+    rng = np.random.default_rng()
+    growth, backoff = float(rng.uniform(1.5, 4)), float(rng.uniform(0.1, 0.9))
+    interval = int(rng.integers(1, 5000))
+    kw = dict(growth_factor=growth, backoff_factor=backoff, growth_interval=interval)
+    with pytest.warns(UserWarning, match="disabling"):
+        ours = fastconv.amp.GradScaler("cpu", **kw)
+    theirs = torch.amp.GradScaler("cpu", **kw)
+    for name in ("get_growth_factor", "get_backoff_factor", "get_growth_interval"):
+        assert getattr(ours, name)() == getattr(theirs, name)(), name
+    for s in (ours, theirs):
+        s.set_growth_factor(3.0)
+        s.set_backoff_factor(0.25)
+        s.set_growth_interval(7)
+    assert (ours.get_growth_factor(), ours.get_backoff_factor(), ours.get_growth_interval()) \
+        == (theirs.get_growth_factor(), theirs.get_backoff_factor(),
+            theirs.get_growth_interval())

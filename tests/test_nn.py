@@ -717,3 +717,35 @@ def test_init_keeps_the_parameter_usable(rng):
     assert layer.weight is w and layer.weight.requires_grad
     layer(fastconv.tensor(randn(rng, 1, 2, 4, 4))).sum().backward()
     assert layer.weight.grad is not None
+
+
+def test_init_takes_torchs_generator_argument():
+    """torch 2's initialisers take ``generator=``: the same seed gives the same values, and the
+    global generator is left alone."""
+    fns = [nn.init.uniform_, nn.init.normal_, nn.init.trunc_normal_, nn.init.xavier_uniform_,
+           nn.init.xavier_normal_, nn.init.kaiming_uniform_, nn.init.kaiming_normal_,
+           nn.init.orthogonal_, lambda t, generator: nn.init.sparse_(t, 0.5, generator=generator)]
+    seed = int(np.random.default_rng().integers(0, 2 ** 31))
+    for fn in fns:
+        fastconv.manual_seed(seed)
+        expect_global = to_numpy(fastconv.randn(3))
+        fastconv.manual_seed(seed)
+        a = to_numpy(fn(_param((5, 4)), generator=fastconv.Generator().manual_seed(seed)))
+        b = to_numpy(fn(_param((5, 4)), generator=fastconv.Generator().manual_seed(seed)))
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(to_numpy(fastconv.randn(3)), expect_global)
+        c = to_numpy(fn(_param((5, 4)), generator=np.random.default_rng(seed)))
+        assert c.shape == (5, 4)
+    with pytest.raises(TypeError, match="generator"):
+        nn.init.normal_(_param((3,)), generator=3)
+
+
+def test_init_mode_is_case_insensitive_as_torchs():
+    torch = pytest.importorskip("torch")
+    for mode in ("FAN_OUT", "Fan_In"):
+        t = nn.init.kaiming_normal_(_param((8, 4)), mode=mode)
+        assert tuple(t.shape) == (8, 4)
+        assert nn.init._calculate_correct_fan(_param((8, 4, 3)), mode) == \
+            torch.nn.init._calculate_correct_fan(torch.empty(8, 4, 3), mode)
+    with pytest.raises(ValueError, match="fan_in, fan_out"):
+        nn.init.kaiming_uniform_(_param((8, 4)), mode="fan_avg")

@@ -516,6 +516,25 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm, rng):
         assert_close(to_numpy(p.grad), tp.grad.numpy(), name="clipped grad")
 
 
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf])
+def test_get_total_norm_and_clip_grads_with_norm_match_torch(norm_type, rng):
+    """torch 2.6 split clip_grad_norm_ into get_total_norm + clip_grads_with_norm_."""
+    ours, theirs = _grad_pair(rng)
+    total = nn.utils.get_total_norm([p.grad for p in ours], norm_type)
+    want = tnn.utils.get_total_norm([p.grad for p in theirs], norm_type)
+    assert isinstance(total, fastconv.Tensor) and total.shape == ()
+    assert_close(to_numpy(total), want.numpy(), name="total norm")
+    max_norm = float(want) / 3
+    nn.utils.clip_grads_with_norm_(ours, max_norm, total)
+    tnn.utils.clip_grads_with_norm_(theirs, max_norm, want)
+    for p, tp in zip(ours, theirs):
+        assert_close(to_numpy(p.grad), tp.grad.numpy(), name="clipped grad")
+    assert float(nn.utils.get_total_norm([])) == 0.0
+    bad = [T(np.array([np.inf, 1.0], np.float32))]
+    with pytest.raises(RuntimeError, match="non-finite"):
+        nn.utils.get_total_norm(bad, error_if_nonfinite=True)
+
+
 def test_clip_grad_norm_nonfinite_and_value(rng):
     ours, _ = _grad_pair(rng)
     ours[0].grad.data[0, 0] = np.inf

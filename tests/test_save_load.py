@@ -126,12 +126,40 @@ def test_objects_and_pickles_are_refused(tmp_path):
     with pytest.raises(ValueError, match="mmap"):
         fastconv.load(str(tmp_path / "x.pt"), mmap=True)
     with pytest.raises(ValueError, match="map_location"):
-        fastconv.load(str(tmp_path / "x.pt"), map_location={"cuda:0": "cpu"})
+        fastconv.load(str(tmp_path / "x.pt"), map_location="tpu")
     assert fastconv.load(str(tmp_path / "x.pt"), weights_only=True) == {"x": 1}
     torch = pytest.importorskip("torch")
     torch.save({"w": torch.zeros(2)}, str(tmp_path / "t.pt"))
     with pytest.raises(ck.CheckpointError, match="PyTorch pickle"):
         fastconv.load(str(tmp_path / "t.pt"))
+
+
+def test_map_location_dicts_functions_and_parameters_as_torchs(tmp_path):
+    """torch.load's map_location may be a dict of locations or a function (storage, location);
+    a saved Parameter comes back a Parameter."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng()
+    w = rng.standard_normal((3, 4)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    ours = {"w": fastconv.tensor(w), "p": nn.Parameter(fastconv.tensor(b))}
+    theirs = {"w": torch.tensor(w), "p": torch.nn.Parameter(torch.tensor(b))}
+    fastconv.save(ours, str(tmp_path / "f.pt"))
+    torch.save(theirs, str(tmp_path / "t.pt"))
+    seen = []
+    for ml in ({"cuda:0": "cpu"}, {"cpu": "cpu"}, lambda storage, loc: storage,
+               lambda storage, loc: seen.append(loc), fastconv.device("cpu")):
+        got = fastconv.load(str(tmp_path / "f.pt"), map_location=ml)
+        want = torch.load(str(tmp_path / "t.pt"), map_location=ml)
+        for k in ("w", "p"):
+            np.testing.assert_array_equal(got[k].detach().numpy(), want[k].detach().numpy())
+            assert got[k].requires_grad == want[k].requires_grad
+        assert type(got["p"]).__name__ == type(want["p"]).__name__ == "Parameter"
+        assert type(got["w"]) is fastconv.Tensor
+    assert seen == ["cpu"] * 4  # each library asks once per tensor
+    with pytest.raises(TypeError, match="map_location function"):
+        fastconv.load(str(tmp_path / "f.pt"), map_location=lambda s, loc: 3)
+    with pytest.raises(ValueError, match="map_location"):
+        fastconv.load(str(tmp_path / "f.pt"), map_location={"cpu": "tpu"})
 
 
 def test_the_old_argument_order_names_the_training_helpers(tmp_path):

@@ -102,3 +102,38 @@ def test_an_argument_changed_in_place_is_an_error(rng):
     x.mul_(2)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+def test_tuple_and_dict_outputs_match_torch(rng):
+    """A block returning several Tensors (features and logits, a dict of heads) is checkpointed
+    as torch's: each output carries its gradient back to the inputs and parameters."""
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    g1 = rng.standard_normal((2, 3)).astype(np.float32)
+    sd = {k: v.numpy() for k, v in _block(torch).state_dict().items()}
+    results = []
+    for lib in (fc, torch):
+        model = _block(lib)
+        model.load_state_dict({k: lib.tensor(v) for k, v in sd.items()})
+        xt = lib.tensor(x, requires_grad=True)
+
+        def pair(a, model=model):
+            h = model[1](model[0](a))
+            return h, model[6](model[5](model[4](model[3](h))))
+
+        h, y = checkpoint(pair, xt, use_reentrant=False) if lib is fc else \
+            torch.utils.checkpoint.checkpoint(pair, xt, use_reentrant=False)
+        out = (lib.tensor(g1) * y).sum() + h.square().mean()
+        d = (checkpoint if lib is fc else torch.utils.checkpoint.checkpoint)(
+            lambda a: {"double": a * 2, "label": 7, "idx": a.flatten(1).argmax(1)}, xt,
+            use_reentrant=False)
+        assert d["label"] == 7 and not d["idx"].requires_grad
+        (out + d["double"].sum()).backward()
+        results.append((y.detach().numpy(), h.detach().numpy(), xt.grad.numpy(),
+                        {k: p.grad.numpy() for k, p in model.named_parameters()},
+                        d["idx"].numpy()))
+    ours, theirs = results
+    for a, b in zip(ours[:3], theirs[:3]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for k in theirs[3]:
+        np.testing.assert_allclose(ours[3][k], theirs[3][k], rtol=1e-4, atol=1e-5, err_msg=k)
+    np.testing.assert_array_equal(ours[4], theirs[4])

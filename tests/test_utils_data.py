@@ -561,3 +561,36 @@ def test_a_fastconv_generator_seeds_shuffling_as_torch_generator_does():
     assert sorted(first) == list(range(23)) and first != list(range(23))
     assert order(3) == first and order(4) != first
     assert fc.utils.data.DataLoader is DataLoader  # reachable from a plain `import fastconv`
+
+
+def test_typed_datasets_and_samplers_subscript_as_torchs():
+    """``class MyData(Dataset[tuple[Tensor, int]])`` (and IterableDataset[...], Sampler[int]):
+    torch's classes are Generic."""
+    n = int(np.random.default_rng().integers(3, 9))
+    made = []
+    for lib in (D, tud):
+        class Pairs(lib.Dataset[tuple]):
+            def __len__(self):
+                return n
+
+            def __getitem__(self, i):
+                return i, 2 * i
+
+        class Stream(lib.IterableDataset[int]):
+            def __iter__(self):
+                return iter(range(n))
+
+        class Backwards(lib.Sampler[int]):
+            def __init__(self, data_source):
+                self.n = len(data_source)
+
+            def __iter__(self):
+                return iter(range(self.n - 1, -1, -1))
+
+            def __len__(self):
+                return self.n
+
+        made.append([_np(b) for b in lib.DataLoader(Pairs(), batch_size=2,
+                                                    sampler=Backwards(Pairs()))]
+                    + [_np(b) for b in lib.DataLoader(Stream(), batch_size=3)])
+    assert made[0] == made[1]

@@ -1,7 +1,8 @@
 """Weight initialisers (PyTorch's ``torch.nn.init`` names and formulas), in place on Tensors.
 
 Draws come from fastconv's generator, so ``fastconv.manual_seed`` makes them
-reproducible. Each returns the tensor it filled.
+reproducible; the random ones also take torch's ``generator=`` (a ``fastconv.Generator``, or a
+``numpy.random.Generator``) to draw from instead. Each returns the tensor it filled.
 """
 
 from __future__ import annotations
@@ -33,7 +34,21 @@ _calculate_fan_in_and_fan_out = _fans
 
 
 def _calculate_correct_fan(tensor, mode):
-    return _fan(tensor, mode.lower() if isinstance(mode, str) else mode)
+    return _fan(tensor, mode)
+
+
+def _rng(generator, who: str) -> np.random.Generator:
+    """The generator to draw from: fastconv's global one, or the ``generator=`` given."""
+    if generator is None:
+        return random.generator()
+    if isinstance(generator, np.random.Generator):
+        return generator
+    from fastconv.creation import Generator
+
+    if isinstance(generator, Generator):
+        return generator._rng
+    raise TypeError(f"{who}: generator must be a fastconv.Generator (as torch.Generator), a "
+                    f"numpy.random.Generator or None, got {type(generator).__name__}")
 
 
 _LINEAR_FNS = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
@@ -67,9 +82,10 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
 
 
 def _check_mode(mode):
-    if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
-    return mode
+    low = mode.lower() if isinstance(mode, str) else mode  # torch lower-cases it
+    if low not in ("fan_in", "fan_out"):
+        raise ValueError(f"Mode {mode} not supported, please use one of fan_in, fan_out")
+    return low
 
 
 def _fan(tensor, mode):
@@ -83,7 +99,7 @@ def _number(who, name, value) -> float:
     return float(value)
 
 
-def uniform_(tensor, a=0.0, b=1.0):
+def uniform_(tensor, a=0.0, b=1.0, generator=None):
     """U(a, b), as torch's (which needs finite a <= b)."""
     a, b = _number("uniform_", "a", a), _number("uniform_", "b", b)
     for name, v, word in (("a", a, "from"), ("b", b, "to")):
@@ -92,15 +108,15 @@ def uniform_(tensor, a=0.0, b=1.0):
     if a > b:
         raise ValueError(f"uniform_ expects to return a [from, to) range, but found "
                          f"from={a:g} > to={b:g} (a must be <= b)")
-    return _fill(tensor, random.generator().uniform(a, b, tensor.shape))
+    return _fill(tensor, _rng(generator, "uniform_").uniform(a, b, tensor.shape))
 
 
-def normal_(tensor, mean=0.0, std=1.0):
+def normal_(tensor, mean=0.0, std=1.0, generator=None):
     """N(mean, std^2), as torch's (which needs std >= 0)."""
     mean, std = _number("normal_", "mean", mean), _number("normal_", "std", std)
     if not std >= 0:  # NaN too
         raise ValueError(f"normal expects std >= 0.0, but found std {std:g}")
-    return _fill(tensor, random.generator().normal(mean, std, tensor.shape))
+    return _fill(tensor, _rng(generator, "normal_").normal(mean, std, tensor.shape))
 
 
 def _ndtr(x: float) -> float:
@@ -142,13 +158,14 @@ def _standard_trunc_normal(gen, lo: float, hi: float, n: int) -> np.ndarray:
     return z
 
 
-def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
     """N(mean, std^2) truncated to [a, b] (absolute bounds, as PyTorch).
 
     When [a, b] holds more than 30% of the normal's mass, normal draws outside it are drawn
     again (a few rounds); otherwise, and for whatever is still outside after those rounds,
     the values come from the inverse CDF (see ``_standard_trunc_normal``), which takes no
     retries however far in the tails [a, b] lies. The result is clamped to [a, b]."""
+    gen = _rng(generator, "trunc_normal_")
     mean, std = _number("trunc_normal_", "mean", mean), _number("trunc_normal_", "std", std)
     a, b = _number("trunc_normal_", "a", a), _number("trunc_normal_", "b", b)
     for name, v in (("mean", mean), ("std", std)):
@@ -165,7 +182,6 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
     n = int(np.prod(tensor.shape))
     if std == 0 or n == 0:
         return _fill(tensor, np.full(tensor.shape, min(max(mean, a), b)))
-    gen = random.generator()
     lo, hi = (a - mean) / std, (b - mean) / std
     if _ndtr(hi) - _ndtr(lo) > 0.3:
         values = gen.normal(mean, std, tensor.shape)
@@ -203,24 +219,25 @@ def _zero_element(tensor) -> bool:
     return False
 
 
-def xavier_uniform_(tensor, gain=1.0):
+def xavier_uniform_(tensor, gain=1.0, generator=None):
     """U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     fan_in, fan_out = _fans(tensor)
     if 0 in tuple(tensor.shape):  # nothing to fill (and fan_in + fan_out may be 0)
         return tensor
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
-def xavier_normal_(tensor, gain=1.0):
+def xavier_normal_(tensor, gain=1.0, generator=None):
     """N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     fan_in, fan_out = _fans(tensor)
     if 0 in tuple(tensor.shape):  # nothing to fill (and fan_in + fan_out may be 0)
         return tensor
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
-def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu",
+                     generator=None):
     """U(-b, b), b = gain * sqrt(3 / fan) (He et al., 2015)."""
     gain = calculate_gain(nonlinearity, a)
     mode = _check_mode(mode)
@@ -229,20 +246,21 @@ def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     fan = _fan(tensor, mode)
     std = gain / math.sqrt(fan)
     bound = math.sqrt(3.0) * std
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu",
+                    generator=None):
     """N(0, std^2), std = gain / sqrt(fan) (He et al., 2015)."""
     gain = calculate_gain(nonlinearity, a)
     mode = _check_mode(mode)
     if _zero_element(tensor):
         return tensor
     fan = _fan(tensor, mode)
-    return normal_(tensor, 0.0, gain / math.sqrt(fan))
+    return normal_(tensor, 0.0, gain / math.sqrt(fan), generator)
 
 
-def orthogonal_(tensor, gain=1.0):
+def orthogonal_(tensor, gain=1.0, generator=None):
     """A (semi-)orthogonal matrix over the tensor flattened to (size(0), rest), times
     ``gain``: the Q of a QR decomposition of Gaussian draws with R's diagonal signs folded in
     (Saxe et al., 2013), as torch's."""
@@ -252,7 +270,7 @@ def orthogonal_(tensor, gain=1.0):
     cols = int(np.prod(tensor.shape)) // rows if rows else 0
     if rows == 0 or cols == 0:
         return tensor
-    flat = random.generator().normal(0.0, 1.0, (rows, cols))
+    flat = _rng(generator, "orthogonal_").normal(0.0, 1.0, (rows, cols))
     if rows < cols:
         flat = flat.T
     q, r = np.linalg.qr(flat)
@@ -295,7 +313,7 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
         raise ValueError(f"sparsity must lie in [0, 1], got {sparsity}")
     rows, cols = tensor.shape
     zeros = int(math.ceil(sparsity * rows))
-    rng = random.generator()
+    rng = _rng(generator, "sparse_")
     values = rng.normal(0.0, std, (rows, cols))
     for c in range(cols):
         values[rng.permutation(rows)[:zeros], c] = 0.0

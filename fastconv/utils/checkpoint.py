@@ -11,7 +11,8 @@ no argument needs a gradient (a network's first block). ``use_reentrant`` is acc
 torch's signature; both settings behave as torch's non-reentrant one here.
 
 An argument changed in place between forward and backward is an error (the recomputation
-would differ). The function returns one Tensor.
+would differ). The function may return a Tensor or tuples, lists and dicts of them (and of other
+values), as torch's: the floating-point Tensors among them carry gradients.
 """
 
 from __future__ import annotations
@@ -26,18 +27,45 @@ from fastconv.tensor import Tensor
 __all__ = ["checkpoint", "checkpoint_sequential"]
 
 
+def _map_tensors(out, fn):
+    """``out`` with every Tensor in it (through tuples, namedtuples, lists and dicts) replaced
+    by ``fn(tensor)``."""
+    if isinstance(out, Tensor):
+        return fn(out)
+    if isinstance(out, tuple) and hasattr(out, "_fields"):
+        return type(out)(*(_map_tensors(v, fn) for v in out))
+    if isinstance(out, (tuple, list)):
+        return type(out)(_map_tensors(v, fn) for v in out)
+    if isinstance(out, dict):
+        return {k: _map_tensors(v, fn) for k, v in out.items()}
+    return out
+
+
+def _float_tensors(out) -> list:
+    found = []
+    _map_tensors(out, lambda t: found.append(t) if t.data.dtype.kind == "f" else None)
+    return found
+
+
 class _Recompute(Function):
+    """One node for the whole block. Its output is the block's Tensor, or for a block that
+    returns several, their floating-point values flattened into one vector that
+    :func:`checkpoint` slices back into shape (``box`` carries the structure)."""
+
     @staticmethod
-    def forward(ctx, anchor, function, preserve_rng_state, kwargs, *args):
+    def forward(ctx, anchor, function, preserve_rng_state, kwargs, box, *args):
         ctx.function, ctx.kwargs, ctx.args = function, kwargs, args
         ctx.rng = get_rng_state() if preserve_rng_state else None
         ctx.save_for_backward(*[a for a in args if isinstance(a, Tensor)])  # version checks
         out = function(*args, **kwargs)
-        if not isinstance(out, Tensor):
-            raise NotImplementedError(f"checkpoint: the function returned a "
-                                      f"{type(out).__name__}; fastconv's checkpoint takes "
-                                      "functions that return one Tensor")
-        return out
+        box["out"] = out
+        if isinstance(out, Tensor):
+            return out
+        floats = _float_tensors(out)
+        if not floats:  # nothing that carries a gradient
+            return Tensor(np.zeros(0, np.float32))
+        xp = _array_module(floats[0].data)
+        return Tensor(xp.concatenate([t.data.reshape(-1).astype(np.float32) for t in floats]))
 
     @staticmethod
     def backward(ctx, dy):
@@ -52,10 +80,41 @@ class _Recompute(Function):
         finally:
             if now is not None:
                 set_rng_state(now)
-        if out.requires_grad:
-            run_backward([out], [dy.data])
+        roots, grads, offset = [], [], 0
+        for t in [out] if isinstance(out, Tensor) else _float_tensors(out):
+            n = int(np.prod(t.shape))
+            if t.requires_grad:
+                roots.append(t)
+                grads.append(dy.data if t is out else
+                             dy.data[offset:offset + n].reshape(t.shape).astype(t.data.dtype))
+            offset += n
+        if roots:
+            run_backward(roots, grads)
         grads = [a.grad if isinstance(a, Tensor) and a.requires_grad else None for a in inputs]
-        return (None, None, None, None, *grads)
+        return (None, None, None, None, None, *grads)
+
+
+def _array_module(a):
+    from fastconv.optim.optimizer import array_module
+
+    return array_module(a)
+
+
+def _unpack(out, packed: Tensor):
+    """The block's output ``out`` with its floating-point Tensors replaced by slices of
+    ``packed`` (so their gradients reach the recomputation)."""
+    offset = 0
+
+    def piece(t):
+        nonlocal offset
+        if t.data.dtype.kind != "f":
+            return t
+        n = int(np.prod(t.shape))
+        p = packed[offset:offset + n].reshape(t.shape)
+        offset += n
+        return p if p.data.dtype == t.data.dtype else p.to(t.dtype)
+
+    return _map_tensors(out, piece)
 
 
 def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism_check=None,
@@ -71,7 +130,10 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
     # a leaf that needs a gradient, so that the call is recorded even when no argument needs
     # one: the parameters inside function still get theirs
     anchor = Tensor(np.zeros((), np.float32), requires_grad=True)
-    return _Recompute.apply(anchor, function, bool(preserve_rng_state), kwargs, *args)
+    box = {}
+    out = _Recompute.apply(anchor, function, bool(preserve_rng_state), kwargs, box, *args)
+    structure = box.pop("out")  # the node keeps box: drop the outputs computed without a graph
+    return out if isinstance(structure, Tensor) else _unpack(structure, out)
 
 
 def checkpoint_sequential(functions, segments: int, input, use_reentrant=None, **kwargs):

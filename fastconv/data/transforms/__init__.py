@@ -255,10 +255,24 @@ class RandomCrop:
                              f"{(h, w)}")
         if h == th and w == tw:
             return img
-        rng = _sample_rng()
+        i, j, th, tw = self.get_params(img, (th, tw))
+        return _crop(img, i, j, th, tw)
+
+    @staticmethod
+    def get_params(img, output_size, rng=None):
+        """(top, left, height, width) of a random ``output_size`` crop of ``img``, as
+        torchvision's (for cropping an image and its mask alike with ``functional.crop``)."""
+        h, w = _size(img)
+        th, tw = output_size
+        if h < th or w < tw:
+            raise ValueError(f"Required crop size {(th, tw)} is larger than input image size "
+                             f"{(h, w)}")
+        if w == tw and h == th:
+            return 0, 0, h, w
+        rng = rng if rng is not None else _sample_rng()
         i = int(rng.integers(0, h - th + 1))
         j = int(rng.integers(0, w - tw + 1))
-        return _crop(img, i, j, th, tw)
+        return i, j, th, tw
 
     def __repr__(self):
         flip = f", flip_p={self.flip_p}" if self.flip_p else ""
@@ -949,25 +963,30 @@ class ColorJitter:
     def __call__(self, img):
         order, b, c, s, h = self.get_params(self.brightness, self.contrast, self.saturation,
                                             self.hue)
-        factors = (b, c, s, h)
+        return self._apply(img, order, (b, c, s, h))
+
+    @classmethod
+    def _apply(cls, img, order, factors):
+        """The adjustments ``order`` (0 brightness, 1 contrast, 2 saturation, 3 hue) with
+        ``factors`` (None: skipped) on any input kind (also transforms.functional's)."""
         Tensor = _tensor_cls()
         if isinstance(img, Tensor):
             a = img.data.get() if hasattr(img.data, "get") else np.asarray(img.data)
-            out = self._tensor(a, order, factors)
+            out = cls._tensor(a, order, factors)
             return Tensor(out if isinstance(img.data, np.ndarray) else _xp(img.data).asarray(out))
         if isinstance(img, np.ndarray):
             from PIL import Image
 
             if img.dtype != np.uint8:
                 if img.ndim == 3:
-                    return self._tensor(img.transpose(2, 0, 1), order, factors).transpose(1, 2, 0)
-                return self._tensor(img[None], order, factors)[0]
+                    return cls._tensor(img.transpose(2, 0, 1), order, factors).transpose(1, 2, 0)
+                return cls._tensor(img[None], order, factors)[0]
             grey = img.ndim == 3 and img.shape[2] == 1
             pil = Image.fromarray(img[..., 0] if grey else img)
-            out = np.asarray(self._pil(pil, order, factors))
+            out = np.asarray(cls._pil(pil, order, factors))
             return out[..., None] if grey else out
         _check_image(img, "ColorJitter")
-        return self._pil(img, order, factors)
+        return cls._pil(img, order, factors)
 
     @staticmethod
     def _pil(img, order, factors):
@@ -1052,3 +1071,6 @@ from fastconv.data.augment import (  # noqa: E402, F401  (re-exported: __all__ b
 )
 
 __all__ += _augment.__all__
+
+# torchvision.transforms.functional's twin, reachable as transforms.functional as there
+from fastconv.data.transforms import functional  # noqa: E402, F401

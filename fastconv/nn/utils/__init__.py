@@ -12,6 +12,8 @@ the total norm as a Tensor, as PyTorch's does.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fastconv.tensor import Tensor
@@ -30,8 +32,9 @@ from .weight_reparam import (
     weight_norm,
 )
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "fuse_conv_bn_eval", "fuse_conv_bn_weights",
-           "fuse_linear_bn_eval", "fuse_linear_bn_weights", "parameters_to_vector",
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "fuse_conv_bn_eval",
+           "fuse_conv_bn_weights", "fuse_linear_bn_eval", "fuse_linear_bn_weights",
+           "get_total_norm", "parameters_to_vector",
            "parametrizations", "parametrize", "remove_spectral_norm", "remove_weight_norm",
            "rnn", "spectral_norm", "stateless", "vector_to_parameters", "weight_norm"]
 
@@ -54,6 +57,41 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
     total = _clip.clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite)
     return total if isinstance(total, Tensor) else Tensor(np.asarray(total, dtype=np.float32))
+
+
+def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """The ``norm_type``-norm of ``tensors`` (a Tensor or an iterable of Tensors, usually the
+    gradients) taken as one vector, as a 0-d float32 Tensor (torch 2.6's first half of
+    ``clip_grad_norm_``; ``foreach`` has no effect)."""
+    from fastconv.optim.optimizer import array_module
+
+    arrays = [t.data for t in _parameter_list(tensors, "get_total_norm") if t is not None]
+    norm_type = float(norm_type)
+    if not arrays:
+        total = 0.0
+    elif math.isinf(norm_type):
+        total = max(float(array_module(a).abs(a).max()) if a.size else 0.0 for a in arrays)
+    else:
+        total = sum(float((array_module(a).abs(a.astype("float64")) ** norm_type).sum())
+                    for a in arrays) ** (1.0 / norm_type)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients from "
+                           "`parameters` is non-finite, so it cannot be clipped. To disable "
+                           "this error and scale the gradients by the non-finite norm anyway, "
+                           "set `error_if_nonfinite=False`")
+    return Tensor(np.asarray(total, dtype=np.float32))
+
+
+def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None) -> None:
+    """Scale the gradients of ``parameters`` in place by min(1, max_norm / (total_norm +
+    1e-6)), ``total_norm`` from :func:`get_total_norm` (torch 2.6's second half of
+    ``clip_grad_norm_``; ``foreach`` has no effect)."""
+    grads = [p.grad for p in _parameter_list(parameters, "clip_grads_with_norm_")
+             if p.grad is not None]
+    total = float(total_norm.item() if isinstance(total_norm, Tensor) else total_norm)
+    coef = min(float(max_norm) / (total + 1e-6), 1.0)
+    for g in grads:
+        g.data *= np.float32(coef)
 
 
 def clip_grad_value_(parameters, clip_value, foreach=None):

@@ -7,6 +7,7 @@ import bisect
 import math
 import warnings
 from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -23,12 +24,14 @@ __all__ = [
     "random_split",
 ]
 
+T_co = TypeVar("T_co", covariant=True)
 
-class Dataset:
+
+class Dataset(Generic[T_co]):
     """A map-style dataset: ``ds[i]`` gives sample ``i``; define ``__getitem__`` and
     (for samplers that need it) ``__len__``. Optionally ``__getitems__(indices) -> list of
     samples`` fetches a batch in one call (the DataLoader uses it when present). ``a + b``
-    concatenates."""
+    concatenates. Generic as torch's: ``class MyData(Dataset[tuple[Tensor, int]])``."""
 
     def __getitem__(self, index):
         raise NotImplementedError("Subclasses of Dataset should implement __getitem__.")
@@ -37,7 +40,7 @@ class Dataset:
         return ConcatDataset([self, other])
 
 
-class IterableDataset(Dataset):
+class IterableDataset(Dataset[T_co]):
     """A stream of samples: define ``__iter__``. With ``num_workers > 0`` every worker
     iterates it (shard it with :func:`get_worker_info`, as in PyTorch). ``a + b`` chains."""
 

@@ -11,6 +11,8 @@ the generators differ.
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 import numpy as np
 
 __all__ = [
@@ -43,8 +45,12 @@ def _positive_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x > 0
 
 
-class Sampler:
-    """Base class: ``__iter__`` yields indices (or lists of them, for batch samplers)."""
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Sampler(Generic[T_co]):
+    """Base class: ``__iter__`` yields indices (or lists of them, for batch samplers).
+    Generic as torch's: ``class MySampler(Sampler[int])``."""
 
     def __init__(self, data_source=None) -> None:
         pass
