@@ -26,6 +26,7 @@
 #include "conv_columns.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -218,6 +219,15 @@ ConvGeom make_geom(const char* fn, index_t C, index_t H, index_t W, index_t KH, 
     require_pair(dilation, 1, fn, "dilation");
     ConvGeom g{C, H, W, KH, KW, stride.first, stride.second, padding.first, padding.second,
                dilation.first, dilation.second, 0, 0};
+    // Past these the sizes below (and the zero-padded copies the kernels make) overflow
+    // 64-bit arithmetic; torch refuses arguments past int32 too.
+    constexpr index_t kMaxArg = (index_t(1) << 31) - 1;
+    for (index_t v : {g.SH, g.SW, g.PH, g.PW, g.DH, g.DW})
+        require(v <= kMaxArg, fn, ": stride, padding and dilation must be at most 2^31 - 1, got ", v);
+    require(static_cast<double>(C) * static_cast<double>(H + 2 * g.PH) * static_cast<double>(W + 2 * g.PW) <
+                std::ldexp(1.0, 48),
+            fn, ": the zero-padded input (", C, " x ", H + 2 * g.PH, " x ", W + 2 * g.PW,
+            " per image) is too large");
     const index_t span_h = H + 2 * g.PH - g.DH * (KH - 1) - 1;
     const index_t span_w = W + 2 * g.PW - g.DW * (KW - 1) - 1;
     require(span_h >= 0 && span_w >= 0, fn, ": the dilated kernel (", g.DH * (KH - 1) + 1, ", ",

@@ -195,3 +195,19 @@ def test_zero_dim_input_keeps_its_shape(rng):
         got = getattr(F, name)(fastconv.tensor(np.float32(x)))
         want = getattr(torch.nn.functional, name)(torch.tensor(x, dtype=torch.float32))
         assert got.shape == () and abs(float(got) - float(want)) < 1e-6, name
+
+
+@pytest.mark.parametrize("threshold", [0.5, float("nan"), float("inf"), -float("inf")])
+def test_threshold_keeps_nan_as_torch(threshold):
+    """torch replaces x where x <= threshold: a NaN x, or any x against a NaN threshold,
+    is kept (it became ``value``); the gradient passes where x is kept."""
+    torch = pytest.importorskip("torch")
+    x = np.array([np.nan, 1.0, -1.0, 0.5, np.inf, -np.inf], np.float32)
+    fx = fastconv.tensor(x, requires_grad=True)
+    tx = torch.tensor(x, requires_grad=True)
+    fy = F.threshold(fx, threshold, 7.0)
+    ty = torch.nn.functional.threshold(tx, threshold, 7.0)
+    np.testing.assert_array_equal(to_numpy(fy), ty.detach().numpy())
+    fy.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_array_equal(to_numpy(fx.grad), tx.grad.numpy())

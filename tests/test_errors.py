@@ -343,14 +343,140 @@ def test_ops_on_strided_and_fortran_layouts(name, op, rng):
     lambda x: F.interpolate(x, size=10**9), lambda x: F.interpolate(x, scale_factor=10**8),
     lambda x: F.pad(x, (10**9, 10**9)), lambda x: fastconv.zeros(10**9, 10**3),
     lambda x: fastconv.randn(10**7, 10**6),
+    lambda x: F.conv_transpose2d(x, T(np.ones((3, 2, 3, 3), np.float32)), stride=10**9),
+    lambda x: F.conv_transpose3d(x[None], T(np.ones((2, 2, 1, 3, 3), np.float32)),
+                                 stride=(10**9, 1, 1)),
+    lambda x: F.unfold(x, 3, padding=10**9),
+    lambda x: F.fold(T(np.ones((1, 12, 1), np.float32)), (10**9, 10**9), 2),
+    lambda x: F.one_hot(T(np.array([0, 1])), 10**12),
+    lambda x: F.affine_grid(T(np.zeros((1, 2, 3), np.float32)), (1, 1, 10**9, 10**9)),
 ], ids=["adaptive_avg", "adaptive_max", "interpolate size", "interpolate scale", "pad",
-        "zeros", "randn"])
+        "zeros", "randn", "conv_transpose2d", "conv_transpose3d", "unfold", "fold", "one_hot",
+        "affine_grid"])
 def test_a_result_larger_than_memory_is_refused_at_once(call, rng):
     """Sizes no machine holds get a clear error before anything is allocated or built (not
     minutes of building tables, nor the out-of-memory killer)."""
     x = fastconv.tensor(randn(rng, 2, 3, 6, 6))
     with pytest.raises(RuntimeError, match=r"would take [\d.]+ GiB, more than this machine"):
         call(x)
+
+
+_HUGE_GEOMETRY = textwrap.dedent(r"""
+    import numpy as np
+    import fastconv
+    import fastconv.functional as F
+    x = fastconv.tensor(np.ones((1, 2, 5, 5), np.float32))
+    w = fastconv.tensor(np.ones((2, 2, 3, 3), np.float32))
+    calls = {
+        # the kernel's zero-padded copy of x: its size overflows 64 bits (a write past the
+        # buffer), or is just larger than any memory
+        "conv2d stride and padding 2**61": lambda: F.conv2d(x, w, stride=2**61, padding=2**61),
+        "conv2d padding 2**63-1": lambda: F.conv2d(x, w, stride=2**62, padding=2**63 - 1),
+        "conv2d stride and padding 2**40": lambda: F.conv2d(x, w, stride=2**40, padding=2**40),
+        "conv1d stride and padding 2**61": lambda: F.conv1d(x[:, :, 0], w[:, :, 0],
+                                                            stride=2**61, padding=2**61),
+        "conv_transpose2d stride 2**30, padding 2**31": lambda: F.conv_transpose2d(
+            x, w, stride=2**30, padding=2**31),
+    }
+    for name, call in calls.items():
+        try:
+            y = call()
+        except RuntimeError as e:
+            ok = "would take" in str(e)
+            print(f"{'OK' if ok else 'UNCLEAR'} {name}: {type(e).__name__}: {e}", flush=True)
+        except Exception as e:
+            print(f"UNCLEAR {name}: {type(e).__name__}: {e}", flush=True)
+        else:
+            print(f"NO-ERROR {name}: {tuple(y.shape)}", flush=True)
+""")
+
+
+_HUGE_GEOMETRY_IN_THE_KERNEL = textwrap.dedent(r"""
+    import numpy as np
+    from fastconv.backend import get_backend
+    x, w = np.ones((1, 2, 5, 5), np.float32), np.ones((2, 2, 3, 3), np.float32)
+    for stride, padding in [(2**61, 2**61), (2**62, 2**61), (1, 2**31), (1, 2**30)]:
+        try:
+            get_backend("cpu").conv2d_forward(x, w, None, (stride,) * 2, (padding,) * 2, (1, 1), 1)
+        except ValueError as e:
+            print("OK" if "at most 2^31 - 1" in str(e) or "too large" in str(e) else "UNCLEAR", e)
+        else:
+            print("ACCEPTED", stride, padding)
+""")
+
+
+def test_the_convolution_kernel_refuses_geometry_that_overflows_on_its_own():
+    """The compiled kernel checks the sizes itself (not only the public op): strides,
+    paddings and dilations past int32, and zero-padded inputs past 2^48 elements."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", _HUGE_GEOMETRY_IN_THE_KERNEL], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, env=env)
+    assert proc.returncode == 0, f"the process died (exit code {proc.returncode}):\n{proc.stderr}"
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4 and all(line.startswith("OK") for line in lines), proc.stdout
+
+
+def test_conv_geometry_that_overflows_the_kernels_is_refused():
+    """A stride and padding so large that the padded input's size overflows the kernels'
+    64-bit arithmetic: refused before the kernel runs (it wrote past its buffer, or returned
+    a small wrong output). Run in a subprocess, so a crash fails only this test."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", _HUGE_GEOMETRY], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, env=env)
+    report = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"the process died (exit code {proc.returncode}):\n{report}"
+    bad = [line for line in proc.stdout.splitlines() if not line.startswith("OK")]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: F.max_pool2d(x, 2**31 + 1, padding=2**30),
+    lambda x: F.avg_pool2d(x, 2**62, stride=2**62, padding=2**61 - 1),
+    lambda x: F.avg_pool2d(x, 2, stride=2**31),
+    lambda x: F.max_pool1d(x[0], 2, dilation=2**31),
+], ids=["max kernel", "avg kernel", "avg stride", "max1d dilation"])
+def test_pooling_sizes_past_int32_are_refused(call, rng):
+    """torch's pooling takes 32-bit sizes; past that the kernels' window sums and divisors
+    overflowed (avg_pool2d returned a wrong average instead of an error)."""
+    x = T(randn(rng, 1, 2, 5, 5))
+    _raises(ValueError, lambda: call(x), "too large")
+
+
+def test_per_channel_vectors_of_the_wrong_length_are_refused(rng):
+    """A bias or statistics vector that would broadcast against the result (a wrong
+    result, no error) is refused, naming the argument and the expected shape."""
+    x1, x2 = T(randn(rng, 2, 3)), T(randn(rng, 2, 4))
+    _raises(ValueError, lambda: F.bilinear(x1, x2, T(randn(rng, 1, 3, 4)), T(randn(rng, 2))),
+            "bias", shapes=[(1,), (2,)])
+    x = T(randn(rng, 1, 2, 3, 4, 4))
+    _raises(ValueError, lambda: F.conv3d(x, T(randn(rng, 1, 2, 1, 1, 1)), T(randn(rng, 3))),
+            "bias", shapes=[(1,), (3,)])
+    x = T(randn(rng, 2, 3, 4))
+    ones = {n: T(np.ones(n, np.float32)) for n in (1, 3, 4)}
+    for kw, name in [({"running_mean": ones[4], "running_var": ones[4]}, "running_mean"),
+                     ({"running_mean": ones[3], "running_var": ones[3], "weight": ones[1],
+                       "use_input_stats": False}, "weight"),
+                     ({"running_mean": ones[3], "running_var": ones[3], "bias": ones[1],
+                       "use_input_stats": False}, "bias")]:
+        _raises(ValueError, lambda: F.instance_norm(x, **kw), name, shapes=[(3,)])
+    _raises(TypeError, lambda: F.instance_norm(
+        x, T(np.zeros(3, np.int64)), ones[3]), "running_mean", "float32")
+
+
+@pytest.mark.parametrize("groups", [0, -2, 1.5, True])
+def test_group_norm_layer_needs_a_positive_int_group_count(groups):
+    _raises(ValueError, lambda: fastconv.nn.GroupNorm(groups, 6), "num_groups")
+
+
+def test_max_unpool2d_output_size_within_a_stride_of_the_default(rng):
+    """torch's rule: output_size within a stride of the unpooled size (a larger one was
+    accepted, and a huge one allocated its whole size)."""
+    x = T(randn(rng, 1, 2, 4, 4))
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    assert F.max_unpool2d(y, idx, 2, output_size=(5, 5)).shape == (1, 2, 5, 5)
+    for size in [(6, 4), (2, 4), (2**31, 4)]:
+        _raises(ValueError, lambda: F.max_unpool2d(y, idx, 2, output_size=size),
+                "output_size", "between 2 and 6")
 
 
 # ----------------------------------------------------------------------------- torch's errors

@@ -384,3 +384,21 @@ def test_max_pool2d_window_far_into_the_padding(args, rng):
     _, got = F.max_pool2d(fastconv.tensor(x), **args, return_indices=True)
     _, want = torch.nn.functional.max_pool2d(torch.tensor(x), **args, return_indices=True)
     np.testing.assert_array_equal(to_numpy(got), want.numpy())
+
+
+@pytest.mark.parametrize("p", [float("inf"), -float("inf")])
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_lp_pool_infinite_norm_is_torchs_max_of_abs(p, ceil_mode, rng):
+    """norm_type=inf is the max of |x| over the window, -inf its min, as torch computes them
+    (the power formula gave 1 everywhere)."""
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    x = distinct(rng, 2, 3, 7, 6)
+    check_vs_torch(lambda t: F.lp_pool2d(t, p, 3, 2, ceil_mode),
+                   lambda t: tf.lp_pool2d(t, p, 3, 2, ceil_mode), [x], rng=rng, name="lp_pool2d")
+    check_vs_torch(lambda t: F.lp_pool1d(t, p, 3, 2, ceil_mode),
+                   lambda t: tf.lp_pool1d(t, p, 3, 2, ceil_mode), [x[0]], rng=rng,
+                   name="lp_pool1d")
+    check_vs_torch(lambda t: F.lp_pool3d(t, p, (2, 3, 2), None, ceil_mode),
+                   lambda t: tf.lp_pool3d(t, p, (2, 3, 2), None, ceil_mode), [x[None]], rng=rng,
+                   name="lp_pool3d")

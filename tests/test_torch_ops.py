@@ -427,7 +427,8 @@ def test_nonzero_unique_bincount(rng):
     m = rng.random((3, 4)) > 0.5
     np.testing.assert_array_equal(fc.nonzero(fc.tensor(m)).numpy(),
                                   torch.nonzero(torch.tensor(m)).numpy())
-    for got, want in zip(fc.tensor(m).nonzero(as_tuple=True), torch.tensor(m).nonzero(as_tuple=True)):
+    for got, want in zip(fc.tensor(m).nonzero(as_tuple=True),
+                         torch.tensor(m).nonzero(as_tuple=True)):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
     assert fc.nonzero(fc.tensor(3.0)).shape == torch.nonzero(torch.tensor(3.0)).shape
     ints = _index(rng, 6, (4, 5))
@@ -637,7 +638,7 @@ def test_pixel_shuffle(rng):
                    [randn(rng, 2, 6, 6)], rng=rng, name="pixel_unshuffle unbatched")
 
 
-# ----------------------------------------------------------------------------- layers and tensor helpers
+# ------------------------------------------------------------------------ layers and tensor helpers
 
 
 def test_small_layers_and_helpers(rng):
@@ -888,8 +889,10 @@ def test_linear_interpolation_matches_torch(rng, kw):
         F.interpolate(fc.tensor(randn(rng, 1, 2, 4, 4)), scale_factor=2, mode="linear")
 
 
-@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0])
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, 0.0, float("inf"), -float("inf")])
 def test_embedding_max_norm_renormalises_like_torch(rng, norm_type):
+    """Any norm torch's vector norm takes (0 counts the non-zeros, +-inf the largest and the
+    smallest |w|; 0 was a ZeroDivisionError)."""
     w = randn(rng, 10, 4, scale=2.0)
     idx = np.array([[1, 3, 3], [7, 1, 0]])
     fw, tw = nn.Parameter(fc.tensor(w)), torch.nn.Parameter(torch.tensor(w))

@@ -1017,6 +1017,9 @@ class GroupNorm(Module):
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None,
                  dtype=None, *, bias=True):
         super().__init__()
+        if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) or \
+                num_groups < 1:  # torch's modulo by zero is a ZeroDivisionError
+            raise ValueError(f"GroupNorm: num_groups must be a positive int, got {num_groups!r}")
         if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
                              f"num_groups ({num_groups})")

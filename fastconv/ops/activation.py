@@ -372,8 +372,9 @@ POINTWISE = {
              lambda xp, x, y, alpha: xp.where(x > 0, 1, xp.exp(xp.minimum(x, 0) / alpha))),
     "logsigmoid": (lambda xp, x: -_softplus(xp, -x, 1.0, math.inf),
                    lambda xp, x, y: 1 - _sigmoid(xp, x)),
-    "threshold": (lambda xp, x, threshold, value: xp.where(x > threshold, x, value),
-                  lambda xp, x, y, threshold, value: x > threshold),
+    # torch's test, x <= threshold: a NaN x (or threshold) keeps x
+    "threshold": (lambda xp, x, threshold, value: xp.where(x <= threshold, value, x),
+                  lambda xp, x, y, threshold, value: ~(x <= threshold)),
     "softsign": (lambda xp, x: x / (1 + xp.abs(x)),
                  lambda xp, x, y: 1 / (1 + xp.abs(x)) ** 2),
     "softshrink": (lambda xp, x, lambd: xp.where(x > lambd, x - lambd,
@@ -474,7 +475,7 @@ def logsigmoid(input):
 
 
 def threshold(input, threshold, value, inplace=False):
-    """x where x > threshold, else ``value``."""
+    """``value`` where x <= threshold, else x (so a NaN x stays NaN, as in torch)."""
     _number("threshold", "threshold", threshold)
     _number("threshold", "value", value)
     return _pointwise("threshold", input, float(threshold), float(value), inplace=inplace)

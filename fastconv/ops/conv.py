@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from fastconv.function import Function
-from fastconv.ops.validate import ArgumentError, contiguous, float_tensor, pair, positive_int
+from fastconv.ops.validate import (
+    ArgumentError,
+    check_allocation,
+    contiguous,
+    float_tensor,
+    pair,
+    positive_int,
+)
 from fastconv.output_size import conv_output_size, conv_transpose_output_size
 
 
@@ -81,6 +88,17 @@ def conv_weight_grad(x, dy, w_shape, stride, padding, dilation, groups):
     return (dy_g @ cols.transpose(-1, -2)).sum(dim=0).reshape(w_shape)
 
 
+def check_padded_input(op, n, c, size, stride, padding):
+    """Refuse a padding whose zero-padded copy of the input (which the CPU kernels build,
+    rows rounded up to the stride) would not fit in memory: its 64-bit size arithmetic would
+    overflow first, and the kernel would write past a too small buffer."""
+    padded = [s + 2 * p for s, p in zip(size, padding)]
+    row = padded[-1]
+    step = min(stride[-1], row)
+    check_allocation(op, (n, c, *padded[:-1], -(-row // step) * step),
+                     what="the zero-padded input")
+
+
 def same_padding(kernel, dilation):
     """PyTorch's padding="same" split per axis: (before, after) with before = total // 2
     and the odd pixel after, total = dilation * (kernel - 1)."""
@@ -139,9 +157,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             raise ArgumentError(f"{op}: kernel {KH}x{KW} (dilation {dilation}) spans {span} in "
                                 f"{axis}, larger than the padded input {size} + 2*{padding[i]}; "
                                 f"input shape {x.shape}")
-    if min(conv_output_size(H, KH, stride[0], padding[0], dilation[0]),
-           conv_output_size(W, KW, stride[1], padding[1], dilation[1])) < 1:
+    out_hw = (conv_output_size(H, KH, stride[0], padding[0], dilation[0]),
+              conv_output_size(W, KW, stride[1], padding[1], dilation[1]))
+    if min(out_hw) < 1:
         raise ArgumentError(f"{op}: empty output for input {x.shape} and weight {weight.shape}")
+    # A huge padding would overflow the kernel's 64-bit size arithmetic (a wrong, small
+    # output) or ask for more memory than there is: refuse it here.
+    check_allocation(op, (N, OC) + out_hw)
+    check_padded_input(op, N, C, (H, W), stride, padding)
     return Conv2d.apply(x, weight, bias, stride, padding, dilation, groups)
 
 
@@ -269,6 +292,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         out_hw.append(size)
         extra.append(conv_output_size(size, kernel[i], stride[i], padding[i], dilation[i])
                      - sizes[i])
+    check_allocation(op, (N, OCG * groups) + tuple(out_hw))
+    check_padded_input(op, N, OCG * groups, out_hw, stride, padding)
     return ConvTranspose2d.apply(input, weight, bias, stride, padding, dilation, groups,
                                  tuple(out_hw), tuple(extra))
 
@@ -358,9 +383,13 @@ def bilinear(input1, input2, weight, bias=None):
                            "(out, in1, in2) with equal leading dims")
     from fastconv.toplevel import einsum
 
+    if bias is not None:  # checked first: a wrong length would broadcast against y
+        float_tensor(bias, "bias", op, (1,))
+        if bias.shape != (weight.shape[0],):
+            raise ArgumentError(f"{op}: bias must have shape ({weight.shape[0]},) to match "
+                                f"weight {tuple(weight.shape)}, got {tuple(bias.shape)}")
     y = einsum("...i,oij,...j->...o", input1, weight, input2)
     if bias is not None:
-        float_tensor(bias, "bias", op, (1,))
         y = y + bias
     return y
 

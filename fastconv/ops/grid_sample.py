@@ -24,7 +24,7 @@ import numpy as np
 
 from fastconv.function import Function
 from fastconv.ops.upsample import cubic_weights, cubic_weights_grad
-from fastconv.ops.validate import ArgumentError, contiguous, float_tensor
+from fastconv.ops.validate import ArgumentError, check_allocation, contiguous, float_tensor
 
 MODES = ("bilinear", "nearest", "bicubic")
 PADDING_MODES = ("zeros", "border", "reflection")
@@ -230,4 +230,5 @@ def affine_grid(theta, size, align_corners=None):
                             f"got {tuple(theta.shape)}")
     if min(size) < 1:
         raise ArgumentError(f"{op}: expected a non-zero, positive size, got {size}")
+    check_allocation(op, (size[0], size[2], size[3], 2))
     return AffineGrid.apply(theta, size[2], size[3], bool(align_corners))

@@ -10,6 +10,8 @@ negative indices.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fastconv.function import Function
@@ -302,6 +304,14 @@ def _renorm_rows(weight, idx, max_norm: float, p: float) -> None:
     xp = get_backend(weight.device).xp
     rows = xp.unique(idx.reshape(-1))
     w = weight.data[rows]
-    norms = (xp.abs(w) ** p).sum(axis=1) ** (1.0 / p)
+    # torch's vector norms: p = 0 counts the non-zeros, p = inf takes the largest
+    if p == 0:
+        norms = (w != 0).sum(axis=1).astype(w.dtype)
+    elif math.isinf(p):
+        a = xp.abs(w)
+        norms = (a.max(axis=1) if p > 0 else a.min(axis=1)) if w.shape[1] else \
+            xp.zeros(len(rows), w.dtype)
+    else:
+        norms = (xp.abs(w) ** p).sum(axis=1) ** (1.0 / p)
     scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(w.dtype)
     weight.data[rows] = w * scale[:, None]

@@ -10,7 +10,13 @@ import numpy as np
 
 from fastconv.backend import get_backend
 from fastconv.function import Function
-from fastconv.ops.validate import ArgumentError, ArgumentTypeError, contiguous, float_tensor
+from fastconv.ops.validate import (
+    ArgumentError,
+    ArgumentTypeError,
+    check_allocation,
+    contiguous,
+    float_tensor,
+)
 
 
 class SoftmaxCrossEntropy(Function):
@@ -464,6 +470,8 @@ def one_hot(tensor, num_classes=-1):
     elif t.size and int(t.max()) >= num_classes:
         raise ArgumentError(f"{op}: class values must be smaller than num_classes={num_classes}, "
                             f"got {int(t.max())}")
+    # a huge num_classes: refuse before NumPy's arange (which wraps or fails deep inside)
+    check_allocation(op, tuple(t.shape) + (num_classes,), 8)
     return Tensor((t[..., None] == xp.arange(num_classes)).astype(np.int64))
 
 

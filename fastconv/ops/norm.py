@@ -333,6 +333,14 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ArgumentError(f"{op}: expected at least 3 dims (N, C, *), got input of shape "
                             f"{input.shape}")
     C = input.shape[1]
+    # per-channel vectors of the wrong length would broadcast (or fail deep in NumPy)
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None:
+            float_tensor(t, name, op)
+            if tuple(t.shape) != (C,):
+                raise ArgumentError(f"{op}: {name} must have shape ({C},) for input "
+                                    f"{tuple(input.shape)}, got {tuple(t.shape)}")
     if C == 0:  # no channels: an empty result (as torch)
         return input * 1.0
     if use_input_stats and int(np.prod(input.shape[2:])) == 1:  # torch's check (0: empty result)

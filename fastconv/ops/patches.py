@@ -15,7 +15,7 @@ import numpy as np
 from fastconv.backend import get_backend
 from fastconv.function import Function
 from fastconv.ops.index import _add_at
-from fastconv.ops.validate import float_tensor, pair
+from fastconv.ops.validate import check_allocation, float_tensor, pair
 
 
 def _geometry(op, size, kernel_size, dilation, padding, stride):
@@ -32,6 +32,8 @@ def _geometry(op, size, kernel_size, dilation, padding, stride):
             raise RuntimeError(f"{op}: the kernel {k} (dilation {d}) does not fit the padded "
                                f"input of spatial size {tuple(size)} with padding {p}")
         out = n // s[axis] + 1
+        # a huge padding or output size: refuse before building the index tables
+        check_allocation(op, (k[axis], out), 8, what="a window index table")
         rows.append(np.arange(k[axis])[:, None] * d[axis] + np.arange(out)[None, :] * s[axis])
     return rows, p
 
@@ -53,6 +55,8 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     float_tensor(input, "input", op)
     x = _batched(op, input, (3, 4))
     (rows, cols), p = _geometry(op, x.shape[2:], kernel_size, dilation, padding, stride)
+    check_allocation(op, (x.shape[0], x.shape[1] * rows.shape[0] * cols.shape[0],
+                          rows.shape[1] * cols.shape[1]))
     if any(p):
         x = pad(x, (p[1], p[1], p[0], p[0]))
     xp = get_backend(x.device).xp
@@ -98,6 +102,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     float_tensor(input, "input", op)
     x = _batched(op, input, (2, 3))
     size = pair(output_size, "output_size", op, 1)
+    check_allocation(op, (x.shape[0], x.shape[1]) + size)
     (rows, cols), p = _geometry(op, size, kernel_size, dilation, padding, stride)
     kk = rows.shape[0] * cols.shape[0]
     windows = rows.shape[1] * cols.shape[1]
@@ -106,7 +111,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
                            f"of kernel_size, but got input.size(1)={x.shape[1]} and "
                            f"kernel_size={tuple(pair(kernel_size, 'kernel_size', op, 1))}")
     if x.shape[2] != windows:
-        raise RuntimeError(f"Given output_size={size}, kernel_size={tuple(pair(kernel_size, 'k', op, 1))}"
+        raise RuntimeError(f"Given output_size={size}, "
+                           f"kernel_size={tuple(pair(kernel_size, 'k', op, 1))}"
                            f", dilation, padding, stride, expected size of input's dimension 2 "
                            f"to match the calculated number of sliding blocks {rows.shape[1]} * "
                            f"{cols.shape[1]} = {windows}, but got input.size(2)={x.shape[2]}.")

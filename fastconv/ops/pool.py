@@ -18,6 +18,8 @@ from fastconv.ops.upsample import separable, separable_transpose
 from fastconv.ops.validate import ArgumentError, check_allocation, contiguous, float_tensor, pair
 from fastconv.output_size import pool_output_size
 
+_INT32_MAX = 2**31 - 1
+
 
 def _pool_args(op, x, kernel_size, stride, padding, ceil_mode, dilation=1):
     float_tensor(x, "input", op, (4,))
@@ -25,6 +27,12 @@ def _pool_args(op, x, kernel_size, stride, padding, ceil_mode, dilation=1):
     stride = kernel if stride is None else pair(stride, "stride", op, 1)
     padding = pair(padding, "padding", op, 0)
     dilation = pair(dilation, "dilation", op, 1)
+    for name, value in (("kernel_size", kernel), ("stride", stride), ("padding", padding),
+                         ("dilation", dilation)):
+        # PyTorch's pooling takes 32-bit ints; past that the window sums and divisors of the
+        # kernels overflow (a wrong average, not an error)
+        if max(value) > _INT32_MAX:
+            raise ArgumentError(f"{op}: {name} {value} is too large (at most {_INT32_MAX})")
     for i, axis in enumerate(("height", "width")):
         span = dilation[i] * (kernel[i] - 1) + 1  # the effective kernel size
         if padding[i] * 2 > kernel[i]:  # PyTorch's rule: the kernel size, not the span
@@ -319,13 +327,21 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     kernel = pair(kernel_size, "kernel_size", op, 1)
     stride = kernel if stride is None else pair(stride, "stride", op, 1)
     padding = pair(padding, "padding", op, 0)
+    default = tuple((x.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + kernel[i]
+                    for i in range(2))
     if output_size is None:
-        out_hw = tuple((x.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + kernel[i]
-                       for i in range(2))
+        out_hw = default
     else:
         out_hw = tuple(int(n) for n in output_size)[-2:]
         if len(tuple(output_size)) not in (2, 3, 4):
             raise ArgumentError(f"{op}: output_size must have 2 to 4 elements, got {output_size}")
+        # torch's rule: within a stride of the default size (any other size would not be
+        # an inverse of the pooling, and a huge one is an allocation the indices never use)
+        for i in range(2):
+            low, high = default[i] - stride[i], default[i] + stride[i]
+            if not low < out_hw[i] < high:
+                raise ArgumentError(f"{op}: invalid output_size {tuple(output_size)} (dim {i} "
+                                    f"must be between {low} and {high})")
     if min(out_hw) < 1:
         raise ArgumentError(f"{op}: empty output size {out_hw}")
     flat = idx.data
@@ -341,6 +357,9 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     """Power-average pooling: (sum over the window of x^p)^(1/p), as torch's (no padding)."""
     kernel = pair(kernel_size, "kernel_size", "lp_pool2d", 1)
     p = float(norm_type)
+    if p in (np.inf, -np.inf):  # the limits, as torch takes them: max (min) of |x|
+        sign = 1.0 if p > 0 else -1.0
+        return max_pool2d(input.abs() * sign, kernel, stride, 0, 1, ceil_mode) * sign
     out = avg_pool2d(input.pow(p), kernel, stride, 0, ceil_mode)
     return (out.sign() * out.abs().relu() * float(kernel[0] * kernel[1])).pow(1.0 / p)
 

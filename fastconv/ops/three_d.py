@@ -26,7 +26,7 @@ import numpy as np
 from fastconv.backend import get_backend
 from fastconv.function import Function
 from fastconv.ops import conv, pool
-from fastconv.ops.validate import ArgumentError, float_tensor, positive_int
+from fastconv.ops.validate import ArgumentError, check_allocation, float_tensor, positive_int
 from fastconv.output_size import conv_output_size, conv_transpose_output_size
 
 
@@ -84,6 +84,11 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if OD < 1:
         raise ArgumentError(f"{op}: empty output depth for input {tuple(input.shape)} and weight "
                             f"{tuple(weight.shape)}")
+    if bias is not None:  # checked before any work: a wrong length would broadcast
+        float_tensor(bias, "bias", op, (1,))
+        if tuple(bias.shape) != (weight.shape[0],):
+            raise ArgumentError(f"{op}: bias must have shape ({weight.shape[0]},) to match "
+                                f"weight {tuple(weight.shape)}, got {tuple(bias.shape)}")
     if padding[0]:
         x = _pad_depth(x, padding[0], padding[0], 0.0)
     y = None
@@ -93,7 +98,6 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         y = part if y is None else y + part
     y = _unfold_depth(y, N, OD)
     if bias is not None:
-        float_tensor(bias, "bias", op, (1,))
         y = y + bias.reshape(1, -1, 1, 1, 1)
     return y.squeeze(0) if unbatched else y
 
@@ -195,6 +199,10 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
                             f"dilation {dilation}")
     D, H, W = sizes
     KD = kernel[0]
+    check_allocation(op, (N, OCG * groups) + tuple(out))
+    # the depth overlap-add sums every slice at its full stride before cropping the padding
+    check_allocation(op, (N, max((D - 1) * stride[0] + 1 + dilation[0] * (KD - 1),
+                                 padding[0] + out[0]), OCG * groups) + tuple(out[1:]))
     # every depth slice as an image; the KD kernel depths as extra output channels
     slices = x.permute(0, 2, 1, 3, 4).reshape(N * D, C, H, W)
     w2 = weight.permute(0, 2, 1, 3, 4).reshape(IC, KD * OCG, kernel[1], kernel[2])
@@ -374,6 +382,9 @@ def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     padding; the same form as :func:`fastconv.ops.pool.lp_pool2d`)."""
     kernel = triple(kernel_size, "kernel_size", "lp_pool3d", 1)
     p = float(norm_type)
+    if p in (np.inf, -np.inf):  # the limits, as torch takes them: max (min) of |x|
+        sign = 1.0 if p > 0 else -1.0
+        return max_pool3d(input.abs() * sign, kernel, stride, 0, 1, ceil_mode) * sign
     out = avg_pool3d(input.pow(p), kernel, stride, 0, ceil_mode)
     return (out.sign() * out.abs().relu() * float(np.prod(kernel))).pow(1.0 / p)
 

@@ -29,7 +29,7 @@ def _memory_bytes() -> int:
         return 0
 
 
-def check_allocation(op: str, shape, itemsize: int = 4) -> None:
+def check_allocation(op: str, shape, itemsize: int = 4, what: str = "a result") -> None:
     """Refuse a result larger than the machine's memory before anything is built: the
     allocation would fail anyway, or (memory being overcommitted) bring in the out-of-memory
     killer, which may pick another process; index tables for such a size can also take
@@ -37,7 +37,7 @@ def check_allocation(op: str, shape, itemsize: int = 4) -> None:
     need = math.prod(int(s) for s in shape) * itemsize
     have = _memory_bytes()
     if have and need > have:
-        raise RuntimeError(f"{op}: a result of shape {tuple(int(s) for s in shape)} would take "
+        raise RuntimeError(f"{op}: {what} of shape {tuple(int(s) for s in shape)} would take "
                            f"{need / 2**30:.1f} GiB, more than this machine's "
                            f"{have / 2**30:.1f} GiB of memory")
 
