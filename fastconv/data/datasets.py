@@ -22,6 +22,11 @@ batch loader :class:`fastconv.data.DataLoader` -- so they read the same sources
 and keep ``get_batch``: raw arrays without a transform, the transformed samples
 stacked with one.
 
+:class:`VisionDataset` and :class:`DatasetFolder` are torchvision's base classes (with
+``find_classes``, ``make_dataset``, ``IMG_EXTENSIONS`` and ``has_file_allowed_extension`` of
+``torchvision.datasets.folder``); ImageFolder is a DatasetFolder and CIFAR10 a VisionDataset.
+:class:`FakeData` gives random PIL images made from the index, for smoke tests.
+
 Differences from torchvision: ``targets`` is an int64 NumPy array (torchvision: a
 list of ints); ImageFolder's ``loader`` is used for directories only (an archive's
 members are decoded with PIL, and a custom loader with an archive is an error).
@@ -34,14 +39,25 @@ import os
 
 import numpy as np
 
-from fastconv.utils.data.dataset import Dataset
-
 from . import cifar as _cifar
 from . import image_folder as _image_folder
 from .cifar import looks_like_cifar
 from .dataset import DataError
+from .fakedata import FakeData
+from .folder import (
+    IMG_EXTENSIONS,
+    DatasetFolder,
+    find_classes,
+    has_file_allowed_extension,
+    is_image_file,
+    make_dataset,
+)
+from .vision import StandardTransform, VisionDataset
 
-__all__ = ["CIFAR10", "ImageFolder", "default_loader", "open_dataset", "pil_loader"]
+__all__ = ["CIFAR10", "IMG_EXTENSIONS", "DatasetFolder", "FakeData", "ImageFolder",
+           "StandardTransform", "VisionDataset", "default_loader", "find_classes",
+           "has_file_allowed_extension", "is_image_file", "make_dataset", "open_dataset",
+           "pil_loader"]
 
 
 def pil_loader(path: str):
@@ -82,7 +98,7 @@ class _TransformedBatches:
         return _stack([s for s, _ in items]), np.asarray([t for _, t in items])
 
 
-class CIFAR10(_TransformedBatches, _cifar.CIFAR10, Dataset):
+class CIFAR10(_TransformedBatches, _cifar.CIFAR10, VisionDataset):
     """CIFAR-10 as ``torchvision.datasets.CIFAR10(root, train=True, transform=None,
     target_transform=None, download=False)``: ``ds[i]`` is ``(transform(PIL image),
     target_transform(label))``. ``data`` is the uint8 (N, 32, 32, 3) array, ``classes``
@@ -90,8 +106,7 @@ class CIFAR10(_TransformedBatches, _cifar.CIFAR10, Dataset):
 
     def __init__(self, root, train: bool = True, transform=None, target_transform=None,
                  download: bool = False):
-        self.transform = transform
-        self.target_transform = target_transform
+        self._set_transforms(None, transform, target_transform)
         super().__init__(os.fspath(root), train=train, download=download)
 
     @property
@@ -114,19 +129,24 @@ class CIFAR10(_TransformedBatches, _cifar.CIFAR10, Dataset):
                 + (f"\n    Transform: {self.transform!r}" if self.transform is not None else ""))
 
 
-class ImageFolder(_TransformedBatches, _image_folder.ImageFolder, Dataset):
+class ImageFolder(_TransformedBatches, _image_folder.ImageFolder, DatasetFolder):
     """``root/<class>/<image>`` as ``torchvision.datasets.ImageFolder(root, transform=None,
     target_transform=None, loader=default_loader, is_valid_file=None, allow_empty=False)``:
     ``ds[i]`` is ``(transform(loader(path)), target_transform(class index))``, classes in
     sorted folder order. ``root`` may also be a ``.tar``/``.tar.gz`` archive of such a
-    tree. ``samples``/``imgs`` list ``(path, class index)``; images may differ in size."""
+    tree. ``samples``/``imgs`` list ``(path, class index)``; images may differ in size.
+
+    A :class:`DatasetFolder` (so ``find_classes`` and ``make_dataset`` are there, as
+    torchvision's, for any directory), but it lists its files its own way, archives included:
+    hidden files and folders are skipped, and ``extensions`` is the list of image endings it
+    reads (``None`` with ``is_valid_file``)."""
 
     def __init__(self, root, transform=None, target_transform=None, loader=None,
                  is_valid_file=None, allow_empty: bool = False):
         root = os.fspath(root)
-        self.transform = transform
-        self.target_transform = target_transform
+        self._set_transforms(None, transform, target_transform)
         self.loader = loader if loader is not None else default_loader
+        self.extensions = _image_folder.IMAGE_EXTENSIONS if is_valid_file is None else None
         if loader is not None and not os.path.isdir(root):
             raise ValueError("ImageFolder: a custom loader reads files by path; it cannot be "
                              f"used with the archive {root} (its members are decoded with PIL)")

@@ -443,34 +443,56 @@ class Module:
         return self
 
     # ---- state ------------------------------------------------------------------------------
-    def _state_items(self, prefix: str = ""):
-        """(key, tensor) of the state in PyTorch's order: module by module, depth first,
-        each module's parameters, then its persistent buffers. A module reached under two
-        names appears under both (as in PyTorch's state_dict)."""
+    _version = 1  # torch's per-class state_dict version, given to hooks as local_metadata
+
+    def _own_state(self):
+        """(name, tensor) of this module's own state, without its children's: its parameters,
+        then its persistent buffers, in registration order (PyTorch's order)."""
         for name, p in self._parameters.items():
             if p is not None:
-                yield prefix + name, p
+                yield name, p
         skip = self.__dict__.get("_non_persistent_buffers_set", ())
         for name, b in self._buffers.items():
             if b is not None and name not in skip:
-                yield prefix + name, b
-        for name, child in self._modules.items():
-            if child is not None:
-                yield from child._state_items(f"{prefix}{name}.")
+                yield name, b
+
+    def _hooks(self, name: str) -> tuple:
+        """The hooks of the table ``name`` (a snapshot: a hook may remove itself)."""
+        table = self.__dict__.get(name)
+        return tuple(table.values()) if table else ()
 
     def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):
         """Parameters and persistent buffers by dotted name, as host (NumPy) copies, in
-        PyTorch's order (module by module: each module's parameters, then its buffers), so
-        the keys of a PyTorch twin's state_dict line up by name and by position.
+        PyTorch's order (module by module, depth first: each module's parameters, then its
+        buffers), so the keys of a PyTorch twin's state_dict line up by name and by position.
+        A module reached under two names appears under both (as in PyTorch).
 
         ``keep_vars=True`` gives the Tensors themselves instead of copies (PyTorch gives
         detached tensors either way: fastconv's copies are its own difference, on purpose,
         so that a saved state never changes under a training step).
+
+        As torch's, each module runs its ``register_state_dict_pre_hook`` hooks before saving
+        its state and its ``register_state_dict_post_hook`` hooks after its children's, and
+        the new dictionary carries ``_metadata`` (``{module prefix: {"version": ...}}``).
         """
-        state = OrderedDict() if destination is None else destination
-        for name, t in self._state_items(prefix):
-            state[name] = t if keep_vars else np.array(t.__array__(), copy=True)
-        return state
+        if destination is None:
+            destination = OrderedDict()
+            destination._metadata = OrderedDict()
+        local_metadata = {"version": self._version}
+        if hasattr(destination, "_metadata"):
+            destination._metadata[prefix[:-1]] = local_metadata
+        for hook in self._hooks("_state_dict_pre_hooks"):
+            hook(self, prefix, keep_vars)
+        for name, t in self._own_state():
+            destination[prefix + name] = t if keep_vars else np.array(t.__array__(), copy=True)
+        for name, child in self._modules.items():
+            if child is not None:
+                child.state_dict(destination=destination, prefix=f"{prefix}{name}.",
+                                 keep_vars=keep_vars)
+        for hook in self._hooks("_state_dict_hooks"):
+            if hook(self, destination, prefix, local_metadata) is not None:
+                raise RuntimeError("state_dict post-hook must return None")
+        return destination
 
     def load_state_dict(self, state_dict, strict: bool = True,
                         assign: bool = False) -> _IncompatibleKeys:
@@ -481,30 +503,90 @@ class Module:
         (the default) either kind raises a RuntimeError listing them all; without
         it, the matching entries are loaded. A shape mismatch, or a value that is not a
         numeric array (a datetime or string array, say), raises in both modes.
-        Nothing is copied when an error is raised. ``assign`` (PyTorch's switch between
-        copying and taking the given tensors) is accepted; fastconv always copies, which
-        gives the same values.
-        """
-        from fastconv.tensor import _as_array
+        Nothing is copied when an error is raised (torch keeps what it copied before the
+        error). ``assign`` (PyTorch's switch between copying and taking the given tensors)
+        is accepted; fastconv always copies, which gives the same values.
 
+        The modules are visited as in torch: each runs its ``register_load_state_dict_pre_hook``
+        hooks on its part of a copy of ``state_dict`` (which they may edit), then its
+        children are loaded, then its ``register_load_state_dict_post_hook`` hooks run (on
+        the values already copied); they may edit the missing and unexpected keys before
+        ``strict`` judges them.
+        """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
-        own = OrderedDict(self._state_items())
-        values = {k: (v.data if isinstance(v, Tensor) else v) for k, v in state_dict.items()}
-        missing = [k for k in own if k not in values]
-        unexpected = [k for k in values if k not in own]
-        mismatched = [(k, tuple(np.shape(values[k])), t.shape) for k, t in own.items()
-                      if k in values and tuple(np.shape(values[k])) != t.shape]
-        errors = incompatible_keys_errors(missing if strict else [],
-                                          unexpected if strict else [], mismatched)
-        errors += non_numeric_errors(values, [k for k in own if k in values])
-        if errors:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
-                               + "\n\t".join(errors))
-        for k, t in own.items():
-            if k in values:
+        metadata = getattr(state_dict, "_metadata", None)
+        state_dict = OrderedDict(state_dict)
+        if metadata is not None:
+            state_dict._metadata = metadata
+        missing, unexpected, errors = [], [], []
+        pending, backups = [], []  # (tensor, value) to copy; (tensor, its former array)
+
+        def copy_pending(keep_backups: bool) -> None:
+            from fastconv.tensor import _as_array
+
+            for t, value in pending:
+                if keep_backups:
+                    backups.append((t, t.data.copy()))
                 # Copy into the existing array, so references to it (an optimizer's) stay valid.
-                t.data[...] = _as_array(values[k], t.device)
+                t.data[...] = _as_array(value, t.device)
+            pending.clear()
+
+        def load(module: Module, local: dict, prefix: str) -> None:
+            local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
+            if assign:
+                local_metadata["assign_to_params_buffers"] = assign
+            for hook in module._hooks("_load_state_dict_pre_hooks"):
+                hook(module, local, prefix, local_metadata, True, missing, unexpected, errors)
+            own = OrderedDict(module._own_state())
+            for name, t in own.items():
+                key = prefix + name
+                if key not in local:
+                    missing.append(key)
+                    continue
+                value = local[key].data if isinstance(local[key], Tensor) else local[key]
+                if tuple(np.shape(value)) != t.shape:
+                    errors.extend(incompatible_keys_errors([], [], [(key, np.shape(value),
+                                                                     t.shape)]))
+                    continue
+                bad = non_numeric_errors({key: value}, [key])
+                if bad:
+                    errors.extend(bad)
+                    continue
+                pending.append((t, value))
+            for key in local:
+                if key.startswith(prefix):
+                    head, dot, _ = key[len(prefix):].partition(".")
+                    if head not in (module._modules if dot else own):
+                        unexpected.append(key)
+            for name, child in module._modules.items():
+                if child is not None:
+                    child_prefix = f"{prefix}{name}."
+                    load(child, {k: v for k, v in local.items() if k.startswith(child_prefix)},
+                         child_prefix)
+            post_hooks = module._hooks("_load_state_dict_post_hooks")
+            if post_hooks:
+                copy_pending(keep_backups=True)  # a post hook sees the values loaded
+                keys = _IncompatibleKeys(missing, unexpected)
+                for hook in post_hooks:
+                    if hook(module, keys) is not None:
+                        raise AssertionError(
+                            "Hooks registered with ``register_load_state_dict_post_hook`` are "
+                            "not expected to return new values, if incompatible_keys need to be "
+                            "modified, it should be done inplace.")
+
+        try:
+            load(self, state_dict, "")
+            if strict:
+                errors[:0] = incompatible_keys_errors(missing, unexpected, [])
+            if errors:
+                raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:"
+                                   "\n\t" + "\n\t".join(errors))
+        except BaseException:
+            for t, old in reversed(backups):
+                t.data[...] = old
+            raise
+        copy_pending(keep_backups=False)
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- calling and display ----------------------------------------------------------------
@@ -582,6 +664,36 @@ class Module:
         warnings.warn("register_backward_hook is deprecated in PyTorch; fastconv runs it as "
                       "register_full_backward_hook", FutureWarning, stacklevel=2)
         return self.register_full_backward_hook(hook)
+
+    def register_state_dict_pre_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, prefix, keep_vars)`` when ``state_dict()`` reaches this module,
+        before its state is saved (torch's signature); its return value is ignored."""
+        return RemovableHandle(self._hook_dict("_state_dict_pre_hooks"), _checked_hook(hook))
+
+    def register_state_dict_post_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, state_dict, prefix, local_metadata)`` when ``state_dict()`` has
+        saved this module and its children. It may edit ``state_dict`` in place and must
+        return None (a RuntimeError otherwise, as torch's)."""
+        return RemovableHandle(self._hook_dict("_state_dict_hooks"), _checked_hook(hook))
+
+    def register_load_state_dict_pre_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs)`` when ``load_state_dict`` reaches this module, before
+        it loads its own state. ``state_dict`` is the module's part of a copy of the input
+        (keys starting with ``prefix``), which the hook may edit (rename legacy keys, say);
+        a message appended to ``error_msgs`` fails the load. ``strict`` is always True, as
+        torch passes it; the caller's ``strict`` applies at the end."""
+        return RemovableHandle(self._hook_dict("_load_state_dict_pre_hooks"),
+                               _checked_hook(hook))
+
+    def register_load_state_dict_post_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, incompatible_keys)`` when ``load_state_dict`` has loaded this
+        module and its children. ``incompatible_keys.missing_keys`` / ``.unexpected_keys``
+        are the lists found so far; editing them in place changes what ``strict`` rejects
+        and what ``load_state_dict`` returns. The hook must return None (an AssertionError
+        otherwise, as torch's)."""
+        return RemovableHandle(self._hook_dict("_load_state_dict_post_hooks"),
+                               _checked_hook(hook))
 
     def _hook_dict(self, name: str) -> OrderedDict:
         if name not in self.__dict__:  # a module made before these hooks existed (unpickled)
