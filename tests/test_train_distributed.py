@@ -119,9 +119,13 @@ def test_two_rank_cli_run_then_resume_on_one_process(tmp_path, rng, capsys):
 def test_two_rank_step_equals_one_process_step_on_the_global_batch(tmp_path, rng):
     """cifar10_tutorial has no batch norm and no dropout, and augment none draws nothing, so
     the ranks' halves of global batch 0 give gradients whose average is the global batch's
-    mean gradient. Only the order of float32 sums differs (two means of 2 averaged vs one
-    mean of 4, and the allreduce): a few ulps in each gradient, so after one step of lr 0.1
-    the weights agree to well within atol 1e-6 (they are O(0.1))."""
+    mean gradient. Only float32 rounding differs (two means of 2 averaged vs one mean of 4,
+    the allreduce, and a convolution's sums, which are not the same for a batch of 2 and of
+    4). Near zero such a difference can flip a ReLU or the winner of a max pool, which moves
+    a few gradient terms by far more than rounding, so each tensor is compared as a whole,
+    within 1e-3 of its own norm: the gradients, and the weights (the same initial weights,
+    one step; a zero-initialised bias is the gradient times -lr). A wrong average (a sum,
+    one rank's half) puts the gradients off by 1e-2 or more."""
     data = make_folder(tmp_path / "data", rng, per_class=4, size=24)
     common = ["--model", "cifar10_tutorial", "--data", data, "--epochs", "1",
               "--limit-batches", "1", "--val-per-class", "0", "--augment", "none",
@@ -131,19 +135,21 @@ def test_two_rank_step_equals_one_process_step_on_the_global_batch(tmp_path, rng
     assert train_cifar.main(common + ["--batch-size", "4", "--out", str(tmp_path / "one")]) == 0
     two = ck.load_checkpoint(str(tmp_path / "two" / "last.npz"))
     one = ck.load_checkpoint(str(tmp_path / "one" / "last.npz"))
+
+    def relative_difference(a, b):
+        return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
     assert set(two["model"]) == set(one["model"])
     for k in one["model"]:
-        np.testing.assert_allclose(two["model"][k], one["model"][k], rtol=1e-5, atol=1e-6,
-                                   err_msg=k)
+        assert relative_difference(two["model"][k], one["model"][k]) < 1e-3, k
     # after one step SGD's momentum buffer is the (decayed) gradient itself: compare it too,
-    # relative to its own scale, and make sure it is not trivially small
+    # and make sure it is not trivially small
     g2, g1 = two["optimizer"]["state"], one["optimizer"]["state"]
     assert set(g2) == set(g1)
     for i in g1:
         a, b = g2[i]["momentum_buffer"], g1[i]["momentum_buffer"]
-        scale = float(np.max(np.abs(b)))
-        assert scale > 1e-6
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale, err_msg=f"grad {i}")
+        assert float(np.max(np.abs(b))) > 1e-6
+        assert relative_difference(a, b) < 1e-3, f"grad {i}"
 
 
 def test_the_run_joins_nccl_for_gpus_and_mpi_for_cpus(tmp_path):
