@@ -64,7 +64,8 @@ def test_batch_norm_train_of_large_inputs(shape, rng):
                                           - xhat * (dy64 * xhat).mean(axis=axes, keepdims=True))
     np.testing.assert_allclose(to_numpy(y), want_y, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(to_numpy(xt.grad), want_dx, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(to_numpy(wt.grad), (dy64 * xhat).sum(axis=axes), rtol=1e-4, atol=1e-2)
+    np.testing.assert_allclose(to_numpy(wt.grad), (dy64 * xhat).sum(axis=axes), rtol=1e-4,
+                               atol=1e-2)
     np.testing.assert_allclose(to_numpy(bt.grad), dy64.sum(axis=axes), rtol=1e-4, atol=1e-2)
 
 
