@@ -50,7 +50,7 @@
 namespace fc {
 
 // A row of n finished sums of C into dst, rounded to bfloat16 where `round` asks; with
-// `stream`, past the caches (what the real variants do with it: finish_row_avx512), and
+// `stream`, past the caches (what the real variants do with it: stores_avx512), and
 // finish_fence() orders such stores before the product returns.
 inline void finish_row(float* dst, const float* src, index_t n, bool round, bool /*stream*/) {
     for (index_t j = 0; j < n; ++j) dst[j] = round ? bf16_round(src[j]) : src[j];
@@ -221,12 +221,14 @@ inline void tile_dot(int c, int a, int b) {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define FC_HAVE_BF16_ISA 1
 
-// finish_row for n a multiple of 16 and src 64-byte aligned, as bf16_round_bits does it.
-// Streaming stores (a 64-byte aligned dst) write whole lines without reading them first:
-// C's lines are written once by the product and read by the next layer.
+// finish_row and finish_fence of the real variants (using-declarations in each): n a
+// multiple of 16 and src 64-byte aligned, rounded as bf16_round_bits does it. Streaming
+// stores (a 64-byte aligned dst) write whole lines without reading them first: C's lines
+// are written once by the product and read by the next layer.
 #pragma GCC push_options
 #pragma GCC target("avx512f")
-inline void finish_row_avx512(float* dst, const float* src, index_t n, bool round, bool stream) {
+namespace stores_avx512 {
+inline void finish_row(float* dst, const float* src, index_t n, bool round, bool stream) {
     const __m512i half = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
     const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
     const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF), inf = _mm512_set1_epi32(0x7F800000);
@@ -248,15 +250,15 @@ inline void finish_row_avx512(float* dst, const float* src, index_t n, bool roun
             _mm512_storeu_si512(dst + j, v);
     }
 }
+inline void finish_fence() { _mm_sfence(); }
+}  // namespace stores_avx512
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512bf16")
 namespace avx512bf16 {
-inline void finish_row(float* dst, const float* src, index_t n, bool round, bool stream) {
-    finish_row_avx512(dst, src, n, round, stream);
-}
-inline void finish_fence() { _mm_sfence(); }
+using stores_avx512::finish_fence;
+using stores_avx512::finish_row;
 constexpr int kLanes = 16;
 using Acc = __m512;
 using Pairs = __m512bh;
@@ -274,10 +276,8 @@ inline Acc dot(Acc acc, Pairs a, Pairs b) { return _mm512_dpbf16_ps(acc, a, b); 
 #pragma GCC push_options
 #pragma GCC target("amx-tile,amx-bf16,avx512f,avx512bw")
 namespace amx {
-inline void finish_row(float* dst, const float* src, index_t n, bool round, bool stream) {
-    finish_row_avx512(dst, src, n, round, stream);
-}
-inline void finish_fence() { _mm_sfence(); }
+using stores_avx512::finish_fence;
+using stores_avx512::finish_row;
 inline void configure() {
     const TileConfig cfg = gemm_tile_config();
     asm volatile("" ::"m"(cfg));  // the configuration is in memory before LDTILECFG reads it

@@ -39,6 +39,12 @@ inline Words philox4x32_10(Words c, std::uint32_t k0, std::uint32_t k1) {
     return c;
 }
 
+// The four words of block g (outputs 4g .. 4g + 3) for key (k0, k1) and offset (o0, o1).
+inline Words block(index_t g, std::uint32_t k0, std::uint32_t k1, std::uint32_t o0, std::uint32_t o1) {
+    const auto lo = static_cast<std::uint32_t>(g), hi = static_cast<std::uint32_t>(std::uint64_t(g) >> 32);
+    return philox4x32_10(Words{lo, hi, o0, o1}, k0, k1);
+}
+
 inline float unit(std::uint32_t u) { return static_cast<float>(u >> 8) * (1.0f / 16777216.0f); }
 
 // Blocks [g0, g1) of four outputs, whole ones only. A loop over blocks in vector lanes
@@ -49,8 +55,7 @@ void fill_blocks(float* __restrict out, index_t g0, index_t g1, std::uint32_t k0
                  std::uint32_t o0, std::uint32_t o1) {
 #pragma omp simd
     for (index_t g = g0; g < g1; ++g) {
-        const auto lo = static_cast<std::uint32_t>(g), hi = static_cast<std::uint32_t>(std::uint64_t(g) >> 32);
-        const Words r = philox4x32_10(Words{lo, hi, o0, o1}, k0, k1);
+        const Words r = block(g, k0, k1, o0, o1);
         out[4 * g] = unit(r.x);
         out[4 * g + 1] = unit(r.y);
         out[4 * g + 2] = unit(r.z);
@@ -80,9 +85,7 @@ py::array random_uniform(const std::vector<index_t>& shape, std::uint64_t seed, 
             fill_blocks(O, whole * id / T, whole * (id + 1) / T, k0, k1, o0, o1);
         }
         if (whole < blocks) {  // the last, partial block
-            const Words r = philox4x32_10(Words{static_cast<std::uint32_t>(whole),
-                                                static_cast<std::uint32_t>(std::uint64_t(whole) >> 32), o0, o1},
-                                          k0, k1);
+            const Words r = block(whole, k0, k1, o0, o1);
             const std::uint32_t u[4] = {r.x, r.y, r.z, r.w};
             for (index_t i = 4 * whole; i < n; ++i) O[i] = unit(u[i - 4 * whole]);
         }
