@@ -53,7 +53,6 @@ namespace avx2 {
 #pragma GCC pop_options
 
 constexpr index_t kChunk = 1 << 13;        // elements per OpenMP work item
-constexpr index_t kParallelMin = 1 << 15;  // elements below which one thread is faster
 
 py::array forward(Act act, const char* fn, const py::array& x, float p) {
     const float* X = float_data(x, fn, "x");

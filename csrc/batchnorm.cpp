@@ -33,8 +33,6 @@ namespace fc {
 
 namespace {
 
-constexpr index_t kParallelMin = 1 << 15;  // elements below which one thread is faster
-
 struct BnShape {
     index_t N, C, S;
     index_t M() const { return N * S; }

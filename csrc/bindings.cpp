@@ -128,6 +128,10 @@ PYBIND11_MODULE(_C, m) {
     m.def("random_uniform", &random_uniform, "shape"_a, "seed"_a, "offset"_a = 0,
           "Uniform [0, 1) float32 draws (24 bits): Philox4x32-10 with key seed and counter "
           "(i / 4, offset), as the CUDA backend's random_uniform.");
+    m.def("dropout_forward", &dropout_forward, "x"_a, "p"_a, "seed"_a,
+          "(y, mask): mask = 1 / (1 - p) where random_uniform(x.shape, seed) >= p, else 0; "
+          "y = x * mask.");
+    m.def("dropout_backward", &dropout_backward, "dy"_a, "mask"_a, "dx = dy * mask.");
     m.def("round_bf16_inplace", &round_bf16_inplace, "x"_a,
           "Round each float32 of x, in place, to the nearest bfloat16 (ties to even).");
     m.def("add_inplace", &add_inplace, "dst"_a, "src"_a,

@@ -79,6 +79,26 @@ inline void stream_fence() {
 #endif
 }
 
+// Arrays of at most this many elements are worked on by one thread: waking the team costs
+// more than the work.
+constexpr index_t kParallelMin = index_t(1) << 15;
+
+// Runs f(begin, count) over [0, n) in one contiguous range per thread (one thread for
+// n <= kParallelMin).
+template <typename F>
+inline void split(index_t n, F f) {
+#pragma omp parallel if (n > kParallelMin)
+    {
+#ifdef _OPENMP
+        const index_t T = omp_get_num_threads(), id = omp_get_thread_num();
+#else
+        const index_t T = 1, id = 0;
+#endif
+        const index_t begin = n * id / T, end = n * (id + 1) / T;
+        f(begin, end - begin);
+    }
+}
+
 // ---------------------------------------------------------------- errors
 
 template <typename... Args>

@@ -18,7 +18,6 @@
 namespace fc {
 
 namespace {
-constexpr index_t kParallelMin = 1 << 15;  // elements below which one thread is faster
 
 // The loops take their pointers as __restrict arguments so they vectorise
 // (inside an OpenMP region the compiler cannot otherwise rule out aliasing).
@@ -26,20 +25,6 @@ void add_block(float* __restrict dst, const float* __restrict src, index_t n) {
     for (index_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 
-// Runs f(begin, count) over [0, n) in one contiguous block per thread.
-template <typename F>
-void split(index_t n, F f) {
-#pragma omp parallel if (n > kParallelMin)
-    {
-#ifdef _OPENMP
-        const index_t T = omp_get_num_threads(), id = omp_get_thread_num();
-#else
-        const index_t T = 1, id = 0;
-#endif
-        const index_t begin = n * id / T, end = n * (id + 1) / T;
-        f(begin, end - begin);
-    }
-}
 }  // namespace
 
 // bfloat16 is the upper half of a float32 (bf16_round_bits).

@@ -11,7 +11,7 @@ namespace fc {
 
 // Bumped whenever a signature or a semantic of this module changes;
 // fastconv/backend/cpu.py refuses to run against a different value.
-constexpr int kAbiVersion = 9;
+constexpr int kAbiVersion = 10;
 
 // alloc.cpp
 py::dict cache_info();
@@ -74,6 +74,8 @@ py::tuple batch_norm_backward(const py::array& x, const std::optional<py::array>
 
 // random.cpp
 py::array random_uniform(const std::vector<index_t>& shape, std::uint64_t seed, std::uint64_t offset);
+py::tuple dropout_forward(const py::array& x, double p, std::uint64_t seed);
+py::array dropout_backward(const py::array& dy, const py::array& mask);
 
 // elementwise.cpp
 py::array relu_forward(const py::array& x);

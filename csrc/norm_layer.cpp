@@ -27,7 +27,6 @@ namespace fc {
 
 namespace {
 
-constexpr index_t kParallelMin = 1 << 15;  // elements below which one thread is faster
 constexpr index_t kChannelBlock = 64;      // channels whose parameter sums one thread owns
 
 struct GroupShape {

@@ -27,8 +27,6 @@ namespace fc {
 
 namespace {
 
-constexpr index_t kParallelMin = 1 << 15;  // elements below which one thread is faster
-
 struct PadPlan {
     int nd = 0;
     std::vector<index_t> in, out, in_stride;

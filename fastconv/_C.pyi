@@ -183,6 +183,13 @@ def relu_backward(y: F32, dy: F32) -> F32:
 def random_uniform(shape: Sequence[int], seed: int, offset: int = 0) -> F32:
     """Uniform [0, 1) draws, 24 bits: Philox4x32-10, key seed, counter (i / 4, offset)."""
 
+def dropout_forward(x: F32, p: float, seed: int) -> Tuple[F32, F32]:
+    """(y, mask): mask = 1 / (1 - p) where random_uniform(x.shape, seed) >= p, else 0;
+    y = x * mask."""
+
+def dropout_backward(dy: F32, mask: F32) -> F32:
+    """dx = dy * mask."""
+
 def round_bf16_inplace(x: F32) -> None:
     """Round each float32 of x, in place, to the nearest bfloat16 (ties to even)."""
 

@@ -1,6 +1,7 @@
 """The CPU backend's uniform draws (csrc/random.cpp: Philox4x32-10), behind dropout, RReLU,
 Gumbel noise and fractional pooling: the algorithm against a pure-Python reference and
-Random123's known answer, independence from the thread count, statistics, and seeding."""
+Random123's known answer, independence from the thread count, statistics, and seeding; and
+dropout's one-pass kernels against the draws."""
 
 from __future__ import annotations
 
@@ -79,3 +80,66 @@ def test_seeding_and_fresh_draws():
     c = cpu_backend.random_uniform((5, 3))
     fastconv.set_rng_state(state)
     np.testing.assert_array_equal(cpu_backend.random_uniform((5, 3)), c)
+
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 7, 1001, 100_003])
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 0.9])
+def test_dropout_kernels_apply_the_mask_of_the_draws(rng, n, p):
+    """mask = 1 / (1 - p) where random_uniform's draw for the same seed is >= p: the keep-mask
+    computed with NumPy from the draws, bit for bit (tails of partial Philox blocks included);
+    y = x * mask (NaN and infinities as NumPy's product gives them) and dx = dy * mask."""
+    x, dy = rng.standard_normal((2, n)).astype(np.float32)
+    special = np.array([np.nan, np.inf, -np.inf, -0.0], np.float32)[:n]
+    x[: special.size] = special
+    seed = int(rng.integers(0, 2**64, dtype=np.uint64))
+    y, mask = _C.dropout_forward(x, p, seed)
+    want = (_C.random_uniform((n,), seed) >= np.float32(p)).astype(np.float32) \
+        * np.float32(1.0 / (1.0 - p))
+    np.testing.assert_array_equal(mask, want)
+    np.testing.assert_array_equal(y, x * want)
+    np.testing.assert_array_equal(_C.dropout_backward(dy, mask), dy * want)
+
+
+def test_dropout_kernels_do_not_depend_on_the_thread_count(rng):
+    x = rng.standard_normal((3, 100_001)).astype(np.float32)
+    seed = int(rng.integers(0, 2**63))
+    before = cpu_backend.get_num_threads()
+    try:
+        cpu_backend.set_num_threads(1)
+        one = _C.dropout_forward(x, 0.3, seed)
+        cpu_backend.set_num_threads(2)
+        two = _C.dropout_forward(x, 0.3, seed)
+    finally:
+        cpu_backend.set_num_threads(before)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_dropout_kernels_refuse_what_would_read_out_of_bounds(rng):
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    with pytest.raises(ValueError, match="p must be in"):
+        _C.dropout_forward(x, 1.0, 1)
+    with pytest.raises(ValueError, match="mask"):
+        _C.dropout_backward(x, np.ones((4, 4), np.float32))
+    with pytest.raises(TypeError):
+        _C.dropout_forward(x.astype(np.float64), 0.5, 1)
+
+
+def test_functional_dropout_draws_its_mask_from_the_seeded_generator(rng):
+    """F.dropout's mask is the one the generator's next uniform draws give (what the
+    broadcast masks of dropout2d use), so manual_seed reproduces it; its gradient is the
+    same mask."""
+    import fastconv.nn.functional as F
+
+    x = fastconv.tensor(rng.standard_normal((8, 6, 5, 5)).astype(np.float32),
+                        requires_grad=True)
+    fastconv.manual_seed(11)
+    y = F.dropout(x, 0.4)
+    fastconv.manual_seed(11)
+    keep = cpu_backend.random_uniform(x.shape) >= np.float32(0.4)
+    want = keep.astype(np.float32) * np.float32(1 / 0.6)
+    np.testing.assert_array_equal(y.detach().numpy(), x.detach().numpy() * want)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    y.backward(fastconv.tensor(g))
+    np.testing.assert_array_equal(x.grad.numpy(), g * want)

@@ -31,7 +31,7 @@ __all__ = [
     "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
     "pad_forward", "pad_backward", "interpolate_forward", "interpolate_backward",
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
-    "random_uniform", "is_capturing",
+    "random_uniform", "dropout_forward", "dropout_backward", "is_capturing",
     # the CPU's controls (fastconv.backend.interface.CONTROLS["cpu"])
     "ABI_VERSION", "blas_info", "cpu_features", "set_num_threads", "get_num_threads",
     "cache_info", "empty_cache",
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
-ABI_VERSION = 9
+ABI_VERSION = 10
 
 _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 
@@ -376,14 +376,26 @@ def softmax_cross_entropy_backward(prob, target, label_smoothing, dloss):
 
 # ---------------------------------------------------------------- random numbers, graphs
 
-def random_uniform(shape):
-    """Uniform [0, 1) float32 draws (24 random bits): Philox4x32-10 in ``_C``, keyed by a
-    seed drawn from fastconv.random's CPU generator for each call."""
+def _seed() -> int:
+    """A 64-bit Philox key for one call, from fastconv.random's CPU generator (so manual_seed
+    and saved generator states reproduce the draws)."""
     from fastconv import random
 
+    return int(random.generator().integers(0, 2**64, dtype=numpy.uint64))
+
+
+def random_uniform(shape):
+    """Uniform [0, 1) float32 draws (24 random bits): Philox4x32-10 in ``_C``."""
     shape = (shape,) if isinstance(shape, (int, numpy.integer)) else tuple(shape)
-    seed = int(random.generator().integers(0, 2**64, dtype=numpy.uint64))
-    return _C.random_uniform(shape, seed)
+    return _C.random_uniform(shape, _seed())
+
+
+def dropout_forward(x, p):
+    return _C.dropout_forward(x, float(p), _seed())
+
+
+def dropout_backward(dy, mask):
+    return _C.dropout_backward(dy, mask)
 
 
 def is_capturing() -> bool:

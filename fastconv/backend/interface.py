@@ -189,6 +189,13 @@ class Kernels(Protocol):
         """Uniform [0, 1) float32 draws from the device's generator (seeded by
         fastconv.manual_seed)."""
 
+    def dropout_forward(self, x: Array, p: float) -> tuple[Array, Array]:
+        """(y, mask): mask = 1 / (1 - p) where a uniform draw of the device's generator (as
+        ``random_uniform(x.shape)`` makes it) is >= p, else 0; y = x * mask; 0 <= p < 1."""
+
+    def dropout_backward(self, dy: Array, mask: Array) -> Array:
+        """dx = dy * mask."""
+
     def is_capturing(self) -> bool:
         """True while the work is being recorded into a CUDA graph: the ops then skip every
         check that reads device data on the host. Always False on the CPU."""

@@ -566,6 +566,9 @@ def _refuse(why):
     return convert
 
 
+_training_dropout = _refuse("dropout in training mode does not export; a module called "
+                            "F.dropout(training=True) itself")
+
 #: fastconv Function class -> converter writing its ONNX node(s).
 CONVERTERS: dict[type, Callable] = {
     conv.Conv2d: _conv,
@@ -586,8 +589,8 @@ CONVERTERS: dict[type, Callable] = {
     activation.GELU: _gelu,
     fmath.Sigmoid: _unary("Sigmoid"),
     fmath.Tanh: _unary("Tanh"),
-    activation.MaskMultiply: _refuse("dropout in training mode does not export; a module "
-                                     "called F.dropout(training=True) itself"),
+    activation.MaskMultiply: _training_dropout,
+    activation.Dropout: _training_dropout,
     activation.Softmax: _softmax("Softmax"),
     activation.LogSoftmax: _softmax("LogSoftmax"),
     arith.Cat: _cat,

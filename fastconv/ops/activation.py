@@ -52,6 +52,20 @@ class MaskMultiply(Function):
         return dy * self.mask, None
 
 
+class Dropout(Function):
+    """y = x * mask, mask = 1 / (1 - p) where a uniform draw is >= p, else 0: drawn and
+    applied in one kernel pass (the mask is what ``random.uniform(x.shape) >= p`` gives)."""
+
+    double_backward = "fixed_mask"
+
+    def forward(self, x, p):
+        y, self.mask = self.kernels.dropout_forward(contiguous(self.xp, x), p)
+        return y
+
+    def backward(self, dy):
+        return self.kernels.dropout_backward(contiguous(self.xp, dy), self.mask), None
+
+
 def _dropout(op, x, p, training, mask_shape):
     float_tensor(x, "input", op)
     if not 0.0 <= p <= 1.0:
@@ -60,6 +74,8 @@ def _dropout(op, x, p, training, mask_shape):
         return x
     if p == 1.0:
         return x * 0.0
+    if tuple(mask_shape) == tuple(x.shape):
+        return Dropout.apply(x, float(p))
     keep = random.uniform(mask_shape, x.device) >= p
     mask = keep.astype(np.float32) * np.float32(1.0 / (1.0 - p))
     return MaskMultiply.apply(x, mask)
@@ -371,7 +387,8 @@ POINTWISE = {
     "celu": (lambda xp, x, alpha: xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0) / alpha)),
              lambda xp, x, y, alpha: xp.where(x > 0, 1, xp.exp(xp.minimum(x, 0) / alpha))),
     "logsigmoid": (lambda xp, x: -_softplus(xp, -x, 1.0, math.inf),
-                   lambda xp, x, y: 1 - _sigmoid(xp, x)),
+                   # sigmoid(-x), not 1 - sigmoid(x): no cancellation for large x
+                   lambda xp, x, y: _sigmoid(xp, -x)),
     # torch's test, x <= threshold: a NaN x (or threshold) keeps x
     "threshold": (lambda xp, x, threshold, value: xp.where(x <= threshold, value, x),
                   lambda xp, x, y, threshold, value: ~(x <= threshold)),

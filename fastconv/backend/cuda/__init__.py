@@ -11,7 +11,7 @@ and out, plus the GPU's controls. Where each part lives:
     pool.py         max / adaptive max / average / global average pooling
     norm.py         LRN and batch norm
     norm_layer.py   group norm (and layer norm through it)
-    elementwise.py  ReLU, accumulate_, round_bf16_
+    elementwise.py  ReLU, dropout, accumulate_, round_bf16_
     activation.py   leaky ReLU, ELU, GELU, SiLU, sigmoid, tanh
     pad.py          padding in every mode (index tables)
     resize.py       nearest / bilinear interpolation
@@ -79,7 +79,14 @@ from .conv import (  # noqa: E402
     conv2d_forward_bf16,
     set_workspace_limit,
 )
-from .elementwise import accumulate_, relu_backward, relu_forward, round_bf16_  # noqa: E402
+from .elementwise import (  # noqa: E402
+    accumulate_,
+    dropout_backward,
+    dropout_forward,
+    relu_backward,
+    relu_forward,
+    round_bf16_,
+)
 from .graphs import CapturedStep, capture, is_capturing  # noqa: E402
 from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward  # noqa: E402
 from .norm import (  # noqa: E402
@@ -118,7 +125,7 @@ __all__ = [
     "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
     "pad_forward", "pad_backward", "interpolate_forward", "interpolate_backward",
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
-    "random_uniform", "is_capturing",
+    "random_uniform", "dropout_forward", "dropout_backward", "is_capturing",
     # the GPU's controls (fastconv.backend.interface.CONTROLS["cuda"])
     "device_count", "set_tf32", "get_tf32", "set_workspace_limit",
     "manual_seed", "get_rng_state", "set_rng_state", "CapturedStep", "capture",

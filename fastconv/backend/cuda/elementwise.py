@@ -1,4 +1,4 @@
-"""ReLU, the in-place sum of gradients and rounding to bfloat16
+"""ReLU, dropout, the in-place sum of gradients and rounding to bfloat16
 (``fastconv/cuda/elementwise.cu``)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import cupy
 import numpy as np
 
 from .launch import device_f32, i64, launch
+from .rng import random_uniform
 
 
 def relu_forward(x):
@@ -24,6 +25,17 @@ def relu_backward(y, dy):
     dx = cupy.empty_like(dy)
     launch("elementwise.cu", "relu_backward", dy.size, (y, dy, dx, i64(dy.size)))
     return dx
+
+
+def dropout_forward(x, p):
+    """(y, mask): mask = 1 / (1 - p) where a uniform draw is >= p, else 0; y = x * mask."""
+    x = device_f32(x, "x")
+    mask = (random_uniform(x.shape) >= p).astype(np.float32) * np.float32(1.0 / (1.0 - p))
+    return x * mask, mask
+
+
+def dropout_backward(dy, mask):
+    return device_f32(dy, "grad_output") * mask
 
 
 def round_bf16_(x):
