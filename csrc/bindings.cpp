@@ -60,9 +60,10 @@ PYBIND11_MODULE(_C, m) {
           "C-contiguous, the product is added to it and out returned. ValueError if "
           "bf16_kernels() is 'none'.");
     m.def("conv2d_forward_bf16", &conv2d_forward_bf16, "x"_a, "w"_a, "b"_a, "stride"_a,
-          "padding"_a, "dilation"_a, "groups"_a,
+          "padding"_a, "dilation"_a, "groups"_a, "relu"_a = false,
           "conv2d_forward with x and w rounded to bfloat16 and the products on the bfloat16 "
-          "GEMM (b is added as given, first); y rounded to bfloat16.");
+          "GEMM (b is added as given, first); y rounded to bfloat16, then max(y, 0) with "
+          "relu (NaN and -0 kept, as relu_forward).");
     m.def("conv2d_backward_bf16", &conv2d_backward_bf16, "x"_a, "w"_a, "dy"_a, "stride"_a,
           "padding"_a, "dilation"_a, "groups"_a, "need_dx"_a = true, "need_dw"_a = true,
           "need_db"_a = false,

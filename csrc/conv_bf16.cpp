@@ -231,10 +231,10 @@ void pair_weights(const float* w, index_t OCg, const ConvGeom& g, std::vector<fl
 }
 
 // y = the convolution of N images of x (channels [0, g.C) of image n at
-// x + n * x_img) with w (OCg, g.C, KH, KW) (+ bias), rounded to bfloat16:
-// output channel o of image n at y + n * y_img + o * P.
+// x + n * x_img) with w (OCg, g.C, KH, KW) (+ bias), rounded to bfloat16 (then max(y, 0)
+// with relu): output channel o of image n at y + n * y_img + o * P.
 void forward_packed(const Packers& pk, const float* x, index_t x_img, index_t N, const ConvGeom& g,
-                    const float* w, index_t OCg, const float* bias, float* y, index_t y_img) {
+                    const float* w, index_t OCg, const float* bias, float* y, index_t y_img, bool relu) {
     const index_t P = g.plane();
     const PaddedImage im = pk.padded_bf16(x, x_img, N, g, true);
     const index_t pairs = im.planes * g.KH * g.KW;
@@ -255,7 +255,7 @@ void forward_packed(const Packers& pk, const float* x, index_t x_img, index_t N,
     b.ctx = &src;
     const bool large = N * y_img * index_t(sizeof(float)) >= kStreamBytes;
     gemm_bf16_general(OCg, N * P, 2 * pairs, Operand{{}, nullptr, nullptr, packed_w.data()}, b,
-                      CTarget{y, P, P, y_img, true, large}, false, bias);
+                      CTarget{y, P, P, y_img, true, large, relu}, false, bias);
 }
 
 // dx of one group (dx_is_a_convolution): dy's channels [0, OCg) of image n at
@@ -275,14 +275,14 @@ void input_grad_packed(const Packers& pk, const float* dy, index_t dy_img, index
     t.PW = g.KW - 1 - g.PW;
     t.OH = g.H;
     t.OW = g.W;
-    forward_packed(pk, dy, dy_img, N, t, wt.data(), g.C, nullptr, dx, dx_img);
+    forward_packed(pk, dy, dy_img, N, t, wt.data(), g.C, nullptr, dx, dx_img, false);
 }
 
 }  // namespace
 
 py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
                               const std::optional<py::array>& b, const Pair& stride,
-                              const Pair& padding, const Pair& dilation, index_t groups) {
+                              const Pair& padding, const Pair& dilation, index_t groups, bool relu) {
     const char* fn = "conv2d_forward_bf16";
     const float* X = float_data(x, fn, "x");
     const float* W = float_data(w, fn, "w");
@@ -301,7 +301,7 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
         for (index_t gi = 0; gi < cv.G; ++gi) {
             if (forward_from_copy(cv.g)) {
                 forward_packed(pk, X + gi * cv.Cg * HW, cv.C * HW, cv.N, cv.g, W + gi * cv.OCg * rows, cv.OCg,
-                               B ? B + gi * cv.OCg : nullptr, Y + gi * cv.OCg * P, cv.OC * P);
+                               B ? B + gi * cv.OCg : nullptr, Y + gi * cv.OCg * P, cv.OC * P, relu);
                 continue;
             }
             gemm_bf16_pack_a(cv.OCg, rows, Operand{StridedMatrix{W + gi * cv.OCg * rows, rows, 1}}, packed_w);
@@ -311,7 +311,7 @@ py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
                 const PixelRows src{&cols, n0 * P};
                 gemm_bf16_general(cv.OCg, nimg * P, rows, Operand{{}, nullptr, nullptr, packed_w.data()},
                                   Operand{{}, pixel_rows, &src},
-                                  CTarget{Y + (n0 * cv.OC + gi * cv.OCg) * P, P, P, cv.OC * P, true, large}, false,
+                                  CTarget{Y + (n0 * cv.OC + gi * cv.OCg) * P, P, P, cv.OC * P, true, large, relu}, false,
                                   B ? B + gi * cv.OCg : nullptr);
             }
         }

@@ -49,11 +49,17 @@
 
 namespace fc {
 
-// A row of n finished sums of C into dst, rounded to bfloat16 where `round` asks; with
-// `stream`, past the caches (what the real variants do with it: stores_avx512), and
-// finish_fence() orders such stores before the product returns.
-inline void finish_row(float* dst, const float* src, index_t n, bool round, bool /*stream*/) {
-    for (index_t j = 0; j < n; ++j) dst[j] = round ? bf16_round(src[j]) : src[j];
+// A finished sum of C as the target wants it stored: rounded, then the ReLU.
+inline float finish_value(float v, bool round, bool relu) {
+    v = round ? bf16_round(v) : v;
+    return relu && v < 0.f ? 0.f : v;
+}
+
+// A row of n finished sums of C into dst (finish_value); with `stream`, past the caches (what
+// the real variants do with it: stores_avx512), and finish_fence() orders such stores before
+// the product returns.
+inline void finish_row(float* dst, const float* src, index_t n, bool round, bool relu, bool /*stream*/) {
+    for (index_t j = 0; j < n; ++j) dst[j] = finish_value(src[j], round, relu);
 }
 inline void finish_fence() {}
 
@@ -228,7 +234,7 @@ inline void tile_dot(int c, int a, int b) {
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 namespace stores_avx512 {
-inline void finish_row(float* dst, const float* src, index_t n, bool round, bool stream) {
+inline void finish_row(float* dst, const float* src, index_t n, bool round, bool relu, bool stream) {
     const __m512i half = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
     const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
     const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF), inf = _mm512_set1_epi32(0x7F800000);
@@ -243,6 +249,10 @@ inline void finish_row(float* dst, const float* src, index_t n, bool round, bool
             r = _mm512_mask_add_epi32(r, odd, r, one);
             v = _mm512_and_si512(r, high);
             v = _mm512_mask_mov_epi32(v, nan, qnan);
+        }
+        if (relu) {
+            const __mmask16 negative = _mm512_cmp_ps_mask(_mm512_castsi512_ps(v), _mm512_setzero_ps(), _CMP_LT_OQ);
+            v = _mm512_mask_mov_epi32(v, negative, _mm512_setzero_si512());
         }
         if (stream)
             _mm512_stream_si512(reinterpret_cast<__m512i*>(dst + j), v);

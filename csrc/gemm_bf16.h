@@ -90,6 +90,9 @@ struct CTarget {
     // C is part of an output of kStreamBytes or more that nothing reads before the product
     // returns: written past the caches (streaming stores) where the product does not add to it.
     bool stream = false;
+    // then max(result, 0), as relu_forward (NaN and -0 kept): a convolution's ReLU applied as
+    // its output is written instead of in a pass of its own
+    bool relu = false;
     float* at(index_t i, index_t j) const {
         return c + i * ldc + (group ? (j / group) * group_stride + j % group : j);
     }

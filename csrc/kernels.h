@@ -11,7 +11,7 @@ namespace fc {
 
 // Bumped whenever a signature or a semantic of this module changes;
 // fastconv/backend/cpu.py refuses to run against a different value.
-constexpr int kAbiVersion = 10;
+constexpr int kAbiVersion = 11;
 
 // alloc.cpp
 py::dict cache_info();
@@ -40,7 +40,7 @@ py::array gemm_bf16_py(const py::array& a, const py::array& b, bool trans_a, boo
                        const std::optional<py::array>& bias, const std::optional<py::array>& out);
 py::array conv2d_forward_bf16(const py::array& x, const py::array& w,
                               const std::optional<py::array>& b, const Pair& stride,
-                              const Pair& padding, const Pair& dilation, index_t groups);
+                              const Pair& padding, const Pair& dilation, index_t groups, bool relu);
 py::tuple conv2d_backward_bf16(const py::array& x, const py::array& w, const py::array& dy,
                                const Pair& stride, const Pair& padding, const Pair& dilation,
                                index_t groups, bool need_dx, bool need_dw, bool need_db);

@@ -91,9 +91,9 @@ def gemm_bf16(a: F32, b: F32, trans_a: bool = False, trans_b: bool = False,
     bfloat16 as packed, float32 sums; with out (M, N) the product is added to it."""
 
 def conv2d_forward_bf16(x: F32, w: F32, b: Optional[F32], stride: Pair, padding: Pair,
-                        dilation: Pair, groups: int) -> F32:
+                        dilation: Pair, groups: int, relu: bool = False) -> F32:
     """conv2d_forward with x and w rounded to bfloat16, on the bfloat16 GEMM; y rounded to
-    bfloat16."""
+    bfloat16, then max(y, 0) with relu (as relu_forward)."""
 
 def conv2d_backward_bf16(x: F32, w: F32, dy: F32, stride: Pair, padding: Pair, dilation: Pair,
                          groups: int, need_dx: bool = True, need_dw: bool = True,

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
-ABI_VERSION = 10
+ABI_VERSION = 11
 
 _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 
@@ -186,11 +186,12 @@ def gemm_bf16(a, b, trans_a=False, trans_b=False, bias=None, out=None):
     return _C.gemm_bf16(a, b, bool(trans_a), bool(trans_b), bias, out)
 
 
-def conv2d_forward_bf16(x, w, b, stride, padding, dilation, groups):
+def conv2d_forward_bf16(x, w, b, stride, padding, dilation, groups, relu=False):
     """conv2d_forward with x and w rounded to bfloat16, on the bfloat16 GEMM; y rounded to
-    bfloat16 (autocast's output)."""
+    bfloat16 (autocast's output), then relu_forward's max(y, 0) with ``relu``, as y is
+    written."""
     return _C.conv2d_forward_bf16(x, w, b, tuple(stride), tuple(padding), tuple(dilation),
-                                  int(groups))
+                                  int(groups), bool(relu))
 
 
 def conv2d_backward_bf16(x, w, dy, stride, padding, dilation, groups, need_dx, need_dw,

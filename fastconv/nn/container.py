@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 from fastconv.nn.module import Module, Parameter
+from fastconv.ops.conv import conv2d_relu
 from fastconv.tensor import Tensor
 
 
@@ -31,12 +32,26 @@ def _module(value, what: str) -> Module:
     return value
 
 
+def _conv_then_relu(conv, relu) -> bool:
+    """Whether a Conv2d and the ReLU after it run as one op (ops.conv.conv2d_relu, the same
+    values): both of exactly those classes, zero padding, and nothing that would see or change
+    the value between them (hooks, a forward replaced on the instance)."""
+    from fastconv.nn.layers import Conv2d, ReLU
+
+    return (type(conv) is Conv2d and type(relu) is ReLU and conv.padding_mode == "zeros"
+            and not any(m._forward_pre_hooks or m._forward_hooks or m._backward_hooks
+                        or m._backward_pre_hooks or "forward" in m.__dict__
+                        for m in (conv, relu)))
+
+
 class Sequential(Module):
     """Runs its modules in order: ``Sequential(m0, m1, ...)`` (keys "0", "1", ...) or
     ``Sequential(OrderedDict(name=module, ...))``.
 
     Indexing gives a module (``seq[-1]``) or, for a slice, a Sequential of the same class
-    keeping the original names (``seq[1:3]``). ``append``, ``insert``, ``extend``, ``pop``,
+    keeping the original names (``seq[1:3]``). A Conv2d directly followed by a ReLU runs as
+    one op (the same values; on the CPU's bfloat16 GEMM the ReLU is applied as the
+    convolution writes its output) unless a hook is registered on either. ``append``, ``insert``, ``extend``, ``pop``,
     ``del seq[i]``, ``seq[i] = m``, ``len``, ``iter`` and ``+`` behave as in PyTorch
     (deleting or inserting renumbers the keys).
     """
@@ -51,8 +66,16 @@ class Sequential(Module):
                 self.add_module(str(i), _module(m, "Sequential"))
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            m = modules[i]
+            if i + 1 < len(modules) and _conv_then_relu(m, modules[i + 1]):
+                x = conv2d_relu(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
+                i += 2
+            else:
+                x = m(x)
+                i += 1
         return x
 
     def __getitem__(self, idx):

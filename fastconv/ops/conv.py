@@ -19,6 +19,7 @@ class Conv2d(Function):
     autocast on the bfloat16 GEMM where the backend has one (Function.use_bf16_gemm)."""
 
     autocast_lowp = True
+    relu = False  # Conv2dReLU: y = max(y, 0) as well
 
     def forward(self, x, w, b, stride, padding, dilation, groups):
         # On the bfloat16 GEMM, x and w are rounded as they are packed: no rounded copies.
@@ -30,15 +31,16 @@ class Conv2d(Function):
         self.args = (stride, padding, dilation, groups)
         self.save_for_backward(x, w)
         self.has_bias = b is not None
-        conv = self.kernels.conv2d_forward_bf16 if self.on_bf16_gemm else \
-            self.kernels.conv2d_forward
-        y = conv(x, w, b, stride, padding, dilation, groups)
-        if self.lowp and not self.on_bf16_gemm:  # the bfloat16 kernels round y themselves
+        if self.on_bf16_gemm:  # rounds y, and applies the ReLU, as it writes y
+            return self.kernels.conv2d_forward_bf16(x, w, b, stride, padding, dilation, groups,
+                                                    self.relu)
+        y = self.kernels.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+        if self.lowp:
             self.kernels.round_bf16_(y)
-        return y
+        return self.kernels.relu_forward(y) if self.relu else y
 
     def backward(self, dy):
-        x, w = self.saved
+        x, w = self.saved[:2]
         need_x, need_w, need_b = self.needs_input_grad[:3]
         need_b = need_b and self.has_bias
         # The backward products take the bfloat16 GEMM at any depth: it rounds dy as it reads
@@ -106,13 +108,45 @@ def same_padding(kernel, dilation):
                  for k, d in zip(kernel, dilation))
 
 
+class Conv2dReLU(Conv2d):
+    """relu(conv2d(x, w) + b) as one op: the bfloat16 GEMM applies the ReLU as it writes y
+    (no pass over y of its own); elsewhere the ReLU kernel runs after the convolution. The
+    backward passes dy through ReLU's mask, then the convolution's."""
+
+    relu = True
+
+    def forward(self, x, w, b, stride, padding, dilation, groups):
+        y = super().forward(x, w, b, stride, padding, dilation, groups)
+        self.save_for_backward(*self.saved, y)
+        return y
+
+    def backward(self, dy):
+        return super().backward(self.kernels.relu_backward(self.saved[2],
+                                                           contiguous(self.xp, dy)))
+
+    def backward_graph(self, dy):
+        from fastconv.tensor import Tensor
+
+        return super().backward_graph(dy * Tensor((self.saved[2] > 0).astype(self.xp.float32)))
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv2d(Conv2d, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """relu(conv2d(...)) in one op (:class:`Conv2dReLU`): what ``nn.Sequential`` runs for a
+    Conv2d directly followed by a ReLU."""
+    return _conv2d(Conv2dReLU, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv2d(fn, input, weight, bias, stride, padding, dilation, groups):
     op = "conv2d"
     float_tensor(input, "input", op, (3, 4))
     float_tensor(weight, "weight", op, (4,))
     if input.ndim == 3:  # unbatched (C, H, W), as PyTorch accepts it
-        y = conv2d(input.reshape(1, *input.shape), weight, bias, stride, padding, dilation,
-                   groups)
+        y = _conv2d(fn, input.reshape(1, *input.shape), weight, bias, stride, padding, dilation,
+                    groups)
         return y.reshape(y.shape[1:])
     x = input
     stride = pair(stride, "stride", op, 1)
@@ -165,7 +199,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     # output) or ask for more memory than there is: refuse it here.
     check_allocation(op, (N, OC) + out_hw)
     check_padded_input(op, N, C, (H, W), stride, padding)
-    return Conv2d.apply(x, weight, bias, stride, padding, dilation, groups)
+    return fn.apply(x, weight, bias, stride, padding, dilation, groups)
 
 
 class ConvTranspose2d(Function):

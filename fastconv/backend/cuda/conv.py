@@ -28,7 +28,7 @@ import numpy as np
 from fastconv import output_size
 
 from .blas import bf16_products, mm, view
-from .elementwise import round_bf16_
+from .elementwise import relu_forward, round_bf16_
 from .launch import BLOCK, NULL, device_f32, device_f32_or_none, get_kernel, i32, i64, launch
 
 _workspace_limit = int(float(os.environ.get("FASTCONV_CUDA_WORKSPACE_MB", "512")) * 2**20)
@@ -226,14 +226,14 @@ def conv2d_backward(x, w, dy, stride, padding, dilation, groups, need_dx, need_d
     return dx, dw, db
 
 
-def conv2d_forward_bf16(x, w, b, stride, padding, dilation, groups):
+def conv2d_forward_bf16(x, w, b, stride, padding, dilation, groups, relu=False):
     """conv2d_forward with every GEMM on bfloat16-rounded operands (blas.bf16_products): x and
     w are rounded as they enter the GEMMs, the bias is added in float32; y rounded to
-    bfloat16 (autocast's output), as the CPU's."""
+    bfloat16 (autocast's output), as the CPU's; then relu_forward with ``relu``."""
     with bf16_products():
         y = conv2d_forward(x, w, b, stride, padding, dilation, groups)
     round_bf16_(y)
-    return y
+    return relu_forward(y) if relu else y
 
 
 def conv2d_backward_bf16(x, w, dy, stride, padding, dilation, groups, need_dx, need_dw,

@@ -1,0 +1,140 @@
+"""A Conv2d followed by a ReLU in nn.Sequential runs as one op (ops.conv.Conv2dReLU; on the
+bfloat16 GEMM the ReLU is applied as the convolution writes y): the same values and
+gradients as the two modules run one after the other, in float32 and under autocast, on
+every bfloat16 GEMM variant; hooks on either module keep them apart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastconv
+import fastconv.nn as nn
+from fastconv.backend import cpu as cpu_backend
+
+_C = cpu_backend._C
+
+CONFIGS = [  # (N, C, H, W, OC, kernel, stride, padding, groups, bias)
+    (2, 3, 9, 7, 5, 3, 1, 1, 1, True),
+    (3, 4, 8, 8, 6, 1, 1, 0, 1, False),
+    (2, 6, 11, 10, 4, 3, 2, 0, 2, True),
+    (1, 5, 7, 7, 7, 5, 1, "same", 1, True),
+]
+
+
+def _variants():
+    before = _C.bf16_kernels()
+    names = []
+    for name in ("emulated", "emulated_amx", "avx512bf16", "amx"):
+        try:
+            _C._set_bf16_isa(name)
+        except ValueError:
+            continue
+        names.append(name)
+    _C._set_bf16_isa(before)
+    return names
+
+
+def _net(cfg, rng):
+    N, C, H, W, OC, k, s, p, g, bias = cfg
+    conv = nn.Conv2d(C, OC, k, stride=s, padding=p, groups=g, bias=bias)
+    with fastconv.no_grad():
+        conv.weight.copy_(fastconv.tensor(rng.standard_normal(conv.weight.shape)
+                                          .astype(np.float32)))
+        if bias:
+            conv.bias.copy_(fastconv.tensor(rng.standard_normal(OC).astype(np.float32)))
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    return nn.Sequential(conv, nn.ReLU()), x
+
+
+def _run(seq, x, dy, apart, autocast):
+    """(y, dx, dw, db) of seq on x, with the modules run as Sequential does or one by one."""
+    xt = fastconv.tensor(x, requires_grad=True)
+    seq.zero_grad()
+    with fastconv.autocast("cpu", enabled=autocast):
+        y = seq[1](seq[0](xt)) if apart else seq(xt)
+    assert (y.grad_fn is not None) and (("Conv2dReLU" in type(y.grad_fn).__name__) != apart), \
+        type(y.grad_fn).__name__
+    y.backward(fastconv.tensor(dy))
+    conv = seq[0]
+    return (y.detach().numpy(), xt.grad.numpy(), conv.weight.grad.numpy(),
+            None if conv.bias is None else conv.bias.grad.numpy())
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("precision", ["fp32"] + [f"bf16-{v}" for v in _variants()])
+def test_fused_equals_the_modules_one_by_one(cfg, precision, rng):
+    seq, x = _net(cfg, rng)
+    # values that make NaN and both zeros in the convolution's output
+    x[0, 0, 0, :3] = [np.nan, 0.0, -0.0]
+    dy_shape = seq[1](seq[0](fastconv.tensor(x))).shape
+    dy = rng.standard_normal(dy_shape).astype(np.float32)
+    autocast = precision != "fp32"
+    before = _C.bf16_kernels()
+    try:
+        if autocast:
+            _C._set_bf16_isa(precision.split("-", 1)[1])
+        fused = _run(seq, x, dy, apart=False, autocast=autocast)
+        apart = _run(seq, x, dy, apart=True, autocast=autocast)
+    finally:
+        _C._set_bf16_isa(before)
+    assert np.isnan(fused[0]).any() and (fused[0] == 0).any() and (fused[0] > 0).any()
+    for got, want in zip(fused, apart):
+        if want is not None:
+            np.testing.assert_array_equal(got, want)
+    # signs of zero too: ReLU keeps -0 (a bfloat16 -0 from a tiny negative sum) as torch does
+    np.testing.assert_array_equal(np.signbit(fused[0]), np.signbit(apart[0]))
+
+
+def test_the_bf16_kernel_applies_relu_after_rounding(rng):
+    x = rng.standard_normal((2, 8, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    x[0, :, 4, 4] = np.nan
+    for name in _variants():
+        before = _C.bf16_kernels()
+        try:
+            _C._set_bf16_isa(name)
+            y = _C.conv2d_forward_bf16(x, w, b, (1, 1), (1, 1), (1, 1), 1)
+            fused = _C.conv2d_forward_bf16(x, w, b, (1, 1), (1, 1), (1, 1), 1, True)
+        finally:
+            _C._set_bf16_isa(before)
+        np.testing.assert_array_equal(fused, _C.relu_forward(y), err_msg=name)
+        assert np.isnan(fused).any() and (fused == 0).any()
+
+
+def test_hooks_keep_the_modules_apart(rng):
+    seq, x = _net(CONFIGS[0], rng)
+    seen = []
+    handle = seq[1].register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    y = seq(fastconv.tensor(x))
+    raw = seen[0].detach().numpy()
+    assert len(seen) == 1 and (raw < 0).any()  # the ReLU saw the convolution's output
+    np.testing.assert_array_equal(y.detach().numpy(), np.maximum(raw, 0))
+    handle.remove()
+    assert "Conv2dReLU" in type(seq(fastconv.tensor(x)).grad_fn).__name__
+
+
+def test_only_conv2d_then_relu_fuses(rng):
+    conv = nn.Conv2d(3, 4, 3)
+    x = fastconv.tensor(rng.standard_normal((1, 3, 6, 6)).astype(np.float32))
+    for seq in (nn.Sequential(conv, nn.LeakyReLU()), nn.Sequential(nn.ReLU(), conv),
+                nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"),
+                              nn.ReLU())):
+        y = seq(x)
+        assert "Conv2dReLU" not in type(y.grad_fn).__name__
+
+
+def test_double_backward_through_the_fused_op(rng):
+    """A gradient penalty through Sequential(Conv2d, ReLU): the same second-order gradient
+    of the weights as with the modules one by one."""
+    seq, x = _net(CONFIGS[0], rng)
+    grads = []
+    for apart in (False, True):
+        xt = fastconv.tensor(x, requires_grad=True)
+        y = seq[1](seq[0](xt)) if apart else seq(xt)
+        (gx,) = fastconv.autograd.grad((y * y).sum(), xt, create_graph=True)
+        seq.zero_grad()
+        (gx * gx).sum().backward()
+        grads.append(seq[0].weight.grad.numpy().copy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-5)
