@@ -96,6 +96,7 @@ from fastconv.ops.patches import channel_shuffle, fold, pixel_shuffle, pixel_uns
 from fastconv.ops.pool import (
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
+    adaptive_max_pool3d,
     avg_pool2d,
     lp_pool2d,
     max_pool2d,
@@ -132,6 +133,7 @@ __all__ = [
     "adaptive_avg_pool3d",
     "adaptive_max_pool1d",
     "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
     "affine_grid",
     "alpha_dropout",
     "avg_pool1d",
@@ -301,6 +303,7 @@ max_pool2d_with_indices = _with_indices(max_pool2d)
 max_pool3d_with_indices = _with_indices(max_pool3d)
 adaptive_max_pool1d_with_indices = _with_indices(adaptive_max_pool1d)
 adaptive_max_pool2d_with_indices = _with_indices(adaptive_max_pool2d)
+adaptive_max_pool3d_with_indices = _with_indices(adaptive_max_pool3d)
 fractional_max_pool2d_with_indices = _with_indices(fractional_max_pool2d)
 
 
@@ -334,5 +337,6 @@ def upsample_bilinear(input, size=None, scale_factor=None):
 
 __all__ += ["max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices",
             "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
+            "adaptive_max_pool3d_with_indices",
             "fractional_max_pool2d_with_indices", "upsample", "upsample_nearest",
             "upsample_bilinear"]

@@ -180,9 +180,10 @@ def test_dropout_probability_out_of_range(op, rng):
         _raises(ValueError, lambda p=p: getattr(F, op)(x, p, True), r"\bp\b")
 
 
-def test_dropout2d_needs_4d(rng):
-    _raises(ValueError, lambda: F.dropout2d(T(randn(rng, 3, 4)), 0.5, True), INPUT_NAME,
-            shapes=[(3, 4)])
+def test_dropout2d_needs_a_channel_dim(rng):
+    # as torch: any input with a channel dim is taken (other ranks than 3-D and 4-D warn)
+    _raises(RuntimeError, lambda: F.dropout2d(T(randn(rng, 3)), 0.5, True), INPUT_NAME,
+            shapes=[(3,)])
 
 
 def test_cat_shape_mismatch(rng):

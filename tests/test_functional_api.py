@@ -413,7 +413,7 @@ def test_pad_errors(rng):
     _raises(ValueError, lambda: F.pad(x, (5, 0), mode="reflect"), "input")  # 1 dim of a 4-D input
     _raises(ValueError, lambda: F.pad(x, (5, 0, 0, 0), mode="reflect"), "padding", r"\(5, 0\)")
     _raises(ValueError, lambda: F.pad(x, (6, 0, 0, 0), mode="circular"), "circular")
-    _raises(ValueError, lambda: F.pad(x, (-1, 0, 0, 0), mode="replicate"), "negative")
+    _raises(ValueError, lambda: F.pad(x, (-6, 0, 0, 0), mode="replicate"), "crops", "below")
     _raises(ValueError, lambda: F.pad(x, (1, 1, 0, 0), mode="reflect", value=2.0), "value")
     _raises(ValueError, lambda: F.pad(x, (-3, -3)), "crop")
     _raises(ValueError, lambda: F.pad(x, (1,) * 10), "too large")

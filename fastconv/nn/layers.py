@@ -414,7 +414,7 @@ class Conv3d(_ConvNd):
     """3-D convolution over (N, C, D, H, W) or (C, D, H, W); see
     ``fastconv.functional.conv3d``. weight (out_channels, in_channels // groups, KD, KH, KW),
     torch's initialisation; ``padding`` an int, 3 ints, "valid" or "same" (stride 1);
-    padding_mode "zeros"."""
+    padding_mode as Conv2d's."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
@@ -422,8 +422,8 @@ class Conv3d(_ConvNd):
         super().__init__()
         name = "Conv3d"
         _check_groups(name, groups, in_channels, out_channels)
-        if padding_mode != "zeros":
-            raise ValueError(f'{name}: only "zeros" padding_mode is supported, got '
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got "
                              f"{padding_mode!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = three_d.triple(kernel_size, "kernel_size", name, 1)
@@ -447,14 +447,15 @@ class Conv3d(_ConvNd):
         factory_kwargs(self, device, dtype)
 
     def forward(self, x):
-        padding = self.padding
-        if padding == "valid":
-            padding = 0
-        elif padding == "same":  # torch's split: the odd pixel after
-            split = same_padding(self.kernel_size, self.dilation)
-            x = F.pad(x, tuple(v for before, after in reversed(split) for v in (before, after)))
-            padding = 0
-        return F.conv3d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+        if self.padding_mode != "zeros" and self.padding != "valid":
+            split = (same_padding(self.kernel_size, self.dilation) if self.padding == "same"
+                     else tuple((p, p) for p in self.padding))
+            # F.pad's order: the last dim first
+            x = F.pad(x, tuple(v for pair_ in reversed(split) for v in pair_),
+                      mode=self.padding_mode)
+            return F.conv3d(x, self.weight, self.bias, self.stride, 0, self.dilation,
+                            self.groups)
+        return F.conv3d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
 
 
@@ -677,6 +678,12 @@ class AvgPool3d(_AvgPoolNd):
 
 class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
     _pool = staticmethod(F.adaptive_avg_pool3d)
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    """See ``fastconv.functional.adaptive_max_pool3d``."""
+
+    _pool = staticmethod(F.adaptive_max_pool3d)
 
 
 class MaxUnpool1d(Module):

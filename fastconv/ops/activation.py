@@ -31,12 +31,12 @@ class ReLU(Function):
         return self.kernels.relu_backward(self.saved[0], contiguous(self.xp, dy))
 
 
-def relu(x, inplace=False):
-    """max(x, 0) elementwise. ``inplace``: write the result into ``x`` and return it."""
+def relu(input, inplace=False):
+    """max(x, 0) elementwise. ``inplace``: write the result into ``input`` and return it."""
     if inplace:
-        return in_place(relu, x)
-    float_tensor(x, "input", "relu")
-    return ReLU.apply(x)
+        return in_place(relu, input)
+    float_tensor(input, "input", "relu")
+    return ReLU.apply(input)
 
 
 class MaskMultiply(Function):
@@ -81,27 +81,46 @@ def _dropout(op, x, p, training, mask_shape):
     return MaskMultiply.apply(x, mask)
 
 
-def dropout(x, p=0.5, training=True, inplace=False):
+def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (Srivastava et
     al., 2014).
 
     Identity when ``training`` is False. Masks come from fastconv's generator
-    (reproducible under ``fastconv.manual_seed``). ``inplace``: write the result into ``x``
-    and return it.
+    (reproducible under ``fastconv.manual_seed``). ``inplace``: write the result into
+    ``input`` and return it.
     """
     if inplace and training:
-        return in_place(dropout, x, p, training)
-    return _dropout("dropout", x, p, training, x.shape)
+        return in_place(dropout, input, p, training)
+    return _dropout("dropout", input, p, training, input.shape)
 
 
-def dropout2d(x, p=0.5, training=True, inplace=False):
+def _feature_mask_shape(op, x, training):
+    """(N, C, 1, ...): one draw per (sample, channel), as torch's feature dropout."""
+    if training and x.ndim < 2:
+        raise RuntimeError(f"{op}: Feature dropout requires at least 2 dimensions in the input, "
+                           f"got shape {x.shape}")
+    return x.shape[:2] + (1,) * (x.ndim - 2)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
     """Spatial dropout (Tompson et al., 2015): zero whole feature maps of (N, C, H, W) input.
-    ``inplace``: as in :func:`dropout`."""
+    ``inplace``: as in :func:`dropout`.
+
+    As torch, a 3-D input is taken as (N, C, L) (channel dropout over L, not an unbatched
+    (C, H, W)), and other ranks are accepted with a deprecation warning."""
     if inplace and training:
-        return in_place(dropout2d, x, p, training)
-    if x.ndim != 4:
-        raise ArgumentError(f"dropout2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
-    return _dropout("dropout2d", x, p, training, x.shape[:2] + (1, 1))
+        return in_place(dropout2d, input, p, training)
+    if input.ndim not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {input.ndim}-D input to dropout2d, which is "
+                      "deprecated and will result in an error in a future release. To retain "
+                      "the behavior and silence this warning, please use dropout instead.",
+                      UserWarning, stacklevel=2)
+    elif input.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise "
+                      "1D dropout behavior is desired - input is interpreted as shape (N, C, L), "
+                      "where C is the channel dim.", UserWarning, stacklevel=2)
+    return _dropout("dropout2d", input, p, training,
+                    _feature_mask_shape("dropout2d", input, training))
 
 
 class Softmax(Function):
@@ -598,7 +617,8 @@ def glu(input, dim=-1):
     n = input.shape[d]
     if n % 2:
         raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {n}")
-    a, b = input.split(n // 2, d)
+    # an empty dim halves into two empty halves (split takes no size 0)
+    a, b = input.split(n // 2, d) if n else (input, input)
     return a * b.sigmoid()
 
 
@@ -639,9 +659,16 @@ def dropout3d(input, p=0.5, training=True, inplace=False):
     if inplace and training:
         return in_place(dropout3d, input, p, training)
     if input.ndim not in (4, 5):
-        raise RuntimeError(f"dropout3d: Expected 4D or 5D input, but received a "
-                           f"{input.ndim}D input")
-    return _dropout("dropout3d", input, p, training, input.shape[:-3] + (1, 1, 1))
+        warnings.warn(f"dropout3d: Received a {input.ndim}-D input to dropout3d, which is "
+                      "deprecated and will result in an error in a future release. To retain "
+                      "the behavior and silence this warning, please use dropout instead.",
+                      UserWarning, stacklevel=2)
+    if input.ndim == 5:
+        return _dropout("dropout3d", input, p, training,
+                        _feature_mask_shape("dropout3d", input, training))
+    # anything else is taken as unbatched, as torch: a batch dim of one in front
+    mask = _feature_mask_shape("dropout3d", input.reshape((1,) + input.shape), training)
+    return _dropout("dropout3d", input, p, training, mask[1:])
 
 
 # SELU's negative saturation value, -scale * alpha (Klambauer et al., 2017)

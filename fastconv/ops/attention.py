@@ -61,7 +61,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         key = key.repeat_interleave(hq // hk, dim=-3) if hq != hk else key
         value = value.repeat_interleave(hq // hv, dim=-3) if hq != hv else value
     L, S = query.shape[-2], key.shape[-2]
-    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    if scale is None:  # torch's 1/sqrt(0) for an empty E is inf (0 * inf: NaN scores)
+        scale = 1.0 / math.sqrt(query.shape[-1]) if query.shape[-1] else math.inf
     scores = (query @ key.transpose(-2, -1)) * scale
     if is_causal:
         allowed = np.tril(np.ones((L, S), dtype=bool))

@@ -8,6 +8,7 @@ from fastconv.ops.validate import (
     check_allocation,
     contiguous,
     float_tensor,
+    nonempty,
     pair,
     positive_int,
 )
@@ -108,6 +109,31 @@ def same_padding(kernel, dilation):
                  for k, d in zip(kernel, dilation))
 
 
+def string_padding(op, x, padding, kernel, stride, dilation):
+    """PyTorch's padding strings for a convolution of any number of spatial dims: "valid"
+    is no padding, "same" (stride 1 only) keeps each size with :func:`same_padding`'s split.
+    Returns the input, padded by the odd pixel at the end of each axis whose total is odd
+    (the kernels pad both sides alike), and the symmetric padding per axis; a padding that
+    is not a string comes back unchanged."""
+    if not isinstance(padding, str):
+        return x, padding
+    if padding == "valid":
+        return x, (0,) * len(kernel)
+    if padding != "same":
+        raise ArgumentError(f"{op}: invalid padding string {padding!r}, should be one of "
+                            "'valid', 'same'")
+    if any(s != 1 for s in stride):
+        raise ArgumentError(f"{op}: padding='same' is not supported for strided convolutions "
+                            f"(stride {tuple(stride)})")
+    split = same_padding(kernel, dilation)
+    extra = [after - before for before, after in split]
+    if any(extra):
+        from fastconv.ops.pad import pad
+
+        x = pad(x, tuple(v for e in reversed(extra) for v in (0, e)))  # last axis first
+    return x, tuple(before for before, _ in split)
+
+
 class Conv2dReLU(Conv2d):
     """relu(conv2d(x, w) + b) as one op: the bfloat16 GEMM applies the ReLU as it writes y
     (no pass over y of its own); elsewhere the ReLU kernel runs after the convolution. The
@@ -148,26 +174,9 @@ def _conv2d(fn, input, weight, bias, stride, padding, dilation, groups):
         y = _conv2d(fn, input.reshape(1, *input.shape), weight, bias, stride, padding, dilation,
                     groups)
         return y.reshape(y.shape[1:])
-    x = input
     stride = pair(stride, "stride", op, 1)
     dilation = pair(dilation, "dilation", op, 1)
-    if isinstance(padding, str):
-        if padding == "valid":
-            padding = 0
-        elif padding == "same":
-            if stride != (1, 1):
-                raise ArgumentError(f"{op}: padding='same' is not supported for strided "
-                                    f"convolutions (stride {stride})")
-            split = same_padding(weight.shape[2:], dilation)
-            extra = tuple(after - before for before, after in split)
-            if any(extra):  # an odd total: PyTorch pads the extra pixel at the bottom/right
-                from fastconv.ops.pad import pad
-
-                x = pad(x, (0, extra[1], 0, extra[0]))
-            padding = tuple(before for before, _ in split)
-        else:
-            raise ArgumentError(f"{op}: invalid padding string {padding!r}, should be one of "
-                                "'valid', 'same'")
+    x, padding = string_padding(op, input, padding, weight.shape[2:], stride, dilation)
     padding = pair(padding, "padding", op, 0)
     groups = positive_int(groups, "groups", op)
     N, C, H, W = x.shape
@@ -286,6 +295,9 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
             raise ArgumentError(f"{op}: for {input.ndim}-D input, output_size must have 2 or "
                                 f"{input.ndim} elements, got {len(output_size)}")
         output_size = output_size[-2:]
+    # torch: no empty plane (no channels is refused there too, but here it gives the bias,
+    # a sum over no inputs, as conv2d without input channels does)
+    nonempty(input, "input", op, input.ndim - 2)
     if input.ndim == 3:
         y = conv_transpose2d(input.reshape(1, *input.shape), weight, bias, stride, padding,
                              output_padding, groups, dilation, output_size)
@@ -385,22 +397,22 @@ class Linear(Function):
                 dy.sum(dim=0) if need_b else None)
 
 
-def linear(x, weight, bias=None):
+def linear(input, weight, bias=None):
     op = "linear"
-    float_tensor(x, "input", op)
+    float_tensor(input, "input", op)
     float_tensor(weight, "weight", op, (2,))
-    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+    if input.ndim < 1 or input.shape[-1] != weight.shape[1]:
         raise ArgumentError(f"{op}: input's last dimension must equal weight's in_features "
-                            f"{weight.shape[1]}; input {x.shape}, weight {weight.shape}")
+                            f"{weight.shape[1]}; input {input.shape}, weight {weight.shape}")
     if bias is not None:
         float_tensor(bias, "bias", op, (1,))
         if bias.shape != (weight.shape[0],):
             raise ArgumentError(f"{op}: bias must have shape ({weight.shape[0]},), got "
                                 f"{bias.shape}")
-    if x.ndim == 2:
-        return Linear.apply(x, weight, bias)
-    lead = x.shape[:-1]
-    y = Linear.apply(x.reshape(-1, x.shape[-1]), weight, bias)
+    if input.ndim == 2:
+        return Linear.apply(input, weight, bias)
+    lead = input.shape[:-1]
+    y = Linear.apply(input.reshape(-1, input.shape[-1]), weight, bias)
     return y.reshape(*lead, weight.shape[0])
 
 

@@ -40,7 +40,11 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     x1 = x1 if tuple(x1.shape) == tuple(shape) else x1.expand(*shape)
     x2 = x2 if tuple(x2.shape) == tuple(shape) else x2.expand(*shape)
     n1, n2 = x1.norm(2, dim, keepdim=True), x2.norm(2, dim, keepdim=True)
-    return ((x1 / n1.clamp(min=eps)) * (x2 / n2.clamp(min=eps))).sum(dim)
+    # torch clamps the norms outside autograd: below eps the division takes eps, but the
+    # gradient still flows through the norm as if unclamped
+    n1 = n1 + (n1.clamp(min=eps) - n1).detach()
+    n2 = n2 + (n2.clamp(min=eps) - n2).detach()
+    return ((x1 / n1) * (x2 / n2)).sum(dim)
 
 
 def pdist(input, p=2.0):

@@ -15,7 +15,7 @@ import numpy as np
 
 from fastconv.function import Function
 from fastconv.ops.pool import _batched, _pool_result
-from fastconv.ops.validate import ArgumentError, pair
+from fastconv.ops.validate import ArgumentError, nonempty, pair
 
 
 def _starts(xp, u, size: int, out: int, k: int):
@@ -80,6 +80,7 @@ def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=Non
 
     op = "fractional_max_pool2d"
     x, unbatched = _batched(op, input)
+    nonempty(input, "input", op, 1)  # torch: dims 1.. (the channels only when batched)
     kernel = pair(kernel_size, "kernel_size", op, 1)
     N, C, H, W = x.shape
     if output_size is None and output_ratio is None:

@@ -16,6 +16,18 @@ mapped by the padding mode on its own (:func:`_tap_index`): zeros reads 0 outsid
 clamps the tap, reflection reflects it and then clamps. The weights are Keys' cubic
 convolution with a = -0.75 (``upsample.cubic_weights``), so the grid gradient is the
 derivative of those weights times the unnormalising scale.
+
+Non-finite positions follow torch's CPU kernels. Clamping maps NaN to 0 (+inf to the last
+pixel, -inf to 0), so with "border" a NaN or -inf position reads pixel 0 and +inf the last
+one, and with "reflection" (whose reflection of +-inf is NaN) every non-finite position
+reads pixel 0; there the position is a constant to the gradient, as clamped positions are.
+(torch's own backward computes such positions without the clamp and indexes memory with
+the overflowed integer: it crashes or returns garbage, so it cannot be the reference there.)
+With "zeros" every tap of a non-finite position is outside the input and reads 0, but its
+weights are NaN, and a weight times a value of 0 is NaN: the output is NaN, as torch's.
+Bicubic weights come from the unclamped position, so a non-finite position gives NaN with
+every padding mode; its taps are placed by the padding mode as above, so the input gradient
+is NaN at the taps it reads.
 """
 
 from __future__ import annotations
@@ -46,6 +58,20 @@ def _reflect(xp, coord, twice_low: int, twice_high: int):
     return out.astype(np.float32), xp.where(even, sign, -sign).astype(np.float32)
 
 
+def _clamp(xp, coord, size: int):
+    """``coord`` clamped to [0, size - 1] as torch's clip_coordinates: NaN becomes 0."""
+    return xp.where(coord > 0, xp.minimum(coord, np.float32(size - 1)),
+                    np.float32(0)).astype(np.float32)
+
+
+def _index(xp, coord):
+    """Integer pixel coordinates of whole-valued float ``coord``. A non-finite or huge one
+    (only reachable with "zeros" padding, where it reads 0) becomes -8, outside the input
+    for every tap of it (bicubic reads up to 2 pixels either side), and casting it never
+    sees a value beyond int64."""
+    return xp.where(xp.abs(coord) < np.float32(2 ** 30), coord, np.float32(-8)).astype(np.int64)
+
+
 def _unnormalise(xp, g, size: int, align_corners: bool, padding_mode: str):
     """Pixel coordinates of normalised positions ``g`` along an axis of ``size`` pixels, with
     d(coordinate)/d(g)."""
@@ -64,8 +90,8 @@ def _unnormalise(xp, g, size: int, align_corners: bool, padding_mode: str):
             coord, sign = _reflect(xp, coord, -1, 2 * size - 1)
         slope *= sign
     if padding_mode in ("border", "reflection"):
-        inside = (coord > 0) & (coord < size - 1)
-        coord = xp.clip(coord, 0, size - 1)
+        inside = (coord > 0) & (coord < size - 1)  # False for NaN: a constant once clamped
+        coord = _clamp(xp, coord, size)
         slope = xp.where(inside, slope, np.float32(0))
     return coord, slope
 
@@ -80,7 +106,7 @@ def _tap_index(xp, tap, size: int, align_corners: bool, padding_mode: str):
         else:
             tap, _ = _reflect(xp, tap, -1, 2 * size - 1)
     if padding_mode in ("border", "reflection"):
-        tap = xp.clip(tap, 0, size - 1)
+        tap = _clamp(xp, tap, size)
     return tap
 
 
@@ -88,6 +114,10 @@ class GridSample(Function):
     def forward(self, x, grid, mode, padding_mode, align_corners):
         xp = self.xp
         x, grid = contiguous(xp, x), contiguous(xp, grid)
+        with np.errstate(invalid="ignore"):  # NaN from a non-finite position is the result
+            return self._forward(xp, x, grid, mode, padding_mode, align_corners)
+
+    def _forward(self, xp, x, grid, mode, padding_mode, align_corners):
         N, C, H, W = x.shape
         self.shape, self.mode = x.shape, mode
         # bicubic applies the padding mode to each tap, not to the position
@@ -97,23 +127,22 @@ class GridSample(Function):
         batch = xp.arange(N).reshape(N, 1, 1)
         if mode == "nearest":
             # round half to even, as torch's nearbyint
-            taps = [(xp.rint(iy).astype(np.int64), xp.rint(ix).astype(np.int64),
+            taps = [(_index(xp, xp.rint(iy)), _index(xp, xp.rint(ix)),
                      xp.ones(ix.shape, np.float32))]
         elif mode == "bicubic":
             x0, y0 = xp.floor(ix), xp.floor(iy)
             tx, ty = (ix - x0).astype(np.float32), (iy - y0).astype(np.float32)
             wx, wy = cubic_weights(xp, tx), cubic_weights(xp, ty)
-            cols = [_tap_index(xp, x0 + (j - 1), W, align_corners, padding_mode)
+            cols = [_index(xp, _tap_index(xp, x0 + (j - 1), W, align_corners, padding_mode))
                     for j in range(4)]
-            rows = [_tap_index(xp, y0 + (i - 1), H, align_corners, padding_mode)
+            rows = [_index(xp, _tap_index(xp, y0 + (i - 1), H, align_corners, padding_mode))
                     for i in range(4)]
-            taps = [(rows[i].astype(np.int64), cols[j].astype(np.int64), wy[i] * wx[j])
-                    for i in range(4) for j in range(4)]
+            taps = [(rows[i], cols[j], wy[i] * wx[j]) for i in range(4) for j in range(4)]
             self.parts = (tx, ty, wx, wy, sx, sy)
         else:
             x0, y0 = xp.floor(ix), xp.floor(iy)
             wx1, wy1 = ix - x0, iy - y0
-            x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+            x0, y0 = _index(xp, x0), _index(xp, y0)
             taps = [(y0, x0, (1 - wy1) * (1 - wx1)), (y0, x0 + 1, (1 - wy1) * wx1),
                     (y0 + 1, x0, wy1 * (1 - wx1)), (y0 + 1, x0 + 1, wy1 * wx1)]
             self.parts = (wx1, wy1, sx, sy)
@@ -123,13 +152,19 @@ class GridSample(Function):
         for yy, xx, w in taps:
             ok = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
             yc, xc = xp.clip(yy, 0, H - 1), xp.clip(xx, 0, W - 1)
-            w = xp.where(ok, w, np.float32(0)).astype(np.float32)
-            v = planes[batch, yc, xc]  # (N, Ho, Wo, C); out-of-bounds taps weigh 0
-            y += w[..., None] * v
-            self.taps.append(((batch * H + yc) * W + xc, w, xp.where(ok[..., None], v, 0)))
+            # an out-of-bounds tap reads 0, still times its weight (NaN at a non-finite
+            # position, as torch's); the input gradient skips it
+            v = xp.where(ok[..., None], planes[batch, yc, xc], np.float32(0))
+            y += w.astype(np.float32)[..., None] * v
+            self.taps.append(((batch * H + yc) * W + xc,
+                              xp.where(ok, w, np.float32(0)).astype(np.float32), v))
         return xp.ascontiguousarray(y.transpose(0, 3, 1, 2))
 
     def backward(self, dy):
+        with np.errstate(invalid="ignore"):
+            return self._backward(dy)
+
+    def _backward(self, dy):
         xp = self.xp
         N, C, H, W = self.shape
         dyc = dy.transpose(0, 2, 3, 1)  # (N, Ho, Wo, C)
@@ -137,7 +172,7 @@ class GridSample(Function):
         if self.needs_input_grad[0]:
             acc = xp.zeros((N * H * W, C), np.float32)
             for flat, w, _ in self.taps:
-                contrib = (w[..., None] * dyc).reshape(-1, C)
+                contrib = (w[..., None] * dyc).reshape(flat.size, C)  # (C may be 0)
                 if xp is np:
                     np.add.at(acc, flat.reshape(-1), contrib)
                 else:

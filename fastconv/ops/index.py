@@ -241,29 +241,38 @@ class IndexPut(Function):
 
 
 class Embedding(Function):
-    """Rows of ``weight`` at ``index`` (any shape); rows at ``padding_idx`` get no gradient."""
+    """Rows of ``weight`` at ``index`` (any shape); rows at ``padding_idx`` get no gradient.
+    ``scale_grad_by_freq``: each row's gradient is divided by how often its index occurs."""
 
-    def forward(self, weight, index, padding_idx=None):
+    def forward(self, weight, index, padding_idx=None, scale_grad_by_freq=False):
         self.shape, self.index, self.padding_idx = weight.shape, index, padding_idx
+        self.inv_freq = None
+        if scale_grad_by_freq:
+            counts = self.xp.bincount(index.reshape(-1), minlength=weight.shape[0])
+            self.inv_freq = (1.0 / self.xp.maximum(counts, 1)).astype(weight.dtype)[:, None]
         return weight[index]
 
     def backward(self, dy):
         dw = self.xp.zeros(self.shape, dtype=dy.dtype)
-        _add_at(self.xp, dw, self.index.reshape(-1), dy.reshape(-1, self.shape[1]))
+        # (sizes spelled out: -1 cannot stand beside an embedding_dim of 0)
+        _add_at(self.xp, dw, self.index.reshape(-1), dy.reshape(self.index.size, self.shape[1]))
+        if self.inv_freq is not None:
+            dw *= self.inv_freq
         if self.padding_idx is not None:
             dw[self.padding_idx] = 0
-        return dw, None, None
+        return dw, None, None, None
 
     def backward_graph(self, dy):
         from fastconv.double_backward import AdjointPair, node_backward
 
         def gather(g):  # the adjoint: rows at the indices, the padding row's as zeros
+            if self.padding_idx is not None or self.inv_freq is not None:
+                g = g.copy() if self.inv_freq is None else g * self.inv_freq
             if self.padding_idx is not None:
-                g = g.copy()
                 g[self.padding_idx] = 0
             return g[self.index]
 
-        return AdjointPair.apply(dy, node_backward(self), gather), None, None
+        return AdjointPair.apply(dy, node_backward(self), gather), None, None, None
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
@@ -271,7 +280,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     """Rows of ``weight`` (num_embeddings, embedding_dim) at the integer ``input`` (any
     shape): output shape input.shape + (embedding_dim,). The row at ``padding_idx`` gets
     no gradient. With ``max_norm``, each looked-up row whose ``norm_type``-norm exceeds it
-    is first scaled in place to that norm (torch's embedding_renorm_, outside autograd)."""
+    is first scaled in place to that norm (torch's embedding_renorm_, outside autograd).
+    ``scale_grad_by_freq``: each row's gradient is divided by the number of times its index
+    occurs in ``input``."""
     from fastconv.ops.validate import float_tensor
     from fastconv.tensor import Tensor
 
@@ -281,10 +292,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         raise RuntimeError(f"{op}: Expected tensor for argument #1 'indices' to have one of the "
                            f"following scalar types: Long, Int; but got "
                            f"{getattr(input, 'dtype', type(input).__name__)} instead")
-    for name, value, default in (("scale_grad_by_freq", scale_grad_by_freq, False),
-                                 ("sparse", sparse, False)):
-        if value != default:
-            raise NotImplementedError(f"{op}: {name}={value!r} is not supported by fastconv")
+    if sparse:
+        raise NotImplementedError(f"{op}: sparse=True is not supported by fastconv")
     n = weight.shape[0]
     if padding_idx is not None:
         if not -n <= padding_idx < n:
@@ -295,7 +304,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         raise IndexError("index out of range in self")
     if max_norm is not None:
         _renorm_rows(weight, idx, float(max_norm), float(norm_type))
-    return Embedding.apply(weight, idx, padding_idx)
+    return Embedding.apply(weight, idx, padding_idx, bool(scale_grad_by_freq))
 
 
 def _renorm_rows(weight, idx, max_norm: float, p: float) -> None:

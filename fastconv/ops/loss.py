@@ -265,7 +265,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if reduction == "mean":
         tc = get_backend(input.device).xp.where(keep > 0, t.reshape(-1), 0)
         denom = float((w[tc] * keep).sum()) if w is not None else float(keep.sum())
-        smooth = smooth.sum() / denom
+        # every target ignored: NaN with zero gradients, as torch (a division by 0 would
+        # send inf * 0 = NaN back)
+        smooth = smooth.sum() / denom if denom else smooth.sum() * 0.0 + math.nan
     elif reduction == "sum":
         smooth = smooth.sum()
     else:
@@ -378,7 +380,10 @@ class _AbsDiff(Function):
                 sum_to(-g, self.shapes[1]) if need_b else None)
 
 
-def _pointwise_loss(op, input, target, size_average, reduce, reduction, weight, elementwise):
+def _pointwise_loss(op, input, target, size_average, reduce, reduction, weight, elementwise,
+                    mean_over_weight=True):
+    """``elementwise`` loss, weighted by ``weight``: 'mean' then divides by sum(weight) (torch's
+    mse and l1), or by the element count with ``mean_over_weight=False`` (torch's huber)."""
     reduction = legacy_reduction(op, size_average, reduce, reduction)
     float_tensor(input, "input", op)
     from fastconv.tensor import Tensor
@@ -404,7 +409,7 @@ def _pointwise_loss(op, input, target, size_average, reduce, reduction, weight, 
         raise ArgumentError(f"{op}: weight must have the input's shape {input.shape}, got "
                             f"{weight.shape}")
     loss = loss * weight
-    if reduction == "mean":
+    if reduction == "mean" and mean_over_weight:
         return loss.sum() / weight.sum()
     return _reduce(loss, reduction)
 
@@ -511,7 +516,7 @@ def _piecewise_quadratic(op, input, target, size_average, reduce, reduction, kno
         return where(d < knot, inner, outer)
 
     return _pointwise_loss(op, input, target, size_average, reduce, reduction, weight,
-                           elementwise)
+                           elementwise, mean_over_weight=False)
 
 
 def _number_at_least(op, name, value, low, strict=False):
@@ -530,7 +535,9 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """Huber loss (Huber, 1964): 0.5 d^2 where d = |input - target| < delta, else
-    delta (d - 0.5 delta). ``weight`` (the input's shape) weighs each element."""
+    delta (d - 0.5 delta). ``weight`` (the input's shape) weighs each element; 'mean' then
+    still divides by the number of elements, as torch's (where mse_loss and l1_loss divide
+    by the weights' sum)."""
     return _piecewise_quadratic("huber_loss", input, target, None, None, reduction, delta,
                                 delta, weight)
 

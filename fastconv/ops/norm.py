@@ -75,7 +75,16 @@ def _affine(normalised, weight, bias):
     return y if bias is None else y + bias.reshape(shape)
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+def _empty_norm(x):
+    """torch's batch norm of an empty input: the input as it is, with no check of the
+    per-channel tensors (running statistics, weight and bias of any length, or none, are
+    neither read nor updated). torch 2.13 then multiplies by weight[0] and adds bias[0],
+    failing on an empty weight or bias (an IndexError): that failure is not copied, there
+    being nothing to normalise."""
+    return x * 1.0
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
     """Batch normalisation (Ioffe & Szegedy, 2015).
 
@@ -86,18 +95,25 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     as in PyTorch). In evaluation the running statistics are used.
 
     Args:
-        x: (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W).
+        input: (N, C), (N, C, L), (N, C, H, W), (N, C, D, H, W) or more dims.
         running_mean, running_var: (C,) Tensors, or None (training only: the batch
             statistics; in evaluation they are required, as in PyTorch).
         weight, bias: (C,) affine parameters, or None (1 and 0).
+    An empty input comes back as it is, as in torch (see :func:`_empty_norm`).
     """
     from fastconv.backend import get_backend
     from fastconv.tensor import Tensor
 
     op = "batch_norm"
-    float_tensor(x, "input", op, (2, 3, 4, 5))
+    x = input
+    float_tensor(x, "input", op)
+    if x.ndim < 2:
+        raise ArgumentError(f"{op}: input must be (N, C, ...) with at least 2 dims, got shape "
+                            f"{x.shape}")
     C = x.shape[1]
     xp = get_backend(x.device).xp
+    if x.data.size == 0:
+        return _empty_norm(x)
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
         if t is not None:
@@ -110,12 +126,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     if not training and running_mean is None:
         raise RuntimeError(f"{op}: running_mean must be defined in evaluation mode (pass "
                            "training=True to normalise with the batch's statistics)")
-    if C == 0 or (training and x.data.size == 0):  # nothing to normalise, no statistics to
-        return x * 1.0                                # update: an empty result (as torch)
-    if x.ndim in (3, 5):  # the kernels see (N, C, L) as (N, C, L, 1), (N, C, D, H, W) as
-        # (N, C, D*H, W): the statistics are per channel either way
-        rows = x.shape[2] * (x.shape[3] if x.ndim == 5 else 1)
-        y = batch_norm(x.reshape(x.shape[0], C, rows, x.shape[-1] if x.ndim == 5 else 1),
+    if x.ndim != 2 and x.ndim != 4:  # the kernels see (N, C, L) as (N, C, L, 1), (N, C, D,
+        # H, W) as (N, C, D*H, W), and so on: the statistics are per channel either way
+        rows = int(np.prod(x.shape[2:-1])) if x.ndim > 3 else x.shape[2]
+        y = batch_norm(x.reshape(x.shape[0], C, rows, x.shape[-1] if x.ndim > 3 else 1),
                        running_mean, running_var, weight, bias, training, momentum, eps)
         return y.reshape(x.shape)
     weight = weight if weight is not None else Tensor(xp.ones(C, dtype=np.float32))
@@ -152,12 +166,13 @@ class LocalResponseNorm(Function):
         return x / (k + alpha / size * window) ** beta
 
 
-def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     """Local response normalisation across channels (Krizhevsky et al., 2012), PyTorch's form.
 
         y[c] = x[c] / (k + alpha / size * sum_{j in window(c)} x[j]^2) ** beta
 
-    with window(c) = [c - size//2, c + (size-1)//2] clipped to the channels.
+    with window(c) = [c - size//2, c + (size-1)//2] clipped to the channels; input is
+    (N, C, ...) with at least one dim after the channels.
 
     Mapping from other frameworks:
       * TensorFlow ``tf.nn.local_response_normalization(depth_radius=r, bias=b,
@@ -167,14 +182,18 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
         divides alpha by n like PyTorch: ``size = n, alpha = a, k = kk``.
     """
     op = "local_response_norm"
-    float_tensor(x, "input", op, (3, 4))
+    float_tensor(input, "input", op)
+    if input.ndim < 3:
+        raise ArgumentError(f"{op}: Expected 3D or higher dimensionality input (got {input.ndim} "
+                            "dimensions)")
     if not isinstance(size, int) or size < 1:
         raise ArgumentError(f"{op}: size must be a positive int, got {size!r}")
-    squeeze = x.ndim == 3
-    if squeeze:
-        x = x.reshape(x.shape[0], x.shape[1], x.shape[2], 1)
+    if input.ndim == 4:
+        return LocalResponseNorm.apply(input, size, float(alpha), float(beta), float(k))
+    # the window runs across channels only: (N, C, ...) runs as (N, C, positions, 1)
+    x = input.reshape(input.shape[0], input.shape[1], int(np.prod(input.shape[2:])), 1)
     y = LocalResponseNorm.apply(x, size, float(alpha), float(beta), float(k))
-    return y.reshape(y.shape[:3]) if squeeze else y
+    return y.reshape(input.shape)
 
 
 # ----------------------------------------------------------------------------- layer / group norm
@@ -321,6 +340,23 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     return GroupNorm.apply(input, weight, bias, int(num_groups), float(eps))
 
 
+def _empty_instance_stats(op, x, running_mean, running_var):
+    """torch's running statistics after instance norm of an empty input: the per-sample
+    statistics, an (N, C) view of the running ones repeated N times, are averaged over the
+    batch and copied back. So with samples the running statistics must have C entries (and
+    keep their values); an empty batch averages nothing into NaN, copied into C entries (or
+    into any number from one channel)."""
+    N, C = x.shape[:2]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        if t is None:
+            continue
+        if t.numel() != C and (N or C != 1):
+            raise ArgumentError(f"{op}: {name} of shape {tuple(t.shape)} does not match the "
+                                f"{C} channels of input {tuple(x.shape)}")
+        if not N:
+            t.data[...] = np.nan
+
+
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats=True, momentum=0.1, eps=1e-5):
     """Instance normalisation (Ulyanov et al., 2016): each channel of each sample normalised
@@ -333,6 +369,16 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ArgumentError(f"{op}: expected at least 3 dims (N, C, *), got input of shape "
                             f"{input.shape}")
     C = input.shape[1]
+    if use_input_stats and int(np.prod(input.shape[2:])) == 1:  # torch's check (0: empty result)
+        raise ArgumentError(f"{op}: Expected more than 1 spatial element when training, got "
+                            f"input size {input.shape}")
+    if not use_input_stats and (running_mean is None or running_var is None):
+        raise ArgumentError(f"{op}: Expected running_mean and running_var to be defined when "
+                            "use_input_stats is false")
+    if input.data.size == 0:  # torch: batch norm of the samples side by side
+        if use_input_stats:
+            _empty_instance_stats(op, input, running_mean, running_var)
+        return _empty_norm(input)
     # per-channel vectors of the wrong length would broadcast (or fail deep in NumPy)
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
@@ -341,15 +387,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
             if tuple(t.shape) != (C,):
                 raise ArgumentError(f"{op}: {name} must have shape ({C},) for input "
                                     f"{tuple(input.shape)}, got {tuple(t.shape)}")
-    if C == 0:  # no channels: an empty result (as torch)
-        return input * 1.0
-    if use_input_stats and int(np.prod(input.shape[2:])) == 1:  # torch's check (0: empty result)
-        raise ArgumentError(f"{op}: Expected more than 1 spatial element when training, got "
-                            f"input size {input.shape}")
     if not use_input_stats:
-        if running_mean is None or running_var is None:
-            raise ArgumentError(f"{op}: Expected running_mean and running_var to be defined when "
-                                "use_input_stats is false")
         shape = (1, C) + (1,) * (input.ndim - 2)
         y = (input - running_mean.reshape(shape)) / (running_var.reshape(shape) + eps).sqrt()
         if weight is not None:

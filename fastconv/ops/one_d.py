@@ -6,7 +6,7 @@ pools)."""
 from __future__ import annotations
 
 from fastconv.ops import conv, pool
-from fastconv.ops.validate import ArgumentError, float_tensor
+from fastconv.ops.validate import ArgumentError, float_tensor, nonempty
 
 # the smallest value of each 1-D size argument, checked here so that a message names the
 # 1-D op and its argument rather than the 2-D op that runs it
@@ -27,9 +27,14 @@ def single(value, name: str, op: str) -> int:
     return int(value)
 
 
-def _plane(input, op: str):
-    """input as a 2-D op's input: (N, C, 1, L) or unbatched (C, 1, L)."""
+def _plane(input, op: str, nonempty_from: int | None = None):
+    """input as a 2-D op's input: (N, C, 1, L) or unbatched (C, 1, L). With
+    ``nonempty_from``, a zero size in input's dims from that one on is refused first, as
+    torch's 1-D ops do (:func:`nonempty`), so that the message names the 1-D op; negative
+    counts from the end."""
     float_tensor(input, "input", op, (2, 3))
+    if nonempty_from is not None:
+        nonempty(input, "input", op, nonempty_from % input.ndim)
     return input.unsqueeze(-2)
 
 
@@ -65,16 +70,17 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
     if output_size is not None:
         output_size = (1, int(list(output_size)[-1]))
     return _line(conv.conv_transpose2d(
-        _plane(input, op), weight.unsqueeze(2), bias, (1, single(stride, "stride", op)),
-        (0, single(padding, "padding", op)), (0, single(output_padding, "output_padding", op)),
-        groups, (1, single(dilation, "dilation", op)), output_size))
+        _plane(input, op, -1), weight.unsqueeze(2), bias,
+        (1, single(stride, "stride", op)), (0, single(padding, "padding", op)),
+        (0, single(output_padding, "output_padding", op)), groups,
+        (1, single(dilation, "dilation", op)), output_size))
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     op = "max_pool1d"
     k, s, p = _pool_window(op, kernel_size, stride, padding)
-    out = pool.max_pool2d(_plane(input, op), (1, k), (1, s), (0, p),
+    out = pool.max_pool2d(_plane(input, op, -2), (1, k), (1, s), (0, p),
                           (1, single(dilation, "dilation", op)), ceil_mode, return_indices)
     if return_indices:
         return _line(out[0]), _line(out[1])
@@ -85,8 +91,8 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True):
     op = "avg_pool1d"
     k, s, p = _pool_window(op, kernel_size, stride, padding)
-    return _line(pool.avg_pool2d(_plane(input, op), (1, k), (1, s), (0, p), ceil_mode,
-                                 count_include_pad))
+    return _line(pool.avg_pool2d(_plane(input, op, -2), (1, k), (1, s), (0, p),
+                                 ceil_mode, count_include_pad))
 
 
 def adaptive_avg_pool1d(input, output_size):
@@ -97,7 +103,7 @@ def adaptive_avg_pool1d(input, output_size):
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):
     op = "adaptive_max_pool1d"
-    out = pool.adaptive_max_pool2d(_plane(input, op),
+    out = pool.adaptive_max_pool2d(_plane(input, op, 1),  # torch: dims 1..
                                    (1, single(output_size, "output_size", op)), return_indices)
     if return_indices:
         return _line(out[0]), _line(out[1])
@@ -109,13 +115,14 @@ def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_siz
     k = single(kernel_size, "kernel_size", op)
     s = k if stride is None or stride == [] else single(stride, "stride", op)
     size = None if output_size is None else (1, int(list(output_size)[-1]))
-    return _line(pool.max_unpool2d(_plane(input, op), indices.unsqueeze(-2), (1, k), (1, s),
-                                   (0, single(padding, "padding", op)), size))
+    return _line(pool.max_unpool2d(_plane(input, op, -2), indices.unsqueeze(-2),
+                                   (1, k), (1, s), (0, single(padding, "padding", op)), size))
 
 
 def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     op = "lp_pool1d"
     k = single(kernel_size, "kernel_size", op)
     s = k if stride is None or stride == [] else single(stride, "stride", op)
-    return _line(pool.lp_pool2d(_plane(input, op), norm_type, (1, k), (1, s), ceil_mode))
+    return _line(pool.lp_pool2d(_plane(input, op, -2), norm_type, (1, k), (1, s),
+                                ceil_mode))
 

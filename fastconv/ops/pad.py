@@ -12,14 +12,26 @@ from __future__ import annotations
 import numpy as np
 
 from fastconv.function import Function
-from fastconv.ops.validate import ArgumentError, check_allocation, contiguous, float_tensor
+from fastconv.ops.validate import (
+    ArgumentError,
+    check_allocation,
+    contiguous,
+    float_tensor,
+    nonempty,
+)
 
 MODES = ("constant", "reflect", "replicate", "circular")
 
 
 def _source_index(mode: str, size: int, before: int, after: int) -> np.ndarray:
     """For each of the ``before + size + after`` output positions, the input position it
-    copies (int64), or -1 for the constant value. Negative amounts (constant mode) crop."""
+    copies (int64), or -1 for the constant value. Negative amounts crop: in constant, reflect
+    and replicate mode the padded input is cropped, in circular mode the cropped input is
+    wrapped (torch's orders)."""
+    if mode == "circular":
+        lo, hi = max(-before, 0), size - max(-after, 0)  # the input kept
+        j = np.arange(-max(before, 0), hi - lo + max(after, 0), dtype=np.int64)
+        return j % (hi - lo) + lo if j.size else j
     j = np.arange(-before, size + after, dtype=np.int64)
     if mode == "constant":
         return np.where((j >= 0) & (j < size), j, -1)
@@ -77,7 +89,9 @@ def pad(input, pad, mode="constant", value=None):
         replicate: repeat the edge value.
         circular: wrap around (x[-p:] | x | x[:p]); each amount at most the dim's size.
     The non-constant modes pad the last 1, 2 or 3 dims of a 2-4-D, 3-4-D or 4-5-D input
-    (one batch dim optional, as in PyTorch) and take no negative amounts in fastconv.
+    (one batch dim optional, as in PyTorch). Negative amounts crop there too: reflect and
+    replicate pad first and crop the result, circular crops first and wraps the rest, as
+    PyTorch.
     """
     op = "pad"
     float_tensor(input, "input", op)
@@ -103,11 +117,20 @@ def pad(input, pad, mode="constant", value=None):
     if k not in (1, 2, 3) or input.ndim not in (k + 1, k + 2):
         raise ArgumentError(f"{op}: {mode} padding of the last {k} dim(s) needs a {k + 1}-D or "
                             f"{k + 2}-D input, got shape {input.shape}")
+    if mode in ("reflect", "replicate"):  # torch's take no empty plane nor channel list
+        nonempty(input, "input", op, input.ndim - k - 1)
     for d, (before, after) in pads.items():
         n = input.shape[d]
-        if before < 0 or after < 0:
-            raise ArgumentError(f"{op}: {mode} padding takes no negative amounts in fastconv, got "
-                                f"{pad}")
+        out = n + before + after
+        if out < 0:
+            raise ArgumentError(f"{op}: padding ({before}, {after}) crops dim {d} of input "
+                                f"{input.shape} below size 0")
+        kept = n - max(-before, 0) - max(-after, 0)
+        if mode == "circular" and out and max(before, after) > kept:
+            # torch reads uninitialised memory here (and its gradient is wrong)
+            raise ArgumentError(f"{op}: circular padding ({before}, {after}) at dim {d} wraps "
+                                f"around more than once the {max(kept, 0)} positions its "
+                                f"negative amount leaves of input {input.shape}")
         if mode == "reflect" and max(before, after) >= n:
             raise ArgumentError(f"{op}: padding size should be less than the corresponding input "
                                 f"dimension, but got padding ({before}, {after}) at dim {d} of "

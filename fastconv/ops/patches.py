@@ -15,7 +15,7 @@ import numpy as np
 from fastconv.backend import get_backend
 from fastconv.function import Function
 from fastconv.ops.index import _add_at
-from fastconv.ops.validate import check_allocation, float_tensor, pair
+from fastconv.ops.validate import check_allocation, float_tensor, nonempty, pair
 
 
 def _geometry(op, size, kernel_size, dilation, padding, stride):
@@ -54,6 +54,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     op = "unfold"
     float_tensor(input, "input", op)
     x = _batched(op, input, (3, 4))
+    nonempty(input, "input", op, input.ndim - 3)
     (rows, cols), p = _geometry(op, x.shape[2:], kernel_size, dilation, padding, stride)
     check_allocation(op, (x.shape[0], x.shape[1] * rows.shape[0] * cols.shape[0],
                           rows.shape[1] * cols.shape[1]))
@@ -101,6 +102,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     op = "fold"
     float_tensor(input, "input", op)
     x = _batched(op, input, (2, 3))
+    nonempty(input, "input", op, input.ndim - 2)  # torch: columns and blocks
     size = pair(output_size, "output_size", op, 1)
     check_allocation(op, (x.shape[0], x.shape[1]) + size)
     (rows, cols), p = _geometry(op, size, kernel_size, dilation, padding, stride)

@@ -1,4 +1,5 @@
-"""Max, average and adaptive (average and max) pooling over NCHW maps.
+"""Max, average and adaptive (average and max) pooling over NCHW maps, and adaptive max
+pooling over NCDHW volumes (separably, on the 2-D kernels).
 
 Max pooling (any dilation), adaptive max pooling and average pooling run the backend
 kernels; adaptive average pooling to sizes that do not divide the input runs separable
@@ -15,7 +16,15 @@ import numpy as np
 
 from fastconv.function import Function
 from fastconv.ops.upsample import separable, separable_transpose
-from fastconv.ops.validate import ArgumentError, check_allocation, contiguous, float_tensor, pair
+from fastconv.ops.validate import (
+    ArgumentError,
+    check_allocation,
+    contiguous,
+    float_tensor,
+    nonempty,
+    pair,
+    positive_int,
+)
 from fastconv.output_size import pool_output_size
 
 _INT32_MAX = 2**31 - 1
@@ -134,6 +143,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     """
     op = "max_pool2d"
     x, unbatched = _batched(op, input)
+    nonempty(input, "input", op, input.ndim - 3)
     kernel, stride, padding, dilation = _pool_args(op, x, kernel_size, stride, padding,
                                                    ceil_mode, dilation)
     box = [] if return_indices else None
@@ -168,6 +178,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
         raise ArgumentError(f"{op}: divisor_override must be a non-zero int, got "
                             f"{divisor_override!r}")
     x, unbatched = _batched(op, input)
+    nonempty(input, "input", op, input.ndim - 3)
     kernel, stride, padding, _ = _pool_args(op, x, kernel_size, stride, padding, ceil_mode)
     include = bool(count_include_pad) or divisor_override is not None
     y = AvgPool2d.apply(x, kernel, stride, padding, bool(ceil_mode), include)
@@ -257,7 +268,11 @@ def adaptive_avg_pool2d(input, output_size):
     x, unbatched = _batched(op, input)
     H, W = x.shape[2:]
     out = _adaptive_size(op, x, output_size)
-    if out == (1, 1):
+    if out != (1, 1):  # torch's mean for (1, 1) takes any input (an empty plane: NaN)
+        nonempty(input, "input", op, input.ndim - 2)  # (torch takes an empty channel list)
+    if x.shape[1] == 0:  # nothing to average: an empty result
+        y = x.reshape(x.shape[:2] + out)
+    elif out == (1, 1):
         y = x.mean(dim=(2, 3), keepdim=True)
     elif H % out[0] == 0 and W % out[1] == 0:
         kernel = (H // out[0], W // out[1])
@@ -278,10 +293,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     """
     op = "adaptive_max_pool2d"
     x, unbatched = _batched(op, input)
-    H, W = x.shape[2:]
-    if min(H, W) < 1:
-        raise ArgumentError(f"{op}: input {input.shape} has an empty plane: no window to take a "
-                            "maximum of")
+    nonempty(input, "input", op, 1)  # torch: dims 1.. (the channels only when batched)
     out = _adaptive_size(op, x, output_size)
     box = [] if return_indices else None
     y = AdaptiveMaxPool2d.apply(x, out, indices_out=box)
@@ -298,7 +310,7 @@ class MaxUnpool2d(Function):
         N, C = x.shape[:2]
         plane = int(np.prod(out_hw))
         self.flat = (xp.arange(N * C).reshape(N, C, 1) * plane
-                     + indices.reshape(N, C, -1)).reshape(-1)
+                     + indices.reshape(N, C, int(np.prod(x.shape[2:])))).reshape(-1)
         y = xp.zeros(N * C * plane, np.float32)
         y[self.flat] = x.reshape(-1)
         self.x_shape = x.shape
@@ -317,6 +329,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
 
     op = "max_unpool2d"
     x, unbatched = _batched(op, input)
+    nonempty(input, "input", op, input.ndim - 3)
     if not isinstance(indices, Tensor) or indices.dtype.kind not in "iu":
         raise TypeError(f"{op}: indices must be an int64 Tensor (from max_pool2d's "
                         "return_indices), got " + type(indices).__name__)
@@ -355,6 +368,8 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
 
 def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     """Power-average pooling: (sum over the window of x^p)^(1/p), as torch's (no padding)."""
+    float_tensor(input, "input", "lp_pool2d", (3, 4))
+    nonempty(input, "input", "lp_pool2d", input.ndim - 3)
     kernel = pair(kernel_size, "kernel_size", "lp_pool2d", 1)
     p = float(norm_type)
     if p in (np.inf, -np.inf):  # the limits, as torch takes them: max (min) of |x|
@@ -363,3 +378,53 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     out = avg_pool2d(input.pow(p), kernel, stride, 0, ceil_mode)
     return (out.sign() * out.abs().relu() * float(kernel[0] * kernel[1])).pow(1.0 / p)
 
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """Max pooling of (N, C, D, H, W) or unbatched (C, D, H, W) input to a fixed output size,
+    with PyTorch's windows per axis: output cell i along an axis of input size S takes cells
+    floor(i*S/out) to ceil((i+1)*S/out) - 1.
+
+    A window is a box, so its maximum runs separably on the adaptive_max_pool2d kernels:
+    over (H, W) for every depth, then over D. The first maximum in (d, h, w) order wins a
+    tie, as in PyTorch.
+
+    Args:
+        output_size: an int or 3 values; None keeps that input size.
+        return_indices: also return the int64 flat index d * H * W + h * W + w of each
+            maximum within its input volume (what ``max_unpool3d`` takes).
+    """
+    from fastconv.backend import get_backend
+    from fastconv.tensor import Tensor
+
+    op = "adaptive_max_pool3d"
+    float_tensor(input, "input", op, (4, 5))
+    unbatched = input.ndim == 4
+    x = input.reshape(1, *input.shape) if unbatched else input
+    nonempty(input, "input", op, 1)  # torch: dims 1.. (the channels only when batched)
+    N, C, D, H, W = x.shape
+    out = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * 3
+    if len(out) != 3:
+        raise ArgumentError(f"{op}: output_size must be an int or 3 values, got {output_size!r}")
+    od, oh, ow = (size if o is None else positive_int(o, "output_size", op)
+                  for size, o in zip((D, H, W), out))
+    check_allocation(op, (N, C, od, oh, ow))
+    if C == 0:  # (an unbatched input without channels: the 2-D pools refuse (1, 0, H, W))
+        y = x.reshape(N, C, od, oh, ow)
+        y = y.reshape(y.shape[1:]) if unbatched else y
+        xp = get_backend(x.device).xp
+        return (y, Tensor(xp.zeros(y.shape, np.int64))) if return_indices else y
+    y, i_hw = adaptive_max_pool2d(x.reshape(N, C * D, H, W), (oh, ow), return_indices=True)
+    # depth last: (N, C * oh * ow, 1, D), one line of depths per output (h, w)
+    y = y.reshape(N, C, D, oh * ow).transpose(2, 3).reshape(N, C * oh * ow, 1, D)
+    y, i_d = adaptive_max_pool2d(y, (1, od), return_indices=True)
+    y = y.reshape(N, C, oh, ow, od).permute(0, 1, 4, 2, 3)
+    if unbatched:
+        y = y.reshape(y.shape[1:])
+    if not return_indices:
+        return y
+    xp = get_backend(x.device).xp
+    depth = xp.ascontiguousarray(i_d.data.reshape(N, C, oh * ow, od).transpose(0, 1, 3, 2))
+    within = xp.take_along_axis(i_hw.data.reshape(N, C, D, oh * ow), depth, axis=2)
+    idx = (depth * (H * W) + within).reshape(N, C, od, oh, ow).astype(np.int64)
+    return y, Tensor(idx[0] if unbatched else idx)

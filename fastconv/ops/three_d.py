@@ -26,7 +26,13 @@ import numpy as np
 from fastconv.backend import get_backend
 from fastconv.function import Function
 from fastconv.ops import conv, pool
-from fastconv.ops.validate import ArgumentError, check_allocation, float_tensor, positive_int
+from fastconv.ops.validate import (
+    ArgumentError,
+    check_allocation,
+    float_tensor,
+    nonempty,
+    positive_int,
+)
 from fastconv.output_size import conv_output_size, conv_transpose_output_size
 
 
@@ -67,13 +73,16 @@ def _unfold_depth(y, N: int, od_count: int):
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """torch's conv3d: y[n, o, d, h, w] = b[o] + sum over c, kd, kh, kw of
     w[o, c, kd, kh, kw] * x[n, g*Cg + c, d*sd - pd + kd*dd, h*sh - ph + kh*dh, w*sw - pw + kw*dw].
-    weight (OC, C // groups, KD, KH, KW)."""
+    weight (OC, C // groups, KD, KH, KW). ``padding``: an int, 3 ints, "valid" (none) or
+    "same" (stride 1; each output size equals the input's, the odd pixel of an odd total
+    padded at the end, as torch's)."""
     op = "conv3d"
     float_tensor(weight, "weight", op, (5,))
     x, unbatched = _batched(op, input)
     stride = triple(stride, "stride", op, 1)
-    padding = triple(padding, "padding", op, 0)
     dilation = triple(dilation, "dilation", op, 1)
+    x, padding = conv.string_padding(op, x, padding, weight.shape[2:], stride, dilation)
+    padding = triple(padding, "padding", op, 0)
     N, C, D = x.shape[:3]
     KD = weight.shape[2]
     if C != weight.shape[1] * groups:
@@ -148,6 +157,7 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
     op = "conv_transpose3d"
     float_tensor(weight, "weight", op, (5,))
     x, unbatched = _batched(op, input)
+    nonempty(input, "input", op, input.ndim - 3)  # torch: no empty volume (see conv_transpose2d)
     stride = triple(stride, "stride", op, 1)
     padding = triple(padding, "padding", op, 0)
     output_padding = triple(output_padding, "output_padding", op, 0)
@@ -249,6 +259,7 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
     op = "max_pool3d"
     x, unbatched = _batched(op, input)
+    nonempty(input, "input", op, input.ndim - 4)
     kernel = triple(kernel_size, "kernel_size", op, 1)
     stride = kernel if stride is None else triple(stride, "stride", op, 1)
     padding = triple(padding, "padding", op, 0)
@@ -275,7 +286,9 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     flat = xp.clip(depth, 0, D - 1) * (H * W) + xp.clip(hw.reshape(depth.shape), 0, H * W - 1)
     flat = xp.ascontiguousarray(flat.transpose(0, 2, 1, 3, 4))  # (N, C, OD, OH, OW)
     index = Tensor(flat.astype(np.int64))
-    y = x.reshape(N, C, D * H * W).gather(2, index.reshape(N, C, -1)).reshape(flat.shape)
+    # (sizes spelled out: -1 cannot stand for a dim of an empty batch)
+    y = x.reshape(N, C, D * H * W).gather(2, index.reshape(N, C, int(np.prod(flat.shape[2:]))))
+    y = y.reshape(flat.shape)
     if unbatched:
         y, index = y.squeeze(0), index.squeeze(0)
     return (y, index) if return_indices else y
@@ -292,6 +305,7 @@ def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_siz
 
     op = "max_unpool3d"
     x, unbatched = _batched(op, input)
+    nonempty(input, "input", op, input.ndim - 4)
     if not isinstance(indices, Tensor) or indices.dtype.kind not in "iu":
         raise TypeError(f"{op}: indices must be an int64 Tensor (from max_pool3d's "
                         "return_indices), got " + (str(indices.dtype) if isinstance(
@@ -340,6 +354,7 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
     op = "avg_pool3d"
     x, unbatched = _batched(op, input)
+    nonempty(input, "input", op, input.ndim - 4)
     kernel = triple(kernel_size, "kernel_size", op, 1)
     stride = kernel if stride is None else triple(stride, "stride", op, 1)
     padding = triple(padding, "padding", op, 0)
@@ -380,6 +395,8 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     """Power-average pooling over (D, H, W) windows: (sum of x^p)^(1/p), as torch's (no
     padding; the same form as :func:`fastconv.ops.pool.lp_pool2d`)."""
+    _batched("lp_pool3d", input)
+    nonempty(input, "input", "lp_pool3d", input.ndim - 4)
     kernel = triple(kernel_size, "kernel_size", "lp_pool3d", 1)
     p = float(norm_type)
     if p in (np.inf, -np.inf):  # the limits, as torch takes them: max (min) of |x|
@@ -403,9 +420,12 @@ def adaptive_avg_pool3d(input, output_size):
     if len(out) != 3:
         raise ArgumentError(f"{op}: output_size must be an int or 3 values, got {output_size!r}")
     out = tuple(s if o is None else int(o) for s, o in zip(sizes, out))
-    if min(out) < 1 or min(sizes) < 1:
-        raise ArgumentError(f"{op}: sizes must be positive: input {tuple(input.shape)}, output "
-                            f"{out}")
+    if min(out) < 1:
+        raise ArgumentError(f"{op}: output_size must be positive, got {out} for input "
+                            f"{tuple(input.shape)}")
+    if out == (1, 1, 1):  # torch's mean, which takes any input (an empty volume: NaN)
+        return input.mean(dim=(-3, -2, -1), keepdim=True)
+    nonempty(input, "input", op, 1)  # torch: dims 1.. (the channels only when batched)
     y = x
     for axis, (size, n) in enumerate(zip(sizes, out)):
         # each window's cells gathered and weighted on their own (a matmul with the dense

@@ -1,5 +1,5 @@
-"""Resizing (``interpolate``): nearest, nearest-exact, linear (1-D), bilinear, bicubic and
-area.
+"""Resizing (``interpolate``): nearest, nearest-exact, linear (1-D), bilinear, bicubic,
+trilinear (3-D) and area.
 
 Nearest and bilinear resizing read, for each output row and column, one or two source
 positions with their weights. :func:`_source_index` computes them per axis with PyTorch's
@@ -10,6 +10,13 @@ them (clamped to the border) with their weights, :func:`taps_matrix` folds such 
 an (out, size) matrix per axis, and :class:`SeparableResize` applies the two matrices with
 the backend's matmul (array code: y = Ah x Aw^T per plane, dx = Ah^T dy Aw). Area mode is
 adaptive average pooling, which runs the same separable product (:func:`separable`).
+
+Volumes (N, C, D, H, W) resize one axis pair at a time, as every mode but area is separable
+(:func:`_resize3d`): the (H, W) plane of each depth slice through the 2-D kernels, then the
+depth through the same kernels on (D, OH * OW) planes whose column table keeps every column.
+The same per-axis tables (:func:`_source_index`) hold PyTorch's rules for every axis, so a
+trilinear output reads exactly PyTorch's eight taps. Area mode on volumes is
+``adaptive_avg_pool3d``.
 
 Non-finite values: in a matrix product an inf or NaN meets the zeros of its row and column
 (0 * inf = NaN) and reaches every output of its plane, while PyTorch's kernels read only each
@@ -25,9 +32,15 @@ import math
 import numpy as np
 
 from fastconv.function import Function
-from fastconv.ops.validate import ArgumentError, check_allocation, contiguous, float_tensor
+from fastconv.ops.validate import (
+    ArgumentError,
+    check_allocation,
+    contiguous,
+    float_tensor,
+    nonempty,
+)
 
-MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "area")
+MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
 
 #: The cubic convolution constant (Keys, 1981) torch uses for bicubic resizing and sampling.
 CUBIC_A = -0.75
@@ -270,6 +283,23 @@ class Resize2d(Function):
                                                   *self.tables), None, None)
 
 
+def _resize3d(op, x, mode, out, scales, align_corners):
+    """Nearest, nearest-exact or trilinear resizing of (N, C, D, H, W) ``x`` to ``out``
+    (OD, OH, OW): each depth slice's (H, W) plane, then the depth, through Resize2d."""
+    kind = "bilinear" if mode == "trilinear" else mode
+    N, C, D, H, W = x.shape
+    OD, OH, OW = out
+    depth, rows, cols = (_source_index(kind, n, o, s, align_corners)
+                         for n, o, s in zip((D, H, W), out, scales))
+    check_allocation(op, (N, C, D, OH, OW), what="the intermediate (H, W)-resized volume")
+    planes = Resize2d.apply(x.reshape(N, C * D, H, W), rows, cols)
+    # every column kept: the kernels copy an axis whose size does not change
+    keep = (np.arange(OH * OW, dtype=np.int64),
+            None if depth[1] is None else np.zeros(OH * OW, np.float32))
+    y = Resize2d.apply(planes.reshape(N, C, D, OH * OW), depth, keep)
+    return y.reshape(N, C, OD, OH, OW)
+
+
 def _output_size(op, x, size, scale_factor, recompute_scale_factor):
     """(output size, scales to map back with or None per axis) for the spatial dims."""
     spatial = x.shape[2:]
@@ -306,8 +336,9 @@ def _output_size(op, x, size, scale_factor, recompute_scale_factor):
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
-    """Resize (N, C, H, W) input (or (N, C, L) input for the nearest, linear and area modes) to
-    ``size`` or by ``scale_factor``, as PyTorch's ``interpolate``.
+    """Resize (N, C, H, W) input, (N, C, L) input (nearest, nearest-exact, linear, area) or
+    (N, C, D, H, W) input (nearest, nearest-exact, trilinear, area) to ``size`` or by
+    ``scale_factor``, as PyTorch's ``interpolate``.
 
     Modes (output position i, input size S, output size O, scale r = S / O, or
     1 / scale_factor when a scale factor is given and ``recompute_scale_factor`` is not
@@ -317,19 +348,21 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         bilinear (4-D only): linear along each axis from source position
             max((i + 0.5) * r - 0.5, 0), or i * (S - 1) / (O - 1) with align_corners=True
         linear (3-D only): the same along L
+        trilinear (5-D only): the same along D, H and W
         bicubic (4-D only): Keys' cubic convolution (a = -0.75, as PyTorch; Keys 1981,
             "Cubic convolution interpolation for digital image processing") along each
             axis over the taps floor(p) - 1 .. floor(p) + 2 of source position
             p = (i + 0.5) * r - 0.5 (not clamped at 0), or i * (S - 1) / (O - 1) with
             align_corners=True; taps outside the input read its border pixel.
         area: adaptive average pooling to the output size.
-    With nearest, linear and bilinear an axis whose size does not change is copied.
+    With nearest, linear, bilinear and trilinear an axis whose size does not change is
+    copied.
 
     Args:
         size: an int or one int per spatial dim.
         scale_factor: a number or one per spatial dim; output = floor(input * scale).
-        align_corners: only for linear, bilinear and bicubic (default False); an error for the
-            others.
+        align_corners: only for linear, bilinear, bicubic and trilinear (default False); an
+            error for the others.
         recompute_scale_factor: with True, map back with S / O instead of 1 / scale_factor.
         antialias: with bilinear or bicubic (4-D input), filter as PyTorch's
             ``antialias=True`` when shrinking: the triangle or cubic (a = -0.5) filter is
@@ -348,23 +381,29 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if antialias and (mode not in ("bilinear", "bicubic") or input.ndim != 4):
         raise ArgumentError(f"{op}: antialias=True is supported for the bilinear and bicubic "
                             f"modes on a 4-D input, got mode {mode!r} and shape {input.shape}")
-    want = {"bilinear": (4,), "bicubic": (4,), "linear": (3,)}.get(mode, (3, 4))
+    want = {"bilinear": (4,), "bicubic": (4,), "linear": (3,), "trilinear": (5,)}.get(
+        mode, (3, 4, 5))
     if input.ndim not in want:
-        dims = {(4,): "H, W", (3,): "L"}.get(want, "[H,] W")
+        dims = {(4,): "H, W", (3,): "L", (5,): "D, H, W"}.get(want, "[[D,] H,] W")
         raise ArgumentError(f"{op}: mode {mode!r} needs a {' or '.join(f'{n}-D' for n in want)} "
                             f"input (N, C, {dims}), got shape {input.shape}")
-    if min(input.shape[2:]) < 1:
-        raise ArgumentError(f"{op}: input and output sizes should be greater than 0, but got input "
-                            f"of shape {input.shape}")
+    if mode != "area":  # torch's resizing kernels (area's adaptive pools check for themselves)
+        nonempty(input, "input", op, 1)
     out, scales = _output_size(op, input, size, scale_factor, recompute_scale_factor)
     x = input
     if input.ndim == 3:  # (N, C, L) runs as (N, C, 1, L)
         x = input.reshape(input.shape[0], input.shape[1], 1, input.shape[2])
         out, scales = (1,) + out, (None,) + scales
-    if mode == "area":
+    if mode == "area" and input.ndim == 5:
+        from fastconv.ops.three_d import adaptive_avg_pool3d
+
+        y = adaptive_avg_pool3d(x, out)
+    elif mode == "area":
         from fastconv.ops.pool import adaptive_avg_pool2d
 
         y = adaptive_avg_pool2d(x, out)
+    elif input.ndim == 5:
+        y = _resize3d(op, x, mode, out, scales, bool(align_corners))
     elif antialias:
         th, tw = (_antialias_taps(x.shape[2 + i], out[i], scales[i], bool(align_corners),
                                   mode == "bicubic") for i in range(2))

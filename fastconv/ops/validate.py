@@ -84,3 +84,16 @@ def contiguous(xp, a):
     shape (ascontiguousarray alone turns a 0-d array into a 1-element 1-d one)."""
     out = xp.ascontiguousarray(a, dtype=np.float32)
     return out.reshape(()) if out.ndim != np.ndim(a) else out
+
+
+def nonempty(t, name: str, op: str, first: int) -> None:
+    """Refuse a zero size in ``t``'s dims from ``first`` on, as PyTorch's pooling, resizing,
+    reflect / replicate padding, unfolding and transposed-convolution kernels do: an empty
+    plane has no window or neighbour to read, and most of them take no empty channel list.
+    Each op says where its checks start, as torch's differ: the channel dim (dim 0 of an
+    unbatched input) for most, dim 1 whatever the rank for the adaptive max pools, the
+    spatial dims only for adaptive average pooling. A zero batch passes (an empty result)."""
+    for d in range(max(first, 0), t.ndim):
+        if t.shape[d] == 0:
+            raise ArgumentError(f"{op}: expected {name} to have a non-zero size in every "
+                                f"non-batch dim, got shape {tuple(t.shape)} (dim {d} is 0)")
