@@ -102,6 +102,12 @@ def _feature_mask_shape(op, x, training):
     return x.shape[:2] + (1,) * (x.ndim - 2)
 
 
+def _deprecated_rank(op, x):
+    warnings.warn(f"{op}: Received a {x.ndim}-D input to {op}, which is deprecated and will "
+                  "result in an error in a future release. To retain the behavior and silence "
+                  "this warning, please use dropout instead.", UserWarning, stacklevel=3)
+
+
 def dropout2d(input, p=0.5, training=True, inplace=False):
     """Spatial dropout (Tompson et al., 2015): zero whole feature maps of (N, C, H, W) input.
     ``inplace``: as in :func:`dropout`.
@@ -111,10 +117,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     if inplace and training:
         return in_place(dropout2d, input, p, training)
     if input.ndim not in (3, 4):
-        warnings.warn(f"dropout2d: Received a {input.ndim}-D input to dropout2d, which is "
-                      "deprecated and will result in an error in a future release. To retain "
-                      "the behavior and silence this warning, please use dropout instead.",
-                      UserWarning, stacklevel=2)
+        _deprecated_rank("dropout2d", input)
     elif input.ndim == 3:
         warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise "
                       "1D dropout behavior is desired - input is interpreted as shape (N, C, L), "
@@ -659,10 +662,7 @@ def dropout3d(input, p=0.5, training=True, inplace=False):
     if inplace and training:
         return in_place(dropout3d, input, p, training)
     if input.ndim not in (4, 5):
-        warnings.warn(f"dropout3d: Received a {input.ndim}-D input to dropout3d, which is "
-                      "deprecated and will result in an error in a future release. To retain "
-                      "the behavior and silence this warning, please use dropout instead.",
-                      UserWarning, stacklevel=2)
+        _deprecated_rank("dropout3d", input)
     if input.ndim == 5:
         return _dropout("dropout3d", input, p, training,
                         _feature_mask_shape("dropout3d", input, training))
