@@ -20,6 +20,7 @@ import fastconv as fc
 import fastconv.functional as F
 import models
 from fastconv import nn
+from fastconv.ops.conv import conv2d_relu
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -97,6 +98,10 @@ OP_CASES = {
     "conv groups dilation": (lambda: nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(2, 1),
                                                dilation=(2, 1), groups=2), (4, 11, 9)),
     "conv no bias 1x1": (lambda: nn.Conv2d(3, 5, 1, bias=False), (3, 5, 6)),
+    # the fused op nn.Sequential runs for Conv2d + ReLU (export's hooks keep those apart)
+    "conv relu fused": (lambda: Functional(lambda m, x: conv2d_relu(x, m.m0.weight, m.m0.bias,
+                                                                    1, 1), nn.Conv2d(3, 4, 3)),
+                        (3, 6, 7)),
     "max pool ceil padding": (lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
                               (3, 10, 11)),
     "max pool ceil": (lambda: nn.MaxPool2d(3, stride=2, ceil_mode=True), (2, 24, 13)),

@@ -219,6 +219,13 @@ def _conv(g, fn, out):
           pads=_pads(padding), dilations=list(dilation), group=int(groups))
 
 
+def _conv_relu(g, fn, out):
+    """Conv2dReLU (a Conv2d and ReLU that nn.Sequential ran as one op): Conv, then Relu."""
+    pre = g.unique(f"{out}_conv")
+    _conv(g, fn, pre)
+    g.add("Relu", [pre], [out])
+
+
 def _conv_transpose(g, fn, out):
     x, w, b, stride, padding, dilation, groups, out_hw, _ = fn.parents
     kernel = w.shape[2:]
@@ -572,6 +579,7 @@ _training_dropout = _refuse("dropout in training mode does not export; a module 
 #: fastconv Function class -> converter writing its ONNX node(s).
 CONVERTERS: dict[type, Callable] = {
     conv.Conv2d: _conv,
+    conv.Conv2dReLU: _conv_relu,
     conv.ConvTranspose2d: _conv_transpose,
     conv.Linear: _linear,
     pool.MaxPool2d: _max_pool,
