@@ -32,16 +32,31 @@ def _module(value, what: str) -> Module:
     return value
 
 
-def _conv_then_relu(conv, relu) -> bool:
-    """Whether a Conv2d and the ReLU after it run as one op (ops.conv.conv2d_relu, the same
-    values): both of exactly those classes, zero padding, and nothing that would see or change
-    the value between them (hooks, a forward replaced on the instance)."""
-    from fastconv.nn.layers import Conv2d, ReLU
+def _plain(module, cls) -> bool:
+    """``module`` is exactly a ``cls``, with nothing that would see or change the values going
+    in or out of it (hooks, a forward replaced on the instance)."""
+    return (type(module) is cls and not (module._forward_pre_hooks or module._forward_hooks
+                                         or module._backward_hooks or module._backward_pre_hooks)
+            and "forward" not in module.__dict__)
 
-    return (type(conv) is Conv2d and type(relu) is ReLU and conv.padding_mode == "zeros"
-            and not any(m._forward_pre_hooks or m._forward_hooks or m._backward_hooks
-                        or m._backward_pre_hooks or "forward" in m.__dict__
-                        for m in (conv, relu)))
+
+def _fused(first, second):
+    """How Sequential runs ``first`` then ``second`` as one step, or None. Each rewrite gives
+    the same values and gradients as the two modules:
+    * Conv2d then ReLU: one op (ops.conv.conv2d_relu; the CPU's bfloat16 GEMM applies the
+      ReLU as it writes the convolution's output);
+    * ReLU then MaxPool2d: the pool first, then the ReLU on the pooled values (fewer of
+      them). Max pooling commutes with ReLU: where a window's maximum is positive both pick
+      the same first maximum, elsewhere both outputs are 0 with zero gradient."""
+    from fastconv.nn.layers import Conv2d, MaxPool2d, ReLU
+    from fastconv.ops.activation import relu
+
+    if _plain(first, Conv2d) and _plain(second, ReLU) and first.padding_mode == "zeros":
+        return lambda x: conv2d_relu(x, first.weight, first.bias, first.stride, first.padding,
+                                     first.dilation, first.groups)
+    if _plain(first, ReLU) and _plain(second, MaxPool2d) and not second.return_indices:
+        return lambda x: relu(second(x))
+    return None
 
 
 class Sequential(Module):
@@ -49,9 +64,10 @@ class Sequential(Module):
     ``Sequential(OrderedDict(name=module, ...))``.
 
     Indexing gives a module (``seq[-1]``) or, for a slice, a Sequential of the same class
-    keeping the original names (``seq[1:3]``). A Conv2d directly followed by a ReLU runs as
-    one op (the same values; on the CPU's bfloat16 GEMM the ReLU is applied as the
-    convolution writes its output) unless a hook is registered on either. ``append``, ``insert``, ``extend``, ``pop``,
+    keeping the original names (``seq[1:3]``). Some pairs of adjacent modules run as one step
+    with the same values and gradients (a Conv2d and the ReLU after it as one op, a ReLU and
+    the MaxPool2d after it as the pool then the ReLU: :func:`_fused`), unless a hook is
+    registered on either. ``append``, ``insert``, ``extend``, ``pop``,
     ``del seq[i]``, ``seq[i] = m``, ``len``, ``iter`` and ``+`` behave as in PyTorch
     (deleting or inserting renumbers the keys).
     """
@@ -69,12 +85,12 @@ class Sequential(Module):
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
-            m = modules[i]
-            if i + 1 < len(modules) and _conv_then_relu(m, modules[i + 1]):
-                x = conv2d_relu(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
+            step = _fused(modules[i], modules[i + 1]) if i + 1 < len(modules) else None
+            if step is not None:
+                x = step(x)
                 i += 2
             else:
-                x = m(x)
+                x = modules[i](x)
                 i += 1
         return x
 

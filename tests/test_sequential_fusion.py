@@ -1,7 +1,10 @@
-"""A Conv2d followed by a ReLU in nn.Sequential runs as one op (ops.conv.Conv2dReLU; on the
-bfloat16 GEMM the ReLU is applied as the convolution writes y): the same values and
-gradients as the two modules run one after the other, in float32 and under autocast, on
-every bfloat16 GEMM variant; hooks on either module keep them apart."""
+"""Pairs of modules nn.Sequential runs as one step (container._fused), each with the same
+values and gradients as the two modules run one after the other:
+* a Conv2d followed by a ReLU as one op (ops.conv.Conv2dReLU; on the bfloat16 GEMM the ReLU
+  is applied as the convolution writes y), in float32 and under autocast, on every
+  bfloat16 GEMM variant;
+* a ReLU followed by a MaxPool2d as the pool, then the ReLU on the pooled values;
+and hooks on either module keep them apart."""
 
 from __future__ import annotations
 
@@ -138,3 +141,44 @@ def test_double_backward_through_the_fused_op(rng):
         (gx * gx).sum().backward()
         grads.append(seq[0].weight.grad.numpy().copy())
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pool", [
+    dict(kernel_size=2), dict(kernel_size=3, stride=2, ceil_mode=True),
+    dict(kernel_size=3, stride=1, padding=1), dict(kernel_size=(2, 3), stride=(1, 2),
+                                                   dilation=(2, 1))])
+def test_relu_then_max_pool_runs_as_pool_then_relu(pool, rng):
+    """Bit for bit the values and gradients of ReLU, then max pooling: windows with positive
+    maxima, windows of negatives only (both give 0 with zero gradient), ties of equal values,
+    NaN and -0."""
+    seq = nn.Sequential(nn.ReLU(), nn.MaxPool2d(**pool))
+    x = rng.standard_normal((3, 4, 9, 10)).astype(np.float32)
+    x[0, 0] = -np.abs(x[0, 0])                     # a plane of negatives only
+    x[0, 1, :4, :4] = 0.75                         # ties
+    x[1, 2, 2, 3], x[2, 3, 0, 0] = np.nan, -0.0
+    grads = []
+    for apart in (False, True):
+        xt = fastconv.tensor(x, requires_grad=True)
+        y = seq[1](seq[0](xt)) if apart else seq(xt)
+        assert ("ReLU" in type(y.grad_fn).__name__) != apart, type(y.grad_fn).__name__
+        dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+        y.backward(fastconv.tensor(dy))
+        grads.append((y.detach().numpy(), xt.grad.numpy()))
+    (y_fused, dx_fused), (y_apart, dx_apart) = grads
+    np.testing.assert_array_equal(y_fused, y_apart)
+    np.testing.assert_array_equal(np.signbit(y_fused), np.signbit(y_apart))
+    np.testing.assert_array_equal(dx_fused, dx_apart)
+    assert np.isnan(y_fused).any() and (y_fused == 0).any() and (dx_fused != 0).any()
+
+
+def test_relu_then_max_pool_with_indices_or_hooks_stays_apart(rng):
+    x = fastconv.tensor(rng.standard_normal((1, 2, 6, 6)).astype(np.float32),
+                        requires_grad=True)
+    y, _ = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))(x)
+    assert "MaxPool" in type(y.grad_fn).__name__
+    seq = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))
+    seen = []
+    seq[0].register_forward_hook(lambda m, args, out: seen.append(out))
+    y = seq(x)
+    assert len(seen) == 1 and seen[0].shape == (1, 2, 6, 6)
+    assert "MaxPool" in type(y.grad_fn).__name__
