@@ -237,3 +237,15 @@ def test_huber_loss_weight_mean_divides_by_count(reduction):
         _check(lambda a, b, c: getattr(F, name)(a, b, reduction=reduction, weight=c),
                lambda a, b, c: getattr(TF, name)(a, b, reduction=reduction, weight=c),
                [x, t, w], grad=[True, True, False])
+
+
+def test_cross_entropy_probability_target_refuses_ignore_index():
+    """torch refuses ignore_index with class probabilities; silently dropping it would train
+    on the class the user meant to skip."""
+    rng = np.random.default_rng(3)
+    x = fc.tensor(rng.standard_normal((3, 4)).astype(np.float32))
+    q = fc.tensor(rng.dirichlet(np.ones(4), size=3).astype(np.float32))
+    with pytest.raises(RuntimeError, match="ignore_index"):
+        F.cross_entropy(x, q, ignore_index=1)
+    _check(lambda t: F.cross_entropy(t, q), lambda t: TF.cross_entropy(
+        t, torch.tensor(q.numpy(), dtype=torch.float64)), [x.numpy()])

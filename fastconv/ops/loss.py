@@ -239,6 +239,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         q = target if isinstance(target, Tensor) else Tensor(
             get_backend(input.device).xp.asarray(tdata, dtype=np.float32))
         float_tensor(q, "target", op)
+        if ignore_index != -100:  # as torch: a probability target has no class to skip
+            raise RuntimeError(f"{op}: ignore_index is not supported for floating point target "
+                               f"(got ignore_index={ignore_index})")
         if label_smoothing > 0:
             q = q * (1.0 - label_smoothing) + label_smoothing / C
         terms = log_softmax(input, dim=class_dim) * q
