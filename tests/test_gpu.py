@@ -449,10 +449,13 @@ def test_random_uniform_statistics():
 
 def test_functional_dropout_on_gpu():
     fc.manual_seed(9)
-    x = fc.tensor(np.ones((64, 128), np.float32), device="cuda")
-    y = to_numpy(F.dropout(x, 0.25, training=True).data)
+    x = fc.tensor(np.ones((64, 128), np.float32), device="cuda", requires_grad=True)
+    out = F.dropout(x, 0.25, training=True)
+    y = to_numpy(out.data)
     assert set(np.unique(y).tolist()) <= {0.0, np.float32(1 / 0.75)}
     assert abs((y > 0).mean() - 0.75) < 0.03
+    out.sum().backward()  # the gradient is the mask, and x is all ones: the output
+    np.testing.assert_array_equal(to_numpy(x.grad.data), y)
 
 
 # ------------------------------------------------------------------------------------------
