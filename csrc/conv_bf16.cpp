@@ -19,7 +19,8 @@
  * prepared copy of x), with dy read in place where a block lies in one image;
  * chunks of images bound the operands they hold to a few MB.
  * Outputs: y and dx are rounded to bfloat16 as they are finished (in the
- * GEMM's tiles, per chunk of dx), as autocast returns them; dW's per-chunk
+ * GEMM's tiles, per chunk of dx), as autocast returns them, y then through
+ * max(y, 0) where the caller fuses the ReLU after it (relu); dW's per-chunk
  * products are added up in double, so the weight gradient is a float32 sum
  * as accurate as conv.cpp's; db sums dy's bfloat16 values.
  * Layout: NCHW float32, w (OC, C/groups, KH, KW).
