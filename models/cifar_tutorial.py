@@ -116,5 +116,8 @@ def cifar10_tutorial(num_classes: int = 10, **options) -> Cifar10TutorialNet:
     decay over 50 epochs instead of the tutorial's plain SGD at 0.1 divided by 10 every
     350 epochs (about the same step size; measured: loss 2.24 -> 1.89 and validation
     top-1 30% -> 37% over the first 80 steps).
+    Measured on the shared CIFAR-10 images (500 per class held back): 82.3% validation
+    top-1 with this recipe; 85.1% with ``--epochs 150 --label-smoothing 0.1 --tta`` (the
+    README's recorded runs).
     """
     return Cifar10TutorialNet(num_classes=num_classes, **options)
