@@ -84,10 +84,10 @@ inline void stream_fence() {
 constexpr index_t kParallelMin = index_t(1) << 15;
 
 // Runs f(begin, count) over [0, n) in one contiguous range per thread (one thread for
-// n <= kParallelMin).
+// n <= serial_up_to).
 template <typename F>
-inline void split(index_t n, F f) {
-#pragma omp parallel if (n > kParallelMin)
+inline void split(index_t n, F f, index_t serial_up_to = kParallelMin) {
+#pragma omp parallel if (n > serial_up_to)
     {
 #ifdef _OPENMP
         const index_t T = omp_get_num_threads(), id = omp_get_thread_num();

@@ -130,17 +130,9 @@ void pack_columns(const Columns& src, index_t r0, index_t r1, index_t j0, index_
 void pack_all_columns(const Columns& src, index_t j0, index_t n, float* dst) {
     // One block of rows per thread: pack_columns works out each run of columns
     // once for all its rows, where row by row would work it out for each.
-    const index_t rows = src.g.rows();
-#pragma omp parallel
-    {
-#ifdef _OPENMP
-        const index_t T = omp_get_num_threads(), t = omp_get_thread_num();
-#else
-        const index_t T = 1, t = 0;
-#endif
-        const index_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
-        pack_columns(src, r0, r1, j0, n, dst + r0 * n, n);
-    }
+    split(src.g.rows(), [&](index_t r0, index_t count) {
+        pack_columns(src, r0, r0 + count, j0, n, dst + r0 * n, n);
+    }, 0);
 }
 
 index_t col2im_plane_floats(const ConvGeom& g) { return g.C * Prepared(g).plane; }
