@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 
+import fastconv
 from fastconv.checkpoint import CheckpointError
 from fastconv.data import CIFAR10, DataError, DataLoader, Subset, split_per_class
 
@@ -107,6 +108,10 @@ def main(argv=None) -> int:
                         "mirror image's")
     p.add_argument("--no-ema", dest="ema", action="store_false",
                    help="use the raw weights even if the run kept an average")
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="bf16: forward passes under fastconv.autocast, as a run trained with "
+                        "--precision bf16 validated [the run's precision; fp32 for weights "
+                        "files]")
     add_model_arguments(p)
     add_weights_arguments(p)
     p.add_argument("--cache-dir", default=default_cache_dir(),
@@ -127,13 +132,17 @@ def main(argv=None) -> int:
         loader = DataLoader(ds, batch_size=args.batch_size, shuffle=False,
                             transform=eval_transform(cfg, ds.image_shape[:2]),
                             num_workers=args.workers)
-        res = evaluate_model(model, loader, args.device, len(cfg["classes"]), tta=args.tta)
+        precision = args.precision or cfg.get("precision") or "fp32"
+        with fastconv.autocast(args.device, dtype=fastconv.bfloat16,
+                               enabled=precision == "bf16"):
+            res = evaluate_model(model, loader, args.device, len(cfg["classes"]), tta=args.tta)
     except (CheckpointError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     ema = " (averaged weights)" if args.ema and isinstance(ck.get("ema"), dict) else ""
     source = args.checkpoint or args.weights
-    print(f"{args.model or cfg['model']} from {source}{ema}, epoch {ck.get('epoch')}")
+    print(f"{args.model or cfg['model']} from {source}{ema}, epoch {ck.get('epoch')}"
+          + ("; bf16 autocast" if precision == "bf16" else ""))
     print(f"{res['n']} images: {what} of {args.data}")
     print(f"loss: {res['loss']:.4f}")
     print(f"top-1: {res['top1']:.2f}%")

@@ -187,6 +187,27 @@ def test_cli_two_epochs_then_evaluate_and_predict(tmp_path, rng, capsys):
     assert {line.split()[0] for line in blocks[1:4]} == {"red", "green", "blue"}
 
 
+def test_evaluate_validates_as_the_run_did_in_bf16(tmp_path, rng, capsys):
+    """A --precision bf16 run validated under autocast: models.evaluate does the same by
+    default (the logged loss again), and --precision fp32 evaluates without it."""
+    data = make_folder(tmp_path / "data", rng, per_class=4, size=28)
+    out = tmp_path / "run"
+    assert train_cifar.main(["--model", "cifar10_tutorial", "--epochs", "1", "--batch-size",
+                             "3", "--data", data, "--out", str(out), "--val-per-class", "2",
+                             "--workers", "1", "--precision", "bf16", "--no-progress",
+                             "--no-plot"]) == 0
+    capsys.readouterr()
+    with open(out / "history.csv") as f:
+        logged = float(list(csv.DictReader(f))[-1]["val_loss"])
+    assert evaluate_cli.main(["--checkpoint", str(out / "last.npz"), "--data", data]) == 0
+    text = capsys.readouterr().out
+    assert "bf16 autocast" in text.splitlines()[0]
+    assert re.search(r"^loss: (\S+)$", text, re.MULTILINE).group(1) == f"{logged:.4f}"
+    assert evaluate_cli.main(["--checkpoint", str(out / "last.npz"), "--data", data,
+                              "--precision", "fp32"]) == 0
+    assert "autocast" not in capsys.readouterr().out.splitlines()[0]
+
+
 def test_help_documents_every_option(capsys):
     parser = train_cifar.build_parser()
     for action in parser._actions:
