@@ -202,7 +202,8 @@ def test_evaluate_validates_as_the_run_did_in_bf16(tmp_path, rng, capsys):
     assert evaluate_cli.main(["--checkpoint", str(out / "last.npz"), "--data", data]) == 0
     text = capsys.readouterr().out
     assert "bf16 autocast" in text.splitlines()[0]
-    assert re.search(r"^loss: (\S+)$", text, re.MULTILINE).group(1) == f"{logged:.4f}"
+    # (batches of 256 here, of 6 in the run: the mean's float sums differ in the last digit)
+    assert abs(float(re.search(r"^loss: (\S+)$", text, re.MULTILINE).group(1)) - logged) < 2e-4
     assert evaluate_cli.main(["--checkpoint", str(out / "last.npz"), "--data", data,
                               "--precision", "fp32"]) == 0
     assert "autocast" not in capsys.readouterr().out.splitlines()[0]
