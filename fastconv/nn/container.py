@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 from fastconv.nn.module import Module, Parameter
+from fastconv.ops.activation import relu
 from fastconv.ops.conv import conv2d_relu
 from fastconv.tensor import Tensor
 
@@ -48,8 +49,7 @@ def _fused(first, second):
     * ReLU then MaxPool2d: the pool first, then the ReLU on the pooled values (fewer of
       them). Max pooling commutes with ReLU: where a window's maximum is positive both pick
       the same first maximum, elsewhere both outputs are 0 with zero gradient."""
-    from fastconv.nn.layers import Conv2d, MaxPool2d, ReLU
-    from fastconv.ops.activation import relu
+    from fastconv.nn.layers import Conv2d, MaxPool2d, ReLU  # layers imports this module
 
     if _plain(first, Conv2d) and _plain(second, ReLU) and first.padding_mode == "zeros":
         return lambda x: conv2d_relu(x, first.weight, first.bias, first.stride, first.padding,
