@@ -208,7 +208,7 @@ def test_mha_init_and_dropout(rng):
     f = fc.nn.MultiheadAttention(16, 4, dropout=0.5)
     w = f.in_proj_weight.detach().numpy()
     bound = np.sqrt(6 / (16 + 48))  # xavier_uniform_ on (3E, E)
-    assert 0.8 * bound < np.abs(w).max() <= bound
+    assert 0.8 * bound < np.abs(w).max() <= np.float32(bound)
     assert not f.in_proj_bias.detach().numpy().any() and not f.out_proj.bias.detach().numpy().any()
     x = fc.tensor(_randn(rng, 5, 2, 16))
     with fc.no_grad():

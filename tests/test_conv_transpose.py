@@ -83,7 +83,7 @@ def test_layer_output_size_unbatched_and_init(rng):
     assert repr(fm) == repr(tm)
     assert fm.weight.shape == tuple(tm.weight.shape) and fm.bias.shape == (6,)
     bound = 1 / np.sqrt(3 * 3 * 3)  # fan_in = out_channels / groups * kH * kW
-    assert np.abs(fm.weight.detach().numpy()).max() <= bound
+    assert np.abs(fm.weight.detach().numpy()).max() <= np.float32(bound)
     assert np.abs(fm.weight.detach().numpy()).max() > 0.8 * bound
     tm.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in fm.state_dict().items()})
     x = rng.standard_normal((4, 5, 5)).astype(np.float32)

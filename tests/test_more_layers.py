@@ -49,7 +49,7 @@ def test_layers_match_torch(rng, name, args, kind):
 def test_bilinear_matches_torch(rng):
     f, t = fc.nn.Bilinear(4, 5, 3), torch.nn.Bilinear(4, 5, 3)
     bound = 1 / np.sqrt(4)
-    assert 0.7 * bound < float(np.abs(f.weight.detach().numpy()).max()) <= bound
+    assert 0.7 * bound < float(np.abs(f.weight.detach().numpy()).max()) <= np.float32(bound)
     _same(f, t, rng.standard_normal((2, 6, 4)).astype(np.float32),
           rng.standard_normal((2, 6, 5)).astype(np.float32), rng=rng)
     with pytest.raises(RuntimeError, match="do not match"):

@@ -499,7 +499,7 @@ def test_conv2d_default_init_matches_pytorch():
     bound = 1 / math.sqrt(fan_in)  # kaiming_uniform(a=sqrt(5)) gives U(-1/sqrt(fan_in), ..)
     _uniform_bound_check(to_numpy(layer.weight), bound, "Conv2d.weight")
     b = to_numpy(layer.bias)
-    assert np.abs(b).max() <= bound and b.std() > 0.3 * bound
+    assert np.abs(b).max() <= np.float32(bound) and b.std() > 0.3 * bound
     grouped = nn.Conv2d(64, 96, 3, groups=4)
     _uniform_bound_check(to_numpy(grouped.weight), 1 / math.sqrt(16 * 9), "grouped Conv2d.weight")
 
@@ -509,7 +509,7 @@ def test_linear_default_init_matches_pytorch():
     bound = 1 / math.sqrt(400)
     _uniform_bound_check(to_numpy(layer.weight), bound, "Linear.weight")
     b = to_numpy(layer.bias)
-    assert np.abs(b).max() <= bound and b.std() > 0.3 * bound
+    assert np.abs(b).max() <= np.float32(bound) and b.std() > 0.3 * bound
 
 
 def test_default_init_is_reproducible_under_manual_seed(seed):

@@ -88,7 +88,7 @@ def test_conv1d_layer_as_torch(rng, kwargs):
     assert repr(f) == repr(t)
     assert f.weight.shape == tuple(t.weight.shape)
     bound = 1 / np.sqrt(f.weight.shape[1] * 3)
-    assert 0.7 * bound < float(np.abs(f.weight.detach().numpy()).max()) <= bound
+    assert 0.7 * bound < float(np.abs(f.weight.detach().numpy()).max()) <= np.float32(bound)
     t.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in f.state_dict().items()})
     x = rng.standard_normal((2, 4, 9)).astype(np.float32)
     _both(rng, f, t, x)

@@ -110,7 +110,7 @@ def test_parameters_and_init():
     bound = 1 / 4
     for p in gru.parameters():
         values = np.abs(p.detach().numpy())
-        assert values.max() <= bound and values.max() > 0.7 * bound
+        assert values.max() <= np.float32(bound) and values.max() > 0.7 * bound
     fc.manual_seed(0)
     again = fc.nn.GRU(7, 16, num_layers=2, bidirectional=True)
     for a, b in zip(gru.parameters(), again.parameters()):

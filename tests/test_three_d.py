@@ -86,7 +86,7 @@ def test_conv3d_layer_as_torch(rng, kwargs):
     f, t = fc.nn.Conv3d(4, 6, (3, 2, 3), **kwargs), torch.nn.Conv3d(4, 6, (3, 2, 3), **kwargs)
     assert repr(f) == repr(t)
     bound = 1 / np.sqrt(f.weight.shape[1] * 18)
-    assert 0.7 * bound < float(np.abs(f.weight.detach().numpy()).max()) <= bound
+    assert 0.7 * bound < float(np.abs(f.weight.detach().numpy()).max()) <= np.float32(bound)
     t.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in f.state_dict().items()})
     _both(rng, f, t, rng.standard_normal((2, 4, 5, 6, 5)).astype(np.float32))
 

@@ -74,7 +74,7 @@ def test_conv_transpose3d_layer_as_torch(rng, kwargs):
     assert {k: tuple(v.shape) for k, v in f.state_dict().items()} == \
         {k: tuple(v.shape) for k, v in t.state_dict().items()}
     bound = 1 / np.sqrt(f.weight.shape[1] * 18)  # fan_in = out_channels / groups * kernel
-    assert 0.7 * bound < float(np.abs(f.weight.detach().numpy()).max()) <= bound
+    assert 0.7 * bound < float(np.abs(f.weight.detach().numpy()).max()) <= np.float32(bound)
     f.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})
     _both(rng, f, t, rng.standard_normal((2, 4, 3, 4, 3)).astype(np.float32))
     _both(rng, f, t, rng.standard_normal((4, 3, 2, 3)).astype(np.float32))  # unbatched
