@@ -30,6 +30,9 @@
 #include <algorithm>
 #include <cstring>
 #include <vector>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "conv_columns.h"
 #include "conv_shape.h"
@@ -195,9 +198,15 @@ namespace portable {
 #if defined(__x86_64__)
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw")
+#define FC_PACK_AVX512 1  // the producers' AVX-512 intrinsics (pack_channel_tiles)
+// GCC 12 flags the intrinsics' own _mm512_undefined_* placeholders as maybe uninitialised.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace avx512 {
 #include "conv_bf16_pack.inc"
 }  // namespace avx512
+#pragma GCC diagnostic pop
+#undef FC_PACK_AVX512
 #pragma GCC pop_options
 #endif
 

@@ -408,6 +408,11 @@ PATH_CASES = {
     "dw_and_db_from_channel_rows_1x1": ((9, 24, 8, 10), (20, 24, 1, 1), {}),
     "dw_and_db_from_channel_rows_grouped": ((4, 12, 6, 6), (18, 4, 3, 3),
                                             dict(padding=1, groups=3)),
+    # dy packed 16 channels by 16 pairs at a time on AVX-512 (pack_channel_tiles): 40
+    # channels (two tiles and 8 rows alone), 32 pairs per image; and 18 pairs per image, so
+    # an image ends inside the second tile of a chunk.
+    "dw_and_db_from_channel_tiles": ((5, 24, 8, 8), (40, 24, 3, 3), dict(padding=1)),
+    "dw_and_db_from_channel_tiles_short_images": ((3, 16, 6, 6), (33, 16, 3, 3), dict(padding=1)),
 }
 
 
@@ -418,6 +423,17 @@ def test_each_packing_path_agrees_with_the_default(rng, case):
     b = nonzero(rng, ws[:1])
     y = F.conv2d(fastconv.tensor(x), fastconv.tensor(w), **conv)
     assert_variants_agree([x, w, b], nonzero(rng, y.shape), **conv)
+
+
+def test_dy_rounds_ties_to_even_and_keeps_nan_as_the_default_path(rng):
+    """dW and db pack dy rounded to bfloat16 (16 x 16 tiles on AVX-512): values exactly between
+    two bfloat16 numbers go to the even one, NaN stays NaN, in every channel and image."""
+    x, w, b = nonzero(rng, (4, 16, 8, 8)), nonzero(rng, (32, 16, 3, 3), 0.3), nonzero(rng, (32,))
+    dy = nonzero(rng, (4, 32, 8, 8))
+    ties = np.float32(1 + 2.0 ** -8) * rng.choice([-1, 1, 3, 0.75], size=dy.shape).astype(np.float32)
+    dy = np.where(rng.random(dy.shape) < 0.5, ties, dy).astype(np.float32)
+    dy[2, 5, 3, 4] = np.nan
+    assert_variants_agree([x, w, b], dy, frozen=(0,), padding=1)  # dw, db (dx: NaN spreads)
 
 
 # Outputs of 4 MB and more are written once, streamed past the caches, as each tile is
