@@ -122,6 +122,14 @@ PYBIND11_MODULE(_C, m) {
           "eps"_a, "dy"_a,
           "Training-mode gradients (batch statistics mean, var from the forward). Returns "
           "(dx, dweight, dbias).");
+    m.def("batch_norm_max_pool2d_forward", &batch_norm_max_pool2d_forward, "x"_a, "weight"_a, "bias"_a,
+          "eps"_a, "kernel"_a, "stride"_a, "padding"_a, "ceil_mode"_a, "dilation"_a = Pair{1, 1},
+          "max_pool2d_forward of batch_norm_forward_train's y for x (N, C, H, W), y never stored. "
+          "Returns (pooled, indices, mean, var), each as the two kernels give it.");
+    m.def("batch_norm_max_pool2d_backward", &batch_norm_max_pool2d_backward, "x"_a, "weight"_a, "mean"_a,
+          "var"_a, "eps"_a, "dy"_a, "indices"_a,
+          "Gradients of batch_norm_max_pool2d_forward given dy of the pooled output: "
+          "batch_norm_backward of max_pool2d_backward(dy, indices). Returns (dx, dweight, dbias).");
 
     // ---- activations
     m.def("relu_forward", &relu_forward, "x"_a, "y = max(x, 0) for any shape.");

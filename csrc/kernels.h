@@ -11,7 +11,7 @@ namespace fc {
 
 // Bumped whenever a signature or a semantic of this module changes;
 // fastconv/backend/cpu.py refuses to run against a different value.
-constexpr int kAbiVersion = 11;
+constexpr int kAbiVersion = 12;
 
 // alloc.cpp
 py::dict cache_info();
@@ -71,6 +71,13 @@ py::array batch_norm_forward_eval(const py::array& x, const py::array& mean, con
 py::tuple batch_norm_backward(const py::array& x, const std::optional<py::array>& weight,
                               const py::array& mean, const py::array& var, float eps,
                               const py::array& dy);
+py::tuple batch_norm_max_pool2d_forward(const py::array& x, const std::optional<py::array>& weight,
+                                        const std::optional<py::array>& bias, float eps, const Pair& kernel,
+                                        const Pair& stride, const Pair& padding, bool ceil_mode,
+                                        const Pair& dilation);
+py::tuple batch_norm_max_pool2d_backward(const py::array& x, const std::optional<py::array>& weight,
+                                         const py::array& mean, const py::array& var, float eps,
+                                         const py::array& dy, const py::array& indices);
 
 // random.cpp
 py::array random_uniform(const std::vector<index_t>& shape, std::uint64_t seed, std::uint64_t offset);

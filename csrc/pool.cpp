@@ -27,6 +27,7 @@
 
 #include "kernels.h"
 #include "microkernel.h"
+#include "pool.h"
 
 namespace fc {
 
@@ -92,15 +93,11 @@ inline index_t tap_end(index_t start, index_t d, index_t K, index_t size) {
     return start > size - 1 ? 0 : std::min(K, (size - 1 - start) / d + 1);
 }
 
-// One plane of max pooling: input x (H x W), outputs y and idx (OH x OW), the window.
-// [inside_lo, inside_hi): the output columns whose every tap lies inside the input (the
-// same for every row, so computed once per call).
-struct MaxPlane {
+// One plane being pooled: its geometry (pool.h) and where it is read and written.
+struct MaxPlane : MaxPoolPlanes {
     const float* x;
     float* y;
     std::int32_t* idx;
-    index_t H, W, OW, KH, KW, SH, SW, PH, PW, DH, DW;
-    index_t inside_lo, inside_hi;
 };
 
 #pragma GCC push_options
@@ -132,33 +129,54 @@ void adaptive_windows(index_t size, index_t out, std::vector<index_t>& start,
 
 // ---------------------------------------------------------------- max pooling
 
+MaxPoolPlanes max_pool_planes(const char* fn, const std::vector<index_t>& x_shape, const Pair& kernel,
+                              const Pair& stride, const Pair& padding, bool ceil_mode, const Pair& dilation) {
+    const PoolGeom g = check_pool(fn, x_shape, kernel, stride, padding, ceil_mode, dilation);
+    require(g.H * g.W <= std::numeric_limits<std::int32_t>::max(), fn,
+            ": plane too large for int32 indices");
+    // inside for every tap: inside for the first and for the last
+    index_t lo0, hi0, lo1, hi1;
+    valid_columns(0, g.W, g.SW, g.PW, g.OW, lo0, hi0);
+    valid_columns((g.KW - 1) * g.DW, g.W, g.SW, g.PW, g.OW, lo1, hi1);
+    const index_t lo = std::max(lo0, lo1), hi = std::max(lo, std::min(hi0, hi1));
+    MaxPoolPlanes p{g.H, g.W, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW, lo, hi,
+                    baseline::max_pool_plane};
+#if defined(__x86_64__) || defined(__i386__)
+    if (avx2_loops()) p.plane = avx2::max_pool_plane;
+#endif
+    return p;
+}
+
+bool max_unpool_plane(const float* dy, const std::int32_t* idx, index_t OHW, float* dx, index_t HW) {
+    bool ok = true;
+    std::fill(dx, dx + HW, 0.f);
+    for (index_t o = 0; o < OHW; ++o) {
+        const index_t k = idx[o];
+        if (k == -1) continue;  // a window without input pixels
+        if (k < 0 || k >= HW) {  // never write outside the plane
+            ok = false;
+            continue;
+        }
+        dx[k] += dy[o];
+    }
+    return ok;
+}
+
 py::tuple max_pool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
                              const Pair& padding, bool ceil_mode, const Pair& dilation) {
     const char* fn = "max_pool2d_forward";
     const float* X = float_data(x, fn, "x");
-    const PoolGeom g = check_pool(fn, shape_of(x), kernel, stride, padding, ceil_mode, dilation);
-    require(g.H * g.W <= std::numeric_limits<std::int32_t>::max(), fn,
-            ": plane too large for int32 indices");
-    auto y = new_float({g.N, g.C, g.OH, g.OW});
-    auto idx = new_int32({g.N, g.C, g.OH, g.OW});
+    const std::vector<index_t> shape = shape_of(x);
+    const MaxPoolPlanes pool = max_pool_planes(fn, shape, kernel, stride, padding, ceil_mode, dilation);
+    auto y = new_float({shape[0], shape[1], pool.OH, pool.OW});
+    auto idx = new_int32({shape[0], shape[1], pool.OH, pool.OW});
     float* Y = mut(y);
     std::int32_t* I = idx.mutable_data();
     {
         py::gil_scoped_release nogil;
-        const index_t HW = g.H * g.W, OHW = g.OH * g.OW;
-        // inside for every tap: inside for the first and for the last
-        index_t lo0, hi0, lo1, hi1;
-        valid_columns(0, g.W, g.SW, g.PW, g.OW, lo0, hi0);
-        valid_columns((g.KW - 1) * g.DW, g.W, g.SW, g.PW, g.OW, lo1, hi1);
-        const index_t lo = std::max(lo0, lo1), hi = std::max(lo, std::min(hi0, hi1));
-        auto plane = baseline::max_pool_plane;
-#if defined(__x86_64__) || defined(__i386__)
-        if (avx2_loops()) plane = avx2::max_pool_plane;
-#endif
+        const index_t HW = pool.H * pool.W, OHW = pool.OH * pool.OW;
 #pragma omp parallel for schedule(static)
-        for (index_t t = 0; t < g.N * g.C; ++t)
-            plane({X + t * HW, Y + t * OHW, I + t * OHW, g.H, g.W, g.OW, g.KH, g.KW, g.SH, g.SW,
-                   g.PH, g.PW, g.DH, g.DW, lo, hi}, g.OH);
+        for (index_t t = 0; t < shape[0] * shape[1]; ++t) pool(X + t * HW, Y + t * OHW, I + t * OHW);
     }
     return py::make_tuple(y, idx);
 }
@@ -182,21 +200,8 @@ py::array max_pool2d_backward(const py::array& dy, const py::array& indices,
     {
         py::gil_scoped_release nogil;
 #pragma omp parallel for schedule(static) reduction(|| : bad)
-        for (index_t t = 0; t < NC; ++t) {
-            float* d = DX + t * HW;
-            const float* g = DY + t * OHW;
-            const std::int32_t* ip = I + t * OHW;
-            std::fill(d, d + HW, 0.f);
-            for (index_t o = 0; o < OHW; ++o) {
-                const index_t k = ip[o];
-                if (k == -1) continue;  // a window without input pixels
-                if (k < 0 || k >= HW) {  // never write outside the plane
-                    bad = true;
-                    continue;
-                }
-                d[k] += g[o];
-            }
-        }
+        for (index_t t = 0; t < NC; ++t)
+            bad = !max_unpool_plane(DY + t * OHW, I + t * OHW, OHW, DX + t * HW, HW) || bad;
     }
     require(!bad, fn, ": indices out of range for input planes of ", x_shape[2], "x", x_shape[3]);
     return std::move(dx);

@@ -172,6 +172,17 @@ def batch_norm_backward(x: F32, weight: Optional[F32], mean: F32, var: F32, eps:
                         dy: F32) -> Tuple[F32, F32, F32]:
     """(dx, dweight, dbias) of training-mode batch norm (mean, var: the batch statistics)."""
 
+def batch_norm_max_pool2d_forward(x: F32, weight: Optional[F32], bias: Optional[F32], eps: float,
+                                  kernel: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
+                                  dilation: Pair = (1, 1)) -> Tuple[F32, I32, F32, F32]:
+    """(y, indices, mean, var): max_pool2d_forward of batch_norm_forward_train's output, each
+    plane normalised in L1 and pooled, never stored; bit for bit the two kernels' results."""
+
+def batch_norm_max_pool2d_backward(x: F32, weight: Optional[F32], mean: F32, var: F32, eps: float,
+                                   dy: F32, indices: I32) -> Tuple[F32, F32, F32]:
+    """(dx, dweight, dbias): batch_norm_backward of max_pool2d_backward(dy, indices), each
+    plane of the pooled gradient scattered in L1; bit for bit the two kernels' results."""
+
 # ---------------------------------------------------------------- activation and loss
 
 def relu_forward(x: F32) -> F32:

@@ -182,3 +182,146 @@ def test_relu_then_max_pool_with_indices_or_hooks_stays_apart(rng):
     y = seq(x)
     assert len(seen) == 1 and seen[0].shape == (1, 2, 6, 6)
     assert "MaxPool" in type(y.grad_fn).__name__
+
+
+def _bn_relu_pool(rng, C, pool, affine=True, track=True, momentum=0.1):
+    bn = nn.BatchNorm2d(C, affine=affine, track_running_stats=track, momentum=momentum)
+    if affine:
+        with fastconv.no_grad():
+            bn.weight.copy_(fastconv.tensor(rng.uniform(0.5, 1.5, C).astype(np.float32)))
+            bn.bias.copy_(fastconv.tensor(rng.standard_normal(C).astype(np.float32)))
+    return nn.Sequential(bn, nn.ReLU(), nn.MaxPool2d(**pool))
+
+
+def _bn_run(seq, x, dy, apart):
+    xt = fastconv.tensor(x, requires_grad=True)
+    seq.zero_grad()
+    y = seq[2](seq[1](seq[0](xt))) if apart else seq(xt)
+    assert ("BatchNormMaxPool2d" in repr(_grad_fns(y))) != apart, _grad_fns(y)
+    y.backward(fastconv.tensor(dy))
+    bn = seq[0]
+    params = [] if bn.weight is None else [bn.weight.grad.numpy(), bn.bias.grad.numpy()]
+    stats = [] if bn.running_mean is None else [bn.running_mean.numpy(), bn.running_var.numpy(),
+                                                bn.num_batches_tracked.numpy()]
+    return [y.detach().numpy(), xt.grad.numpy()] + params + stats
+
+
+def _grad_fns(y):
+    """The names of the ops from y back to the inputs."""
+    names, todo = [], [y.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None:
+            continue
+        names.append(type(fn).__name__)
+        todo.extend(p.grad_fn for p in fn.parents if getattr(p, "grad_fn", None) is not None)
+    return names
+
+
+@pytest.mark.parametrize("pool", [
+    dict(kernel_size=2), dict(kernel_size=3, stride=2, ceil_mode=True),
+    dict(kernel_size=3, stride=1, padding=1), dict(kernel_size=(2, 3), stride=(1, 2),
+                                                   dilation=(2, 1))])
+@pytest.mark.parametrize("options", [{}, dict(affine=False), dict(track=False)])
+def test_batch_norm_relu_max_pool_as_one_op_equals_the_modules(pool, options, rng):
+    """Training-mode BatchNorm2d, ReLU, MaxPool2d: bit for bit the values, the gradients of the
+    input and the affine parameters, and the running statistics of the three modules one by
+    one, over two steps (ties, NaN and a plane of one value included)."""
+    x = rng.standard_normal((4, 5, 9, 10)).astype(np.float32) * 3 + 1
+    x[0, 1, :4, :4] = 0.75                     # ties
+    x[1, 2] = 2.5                              # a constant plane
+    x[2, 3, 4, 4] = np.nan                     # NaN: its channel's statistics and pools
+    runs = []
+    for apart in (False, True):
+        seq = _bn_relu_pool(np.random.default_rng(7), 5, pool, **options)
+        results = []
+        for step in range(2):
+            xs = x if step == 0 else x[::-1].copy()
+            y = seq[2](seq[1](seq[0](fastconv.tensor(xs))))
+            dy = np.random.default_rng(step).standard_normal(y.shape).astype(np.float32)
+            results.append(_bn_run(seq, xs, dy, apart))
+        runs.append(results)
+    for fused, apart in zip(*runs):
+        assert len(fused) == len(apart)
+        for a, b in zip(fused, apart):
+            np.testing.assert_array_equal(a, b)
+    y, dx = runs[0][0][:2]
+    assert np.isnan(y).any() and (y > 0).any() and (y == 0).any() and (dx != 0).any()
+
+
+def test_batch_norm_max_pool_kernels_against_torch(rng):
+    """The fused kernels against torch's batch norm and max pooling (float64)."""
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((3, 4, 8, 7)).astype(np.float32) * 2 - 1
+    w, b = rng.uniform(0.5, 2, 4).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    y, idx, mean, var = _C.batch_norm_max_pool2d_forward(x, w, b, 1e-5, (3, 2), (2, 2), (1, 0),
+                                                         True, (1, 1))
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    yt = torch.nn.functional.max_pool2d(
+        torch.nn.functional.batch_norm(xt, None, None, wt, bt, True, 0.1, 1e-5),
+        (3, 2), (2, 2), (1, 0), ceil_mode=True)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), rtol=1e-5)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dw, db = _C.batch_norm_max_pool2d_backward(x, w, mean, var, 1e-5, dy, idx)
+    yt.backward(torch.tensor(dy, dtype=torch.float64))
+    for got, want in ((dx, xt.grad), (dw, wt.grad), (db, bt.grad)):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_max_pool_kernels_refuse_bad_arguments(rng):
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = np.ones(3, np.float32)
+    y, idx, mean, var = _C.batch_norm_max_pool2d_forward(x, w, w, 1e-5, (2, 2), (2, 2), (0, 0),
+                                                         False)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    bad = idx.copy()
+    bad[1, 2, 0, 1] = 36                                # one past the plane
+    with pytest.raises(ValueError, match="indices out of range"):
+        _C.batch_norm_max_pool2d_backward(x, w, mean, var, 1e-5, dy, bad)
+    with pytest.raises(ValueError, match="indices"):
+        _C.batch_norm_max_pool2d_backward(x, w, mean, var, 1e-5, dy, idx[:, :, :2])
+    with pytest.raises(ValueError, match="dy"):
+        _C.batch_norm_max_pool2d_backward(x, w, mean, var, 1e-5, dy[:1], idx[:1])
+    with pytest.raises(ValueError, match="weight"):
+        _C.batch_norm_max_pool2d_forward(x, w[:2], w, 1e-5, (2, 2), (2, 2), (0, 0), False)
+    with pytest.raises(ValueError, match="x"):
+        _C.batch_norm_max_pool2d_forward(x[0], w, w, 1e-5, (2, 2), (2, 2), (0, 0), False)
+    with pytest.raises(ValueError, match="kernel"):
+        _C.batch_norm_max_pool2d_forward(x, w, w, 1e-5, (9, 9), (2, 2), (0, 0), False)
+
+
+def test_batch_norm_relu_max_pool_stays_apart_in_eval_with_hooks_or_odd_inputs(rng):
+    x = fastconv.tensor(rng.standard_normal((2, 3, 6, 6)).astype(np.float32))
+    seq = _bn_relu_pool(rng, 3, dict(kernel_size=2))
+    assert "BatchNormMaxPool2d" in _grad_fns(seq(x.requires_grad_()))
+    seq.eval()
+    assert "BatchNormMaxPool2d" not in _grad_fns(seq(x))
+    seq.train()
+    handle = seq[1].register_forward_hook(lambda m, args, out: None)
+    assert "BatchNormMaxPool2d" not in _grad_fns(seq(x))
+    handle.remove()
+    # the modules' own errors: one value per channel, a 3-D input
+    with pytest.raises(Exception, match="more than 1 value per channel"):
+        seq(fastconv.tensor(np.ones((1, 3, 1, 1), np.float32)))
+    with pytest.raises(ValueError, match="4-D"):
+        seq(fastconv.tensor(np.ones((3, 6, 6), np.float32)))
+
+
+def test_double_backward_through_batch_norm_max_pool(rng):
+    """A gradient penalty through Sequential(BatchNorm2d, ReLU, MaxPool2d): the second-order
+    gradients of the input and weight as with the modules one by one."""
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    grads = []
+    for apart in (False, True):
+        seq = _bn_relu_pool(np.random.default_rng(3), 3, dict(kernel_size=2))
+        xt = fastconv.tensor(x, requires_grad=True)
+        y = seq[2](seq[1](seq[0](xt))) if apart else seq(xt)
+        (gx,) = fastconv.autograd.grad((y * y * y).sum(), xt, create_graph=True)
+        seq.zero_grad()
+        (gx * gx).sum().backward()
+        grads.append(seq[0].weight.grad.numpy().copy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-5)

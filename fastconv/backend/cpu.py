@@ -24,6 +24,7 @@ __all__ = [
     "adaptive_max_pool2d_forward", "adaptive_max_pool2d_backward",
     "lrn_forward", "lrn_backward",
     "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
+    "batch_norm_max_pool2d_forward", "batch_norm_max_pool2d_backward",
     "group_norm_forward", "group_norm_backward",
     "relu_forward", "relu_backward", "accumulate_", "round_bf16_",
     "leaky_relu_forward", "leaky_relu_backward", "elu_forward", "elu_backward",
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 # Must equal _C.ABI_VERSION (csrc/kernels.h, kAbiVersion): both change together.
-ABI_VERSION = 11
+ABI_VERSION = 12
 
 _REBUILD = "rebuild it with `pip install -e .` from the repository root"
 
@@ -265,6 +266,19 @@ def batch_norm_forward_eval(x, mean, var, weight, bias, eps):
 
 def batch_norm_backward(x, weight, mean, var, eps, dy):
     return _C.batch_norm_backward(x, weight, mean, var, float(eps), dy)
+
+
+def batch_norm_max_pool2d_forward(x, weight, bias, eps, kernel, stride, padding, ceil_mode,
+                                  dilation=(1, 1)):
+    return _C.batch_norm_max_pool2d_forward(x, weight, bias, float(eps), tuple(kernel),
+                                            tuple(stride), tuple(padding), bool(ceil_mode),
+                                            tuple(dilation))
+
+
+def batch_norm_max_pool2d_backward(x, weight, mean, var, eps, dy, indices, kernel, stride, padding,
+                                   dilation=(1, 1)):
+    # the window is not needed: as in max_pool2d_backward, each plane is scattered in order
+    return _C.batch_norm_max_pool2d_backward(x, weight, mean, var, float(eps), dy, indices)
 
 
 def group_norm_forward(x, weight, bias, groups, eps):

@@ -89,6 +89,20 @@ class Kernels(Protocol):
                             eps: float, dy: Array) -> tuple[Array, Array, Array]:
         """(dx, dweight, dbias) of the training-mode batch norm (mean, var: batch statistics)."""
 
+    def batch_norm_max_pool2d_forward(self, x: Array, weight: Array | None, bias: Array | None,
+                                      eps: float, kernel: Pair, stride: Pair, padding: Pair,
+                                      ceil_mode: bool, dilation: Pair = (1, 1)
+                                      ) -> tuple[Array, Array, Array, Array]:
+        """(y, indices, mean, var): max_pool2d_forward of batch_norm_forward_train's output for
+        x (N, C, H, W), each as those two give it; the normalised x need not be stored."""
+
+    def batch_norm_max_pool2d_backward(self, x: Array, weight: Array | None, mean: Array,
+                                       var: Array, eps: float, dy: Array, indices: Array,
+                                       kernel: Pair, stride: Pair, padding: Pair,
+                                       dilation: Pair = (1, 1)) -> tuple[Array, Array, Array]:
+        """(dx, dweight, dbias): batch_norm_backward of max_pool2d_backward(dy, indices, ...)
+        (the window as there)."""
+
     def relu_forward(self, x: Array) -> Array:
         """y = max(x, 0)."""
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from fastconv.nn.module import Module, Parameter
 from fastconv.ops.activation import relu
 from fastconv.ops.conv import conv2d_relu
+from fastconv.ops.norm import batch_norm_max_pool2d
 from fastconv.tensor import Tensor
 
 
@@ -41,22 +42,39 @@ def _plain(module, cls) -> bool:
             and "forward" not in module.__dict__)
 
 
-def _fused(first, second):
-    """How Sequential runs ``first`` then ``second`` as one step, or None. Each rewrite gives
-    the same values and gradients as the two modules:
+def _fused(modules, i):
+    """How Sequential runs modules[i], modules[i + 1], ... as one step: (step, how many modules
+    it runs), or None. Each rewrite gives the same values and gradients as the modules:
+    * BatchNorm2d in training mode, ReLU, MaxPool2d: batch norm and max pooling as one op
+      (ops.norm.batch_norm_max_pool2d: on the CPU the normalised activations are pooled
+      plane by plane and never stored), then the ReLU on the pooled values (see below);
     * Conv2d then ReLU: one op (ops.conv.conv2d_relu; the CPU's bfloat16 GEMM applies the
       ReLU as it writes the convolution's output);
     * ReLU then MaxPool2d: the pool first, then the ReLU on the pooled values (fewer of
       them). Max pooling commutes with ReLU: where a window's maximum is positive both pick
       the same first maximum, elsewhere both outputs are 0 with zero gradient."""
-    from fastconv.nn.layers import Conv2d, MaxPool2d, ReLU  # layers imports this module
+    # layers imports this module
+    from fastconv.nn.layers import BatchNorm2d, Conv2d, MaxPool2d, ReLU
 
+    first, second, third = (modules[i:i + 3] + [None, None])[:3]
+    if (_plain(first, BatchNorm2d) and first.training and _plain(second, ReLU)
+            and _plain(third, MaxPool2d) and not third.return_indices):
+        return (lambda x: _batch_norm_relu_max_pool(first, third, x)), 3
     if _plain(first, Conv2d) and _plain(second, ReLU) and first.padding_mode == "zeros":
-        return lambda x: conv2d_relu(x, first.weight, first.bias, first.stride, first.padding,
-                                     first.dilation, first.groups)
+        return (lambda x: conv2d_relu(x, first.weight, first.bias, first.stride, first.padding,
+                                      first.dilation, first.groups)), 2
     if _plain(first, ReLU) and _plain(second, MaxPool2d) and not second.return_indices:
-        return lambda x: relu(second(x))
+        return (lambda x: relu(second(x))), 2
     return None
+
+
+def _batch_norm_relu_max_pool(bn, pool, x):
+    if not (isinstance(x, Tensor) and x.ndim == 4 and x.data.size):
+        return relu(pool(bn(x)))  # the modules' own errors (and empty batches)
+    y = batch_norm_max_pool2d(x, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                              bn._update_factor(), bn.eps, pool.kernel_size, pool.stride,
+                              pool.padding, pool.dilation, pool.ceil_mode)
+    return relu(y)
 
 
 class Sequential(Module):
@@ -64,10 +82,11 @@ class Sequential(Module):
     ``Sequential(OrderedDict(name=module, ...))``.
 
     Indexing gives a module (``seq[-1]``) or, for a slice, a Sequential of the same class
-    keeping the original names (``seq[1:3]``). Some pairs of adjacent modules run as one step
+    keeping the original names (``seq[1:3]``). Some runs of adjacent modules run as one step
     with the same values and gradients (a Conv2d and the ReLU after it as one op, a ReLU and
-    the MaxPool2d after it as the pool then the ReLU: :func:`_fused`), unless a hook is
-    registered on either. ``append``, ``insert``, ``extend``, ``pop``,
+    the MaxPool2d after it as the pool then the ReLU, a training-mode BatchNorm2d, ReLU and
+    MaxPool2d as batch norm and pooling in one op: :func:`_fused`), unless a hook is
+    registered on one of them. ``append``, ``insert``, ``extend``, ``pop``,
     ``del seq[i]``, ``seq[i] = m``, ``len``, ``iter`` and ``+`` behave as in PyTorch
     (deleting or inserting renumbers the keys).
     """
@@ -85,10 +104,11 @@ class Sequential(Module):
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
-            step = _fused(modules[i], modules[i + 1]) if i + 1 < len(modules) else None
-            if step is not None:
+            fused = _fused(modules, i)
+            if fused is not None:
+                step, count = fused
                 x = step(x)
-                i += 2
+                i += count
             else:
                 x = modules[i](x)
                 i += 1

@@ -16,12 +16,7 @@ class BatchNormTrain(Function):
         x = contiguous(xp, x)
         y, mean, var = self.kernels.batch_norm_forward_train(
             x, contiguous(xp, weight), contiguous(xp, bias), eps)
-        if running_mean is not None:
-            count = x.size // x.shape[1]
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-            running_var *= 1 - momentum
-            running_var += (momentum * count / (count - 1)) * var  # unbiased, as in PyTorch
+        _update_running(x, mean, var, running_mean, running_var, momentum)
         self.save_for_backward(x, weight, mean, var)
         self.eps = eps
         return y
@@ -39,6 +34,51 @@ class BatchNormTrain(Function):
         mean = x.mean(dim=axes, keepdim=True)
         var = ((x - mean) ** 2).mean(dim=axes, keepdim=True)
         return _affine((x - mean) / (var + eps).sqrt(), weight, bias)
+
+
+def _update_running(x, mean, var, running_mean, running_var, momentum):
+    """Folds the batch statistics into the running averages in place (if any)."""
+    if running_mean is not None:
+        count = x.size // x.shape[1]
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+        running_var *= 1 - momentum
+        running_var += (momentum * count / (count - 1)) * var  # unbiased, as in PyTorch
+
+
+class BatchNormMaxPool2d(Function):
+    """max_pool2d(batch_norm(x)) with the batch statistics, as one op: on the CPU each plane is
+    normalised in L1 and pooled, so the normalised activations are neither written nor read
+    back, and the backward rebuilds each plane's gradient from the pooled one the same way.
+    Values and gradients are the two ops', bit for bit."""
+
+    def forward(self, x, weight, bias, eps, running_mean, running_var, momentum, kernel, stride,
+                padding, ceil_mode, dilation):
+        xp = self.xp
+        x = contiguous(xp, x)
+        y, self.indices, mean, var = self.kernels.batch_norm_max_pool2d_forward(
+            x, contiguous(xp, weight), contiguous(xp, bias), eps, kernel, stride, padding,
+            ceil_mode, dilation)
+        _update_running(x, mean, var, running_mean, running_var, momentum)
+        self.save_for_backward(x, weight, mean, var)
+        self.eps, self.window = eps, (kernel, stride, padding, dilation)
+        return y
+
+    def backward(self, dy):
+        x, weight, mean, var = self.saved
+        dx, dweight, dbias = self.kernels.batch_norm_max_pool2d_backward(
+            x, contiguous(self.xp, weight), mean, var, self.eps, contiguous(self.xp, dy),
+            self.indices, *self.window)
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        return (dx if need_x else None, dweight if need_w else None,
+                dbias if need_b else None) + (None,) * 9
+
+    def composite(self, x, weight, bias, eps, running_mean, running_var, momentum, kernel, stride,
+                  padding, ceil_mode, dilation):
+        from fastconv.ops.pool import max_pool2d
+
+        return max_pool2d(BatchNormTrain.composite(self, x, weight, bias, eps), kernel, stride,
+                          padding, dilation, ceil_mode)
 
 
 class BatchNormEval(Function):
@@ -102,7 +142,6 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     An empty input comes back as it is, as in torch (see :func:`_empty_norm`).
     """
     from fastconv.backend import get_backend
-    from fastconv.tensor import Tensor
 
     op = "batch_norm"
     x = input
@@ -114,6 +153,25 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     xp = get_backend(x.device).xp
     if x.data.size == 0:
         return _empty_norm(x)
+    _check_statistics(op, x, running_mean, running_var, weight, bias, training)
+    if x.ndim != 2 and x.ndim != 4:  # the kernels see (N, C, L) as (N, C, L, 1), (N, C, D,
+        # H, W) as (N, C, D*H, W), and so on: the statistics are per channel either way
+        rows = int(np.prod(x.shape[2:-1])) if x.ndim > 3 else x.shape[2]
+        y = batch_norm(x.reshape(x.shape[0], C, rows, x.shape[-1] if x.ndim > 3 else 1),
+                       running_mean, running_var, weight, bias, training, momentum, eps)
+        return y.reshape(x.shape)
+    weight, bias = _affine_or_identity(xp, C, weight, bias)
+    if training:
+        _check_training_batch(op, x)
+        update = running_mean is not None
+        return BatchNormTrain.apply(x, weight, bias, float(eps),
+                                    running_mean.data if update else None,
+                                    running_var.data if update else None, float(momentum))
+    return BatchNormEval.apply(x, weight, bias, running_mean.data, running_var.data, float(eps))
+
+
+def _check_statistics(op, x, running_mean, running_var, weight, bias, training):
+    C = x.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
         if t is not None:
@@ -126,23 +184,43 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if not training and running_mean is None:
         raise RuntimeError(f"{op}: running_mean must be defined in evaluation mode (pass "
                            "training=True to normalise with the batch's statistics)")
-    if x.ndim != 2 and x.ndim != 4:  # the kernels see (N, C, L) as (N, C, L, 1), (N, C, D,
-        # H, W) as (N, C, D*H, W), and so on: the statistics are per channel either way
-        rows = int(np.prod(x.shape[2:-1])) if x.ndim > 3 else x.shape[2]
-        y = batch_norm(x.reshape(x.shape[0], C, rows, x.shape[-1] if x.ndim > 3 else 1),
-                       running_mean, running_var, weight, bias, training, momentum, eps)
-        return y.reshape(x.shape)
-    weight = weight if weight is not None else Tensor(xp.ones(C, dtype=np.float32))
-    bias = bias if bias is not None else Tensor(xp.zeros(C, dtype=np.float32))
-    if training:
-        if x.data.size // C == 1:
-            raise ArgumentError(f"{op}: Expected more than 1 value per channel when training, "
-                                f"got input size {x.shape}")
-        update = training and running_mean is not None
-        return BatchNormTrain.apply(x, weight, bias, float(eps),
+
+
+def _check_training_batch(op, x):
+    if x.data.size // x.shape[1] == 1:
+        raise ArgumentError(f"{op}: Expected more than 1 value per channel when training, "
+                            f"got input size {x.shape}")
+
+
+def _affine_or_identity(xp, C, weight, bias):
+    """weight and bias, with None as 1 and 0 (affine=False)."""
+    from fastconv.tensor import Tensor
+
+    return (weight if weight is not None else Tensor(xp.ones(C, dtype=np.float32)),
+            bias if bias is not None else Tensor(xp.zeros(C, dtype=np.float32)))
+
+
+def batch_norm_max_pool2d(input, running_mean, running_var, weight, bias, momentum, eps,
+                          kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """max_pool2d(batch_norm(input, ..., training=True), ...) in one op
+    (:class:`BatchNormMaxPool2d`): what ``nn.Sequential`` runs for a BatchNorm2d in training
+    mode, a ReLU and a MaxPool2d (then the ReLU on the pooled values). ``input`` (N, C, H, W),
+    not empty; the arguments as batch_norm's and max_pool2d's."""
+    from fastconv.backend import get_backend
+    from fastconv.ops.pool import _pool_args
+
+    op = "batch_norm"
+    float_tensor(input, "input", op, (4,))
+    _check_statistics(op, input, running_mean, running_var, weight, bias, True)
+    _check_training_batch(op, input)
+    window = _pool_args("max_pool2d", input, kernel_size, stride, padding, ceil_mode, dilation)
+    weight, bias = _affine_or_identity(get_backend(input.device).xp, input.shape[1], weight, bias)
+    update = running_mean is not None
+    kernel, stride, padding, dilation = window
+    return BatchNormMaxPool2d.apply(input, weight, bias, float(eps),
                                     running_mean.data if update else None,
-                                    running_var.data if update else None, float(momentum))
-    return BatchNormEval.apply(x, weight, bias, running_mean.data, running_var.data, float(eps))
+                                    running_var.data if update else None, float(momentum),
+                                    kernel, stride, padding, bool(ceil_mode), dilation)
 
 
 class LocalResponseNorm(Function):

@@ -93,6 +93,8 @@ from .norm import (  # noqa: E402
     batch_norm_backward,
     batch_norm_forward_eval,
     batch_norm_forward_train,
+    batch_norm_max_pool2d_backward,
+    batch_norm_max_pool2d_forward,
     lrn_backward,
     lrn_forward,
 )
@@ -118,6 +120,7 @@ __all__ = [
     "adaptive_max_pool2d_forward", "adaptive_max_pool2d_backward",
     "lrn_forward", "lrn_backward",
     "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
+    "batch_norm_max_pool2d_forward", "batch_norm_max_pool2d_backward",
     "group_norm_forward", "group_norm_backward",
     "relu_forward", "relu_backward", "accumulate_", "round_bf16_",
     "leaky_relu_forward", "leaky_relu_backward", "elu_forward", "elu_backward",

@@ -164,3 +164,24 @@ def batch_norm_backward(x, weight, mean, var, eps, dy):
             (x, dy, mean, var, weight if weight is not None else NULL, sums, dx, i32(N),
              i32(C), i64(HW), f32(eps)))
     return dx, dweight, dbias
+
+
+def batch_norm_max_pool2d_forward(x, weight, bias, eps, kernel, stride, padding, ceil_mode,
+                                  dilation=(1, 1)):
+    """(y, indices, mean, var): the two kernels one after the other (the normalised x is
+    stored in between; fusing them is the CPU's memory-traffic saving)."""
+    from .pool import max_pool2d_forward
+
+    normed, mean, var = batch_norm_forward_train(x, weight, bias, eps)
+    y, indices = max_pool2d_forward(normed, kernel, stride, padding, ceil_mode, dilation)
+    return y, indices, mean, var
+
+
+def batch_norm_max_pool2d_backward(x, weight, mean, var, eps, dy, indices, kernel, stride,
+                                   padding, dilation=(1, 1)):
+    """(dx, dweight, dbias): batch_norm_backward of max_pool2d_backward's dx (which gathers
+    through the window: the same on every run)."""
+    from .pool import max_pool2d_backward
+
+    full = max_pool2d_backward(dy, indices, x.shape, kernel, stride, padding, dilation)
+    return batch_norm_backward(x, weight, mean, var, eps, full)
