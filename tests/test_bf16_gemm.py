@@ -399,6 +399,7 @@ PATH_CASES = {
     "dx_as_convolution_no_padding_5x5": ((2, 32, 9, 7), (4, 32, 5, 5), dict(padding=(0, 2))),
     "dx_as_convolution_grouped": ((2, 64, 5, 5), (6, 32, 3, 2), dict(padding=(2, 1), groups=2)),
     "dx_as_convolution_1x1": ((3, 40, 5, 3), (6, 40, 1, 1), {}),
+    "forward_1x1_from_the_copy_on_planes_of_1024": ((2, 7, 32, 32), (5, 7, 1, 1), {}),
     "padding_as_large_as_the_kernel": ((2, 32, 5, 5), (4, 32, 2, 2), dict(padding=2)),
     "strided_rows": ((2, 32, 9, 9), (4, 32, 3, 3), dict(stride=(1, 2), padding=1)),
     "strided_and_dilated": ((3, 5, 11, 10), (4, 5, 3, 3), dict(stride=2, dilation=2, padding=2)),
