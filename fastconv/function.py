@@ -84,7 +84,8 @@ class Function:
 
     # Below this depth (a first layer's 3 x 3 x 3 taps) the bfloat16 GEMM's forward product,
     # padded to whole tiles, is slower than the float32 kernels on rounded copies
-    # (BENCHMARKS.md); a convolution's backward products take it at any depth (Conv2d).
+    # (BENCHMARKS.md); a convolution takes it at any depth with 32 output channels or more,
+    # and for its backward products (Conv2d).
     MIN_BF16_GEMM_DEPTH = 64
 
     def use_bf16_gemm(self, depth=None) -> bool:

@@ -306,9 +306,9 @@ def test_autocast_on_the_bf16_gemm_matches_the_default_path(rng, monkeypatch, ca
 
 @pytest.mark.parametrize("kind", EMULATED + REAL)
 def test_shallow_convolutions_take_the_float32_kernels_forward(rng, monkeypatch, kind):
-    """A first layer (3 x 3 x 3 taps) runs forward on rounded copies and the float32 kernels,
-    the deeper one beside it on the bfloat16 GEMM; backward, both take the bfloat16 GEMM. All
-    give autocast's result."""
+    """A first layer (3 x 3 x 3 taps) with fewer than 32 output channels runs forward on rounded
+    copies and the float32 kernels, the deeper one beside it on the bfloat16 GEMM; backward,
+    both take the bfloat16 GEMM. All give autocast's result."""
     used = {"forward": [], "backward": []}
     for name, key in (("conv2d_forward_bf16", "forward"), ("conv2d_backward_bf16", "backward")):
         real = getattr(cpu_backend, name)
@@ -335,6 +335,28 @@ def test_shallow_convolutions_take_the_float32_kernels_forward(rng, monkeypatch,
     assert_bf16_results_agree(grads[0], grads0[0])  # dx: bfloat16 values
     for a, b in zip(grads[1:], grads0[1:]):  # dw: float32 sums of the same terms
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("kind", EMULATED + REAL)
+def test_shallow_convolutions_with_32_outputs_take_the_bf16_gemm(rng, monkeypatch, kind):
+    """3 x 3 x 3 taps and 32 output channels per group (a full tile of rows): forward on the
+    bfloat16 GEMM too, with autocast's result (the default path's within a bfloat16 step)."""
+    used = []
+    real = cpu_backend.conv2d_forward_bf16
+    monkeypatch.setattr(cpu_backend, "conv2d_forward_bf16",
+                        lambda *a, **k: used.append(a[1].shape) or real(*a, **k))
+    x, w = nonzero(rng, (2, 3, 9, 8)), nonzero(rng, (64, 3, 3, 3), 0.3)
+    with variant(kind), fastconv.autocast("cpu", dtype=fastconv.bfloat16):
+        y = F.conv2d(fastconv.tensor(x), fastconv.tensor(w), padding=1)
+        y_grouped = F.conv2d(fastconv.tensor(np.concatenate([x, x], 1)), fastconv.tensor(w),
+                             padding=1, groups=2)  # 32 outputs per group
+        F.conv2d(fastconv.tensor(x), fastconv.tensor(w[:31]), padding=1)  # fewer: float32
+    assert used == [(64, 3, 3, 3), (64, 3, 3, 3)]
+    with variant("none"), fastconv.autocast("cpu", dtype=fastconv.bfloat16):
+        want = F.conv2d(fastconv.tensor(x), fastconv.tensor(w), padding=1).numpy()
+    step = np.exp2(np.floor(np.log2(np.maximum(np.abs(want), 1e-30))) - 7)
+    assert (np.abs(y.numpy() - want) <= step * 1.01 + 1e-6).all()
+    assert y_grouped.shape == (2, 64, 9, 8)
 
 
 def assert_variants_agree(arrays, dy, variants=None, frozen=(), **conv):
