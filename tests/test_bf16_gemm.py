@@ -453,7 +453,8 @@ def test_dy_rounds_ties_to_even_and_keeps_nan_as_the_default_path(rng):
     two bfloat16 numbers go to the even one, NaN stays NaN, in every channel and image."""
     x, w, b = nonzero(rng, (4, 16, 8, 8)), nonzero(rng, (32, 16, 3, 3), 0.3), nonzero(rng, (32,))
     dy = nonzero(rng, (4, 32, 8, 8))
-    ties = np.float32(1 + 2.0 ** -8) * rng.choice([-1, 1, 3, 0.75], size=dy.shape).astype(np.float32)
+    scale = rng.choice([-1, 1, 3, 0.75], size=dy.shape).astype(np.float32)
+    ties = np.float32(1 + 2.0 ** -8) * scale  # halfway between two bfloat16 numbers
     dy = np.where(rng.random(dy.shape) < 0.5, ties, dy).astype(np.float32)
     dy[2, 5, 3, 4] = np.nan
     assert_variants_agree([x, w, b], dy, frozen=(0,), padding=1)  # dw, db (dx: NaN spreads)

@@ -4,12 +4,16 @@ values and gradients as the two modules run one after the other:
   is applied as the convolution writes y), in float32 and under autocast, on every
   bfloat16 GEMM variant;
 * a ReLU followed by a MaxPool2d as the pool, then the ReLU on the pooled values;
-and hooks on either module keep them apart."""
+* a training-mode BatchNorm2d, ReLU and MaxPool2d as batch norm and pooling in one op
+  (ops.norm.BatchNormMaxPool2d), then the ReLU;
+and hooks on any of the modules keep them apart."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fastconv
 import fastconv.nn as nn
@@ -325,3 +329,42 @@ def test_double_backward_through_batch_norm_max_pool(rng):
         (gx * gx).sum().backward()
         grads.append(seq[0].weight.grad.numpy().copy())
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_batch_norm_max_pool_kernels_fuzzed(data):
+    """Random geometries (empty batches, windows into the padding, dilation, ceil mode) and
+    malformed arguments: the fused kernels give the two kernels' results bit for bit, or a
+    ValueError naming the problem, never a crash; indices off the plane are refused."""
+    d = data.draw
+    n, c = d(st.integers(0, 3)), d(st.integers(0, 4))
+    kh, kw = d(st.integers(1, 4)), d(st.integers(1, 4))
+    dh, dw = d(st.integers(1, 2)), d(st.integers(1, 2))
+    ph, pw = d(st.integers(0, kh // 2)), d(st.integers(0, kw // 2))
+    h, w = d(st.integers(0, 9)), d(st.integers(0, 9))
+    window = ((kh, kw), (d(st.integers(1, 3)), d(st.integers(1, 3))), (ph, pw), d(st.booleans()),
+              (dh, dw))
+    rng = np.random.default_rng(d(st.integers(0, 2**31 - 1)))
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt, bt = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    try:
+        normed, mean, var = _C.batch_norm_forward_train(x, wt, bt, 1e-5)
+        want_y, want_idx = _C.max_pool2d_forward(normed, *window)
+    except ValueError:
+        with pytest.raises(ValueError):
+            _C.batch_norm_max_pool2d_forward(x, wt, bt, 1e-5, *window)
+        return
+    y, idx, mean2, var2 = _C.batch_norm_max_pool2d_forward(x, wt, bt, 1e-5, *window)
+    for got, want in ((y, want_y), (idx, want_idx), (mean2, mean), (var2, var)):
+        np.testing.assert_array_equal(got, want)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    want = _C.batch_norm_backward(x, wt, mean, var, 1e-5,
+                                  _C.max_pool2d_backward(dy, idx, list(x.shape)))
+    for got, w_ in zip(_C.batch_norm_max_pool2d_backward(x, wt, mean, var, 1e-5, dy, idx), want):
+        np.testing.assert_array_equal(got, w_)
+    if idx.size:  # one index off the plane, either side
+        bad = idx.copy()
+        bad.flat[d(st.integers(0, idx.size - 1))] = d(st.sampled_from([-2, h * w, 2**31 - 1]))
+        with pytest.raises(ValueError, match="indices"):
+            _C.batch_norm_max_pool2d_backward(x, wt, mean, var, 1e-5, dy, bad)
