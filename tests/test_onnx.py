@@ -263,6 +263,17 @@ def test_export_bad_arguments(rng):
         fonnx.export(model, x, 42)
 
 
+def test_batch_norm_relu_max_pool_exports_as_three_nodes(rng):
+    """nn.Sequential runs a training-mode BatchNorm2d, ReLU and MaxPool2d as one op; export
+    (in eval mode) writes BatchNormalization, Relu and MaxPool, matching onnxruntime."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2))
+    randomise_batch_norm(model, rng)
+    model.train()
+    proto = check_against_onnxruntime(model, (3, 8, 8), rng)
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops == ["Conv", "BatchNormalization", "Relu", "MaxPool"], ops
+
+
 def test_export_refuses_even_lrn_with_the_module_named():
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.LocalResponseNorm(4))
     with pytest.raises(fonnx.ExportError, match=r"LocalResponseNorm in module 1.*even"):

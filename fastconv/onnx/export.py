@@ -575,6 +575,9 @@ def _refuse(why):
 
 _training_dropout = _refuse("dropout in training mode does not export; a module called "
                             "F.dropout(training=True) itself")
+_training_batch_norm = _refuse("batch norm in training mode (batch statistics) does not export; "
+                               "export puts the model in eval mode, so a module called "
+                               "F.batch_norm(training=True) itself")
 
 #: fastconv Function class -> converter writing its ONNX node(s).
 CONVERTERS: dict[type, Callable] = {
@@ -586,9 +589,8 @@ CONVERTERS: dict[type, Callable] = {
     pool.AvgPool2d: _avg_pool,
     pool.AdaptiveAvgPool2d: _adaptive_avg_pool,
     norm.BatchNormEval: _batch_norm_eval,
-    norm.BatchNormTrain: _refuse("batch norm in training mode (batch statistics) does not "
-                                 "export; export puts the model in eval mode, so a module "
-                                 "called F.batch_norm(training=True) itself"),
+    norm.BatchNormTrain: _training_batch_norm,
+    norm.BatchNormMaxPool2d: _training_batch_norm,
     norm.LocalResponseNorm: _lrn,
     activation.ReLU: _relu,
     activation.LeakyReLU: _leaky_relu,
