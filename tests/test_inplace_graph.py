@@ -188,8 +188,11 @@ def test_functional_inplace_writes_the_input_as_torch(name, args, rng):
         results.append((plain.numpy(), y.detach().numpy(), weight.grad.numpy()))
         with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
             getattr(functional, name)(lib.tensor(x, requires_grad=True), *args, inplace=True)
+    # the weight gradient sums 2 x 6 x 6... products per entry: its rounding is relative to the
+    # size of the gradient, not of one entry (seed 4242, mish: one entry of 0.1026 off by 2e-5)
     for want, got, what in zip(results[0], results[1], ("input", "graph value", "gradient")):
-        assert_close(got, want, rtol=1e-4, atol=1e-5, name=what)
+        scale = max(1.0, float(np.abs(want).max())) if what == "gradient" else 1.0
+        assert_close(got, want, rtol=1e-4, atol=1e-5 * scale, name=what)
 
 
 def test_inplace_modules_train_as_torch(rng):
