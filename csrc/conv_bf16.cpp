@@ -53,11 +53,12 @@ namespace {
 //            otherwise                               W^T dy, then col2im (grad_pixel_rows)
 //   dW       more than one tap, stride 1 along rows  packed from a bfloat16 copy of x (pack_tap_rows)
 //            otherwise                               from columns (column_rows)
-// (Convolutions shallower than 64 terms per output never get here: the float32 kernels,
-// fastconv/function.py's MIN_BF16_GEMM_DEPTH.) The 1x1 dW measured faster reading x in
-// place than making the copy first, and so did the 1x1 forward product on planes of 16x16
-// and less; on 32x32 planes (4 KB apart: a panel's channel rows fall into the same cache
-// sets) the copy is faster (192 -> 160: 23 -> 20 ms, 160 -> 96: 17 -> 13 ms at batch 128).
+// (Forward products shallower than 64 terms per output with fewer than 32 output channels
+// per group never get here: the float32 kernels, ops/conv.py's Conv2d.) The 1x1 dW measured
+// faster reading x in place than making the copy first, and so did the 1x1 forward product
+// on planes of 16x16 and less; on 32x32 planes (4 KB apart: a panel's channel rows fall into
+// the same cache sets) the copy is faster (192 -> 160: 23 -> 20 ms, 160 -> 96: 17 -> 13 ms at
+// batch 128).
 bool forward_from_copy(const ConvGeom& g) { return !g.pointwise() || g.plane() >= 1024; }
 bool dx_is_a_convolution(const ConvGeom& g) {
     return g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.PH < g.KH && g.PW < g.KW;
