@@ -23,6 +23,7 @@
  * parameter gradients into .grad).
  */
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <optional>
 #include <vector>
@@ -123,7 +124,7 @@ void train_statistics(const float* X, const BnShape& s, const float* Wt, const f
 inline float normalised(float x, float a, float b) { return x * a + b; }
 
 // The backward's per-channel constants from the rows' sum(dy) and sum(dy * (x - mean)),
-// dy_row(t, buf) giving row t of dy (buf: S floats it may use): DW, DB, and
+// dy_row(t) giving row t of dy: DW, DB, and
 // dx = k * (dy - mean(dy)) - k * xc * invstd^2 * mean(dy * xc), k = weight * invstd.
 struct BackwardConstants {
     std::vector<float> k, mean_dy, slope;
@@ -307,20 +308,17 @@ py::tuple batch_norm_max_pool2d_backward(const py::array& x, const std::optional
     auto dweight = new_float({s.C});
     auto dbias = new_float({s.C});
     float *DX = mut(dx), *DW = mut(dweight), *DB = mut(dbias);
-    bool bad = false;
+    std::atomic<bool> bad{false};  // an index off its plane (never written through)
     {
         py::gil_scoped_release nogil;
-        // Every index is checked before any plane is rebuilt from them.
-#pragma omp parallel for schedule(static) reduction(|| : bad)
-        for (index_t o = 0; o < s.N * s.C * OHW; ++o) bad = bad || I[o] < -1 || I[o] >= s.S;
+        auto dy_row = [&](index_t t) {  // the plane's dy, in this thread's buffer
+            static thread_local std::vector<float> d;
+            d.resize(static_cast<size_t>(s.S));
+            if (!max_unpool_plane(DY + t * OHW, I + t * OHW, OHW, d.data(), s.S)) bad = true;
+            return d.data();
+        };
+        const BackwardConstants k = backward_constants(X, s, Wt, MEAN, VAR, eps, DW, DB, dy_row);
         if (!bad) {
-            auto dy_row = [&](index_t t) {  // the plane's dy, in this thread's buffer
-                static thread_local std::vector<float> d;
-                d.resize(static_cast<size_t>(s.S));
-                max_unpool_plane(DY + t * OHW, I + t * OHW, OHW, d.data(), s.S);
-                return d.data();
-            };
-            const BackwardConstants k = backward_constants(X, s, Wt, MEAN, VAR, eps, DW, DB, dy_row);
             const bool stream = s.M() * s.C * index_t(sizeof(float)) >= kStreamBytes;
 #pragma omp parallel if (s.M() * s.C > kParallelMin)
             {
